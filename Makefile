@@ -1,0 +1,31 @@
+# miracolix-operator — common tasks. Every target works offline once crates are fetched.
+CARGO ?= cargo
+KUBECONFIG_SIM ?= $(CURDIR)/target/sim/kubeconfig
+
+.PHONY: build test crds lint fmt e2e sim demo clean
+
+build: ## Build the operator and the test API server
+	$(CARGO) build --locked --workspace --all-targets
+
+test: ## Run every test: unit, CRD/example validation, conformance of the test API server, e2e
+	$(CARGO) test --locked --workspace --all-targets
+
+crds: ## Regenerate crds/ and docs/reference.md from the Rust types
+	$(CARGO) run --locked -q -p miracolix-operator -- crds --out-dir crds
+	$(CARGO) run --locked -q -p miracolix-operator -- reference > docs/reference.md
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+e2e: ## End-to-end suite against the in-memory test API server (or E2E_KUBECONFIG)
+	$(CARGO) test --locked -p miracolix-e2e --all-targets
+
+sim: ## Start the test API server in the foreground and print how to use kubectl with it
+	$(CARGO) run --locked -q -p miracolix-e2e --bin miracolix-testapi -- --kubeconfig $(KUBECONFIG_SIM)
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,225 @@
+//! `ComponentRelease`: a consortium-certified set of component images, pinned by digest.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Channel;
+
+/// Every image a release may pin. The catalogue decides which component needs which of them.
+pub const IMAGE_KEYS: &[&str] = &[
+    "blaze",
+    "fhir-pseudonymizer",
+    "vfps",
+    "fhir-gateway",
+    "gpas",
+    "gics",
+    "mainzelliste",
+    "ohdsi-webapi",
+    "ohdsi-atlas",
+    "ohdsi-achilles",
+    "i2b2-webclient",
+    "i2b2-core-server",
+    "flare",
+    "torch",
+    "dqa",
+    "dsf-fhir",
+    "dsf-fhir-proxy",
+    "dsf-bpe",
+    "dsf-bpe-proxy",
+];
+
+fn image_keys_rule() -> String {
+    let list = IMAGE_KEYS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("self.all(k, k in [{list}])")
+}
+
+fn image_keys_message() -> String {
+    format!(
+        "unknown component image; known images are: {}",
+        IMAGE_KEYS.join(", ")
+    )
+}
+
+/// A certified, signed set of component images. Cluster-scoped: every site in the cluster runs
+/// from the same catalogue of releases.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "diz.miracum.org",
+    version = "v1alpha1",
+    kind = "ComponentRelease",
+    plural = "componentreleases",
+    shortname = "crel",
+    category = "miracum",
+    status = "ComponentReleaseStatus",
+    printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
+    printcolumn(name = "Channel", type_ = "string", json_path = ".spec.channel"),
+    printcolumn(name = "Certified", type_ = "string", json_path = ".status.certified"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.reason", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentReleaseSpec {
+    /// Release version: calendar (`2026.1`, `2026.1.2`) or semantic (`1.4.0`, `1.5.0-rc.1`).
+    #[x_kube(validation = Rule::new(r"self.matches('^v?[0-9]+\\.[0-9]+(\\.[0-9]+)?(-[0-9A-Za-z.-]+)?$')").message("version must be a calendar version like 2026.1 or 2026.1.2, or a semantic version like 1.4.0 or 1.5.0-rc.1"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("version is immutable: publish a new ComponentRelease for a new version"))]
+    #[schemars(length(min = 1, max = 64))]
+    pub version: String,
+
+    /// The channel this release is published on.
+    pub channel: Channel,
+
+    /// Images by component, each pinned by digest. Keys are component image names such as
+    /// `blaze` or `fhir-pseudonymizer`.
+    #[x_kube(validation = Rule::new(image_keys_rule()).message(Message::Message(image_keys_message())))]
+    #[schemars(extend("maxProperties" = 40, "minProperties" = 1))]
+    pub components: BTreeMap<String, ComponentImage>,
+
+    /// Which versions work together and what an operator should know before upgrading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compatibility: Option<Compatibility>,
+
+    /// How the release reaches the sites: waves and the health gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+
+    /// Signature over the canonical encoding of version, channel and components.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ReleaseSignature>,
+}
+
+/// One image, pinned by digest. The tag is only a label for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentImage {
+    /// Image repository without tag or digest, e.g. `ghcr.io/samply/blaze`.
+    #[x_kube(validation = Rule::new(r"self.matches('^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$')").message("repository must be an image name without tag or digest, e.g. ghcr.io/samply/blaze; the release pins the image by its digest field"))]
+    #[schemars(length(min = 1, max = 255))]
+    pub repository: String,
+
+    /// Content digest of the certified image, `sha256:` and 64 hex characters.
+    #[x_kube(validation = Rule::new("self.matches('^sha256:[0-9a-f]{64}$')").message("digest must be 'sha256:' followed by 64 lowercase hex characters: certified images are pinned by digest, a tag alone is refused"))]
+    #[schemars(length(min = 71, max = 71))]
+    pub digest: String,
+
+    /// Upstream version of the image, for people (e.g. `0.30.1`).
+    #[schemars(length(min = 1, max = 128))]
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Compatibility {
+    /// Release versions a site may upgrade from directly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50), inner(length(max = 64)))]
+    pub upgrade_from: Vec<String>,
+    /// Free-text notes for site admins (breaking changes, migrations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub notes: Option<String>,
+}
+
+/// How a release reaches the sites.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// Waves in order. A site not named by any wave receives the release with the last wave.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub waves: Vec<Wave>,
+
+    /// How long an upgraded site may take to become ready before it is rolled back.
+    #[serde(default = "default_progress_deadline")]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]+(h|m|s))+$')").message("progressDeadline must be a duration such as 30m, 2h or 1h30m"))]
+    #[schemars(length(min = 2, max = 20))]
+    pub progress_deadline: String,
+}
+
+pub fn default_progress_deadline() -> String {
+    "30m".to_string()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.sites) && size(self.sites) > 0) || has(self.siteSelector)").message("a wave must name its sites (sites: [siteId, ...]) or select them by label (siteSelector)"))]
+pub struct Wave {
+    /// Name of the wave, e.g. `pilot`.
+    #[x_kube(validation = Rule::new(r"self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("wave name must be a DNS label: lowercase letters, digits and '-'"))]
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Sites in this wave, by `siteId`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(length(max = 63)))]
+    pub sites: Vec<String>,
+    /// Sites in this wave, by the labels of their DizSite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_selector: Option<SiteSelector>,
+    /// The wave does not start before this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
+    pub not_before: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteSelector {
+    /// Labels a DizSite must carry to be in the wave.
+    #[schemars(extend("maxProperties" = 20))]
+    pub match_labels: BTreeMap<String, String>,
+}
+
+/// Supported signature algorithms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SignatureAlgorithm {
+    /// ECDSA over P-256 with SHA-256, DER signature (what `cosign sign-blob --key` and
+    /// `openssl dgst -sha256 -sign` produce).
+    #[serde(rename = "ecdsa-p256-sha256")]
+    EcdsaP256Sha256,
+    /// Ed25519 (pure).
+    #[serde(rename = "ed25519")]
+    Ed25519,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseSignature {
+    /// Identifier of the signing key among the operator's trusted keys.
+    #[schemars(length(min = 1, max = 128))]
+    pub key_id: String,
+    pub algorithm: SignatureAlgorithm,
+    /// The signature, base64-encoded.
+    #[x_kube(validation = Rule::new(r"self.matches('^[A-Za-z0-9+/]+={0,2}$')").message("signature value must be base64"))]
+    #[schemars(length(min = 4, max = 1024))]
+    pub value: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentReleaseStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Whether the signature verified against a key the operator trusts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certified: Option<bool>,
+    /// Machine-readable reason for the verdict (e.g. `Verified`, `Unsigned`, `BadSignature`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The key that verified the signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// DizSites in this cluster running this release, as `namespace/name`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,153 @@
+//! kstatus-compatible conditions (`metav1.Condition`) shared by every kind.
+//!
+//! Argo CD and Flux read `Ready`, `Reconciling` and `Stalled` the way kstatus defines them: `Ready`
+//! is the summary, `Reconciling=True` means work is in progress, `Stalled=True` means the operator
+//! cannot make progress without a change from a human.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+pub const READY: &str = "Ready";
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
+pub const RELEASE_CERTIFIED: &str = "ReleaseCertified";
+pub const CERTIFIED: &str = "Certified";
+
+pub const TRUE: &str = "True";
+pub const FALSE: &str = "False";
+pub const UNKNOWN: &str = "Unknown";
+
+/// A condition as the controller computes it, before timestamps are attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredCondition {
+    pub type_: &'static str,
+    pub status: &'static str,
+    pub reason: String,
+    pub message: String,
+}
+
+impl DesiredCondition {
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status: if status { TRUE } else { FALSE },
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Merges desired conditions into the existing list.
+///
+/// `lastTransitionTime` only moves when the status flips: tools and people use it to see how long
+/// a site has been unready, so rewriting it on every reconcile would lie. Conditions not in
+/// `desired` are kept as they are.
+pub fn merge(
+    existing: &[Condition],
+    desired: &[DesiredCondition],
+    observed_generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    let mut out: Vec<Condition> = existing.to_vec();
+    for d in desired {
+        let next = match out.iter().find(|c| c.type_ == d.type_) {
+            Some(old) if old.status == d.status => Condition {
+                last_transition_time: old.last_transition_time.clone(),
+                message: d.message.clone(),
+                observed_generation,
+                reason: d.reason.clone(),
+                status: d.status.to_string(),
+                type_: d.type_.to_string(),
+            },
+            _ => Condition {
+                last_transition_time: now.clone(),
+                message: d.message.clone(),
+                observed_generation,
+                reason: d.reason.clone(),
+                status: d.status.to_string(),
+                type_: d.type_.to_string(),
+            },
+        };
+        match out.iter_mut().find(|c| c.type_ == d.type_) {
+            Some(slot) => *slot = next,
+            None => out.push(next),
+        }
+    }
+    out
+}
+
+/// The condition of the given type, if present.
+pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Whether the condition of the given type is present and `True`.
+pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
+    find(conditions, type_).is_some_and(|c| c.status == TRUE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn at(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).expect("valid timestamp"))
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_status_flips() {
+        let first = merge(
+            &[],
+            &[DesiredCondition::new(READY, false, "Progressing", "waiting")],
+            Some(1),
+            &at(100),
+        );
+        assert_eq!(first[0].last_transition_time, at(100));
+
+        let same = merge(
+            &first,
+            &[DesiredCondition::new(READY, false, "Progressing", "still waiting")],
+            Some(2),
+            &at(200),
+        );
+        assert_eq!(same[0].last_transition_time, at(100));
+        assert_eq!(same[0].message, "still waiting");
+        assert_eq!(same[0].observed_generation, Some(2));
+
+        let flipped = merge(
+            &same,
+            &[DesiredCondition::new(READY, true, "Ready", "all good")],
+            Some(2),
+            &at(300),
+        );
+        assert_eq!(flipped[0].last_transition_time, at(300));
+        assert!(is_true(&flipped, READY));
+    }
+
+    #[test]
+    fn unrelated_conditions_are_kept() {
+        let first = merge(
+            &[],
+            &[
+                DesiredCondition::new(READY, true, "Ready", ""),
+                DesiredCondition::new(STALLED, false, "Progressing", ""),
+            ],
+            Some(1),
+            &at(1),
+        );
+        let next = merge(
+            &first,
+            &[DesiredCondition::new(READY, false, "Degraded", "x")],
+            Some(1),
+            &at(2),
+        );
+        assert_eq!(next.len(), 2);
+        assert!(find(&next, STALLED).is_some());
+        assert!(!is_true(&next, READY));
+    }
+}

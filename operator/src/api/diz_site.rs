@@ -1,0 +1,391 @@
+//! `DizSite`: one hospital's data integration centre.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Channel, LocalObjectRef, MaintenanceWindow, SecretKeyRef};
+
+/// One hospital's DIZ: which components run, from which certified release, with what storage,
+/// ingress and login.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "diz.miracum.org",
+    version = "v1alpha1",
+    kind = "DizSite",
+    plural = "dizsites",
+    shortname = "diz",
+    category = "miracum",
+    namespaced,
+    status = "DizSiteStatus",
+    printcolumn(name = "Site", type_ = "string", json_path = ".spec.siteId"),
+    printcolumn(name = "Release", type_ = "string", json_path = ".status.currentRelease"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
+    printcolumn(name = "Target", type_ = "string", json_path = ".status.targetRelease", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DizSiteSpec {
+    /// The site's identifier in the consortium (e.g. `erlangen`). Immutable.
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("siteId must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. erlangen)"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("siteId is immutable: it identifies the hospital across the consortium; create a new DizSite instead"))]
+    #[schemars(length(min = 1, max = 63))]
+    pub site_id: String,
+
+    /// Human-readable name, e.g. `Universitätsklinikum Erlangen`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub display_name: Option<String>,
+
+    /// The certified release to run: a named ComponentRelease, or a channel to follow.
+    pub release: ReleaseRef,
+
+    /// Which components run and how.
+    #[serde(default)]
+    pub components: Components,
+
+    /// Public entry point of the site's exposed components.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+
+    /// Federated login for researchers and staff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+
+    /// When upgrades may happen. Without a window, a site upgrades as soon as its wave allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance_window: Option<MaintenanceWindow>,
+
+    /// NetworkPolicies: default deny, allowing only the edges between components.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
+
+    /// What happens to volumes and databases when the site is deleted. `Retain` (the default)
+    /// keeps patient data; only `Delete` removes it.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// Stop applying changes to this site; status still reports.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// Exactly one of `name` and `channel`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.name) != has(self.channel)").message("set exactly one of release.name (pin a ComponentRelease) or release.channel (follow a channel such as stable)"))]
+pub struct ReleaseRef {
+    /// Name of a ComponentRelease to pin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: Option<String>,
+    /// Channel to follow: the site moves to the newest certified release on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Keep PersistentVolumeClaims and database clusters when the site is deleted.
+    #[default]
+    Retain,
+    /// Delete them too. Patient data is lost.
+    Delete,
+}
+
+/// Every component a site can run. Absent means disabled.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Components {
+    /// Blaze FHIR server: the site's clinical data store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blaze: Option<ComponentSpec>,
+    /// fhir-pseudonymizer: pseudonymises FHIR resources through VFPS or gPAS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fhir_pseudonymizer: Option<ComponentSpec>,
+    /// VFPS: the very fast pseudonym service (needs PostgreSQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vfps: Option<ComponentSpec>,
+    /// gPAS: Greifswald pseudonym administration (needs an external MySQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpas: Option<ComponentSpec>,
+    /// gICS: Greifswald consent management (needs an external MySQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gics: Option<ComponentSpec>,
+    /// fhir-gateway: receives, pseudonymises and forwards FHIR resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fhir_gateway: Option<ComponentSpec>,
+    /// Mainzelliste: patient identity management (needs PostgreSQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mainzelliste: Option<ComponentSpec>,
+    /// OHDSI WebAPI and Atlas, with Achilles as a scheduled job (needs PostgreSQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ohdsi: Option<ComponentSpec>,
+    /// i2b2 web client and core server (needs PostgreSQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub i2b2: Option<ComponentSpec>,
+    /// FLARE: executes feasibility queries against the FHIR server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flare: Option<ComponentSpec>,
+    /// TORCH: extracts data for approved projects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torch: Option<ComponentSpec>,
+    /// MIRACUM data quality assessment (Shiny app).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dqa: Option<ComponentSpec>,
+}
+
+/// How one component runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentSpec {
+    /// Run the component. Listing a component enables it unless this is `false`.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+
+    /// Number of replicas; the catalogue's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10))]
+    pub replicas: Option<i32>,
+
+    /// Resource preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourcePreset>,
+
+    /// Exact requests and limits, overriding the preset field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_overrides: Option<ResourceOverrides>,
+
+    /// Persistent storage, for components that keep data on a volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+
+    /// Database, for components that need one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseSpec>,
+
+    /// Extra environment variables, for settings the operator does not model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub env: Vec<ExtraEnv>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourcePreset {
+    Small,
+    Medium,
+    Large,
+}
+
+/// Requests and limits that replace the preset's values where set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<CpuMemory>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<CpuMemory>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CpuMemory {
+    /// CPU, e.g. `500m` or `2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("isQuantity(self)").message("cpu must be a Kubernetes quantity such as 500m or 2"))]
+    #[schemars(length(min = 1, max = 32))]
+    pub cpu: Option<String>,
+    /// Memory, e.g. `512Mi` or `8Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("isQuantity(self)").message("memory must be a Kubernetes quantity such as 512Mi or 8Gi"))]
+    #[schemars(length(min = 1, max = 32))]
+    pub memory: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Volume size, e.g. `8Gi`.
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("size must be a positive Kubernetes quantity such as 8Gi or 500Mi"))]
+    #[schemars(length(min = 1, max = 32))]
+    pub size: String,
+    /// StorageClass; the cluster default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
+}
+
+/// Exactly one of `external` and `cloudNativePG`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.external) != has(self.cloudNativePG)").message("set exactly one of database.external (an existing server, credentials in a Secret) or database.cloudNativePG (a cluster managed by CloudNativePG)"))]
+pub struct DatabaseSpec {
+    /// An existing database server. The Secret holds `host`, `port`, `username`, `password` and
+    /// `database`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<LocalObjectRef>,
+    /// A PostgreSQL cluster the operator creates through CloudNativePG.
+    #[serde(default, rename = "cloudNativePG", skip_serializing_if = "Option::is_none")]
+    pub cloud_native_pg: Option<CloudNativePgSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudNativePgSpec {
+    /// PostgreSQL instances (1 primary + replicas).
+    #[serde(default = "default_instances")]
+    #[schemars(range(min = 1, max = 5))]
+    pub instances: i32,
+    /// Volume size per instance.
+    #[serde(default = "default_db_size")]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("storageSize must be a positive Kubernetes quantity such as 10Gi"))]
+    #[schemars(length(min = 1, max = 32))]
+    pub storage_size: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
+}
+
+fn default_instances() -> i32 {
+    1
+}
+
+fn default_db_size() -> String {
+    "10Gi".to_string()
+}
+
+/// An environment variable: a plain value or a reference to a Secret key, never both.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.value) != has(self.secretKeyRef)").message("an env entry needs exactly one of value or secretKeyRef; put secrets in a Secret and reference them"))]
+pub struct ExtraEnv {
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z_][A-Za-z0-9_]*$')").message("env name must be a C identifier such as JAVA_OPTS"))]
+    #[schemars(length(min = 1, max = 128))]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<SecretKeyRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressSpec {
+    /// Public host name, e.g. `diz.uk-erlangen.de`.
+    #[x_kube(validation = Rule::new(r"self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$')").message("host must be a fully qualified DNS name such as diz.uk-erlangen.de"))]
+    #[schemars(length(min = 3, max = 253))]
+    pub host: String,
+    /// IngressClass; the cluster default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub class_name: Option<String>,
+    /// TLS. Patient-facing services are served over TLS only.
+    pub tls: IngressTls,
+}
+
+/// Exactly one of `secretName` (a certificate you manage) and `issuerRef` (cert-manager).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.secretName) != has(self.issuerRef)").message("set exactly one of tls.secretName (an existing certificate Secret) or tls.issuerRef (a cert-manager issuer)"))]
+pub struct IngressTls {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_ref: Option<IssuerRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[serde(default)]
+    pub kind: IssuerKind,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum IssuerKind {
+    Issuer,
+    #[default]
+    ClusterIssuer,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// OpenID Connect provider for federated login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OidcSpec {
+    /// Issuer URL, e.g. `https://login.uk-erlangen.de/realms/diz`.
+    #[x_kube(validation = Rule::new("self.startsWith('https://') && isURL(self)").message("issuerUrl must be an https:// URL"))]
+    #[schemars(length(min = 9, max = 2048))]
+    pub issuer_url: String,
+    #[schemars(length(min = 1, max = 256))]
+    pub client_id: String,
+    /// Client secret, for confidential clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_ref: Option<SecretKeyRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Create NetworkPolicies for the site.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Labels of the namespace the ingress controller runs in.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 20))]
+    pub ingress_namespace_labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DizSiteStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The certified release the site runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_release: Option<String>,
+    /// The release the site is moving to, when different from the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_release: Option<String>,
+    /// Per component: enabled, image running, replicas ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub components: Vec<ComponentStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    pub name: String,
+    pub enabled: bool,
+    /// Image reference running, `repository@sha256:…`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub replicas: i32,
+    #[serde(default)]
+    pub ready_replicas: i32,
+}

@@ -1,0 +1,134 @@
+//! `FeasibilityEndpoint`: the site's answer to "how many patients fit this cohort?".
+//!
+//! The privacy schema enforces the consortium's floor: a site may be stricter than the MII
+//! defaults (more noise, coarser rounding, a higher suppression threshold, fewer queries per hour)
+//! but never laxer, so the API server refuses a laxer setting before it is ever deployed.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::LocalObjectRef;
+
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "diz.miracum.org",
+    version = "v1alpha1",
+    kind = "FeasibilityEndpoint",
+    plural = "feasibilityendpoints",
+    shortname = "feas",
+    category = "miracum",
+    namespaced,
+    status = "FeasibilityEndpointStatus",
+    printcolumn(name = "Site", type_ = "string", json_path = ".spec.siteRef.name"),
+    printcolumn(name = "Epsilon", type_ = "number", json_path = ".spec.privacy.epsilon"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FeasibilityEndpointSpec {
+    /// The DizSite (same namespace) whose data answers the queries.
+    pub site_ref: LocalObjectRef,
+    /// Where queries are evaluated.
+    #[serde(default)]
+    pub data_source: DataSource,
+    /// Obfuscation, suppression and rate limits applied before a count leaves the site.
+    #[serde(default)]
+    pub privacy: PrivacyRules,
+    /// The link to the central research portal through the Data Sharing Framework (DSF).
+    pub portal: PortalLink,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataSource {
+    /// FHIR base URL to query. Defaults to the site's Blaze FHIR server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("isURL(self) && (self.startsWith('http://') || self.startsWith('https://'))").message("fhirBaseUrl must be an http(s) URL such as http://blaze:8080/fhir"))]
+    #[schemars(length(min = 8, max = 2048))]
+    pub fhir_base_url: Option<String>,
+    /// Query executor.
+    #[serde(default)]
+    pub executor: Executor,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Executor {
+    /// FLARE translates structured queries to FHIR search.
+    #[default]
+    Flare,
+    /// Blaze evaluates CQL directly.
+    Cql,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrivacyRules {
+    /// Laplace privacy budget ε (sensitivity 1). Smaller is more private. Consortium floor: ≤ 0.5.
+    #[serde(default = "default_epsilon")]
+    #[x_kube(validation = Rule::new("self > 0.0 && self <= 0.5").message("epsilon must be greater than 0 and at most 0.5 (the consortium floor); a smaller value adds more noise"))]
+    pub epsilon: f64,
+    /// Results are rounded to a multiple of this. Consortium floor: 10.
+    #[serde(default = "default_round_to")]
+    #[x_kube(validation = Rule::new("self >= 10 && self <= 1000").message("roundTo must be between 10 (the consortium floor) and 1000"))]
+    pub round_to: i32,
+    /// Counts below this are reported as 0. Consortium floor: 5.
+    #[serde(default = "default_suppress_below")]
+    #[x_kube(validation = Rule::new("self >= 5 && self <= 1000").message("suppressBelow must be between 5 (the consortium floor) and 1000"))]
+    pub suppress_below: i32,
+    /// Queries accepted per hour from one requesting network. Consortium limit: 999.
+    #[serde(default = "default_rate")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 999").message("requestsPerHour must be between 1 and 999 (the consortium limit)"))]
+    pub requests_per_hour: i32,
+}
+
+impl Default for PrivacyRules {
+    fn default() -> Self {
+        Self {
+            epsilon: default_epsilon(),
+            round_to: default_round_to(),
+            suppress_below: default_suppress_below(),
+            requests_per_hour: default_rate(),
+        }
+    }
+}
+
+fn default_epsilon() -> f64 {
+    0.5
+}
+fn default_round_to() -> i32 {
+    10
+}
+fn default_suppress_below() -> i32 {
+    5
+}
+fn default_rate() -> i32 {
+    999
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PortalLink {
+    /// FHIR endpoint of the central DSF, e.g. `https://dsf.forschen-fuer-gesundheit.de/fhir`.
+    #[x_kube(validation = Rule::new("self.startsWith('https://') && isURL(self)").message("dsfFhirUrl must be an https:// URL"))]
+    #[schemars(length(min = 9, max = 2048))]
+    pub dsf_fhir_url: String,
+    /// The site's organisation identifier in the DSF allow list, e.g. `uk-erlangen.de`.
+    #[x_kube(validation = Rule::new(r"self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$')").message("organizationIdentifier must be a DNS-style identifier such as uk-erlangen.de"))]
+    #[schemars(length(min = 3, max = 253))]
+    pub organization_identifier: String,
+    /// Secret of type `kubernetes.io/tls` with the site's DSF client certificate.
+    pub client_certificate_secret_ref: LocalObjectRef,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FeasibilityEndpointStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,5 @@
+//! miracolix-operator: deploys and runs the MIRACUM data integration centre (DIZ) stack.
+
+pub mod api;
+pub mod cli;
+pub mod yaml;
