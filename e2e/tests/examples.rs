@@ -1,0 +1,174 @@
+//! Every example is accepted and every invalid example refused with its message, by the CRD schema
+//! and CEL rules as checked in under `crds/` (the same validator the test API server uses).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use miracolix_e2e::validation::{UnknownFields, validate_object_with};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e/ has a parent")
+        .to_path_buf()
+}
+
+fn read_yaml(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    miracolix_operator::yaml::from_multi_doc(&text)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// CRDs by kind, from `crds/`.
+fn crds() -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(root().join("crds")).expect("crds/ exists") {
+        let path = entry.expect("entry").path();
+        for crd in read_yaml(&path) {
+            let kind = crd
+                .pointer("/spec/names/kind")
+                .and_then(Value::as_str)
+                .expect("CRD has a kind")
+                .to_string();
+            out.insert(kind, crd);
+        }
+    }
+    assert_eq!(out.len(), 4, "expected the four kinds in crds/");
+    out
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn validate(
+    crds: &BTreeMap<String, Value>,
+    doc: &Value,
+    old: Option<&Value>,
+) -> Result<Value, String> {
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let crd = crds
+        .get(kind)
+        .unwrap_or_else(|| panic!("no CRD for kind {kind}"));
+    validate_object_with(crd, doc, old, UnknownFields::Strict).map_err(|f| f.message())
+}
+
+#[test]
+fn every_example_is_accepted() {
+    let crds = crds();
+    let mut checked = 0;
+    for path in yaml_files(&root().join("examples")) {
+        for doc in read_yaml(&path) {
+            let api_version = doc
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !api_version.starts_with("diz.miracum.org/") {
+                continue;
+            }
+            if let Err(message) = validate(&crds, &doc, None) {
+                panic!("{} is refused: {message}", path.display());
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 6,
+        "expected at least six custom resources in examples/, found {checked}"
+    );
+}
+
+#[test]
+fn every_invalid_example_is_refused_with_its_message() {
+    let crds = crds();
+    let files = yaml_files(&root().join("examples/invalid"));
+    assert!(
+        files.len() >= 20,
+        "expected the invalid examples, found {}",
+        files.len()
+    );
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let expect = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} lacks a '# expect: <message>' line", path.display()))
+            .trim()
+            .to_string();
+        let docs = read_yaml(&path);
+        assert_eq!(
+            docs.len(),
+            1,
+            "{}: one document per invalid example",
+            path.display()
+        );
+        match validate(&crds, &docs[0], None) {
+            Ok(_) => panic!("{} was accepted, expected: {expect}", path.display()),
+            Err(message) => assert!(
+                message.contains(&expect),
+                "{}: expected the message to contain\n  {expect}\nbut it was\n  {message}",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// Transition rules (`self == oldSelf`) only fire on update, so they are checked with an old object.
+#[test]
+fn site_id_cannot_change() {
+    let crds = crds();
+    let site = read_yaml(&root().join("examples/20-site-erlangen.yaml")).remove(0);
+    let stored = validate(&crds, &site, None).expect("example is valid");
+    let mut renamed = stored.clone();
+    renamed["spec"]["siteId"] = Value::String("nuernberg".into());
+    let message = validate(&crds, &renamed, Some(&stored)).expect_err("siteId change refused");
+    assert!(message.contains("siteId is immutable"), "{message}");
+    // An unrelated change is still fine.
+    let mut paused = stored.clone();
+    paused["spec"]["paused"] = Value::Bool(true);
+    validate(&crds, &paused, Some(&stored)).expect("unrelated update accepted");
+}
+
+#[test]
+fn release_version_cannot_change() {
+    let crds = crds();
+    let rel = read_yaml(&root().join("examples/10-release-miracolix-2026.1.yaml")).remove(0);
+    let stored = validate(&crds, &rel, None).expect("example is valid");
+    let mut changed = stored.clone();
+    changed["spec"]["version"] = Value::String("2026.2".into());
+    let message = validate(&crds, &changed, Some(&stored)).expect_err("version change refused");
+    assert!(message.contains("version is immutable"), "{message}");
+}
+
+#[test]
+fn defaults_are_applied_as_the_api_server_would() {
+    let crds = crds();
+    let site = read_yaml(&root().join("examples/22-site-marburg.yaml")).remove(0);
+    let stored = validate(&crds, &site, None).expect("valid");
+    assert_eq!(
+        stored["spec"]["deletionPolicy"], "Retain",
+        "patient data is retained by default"
+    );
+    assert_eq!(stored["spec"]["paused"], false);
+    assert_eq!(stored["spec"]["components"]["blaze"]["enabled"], true);
+    assert_eq!(
+        stored["spec"]["components"]["mainzelliste"]["database"]["cloudNativePG"]["storageSize"],
+        "10Gi"
+    );
+}
+
+#[test]
+fn unknown_fields_are_refused_in_strict_mode() {
+    let crds = crds();
+    let mut site = read_yaml(&root().join("examples/22-site-marburg.yaml")).remove(0);
+    site["spec"]["siteID"] = Value::String("typo".into());
+    let message = validate(&crds, &site, None).expect_err("unknown field refused");
+    assert!(message.contains("siteID"), "{message}");
+}
