@@ -1,5 +1,8 @@
 //! `ComponentRelease`: a consortium-certified set of component images, pinned by digest.
 
+// kube-derive's printcolumn attributes repeat `type_ = "string"` by design.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -62,8 +65,17 @@ fn image_keys_message() -> String {
     printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
     printcolumn(name = "Channel", type_ = "string", json_path = ".spec.channel"),
     printcolumn(name = "Certified", type_ = "string", json_path = ".status.certified"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.reason", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.reason",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentReleaseSpec {

@@ -103,7 +103,12 @@ mod tests {
     fn transition_time_moves_only_when_status_flips() {
         let first = merge(
             &[],
-            &[DesiredCondition::new(READY, false, "Progressing", "waiting")],
+            &[DesiredCondition::new(
+                READY,
+                false,
+                "Progressing",
+                "waiting",
+            )],
             Some(1),
             &at(100),
         );
@@ -111,7 +116,12 @@ mod tests {
 
         let same = merge(
             &first,
-            &[DesiredCondition::new(READY, false, "Progressing", "still waiting")],
+            &[DesiredCondition::new(
+                READY,
+                false,
+                "Progressing",
+                "still waiting",
+            )],
             Some(2),
             &at(200),
         );

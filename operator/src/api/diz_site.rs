@@ -1,5 +1,8 @@
 //! `DizSite`: one hospital's data integration centre.
 
+// kube-derive's printcolumn attributes repeat `type_ = "string"` by design.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -22,11 +25,32 @@ use super::{Channel, LocalObjectRef, MaintenanceWindow, SecretKeyRef};
     namespaced,
     status = "DizSiteStatus",
     printcolumn(name = "Site", type_ = "string", json_path = ".spec.siteId"),
-    printcolumn(name = "Release", type_ = "string", json_path = ".status.currentRelease"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Target", type_ = "string", json_path = ".status.targetRelease", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Release",
+        type_ = "string",
+        json_path = ".status.currentRelease"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Target",
+        type_ = "string",
+        json_path = ".status.targetRelease",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DizSiteSpec {
@@ -235,7 +259,11 @@ pub struct DatabaseSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<LocalObjectRef>,
     /// A PostgreSQL cluster the operator creates through CloudNativePG.
-    #[serde(default, rename = "cloudNativePG", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "cloudNativePG",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cloud_native_pg: Option<CloudNativePgSpec>,
 }
 

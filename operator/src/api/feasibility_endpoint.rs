@@ -4,6 +4,9 @@
 //! defaults (more noise, coarser rounding, a higher suppression threshold, fewer queries per hour)
 //! but never laxer, so the API server refuses a laxer setting before it is ever deployed.
 
+// kube-derive's printcolumn attributes repeat `type_ = "string"` by design.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -22,9 +25,21 @@ use super::LocalObjectRef;
     namespaced,
     status = "FeasibilityEndpointStatus",
     printcolumn(name = "Site", type_ = "string", json_path = ".spec.siteRef.name"),
-    printcolumn(name = "Epsilon", type_ = "number", json_path = ".spec.privacy.epsilon"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Epsilon",
+        type_ = "number",
+        json_path = ".spec.privacy.epsilon"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FeasibilityEndpointSpec {

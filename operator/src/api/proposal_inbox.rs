@@ -1,5 +1,8 @@
 //! `ProposalInbox`: the site's inbox for project proposals and its Use and Access Committee.
 
+// kube-derive's printcolumn attributes repeat `type_ = "string"` by design.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -19,8 +22,16 @@ use super::LocalObjectRef;
     status = "ProposalInboxStatus",
     printcolumn(name = "Site", type_ = "string", json_path = ".spec.siteRef.name"),
     printcolumn(name = "Quorum", type_ = "integer", json_path = ".spec.uac.quorum"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ProposalInboxSpec {

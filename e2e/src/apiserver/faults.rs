@@ -1,0 +1,131 @@
+//! Fault injection, configured at runtime through [`super::TestApiServer::set_faults`].
+
+use std::time::Duration;
+
+use super::status::ApiError;
+
+/// Which error an injected write failure produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultCode {
+    /// 500 InternalError.
+    Internal,
+    /// 429 TooManyRequests with `Retry-After: 1`.
+    TooManyRequests,
+    /// 409 Conflict (as on a stale resourceVersion).
+    Conflict,
+}
+
+impl FaultCode {
+    fn error(self) -> ApiError {
+        match self {
+            Self::Internal => ApiError::internal("injected fault: internal error"),
+            Self::TooManyRequests => ApiError::too_many_requests(),
+            Self::Conflict => ApiError::new(
+                409,
+                "Conflict",
+                "injected fault: the object has been modified; please apply your changes to the latest version and try again",
+            ),
+        }
+    }
+}
+
+/// Faults applied to requests. The default injects nothing.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Fail every n-th write (create, update, patch, delete), counting from 1.
+    pub fail_every_nth_write: Option<(u64, FaultCode)>,
+    /// Fail writes with this probability, drawn from a generator seeded with `seed`, so a
+    /// failing run can be replayed.
+    pub write_error_rate: Option<(f64, FaultCode)>,
+    pub seed: u64,
+    /// Added before every response.
+    pub latency: Duration,
+    writes: u64,
+    rng: u64,
+}
+
+impl Faults {
+    pub fn every_nth_write(n: u64, code: FaultCode) -> Self {
+        Self {
+            fail_every_nth_write: Some((n.max(1), code)),
+            ..Self::default()
+        }
+    }
+
+    pub fn error_rate(rate: f64, code: FaultCode, seed: u64) -> Self {
+        Self {
+            write_error_rate: Some((rate, code)),
+            seed,
+            ..Self::default()
+        }
+    }
+
+    pub fn latency(latency: Duration) -> Self {
+        Self {
+            latency,
+            ..Self::default()
+        }
+    }
+
+    /// xorshift64*: deterministic and dependency-free.
+    fn next_f64(&mut self) -> f64 {
+        if self.rng == 0 {
+            self.rng = self.seed ^ 0x9E37_79B9_7F4A_7C15;
+            if self.rng == 0 {
+                self.rng = 1;
+            }
+        }
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Decides whether this write fails.
+    pub fn on_write(&mut self) -> Option<ApiError> {
+        self.writes += 1;
+        if let Some((n, code)) = self.fail_every_nth_write
+            && self.writes.is_multiple_of(n)
+        {
+            return Some(code.error());
+        }
+        if let Some((rate, code)) = self.write_error_rate
+            && self.next_f64() < rate
+        {
+            return Some(code.error());
+        }
+        None
+    }
+}
+
+/// One served request, for tests that prove what a client did (e.g. which verbs its RBAC
+/// needs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`,
+    /// or the HTTP method for non-resource paths.
+    pub verb: String,
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+    pub subresource: String,
+    pub namespace: String,
+    pub name: String,
+    pub user_agent: String,
+    /// For patches: the content type (tells apply from merge patches).
+    pub patch_type: String,
+    pub field_manager: String,
+    pub path: String,
+    pub code: u16,
+}
+
+impl RequestRecord {
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self.verb.as_str(),
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        )
+    }
+}

@@ -1,0 +1,688 @@
+//! Request handling: resolves the route, runs the verb against the store, renders JSON,
+//! tables or watch streams.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+
+use super::apply::{self, Part};
+use super::faults::RequestRecord;
+use super::patch::{self, PatchKind};
+use super::resources::ResourceInfo;
+use super::routes::{self, ResourcePath, Route};
+use super::selectors::{FieldSelector, LabelSelector, Selectors};
+use super::status::ApiError;
+use super::store::{ObjKey, Store};
+use super::watch::{self, Body, WatchRequest};
+use super::writes::{self, DeleteOptions, Managed, Propagation, WriteCtx};
+use super::{TestApiServer, discovery, table};
+use crate::validation::UnknownFields;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn json_response(code: u16, v: &Value) -> Response<Body> {
+    let mut r = Response::new(full(v.to_string()));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    let mut r = json_response(e.code, &e.body);
+    if let Some(s) = e.retry_after
+        && let Ok(v) = HeaderValue::from_str(&s.to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn header_str(req: &Request<Bytes>, name: header::HeaderName) -> &str {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// Parses YAML or JSON (apply bodies may be either).
+fn parse_body(body: &[u8], yaml_ok: bool) -> Result<Value, ApiError> {
+    match serde_json::from_slice(body) {
+        Ok(v) => Ok(v),
+        Err(e) if !yaml_ok => Err(ApiError::bad_request(format!("error decoding body: {e}"))),
+        Err(_) => {
+            let text =
+                std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            serde_saphyr::from_str::<Value>(text)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+        }
+    }
+}
+
+pub struct Outcome {
+    pub response: Response<Body>,
+    pub record: Option<RequestRecord>,
+}
+
+pub fn handle(server: &TestApiServer, req: &Request<Bytes>, host: &str) -> Outcome {
+    let route = routes::parse(req.uri().path());
+    let plain = |v: Value| Outcome {
+        response: json_response(200, &v),
+        record: None,
+    };
+    let store = server.store();
+    match route {
+        Route::Version => plain(discovery::version()),
+        Route::Health => Outcome {
+            response: Response::new(full("ok")),
+            record: None,
+        },
+        Route::CoreVersions => plain(discovery::core_versions(host)),
+        Route::Groups => plain(discovery::group_list(store.resources())),
+        Route::Group(g) => match discovery::group(store.resources(), &g) {
+            Some(v) => plain(v),
+            None => Outcome {
+                response: error_response(&not_found_path()),
+                record: None,
+            },
+        },
+        Route::Resources { group, version } => {
+            match discovery::resource_list(store.resources(), &group, &version) {
+                Some(v) => plain(v),
+                None => Outcome {
+                    response: error_response(&not_found_path()),
+                    record: None,
+                },
+            }
+        }
+        Route::OpenApiV3 => plain(discovery::openapi_v3_root(store.resources())),
+        Route::OpenApiV3GroupVersion(gv) => {
+            match discovery::openapi_v3_group_version(store.resources(), &gv) {
+                Some(v) => plain(v),
+                None => Outcome {
+                    response: error_response(&not_found_path()),
+                    record: None,
+                },
+            }
+        }
+        Route::OpenApiV2 | Route::Unknown => Outcome {
+            response: error_response(&not_found_path()),
+            record: None,
+        },
+        Route::Resource(path) => {
+            drop(store);
+            resource_request(server, req, path)
+        }
+    }
+}
+
+fn not_found_path() -> ApiError {
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
+fn verb(method: &Method, path: &ResourcePath, q: &HashMap<String, String>) -> &'static str {
+    match (method, path.name.is_some()) {
+        (&Method::GET, false) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::GET, true) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, false) => "deletecollection",
+        (&Method::DELETE, true) => "delete",
+        _ => "unknown",
+    }
+}
+
+fn resource_request(server: &TestApiServer, req: &Request<Bytes>, path: ResourcePath) -> Outcome {
+    let q = routes::query(req.uri().query());
+    let verb = verb(req.method(), &path, &q);
+    let user_agent = header_str(req, header::USER_AGENT).to_string();
+    let field_manager = q.get("fieldManager").cloned().unwrap_or_else(|| {
+        // The apiserver derives a manager from the user agent when none is given.
+        let ua = user_agent.split('/').next().unwrap_or_default();
+        if ua.is_empty() {
+            "unknown".to_string()
+        } else {
+            ua.to_string()
+        }
+    });
+    let mut record = RequestRecord {
+        verb: verb.to_string(),
+        group: path.group.clone(),
+        version: path.version.clone(),
+        resource: path.plural.clone(),
+        subresource: path.subresource.clone().unwrap_or_default(),
+        namespace: path.namespace.clone().unwrap_or_default(),
+        name: path.name.clone().unwrap_or_default(),
+        user_agent,
+        patch_type: if verb == "patch" {
+            header_str(req, header::CONTENT_TYPE).to_string()
+        } else {
+            String::new()
+        },
+        field_manager: field_manager.clone(),
+        path: req.uri().to_string(),
+        code: 0,
+    };
+    let result = if record.is_write() {
+        match server.injected_fault() {
+            Some(e) => Err(e),
+            None => run(server, req, &path, verb, &q, &field_manager),
+        }
+    } else {
+        run(server, req, &path, verb, &q, &field_manager)
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    record.code = response.status().as_u16();
+    Outcome {
+        response,
+        record: Some(record),
+    }
+}
+
+fn wants_table(req: &Request<Bytes>) -> bool {
+    header_str(req, header::ACCEPT)
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=Table"))
+}
+
+fn with_type_meta(obj: &Value, res: &ResourceInfo) -> Value {
+    let mut o = obj.clone();
+    o["apiVersion"] = Value::String(res.api_version());
+    o["kind"] = Value::String(res.kind.clone());
+    o
+}
+
+fn selectors(q: &HashMap<String, String>) -> Result<Selectors, ApiError> {
+    Ok(Selectors {
+        labels: LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?,
+        fields: FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?,
+    })
+}
+
+fn run(
+    server: &TestApiServer,
+    req: &Request<Bytes>,
+    path: &ResourcePath,
+    verb: &str,
+    q: &HashMap<String, String>,
+    manager: &str,
+) -> Result<Response<Body>, ApiError> {
+    let mut store = server.store();
+    let res = store
+        .find_resource(&path.group, &path.version, &path.plural)
+        .ok_or_else(not_found_path)?;
+    if path.namespace.is_some() && !res.namespaced {
+        return Err(not_found_path());
+    }
+    if header_str(req, header::CONTENT_TYPE).contains("protobuf") {
+        // client-go falls back to JSON on 415, as it does against servers without protobuf.
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+        ));
+    }
+    if let Some(sub) = &path.subresource {
+        if sub == "scale" && has_scale(&res) {
+            return scale(server, &mut store, &res, path, verb, req.body(), manager);
+        }
+        if !(sub == "status" && res.status) {
+            return Err(not_found_path());
+        }
+    }
+    let part = if path.subresource.is_some() {
+        Part::Status
+    } else {
+        Part::Main
+    };
+    let ns = path.namespace.clone().unwrap_or_default();
+    let key = |name: &str| ObjKey::new(&res, &ns, name);
+    let ctx = WriteCtx {
+        manager: manager.to_string(),
+        now: now(),
+        unknown_fields: if q.get("fieldValidation").is_some_and(|v| v == "Strict") {
+            UnknownFields::Strict
+        } else {
+            UnknownFields::Pruning
+        },
+    };
+    let cfg = server.config();
+    let body = req.body();
+    match verb {
+        "get" => {
+            let name = path.name.as_deref().unwrap_or_default();
+            let obj = store
+                .get(&key(name))
+                .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
+            let obj = with_type_meta(obj, &res);
+            if wants_table(req) {
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                return Ok(json_response(
+                    200,
+                    &table::table(
+                        &res,
+                        &[obj],
+                        &rv,
+                        q.get("includeObject").is_some_and(|v| v == "Object"),
+                    ),
+                ));
+            }
+            Ok(json_response(200, &obj))
+        }
+        "list" => list(&store, &res, path, q, req),
+        "watch" => {
+            let timeout = q
+                .get("timeoutSeconds")
+                .and_then(|t| t.parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let wr = WatchRequest {
+                res: res.clone(),
+                namespace: path.namespace.clone(),
+                resource_version: q.get("resourceVersion").cloned().unwrap_or_default(),
+                selectors: selectors(q)?,
+                bookmarks: q.get("allowWatchBookmarks").is_some_and(|v| v == "true"),
+                send_initial_events: q.get("sendInitialEvents").is_some_and(|v| v == "true"),
+                timeout,
+                bookmark_interval: cfg.bookmark_interval,
+            };
+            let body = watch::start(&mut store, wr);
+            let mut r = Response::new(body);
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r.headers_mut().insert(
+                header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
+            Ok(r)
+        }
+        "create" => {
+            let obj = parse_body(body, false)?;
+            let created = writes::create(&mut store, &cfg, &res, &ns, obj, &ctx, None)?;
+            Ok(json_response(201, &with_type_meta(&created, &res)))
+        }
+        "update" => {
+            let name = path.name.as_deref().unwrap_or_default();
+            let obj = parse_body(body, false)?;
+            if store.get(&key(name)).is_none() && part == Part::Main {
+                // PUT creates when the object does not exist (for kinds that allow it, as
+                // custom resources and most built-ins do) only with no resourceVersion.
+                if obj
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+                {
+                    return Err(ApiError::not_found(&res.group, &res.plural, name));
+                }
+                let created = writes::create(&mut store, &cfg, &res, &ns, obj, &ctx, None)?;
+                return Ok(json_response(201, &with_type_meta(&created, &res)));
+            }
+            let updated = writes::update(
+                &mut store,
+                &cfg,
+                &res,
+                &key(name),
+                obj,
+                part,
+                &ctx,
+                Managed::Update,
+            )?;
+            Ok(json_response(200, &with_type_meta(&updated, &res)))
+        }
+        "patch" => {
+            let name = path.name.as_deref().unwrap_or_default();
+            let ct = header_str(req, header::CONTENT_TYPE);
+            let kind = PatchKind::from_content_type(ct)
+                .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            let (code, obj) = if kind == PatchKind::Apply {
+                apply_patch(&mut store, &cfg, &res, &ns, name, part, body, q, &ctx)?
+            } else {
+                let live = store
+                    .get(&key(name))
+                    .cloned()
+                    .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
+                let mut doc = with_type_meta(&live, &res);
+                patch::patch(&mut doc, kind, body, res.is_custom())?;
+                (
+                    200,
+                    writes::update(
+                        &mut store,
+                        &cfg,
+                        &res,
+                        &key(name),
+                        doc,
+                        part,
+                        &ctx,
+                        Managed::Update,
+                    )?,
+                )
+            };
+            Ok(json_response(code, &with_type_meta(&obj, &res)))
+        }
+        "delete" => {
+            let name = path.name.as_deref().unwrap_or_default();
+            let opts = delete_options(body, q)?;
+            let obj = writes::delete(&mut store, &cfg, &res, &key(name), &opts, &ctx.now)?;
+            Ok(json_response(200, &with_type_meta(&obj, &res)))
+        }
+        "deletecollection" => {
+            let sel = selectors(q)?;
+            let opts = delete_options(body, q)?;
+            let keys: Vec<ObjKey> = store
+                .objects
+                .iter()
+                .filter(|(k, o)| {
+                    k.group == res.group
+                        && k.plural == res.plural
+                        && path.namespace.as_deref().is_none_or(|n| n == k.namespace)
+                        && sel.matches(o)
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut items = Vec::new();
+            for k in keys {
+                if let Ok(o) = writes::delete(&mut store, &cfg, &res, &k, &opts, &ctx.now) {
+                    items.push(with_type_meta(&o, &res));
+                }
+            }
+            Ok(json_response(
+                200,
+                &json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(),
+                "metadata": {"resourceVersion": store.rv.to_string()}, "items": items}),
+            ))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+fn delete_options(body: &[u8], q: &HashMap<String, String>) -> Result<DeleteOptions, ApiError> {
+    let v: Value = if body.is_empty() {
+        json!({})
+    } else {
+        parse_body(body, false)?
+    };
+    let policy = q.get("propagationPolicy").cloned().or_else(|| {
+        v.get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(String::from)
+    });
+    let propagation = match policy.as_deref() {
+        Some("Foreground") => Propagation::Foreground,
+        Some("Orphan") => Propagation::Orphan,
+        None | Some("Background") => Propagation::Background,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unsupported propagationPolicy {other}"
+            )));
+        }
+    };
+    let orphan = v.get("orphanDependents").and_then(Value::as_bool) == Some(true);
+    Ok(DeleteOptions {
+        propagation: if orphan {
+            Propagation::Orphan
+        } else {
+            propagation
+        },
+        precondition_uid: v
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(String::from),
+        precondition_rv: v
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(String::from),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_patch(
+    store: &mut Store,
+    cfg: &super::Config,
+    res: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    part: Part,
+    body: &[u8],
+    q: &HashMap<String, String>,
+    ctx: &WriteCtx,
+) -> Result<(u16, Value), ApiError> {
+    let Some(manager) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
+        return Err(ApiError::bad_request(
+            "PATCH /apply requires fieldManager: fieldManager is required for apply requests",
+        ));
+    };
+    let force = q.get("force").is_some_and(|f| f == "true");
+    let config = parse_body(body, true)?;
+    let (Some(api_version), Some(kind)) = (
+        config.get("apiVersion").and_then(Value::as_str),
+        config.get("kind").and_then(Value::as_str),
+    ) else {
+        return Err(ApiError::bad_request(
+            "invalid object type: apiVersion and kind are required for apply",
+        ));
+    };
+    if api_version != res.api_version() || kind != res.kind {
+        return Err(ApiError::bad_request(format!(
+            "the apiVersion/kind {api_version}/{kind} of the applied object does not match {}/{}",
+            res.api_version(),
+            res.kind
+        )));
+    }
+    if let Some(n) = config.pointer("/metadata/name").and_then(Value::as_str)
+        && n != name
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({n}) does not match the name on the URL ({name})"
+        )));
+    }
+    let key = ObjKey::new(res, ns, name);
+    let ctx = WriteCtx {
+        manager: manager.clone(),
+        now: ctx.now.clone(),
+        unknown_fields: ctx.unknown_fields,
+    };
+    let Some(live) = store.get(&key).cloned() else {
+        if part == Part::Status {
+            return Err(ApiError::not_found(&res.group, &res.plural, name));
+        }
+        let mut obj = config;
+        obj["metadata"]["name"] = Value::String(name.to_string());
+        let created = writes::create(store, cfg, res, ns, obj, &ctx, Some(manager))?;
+        return Ok((201, created));
+    };
+    let schema = writes::schema(store, res);
+    let mut applied =
+        apply::apply(&live, &config, res, schema, part, manager, force, &ctx.now)?.object;
+    // An RV in an applied configuration is a precondition, as for updates.
+    if let Some(rv) = config.pointer("/metadata/resourceVersion") {
+        applied["metadata"]["resourceVersion"] = rv.clone();
+    }
+    let updated = writes::update(
+        store,
+        cfg,
+        res,
+        &key,
+        applied,
+        part,
+        &ctx,
+        Managed::Precomputed,
+    )?;
+    Ok((200, updated))
+}
+
+fn list(
+    store: &Store,
+    res: &ResourceInfo,
+    path: &ResourcePath,
+    q: &HashMap<String, String>,
+    req: &Request<Bytes>,
+) -> Result<Response<Body>, ApiError> {
+    if let Some(rv) = q.get("resourceVersion").and_then(|v| v.parse::<u64>().ok())
+        && rv > 0
+        && rv < store.compacted
+        && q.get("resourceVersionMatch").is_some_and(|m| m == "Exact")
+    {
+        return Err(ApiError::expired(format!(
+            "too old resource version: {rv} ({})",
+            store.compacted
+        )));
+    }
+    let sel = selectors(q)?;
+    let mut items: Vec<Value> = store
+        .list(&res.group, &res.plural, path.namespace.as_deref())
+        .into_iter()
+        .filter(|o| sel.matches(o))
+        .map(|o| with_type_meta(o, res))
+        .collect();
+    let after = q.get("continue").filter(|c| !c.is_empty()).cloned();
+    let pos = |o: &Value| {
+        format!(
+            "{}/{}",
+            o.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            o.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        )
+    };
+    if let Some(after) = &after {
+        items.retain(|o| &pos(o) > after);
+    }
+    let mut meta = json!({"resourceVersion": store.rv.to_string()});
+    if let Some(limit) = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        && items.len() > limit
+    {
+        let remaining = items.len() - limit;
+        items.truncate(limit);
+        if let Some(last) = items.last() {
+            meta["continue"] = Value::String(pos(last));
+            meta["remainingItemCount"] = json!(remaining);
+        }
+    }
+    if wants_table(req) {
+        let include = q.get("includeObject").is_some_and(|v| v == "Object");
+        let mut t = table::table(res, &items, &store.rv.to_string(), include);
+        if let Some(c) = meta.get("continue") {
+            t["metadata"]["continue"] = c.clone();
+        }
+        return Ok(json_response(200, &t));
+    }
+    Ok(json_response(
+        200,
+        &json!({
+            "kind": format!("{}List", res.kind), "apiVersion": res.api_version(),
+            "metadata": meta, "items": items,
+        }),
+    ))
+}
+
+pub fn has_scale(res: &ResourceInfo) -> bool {
+    res.group == "apps" && matches!(res.plural.as_str(), "deployments" | "statefulsets")
+}
+
+fn scale_of(obj: &Value) -> Value {
+    let selector: Vec<String> = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let meta = &obj["metadata"];
+    json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"]},
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector.join(",")},
+    })
+}
+
+/// The `/scale` subresource of Deployments and StatefulSets (`kubectl scale`).
+fn scale(
+    server: &TestApiServer,
+    store: &mut Store,
+    res: &ResourceInfo,
+    path: &ResourcePath,
+    verb: &str,
+    body: &[u8],
+    manager: &str,
+) -> Result<Response<Body>, ApiError> {
+    let name = path.name.as_deref().unwrap_or_default();
+    let key = ObjKey::new(res, path.namespace.as_deref().unwrap_or_default(), name);
+    let live = store
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
+    let current = scale_of(&live);
+    let wanted = match verb {
+        "get" => return Ok(json_response(200, &current)),
+        "update" => parse_body(body, false)?,
+        "patch" => {
+            let mut doc = current.clone();
+            patch::patch(&mut doc, PatchKind::Merge, body, false)?;
+            doc
+        }
+        _ => return Err(ApiError::method_not_allowed()),
+    };
+    let mut obj = live;
+    obj["spec"]["replicas"] = wanted
+        .pointer("/spec/replicas")
+        .cloned()
+        .unwrap_or(json!(1));
+    if let Some(rv) = wanted.pointer("/metadata/resourceVersion") {
+        obj["metadata"]["resourceVersion"] = rv.clone();
+    }
+    let ctx = WriteCtx {
+        manager: manager.to_string(),
+        now: now(),
+        unknown_fields: UnknownFields::Pruning,
+    };
+    let cfg = server.config();
+    let updated = writes::update(
+        store,
+        &cfg,
+        res,
+        &key,
+        obj,
+        Part::Main,
+        &ctx,
+        Managed::Update,
+    )?;
+    Ok(json_response(200, &scale_of(&updated)))
+}

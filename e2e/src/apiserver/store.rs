@@ -1,0 +1,198 @@
+//! The object store: one global resourceVersion counter, a bounded event history for watch
+//! replay, and the registry of open watches.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::resources::{self, ResourceInfo};
+
+/// `(group, plural, namespace, name)`; namespace is empty for cluster-scoped objects.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjKey {
+    pub group: String,
+    pub plural: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjKey {
+    pub fn new(res: &ResourceInfo, namespace: &str, name: &str) -> Self {
+        Self {
+            group: res.group.clone(),
+            plural: res.plural.clone(),
+            namespace: if res.namespaced {
+                namespace.to_string()
+            } else {
+                String::new()
+            },
+            name: name.to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// A change, kept for replay to watches that start from an older resourceVersion.
+#[derive(Debug)]
+pub struct StoredEvent {
+    pub rv: u64,
+    pub key: ObjKey,
+    pub type_: EventType,
+    pub object: Value,
+    /// The previous state, so that selector-filtered watches can turn a change that makes an
+    /// object stop (start) matching into DELETED (ADDED), as the apiserver does.
+    pub old: Option<Value>,
+}
+
+pub enum WatchMsg {
+    Event(Arc<StoredEvent>),
+    /// The history was compacted under this watch: it must end with a 410.
+    Expired,
+}
+
+pub struct Watcher {
+    pub group: String,
+    pub plural: String,
+    pub namespace: Option<String>,
+    pub tx: UnboundedSender<WatchMsg>,
+}
+
+pub struct Store {
+    pub rv: u64,
+    pub objects: BTreeMap<ObjKey, Value>,
+    pub history: VecDeque<Arc<StoredEvent>>,
+    pub history_limit: usize,
+    /// Watching from a resourceVersion below this is answered with 410 Gone.
+    pub compacted: u64,
+    pub watchers: Vec<Watcher>,
+    pub builtins: Vec<ResourceInfo>,
+    pub custom: Vec<ResourceInfo>,
+    /// Workload rollouts waiting for their simulated delay.
+    pub rollouts: Vec<super::workload::Pending>,
+    uid_counter: u64,
+}
+
+impl Store {
+    pub fn new(history_limit: usize) -> Self {
+        Self {
+            rv: 1,
+            objects: BTreeMap::new(),
+            history: VecDeque::new(),
+            history_limit,
+            compacted: 0,
+            watchers: Vec::new(),
+            builtins: resources::builtins(),
+            custom: Vec::new(),
+            rollouts: Vec::new(),
+            uid_counter: 0,
+        }
+    }
+
+    pub fn resources(&self) -> impl Iterator<Item = &ResourceInfo> {
+        self.builtins.iter().chain(self.custom.iter())
+    }
+
+    pub fn find_resource(&self, group: &str, version: &str, plural: &str) -> Option<ResourceInfo> {
+        self.resources()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .cloned()
+    }
+
+    /// The resource an object's apiVersion/kind names, for garbage collection and hooks.
+    pub fn resource_for_key(&self, key: &ObjKey) -> Option<ResourceInfo> {
+        self.resources()
+            .find(|r| r.group == key.group && r.plural == key.plural)
+            .cloned()
+    }
+
+    pub fn new_uid(&mut self) -> String {
+        self.uid_counter += 1;
+        // Deterministic, unique per server, and shaped like a UUID so clients that parse it
+        // (none should) are not surprised.
+        format!("00000000-0000-4000-8000-{:012x}", self.uid_counter)
+    }
+
+    pub fn get(&self, key: &ObjKey) -> Option<&Value> {
+        self.objects.get(key)
+    }
+
+    /// Stores an object under a fresh resourceVersion and notifies watches.
+    pub fn put(&mut self, key: ObjKey, mut obj: Value, type_: EventType) -> Value {
+        self.rv += 1;
+        obj["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
+        let old = self.objects.insert(key.clone(), obj.clone());
+        self.record(key, type_, obj.clone(), old);
+        obj
+    }
+
+    pub fn remove(&mut self, key: &ObjKey) -> Option<Value> {
+        let mut obj = self.objects.remove(key)?;
+        self.rv += 1;
+        obj["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
+        self.record(key.clone(), EventType::Deleted, obj.clone(), None);
+        Some(obj)
+    }
+
+    fn record(&mut self, key: ObjKey, type_: EventType, object: Value, old: Option<Value>) {
+        let event = Arc::new(StoredEvent {
+            rv: self.rv,
+            key,
+            type_,
+            object,
+            old,
+        });
+        self.history.push_back(event.clone());
+        while self.history.len() > self.history_limit {
+            if let Some(dropped) = self.history.pop_front() {
+                self.compacted = dropped.rv;
+            }
+        }
+        self.watchers.retain(|w| {
+            if w.group != event.key.group || w.plural != event.key.plural {
+                return !w.tx.is_closed();
+            }
+            if let Some(ns) = &w.namespace
+                && ns != &event.key.namespace
+            {
+                return !w.tx.is_closed();
+            }
+            w.tx.send(WatchMsg::Event(event.clone())).is_ok()
+        });
+    }
+
+    /// Forgets all history and moves the resourceVersion on, so that every resourceVersion a
+    /// client holds is too old: the next watch (and every open one) gets 410 Gone.
+    pub fn compact(&mut self) {
+        self.rv += 1;
+        self.compacted = self.rv;
+        self.history.clear();
+        for w in self.watchers.drain(..) {
+            let _ = w.tx.send(WatchMsg::Expired);
+        }
+    }
+
+    /// Closes every open watch stream, as an apiserver restart or a load balancer would.
+    pub fn drop_watches(&mut self) {
+        self.watchers.clear();
+    }
+
+    pub fn list(&self, group: &str, plural: &str, namespace: Option<&str>) -> Vec<&Value> {
+        self.objects
+            .iter()
+            .filter(|(k, _)| {
+                k.group == group
+                    && k.plural == plural
+                    && namespace.is_none_or(|ns| k.namespace == ns)
+            })
+            .map(|(_, v)| v)
+            .collect()
+    }
+}

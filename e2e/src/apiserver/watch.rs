@@ -1,0 +1,216 @@
+//! Watch streams: newline-delimited `{"type","object"}` events from a resourceVersion,
+//! replayed from the bounded history, with bookmarks and timeouts.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::BodyExt;
+use http_body_util::StreamBody;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Frame;
+use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
+
+use super::resources::ResourceInfo;
+use super::selectors::Selectors;
+use super::status::ApiError;
+use super::store::{EventType, Store, StoredEvent, WatchMsg, Watcher};
+
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+pub struct WatchRequest {
+    pub res: ResourceInfo,
+    pub namespace: Option<String>,
+    pub resource_version: String,
+    pub selectors: Selectors,
+    pub bookmarks: bool,
+    pub send_initial_events: bool,
+    pub timeout: Option<Duration>,
+    pub bookmark_interval: Duration,
+}
+
+struct State {
+    queue: VecDeque<Value>,
+    rx: Option<UnboundedReceiver<WatchMsg>>,
+    req: WatchRequest,
+    deadline: Option<Instant>,
+    next_bookmark: Instant,
+    last_rv: u64,
+}
+
+fn with_version(obj: &Value, res: &ResourceInfo) -> Value {
+    let mut o = obj.clone();
+    o["apiVersion"] = Value::String(res.api_version());
+    o["kind"] = Value::String(res.kind.clone());
+    o
+}
+
+fn event(type_: &str, obj: Value) -> Value {
+    json!({"type": type_, "object": obj})
+}
+
+fn expired_event(message: &str) -> Value {
+    event("ERROR", ApiError::expired(message).body)
+}
+
+/// Translates a stored change into what this watch sees, honouring its selectors.
+fn translate(ev: &StoredEvent, req: &WatchRequest) -> Option<Value> {
+    let now = req.selectors.matches(&ev.object);
+    let before = ev.old.as_ref().is_some_and(|o| req.selectors.matches(o));
+    let type_ = match ev.type_ {
+        EventType::Added if now => "ADDED",
+        EventType::Deleted if now => "DELETED",
+        EventType::Modified => match (before, now) {
+            (true, true) => "MODIFIED",
+            (false, true) => "ADDED",
+            (true, false) => "DELETED",
+            (false, false) => return None,
+        },
+        _ => return None,
+    };
+    Some(event(type_, with_version(&ev.object, &req.res)))
+}
+
+fn bookmark(req: &WatchRequest, rv: u64, initial_end: bool) -> Value {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if initial_end {
+        meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    event(
+        "BOOKMARK",
+        json!({"kind": req.res.kind, "apiVersion": req.res.api_version(), "metadata": meta}),
+    )
+}
+
+/// Starts a watch. Registration and the snapshot of history happen under the same lock, so
+/// no event falls between replay and live delivery.
+pub fn start(store: &mut Store, req: WatchRequest) -> Body {
+    let mut queue = VecDeque::new();
+    let rv_param = req.resource_version.as_str();
+    let from: u64 = if rv_param.is_empty() || rv_param == "0" {
+        0
+    } else {
+        match rv_param.parse() {
+            Ok(n) => n,
+            Err(_) => {
+                queue.push_back(event(
+                    "ERROR",
+                    ApiError::bad_request(format!("invalid resource version: {rv_param}")).body,
+                ));
+                return body(State::closed(queue, req));
+            }
+        }
+    };
+    let ns = req.namespace.clone();
+    let objects_now = |store: &Store, req: &WatchRequest| -> Vec<Value> {
+        store
+            .list(&req.res.group, &req.res.plural, ns.as_deref())
+            .into_iter()
+            .filter(|o| req.selectors.matches(o))
+            .map(|o| event("ADDED", with_version(o, &req.res)))
+            .collect()
+    };
+    if from == 0 || req.send_initial_events {
+        queue.extend(objects_now(store, &req));
+        if req.send_initial_events {
+            queue.push_back(bookmark(&req, store.rv, true));
+        }
+    } else if from < store.compacted {
+        queue.push_back(expired_event(&format!(
+            "too old resource version: {from} ({})",
+            store.compacted
+        )));
+        return body(State::closed(queue, req));
+    } else {
+        for ev in store.history.iter().filter(|e| e.rv > from) {
+            if ev.key.group == req.res.group
+                && ev.key.plural == req.res.plural
+                && ns.as_deref().is_none_or(|n| n == ev.key.namespace)
+                && let Some(v) = translate(ev, &req)
+            {
+                queue.push_back(v);
+            }
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    store.watchers.push(Watcher {
+        group: req.res.group.clone(),
+        plural: req.res.plural.clone(),
+        namespace: ns,
+        tx,
+    });
+    let now = Instant::now();
+    let state = State {
+        queue,
+        rx: Some(rx),
+        deadline: req.timeout.map(|t| now + t),
+        next_bookmark: now + req.bookmark_interval,
+        last_rv: store.rv,
+        req,
+    };
+    body(state)
+}
+
+impl State {
+    fn closed(queue: VecDeque<Value>, req: WatchRequest) -> Self {
+        let now = Instant::now();
+        Self {
+            queue,
+            rx: None,
+            deadline: None,
+            next_bookmark: now + req.bookmark_interval,
+            last_rv: 0,
+            req,
+        }
+    }
+}
+
+fn line(v: &Value) -> Bytes {
+    let mut s = v.to_string();
+    s.push('\n');
+    Bytes::from(s)
+}
+
+async fn next(mut st: State) -> Option<(Bytes, State)> {
+    loop {
+        if let Some(v) = st.queue.pop_front() {
+            return Some((line(&v), st));
+        }
+        let rx = st.rx.as_mut()?;
+        let deadline = st.deadline;
+        let bookmarks = st.req.bookmarks;
+        let next_bookmark = st.next_bookmark;
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(WatchMsg::Event(ev)) => {
+                    st.last_rv = ev.rv;
+                    if let Some(v) = translate(&ev, &st.req) {
+                        return Some((line(&v), st));
+                    }
+                }
+                Some(WatchMsg::Expired) => {
+                    st.rx = None;
+                    st.queue.push_back(expired_event("the watch history was compacted"));
+                }
+                None => return None,
+            },
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                return None;
+            }
+            _ = async { if bookmarks { tokio::time::sleep_until(next_bookmark).await } else { std::future::pending().await } } => {
+                st.next_bookmark = Instant::now() + st.req.bookmark_interval;
+                let b = bookmark(&st.req, st.last_rv, false);
+                return Some((line(&b), st));
+            }
+        }
+    }
+}
+
+fn body(state: State) -> Body {
+    let stream = futures::stream::unfold(state, next).map(|b| Ok::<_, Infallible>(Frame::data(b)));
+    StreamBody::new(stream).boxed_unsync()
+}

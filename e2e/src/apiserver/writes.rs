@@ -1,0 +1,653 @@
+//! The write pipelines shared by every verb: create, update (PUT, patch and apply end here)
+//! and delete, with the apiserver's metadata rules, validation of custom resources,
+//! finalizers, and the hooks that make CRDs servable and workloads progress.
+
+use serde_json::{Value, json};
+
+use super::apply::{self, Part};
+use super::fieldset::Schema;
+use super::resources::{self, ResourceInfo};
+use super::status::ApiError;
+use super::store::{EventType, ObjKey, Store};
+use super::{Config, gc, workload};
+use crate::validation::{self, UnknownFields};
+
+/// Who writes and how.
+pub struct WriteCtx {
+    pub manager: String,
+    pub now: String,
+    pub unknown_fields: UnknownFields,
+}
+
+/// How the managedFields of an update are produced.
+pub enum Managed {
+    /// Ordinary write: the manager takes the fields it changed.
+    Update,
+    /// Server-side apply already computed them.
+    Precomputed,
+    /// A server-internal write (controllers): keep as is apart from the changed fields
+    /// taken by the named controller.
+    Controller(&'static str),
+}
+
+pub const CRD_GROUP: &str = "apiextensions.k8s.io";
+pub const CRD_PLURAL: &str = "customresourcedefinitions";
+
+fn crd_key(name: &str) -> ObjKey {
+    ObjKey {
+        group: CRD_GROUP.to_string(),
+        plural: CRD_PLURAL.to_string(),
+        namespace: String::new(),
+        name: name.to_string(),
+    }
+}
+
+/// The schema of a custom resource's served version, for list semantics in apply.
+pub fn crd_schema<'a>(store: &'a Store, res: &ResourceInfo) -> Option<&'a Value> {
+    let crd = store.get(&crd_key(res.crd.as_deref()?))?;
+    validation::schema_for_api_version(crd, &res.api_version())
+}
+
+pub fn schema<'a>(store: &'a Store, res: &ResourceInfo) -> Schema<'a> {
+    apply::schema_of(res, crd_schema(store, res))
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get(field)?.as_str()
+}
+
+fn is_dns_subdomain(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !name.is_empty()
+        && name.len() <= 253
+        && bytes
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.')
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+}
+
+fn random_suffix(store: &mut Store) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut n = store
+        .rv
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..5)
+        .map(|_| {
+            n = n
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ALPHABET[((n >> 33) % ALPHABET.len() as u64) as usize] as char
+        })
+        .collect()
+}
+
+fn ensure_type_meta(obj: &mut Value, res: &ResourceInfo) {
+    if !obj.is_object() {
+        *obj = json!({});
+    }
+    obj["apiVersion"] = Value::String(res.api_version());
+    obj["kind"] = Value::String(res.kind.clone());
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+}
+
+/// Validates (and prunes/defaults) a custom resource or a CRD; built-ins pass unchanged.
+fn validate(
+    store: &Store,
+    res: &ResourceInfo,
+    obj: Value,
+    old: Option<&Value>,
+    ctx: &WriteCtx,
+) -> Result<Value, ApiError> {
+    if res.group == CRD_GROUP && res.plural == CRD_PLURAL {
+        return validate_crd(obj);
+    }
+    let Some(crd_name) = &res.crd else {
+        return Ok(obj);
+    };
+    let crd = store
+        .get(&crd_key(crd_name))
+        .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, ""))?;
+    let metadata = obj.get("metadata").cloned();
+    let mut validated = validation::validate_object_with(crd, &obj, old, ctx.unknown_fields)
+        .map_err(|f| {
+            let status = f.to_status();
+            ApiError {
+                code: f.code(),
+                body: status,
+                retry_after: None,
+            }
+        })?;
+    if let Some(m) = metadata {
+        validated["metadata"] = m;
+    }
+    Ok(validated)
+}
+
+fn validate_crd(mut crd: Value) -> Result<Value, ApiError> {
+    let s = |p: &str| {
+        crd.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (name, group, plural, kind) = (
+        s("/metadata/name"),
+        s("/spec/group"),
+        s("/spec/names/plural"),
+        s("/spec/names/kind"),
+    );
+    let mut causes = Vec::new();
+    if group.is_empty() {
+        causes.push(("spec.group".to_string(), "Required value".to_string()));
+    }
+    if plural.is_empty() {
+        causes.push((
+            "spec.names.plural".to_string(),
+            "Required value".to_string(),
+        ));
+    }
+    if kind.is_empty() {
+        causes.push(("spec.names.kind".to_string(), "Required value".to_string()));
+    }
+    if name != format!("{plural}.{group}") {
+        causes.push((
+            "metadata.name".to_string(),
+            format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"),
+        ));
+    }
+    let versions = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let storage: Vec<String> = versions
+        .iter()
+        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .filter_map(|v| v.get("name").and_then(Value::as_str).map(String::from))
+        .collect();
+    if storage.len() != 1 {
+        causes.push((
+            "spec.versions".to_string(),
+            "Invalid value: \"array\": must have exactly one version marked as storage version"
+                .to_string(),
+        ));
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(
+            "CustomResourceDefinition",
+            CRD_GROUP,
+            &name,
+            causes,
+        ));
+    }
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let condition = |t: &str, reason: &str, message: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message});
+    crd["status"] = json!({
+        "conditions": [
+            condition("NamesAccepted", "NoConflicts", "no conflicts found"),
+            condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+        ],
+        "acceptedNames": crd.pointer("/spec/names").cloned().unwrap_or(json!({})),
+        "storedVersions": storage,
+    });
+    Ok(crd)
+}
+
+fn namespace_key(ns: &str) -> ObjKey {
+    ObjKey {
+        group: String::new(),
+        plural: "namespaces".to_string(),
+        namespace: String::new(),
+        name: ns.to_string(),
+    }
+}
+
+pub fn create(
+    store: &mut Store,
+    cfg: &Config,
+    res: &ResourceInfo,
+    namespace: &str,
+    mut obj: Value,
+    ctx: &WriteCtx,
+    applied_by: Option<&str>,
+) -> Result<Value, ApiError> {
+    ensure_type_meta(&mut obj, res);
+    if res.namespaced {
+        match meta_str(&obj, "namespace") {
+            Some(ns) if !ns.is_empty() && ns != namespace => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            _ => obj["metadata"]["namespace"] = Value::String(namespace.to_string()),
+        }
+        match store.get(&namespace_key(namespace)) {
+            None => return Err(ApiError::not_found("", "namespaces", namespace)),
+            Some(ns) if ns.pointer("/metadata/deletionTimestamp").is_some() => {
+                return Err(ApiError::new(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "{} \"{}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                        res.plural,
+                        meta_str(&obj, "name").unwrap_or_default()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    } else if let Some(meta) = obj["metadata"].as_object_mut() {
+        meta.remove("namespace");
+    }
+    let name = match (meta_str(&obj, "name"), meta_str(&obj, "generateName")) {
+        (Some(n), _) if !n.is_empty() => n.to_string(),
+        (_, Some(prefix)) if !prefix.is_empty() => {
+            let prefix = prefix.to_string();
+            format!("{prefix}{}", random_suffix(store))
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                &res.kind,
+                &res.group,
+                "",
+                vec![(
+                    "metadata.name".to_string(),
+                    "Required value: name or generateName is required".to_string(),
+                )],
+            ));
+        }
+    };
+    if !is_dns_subdomain(&name) {
+        return Err(ApiError::invalid(
+            &res.kind,
+            &res.group,
+            &name,
+            vec![(
+                "metadata.name".to_string(),
+                format!(
+                    "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+                ),
+            )],
+        ));
+    }
+    obj["metadata"]["name"] = Value::String(name.clone());
+    let key = ObjKey::new(res, namespace, &name);
+    if store.get(&key).is_some() {
+        return Err(ApiError::already_exists(&res.group, &res.plural, &name));
+    }
+    if res.status
+        && let Some(m) = obj.as_object_mut()
+    {
+        m.remove("status");
+    }
+    let config = obj.clone();
+    let mut obj = validate(store, res, obj, None, ctx)?;
+    let uid = store.new_uid();
+    let meta = &mut obj["metadata"];
+    if let Some(m) = meta.as_object_mut() {
+        for k in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "managedFields",
+            "selfLink",
+        ] {
+            m.remove(k);
+        }
+    }
+    meta["uid"] = Value::String(uid);
+    meta["creationTimestamp"] = Value::String(ctx.now.clone());
+    if res.generation {
+        meta["generation"] = json!(1);
+    }
+    if res.plural == "namespaces" && res.group.is_empty() {
+        obj["status"] = json!({"phase": "Active"});
+        obj["spec"] = json!({"finalizers": ["kubernetes"]});
+    }
+    let schema = schema(store, res);
+    match applied_by {
+        Some(manager) => apply::initial_apply_fields(
+            &mut obj,
+            &config,
+            res,
+            schema,
+            Part::Main,
+            manager,
+            &ctx.now,
+        ),
+        None => apply::record_update(
+            None,
+            &mut obj,
+            res,
+            schema,
+            Part::Main,
+            &ctx.manager,
+            &ctx.now,
+        ),
+    }
+    let stored = store.put(key.clone(), obj, EventType::Added);
+    after_write(store, cfg, res, &key, &stored);
+    Ok(stored)
+}
+
+/// Everything but metadata and status: what `generation` counts changes of.
+fn spec_of(obj: &Value) -> Value {
+    let mut v = obj.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+        m.remove("apiVersion");
+        m.remove("kind");
+    }
+    v
+}
+
+/// Equal apart from managedFields timestamps: such a write is a no-op and must not bump
+/// the resourceVersion (controllers count writes on a steady-state reconcile).
+fn same_content(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(entries) = v
+            .pointer_mut("/metadata/managedFields")
+            .and_then(Value::as_array_mut)
+        {
+            for e in entries {
+                if let Some(m) = e.as_object_mut() {
+                    m.remove("time");
+                }
+            }
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn update(
+    store: &mut Store,
+    cfg: &Config,
+    res: &ResourceInfo,
+    key: &ObjKey,
+    mut candidate: Value,
+    part: Part,
+    ctx: &WriteCtx,
+    managed: Managed,
+) -> Result<Value, ApiError> {
+    let old = store
+        .get(key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, &key.name))?;
+    ensure_type_meta(&mut candidate, res);
+    if let Some(rv) = meta_str(&candidate, "resourceVersion")
+        && !rv.is_empty()
+        && Some(rv) != meta_str(&old, "resourceVersion")
+    {
+        return Err(ApiError::stale(&res.group, &res.plural, &key.name));
+    }
+    if let Some(uid) = meta_str(&candidate, "uid")
+        && !uid.is_empty()
+        && Some(uid) != meta_str(&old, "uid")
+    {
+        return Err(ApiError::conflict(
+            &res.group,
+            &res.plural,
+            &key.name,
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta_str(&old, "uid").unwrap_or_default()
+            ),
+        ));
+    }
+    if let Some(name) = meta_str(&candidate, "name")
+        && !name.is_empty()
+        && name != key.name
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({name}) does not match the name on the URL ({})",
+            key.name
+        )));
+    }
+    let mut new = match part {
+        Part::Status => {
+            let mut n = old.clone();
+            match candidate.get("status") {
+                Some(s) => n["status"] = s.clone(),
+                None => {
+                    if let Some(m) = n.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+            if matches!(managed, Managed::Precomputed)
+                && let Some(mf) = candidate.pointer("/metadata/managedFields")
+            {
+                n["metadata"]["managedFields"] = mf.clone();
+            }
+            n
+        }
+        Part::Main => {
+            let mut n = candidate;
+            if res.status {
+                match old.get("status") {
+                    Some(s) => n["status"] = s.clone(),
+                    None => {
+                        if let Some(m) = n.as_object_mut() {
+                            m.remove("status");
+                        }
+                    }
+                }
+            }
+            n
+        }
+    };
+    // Server-owned metadata cannot be changed by clients.
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "resourceVersion",
+    ] {
+        match old["metadata"].get(field) {
+            Some(v) => new["metadata"][field] = v.clone(),
+            None => {
+                if let Some(m) = new["metadata"].as_object_mut() {
+                    m.remove(field);
+                }
+            }
+        }
+    }
+    if !res.namespaced
+        && let Some(m) = new["metadata"].as_object_mut()
+    {
+        m.remove("namespace");
+    }
+    let mut new = validate(store, res, new, Some(&old), ctx)?;
+    if res.plural == "namespaces" && res.group.is_empty() {
+        new["status"] = old
+            .get("status")
+            .cloned()
+            .unwrap_or(json!({"phase": "Active"}));
+    }
+    let schema = schema(store, res);
+    match managed {
+        Managed::Update => apply::record_update(
+            Some(&old),
+            &mut new,
+            res,
+            schema,
+            part,
+            &ctx.manager,
+            &ctx.now,
+        ),
+        Managed::Controller(name) => {
+            apply::record_update(Some(&old), &mut new, res, schema, part, name, &ctx.now)
+        }
+        Managed::Precomputed => {}
+    }
+    if res.generation && spec_of(&new) != spec_of(&old) {
+        let generation = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        new["metadata"]["generation"] = json!(generation + 1);
+    }
+    if same_content(&new, &old) {
+        return Ok(old);
+    }
+    let finalizers_empty = new
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
+    if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers_empty {
+        store.put(key.clone(), new, EventType::Modified);
+        let removed = store.remove(key).unwrap_or_default();
+        gc::on_removed(store, cfg, &removed, &ctx.now);
+        after_removal(store, cfg, res, key, &ctx.now);
+        return Ok(removed);
+    }
+    let stored = store.put(key.clone(), new, EventType::Modified);
+    after_write(store, cfg, res, key, &stored);
+    Ok(stored)
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Propagation {
+    #[default]
+    Background,
+    Foreground,
+    Orphan,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    pub propagation: Propagation,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+}
+
+pub fn delete(
+    store: &mut Store,
+    cfg: &Config,
+    res: &ResourceInfo,
+    key: &ObjKey,
+    opts: &DeleteOptions,
+    now: &str,
+) -> Result<Value, ApiError> {
+    let obj = store
+        .get(key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, &key.name))?;
+    if let Some(uid) = &opts.precondition_uid
+        && Some(uid.as_str()) != meta_str(&obj, "uid")
+    {
+        return Err(ApiError::conflict(
+            &res.group,
+            &res.plural,
+            &key.name,
+            "Precondition failed: UID mismatch",
+        ));
+    }
+    if let Some(rv) = &opts.precondition_rv
+        && Some(rv.as_str()) != meta_str(&obj, "resourceVersion")
+    {
+        return Err(ApiError::stale(&res.group, &res.plural, &key.name));
+    }
+    let uid = meta_str(&obj, "uid").unwrap_or_default().to_string();
+    match opts.propagation {
+        Propagation::Orphan => gc::orphan(store, &uid),
+        Propagation::Foreground => gc::delete_dependents(store, cfg, &uid, now),
+        Propagation::Background => {}
+    }
+    let is_namespace = res.group.is_empty() && res.plural == "namespaces";
+    let has_finalizers = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty());
+    if has_finalizers || is_namespace {
+        let mut marked = obj.clone();
+        if marked.pointer("/metadata/deletionTimestamp").is_none() {
+            marked["metadata"]["deletionTimestamp"] = Value::String(now.to_string());
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            if is_namespace {
+                marked["status"] = json!({"phase": "Terminating"});
+            }
+            marked = store.put(key.clone(), marked, EventType::Modified);
+        }
+        if is_namespace {
+            gc::empty_namespace(store, cfg, &key.name, now);
+            if has_finalizers {
+                return Ok(marked);
+            }
+            return Ok(reap_namespace(store, cfg, &key.name, now).unwrap_or(marked));
+        }
+        return Ok(marked);
+    }
+    let removed = store.remove(key).unwrap_or(obj);
+    gc::on_removed(store, cfg, &removed, now);
+    after_removal(store, cfg, res, key, now);
+    Ok(removed)
+}
+
+/// Removes a terminating namespace once nothing is left in it.
+fn reap_namespace(store: &mut Store, cfg: &Config, ns: &str, now: &str) -> Option<Value> {
+    let key = namespace_key(ns);
+    let terminating = store
+        .get(&key)?
+        .pointer("/metadata/deletionTimestamp")
+        .is_some();
+    let empty = !store.objects.keys().any(|k| k.namespace == ns);
+    if terminating && empty {
+        let removed = store.remove(&key)?;
+        gc::on_removed(store, cfg, &removed, now);
+        return Some(removed);
+    }
+    None
+}
+
+fn after_removal(store: &mut Store, cfg: &Config, res: &ResourceInfo, key: &ObjKey, now: &str) {
+    if res.group == CRD_GROUP && res.plural == CRD_PLURAL {
+        refresh_custom_resources(store);
+        // The apiserver deletes all instances with the CRD.
+        if let Some((plural, group)) = key.name.split_once('.') {
+            let doomed: Vec<ObjKey> = store
+                .objects
+                .keys()
+                .filter(|k| k.group == group && k.plural == plural)
+                .cloned()
+                .collect();
+            for k in doomed {
+                store.remove(&k);
+            }
+        }
+    }
+    if !key.namespace.is_empty() {
+        reap_namespace(store, cfg, &key.namespace, now);
+    }
+}
+
+/// Re-reads the served custom resources from the stored CRDs.
+pub fn refresh_custom_resources(store: &mut Store) {
+    store.custom = store
+        .list(CRD_GROUP, CRD_PLURAL, None)
+        .into_iter()
+        .flat_map(resources::from_crd)
+        .collect();
+}
+
+fn after_write(store: &mut Store, cfg: &Config, res: &ResourceInfo, key: &ObjKey, stored: &Value) {
+    if res.group == CRD_GROUP && res.plural == CRD_PLURAL {
+        refresh_custom_resources(store);
+    }
+    if res.group == "apps" && matches!(res.plural.as_str(), "deployments" | "statefulsets") {
+        workload::schedule(store, cfg, key, stored);
+    }
+}

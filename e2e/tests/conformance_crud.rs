@@ -1,0 +1,399 @@
+//! Create/get/update/delete, metadata rules, selectors, status subresource.
+
+mod common;
+
+use common::{api_error, server};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+fn cm(name: &str, labels: serde_json::Value) -> ConfigMap {
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}}),
+    )
+    .expect("configmap")
+}
+
+#[tokio::test]
+async fn default_namespaces_exist() {
+    let (_s, client) = server();
+    let ns: Api<Namespace> = Api::all(client);
+    for name in ["default", "kube-system"] {
+        let n = ns.get(name).await.expect("namespace exists");
+        assert_eq!(n.status.and_then(|s| s.phase).as_deref(), Some("Active"));
+    }
+}
+
+#[tokio::test]
+async fn create_sets_server_metadata_and_get_404s() {
+    let (_s, client) = server();
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let created = api
+        .create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .expect("create");
+    let meta = &created.metadata;
+    assert!(meta.uid.as_deref().is_some_and(|u| !u.is_empty()));
+    assert!(meta.creation_timestamp.is_some());
+    assert!(meta.resource_version.is_some());
+    assert_eq!(meta.namespace.as_deref(), Some("default"));
+    let err = api_error(api.get("missing").await.expect_err("404"));
+    assert_eq!((err.code, err.reason.as_str()), (404, "NotFound"));
+    assert_eq!(err.message, "configmaps \"missing\" not found");
+}
+
+#[tokio::test]
+async fn create_twice_is_409_already_exists() {
+    let (_s, client) = server();
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    api.create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .expect("create");
+    let err = api_error(
+        api.create(&PostParams::default(), &cm("a", json!({})))
+            .await
+            .expect_err("409"),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (409, "AlreadyExists"));
+}
+
+#[tokio::test]
+async fn generate_name_creates_unique_names() {
+    let (_s, client) = server();
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let obj: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"generateName": "gen-"}})).expect("cm");
+    let a = api.create(&PostParams::default(), &obj).await.expect("a");
+    let b = api.create(&PostParams::default(), &obj).await.expect("b");
+    let (a, b) = (
+        a.metadata.name.expect("name"),
+        b.metadata.name.expect("name"),
+    );
+    assert!(a.starts_with("gen-") && a.len() > 4, "{a}");
+    assert_ne!(a, b);
+}
+
+#[tokio::test]
+async fn create_in_missing_namespace_is_404() {
+    let (_s, client) = server();
+    let api: Api<ConfigMap> = Api::namespaced(client, "nope");
+    let err = api_error(
+        api.create(&PostParams::default(), &cm("a", json!({})))
+            .await
+            .expect_err("404"),
+    );
+    assert_eq!(err.code, 404);
+}
+
+#[tokio::test]
+async fn stale_update_is_409_conflict() {
+    let (_s, client) = server();
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let first = api
+        .create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .expect("create");
+    let mut a = first.clone();
+    a.data = Some([("k".to_string(), "1".to_string())].into());
+    let updated = api
+        .replace("a", &PostParams::default(), &a)
+        .await
+        .expect("fresh update");
+    assert_ne!(
+        updated.metadata.resource_version,
+        first.metadata.resource_version
+    );
+    let err = api_error(
+        api.replace("a", &PostParams::default(), &a)
+            .await
+            .expect_err("stale"),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+}
+
+#[tokio::test]
+async fn resource_versions_increase_globally() {
+    let (_s, client) = server();
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let a = api
+        .create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .expect("a");
+    let b = api
+        .create(&PostParams::default(), &cm("b", json!({})))
+        .await
+        .expect("b");
+    let rv = |c: &ConfigMap| {
+        c.metadata
+            .resource_version
+            .as_deref()
+            .and_then(|r| r.parse::<u64>().ok())
+            .expect("rv")
+    };
+    assert!(rv(&b) > rv(&a));
+    let list = api.list(&ListParams::default()).await.expect("list");
+    let list_rv: u64 = list
+        .metadata
+        .resource_version
+        .as_deref()
+        .and_then(|r| r.parse().ok())
+        .expect("list rv");
+    assert!(list_rv >= rv(&b));
+}
+
+#[tokio::test]
+async fn delete_with_finalizers_waits_until_they_are_removed() {
+    let (_s, client) = server();
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let mut obj = cm("f", json!({}));
+    obj.metadata.finalizers = Some(vec!["example.org/keep".to_string()]);
+    api.create(&PostParams::default(), &obj)
+        .await
+        .expect("create");
+    api.delete("f", &DeleteParams::default())
+        .await
+        .expect("delete accepted");
+    let pending = api.get("f").await.expect("still there");
+    assert!(
+        pending.metadata.deletion_timestamp.is_some(),
+        "deletionTimestamp set"
+    );
+    let remove = json!([{"op": "test", "path": "/metadata/finalizers/0", "value": "example.org/keep"},
+        {"op": "remove", "path": "/metadata/finalizers/0"}]);
+    let patch: json_patch::Patch = serde_json::from_value(remove).expect("patch");
+    api.patch("f", &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+        .expect("finalizer removed");
+    let err = api_error(api.get("f").await.expect_err("gone"));
+    assert_eq!(err.code, 404);
+}
+
+#[tokio::test]
+async fn label_selectors_filter_lists() {
+    let (_s, client) = server();
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    api.create(
+        &PostParams::default(),
+        &cm("a", json!({"app": "web", "tier": "front"})),
+    )
+    .await
+    .expect("a");
+    api.create(&PostParams::default(), &cm("b", json!({"app": "db"})))
+        .await
+        .expect("b");
+    api.create(&PostParams::default(), &cm("c", json!({})))
+        .await
+        .expect("c");
+    let names = |sel: &str| {
+        let api = api.clone();
+        let sel = sel.to_string();
+        async move {
+            let mut n: Vec<String> = api
+                .list(&ListParams::default().labels(&sel))
+                .await
+                .expect("list")
+                .items
+                .into_iter()
+                .filter_map(|c| c.metadata.name)
+                .collect();
+            n.sort();
+            n
+        }
+    };
+    assert_eq!(names("app=web").await, ["a"]);
+    assert_eq!(names("app!=web").await, ["b", "c"]);
+    assert_eq!(names("app in (web,db)").await, ["a", "b"]);
+    assert_eq!(names("app notin (web)").await, ["b", "c"]);
+    assert_eq!(names("tier").await, ["a"]);
+    assert_eq!(names("!app").await, ["c"]);
+}
+
+#[tokio::test]
+async fn field_selectors_on_name_and_namespace() {
+    let (_s, client) = server();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    api.create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .expect("a");
+    api.create(&PostParams::default(), &cm("b", json!({})))
+        .await
+        .expect("b");
+    let got = api
+        .list(&ListParams::default().fields("metadata.name=b"))
+        .await
+        .expect("list");
+    assert_eq!(got.items.len(), 1);
+    let all: Api<ConfigMap> = Api::all(client);
+    let none = all
+        .list(&ListParams::default().fields("metadata.namespace=kube-system"))
+        .await
+        .expect("list");
+    assert!(none.items.is_empty());
+    let err = api_error(
+        api.list(&ListParams::default().fields("spec.x=1"))
+            .await
+            .expect_err("unsupported"),
+    );
+    assert_eq!(err.code, 400);
+}
+
+#[tokio::test]
+async fn list_pagination_with_limit_and_continue() {
+    let (_s, client) = server();
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    for n in ["a", "b", "c"] {
+        api.create(&PostParams::default(), &cm(n, json!({})))
+            .await
+            .expect("create");
+    }
+    let first = api
+        .list(&ListParams::default().limit(2))
+        .await
+        .expect("page 1");
+    assert_eq!(first.items.len(), 2);
+    let token = first.metadata.continue_.clone().expect("continue token");
+    let second = api
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .expect("page 2");
+    assert_eq!(second.items.len(), 1);
+    assert_eq!(second.items[0].metadata.name.as_deref(), Some("c"));
+}
+
+#[tokio::test]
+async fn status_subresource_and_generation() {
+    let (s, client) = server();
+    s.set_workload_timing(miracolix_e2e::WorkloadTiming::Manual);
+    let api: Api<Deployment> = Api::default_namespaced(client);
+    let d: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "d"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "d"}},
+            "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}},
+        "status": {"replicas": 99},
+    })).expect("deployment");
+    let created = api
+        .create(&PostParams::default(), &d)
+        .await
+        .expect("create");
+    assert_eq!(created.metadata.generation, Some(1));
+    assert!(created.status.is_none(), "status is dropped on create");
+
+    // Writing status through the main resource is ignored.
+    let p = json!({"status": {"replicas": 5}});
+    let after = api
+        .patch("d", &PatchParams::default(), &Patch::Merge(&p))
+        .await
+        .expect("patch");
+    assert!(after.status.is_none());
+    assert_eq!(after.metadata.generation, Some(1));
+
+    // Status writes change only status, and do not bump generation.
+    let p = json!({"spec": {"replicas": 7}, "status": {"replicas": 5}});
+    let after = api
+        .patch_status("d", &PatchParams::default(), &Patch::Merge(&p))
+        .await
+        .expect("status");
+    assert_eq!(after.status.and_then(|s| s.replicas), Some(5));
+    assert_eq!(after.spec.and_then(|s| s.replicas), Some(1));
+    assert_eq!(after.metadata.generation, Some(1));
+
+    // Metadata changes do not bump generation; spec changes do.
+    let p = json!({"metadata": {"labels": {"x": "y"}}});
+    let after = api
+        .patch("d", &PatchParams::default(), &Patch::Merge(&p))
+        .await
+        .expect("labels");
+    assert_eq!(after.metadata.generation, Some(1));
+    let p = json!({"spec": {"replicas": 2}});
+    let after = api
+        .patch("d", &PatchParams::default(), &Patch::Merge(&p))
+        .await
+        .expect("spec");
+    assert_eq!(after.metadata.generation, Some(2));
+}
+
+#[tokio::test]
+async fn leases_use_optimistic_concurrency() {
+    let (_s, client) = server();
+    let api: Api<Lease> = Api::default_namespaced(client);
+    let lease: Lease = serde_json::from_value(
+        json!({"metadata": {"name": "leader"}, "spec": {"holderIdentity": "a"}}),
+    )
+    .expect("lease");
+    let created = api
+        .create(&PostParams::default(), &lease)
+        .await
+        .expect("create");
+    let mut mine = created.clone();
+    mine.spec.as_mut().expect("spec").holder_identity = Some("b".into());
+    api.replace("leader", &PostParams::default(), &mine)
+        .await
+        .expect("first renew");
+    let err = api_error(
+        api.replace("leader", &PostParams::default(), &mine)
+            .await
+            .expect_err("stale renew"),
+    );
+    assert_eq!(err.code, 409);
+}
+
+#[tokio::test]
+async fn events_are_accepted_and_listed_in_both_groups() {
+    let (_s, client) = server();
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(client.clone());
+    let ev: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
+        "metadata": {"generateName": "x-"}, "involvedObject": {"kind": "ConfigMap", "name": "a"},
+        "reason": "Test", "message": "hello", "type": "Normal"}))
+    .expect("event");
+    core.create(&PostParams::default(), &ev)
+        .await
+        .expect("core event");
+    assert_eq!(
+        core.list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .len(),
+        1
+    );
+    let new: Api<k8s_openapi::api::events::v1::Event> = Api::default_namespaced(client);
+    let ev: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
+        "metadata": {"generateName": "y-"}, "eventTime": "2025-01-01T00:00:00.000000Z",
+        "reportingController": "test", "reportingInstance": "t", "action": "Act", "reason": "Test",
+        "regarding": {"kind": "ConfigMap", "name": "a"}, "note": "hi", "type": "Normal"}))
+    .expect("event");
+    new.create(&PostParams::default(), &ev)
+        .await
+        .expect("events.k8s.io event");
+    assert_eq!(
+        new.list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_namespace_deletes_its_contents() {
+    let (s, client) = server();
+    let ns: Api<Namespace> = Api::all(client.clone());
+    ns.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "tmp"}})).expect("ns"),
+    )
+    .await
+    .expect("ns");
+    let api: Api<ConfigMap> = Api::namespaced(client, "tmp");
+    api.create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .expect("cm");
+    ns.delete("tmp", &DeleteParams::default())
+        .await
+        .expect("delete ns");
+    assert!(s.object("", "configmaps", "tmp", "a").is_none());
+    assert!(s.object("", "namespaces", "", "tmp").is_none());
+}

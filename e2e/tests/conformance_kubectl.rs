@@ -1,0 +1,229 @@
+//! The real kubectl over HTTP: discovery, server-side apply, `wait`, and server-side printed
+//! tables. Skips (with a printed reason) where kubectl is not installed.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use miracolix_e2e::apiserver::http::{ServerHandle, write_kubeconfig};
+use miracolix_e2e::{Config, TestApiServer, WorkloadTiming};
+
+const KUBECTL: &str = "/usr/bin/kubectl";
+
+struct Kubectl {
+    dir: PathBuf,
+    _handle: ServerHandle,
+}
+
+impl Kubectl {
+    async fn start(name: &str) -> Option<Self> {
+        if !Path::new(KUBECTL).exists() {
+            println!("skipped: {KUBECTL} not installed");
+            return None;
+        }
+        let server = TestApiServer::with_config(Config {
+            workload_timing: WorkloadTiming::Immediate,
+            ..Config::default()
+        });
+        let handle = server
+            .serve(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind");
+        let dir = std::env::temp_dir().join(format!("miracolix-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        write_kubeconfig(&dir.join("kubeconfig"), &handle.url(), Some("test-token"))
+            .expect("kubeconfig");
+        Some(Self {
+            dir,
+            _handle: handle,
+        })
+    }
+
+    fn file(&self, name: &str, content: &str) -> String {
+        let p = self.dir.join(name);
+        std::fs::write(&p, content).expect("write manifest");
+        p.display().to_string()
+    }
+
+    /// Runs kubectl; returns (success, stdout, stderr).
+    async fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = common::within(
+            &format!("kubectl {}", args.join(" ")),
+            tokio::process::Command::new(KUBECTL)
+                .args(args)
+                .env("KUBECONFIG", self.dir.join("kubeconfig"))
+                .env("HOME", &self.dir)
+                .arg("--cache-dir")
+                .arg(self.dir.join("cache"))
+                .output(),
+        )
+        .await
+        .expect("kubectl runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args).await;
+        assert!(ok, "kubectl {} failed:\n{out}\n{err}", args.join(" "));
+        out
+    }
+}
+
+impl Drop for Kubectl {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn crd_yaml() -> String {
+    serde_json::to_string_pretty(&common::widget_crd()).expect("json is yaml")
+}
+
+const WIDGET: &str = "apiVersion: conformance.example.org/v1
+kind: Widget
+metadata:
+  name: erlangen
+spec:
+  siteId: erlangen
+  replicas: 1
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_applies_a_crd_waits_and_prints_tables() {
+    let Some(k) = Kubectl::start("crd").await else {
+        return;
+    };
+    let crd = k.file("crd.yaml", &crd_yaml());
+    let out = k.ok(&["apply", "--server-side", "-f", &crd]).await;
+    assert!(out.contains("serverside-applied"), "{out}");
+    let out = k
+        .ok(&[
+            "wait",
+            "--for=condition=established",
+            "crd/widgets.conformance.example.org",
+            "--timeout=10s",
+        ])
+        .await;
+    assert!(out.contains("condition met"), "{out}");
+    let w = k.file("w.yaml", WIDGET);
+    k.ok(&["apply", "--server-side", "-f", &w]).await;
+    let table = k.ok(&["get", "widgets"]).await;
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["NAME", "SITE", "READY", "AGE"], "{table}");
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("erlangen") && l.contains(" erlangen ")),
+        "{table}"
+    );
+    // Short names and categories resolve through discovery.
+    assert!(k.ok(&["get", "wd"]).await.contains("erlangen"));
+    assert!(k.ok(&["get", "gadgets"]).await.contains("erlangen"));
+    // Re-applying the same manifest is accepted and changes nothing.
+    let before = k
+        .ok(&[
+            "get",
+            "widget",
+            "erlangen",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])
+        .await;
+    k.ok(&["apply", "--server-side", "-f", &w]).await;
+    let after = k
+        .ok(&[
+            "get",
+            "widget",
+            "erlangen",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])
+        .await;
+    assert_eq!(before, after);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_shows_validation_errors_verbatim() {
+    let Some(k) = Kubectl::start("invalid").await else {
+        return;
+    };
+    let crd = k.file("crd.yaml", &crd_yaml());
+    k.ok(&["apply", "--server-side", "-f", &crd]).await;
+    let bad = k.file(
+        "bad.yaml",
+        &WIDGET.replace("replicas: 1", "replicas: 3\n  maxReplicas: 2"),
+    );
+    let (ok, _out, err) = k.run(&["apply", "--server-side", "-f", &bad]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("replicas must not exceed maxReplicas"),
+        "{err}"
+    );
+    let unknown = k.file(
+        "unknown.yaml",
+        &WIDGET.replace("replicas: 1", "replicas: 1\n  bogus: 1"),
+    );
+    let (ok, _out, err) = k.run(&["apply", "--server-side", "-f", &unknown]).await;
+    assert!(!ok, "kubectl validates strictly by default");
+    assert!(err.contains("unknown field \"spec.bogus\""), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rolls_out_deployments() {
+    let Some(k) = Kubectl::start("deploy").await else {
+        return;
+    };
+    let d = k.file(
+        "d.yaml",
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1
+",
+    );
+    k.ok(&["apply", "--server-side", "-f", &d]).await;
+    let out = k
+        .ok(&["rollout", "status", "deployment/web", "--timeout=10s"])
+        .await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    k.ok(&["scale", "deployment/web", "--replicas=3"]).await;
+    let replicas = k
+        .ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ])
+        .await;
+    assert_eq!(replicas, "3");
+    k.ok(&["delete", "deployment", "web"]).await;
+    let (_, out, err) = k.run(&["get", "deploy"]).await;
+    assert!(
+        out.is_empty() && err.contains("No resources found"),
+        "{out}{err}"
+    );
+}
