@@ -136,7 +136,7 @@ async fn statefulset_claims_outlive_the_statefulset() {
         "metadata": {"name": "db"},
         "spec": {"replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
             "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "pg", "image": "pg"}]}},
-            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": {"tier": "storage"}}, "spec": {"accessModes": ["ReadWriteOnce"],
                 "resources": {"requests": {"storage": "1Gi"}}}}]},
     }))
     .expect("sts");
@@ -162,6 +162,12 @@ async fn statefulset_claims_outlive_the_statefulset() {
         names(pvcs.list(&ListParams::default()).await.expect("list").items),
         ["data-db-0", "data-db-1"]
     );
+    // Like the StatefulSet controller: template labels plus the selector's matchLabels.
+    let labelled = pvcs
+        .list(&ListParams::default().labels("tier=storage,app=db"))
+        .await
+        .expect("list by labels");
+    assert_eq!(labelled.items.len(), 2, "claims carry template and selector labels");
     api.delete("db", &DeleteParams::default())
         .await
         .expect("delete");

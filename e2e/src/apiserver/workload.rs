@@ -212,10 +212,12 @@ fn create_claims(
     let Some(pvc_res) = store.find_resource("", "v1", "persistentvolumeclaims") else {
         return;
     };
-    let labels = sts
+    // As the StatefulSet controller does: the template's labels plus the selector's matchLabels.
+    let selector_labels = sts
         .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
         .cloned()
-        .unwrap_or(json!({}));
+        .unwrap_or_default();
     let owned = sts
         .pointer("/spec/persistentVolumeClaimRetentionPolicy/whenDeleted")
         .and_then(Value::as_str)
@@ -225,6 +227,13 @@ fn create_claims(
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or("data");
+        let mut labels = tpl
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        labels.extend(selector_labels.clone());
+        let labels = Value::Object(labels);
         for ordinal in 0..replicas {
             let name = format!("{tpl_name}-{}-{ordinal}", key.name);
             let mut pvc = json!({
