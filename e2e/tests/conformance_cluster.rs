@@ -167,7 +167,11 @@ async fn statefulset_claims_outlive_the_statefulset() {
         .list(&ListParams::default().labels("tier=storage,app=db"))
         .await
         .expect("list by labels");
-    assert_eq!(labelled.items.len(), 2, "claims carry template and selector labels");
+    assert_eq!(
+        labelled.items.len(),
+        2,
+        "claims carry template and selector labels"
+    );
     api.delete("db", &DeleteParams::default())
         .await
         .expect("delete");

@@ -5,18 +5,20 @@ use miracolix_operator::cli::{self, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Commands return their own exit status when "success" and "failure" are not the only
+    // answers (`release verify`); an error is always EXIT_ERROR.
     let result = match &cli.command {
-        Command::Crds(args) => cli::crds::run(args).map_err(|e| e.to_string()),
+        Command::Crds(args) => cli::crds::run(args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| e.to_string()),
         Command::Reference => {
             print!("{}", cli::reference::markdown());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
+        Command::Release(args) => cli::release::run(args).map_err(|e| e.to_string()),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    result.unwrap_or_else(|message| {
+        eprintln!("error: {message}");
+        ExitCode::from(cli::EXIT_ERROR)
+    })
 }

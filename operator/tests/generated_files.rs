@@ -24,12 +24,20 @@ fn crds_directory_matches_the_rust_types() {
     }
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
         .expect("crds/ exists")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|n| n.ends_with(".yaml"))
         .collect();
     on_disk.sort();
     expected_names.sort();
-    assert_eq!(on_disk, expected_names, "crds/ holds files for kinds that no longer exist");
+    assert_eq!(
+        on_disk, expected_names,
+        "crds/ holds files for kinds that no longer exist"
+    );
 }
 
 #[test]
@@ -48,18 +56,31 @@ fn every_kind_has_status_subresource_printer_columns_and_category() {
         let kind = &crd.spec.names.kind;
         let v = &crd.spec.versions[0];
         assert!(
-            v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(),
+            v.subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some(),
             "{kind} lacks the status subresource"
         );
-        let cols = v.additional_printer_columns.as_ref().expect("printer columns");
-        assert!(cols.iter().any(|c| c.name == "Age"), "{kind} lacks an Age column");
+        let cols = v
+            .additional_printer_columns
+            .as_ref()
+            .expect("printer columns");
+        assert!(
+            cols.iter().any(|c| c.name == "Age"),
+            "{kind} lacks an Age column"
+        );
         assert_eq!(
             crd.spec.names.categories.as_deref(),
             Some(&["miracum".to_string()][..]),
             "{kind} is not in the miracum category"
         );
         assert!(
-            crd.spec.names.short_names.as_ref().is_some_and(|s| !s.is_empty()),
+            crd.spec
+                .names
+                .short_names
+                .as_ref()
+                .is_some_and(|s| !s.is_empty()),
             "{kind} has no short name"
         );
         let status = v
@@ -70,7 +91,13 @@ fn every_kind_has_status_subresource_printer_columns_and_category() {
             .and_then(|p| p.get("status"))
             .and_then(|s| s.properties.as_ref())
             .expect("status schema");
-        assert!(status.contains_key("observedGeneration"), "{kind} status lacks observedGeneration");
-        assert!(status.contains_key("conditions"), "{kind} status lacks conditions");
+        assert!(
+            status.contains_key("observedGeneration"),
+            "{kind} status lacks observedGeneration"
+        );
+        assert!(
+            status.contains_key("conditions"),
+            "{kind} status lacks conditions"
+        );
     }
 }

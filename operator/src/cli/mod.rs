@@ -1,12 +1,26 @@
 //! Command-line interface: one subcommand per module.
+//!
+//! Exit status, for every subcommand: 0 success; 1 a check answered "no" (`release verify`: the
+//! release is not certified); 2 the command could not do its work (unreadable input, bad key,
+//! usage error, as clap also uses 2). Scripts can tell "not certified" from "broken input".
 
 pub mod crds;
 pub mod reference;
+pub mod release;
 
 use clap::{Parser, Subcommand};
 
+/// Exit status when a check answered "no".
+pub const EXIT_NOT_CERTIFIED: u8 = 1;
+/// Exit status when a command failed.
+pub const EXIT_ERROR: u8 = 2;
+
 #[derive(Debug, Parser)]
-#[command(name = "miracolix-operator", version, about = "Runs the MIRACUM DIZ stack on Kubernetes")]
+#[command(
+    name = "miracolix-operator",
+    version,
+    about = "Runs the MIRACUM DIZ stack on Kubernetes"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -18,4 +32,6 @@ pub enum Command {
     Crds(crds::CrdsArgs),
     /// Print the custom resource reference (Markdown) generated from the CRD schemas.
     Reference,
+    /// Release certification: canonical form, signing, verification.
+    Release(release::ReleaseArgs),
 }

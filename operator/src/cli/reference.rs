@@ -41,7 +41,11 @@ fn kind_section(out: &mut String, crd: &CustomResourceDefinition) {
         let cols: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
         let _ = writeln!(out, "- `kubectl get` columns: {}", cols.join(", "));
     }
-    let Some(root) = version.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()) else {
+    let Some(root) = version
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+    else {
         return;
     };
     out.push_str("\n| field | type | required | default | description | rules |\n");
@@ -62,14 +66,10 @@ fn walk(out: &mut String, path: &str, schema: &JSONSchemaProps, required: bool) 
             walk(out, &format!("{path}.{name}"), child, req.contains(name));
         }
     }
-    if let Some(JSONSchemaPropsOrArray::Schema(items)) =
-        &schema.items
-    {
+    if let Some(JSONSchemaPropsOrArray::Schema(items)) = &schema.items {
         walk(out, &format!("{path}[]"), items, false);
     }
-    if let Some(JSONSchemaPropsOrBool::Schema(values)) =
-        &schema.additional_properties
-    {
+    if let Some(JSONSchemaPropsOrBool::Schema(values)) = &schema.additional_properties {
         walk(out, &format!("{path}.<key>"), values, false);
     }
 }

@@ -1,0 +1,995 @@
+//! Release certification end to end: signing, verification verdicts, key rotation, the CLI, and
+//! interoperability with the `openssl` command line in both directions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use base64::Engine as _;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use miracolix_operator::api::{
+    ComponentImage, ComponentRelease, ComponentReleaseSpec, ReleaseSignature, SignatureAlgorithm,
+};
+use miracolix_operator::release::{
+    Reason, SigningKey, TrustStore, TrustedKey, Verdict, canonicalize, sign_release, verify,
+    verify_signature,
+};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+
+const BIN: &str = env!("CARGO_BIN_EXE_miracolix-operator");
+const DEMO_KEY_ID: &str = "miracolix-demo-2026";
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("operator/ has a parent")
+        .to_path_buf()
+}
+
+fn example_path() -> PathBuf {
+    repo_root().join("examples/10-release-miracolix-2026.1.yaml")
+}
+
+fn example_release() -> ComponentRelease {
+    let text = std::fs::read_to_string(example_path()).expect("example release exists");
+    let mut docs: Vec<ComponentRelease> =
+        miracolix_operator::yaml::from_multi_doc(&text).expect("example parses");
+    assert_eq!(docs.len(), 1);
+    docs.remove(0)
+}
+
+/// The example release without its signature.
+fn release() -> ComponentReleaseSpec {
+    let mut spec = example_release().spec;
+    spec.signature = None;
+    spec
+}
+
+/// A temporary directory removed on drop, so that failed runs leave nothing behind either.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "miracolix-release-{name}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, content).expect("write temp file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = B64.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+/// A fresh key pair generated in-process; returns the signing key and its public half.
+fn keypair(algorithm: SignatureAlgorithm, key_id: &str) -> (SigningKey, TrustedKey) {
+    let rng = SystemRandom::new();
+    let pkcs8 = match algorithm {
+        SignatureAlgorithm::EcdsaP256Sha256 => {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+        }
+        SignatureAlgorithm::Ed25519 => Ed25519KeyPair::generate_pkcs8(&rng),
+    }
+    .expect("key generation");
+    // Through PEM, as a release manager's key file would arrive.
+    let key = SigningKey::from_pem(pem("PRIVATE KEY", pkcs8.as_ref()).as_bytes(), "generated")
+        .expect("generated key reads");
+    let public = key.public_key(key_id).expect("public half");
+    let public = TrustedKey::from_pem(key_id, public.to_pem().as_bytes(), "generated")
+        .expect("public PEM reads");
+    (key, public)
+}
+
+fn store(keys: &[&TrustedKey]) -> TrustStore {
+    let mut store = TrustStore::new();
+    for key in keys {
+        store.insert((*key).clone()).expect("unique key ids");
+    }
+    store
+}
+
+fn signed(spec: &ComponentReleaseSpec, key: &SigningKey, key_id: &str) -> ComponentReleaseSpec {
+    let mut spec = spec.clone();
+    spec.signature = Some(sign_release(&spec, key, key_id).expect("signs"));
+    spec
+}
+
+#[track_caller]
+fn assert_certified(verdict: &Verdict, key_id: &str) {
+    assert_eq!(
+        verdict,
+        &Verdict::Certified {
+            key_id: key_id.to_string()
+        }
+    );
+}
+
+#[track_caller]
+fn assert_reason(verdict: &Verdict, expected: Reason) -> String {
+    match verdict {
+        Verdict::NotCertified { reason, message } => {
+            assert_eq!(*reason, expected, "message: {message}");
+            assert_eq!(verdict.reason(), expected.as_str());
+            message.clone()
+        }
+        Verdict::Certified { .. } => panic!("expected {expected}, got {verdict:?}"),
+    }
+}
+
+const ALGORITHMS: [SignatureAlgorithm; 2] = [
+    SignatureAlgorithm::EcdsaP256Sha256,
+    SignatureAlgorithm::Ed25519,
+];
+
+// ---------------------------------------------------------------------------------------------
+// Verdicts
+
+#[test]
+fn a_valid_signature_certifies_with_either_algorithm() {
+    for algorithm in ALGORITHMS {
+        let (key, public) = keypair(algorithm, "consortium-2026");
+        let release = signed(&release(), &key, "consortium-2026");
+        assert_eq!(
+            release.signature.as_ref().map(|s| s.algorithm),
+            Some(algorithm)
+        );
+        let verdict = verify(&release, &store(&[&public]));
+        assert_certified(&verdict, "consortium-2026");
+        assert!(verdict.is_certified());
+        assert_eq!(verdict.reason(), "Verified");
+    }
+}
+
+#[test]
+fn content_changed_after_signing_is_a_bad_signature() {
+    type Change = fn(&mut ComponentReleaseSpec);
+    let changes: [(&str, Change); 7] = [
+        ("digest changed", |s| {
+            s.components.get_mut("blaze").expect("blaze").digest =
+                format!("sha256:{}", "0".repeat(64));
+        }),
+        ("release version changed", |s| s.version = "2026.2".into()),
+        ("component version changed", |s| {
+            s.components.get_mut("blaze").expect("blaze").version = "0.30.3".into();
+        }),
+        ("repository changed", |s| {
+            s.components.get_mut("blaze").expect("blaze").repository =
+                "ghcr.io/attacker/blaze".into();
+        }),
+        ("channel changed", |s| {
+            s.channel = miracolix_operator::api::Channel::Candidate;
+        }),
+        ("component added", |s| {
+            s.components.insert(
+                "extra".into(),
+                ComponentImage {
+                    repository: "ghcr.io/attacker/miner".into(),
+                    digest: format!("sha256:{}", "e".repeat(64)),
+                    version: "1.0".into(),
+                },
+            );
+        }),
+        ("component removed", |s| {
+            s.components.remove("dqa");
+        }),
+    ];
+    for algorithm in ALGORITHMS {
+        let (key, public) = keypair(algorithm, "k");
+        let trust = store(&[&public]);
+        let original = signed(&release(), &key, "k");
+        assert_certified(&verify(&original, &trust), "k");
+        for (what, change) in changes {
+            let mut tampered = original.clone();
+            change(&mut tampered);
+            let message = assert_reason(&verify(&tampered, &trust), Reason::BadSignature);
+            assert!(
+                message.contains("changed after signing"),
+                "{algorithm:?}, {what}: {message}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_signature_by_another_key_under_the_trusted_id_is_a_bad_signature() {
+    for algorithm in ALGORITHMS {
+        let (_, trusted) = keypair(algorithm, "k");
+        let (impostor, _) = keypair(algorithm, "k");
+        let release = signed(&release(), &impostor, "k");
+        assert_reason(&verify(&release, &store(&[&trusted])), Reason::BadSignature);
+    }
+}
+
+#[test]
+fn a_signature_claiming_the_other_algorithm_is_an_algorithm_mismatch() {
+    let (ec_key, ec_public) = keypair(SignatureAlgorithm::EcdsaP256Sha256, "ec");
+    let (ed_key, ed_public) = keypair(SignatureAlgorithm::Ed25519, "ed");
+    let trust = store(&[&ec_public, &ed_public]);
+
+    // Says ed25519, but "ec" is trusted as an ECDSA key.
+    let mut release_a = signed(&release(), &ed_key, "ec");
+    assert_eq!(
+        release_a.signature.as_ref().map(|s| s.algorithm),
+        Some(SignatureAlgorithm::Ed25519)
+    );
+    let message = assert_reason(&verify(&release_a, &trust), Reason::AlgorithmMismatch);
+    assert!(
+        message.contains("ed25519") && message.contains("ecdsa-p256-sha256"),
+        "{message}"
+    );
+
+    // Says ecdsa, but "ed" is trusted as an Ed25519 key.
+    let mut release_b = signed(&release(), &ec_key, "ed");
+    assert_reason(&verify(&release_b, &trust), Reason::AlgorithmMismatch);
+
+    // Relabelling the algorithm of a valid signature is caught the same way.
+    for (release, wrong) in [
+        (&mut release_a, SignatureAlgorithm::EcdsaP256Sha256),
+        (&mut release_b, SignatureAlgorithm::Ed25519),
+    ] {
+        let sig = release.signature.as_mut().expect("signed");
+        sig.key_id = if wrong == SignatureAlgorithm::Ed25519 {
+            "ec"
+        } else {
+            "ed"
+        }
+        .into();
+        sig.algorithm = wrong;
+        assert_reason(&verify(release, &trust), Reason::AlgorithmMismatch);
+    }
+}
+
+fn with_value(spec: &ComponentReleaseSpec, value: String) -> ComponentReleaseSpec {
+    let mut spec = spec.clone();
+    if let Some(sig) = spec.signature.as_mut() {
+        sig.value = value;
+    }
+    spec
+}
+
+#[test]
+fn garbage_base64_is_a_malformed_signature() {
+    let (key, public) = keypair(SignatureAlgorithm::EcdsaP256Sha256, "k");
+    let trust = store(&[&public]);
+    let release = signed(&release(), &key, "k");
+    for garbage in ["not base64!", "MEUCIQ", "MEUC IQ==", "====", ""] {
+        let message = assert_reason(
+            &verify(&with_value(&release, garbage.into()), &trust),
+            Reason::MalformedSignature,
+        );
+        assert!(message.contains("base64"), "{garbage:?}: {message}");
+    }
+}
+
+#[test]
+fn truncated_or_garbage_der_is_a_malformed_signature() {
+    let (key, public) = keypair(SignatureAlgorithm::EcdsaP256Sha256, "k");
+    let trust = store(&[&public]);
+    let release = signed(&release(), &key, "k");
+    let der = B64
+        .decode(&release.signature.as_ref().expect("signed").value)
+        .expect("our own base64");
+    assert_eq!(der[0], 0x30, "ECDSA signatures are DER sequences");
+
+    let mut trailing = der.clone();
+    trailing.push(0);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", der[..der.len() - 5].to_vec()),
+        ("only the header", der[..2].to_vec()),
+        ("trailing byte", trailing),
+        ("garbage", b"this is not a DER signature at all".to_vec()),
+        ("raw r||s", vec![0x42; 64]),
+    ];
+    for (what, bytes) in cases {
+        let message = assert_reason(
+            &verify(&with_value(&release, B64.encode(&bytes)), &trust),
+            Reason::MalformedSignature,
+        );
+        assert!(message.contains("DER"), "{what}: {message}");
+    }
+
+    // A well-formed DER signature with different numbers is a signature, just not a valid one.
+    let mut flipped = der;
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x01;
+    assert_reason(
+        &verify(&with_value(&release, B64.encode(&flipped)), &trust),
+        Reason::BadSignature,
+    );
+}
+
+#[test]
+fn an_ed25519_signature_of_the_wrong_length_is_malformed() {
+    let (key, public) = keypair(SignatureAlgorithm::Ed25519, "k");
+    let trust = store(&[&public]);
+    let release = signed(&release(), &key, "k");
+    let sig = B64
+        .decode(&release.signature.as_ref().expect("signed").value)
+        .expect("our own base64");
+    assert_eq!(sig.len(), 64);
+    let message = assert_reason(
+        &verify(&with_value(&release, B64.encode(&sig[..63])), &trust),
+        Reason::MalformedSignature,
+    );
+    assert!(message.contains("63 bytes"), "{message}");
+}
+
+#[test]
+fn an_unsigned_release_is_not_certified() {
+    let (_, public) = keypair(SignatureAlgorithm::Ed25519, "k");
+    let message = assert_reason(&verify(&release(), &store(&[&public])), Reason::Unsigned);
+    assert!(message.contains("release sign"), "{message}");
+}
+
+#[test]
+fn an_unknown_key_id_is_named_with_the_trusted_ones() {
+    let (key, _) = keypair(SignatureAlgorithm::Ed25519, "someone-else");
+    let (_, trusted) = keypair(SignatureAlgorithm::Ed25519, "consortium-2026");
+    let release = signed(&release(), &key, "someone-else");
+    let message = assert_reason(&verify(&release, &store(&[&trusted])), Reason::UnknownKey);
+    assert!(
+        message.contains("someone-else") && message.contains("consortium-2026"),
+        "{message}"
+    );
+    let message = assert_reason(&verify(&release, &TrustStore::new()), Reason::UnknownKey);
+    assert!(message.contains("trusts no keys"), "{message}");
+}
+
+#[test]
+fn content_that_cannot_be_canonicalised_is_not_canonical() {
+    let (key, public) = keypair(SignatureAlgorithm::Ed25519, "k");
+    let mut release = signed(&release(), &key, "k");
+    release.version = "2026.1\ncomponent.blaze.digest=sha256:evil".into();
+    let message = assert_reason(&verify(&release, &store(&[&public])), Reason::NotCanonical);
+    assert!(message.contains("newline"), "{message}");
+    // And such content cannot be signed in the first place.
+    assert!(sign_release(&release, &key, "k").is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key rotation and trust-store loading
+
+#[test]
+fn key_rotation_old_and_new_both_verify_until_the_old_is_revoked() {
+    let (old_key, old_public) = keypair(SignatureAlgorithm::EcdsaP256Sha256, "miracum-2025");
+    let (new_key, new_public) = keypair(SignatureAlgorithm::Ed25519, "miracum-2026");
+    let by_old = signed(&release(), &old_key, "miracum-2025");
+    let by_new = signed(&release(), &new_key, "miracum-2026");
+
+    let mut trust = store(&[&old_public, &new_public]);
+    assert_certified(&verify(&by_old, &trust), "miracum-2025");
+    assert_certified(&verify(&by_new, &trust), "miracum-2026");
+
+    assert!(trust.remove("miracum-2025").is_some());
+    assert_reason(&verify(&by_old, &trust), Reason::UnknownKey);
+    assert_certified(&verify(&by_new, &trust), "miracum-2026");
+}
+
+#[test]
+fn trust_store_loads_a_secret_and_a_mounted_secret_directory() {
+    let (old_key, old_public) = keypair(SignatureAlgorithm::EcdsaP256Sha256, "miracum-2025");
+    let (new_key, new_public) = keypair(SignatureAlgorithm::Ed25519, "miracum-2026");
+    let by_old = signed(&release(), &old_key, "miracum-2025");
+    let by_new = signed(&release(), &new_key, "miracum-2026");
+
+    let secret = Secret {
+        data: Some(BTreeMap::from([
+            (
+                "miracum-2025.pem".to_string(),
+                ByteString(old_public.to_pem().into_bytes()),
+            ),
+            (
+                "miracum-2026.pem".to_string(),
+                ByteString(new_public.to_pem().into_bytes()),
+            ),
+        ])),
+        ..Secret::default()
+    };
+    let trust = TrustStore::from_secret(&secret).expect("Secret loads");
+    assert_eq!(trust.len(), 2);
+    assert_certified(&verify(&by_old, &trust), "miracum-2025");
+    assert_certified(&verify(&by_new, &trust), "miracum-2026");
+
+    // The layout kubelet writes for a Secret volume: real files in a hidden, timestamped
+    // directory, reached through `..data` and one symlink per key.
+    let dir = TempDir::new("trust-dir");
+    let real = dir.path("..2026_01_01_00_00_00.000000001");
+    std::fs::create_dir(&real).expect("mkdir");
+    std::fs::write(real.join("miracum-2026.pem"), new_public.to_pem()).expect("write key");
+    std::os::unix::fs::symlink(&real, dir.path("..data")).expect("..data link");
+    std::os::unix::fs::symlink("..data/miracum-2026.pem", dir.path("miracum-2026.pem"))
+        .expect("key link");
+    let trust = TrustStore::from_dir(&dir.0).expect("directory loads");
+    assert_eq!(trust.key_ids().collect::<Vec<_>>(), ["miracum-2026"]);
+    assert_certified(&verify(&by_new, &trust), "miracum-2026");
+    assert_reason(&verify(&by_old, &trust), Reason::UnknownKey);
+
+    // A file that is not <keyId>.pem is refused rather than silently ignored.
+    dir.write("miracum-2027.pub", new_public.to_pem());
+    let err = TrustStore::from_dir(&dir.0).expect_err("misnamed key refused");
+    assert!(err.to_string().contains("miracum-2027.pub"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Canonical form
+
+#[test]
+fn canonical_form_ignores_map_order_metadata_rollout_and_compatibility() {
+    let text = std::fs::read_to_string(example_path()).expect("example");
+    let base = canonicalize(&release()).expect("canonical");
+
+    // Components in reverse order, different metadata, no rollout, no compatibility.
+    let mut reordered = String::new();
+    let mut in_components = false;
+    let mut blocks: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if line == "  components:" {
+            in_components = true;
+            reordered.push_str(line);
+            reordered.push('\n');
+            continue;
+        }
+        if in_components {
+            if line.starts_with("    ") && !line.starts_with("     ") && line.ends_with(':') {
+                blocks.push(String::new());
+            }
+            if line.starts_with("    ") {
+                if let Some(block) = blocks.last_mut() {
+                    block.push_str(line);
+                    block.push('\n');
+                }
+                continue;
+            }
+            in_components = false;
+            for block in blocks.iter().rev() {
+                reordered.push_str(block);
+            }
+        }
+        reordered.push_str(line);
+        reordered.push('\n');
+    }
+    let reordered = reordered
+        .replace(
+            "name: miracolix-2026.1",
+            "name: renamed\n  labels:\n    a: b",
+        )
+        .replace("progressDeadline: 30m", "progressDeadline: 2h");
+    let position = |needle: &str| reordered.find(needle).expect("component present");
+    assert!(
+        position("    dsf-bpe-proxy:") < position("    blaze:"),
+        "the components were reordered"
+    );
+    let docs: Vec<ComponentRelease> =
+        miracolix_operator::yaml::from_multi_doc(&reordered).expect("reordered parses");
+    let mut spec = docs[0].spec.clone();
+    assert_eq!(canonicalize(&spec).expect("canonical"), base);
+    spec.rollout = None;
+    spec.compatibility = None;
+    assert_eq!(canonicalize(&spec).expect("canonical"), base);
+
+    // Hence the example's signature still verifies on the changed document.
+    let trust = demo_trust();
+    assert_certified(&verify(&spec, &trust), DEMO_KEY_ID);
+}
+
+#[test]
+fn canonical_form_is_exactly_the_documented_one() {
+    let text = String::from_utf8(canonicalize(&release()).expect("canonical")).expect("ASCII");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "miracolix-release-v1");
+    assert_eq!(lines[1], "release.version=2026.1");
+    assert_eq!(lines[2], "release.channel=stable");
+    assert_eq!(lines.len(), 3 + 3 * release().components.len());
+    assert!(text.ends_with('\n') && !text.ends_with("\n\n"));
+    // Sorted by component key, fields in the fixed order.
+    assert_eq!(lines[3], "component.blaze.repository=ghcr.io/samply/blaze");
+    assert!(lines[4].starts_with("component.blaze.digest=sha256:"));
+    assert_eq!(lines[5], "component.blaze.version=0.30.2");
+    assert!(lines[6].starts_with("component.dqa.repository="));
+    // The docs show the same bytes for the example release.
+    let doc = std::fs::read_to_string(repo_root().join("docs/release-signing.md"))
+        .expect("docs/release-signing.md exists");
+    assert!(
+        doc.contains(&lines[..9].join("\n")),
+        "docs/release-signing.md no longer shows the canonical form of the example"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The committed example
+
+fn demo_trust() -> TrustStore {
+    let path = repo_root().join("examples/keys/demo-release-signing.pub.pem");
+    let pem = std::fs::read(&path).expect("demo public key exists");
+    store(&[&TrustedKey::from_pem(DEMO_KEY_ID, &pem, "demo key").expect("demo key reads")])
+}
+
+#[test]
+fn the_example_release_is_signed_with_the_demo_key() {
+    let release = example_release();
+    let verdict = verify(&release.spec, &demo_trust());
+    assert_certified(&verdict, DEMO_KEY_ID);
+
+    // And the committed private key is the demo key's other half.
+    let private = std::fs::read(repo_root().join("examples/keys/demo-release-signing.pem"))
+        .expect("demo private key exists");
+    let key = SigningKey::from_pem(&private, "demo key").expect("demo private key reads");
+    assert_eq!(
+        sign_release(&release.spec, &key, DEMO_KEY_ID).expect("signs"),
+        release.spec.signature.expect("example is signed"),
+        "Ed25519 is deterministic: re-signing must reproduce the committed signature"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the operator binary runs")
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 temp path")
+}
+
+#[test]
+fn cli_canonicalize_prints_exactly_the_signed_bytes() {
+    let out = run(&["release", "canonicalize", "-f", s(&example_path())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, canonicalize(&release()).expect("canonical"));
+}
+
+#[test]
+fn cli_sign_then_verify_and_exit_statuses() {
+    let dir = TempDir::new("cli");
+    let rng = SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
+    let key_path = dir.write("k.pem", pem("PRIVATE KEY", pkcs8.as_ref()));
+    let key = SigningKey::from_pem(&std::fs::read(&key_path).expect("read"), "k").expect("key");
+    let pub_path = dir.write(
+        "k.pub.pem",
+        key.public_key("rm-2026").expect("pub").to_pem(),
+    );
+    let signed_path = dir.path("signed.yaml");
+
+    let out = run(&[
+        "release",
+        "sign",
+        "-f",
+        s(&example_path()),
+        "--key",
+        s(&key_path),
+        "--key-id",
+        "rm-2026",
+        "-o",
+        s(&signed_path),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let signed_text = std::fs::read_to_string(&signed_path).expect("signed file");
+    let docs: Vec<ComponentRelease> =
+        miracolix_operator::yaml::from_multi_doc(&signed_text).expect("signed parses");
+    assert_eq!(docs[0].metadata.name.as_deref(), Some("miracolix-2026.1"));
+    assert!(
+        docs[0].spec.rollout.is_some(),
+        "everything else is written back"
+    );
+    assert_eq!(
+        docs[0].spec.signature.as_ref().map(|s| s.key_id.as_str()),
+        Some("rm-2026")
+    );
+
+    let ok = run(&[
+        "release",
+        "verify",
+        "-f",
+        s(&signed_path),
+        "--key",
+        s(&pub_path),
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("rm-2026"));
+
+    // The key named on the command line under another id than the release's: UnknownKey.
+    let other = run(&[
+        "release",
+        "verify",
+        "-f",
+        s(&signed_path),
+        "--key",
+        s(&pub_path),
+        "--key-id",
+        "x",
+    ]);
+    assert_eq!(other.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("UnknownKey"));
+
+    // Tampered: exit 1 with the reason.
+    let tampered = dir.write(
+        "tampered.yaml",
+        signed_text.replace("version: \"0.30.2\"", "version: \"0.30.3\""),
+    );
+    assert_ne!(
+        std::fs::read_to_string(&tampered).expect("read"),
+        signed_text
+    );
+    let bad = run(&[
+        "release",
+        "verify",
+        "-f",
+        s(&tampered),
+        "--key",
+        s(&pub_path),
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("BadSignature"));
+
+    // Unsigned release: exit 1, Unsigned.
+    let unsigned = dir.write(
+        "unsigned.yaml",
+        miracolix_operator::yaml::to_string(&{
+            let mut r = docs[0].clone();
+            r.spec.signature = None;
+            r
+        })
+        .expect("yaml"),
+    );
+    let out = run(&[
+        "release",
+        "verify",
+        "-f",
+        s(&unsigned),
+        "--key",
+        s(&pub_path),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unsigned"));
+
+    // Unreadable input is an error, not a verdict: exit 2.
+    let missing = run(&[
+        "release",
+        "verify",
+        "-f",
+        s(&dir.path("nope.yaml")),
+        "--key",
+        s(&pub_path),
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interoperability with the openssl command line
+
+fn openssl(dir: &TempDir, args: &[&str]) -> Output {
+    let out = Command::new("openssl")
+        .current_dir(&dir.0)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run `openssl` ({e}): these interoperability tests need the openssl \
+                 command line (Debian: apt-get install openssl)"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn an_openssl_ecdsa_signature_verifies_and_ours_verifies_with_openssl() {
+    let dir = TempDir::new("openssl-ec");
+    openssl(
+        &dir,
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "k.pem",
+        ],
+    );
+    openssl(&dir, &["ec", "-in", "k.pem", "-pubout", "-out", "pub.pem"]);
+    let canonical = canonicalize(&release()).expect("canonical");
+    dir.write("canonical.txt", &canonical);
+    openssl(
+        &dir,
+        &[
+            "dgst",
+            "-sha256",
+            "-sign",
+            "k.pem",
+            "-out",
+            "sig.der",
+            "canonical.txt",
+        ],
+    );
+    let sig = std::fs::read(dir.path("sig.der")).expect("openssl wrote a signature");
+    let sig_b64 = dir.write("sig.b64", B64.encode(&sig));
+
+    // Library.
+    let public = TrustedKey::from_pem(
+        "openssl-ec",
+        &std::fs::read(dir.path("pub.pem")).expect("pub"),
+        "pub.pem",
+    )
+    .expect("openssl SPKI reads");
+    assert_eq!(public.algorithm(), SignatureAlgorithm::EcdsaP256Sha256);
+    let signature = ReleaseSignature {
+        key_id: "openssl-ec".into(),
+        algorithm: SignatureAlgorithm::EcdsaP256Sha256,
+        value: B64.encode(&sig),
+    };
+    assert_certified(
+        &verify_signature(&release(), &signature, &store(&[&public])),
+        "openssl-ec",
+    );
+
+    // CLI with a detached signature.
+    let pub_pem = dir.path("pub.pem");
+    let out = run(&[
+        "release",
+        "verify",
+        "-f",
+        s(&example_path()),
+        "--key",
+        s(&pub_pem),
+        "--signature",
+        s(&sig_b64),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // openssl's `base64` wraps at 64 columns; that must verify too.
+    let wrapped = openssl(&dir, &["base64", "-in", "sig.der"]).stdout;
+    let wrapped_path = dir.write("sig-wrapped.b64", wrapped);
+    let out = run(&[
+        "release",
+        "verify",
+        "-f",
+        s(&example_path()),
+        "--key",
+        s(&pub_pem),
+        "--signature",
+        s(&wrapped_path),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Reverse: our CLI signs with openssl's SEC1 key, openssl verifies the result.
+    let out = run(&[
+        "release",
+        "sign",
+        "-f",
+        s(&example_path()),
+        "--key",
+        s(&dir.path("k.pem")),
+        "--key-id",
+        "openssl-ec",
+        "-o",
+        s(&dir.path("signed.yaml")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let signed_text = std::fs::read_to_string(dir.path("signed.yaml")).expect("signed");
+    let docs: Vec<ComponentRelease> =
+        miracolix_operator::yaml::from_multi_doc(&signed_text).expect("parses");
+    let ours = docs[0].spec.signature.as_ref().expect("signed");
+    assert_eq!(ours.algorithm, SignatureAlgorithm::EcdsaP256Sha256);
+    dir.write("ours.der", B64.decode(&ours.value).expect("base64"));
+    let out = openssl(
+        &dir,
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "pub.pem",
+            "-signature",
+            "ours.der",
+            "canonical.txt",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Verified OK"));
+
+    // The same with a PKCS#8 key as `openssl genpkey` writes it.
+    openssl(
+        &dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "k8.pem",
+        ],
+    );
+    openssl(
+        &dir,
+        &["pkey", "-in", "k8.pem", "-pubout", "-out", "pub8.pem"],
+    );
+    let key = SigningKey::from_pem(&std::fs::read(dir.path("k8.pem")).expect("k8"), "k8.pem")
+        .expect("PKCS#8 EC key reads");
+    dir.write("ours8.der", key.sign(&canonical).expect("signs"));
+    openssl(
+        &dir,
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "pub8.pem",
+            "-signature",
+            "ours8.der",
+            "canonical.txt",
+        ],
+    );
+}
+
+#[test]
+fn an_openssl_ed25519_signature_verifies_and_ours_verifies_with_openssl() {
+    let dir = TempDir::new("openssl-ed");
+    openssl(&dir, &["genpkey", "-algorithm", "ed25519", "-out", "k.pem"]);
+    openssl(
+        &dir,
+        &["pkey", "-in", "k.pem", "-pubout", "-out", "pub.pem"],
+    );
+    // Through the CLI this time, as a release manager would.
+    let out = run(&["release", "canonicalize", "-f", s(&example_path())]);
+    assert!(out.status.success());
+    dir.write("canonical.txt", &out.stdout);
+    openssl(
+        &dir,
+        &[
+            "pkeyutl",
+            "-sign",
+            "-inkey",
+            "k.pem",
+            "-rawin",
+            "-in",
+            "canonical.txt",
+            "-out",
+            "sig.bin",
+        ],
+    );
+    let sig = std::fs::read(dir.path("sig.bin")).expect("openssl wrote a signature");
+    assert_eq!(sig.len(), 64);
+
+    let public = TrustedKey::from_pem(
+        "openssl-ed",
+        &std::fs::read(dir.path("pub.pem")).expect("pub"),
+        "pub.pem",
+    )
+    .expect("openssl SPKI reads");
+    let signature = ReleaseSignature {
+        key_id: "openssl-ed".into(),
+        algorithm: SignatureAlgorithm::Ed25519,
+        value: B64.encode(&sig),
+    };
+    assert_certified(
+        &verify_signature(&release(), &signature, &store(&[&public])),
+        "openssl-ed",
+    );
+    let sig_b64 = dir.write("sig.b64", B64.encode(&sig));
+    let out = run(&[
+        "release",
+        "verify",
+        "-f",
+        s(&example_path()),
+        "--key",
+        s(&dir.path("pub.pem")),
+        "--key-id",
+        "openssl-ed",
+        "--signature",
+        s(&sig_b64),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Reverse: `release sign` with openssl's key, verified by openssl.
+    let out = run(&[
+        "release",
+        "sign",
+        "-f",
+        s(&example_path()),
+        "--key",
+        s(&dir.path("k.pem")),
+        "--key-id",
+        "openssl-ed",
+        "--signature-only",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let block: serde_json::Value =
+        miracolix_operator::yaml::from_multi_doc(&String::from_utf8_lossy(&out.stdout))
+            .expect("signature block parses")
+            .remove(0);
+    let value = block["signature"]["value"].as_str().expect("value");
+    dir.write("ours.bin", B64.decode(value).expect("base64"));
+    let out = openssl(
+        &dir,
+        &[
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            "pub.pem",
+            "-rawin",
+            "-in",
+            "canonical.txt",
+            "-sigfile",
+            "ours.bin",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Signature Verified Successfully"));
+}
