@@ -533,9 +533,11 @@ fn canonical_form_is_exactly_the_documented_one() {
 // The committed example
 
 fn demo_trust() -> TrustStore {
-    let path = repo_root().join("examples/keys/demo-release-signing.pub.pem");
-    let pem = std::fs::read(&path).expect("demo public key exists");
-    store(&[&TrustedKey::from_pem(DEMO_KEY_ID, &pem, "demo key").expect("demo key reads")])
+    // Loaded the way the operator loads it: a directory of `<keyId>.pem` files.
+    let trust = TrustStore::from_dir(&repo_root().join("examples/trusted-keys"))
+        .expect("the demo trusted-keys directory loads");
+    assert!(trust.get(DEMO_KEY_ID).is_some(), "key id from the file name");
+    trust
 }
 
 #[test]
