@@ -2,12 +2,15 @@
 CARGO ?= cargo
 KUBECONFIG_SIM ?= $(CURDIR)/target/sim/kubeconfig
 
-.PHONY: build test crds lint fmt e2e sim demo clean
+tools: ## Install the command-line tools the tests shell out to (idempotent)
+	scripts/install-tools.sh
+
+.PHONY: tools build test crds lint fmt e2e e2e-kind sim demo clean
 
 build: ## Build the operator and the test API server
 	$(CARGO) build --locked --workspace --all-targets
 
-test: ## Run every test: unit, CRD/example validation, conformance of the test API server, e2e
+test: tools ## Run every test: unit, CRD/example validation, conformance of the test API server, e2e
 	$(CARGO) test --locked --workspace --all-targets
 
 crds: ## Regenerate crds/ and docs/reference.md from the Rust types
@@ -21,8 +24,15 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 fmt:
 	$(CARGO) fmt --all
 
-e2e: ## End-to-end suite against the in-memory test API server (or E2E_KUBECONFIG)
-	$(CARGO) test --locked -p miracolix-e2e --all-targets
+e2e: ## End-to-end suite: real kubectl + real operator binary against the test API server (or E2E_KUBECONFIG)
+	$(CARGO) test --locked -p miracolix-operator --test e2e_cluster
+	$(CARGO) test --locked -p miracolix-e2e --test dizsite_controller
+
+demo: ## Main job: test API server + kubectl + operator until the example sites are Ready
+	scripts/demo.sh
+
+e2e-kind: ## Same e2e suite on a kind cluster with the operator image (needs Docker + kind; not on the build machines)
+	scripts/e2e-kind.sh
 
 sim: ## Start the test API server in the foreground and print how to use kubectl with it
 	$(CARGO) run --locked -q -p miracolix-e2e --bin miracolix-testapi -- --kubeconfig $(KUBECONFIG_SIM)

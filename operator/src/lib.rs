@@ -1,6 +1,9 @@
 //! miracolix-operator: deploys and runs the MIRACUM data integration centre (DIZ) stack.
 
 pub mod api;
+pub mod catalog;
 pub mod cli;
+pub mod clock;
+pub mod controller;
 pub mod release;
 pub mod yaml;

@@ -16,6 +16,15 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Release(args) => cli::release::run(args).map_err(|e| e.to_string()),
+        Command::Render(args) => cli::render::run(args)
+            .map(|yaml| {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            })
+            .map_err(|e| e.to_string()),
+        Command::Run(args) => cli::run::run(args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| e.to_string()),
     };
     result.unwrap_or_else(|message| {
         eprintln!("error: {message}");

@@ -536,7 +536,10 @@ fn demo_trust() -> TrustStore {
     // Loaded the way the operator loads it: a directory of `<keyId>.pem` files.
     let trust = TrustStore::from_dir(&repo_root().join("examples/trusted-keys"))
         .expect("the demo trusted-keys directory loads");
-    assert!(trust.get(DEMO_KEY_ID).is_some(), "key id from the file name");
+    assert!(
+        trust.get(DEMO_KEY_ID).is_some(),
+        "key id from the file name"
+    );
     trust
 }
 

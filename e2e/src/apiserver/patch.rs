@@ -26,6 +26,15 @@ impl PatchKind {
     }
 }
 
+/// The apiserver answers a failed `test` (and any failed op) with 422.
+fn invalid(detail: String) -> ApiError {
+    ApiError::new(
+        422,
+        "Invalid",
+        format!("the server rejected our request due to an error in our request: {detail}"),
+    )
+}
+
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
@@ -41,14 +50,32 @@ pub fn patch(doc: &mut Value, kind: PatchKind, body: &[u8], custom: bool) -> Res
         PatchKind::Json => {
             let ops: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding json patch: {e}")))?;
-            json_patch::patch(doc, &ops.0).map_err(|e| {
-                // The apiserver answers a failed `test` (and any failed op) with 422.
-                ApiError::new(
-                    422,
-                    "Invalid",
-                    format!("the server rejected our request due to an error in our request: {e}"),
-                )
-            })
+            // Applied to a copy, op by op, and committed only if every op succeeds: the
+            // apiserver's JSON patch is atomic.
+            let mut work = doc.clone();
+            for (i, op) in ops.0.iter().enumerate() {
+                // Like the apiserver's JSON patch library, `test` with a null value succeeds on a
+                // missing path (kube's finalizer helper relies on it to add the first finalizer).
+                if let json_patch::PatchOperation::Test(t) = op
+                    && t.value.is_null()
+                {
+                    match work.pointer(t.path.as_str()) {
+                        None | Some(Value::Null) => continue,
+                        Some(_) => {
+                            return Err(invalid(format!(
+                                "operation '/{i}' failed at path '{}': value is not null",
+                                t.path
+                            )));
+                        }
+                    }
+                }
+                json_patch::patch(&mut work, std::slice::from_ref(op)).map_err(|e| {
+                    let detail = e.to_string().replacen("'/0'", &format!("'/{i}'"), 1);
+                    invalid(detail)
+                })?;
+            }
+            *doc = work;
+            Ok(())
         }
         PatchKind::Strategic if custom => Err(ApiError::unsupported_media_type(
             "application/strategic-merge-patch+json is not supported for custom resources",
@@ -157,6 +184,23 @@ mod tests {
         )
         .expect("patch");
         assert_eq!(doc["spec"]["containers"][0]["name"], "b");
+    }
+
+    #[test]
+    fn json_patch_test_null_matches_a_missing_path() {
+        // kube's finalizer helper adds the first finalizer this way.
+        let mut doc = json!({"metadata": {"name": "x"}});
+        let ops = json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}]);
+        patch(&mut doc, PatchKind::Json, ops.to_string().as_bytes(), false).expect("applies");
+        assert_eq!(doc["metadata"]["finalizers"], json!(["f"]));
+        // ... but not a present, non-null value: someone else added a finalizer meanwhile.
+        let err = patch(&mut doc, PatchKind::Json, ops.to_string().as_bytes(), false)
+            .expect_err("test fails");
+        assert_eq!(err.code, 422);
+        let msg = err.body["message"].as_str().unwrap_or_default().to_string();
+        assert!(msg.contains("operation '/0'"), "{msg}");
+        assert_eq!(doc["metadata"]["finalizers"], json!(["f"]), "unchanged");
     }
 
     #[test]

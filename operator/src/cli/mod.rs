@@ -7,6 +7,8 @@
 pub mod crds;
 pub mod reference;
 pub mod release;
+pub mod render;
+pub mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -34,4 +36,8 @@ pub enum Command {
     Reference,
     /// Release certification: canonical form, signing, verification.
     Release(release::ReleaseArgs),
+    /// Print the objects the operator would apply for a DizSite (for GitOps pipelines).
+    Render(render::RenderArgs),
+    /// Run the controllers.
+    Run(run::RunArgs),
 }

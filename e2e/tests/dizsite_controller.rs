@@ -1,0 +1,468 @@
+//! The DizSite controller against the test API server, in-process: create → ready, disable,
+//! drift, pause, deletion with Retain and Delete, dangling and uncertified releases, no-op resync.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::{Client, ResourceExt};
+use miracolix_e2e::{Config, TestApiServer, WorkloadTiming};
+use miracolix_operator::api::{ComponentRelease, DizSite, conditions};
+use miracolix_operator::clock::SystemClock;
+use miracolix_operator::controller::{self, Context, Scope};
+use miracolix_operator::release::trust::TrustStore;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+const OPERATOR: &str = "miracolix-operator";
+const NS: &str = "diz-marburg";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("parent")
+        .to_path_buf()
+}
+
+fn docs(path: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(root().join(path)).expect(path);
+    miracolix_operator::yaml::from_multi_doc(&text).expect("yaml")
+}
+
+async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(20), fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after 20s waiting for: {what}"),
+    }
+}
+
+struct Harness {
+    server: TestApiServer,
+    client: Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Harness {
+    /// A server with the CRDs, the demo-signed example release and the namespace; the operator
+    /// running in-process with its own client (so its requests can be told apart).
+    async fn start() -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let server = TestApiServer::with_config(Config {
+            workload_timing: WorkloadTiming::Immediate,
+            ..Config::default()
+        });
+        for crd in std::fs::read_dir(root().join("crds")).expect("crds") {
+            let path = crd.expect("entry").path();
+            for doc in docs(
+                path.strip_prefix(root())
+                    .expect("rel")
+                    .to_str()
+                    .expect("utf8"),
+            ) {
+                server.create(doc).expect("CRD installs");
+            }
+        }
+        server
+            .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
+            .expect("namespace");
+        for doc in docs("examples/10-release-miracolix-2026.1.yaml") {
+            server.create(doc).expect("release");
+        }
+        let client = server.client_as("e2e-test");
+        let mut h = Self {
+            server,
+            client,
+            stop: None,
+            task: None,
+        };
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(controller::run_dizsite(
+            h.context(),
+            Scope::AllNamespaces,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        h.stop = Some(tx);
+        h.task = Some(task);
+        h
+    }
+
+    fn context(&self) -> Arc<Context> {
+        let trust = TrustStore::from_dir(&root().join("examples/trusted-keys")).expect("demo key");
+        Arc::new(Context::new(
+            self.server.client_as(OPERATOR),
+            Arc::new(trust),
+            Arc::new(SystemClock),
+        ))
+    }
+
+    async fn stop_controller(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            within("operator shutdown", task)
+                .await
+                .expect("operator task");
+        }
+    }
+
+    fn sites(&self) -> Api<DizSite> {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    async fn create_site(&self, spec: Value) -> DizSite {
+        let site: DizSite = serde_json::from_value(json!({
+            "apiVersion": "diz.miracum.org/v1alpha1", "kind": "DizSite",
+            "metadata": {"name": "marburg", "namespace": NS},
+            "spec": spec,
+        }))
+        .expect("site");
+        self.sites()
+            .create(&PostParams::default(), &site)
+            .await
+            .expect("site created")
+    }
+
+    async fn wait_condition(&self, type_: &str, status: &str) -> DizSite {
+        let (t, s) = (type_.to_string(), status.to_string());
+        let cond = await_condition(self.sites(), "marburg", move |o: Option<&DizSite>| {
+            o.and_then(|o| o.status.as_ref()).is_some_and(|st| {
+                conditions::find(&st.conditions, &t).is_some_and(|c| c.status == s)
+                    && st.observed_generation == o.and_then(|o| o.metadata.generation)
+            })
+        });
+        match tokio::time::timeout(Duration::from_secs(20), cond).await {
+            Ok(got) => got.expect("watch").expect("site exists"),
+            Err(_) => {
+                let now = self.sites().get_opt("marburg").await.ok().flatten();
+                panic!(
+                    "timed out after 20s waiting for DizSite {type_}={status}; the site is now:\n{}",
+                    serde_json::to_string_pretty(&now).unwrap_or_default()
+                )
+            }
+        }
+    }
+
+    fn operator_writes(&self) -> Vec<String> {
+        self.server
+            .requests()
+            .into_iter()
+            .filter(|r| r.user_agent.contains(OPERATOR) && r.is_write())
+            .map(|r| format!("{} {}/{} {}", r.verb, r.resource, r.subresource, r.name))
+            .collect()
+    }
+
+    async fn stop(mut self) {
+        self.stop_controller().await;
+    }
+}
+
+fn marburg() -> Value {
+    json!({
+        "siteId": "marburg",
+        "release": {"name": "miracolix-2026.1"},
+        "components": {
+            "blaze": {"resources": "small"},
+            "flare": {"resources": "small"},
+        },
+    })
+}
+
+async fn names<K>(client: &Client) -> Vec<String>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let mut v: Vec<String> = Api::<K>::namespaced(client.clone(), NS)
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .map(|o| o.name_any())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn site_becomes_ready_and_a_noop_resync_writes_nothing() {
+    let mut h = Harness::start().await;
+    h.create_site(marburg()).await;
+    let site = h.wait_condition(conditions::READY, "True").await;
+    let st = site.status.expect("status");
+    assert_eq!(st.current_release.as_deref(), Some("miracolix-2026.1"));
+    let blaze = st
+        .components
+        .iter()
+        .find(|c| c.name == "blaze")
+        .expect("blaze status");
+    assert!(blaze.enabled);
+    assert_eq!(blaze.ready_replicas, 1);
+    assert!(
+        blaze
+            .image
+            .as_deref()
+            .is_some_and(|i| i.contains("@sha256:")),
+        "{blaze:?}"
+    );
+    assert_eq!(names::<StatefulSet>(&h.client).await, vec!["marburg-blaze"]);
+    assert!(
+        names::<Deployment>(&h.client)
+            .await
+            .contains(&"marburg-flare".to_string())
+    );
+    assert!(
+        names::<Service>(&h.client)
+            .await
+            .contains(&"marburg-blaze".to_string())
+    );
+
+    // A resync of an unchanged site, reconciled directly so that nothing else runs meanwhile.
+    h.stop_controller().await;
+    let site = h.sites().get("marburg").await.expect("site");
+    h.server.clear_requests();
+    let action = controller::dizsite::reconcile(Arc::new(site), h.context())
+        .await
+        .expect("reconcile succeeds");
+    let reads = h
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.user_agent.contains(OPERATOR))
+        .count();
+    assert!(reads > 0, "the reconcile did look at the cluster");
+    assert_eq!(
+        h.operator_writes(),
+        Vec::<String>::new(),
+        "a no-op reconcile must not write"
+    );
+    assert_ne!(
+        format!("{action:?}"),
+        "",
+        "requeues for the periodic resync"
+    );
+}
+
+#[tokio::test]
+async fn disabling_a_component_removes_its_objects_but_keeps_its_volume() {
+    let h = Harness::start().await;
+    h.create_site(marburg()).await;
+    h.wait_condition(conditions::READY, "True").await;
+    assert_eq!(
+        names::<PersistentVolumeClaim>(&h.client).await,
+        vec!["data-marburg-blaze-0"]
+    );
+
+    let mut spec = marburg();
+    spec["components"]["blaze"]["enabled"] = json!(false);
+    // A merge patch removes a key given as null.
+    spec["components"]["flare"] = Value::Null;
+    h.sites()
+        .patch(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": spec})),
+        )
+        .await
+        .expect("disable");
+    h.wait_condition(conditions::READY, "True").await;
+    assert!(names::<StatefulSet>(&h.client).await.is_empty());
+    assert!(names::<Deployment>(&h.client).await.is_empty());
+    assert_eq!(
+        names::<PersistentVolumeClaim>(&h.client).await,
+        vec!["data-marburg-blaze-0"],
+        "patient data is kept when a component is disabled"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn drift_is_restored() {
+    let h = Harness::start().await;
+    h.create_site(marburg()).await;
+    h.wait_condition(conditions::READY, "True").await;
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
+    let original = deployments.get("marburg-flare").await.expect("flare");
+    let image = original
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| p.containers[0].image.clone());
+    deployments
+        .patch(
+            "marburg-flare",
+            &PatchParams::apply("someone-else").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "spec": {"template": {"spec": {"containers": [{"name": "flare", "image": "evil/flare:latest"}]}}}
+            })),
+        )
+        .await
+        .expect("drift");
+    within("drift restored", async {
+        loop {
+            let d = deployments.get("marburg-flare").await.expect("get");
+            let now = d
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .map(|p| p.containers[0].image.clone());
+            if now == image {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn paused_site_gets_nothing_applied() {
+    let h = Harness::start().await;
+    let mut spec = marburg();
+    spec["paused"] = json!(true);
+    h.create_site(spec).await;
+    let site = h.wait_condition(conditions::RECONCILING, "False").await;
+    let c = conditions::find(
+        &site.status.expect("status").conditions,
+        conditions::RECONCILING,
+    )
+    .cloned()
+    .expect("cond");
+    assert_eq!(c.reason, "Paused");
+    assert!(names::<StatefulSet>(&h.client).await.is_empty());
+    assert!(names::<Deployment>(&h.client).await.is_empty());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn dangling_release_stalls_and_creates_nothing() {
+    let h = Harness::start().await;
+    let mut spec = marburg();
+    spec["release"] = json!({"name": "miracolix-2099.1"});
+    h.create_site(spec).await;
+    let site = h.wait_condition(conditions::STALLED, "True").await;
+    let c = conditions::find(
+        &site.status.expect("status").conditions,
+        conditions::STALLED,
+    )
+    .cloned()
+    .expect("cond");
+    assert_eq!(c.reason, "ReleaseNotFound");
+    assert!(c.message.contains("miracolix-2099.1"), "{}", c.message);
+    assert!(names::<StatefulSet>(&h.client).await.is_empty());
+    assert!(names::<Deployment>(&h.client).await.is_empty());
+    let events = h
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "events" && r.is_write())
+        .count();
+    assert!(events >= 1, "a Warning Event is published");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn uncertified_release_changes_nothing() {
+    let h = Harness::start().await;
+    let mut rel = docs("examples/10-release-miracolix-2026.1.yaml").remove(0);
+    rel["metadata"]["name"] = json!("tampered");
+    rel["spec"]["version"] = json!("2026.1.1");
+    // Content changed after signing: the signature no longer matches.
+    rel["spec"]["components"]["flare"]["digest"] = json!(format!("sha256:{}", "e".repeat(64)));
+    h.server.create(rel).expect("tampered release");
+    let mut spec = marburg();
+    spec["release"] = json!({"name": "tampered"});
+    h.create_site(spec).await;
+    let site = h.wait_condition(conditions::STALLED, "True").await;
+    let st = site.status.expect("status");
+    let c = conditions::find(&st.conditions, conditions::RELEASE_CERTIFIED)
+        .cloned()
+        .expect("cond");
+    assert_eq!(c.status, "False");
+    assert!(names::<Deployment>(&h.client).await.is_empty());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn deletion_retains_volumes_by_default_and_deletes_them_when_asked() {
+    for (policy, pvcs_left) in [("Retain", 1usize), ("Delete", 0usize)] {
+        let h = Harness::start().await;
+        let mut spec = marburg();
+        spec["deletionPolicy"] = json!(policy);
+        h.create_site(spec).await;
+        h.wait_condition(conditions::READY, "True").await;
+        assert_eq!(names::<PersistentVolumeClaim>(&h.client).await.len(), 1);
+        h.sites()
+            .delete("marburg", &DeleteParams::default())
+            .await
+            .expect("delete");
+        within("site gone", async {
+            while h.sites().get_opt("marburg").await.expect("get").is_some() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(
+            names::<StatefulSet>(&h.client).await.is_empty(),
+            "{policy}: workloads removed"
+        );
+        assert!(
+            names::<Deployment>(&h.client).await.is_empty(),
+            "{policy}: workloads removed"
+        );
+        assert_eq!(
+            names::<PersistentVolumeClaim>(&h.client).await.len(),
+            pvcs_left,
+            "deletionPolicy {policy}"
+        );
+        h.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn render_prints_exactly_what_the_controller_applies() {
+    let h = Harness::start().await;
+    h.create_site(marburg()).await;
+    let site = h.wait_condition(conditions::READY, "True").await;
+    let releases: Vec<ComponentRelease> = docs("examples/10-release-miracolix-2026.1.yaml")
+        .into_iter()
+        .map(|d| serde_json::from_value(d).expect("release"))
+        .collect();
+    let trust = TrustStore::from_dir(&root().join("examples/trusted-keys")).expect("keys");
+    let rendered =
+        miracolix_operator::cli::render::render(&site, &releases, &trust, false).expect("render");
+    assert!(!rendered.is_empty());
+    for doc in rendered {
+        let api_version = doc["apiVersion"].as_str().expect("apiVersion");
+        let (group, _) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let kind = doc["kind"].as_str().expect("kind");
+        let name = doc["metadata"]["name"].as_str().expect("name");
+        let plural = format!("{}s", kind.to_lowercase())
+            .replace("policys", "policies")
+            .replace("ingresss", "ingresses");
+        let live = h
+            .server
+            .object(group, &plural, NS, name)
+            .unwrap_or_else(|| panic!("{kind} {name} rendered but not applied"));
+        assert!(
+            miracolix_operator::controller::diff::unchanged(&doc, &live),
+            "{kind} {name}: rendered object differs from the applied one"
+        );
+    }
+    h.stop().await;
+}

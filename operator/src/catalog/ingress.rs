@@ -1,0 +1,113 @@
+//! The site's one Ingress.
+//!
+//! Exposed (when the DizSite has `spec.ingress`):
+//! - Blaze at `/fhir`, but only with `spec.auth.oidc`: without a provider Blaze answers every
+//!   request, and it holds the complete clinical record;
+//! - OHDSI Atlas at `/atlas` and WebAPI at `/WebAPI`: Atlas runs in the browser and calls WebAPI
+//!   directly;
+//! - the i2b2 web client at `/webclient` (the path the upstream image serves it under);
+//! - DQA at `/dqa`. It has no login of its own: sites put the host on the intranet or add
+//!   authentication at the ingress controller.
+//!
+//! Never exposed: the pseudonymisation services (fhir-pseudonymizer, VFPS, gPAS) and the
+//! identity and consent stores (Mainzelliste, gICS), which link identities to pseudonyms; the
+//! FHIR gateway, FLARE and TORCH, whose clients (ETL, DSF) run inside the site; the i2b2 core
+//! server, reached only by the web client.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
+};
+
+use super::{CatalogError, Child, Part, SiteInput, enabled_components, site_meta};
+use crate::api::IssuerKind;
+
+/// Whether a part gets a path on the site's Ingress.
+pub fn is_exposed(site: &SiteInput, part: &Part) -> bool {
+    if site.spec.ingress.is_none() || part.exposed_path.is_none() {
+        return false;
+    }
+    if part.name == "blaze" {
+        return site.spec.auth.as_ref().is_some_and(|a| a.oidc.is_some());
+    }
+    true
+}
+
+/// Exposed parts of the enabled components, in catalogue order.
+pub fn exposed_parts(site: &SiteInput) -> Vec<&'static Part> {
+    enabled_components(site.spec)
+        .into_iter()
+        .flat_map(|c| c.parts())
+        .filter(|p| is_exposed(site, p))
+        .collect()
+}
+
+/// `<site>-tls` when cert-manager issues the certificate.
+pub fn tls_secret_name(site: &str) -> String {
+    format!("{site}-tls")
+}
+
+pub(crate) fn build(site: &SiteInput) -> Result<Vec<Child>, CatalogError> {
+    let Some(spec) = &site.spec.ingress else {
+        return Ok(Vec::new());
+    };
+    let parts = exposed_parts(site);
+    // An Ingress without paths would be rejected by some controllers and serve nothing.
+    if parts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let paths = parts
+        .iter()
+        .filter_map(|p| {
+            let path = p.exposed_path?;
+            let port = p.ports.first()?;
+            Some(HTTPIngressPath {
+                path: Some(path.to_string()),
+                path_type: "Prefix".to_string(),
+                backend: IngressBackend {
+                    service: Some(IngressServiceBackend {
+                        name: format!("{}-{}", site.name, p.name),
+                        port: Some(ServiceBackendPort {
+                            name: Some(port.name.to_string()),
+                            number: None,
+                        }),
+                    }),
+                    ..IngressBackend::default()
+                },
+            })
+        })
+        .collect();
+    let mut meta = site_meta(site, site.name.to_string(), "ingress");
+    let secret_name = match (&spec.tls.secret_name, &spec.tls.issuer_ref) {
+        (Some(secret), _) => secret.clone(),
+        (None, Some(issuer)) => {
+            let key = match issuer.kind {
+                IssuerKind::ClusterIssuer => "cert-manager.io/cluster-issuer",
+                IssuerKind::Issuer => "cert-manager.io/issuer",
+            };
+            meta.annotations = Some(BTreeMap::from([(key.to_string(), issuer.name.clone())]));
+            tls_secret_name(site.name)
+        }
+        // The schema demands one of the two; fall back to the name cert-manager would use.
+        (None, None) => tls_secret_name(site.name),
+    };
+    let ingress = Ingress {
+        metadata: meta,
+        spec: Some(IngressSpec {
+            ingress_class_name: spec.class_name.clone(),
+            tls: Some(vec![IngressTLS {
+                hosts: Some(vec![spec.host.clone()]),
+                secret_name: Some(secret_name),
+            }]),
+            rules: Some(vec![IngressRule {
+                host: Some(spec.host.clone()),
+                http: Some(HTTPIngressRuleValue { paths }),
+            }]),
+            ..IngressSpec::default()
+        }),
+        ..Ingress::default()
+    };
+    Ok(vec![Child::from_typed(ingress, None)?])
+}

@@ -1,0 +1,72 @@
+//! Mainzelliste: patient identity management (Tomcat), on PostgreSQL.
+//!
+//! Never exposed through the ingress: it holds identifying data (IDAT). Clients that need it
+//! from outside the cluster get a site-specific route.
+//!
+//! The API key is deliberately not modelled: set `ML_API_KEY` through
+//! `spec.components.mainzelliste.env` with a `secretKeyRef`.
+
+use super::database;
+use super::pod::{self, Presets, Res, Workload};
+use super::{CatalogError, Child, Ctx, HTTP_8080, Part};
+
+pub(crate) const PARTS: [Part; 1] = [Part {
+    name: "mainzelliste",
+    role: "identity-management",
+    image: "mainzelliste",
+    ports: &[HTTP_8080],
+    exposed_path: None,
+    uses_database: true,
+    uses_oidc: false,
+}];
+
+const PRESETS: Presets = Presets {
+    small: Res {
+        cpu: "100m",
+        memory: "512Mi",
+        cpu_limit: "1",
+    },
+    medium: Res {
+        cpu: "250m",
+        memory: "1Gi",
+        cpu_limit: "2",
+    },
+    large: Res {
+        cpu: "500m",
+        memory: "2Gi",
+        cpu_limit: "4",
+    },
+};
+
+/// Tomcat writes its work, temp and log directories; everything else stays read-only.
+const WRITABLE: &[&str] = &[
+    "/tmp",
+    "/usr/local/tomcat/temp",
+    "/usr/local/tomcat/work",
+    "/usr/local/tomcat/logs",
+];
+
+pub(crate) fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
+    let mut children = Vec::new();
+    if let Some(cluster) = database::cnpg_cluster(ctx, "mainzelliste").map_err(|e| vec![e])? {
+        children.push(cluster);
+    }
+    let mut w = Workload::deployment(&PARTS[0], &PRESETS);
+    w.writable_dirs = WRITABLE;
+    // `ML_DB_*` as documented for the medicalinformatics/mainzelliste image.
+    w.set("ML_DB_DRIVER", "org.postgresql.Driver");
+    w.set("ML_DB_TYPE", "postgresql");
+    if let Some(db) = database::wiring(ctx.site, ctx.component, ctx.spec) {
+        w.env.push(db.host_var("ML_DB_HOST"));
+        w.env.push(db.port_var("ML_DB_PORT"));
+        w.env.push(db.name_var("ML_DB_NAME"));
+        w.env.push(db.user_var("ML_DB_USERNAME"));
+        w.env.push(db.password_var("ML_DB_PASSWORD"));
+    }
+    // No health endpoint is documented for Mainzelliste: a TCP check on Tomcat's connector.
+    w.startup = Some(pod::startup(pod::tcp_probe("http"), 300));
+    w.readiness = Some(pod::tcp_probe("http"));
+    w.liveness = Some(pod::tcp_probe("http"));
+    children.extend(pod::build(ctx, w)?);
+    Ok(children)
+}

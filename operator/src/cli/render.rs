@@ -1,0 +1,148 @@
+//! `miracolix-operator render`: the objects the controller would apply for a site, for GitOps
+//! pipelines that do not run the operator in the cluster.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::api::{ComponentRelease, DizSite};
+use crate::catalog::{self, SiteInput};
+use crate::controller::apply::rendered;
+use crate::controller::certification::Certifier;
+use crate::controller::dizsite::select;
+use crate::yaml::{self, YamlError};
+
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// File with the DizSite.
+    #[arg(short = 'f', long = "filename")]
+    pub site: PathBuf,
+    /// File(s) with ComponentReleases (multi-document YAML is fine).
+    #[arg(long = "release", required = true)]
+    pub releases: Vec<PathBuf>,
+    /// Directory of trusted release-signing public keys (`<keyId>.pem`). Releases are verified
+    /// exactly as the operator does.
+    #[arg(long)]
+    pub trusted_keys: PathBuf,
+    /// Render as if CloudNativePG were installed in the target cluster.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub cnpg_available: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Yaml {
+        path: String,
+        source: Box<YamlError>,
+    },
+    #[error("{path}: not a valid {kind}: {source}")]
+    Decode {
+        path: String,
+        kind: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("{path}: expected exactly one DizSite, found {found}")]
+    NotOneSite { path: String, found: usize },
+    #[error("cannot load trusted keys: {0}")]
+    Keys(String),
+    #[error(transparent)]
+    Select(#[from] select::SelectError),
+    #[error("the site cannot be deployed:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+    #[error("cannot encode: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error(transparent)]
+    Write(Box<YamlError>),
+}
+
+/// The documents of `kind` in a (multi-document) YAML file; other kinds are skipped, so one file
+/// may hold a whole GitOps directory's worth of objects.
+fn read_docs<T: serde::de::DeserializeOwned>(
+    path: &PathBuf,
+    kind: &'static str,
+) -> Result<Vec<T>, RenderError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| RenderError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let docs: Vec<serde_json::Value> =
+        yaml::from_multi_doc(&text).map_err(|source| RenderError::Yaml {
+            path: shown.clone(),
+            source: Box::new(source),
+        })?;
+    docs.into_iter()
+        .filter(|d| d.get("kind").and_then(serde_json::Value::as_str) == Some(kind))
+        .map(|d| {
+            serde_json::from_value(d).map_err(|source| RenderError::Decode {
+                path: shown.clone(),
+                kind,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// The documents `render` prints, in apply order.
+pub fn render(
+    site: &DizSite,
+    releases: &[ComponentRelease],
+    certifier: &dyn Certifier,
+    cnpg_available: bool,
+) -> Result<Vec<serde_json::Value>, RenderError> {
+    let release = select::select(&site.spec.release, releases, certifier)?;
+    let name = site.metadata.name.clone().unwrap_or_default();
+    let namespace = site
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let uid = site.metadata.uid.clone().unwrap_or_default();
+    let input = SiteInput {
+        name: &name,
+        namespace: &namespace,
+        uid: &uid,
+        spec: &site.spec,
+        release: &release,
+        cnpg_available,
+    };
+    let children = catalog::build(&input)
+        .map_err(|errs| RenderError::Invalid(errs.iter().map(ToString::to_string).collect()))?;
+    let mut out = Vec::with_capacity(children.len());
+    for child in &children {
+        let mut v = rendered(child)?;
+        // Without the uid of a live DizSite an owner reference would be invalid; outside the
+        // operator, the GitOps tool owns the objects instead.
+        if uid.is_empty()
+            && let Some(meta) = v.get_mut("metadata").and_then(|m| m.as_object_mut())
+        {
+            meta.remove("ownerReferences");
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+pub fn run(args: &RenderArgs) -> Result<String, RenderError> {
+    let sites: Vec<DizSite> = read_docs(&args.site, "DizSite")?;
+    let [site] = sites.as_slice() else {
+        return Err(RenderError::NotOneSite {
+            path: args.site.display().to_string(),
+            found: sites.len(),
+        });
+    };
+    let mut releases: Vec<ComponentRelease> = Vec::new();
+    for p in &args.releases {
+        releases.extend(read_docs::<ComponentRelease>(p, "ComponentRelease")?);
+    }
+    let trust = crate::release::trust::TrustStore::from_dir(&args.trusted_keys)
+        .map_err(|e| RenderError::Keys(e.to_string()))?;
+    let certifier: Arc<dyn Certifier> = Arc::new(trust);
+    let docs = render(site, &releases, certifier.as_ref(), args.cnpg_available)?;
+    yaml::to_multi_doc(&docs).map_err(|e| RenderError::Write(Box::new(e)))
+}

@@ -1,0 +1,199 @@
+//! Server-side apply of desired children under one field manager, skipping unchanged ones, and
+//! removal of children that are no longer desired.
+
+use std::collections::BTreeSet;
+
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, DynamicObject};
+
+use super::diff;
+use crate::catalog::{Child, FIELD_MANAGER, MANAGED_BY, SITE_LABEL};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("cannot apply {kind} {name}: {source}")]
+    Apply {
+        kind: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot read {kind} {name}: {source}")]
+    Read {
+        kind: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot list {kind} to find leftovers: {source}")]
+    List {
+        kind: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot delete {kind} {name}: {source}")]
+    Delete {
+        kind: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot encode {kind} {name}: {source}")]
+    Encode {
+        kind: String,
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl ApplyError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApplyError::Apply { .. } => "ApplyFailed",
+            ApplyError::Read { .. } | ApplyError::List { .. } => "ReadFailed",
+            ApplyError::Delete { .. } => "DeleteFailed",
+            ApplyError::Encode { .. } => "InternalError",
+        }
+    }
+}
+
+/// What one apply pass did, for status, events and tests.
+#[derive(Debug, Default, Clone)]
+pub struct ApplyOutcome {
+    /// Live state of every desired child after the pass.
+    pub live: Vec<(ApiResource, DynamicObject)>,
+    pub applied: Vec<String>,
+    pub deleted: Vec<String>,
+}
+
+/// The exact object applied for a child: its JSON with the desired-hash annotation. `render`
+/// prints the same, so GitOps pipelines get what the controller would apply.
+pub fn rendered(child: &Child) -> Result<serde_json::Value, serde_json::Error> {
+    Ok(diff::with_hash(serde_json::to_value(&child.object)?))
+}
+
+fn api_for(client: &Client, ns: &str, ar: &ApiResource) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, ar)
+}
+
+fn name_of(obj: &DynamicObject) -> String {
+    obj.metadata.name.clone().unwrap_or_default()
+}
+
+/// Applies every child that differs from its live object.
+pub async fn apply_children(
+    client: &Client,
+    namespace: &str,
+    children: &[Child],
+) -> Result<ApplyOutcome, ApplyError> {
+    let mut out = ApplyOutcome::default();
+    for child in children {
+        let kind = child.resource.kind.clone();
+        let name = name_of(&child.object);
+        let api = api_for(client, namespace, &child.resource);
+        let desired = rendered(child).map_err(|source| ApplyError::Encode {
+            kind: kind.clone(),
+            name: name.clone(),
+            source,
+        })?;
+        let live = api
+            .get_opt(&name)
+            .await
+            .map_err(|source| ApplyError::Read {
+                kind: kind.clone(),
+                name: name.clone(),
+                source,
+            })?;
+        if let Some(live) = live {
+            let live_json = serde_json::to_value(&live).map_err(|source| ApplyError::Encode {
+                kind: kind.clone(),
+                name: name.clone(),
+                source,
+            })?;
+            if diff::unchanged(&desired, &live_json) {
+                out.live.push((child.resource.clone(), live));
+                continue;
+            }
+        }
+        // Force: the operator is the authority over its children; a field someone changed by hand
+        // is taken back, which is what restores drift.
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let applied = api
+            .patch(&name, &params, &Patch::Apply(&desired))
+            .await
+            .map_err(|source| ApplyError::Apply {
+                kind: kind.clone(),
+                name: name.clone(),
+                source,
+            })?;
+        out.applied.push(format!("{kind}/{name}"));
+        out.live.push((child.resource.clone(), applied));
+    }
+    Ok(out)
+}
+
+/// Label selector of everything the operator manages for one site.
+pub fn site_selector(site: &str) -> String {
+    format!("{SITE_LABEL}={site},{}={}", MANAGED_BY.0, MANAGED_BY.1)
+}
+
+/// Deletes objects of the given kinds that carry the site's labels but are not desired.
+pub async fn delete_orphans(
+    client: &Client,
+    namespace: &str,
+    site: &str,
+    kinds: &[ApiResource],
+    desired: &[Child],
+    out: &mut ApplyOutcome,
+) -> Result<(), ApplyError> {
+    let keep: BTreeSet<(String, String)> = desired
+        .iter()
+        .map(|c| (c.resource.kind.clone(), name_of(&c.object)))
+        .collect();
+    let lp = ListParams::default().labels(&site_selector(site));
+    for ar in kinds {
+        let api = api_for(client, namespace, ar);
+        let list = api
+            .list_metadata(&lp)
+            .await
+            .map_err(|source| ApplyError::List {
+                kind: ar.kind.clone(),
+                source,
+            })?;
+        for item in list.items {
+            let name = item.metadata.name.clone().unwrap_or_default();
+            if keep.contains(&(ar.kind.clone(), name.clone())) {
+                continue;
+            }
+            delete_one(&api, &ar.kind, &name).await?;
+            out.deleted.push(format!("{}/{name}", ar.kind));
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every object of the given kinds that carries the site's labels.
+pub async fn delete_all(
+    client: &Client,
+    namespace: &str,
+    site: &str,
+    kinds: &[ApiResource],
+) -> Result<Vec<String>, ApplyError> {
+    let mut out = ApplyOutcome::default();
+    delete_orphans(client, namespace, site, kinds, &[], &mut out).await?;
+    Ok(out.deleted)
+}
+
+async fn delete_one(api: &Api<DynamicObject>, kind: &str, name: &str) -> Result<(), ApplyError> {
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(ApplyError::Delete {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            source,
+        }),
+    }
+}

@@ -1,0 +1,157 @@
+//! Deciding whether a child needs a write.
+//!
+//! A no-op reconcile must not write at all: every write wakes watchers (ours included) and, on a
+//! hospital cluster with ten components per site, needless writes add up. A child is left alone
+//! when (a) the live object carries the hash of exactly the desired object we would apply, so no
+//! field was added to or removed from what we manage, and (b) every desired field still has the
+//! desired value in the live object, so nobody edited it (drift). Comparing a subset rather than
+//! equality tolerates what the API server adds (defaults, status, managedFields).
+
+use serde_json::Value;
+
+/// Annotation holding the hash of the last applied desired object.
+pub const DESIRED_HASH_ANNOTATION: &str = "diz.miracum.org/desired-hash";
+
+/// FNV-1a over the canonical JSON encoding (serde_json sorts object keys). Stable across runs and
+/// builds, unlike `std`'s `DefaultHasher`, so an operator restart does not rewrite every child.
+pub fn desired_hash(desired: &Value) -> String {
+    let bytes = serde_json::to_vec(desired).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Whether every field in `desired` has the same value in `live`. Arrays are compared element by
+/// element in order (the API server never reorders lists); objects may carry extra keys in `live`.
+pub fn is_subset(desired: &Value, live: &Value) -> bool {
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => d.iter().all(|(k, dv)| {
+            l.get(k).is_some_and(|lv| is_subset(dv, lv)) || (dv.is_null() && !l.contains_key(k))
+        }),
+        (Value::Array(d), Value::Array(l)) => {
+            d.len() == l.len() && d.iter().zip(l).all(|(dv, lv)| is_subset(dv, lv))
+        }
+        (Value::Number(d), Value::Number(l)) => d.as_f64() == l.as_f64(),
+        _ => desired == live,
+    }
+}
+
+/// Whether `live` already matches `desired` (whose annotations include the desired hash).
+pub fn unchanged(desired: &Value, live: &Value) -> bool {
+    let want = desired
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(DESIRED_HASH_ANNOTATION));
+    let have = live
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(DESIRED_HASH_ANNOTATION));
+    want.is_some() && want == have && is_subset(&strip_volatile(desired), live)
+}
+
+/// Fields of the desired object that the server owns or rewrites.
+fn strip_volatile(desired: &Value) -> Value {
+    let mut d = desired.clone();
+    if let Some(meta) = d.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in [
+            "resourceVersion",
+            "managedFields",
+            "uid",
+            "creationTimestamp",
+            "generation",
+        ] {
+            meta.remove(k);
+        }
+    }
+    if let Some(obj) = d.as_object_mut() {
+        obj.remove("status");
+    }
+    d
+}
+
+/// Adds the hash annotation to a desired object (hash computed without the annotation itself).
+pub fn with_hash(mut desired: Value) -> Value {
+    let hash = desired_hash(&desired);
+    if let Some(meta) = desired.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(a) = annotations.as_object_mut() {
+            a.insert(DESIRED_HASH_ANNOTATION.to_string(), Value::String(hash));
+        }
+    }
+    desired
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn desired() -> Value {
+        with_hash(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "erlangen-flare", "labels": {"a": "b"}},
+            "spec": {"replicas": 1, "template": {"spec": {"containers": [
+                {"name": "flare", "image": "x@sha256:1", "ports": [{"containerPort": 8080}]}
+            ]}}}
+        }))
+    }
+
+    fn live_from(d: &Value) -> Value {
+        let mut l = d.clone();
+        l["metadata"]["resourceVersion"] = json!("42");
+        l["metadata"]["uid"] = json!("u");
+        l["spec"]["strategy"] = json!({"type": "RollingUpdate"});
+        l["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"] = json!("TCP");
+        l["status"] = json!({"readyReplicas": 1});
+        l
+    }
+
+    #[test]
+    fn server_defaults_do_not_count_as_change() {
+        let d = desired();
+        assert!(unchanged(&d, &live_from(&d)));
+    }
+
+    #[test]
+    fn drift_in_a_managed_field_is_a_change() {
+        let d = desired();
+        let mut l = live_from(&d);
+        l["spec"]["template"]["spec"]["containers"][0]["image"] = json!("evil:latest");
+        assert!(!unchanged(&d, &l));
+    }
+
+    #[test]
+    fn a_field_we_stopped_setting_is_a_change_through_the_hash() {
+        let d = desired();
+        let live = live_from(&d);
+        let mut smaller = d.clone();
+        smaller["metadata"]["annotations"]
+            .as_object_mut()
+            .expect("annotations")
+            .clear();
+        smaller["metadata"]["labels"] = json!({});
+        let smaller = with_hash(smaller);
+        assert!(!unchanged(&smaller, &live));
+    }
+
+    #[test]
+    fn missing_live_hash_is_a_change() {
+        let d = desired();
+        let mut l = live_from(&d);
+        l["metadata"]["annotations"] = json!({});
+        assert!(!unchanged(&d, &l));
+    }
+
+    #[test]
+    fn hash_is_stable_and_sensitive() {
+        let a = json!({"b": 1, "a": [1, 2]});
+        assert_eq!(desired_hash(&a), desired_hash(&a.clone()));
+        assert_ne!(
+            desired_hash(&a),
+            desired_hash(&json!({"b": 1, "a": [2, 1]}))
+        );
+    }
+}

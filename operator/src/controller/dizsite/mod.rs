@@ -1,0 +1,368 @@
+//! DizSite controller: dereference → validate → build → apply → status.
+
+pub mod select;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::core::ApiResource;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use self::status::{
+    applied_conditions, component_statuses, paused_conditions, retrying_conditions,
+    stalled_conditions, workloads,
+};
+use super::Context;
+use super::apply::{self, ApplyError};
+use crate::api::conditions::{self, DesiredCondition, STALLED};
+use crate::api::{ComponentRelease, DeletionPolicy, DizSite, DizSiteStatus};
+use crate::catalog::{self, CatalogError, FIELD_MANAGER, SiteInput};
+
+pub const FINALIZER: &str = "diz.miracum.org/cleanup";
+/// Periodic resync even without events, to catch drift the watches missed.
+const RESYNC: Duration = Duration::from_secs(300);
+const CNPG_CRD: &str = "clusters.postgresql.cnpg.io";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("cannot read {what}: {source}")]
+    Read {
+        what: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot write the status: {0}")]
+    Status(#[source] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("the DizSite has no namespace")]
+    NoNamespace,
+}
+
+impl Error {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Apply(e) => e.reason(),
+            Error::Read { .. } => "ReadFailed",
+            Error::Status(_) => "StatusWriteFailed",
+            Error::Finalizer(_) => "FinalizerFailed",
+            Error::NoNamespace => "InvalidObject",
+        }
+    }
+}
+
+/// Kinds the operator creates per site and removes when no longer desired.
+pub fn workload_kinds() -> Vec<ApiResource> {
+    vec![
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<StatefulSet>(&()),
+        ApiResource::erase::<CronJob>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<ConfigMap>(&()),
+        ApiResource::erase::<NetworkPolicy>(&()),
+        ApiResource::erase::<Ingress>(&()),
+    ]
+}
+
+/// Kinds that hold patient data: only removed on site deletion with `deletionPolicy: Delete`.
+pub fn data_kinds(cnpg_available: bool) -> Vec<ApiResource> {
+    let mut v = vec![ApiResource::erase::<PersistentVolumeClaim>(&())];
+    if cnpg_available {
+        v.push(catalog::database::cnpg_api_resource());
+    }
+    v
+}
+
+pub async fn reconcile(site: Arc<DizSite>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = site.namespace().ok_or(Error::NoNamespace)?;
+    let key = backoff_key(&site);
+    let api: Api<DizSite> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, site, |event| async {
+        match event {
+            Finalizer::Apply(site) => apply_site(&site, &ns, &ctx).await,
+            Finalizer::Cleanup(site) => cleanup_site(&site, &ns, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if result.is_ok() {
+        ctx.backoff.reset(&key);
+    }
+    result
+}
+
+fn backoff_key(site: &DizSite) -> String {
+    format!(
+        "{}/{}",
+        site.namespace().unwrap_or_default(),
+        site.name_any()
+    )
+}
+
+async fn cnpg_available(ctx: &Context) -> Result<bool, Error> {
+    let crds: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
+    crds.get_opt(CNPG_CRD)
+        .await
+        .map(|o| o.is_some())
+        .map_err(|source| Error::Read {
+            what: "CustomResourceDefinitions",
+            source,
+        })
+}
+
+async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, Error> {
+    let name = site.name_any();
+    if site.spec.paused {
+        write_status(site, ns, ctx, |s| {
+            s.conditions = merge(site, &s.conditions, &paused_conditions(), ctx);
+        })
+        .await?;
+        return Ok(Action::requeue(RESYNC));
+    }
+
+    // dereference
+    let releases = Api::<ComponentRelease>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| Error::Read {
+            what: "ComponentReleases",
+            source,
+        })?
+        .items;
+    let release = match select::select(&site.spec.release, &releases, ctx.certifier.as_ref()) {
+        Ok(r) => r,
+        Err(e) => {
+            let certified = matches!(e, select::SelectError::NotCertified { .. }).then_some(false);
+            stall(site, ns, ctx, e.reason(), &e.to_string(), certified).await?;
+            return Ok(Action::requeue(RESYNC));
+        }
+    };
+    let cnpg = cnpg_available(ctx).await?;
+    let uid = site.uid().unwrap_or_default();
+    let input = SiteInput {
+        name: &name,
+        namespace: ns,
+        uid: &uid,
+        spec: &site.spec,
+        release: &release,
+        cnpg_available: cnpg,
+    };
+
+    // validate + build (pure)
+    let children = match catalog::build(&input) {
+        Ok(c) => c,
+        Err(errors) => {
+            let reason = errors
+                .first()
+                .map(CatalogError::reason)
+                .unwrap_or("InvalidSpec");
+            let message = errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            stall(site, ns, ctx, reason, &message, Some(true)).await?;
+            return Ok(Action::requeue(RESYNC));
+        }
+    };
+
+    // apply
+    let outcome = async {
+        let mut outcome = apply::apply_children(&ctx.client, ns, &children).await?;
+        apply::delete_orphans(
+            &ctx.client,
+            ns,
+            &name,
+            &workload_kinds(),
+            &children,
+            &mut outcome,
+        )
+        .await?;
+        Ok::<_, ApplyError>(outcome)
+    }
+    .await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            let conds = retrying_conditions(e.reason(), &e.to_string());
+            publish_if_new(site, ctx, EventType::Warning, e.reason(), &e.to_string()).await;
+            write_status(site, ns, ctx, |s| {
+                s.conditions = merge(site, &s.conditions, &conds, ctx);
+            })
+            .await?;
+            return Err(e.into());
+        }
+    };
+    if !outcome.applied.is_empty() || !outcome.deleted.is_empty() {
+        let note = format!(
+            "release {}: applied {} object(s), removed {}",
+            release.name,
+            outcome.applied.len(),
+            outcome.deleted.len()
+        );
+        publish(ctx, site, EventType::Normal, "Applied", &note).await;
+    }
+
+    // status
+    let health = workloads(&outcome.live);
+    let conds = applied_conditions(&release.name, &health);
+    let components = component_statuses(&site.spec, &health);
+    let ready = conditions::is_true(
+        &merge(site, &[], &conds, ctx),
+        crate::api::conditions::READY,
+    );
+    write_status(site, ns, ctx, |s| {
+        s.conditions = merge(site, &s.conditions, &conds, ctx);
+        s.components = components;
+        s.target_release = None;
+        if ready || s.current_release.is_none() {
+            s.current_release = Some(release.name.clone());
+        }
+    })
+    .await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+async fn stall(
+    site: &DizSite,
+    ns: &str,
+    ctx: &Context,
+    reason: &str,
+    message: &str,
+    certified: Option<bool>,
+) -> Result<(), Error> {
+    publish_if_new(site, ctx, EventType::Warning, reason, message).await;
+    let conds = stalled_conditions(reason, message, certified);
+    write_status(site, ns, ctx, |s| {
+        s.conditions = merge(site, &s.conditions, &conds, ctx);
+    })
+    .await
+}
+
+async fn cleanup_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, Error> {
+    let name = site.name_any();
+    let mut removed = apply::delete_all(&ctx.client, ns, &name, &workload_kinds()).await?;
+    if site.spec.deletion_policy == DeletionPolicy::Delete {
+        let cnpg = cnpg_available(ctx).await?;
+        removed.extend(apply::delete_all(&ctx.client, ns, &name, &data_kinds(cnpg)).await?);
+        publish(
+            ctx,
+            site,
+            EventType::Normal,
+            "DataDeleted",
+            "deletionPolicy is Delete: volumes and databases of the site were deleted",
+        )
+        .await;
+    } else {
+        publish(
+            ctx,
+            site,
+            EventType::Normal,
+            "DataRetained",
+            "deletionPolicy is Retain: volumes and databases of the site are kept",
+        )
+        .await;
+    }
+    tracing::info!(site = %name, namespace = ns, removed = removed.len(), "site cleaned up");
+    Ok(Action::await_change())
+}
+
+fn now(ctx: &Context) -> Time {
+    Time(ctx.clock.now())
+}
+
+fn merge(
+    site: &DizSite,
+    existing: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    desired: &[DesiredCondition],
+    ctx: &Context,
+) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    conditions::merge(existing, desired, site.metadata.generation, &now(ctx))
+}
+
+/// Writes the status only when it changed: a no-op reconcile writes nothing.
+async fn write_status(
+    site: &DizSite,
+    ns: &str,
+    ctx: &Context,
+    update: impl FnOnce(&mut DizSiteStatus),
+) -> Result<(), Error> {
+    let old = site.status.clone().unwrap_or_default();
+    let mut new = old.clone();
+    new.observed_generation = site.metadata.generation;
+    update(&mut new);
+    if new == old && site.status.is_some() {
+        return Ok(());
+    }
+    let api: Api<DizSite> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = json!({
+        "apiVersion": "diz.miracum.org/v1alpha1",
+        "kind": "DizSite",
+        "status": new,
+    });
+    api.patch_status(
+        &site.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Status)?;
+    Ok(())
+}
+
+/// Publishes a Warning only when it says something new compared to the Stalled/Ready condition
+/// already recorded, so a failure retried with backoff does not write an Event every time.
+async fn publish_if_new(
+    site: &DizSite,
+    ctx: &Context,
+    type_: EventType,
+    reason: &str,
+    message: &str,
+) {
+    let existing = site
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or(&[]);
+    let known = [STALLED, crate::api::conditions::READY]
+        .iter()
+        .filter_map(|t| conditions::find(existing, t))
+        .any(|c| c.reason == reason && c.message == message);
+    if !known {
+        publish(ctx, site, type_, reason, message).await;
+    }
+}
+
+async fn publish(ctx: &Context, site: &DizSite, type_: EventType, reason: &str, note: &str) {
+    let ev = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &site.object_ref(&())).await {
+        tracing::warn!(error = %e, "cannot publish event");
+    }
+}
+
+pub fn error_policy(site: Arc<DizSite>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = backoff_key(&site);
+    let delay = ctx.backoff.next(&key);
+    tracing::warn!(site = %key, reason = error.reason(), error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}

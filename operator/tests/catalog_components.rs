@@ -1,0 +1,702 @@
+//! Each component enabled alone (with what it needs): the expected objects, images by digest,
+//! probes on the real endpoints, restricted security, labels, owner references, resources.
+
+mod common;
+
+use common::{Fixture, find, json, of_component};
+use miracolix_operator::catalog::{
+    COMPONENT_LABEL, Child, Component, MANAGED_BY, SECURITY_EXCEPTIONS, SITE_LABEL, image_ref,
+};
+use serde_json::Value;
+
+struct Case {
+    component: Component,
+    spec: &'static str,
+    /// (kind, name) of the component's children, in build order.
+    objects: &'static [(&'static str, &'static str)],
+    /// (container, startup, readiness, liveness): an HTTP path or `tcp`.
+    probes: &'static [(&'static str, &'static str, &'static str, &'static str)],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        component: Component::Blaze,
+        spec: "components:\n  blaze: {}\n",
+        objects: &[
+            ("ConfigMap", "test-blaze"),
+            ("Service", "test-blaze"),
+            ("StatefulSet", "test-blaze"),
+        ],
+        probes: &[("blaze", "/health", "/health", "/health")],
+    },
+    Case {
+        component: Component::FhirPseudonymizer,
+        spec: "components:\n  fhirPseudonymizer: {}\n  vfps:\n    database:\n      cloudNativePG: {}\n",
+        objects: &[
+            ("ConfigMap", "test-fhir-pseudonymizer"),
+            ("Service", "test-fhir-pseudonymizer"),
+            ("Deployment", "test-fhir-pseudonymizer"),
+        ],
+        probes: &[("fhir-pseudonymizer", "/live", "/ready", "/live")],
+    },
+    Case {
+        component: Component::Vfps,
+        spec: "components:\n  vfps:\n    database:\n      cloudNativePG: {}\n",
+        objects: &[
+            ("Cluster", "test-vfps-db"),
+            ("Service", "test-vfps"),
+            ("Deployment", "test-vfps"),
+        ],
+        probes: &[("vfps", "/livez", "/readyz", "/livez")],
+    },
+    Case {
+        component: Component::Gpas,
+        spec: "components:\n  gpas:\n    database:\n      external:\n        name: ttp-mysql\n",
+        objects: &[
+            ("ConfigMap", "test-gpas"),
+            ("Service", "test-gpas"),
+            ("Deployment", "test-gpas"),
+        ],
+        probes: &[(
+            "gpas",
+            "/ttp-fhir/fhir/gpas/metadata",
+            "/ttp-fhir/fhir/gpas/metadata",
+            "tcp",
+        )],
+    },
+    Case {
+        component: Component::Gics,
+        spec: "components:\n  gics:\n    database:\n      external:\n        name: ttp-mysql\n",
+        objects: &[
+            ("ConfigMap", "test-gics"),
+            ("Service", "test-gics"),
+            ("Deployment", "test-gics"),
+        ],
+        probes: &[(
+            "gics",
+            "/ttp-fhir/fhir/gics/metadata",
+            "/ttp-fhir/fhir/gics/metadata",
+            "tcp",
+        )],
+    },
+    Case {
+        component: Component::FhirGateway,
+        spec: "components:\n  blaze: {}\n  fhirPseudonymizer: {}\n  gpas:\n    database:\n      external:\n        name: ttp\n  fhirGateway:\n    database:\n      cloudNativePG: {}\n",
+        objects: &[
+            ("Cluster", "test-fhir-gateway-db"),
+            ("ConfigMap", "test-fhir-gateway"),
+            ("Service", "test-fhir-gateway"),
+            ("Deployment", "test-fhir-gateway"),
+        ],
+        probes: &[("fhir-gateway", "/livez", "/readyz", "/livez")],
+    },
+    Case {
+        component: Component::Mainzelliste,
+        spec: "components:\n  mainzelliste:\n    database:\n      external:\n        name: ml-db\n",
+        objects: &[
+            ("ConfigMap", "test-mainzelliste"),
+            ("Service", "test-mainzelliste"),
+            ("Deployment", "test-mainzelliste"),
+        ],
+        probes: &[("mainzelliste", "tcp", "tcp", "tcp")],
+    },
+    Case {
+        component: Component::Ohdsi,
+        spec: "components:\n  ohdsi:\n    database:\n      external:\n        name: omop-db\n",
+        objects: &[
+            ("ConfigMap", "test-ohdsi-webapi"),
+            ("Service", "test-ohdsi-webapi"),
+            ("Deployment", "test-ohdsi-webapi"),
+            ("ConfigMap", "test-ohdsi-atlas-files"),
+            ("Service", "test-ohdsi-atlas"),
+            ("Deployment", "test-ohdsi-atlas"),
+            ("ConfigMap", "test-ohdsi-achilles"),
+            ("CronJob", "test-ohdsi-achilles"),
+        ],
+        probes: &[
+            (
+                "ohdsi-webapi",
+                "/WebAPI/info",
+                "/WebAPI/info",
+                "/WebAPI/info",
+            ),
+            ("ohdsi-atlas", "/atlas/", "/atlas/", "/atlas/"),
+        ],
+    },
+    Case {
+        component: Component::I2b2,
+        spec: "components:\n  i2b2:\n    database:\n      external:\n        name: i2b2-db\n",
+        objects: &[
+            ("ConfigMap", "test-i2b2-core-server"),
+            ("Service", "test-i2b2-core-server"),
+            ("Deployment", "test-i2b2-core-server"),
+            ("ConfigMap", "test-i2b2-webclient"),
+            ("Service", "test-i2b2-webclient"),
+            ("Deployment", "test-i2b2-webclient"),
+        ],
+        probes: &[
+            ("i2b2-core-server", "tcp", "tcp", "tcp"),
+            ("i2b2-webclient", "tcp", "tcp", "tcp"),
+        ],
+    },
+    Case {
+        component: Component::Flare,
+        spec: "components:\n  blaze: {}\n  flare: {}\n",
+        objects: &[
+            ("ConfigMap", "test-flare"),
+            ("Service", "test-flare"),
+            ("Deployment", "test-flare"),
+        ],
+        probes: &[("flare", "tcp", "tcp", "tcp")],
+    },
+    Case {
+        component: Component::Torch,
+        spec: "components:\n  blaze: {}\n  flare: {}\n  torch: {}\n",
+        objects: &[
+            ("PersistentVolumeClaim", "test-torch-output"),
+            ("ConfigMap", "test-torch"),
+            ("Service", "test-torch"),
+            ("Deployment", "test-torch"),
+        ],
+        probes: &[("torch", "tcp", "tcp", "tcp")],
+    },
+    Case {
+        component: Component::Dqa,
+        spec: "components:\n  i2b2:\n    database:\n      external:\n        name: i2b2-db\n  dqa: {}\n",
+        objects: &[
+            ("ConfigMap", "test-dqa"),
+            ("Service", "test-dqa"),
+            ("Deployment", "test-dqa"),
+        ],
+        probes: &[("dqa", "tcp", "tcp", "tcp")],
+    },
+];
+
+fn case(c: Component) -> &'static Case {
+    CASES
+        .iter()
+        .find(|k| k.component == c)
+        .expect("a case per component")
+}
+
+/// Pod specs of a workload child (Deployment, StatefulSet, CronJob).
+fn pod_template(child: &Child) -> Option<Value> {
+    let j = json(child);
+    match child.resource.kind.as_str() {
+        "Deployment" | "StatefulSet" => Some(j["spec"]["template"].clone()),
+        "CronJob" => Some(j["spec"]["jobTemplate"]["spec"]["template"].clone()),
+        _ => None,
+    }
+}
+
+fn probe_kind(p: &Value) -> String {
+    if p.is_null() {
+        "none".into()
+    } else if let Some(path) = p["httpGet"]["path"].as_str() {
+        path.to_string()
+    } else if !p["tcpSocket"].is_null() {
+        "tcp".into()
+    } else {
+        format!("unknown {p}")
+    }
+}
+
+fn exception_for(component: Component) -> bool {
+    SECURITY_EXCEPTIONS
+        .iter()
+        .any(|(c, _)| *c == component.name())
+}
+
+#[test]
+fn there_is_a_case_for_every_component() {
+    for c in Component::ALL {
+        case(c);
+    }
+}
+
+#[test]
+fn each_component_builds_its_expected_objects() {
+    for case in CASES {
+        let f = Fixture::spec_yaml(case.spec);
+        let children = f.build();
+        let got: Vec<(String, String)> = of_component(&children, case.component)
+            .into_iter()
+            .filter(|c| c.resource.kind != "NetworkPolicy")
+            .map(|c| {
+                (
+                    c.resource.kind.clone(),
+                    c.object.metadata.name.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String)> = case
+            .objects
+            .iter()
+            .map(|(k, n)| (k.to_string(), n.to_string()))
+            .collect();
+        assert_eq!(got, want, "{}", case.component);
+    }
+}
+
+#[test]
+fn images_are_pinned_by_digest_from_the_release() {
+    for case in CASES {
+        let f = Fixture::spec_yaml(case.spec);
+        let children = f.build();
+        let expected: Vec<String> = case
+            .component
+            .images()
+            .iter()
+            .map(|k| image_ref(&f.release.images[*k]))
+            .collect();
+        for child in of_component(&children, case.component) {
+            let Some(pod) = pod_template(child) else {
+                continue;
+            };
+            for c in pod["spec"]["containers"].as_array().expect("containers") {
+                let image = c["image"].as_str().expect("image");
+                let (repository, digest) = image.split_once('@').expect("by digest");
+                assert!(digest.starts_with("sha256:"), "{image}");
+                let last = repository.rsplit('/').next().unwrap_or(repository);
+                assert!(!last.contains(':'), "no tag next to the digest: {image}");
+                assert!(
+                    expected.contains(&image.to_string()),
+                    "{image} not in {expected:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn probes_use_the_real_health_endpoints() {
+    for case in CASES {
+        let children = Fixture::spec_yaml(case.spec).build();
+        for (container, startup, readiness, liveness) in case.probes {
+            let pod = of_component(&children, case.component)
+                .into_iter()
+                .filter_map(pod_template)
+                .find(|p| p["spec"]["containers"][0]["name"] == *container)
+                .unwrap_or_else(|| panic!("a pod with container {container}"));
+            let c = &pod["spec"]["containers"][0];
+            assert_eq!(
+                probe_kind(&c["startupProbe"]),
+                *startup,
+                "{container} startup"
+            );
+            assert_eq!(
+                probe_kind(&c["readinessProbe"]),
+                *readiness,
+                "{container} readiness"
+            );
+            assert_eq!(
+                probe_kind(&c["livenessProbe"]),
+                *liveness,
+                "{container} liveness"
+            );
+        }
+    }
+}
+
+#[test]
+fn ttp_tools_get_five_minutes_to_start() {
+    for c in [Component::Gpas, Component::Gics] {
+        let children = Fixture::spec_yaml(case(c).spec).build();
+        let d = json(find(&children, "Deployment", &format!("test-{}", c.name())));
+        let p = &d["spec"]["template"]["spec"]["containers"][0]["startupProbe"];
+        let seconds =
+            p["periodSeconds"].as_i64().unwrap_or(0) * p["failureThreshold"].as_i64().unwrap_or(0);
+        assert!(seconds >= 300, "{c}: {seconds}s");
+    }
+}
+
+#[test]
+fn every_pod_runs_restricted_unless_documented() {
+    for case in CASES {
+        let children = Fixture::spec_yaml(case.spec).build();
+        for child in of_component(&children, case.component) {
+            let Some(pod) = pod_template(child) else {
+                continue;
+            };
+            let spec = &pod["spec"];
+            let name = child.key().2;
+            assert_eq!(spec["automountServiceAccountToken"], false, "{name}");
+            assert_eq!(
+                spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+                "{name}"
+            );
+            for c in spec["containers"].as_array().expect("containers") {
+                let sc = &c["securityContext"];
+                assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}");
+                assert_eq!(
+                    sc["capabilities"]["drop"],
+                    serde_json::json!(["ALL"]),
+                    "{name}"
+                );
+                assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault", "{name}");
+                let strict = sc["runAsNonRoot"] == true
+                    && sc["readOnlyRootFilesystem"] == true
+                    && sc["capabilities"]["add"].is_null();
+                if !strict {
+                    assert!(
+                        exception_for(case.component),
+                        "{name} is not restricted and has no documented exception"
+                    );
+                }
+                if sc["runAsNonRoot"] == true {
+                    assert_ne!(sc["runAsUser"], 0, "{name}");
+                }
+                if sc["readOnlyRootFilesystem"] == true {
+                    let tmp = c["volumeMounts"]
+                        .as_array()
+                        .is_some_and(|m| m.iter().any(|m| m["mountPath"] == "/tmp"));
+                    assert!(tmp, "{name} has a writable /tmp");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn blaze_runs_as_its_own_uid_with_a_data_volume() {
+    let f = Fixture::spec_yaml(
+        "components:\n  blaze:\n    storage:\n      size: 100Gi\n      storageClassName: fast\n",
+    );
+    let sts = json(find(&f.build(), "StatefulSet", "test-blaze"));
+    let pod = &sts["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsUser"], 1001);
+    assert_eq!(pod["securityContext"]["fsGroup"], 1001);
+    let claim = &sts["spec"]["volumeClaimTemplates"][0];
+    assert_eq!(claim["metadata"]["name"], "data");
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "100Gi");
+    assert_eq!(claim["spec"]["storageClassName"], "fast");
+    assert!(
+        claim["metadata"]["labels"]["app.kubernetes.io/version"].is_null(),
+        "claim templates are immutable"
+    );
+    let mounts = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .expect("mounts");
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m["name"] == "data" && m["mountPath"] == "/app/data")
+    );
+    assert_eq!(sts["spec"]["replicas"], 1);
+
+    let default = Fixture::spec_yaml("components:\n  blaze: {}\n");
+    let sts = json(find(&default.build(), "StatefulSet", "test-blaze"));
+    assert_eq!(
+        sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+        "8Gi"
+    );
+}
+
+#[test]
+fn every_object_and_pod_carries_the_standard_labels() {
+    for case in CASES {
+        let f = Fixture::spec_yaml(case.spec);
+        let children = f.build();
+        for child in &children {
+            let name = child.key();
+            let labels = child.object.metadata.labels.clone().unwrap_or_default();
+            for key in [
+                "app.kubernetes.io/name",
+                "app.kubernetes.io/instance",
+                "app.kubernetes.io/component",
+                "app.kubernetes.io/version",
+            ] {
+                assert!(labels.contains_key(key), "{name:?} lacks {key}");
+            }
+            assert_eq!(
+                labels.get("app.kubernetes.io/part-of").map(String::as_str),
+                Some("miracolix"),
+                "{name:?}"
+            );
+            assert_eq!(
+                labels.get(MANAGED_BY.0).map(String::as_str),
+                Some(MANAGED_BY.1),
+                "{name:?}"
+            );
+            assert_eq!(
+                labels.get(SITE_LABEL).map(String::as_str),
+                Some("test"),
+                "{name:?}"
+            );
+            if let Some(c) = child.component {
+                assert_eq!(
+                    labels.get(COMPONENT_LABEL).map(String::as_str),
+                    Some(c.name()),
+                    "{name:?}"
+                );
+            }
+            if let Some(pod) = pod_template(child) {
+                let pl = &pod["metadata"]["labels"];
+                assert_eq!(pl[SITE_LABEL], "test", "{name:?}");
+                assert!(pl["app.kubernetes.io/version"].is_string(), "{name:?}");
+                assert_eq!(
+                    pl[COMPONENT_LABEL],
+                    child.component.map(|c| c.name()).unwrap_or_default(),
+                    "{name:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn owner_references_on_everything_but_volumes_and_databases() {
+    for case in CASES {
+        let f = Fixture::spec_yaml(case.spec);
+        for child in f.build() {
+            let keep = matches!(
+                child.resource.kind.as_str(),
+                "PersistentVolumeClaim" | "Cluster"
+            );
+            assert_eq!(child.is_owned(), !keep, "{:?}", child.key());
+            if let Some(refs) = &child.object.metadata.owner_references {
+                let r = &refs[0];
+                assert_eq!(r.api_version, "diz.miracum.org/v1alpha1");
+                assert_eq!(r.kind, "DizSite");
+                assert_eq!(r.name, "test");
+                assert_eq!(r.uid, f.uid);
+                assert_eq!(r.controller, Some(true));
+                assert_eq!(r.block_owner_deletion, Some(true));
+            }
+        }
+    }
+}
+
+fn resources(children: &[Child], kind: &str, name: &str) -> Value {
+    let pod = pod_template(find(children, kind, name)).expect("workload");
+    pod["spec"]["containers"][0]["resources"].clone()
+}
+
+#[test]
+fn presets_apply_and_overrides_win_field_by_field() {
+    let medium = Fixture::spec_yaml("components:\n  blaze: {}\n").build();
+    assert_eq!(
+        resources(&medium, "StatefulSet", "test-blaze")["limits"]["memory"],
+        "4Gi"
+    );
+    let large =
+        Fixture::spec_yaml("components:\n  blaze: {}\n  flare:\n    resources: large\n").build();
+    assert_eq!(
+        resources(&large, "Deployment", "test-flare")["limits"]["memory"],
+        "8Gi"
+    );
+    let small = Fixture::spec_yaml("components:\n  blaze:\n    resources: small\n").build();
+    assert_eq!(
+        resources(&small, "StatefulSet", "test-blaze")["requests"]["memory"],
+        "2Gi"
+    );
+
+    let over = Fixture::spec_yaml(
+        "components:\n  ohdsi:\n    resources: medium\n    resourceOverrides:\n      limits:\n        memory: 6Gi\n      requests:\n        cpu: 1500m\n    database:\n      external:\n        name: omop\n",
+    )
+    .build();
+    let r = resources(&over, "Deployment", "test-ohdsi-webapi");
+    assert_eq!(r["limits"]["memory"], "6Gi");
+    assert_eq!(r["requests"]["cpu"], "1500m");
+    assert_eq!(
+        r["requests"]["memory"], "3Gi",
+        "untouched values keep the preset"
+    );
+    assert_eq!(r["limits"]["cpu"], "4");
+    // Overrides target the primary part only.
+    assert_eq!(
+        resources(&over, "Deployment", "test-ohdsi-atlas")["limits"]["memory"],
+        "128Mi"
+    );
+}
+
+#[test]
+fn replicas_default_to_one_and_follow_the_spec() {
+    let f = Fixture::spec_yaml(
+        "components:\n  vfps:\n    replicas: 3\n    database:\n      cloudNativePG: {}\n  gpas:\n    database:\n      external:\n        name: ttp\n",
+    );
+    let children = f.build();
+    assert_eq!(
+        json(find(&children, "Deployment", "test-vfps"))["spec"]["replicas"],
+        3
+    );
+    assert_eq!(
+        json(find(&children, "Deployment", "test-gpas"))["spec"]["replicas"],
+        1
+    );
+}
+
+fn env_of(children: &[Child], kind: &str, name: &str) -> (Value, Value) {
+    let pod = pod_template(find(children, kind, name)).expect("workload");
+    let env = pod["spec"]["containers"][0]["env"].clone();
+    let cm = children
+        .iter()
+        .find(|c| c.resource.kind == "ConfigMap" && c.object.metadata.name.as_deref() == Some(name))
+        .map(|c| json(c)["data"].clone())
+        .unwrap_or(Value::Null);
+    (env, cm)
+}
+
+fn env_secret(env: &Value, name: &str) -> Option<(String, String)> {
+    env.as_array()?.iter().find(|e| e["name"] == name).map(|e| {
+        let r = &e["valueFrom"]["secretKeyRef"];
+        (
+            r["name"].as_str().unwrap_or("").into(),
+            r["key"].as_str().unwrap_or("").into(),
+        )
+    })
+}
+
+#[test]
+fn pseudonymizer_prefers_vfps_and_falls_back_to_gpas() {
+    let with_vfps = Fixture::spec_yaml(case(Component::FhirPseudonymizer).spec).build();
+    let (_, cm) = env_of(&with_vfps, "Deployment", "test-fhir-pseudonymizer");
+    assert_eq!(cm["PseudonymizationService"], "Vfps");
+    assert_eq!(cm["Vfps__Address"], "http://test-vfps:8081");
+
+    let with_gpas = Fixture::spec_yaml("components:\n  fhirPseudonymizer: {}\n  gpas:\n    database:\n      external:\n        name: ttp\n").build();
+    let (_, cm) = env_of(&with_gpas, "Deployment", "test-fhir-pseudonymizer");
+    assert_eq!(cm["PseudonymizationService"], "gPAS");
+    assert_eq!(cm["gPAS__Url"], "http://test-gpas:8080/ttp-fhir/fhir/gpas");
+}
+
+#[test]
+fn gateway_flare_and_torch_are_wired_to_their_dependencies() {
+    let children = Fixture::spec_yaml(
+        "components:\n  blaze: {}\n  flare: {}\n  torch: {}\n  fhirPseudonymizer: {}\n  gpas:\n    database:\n      external:\n        name: ttp\n  fhirGateway: {}\n",
+    )
+    .build();
+    let (_, gw) = env_of(&children, "Deployment", "test-fhir-gateway");
+    assert_eq!(
+        gw["SERVICES_PSEUDONYMIZER_URL"],
+        "http://test-fhir-pseudonymizer:8080/fhir"
+    );
+    assert_eq!(gw["SERVICES_FHIRSERVER_URL"], "http://test-blaze:8080/fhir");
+    assert_eq!(gw["SERVICES_PSQL_ENABLED"], "false");
+    let (_, flare) = env_of(&children, "Deployment", "test-flare");
+    assert_eq!(flare["FLARE_FHIR_SERVER"], "http://test-blaze:8080/fhir");
+    let (_, torch) = env_of(&children, "Deployment", "test-torch");
+    assert_eq!(torch["TORCH_FHIR_URL"], "http://test-blaze:8080/fhir");
+    assert_eq!(torch["TORCH_FLARE_URL"], "http://test-flare:8080");
+    let torch_pod = pod_template(find(&children, "Deployment", "test-torch")).expect("pod");
+    assert_eq!(
+        torch_pod["spec"]["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .filter(|v| v["persistentVolumeClaim"]["claimName"] == "test-torch-output")
+            .count(),
+        1
+    );
+    assert_eq!(
+        json(find(&children, "Deployment", "test-torch"))["spec"]["strategy"]["type"],
+        "Recreate"
+    );
+}
+
+#[test]
+fn databases_are_wired_from_secrets_only() {
+    let children = Fixture::spec_yaml(
+        "components:\n  vfps:\n    database:\n      cloudNativePG:\n        instances: 3\n        storageSize: 5Gi\n  gpas:\n    database:\n      external:\n        name: ttp-mysql\n",
+    )
+    .build();
+    let (env, _) = env_of(&children, "Deployment", "test-vfps");
+    assert_eq!(
+        env_secret(&env, "MIRACOLIX_DB_PASSWORD"),
+        Some(("test-vfps-db-app".into(), "password".into()))
+    );
+    assert_eq!(
+        env_secret(&env, "MIRACOLIX_DB_NAME"),
+        Some(("test-vfps-db-app".into(), "dbname".into()))
+    );
+    let cs = env
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"] == "ConnectionStrings__PostgreSQL")
+        .expect("connection string");
+    assert!(
+        cs["value"]
+            .as_str()
+            .is_some_and(|v| v.contains("Password=$(MIRACOLIX_DB_PASSWORD)"))
+    );
+    let cluster = json(find(&children, "Cluster", "test-vfps-db"));
+    assert_eq!(cluster["apiVersion"], "postgresql.cnpg.io/v1");
+    assert_eq!(cluster["spec"]["instances"], 3);
+    assert_eq!(cluster["spec"]["storage"]["size"], "5Gi");
+    assert_eq!(cluster["spec"]["bootstrap"]["initdb"]["database"], "vfps");
+
+    let (env, _) = env_of(&children, "Deployment", "test-gpas");
+    assert_eq!(
+        env_secret(&env, "TTP_GPAS_DB_HOST"),
+        Some(("ttp-mysql".into(), "host".into()))
+    );
+    assert_eq!(
+        env_secret(&env, "TTP_GPAS_DB_PASS"),
+        Some(("ttp-mysql".into(), "password".into()))
+    );
+    // No secret value ever appears in a ConfigMap.
+    for c in children.iter().filter(|c| c.resource.kind == "ConfigMap") {
+        let data = json(c)["data"].to_string().to_lowercase();
+        assert!(!data.contains("password"), "{:?}", c.key());
+    }
+}
+
+#[test]
+fn extra_env_is_appended_after_operator_env() {
+    let children = Fixture::spec_yaml(
+        "components:\n  blaze:\n    env:\n      - name: DB_BLOCK_CACHE_SIZE\n        value: \"2048\"\n      - name: TOKEN\n        secretKeyRef:\n          name: s\n          key: k\n",
+    )
+    .build();
+    let (env, _) = env_of(&children, "StatefulSet", "test-blaze");
+    let names: Vec<_> = env
+        .as_array()
+        .expect("env")
+        .iter()
+        .map(|e| e["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(names, ["DB_BLOCK_CACHE_SIZE", "TOKEN"]);
+    assert_eq!(env_secret(&env, "TOKEN"), Some(("s".into(), "k".into())));
+}
+
+#[test]
+fn oidc_reaches_the_components_that_support_it() {
+    let children = Fixture::spec_yaml(
+        "components:\n  blaze: {}\n  flare: {}\n  ohdsi:\n    database:\n      external:\n        name: omop\nauth:\n  oidc:\n    issuerUrl: https://login.example.org/realms/diz\n    clientId: miracolix\n    clientSecretRef:\n      name: oidc\n      key: secret\n",
+    )
+    .build();
+    let (_, blaze) = env_of(&children, "StatefulSet", "test-blaze");
+    assert_eq!(
+        blaze["OPENID_PROVIDER_URL"],
+        "https://login.example.org/realms/diz"
+    );
+    let (env, flare) = env_of(&children, "Deployment", "test-flare");
+    assert_eq!(flare["FLARE_FHIR_OAUTH_CLIENT_ID"], "miracolix");
+    assert_eq!(
+        env_secret(&env, "FLARE_FHIR_OAUTH_CLIENT_SECRET"),
+        Some(("oidc".into(), "secret".into()))
+    );
+    let (_, webapi) = env_of(&children, "Deployment", "test-ohdsi-webapi");
+    assert_eq!(
+        webapi["SECURITY_OID_URL"],
+        "https://login.example.org/realms/diz/.well-known/openid-configuration"
+    );
+}
+
+#[test]
+fn config_changes_roll_the_pods() {
+    let hash = |spec: &str| {
+        let children = Fixture::spec_yaml(spec).build();
+        let pod = pod_template(find(&children, "StatefulSet", "test-blaze")).expect("pod");
+        pod["metadata"]["annotations"]["diz.miracum.org/config-hash"].clone()
+    };
+    let plain = hash("components:\n  blaze: {}\n");
+    assert!(plain.is_string());
+    assert_eq!(plain, hash("components:\n  blaze: {}\n"));
+    assert_ne!(
+        plain,
+        hash(
+            "components:\n  blaze: {}\nauth:\n  oidc:\n    issuerUrl: https://a.example.org\n    clientId: x\n"
+        )
+    );
+}

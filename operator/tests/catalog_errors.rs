@@ -1,0 +1,216 @@
+//! Every CatalogError variant from a minimal spec, and all problems reported at once.
+
+mod common;
+
+use common::Fixture;
+use miracolix_operator::catalog::{self, CatalogError, Component};
+
+fn errors(f: &Fixture) -> Vec<CatalogError> {
+    let v = catalog::validate(&f.input()).expect_err("spec is invalid");
+    assert_eq!(
+        catalog::build(&f.input()).expect_err("build refuses too"),
+        v
+    );
+    v
+}
+
+fn reasons(errors: &[CatalogError]) -> Vec<&'static str> {
+    errors.iter().map(CatalogError::reason).collect()
+}
+
+#[test]
+fn dependency_disabled_names_the_field_and_what_is_missing() {
+    let e = errors(&Fixture::spec_yaml("components:\n  flare: {}\n"));
+    assert_eq!(reasons(&e), ["DependencyDisabled"]);
+    assert_eq!(
+        e[0].to_string(),
+        "spec.components.flare needs spec.components.blaze (the FHIR server), which is disabled"
+    );
+    // A disabled component counts as absent.
+    let e = errors(&Fixture::spec_yaml(
+        "components:\n  blaze:\n    enabled: false\n  flare: {}\n",
+    ));
+    assert_eq!(reasons(&e), ["DependencyDisabled"]);
+}
+
+#[test]
+fn pseudonymizer_without_a_pseudonym_service_names_both_options() {
+    let e = errors(&Fixture::spec_yaml(
+        "components:\n  fhirPseudonymizer: {}\n",
+    ));
+    assert_eq!(reasons(&e), ["DependencyDisabled"]);
+    let msg = e[0].to_string();
+    assert!(
+        msg.contains("spec.components.vfps") && msg.contains("spec.components.gpas"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn image_missing_names_release_and_key() {
+    let mut f = Fixture::spec_yaml("components:\n  blaze: {}\n");
+    f.release.images.remove("blaze");
+    let e = errors(&f);
+    assert_eq!(reasons(&e), ["ImageMissing"]);
+    assert!(e[0].to_string().contains("'blaze'") && e[0].to_string().contains("miracolix-2026.1"));
+}
+
+#[test]
+fn database_required_for_components_that_need_one() {
+    for (field, component) in [
+        ("vfps", Component::Vfps),
+        ("mainzelliste", Component::Mainzelliste),
+        ("ohdsi", Component::Ohdsi),
+        ("i2b2", Component::I2b2),
+        ("gpas", Component::Gpas),
+        ("gics", Component::Gics),
+    ] {
+        let e = errors(&Fixture::spec_yaml(&format!(
+            "components:\n  {field}: {{}}\n"
+        )));
+        assert_eq!(reasons(&e), ["DatabaseRequired"], "{field}");
+        assert_eq!(e[0].component(), Some(component));
+        assert!(
+            e[0].to_string()
+                .contains(&format!("spec.components.{field}.database.external"))
+        );
+    }
+    // The gateway's database is optional.
+    assert!(catalog::validate(&Fixture::spec_yaml("components:\n  blaze: {}\n  fhirPseudonymizer: {}\n  gpas:\n    database:\n      external:\n        name: t\n  fhirGateway: {}\n").input()).is_ok());
+}
+
+#[test]
+fn mysql_components_refuse_cloudnativepg() {
+    let e = errors(&Fixture::spec_yaml(
+        "components:\n  gpas:\n    database:\n      cloudNativePG: {}\n",
+    ));
+    assert_eq!(reasons(&e), ["DatabaseNotSupported"]);
+    assert!(e[0].to_string().contains("MySQL"), "{}", e[0]);
+}
+
+#[test]
+fn components_without_a_database_refuse_one() {
+    let e = errors(&Fixture::spec_yaml(
+        "components:\n  blaze:\n    database:\n      external:\n        name: x\n",
+    ));
+    assert_eq!(reasons(&e), ["DatabaseNotSupported"]);
+}
+
+#[test]
+fn cloudnativepg_unavailable_says_what_to_do() {
+    let mut f =
+        Fixture::spec_yaml("components:\n  vfps:\n    database:\n      cloudNativePG: {}\n");
+    f.cnpg_available = false;
+    let e = errors(&f);
+    assert_eq!(reasons(&e), ["CloudNativePgUnavailable"]);
+    let msg = e[0].to_string();
+    assert!(
+        msg.contains("install the CloudNativePG operator") && msg.contains("database.external"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn env_collision_with_operator_settings() {
+    let e = errors(&Fixture::spec_yaml(
+        "components:\n  blaze:\n    env:\n      - name: OPENID_PROVIDER_URL\n        value: x\n      - name: BASE_URL\n        value: other\n",
+    ));
+    // The first collides only once OIDC is set; BASE_URL always.
+    assert_eq!(reasons(&e), ["EnvCollision"]);
+    assert!(e[0].to_string().contains("BASE_URL"));
+    let e = errors(&Fixture::spec_yaml(
+        "components:\n  vfps:\n    env:\n      - name: MIRACOLIX_DB_PASSWORD\n        value: x\n    database:\n      cloudNativePG: {}\n",
+    ));
+    assert_eq!(reasons(&e), ["EnvCollision"]);
+}
+
+#[test]
+fn too_many_replicas_and_storage_where_none_is_kept() {
+    let e = errors(&Fixture::spec_yaml(
+        "components:\n  blaze:\n    replicas: 2\n",
+    ));
+    assert_eq!(reasons(&e), ["TooManyReplicas"]);
+    let e = errors(&Fixture::spec_yaml(
+        "components:\n  blaze: {}\n  flare:\n    storage:\n      size: 1Gi\n",
+    ));
+    assert_eq!(reasons(&e), ["StorageNotSupported"]);
+}
+
+#[test]
+fn site_names_that_cannot_name_objects() {
+    let mut f = Fixture::spec_yaml("components:\n  blaze: {}\n");
+    f.name = "a-very-long-site-name-that-does-not-fit".into();
+    assert_eq!(reasons(&errors(&f)), ["InvalidSiteName"]);
+    f.name = "1erlangen".into();
+    assert_eq!(reasons(&errors(&f)), ["InvalidSiteName"]);
+}
+
+#[test]
+fn dqa_needs_a_database_to_read() {
+    let e = errors(&Fixture::spec_yaml("components:\n  dqa: {}\n"));
+    assert_eq!(reasons(&e), ["DependencyDisabled"]);
+    assert!(
+        e[0].to_string().contains("spec.components.i2b2")
+            && e[0].to_string().contains("spec.components.fhirGateway")
+    );
+    let e = errors(&Fixture::spec_yaml(
+        "components:\n  blaze: {}\n  fhirPseudonymizer: {}\n  gpas:\n    database:\n      external:\n        name: t\n  fhirGateway: {}\n  dqa: {}\n",
+    ));
+    assert_eq!(reasons(&e), ["DatabaseRequired"]);
+    assert_eq!(e[0].component(), Some(Component::FhirGateway));
+}
+
+#[test]
+fn validate_reports_every_problem_at_once() {
+    let mut f = Fixture::spec_yaml(
+        "components:\n  flare: {}\n  vfps:\n    database:\n      cloudNativePG: {}\n  gics:\n    database:\n      cloudNativePG: {}\n  mainzelliste: {}\n  torch:\n    replicas: 2\n  dqa:\n    env:\n      - name: DQA_SOURCE_SYSTEM\n        value: x\n",
+    );
+    f.cnpg_available = false;
+    f.release.images.remove("flare");
+    let e = errors(&f);
+    let mut r = reasons(&e);
+    r.sort_unstable();
+    r.dedup();
+    assert_eq!(
+        r,
+        [
+            "CloudNativePgUnavailable",
+            "DatabaseNotSupported",
+            "DatabaseRequired",
+            "DependencyDisabled",
+            "EnvCollision",
+            "ImageMissing",
+            "TooManyReplicas",
+        ]
+    );
+    // flare (blaze), torch (blaze), dqa (i2b2 or gateway).
+    assert_eq!(
+        e.iter()
+            .filter(|e| e.reason() == "DependencyDisabled")
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn every_variant_has_a_distinct_camel_case_reason() {
+    let samples = [
+        CatalogError::Serialize("x".into()),
+        CatalogError::InvalidSiteName {
+            name: "x".into(),
+            why: "y".into(),
+        },
+        CatalogError::StorageNotSupported {
+            component: Component::Flare,
+            field: "flare",
+        },
+    ];
+    for e in samples {
+        let r = e.reason();
+        assert!(
+            r.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && !r.contains(['-', '_', ' ']),
+            "{r}"
+        );
+    }
+}

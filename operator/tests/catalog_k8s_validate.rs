@@ -1,0 +1,121 @@
+//! Every built-in object the catalogue renders for the example sites passes
+//! `kubernetes-validate --strict` against Kubernetes 1.33 (unknown fields are errors).
+//!
+//! Needs the `kubernetes-validate` executable (`scripts/install-tools.sh`); set
+//! `SKIP_K8S_VALIDATE=1` to skip on machines without Python.
+
+mod common;
+
+use std::process::Command;
+
+use common::{EXAMPLE_SITES, Fixture};
+use miracolix_operator::catalog::database::CNPG_GROUP;
+
+const TOOL: &str = "kubernetes-validate";
+const KUBERNETES_VERSION: &str = "1.33.0";
+
+const ALL_COMPONENTS: &str = "components:
+  blaze: {}
+  fhirPseudonymizer: {}
+  vfps:
+    database:
+      cloudNativePG: {}
+  gpas:
+    database:
+      external:
+        name: ttp
+  gics:
+    database:
+      external:
+        name: ttp
+  fhirGateway:
+    database:
+      cloudNativePG: {}
+  mainzelliste:
+    database:
+      external:
+        name: ml
+  ohdsi:
+    database:
+      cloudNativePG: {}
+  i2b2:
+    database:
+      external:
+        name: i2b2
+  flare: {}
+  torch: {}
+  dqa: {}
+ingress:
+  host: diz.example.org
+  tls:
+    issuerRef:
+      name: letsencrypt
+auth:
+  oidc:
+    issuerUrl: https://login.example.org/realms/diz
+    clientId: miracolix
+    clientSecretRef:
+      name: oidc
+      key: secret
+";
+
+#[test]
+fn example_sites_pass_kubernetes_validate_strict() {
+    if std::env::var("SKIP_K8S_VALIDATE").is_ok_and(|v| v == "1") {
+        eprintln!("SKIP_K8S_VALIDATE=1: skipped kubernetes-validate of the catalogue output");
+        return;
+    }
+    let available = Command::new(TOOL)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        available,
+        "`{TOOL}` is not installed: run scripts/install-tools.sh (or set SKIP_K8S_VALIDATE=1 to skip)"
+    );
+
+    let dir = std::env::temp_dir().join(format!("miracolix-k8s-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("creates temp dir");
+    let mut files = Vec::new();
+    let mut sites: Vec<(String, Fixture)> = EXAMPLE_SITES
+        .iter()
+        .map(|f| (f.trim_end_matches(".yaml").to_string(), Fixture::example(f)))
+        .collect();
+    // No example runs DQA; this one runs every component, with OIDC and cert-manager.
+    sites.push((
+        "all-components".to_string(),
+        Fixture::spec_yaml(ALL_COMPONENTS),
+    ));
+    for (site, fixture) in &sites {
+        for child in fixture.build() {
+            // CloudNativePG's Cluster is a CRD the tool has no schema for.
+            if child.resource.group == CNPG_GROUP {
+                continue;
+            }
+            let (_, kind, name) = child.key();
+            let path = dir.join(format!("{}-{}-{}.yaml", site, kind.to_lowercase(), name));
+            let yaml = miracolix_operator::yaml::to_string(&child.object).expect("renders YAML");
+            std::fs::write(&path, yaml).expect("writes object");
+            files.push(path);
+        }
+    }
+    assert!(!files.is_empty());
+    let out = Command::new(TOOL)
+        .args([
+            "--strict",
+            "--kubernetes-version",
+            KUBERNETES_VERSION,
+            "--quiet",
+        ])
+        .args(&files)
+        .output()
+        .expect("runs kubernetes-validate");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success() && !stdout.contains("ERROR") && !stderr.contains("ERROR"),
+        "kubernetes-validate --strict failed for {} files:\n{stdout}\n{stderr}",
+        files.len()
+    );
+}
