@@ -10,6 +10,8 @@ pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 pub const RELEASE_CERTIFIED: &str = "ReleaseCertified";
+/// The site runs the release its spec asks for (False while waiting, upgrading, held or rolled back).
+pub const RELEASE_UP_TO_DATE: &str = "ReleaseUpToDate";
 pub const CERTIFIED: &str = "Certified";
 
 pub const TRUE: &str = "True";

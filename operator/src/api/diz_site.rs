@@ -398,10 +398,34 @@ pub struct DizSiteStatus {
     /// The release the site is moving to, when different from the current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_release: Option<String>,
+    /// The release that ran before the upgrade in progress: where a failed upgrade returns to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_release: Option<String>,
+    /// When the upgrade to `targetRelease` started; the progress deadline counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_started_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// Releases rolled back on this site. Not tried again until their content changes or the
+    /// annotation `diz.miracum.org/retry-release: <name>` asks for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub failed_releases: Vec<FailedReleaseStatus>,
     /// Per component: enabled, image running, replicas ready.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub components: Vec<ComponentStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedReleaseStatus {
+    /// Name of the ComponentRelease.
+    pub name: String,
+    /// SHA-256 of the release's canonical content when it failed.
+    pub fingerprint: String,
+    /// Why it was rolled back.
+    pub reason: String,
+    /// When it was rolled back.
+    pub at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -7,6 +7,7 @@
 pub mod crds;
 pub mod reference;
 pub mod release;
+pub mod release_status;
 pub mod render;
 pub mod run;
 

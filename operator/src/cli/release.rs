@@ -32,6 +32,8 @@ pub enum ReleaseCommand {
     /// Verify a release's signature. Exit status 0 only when it is certified, 1 when it is
     /// not (the reason is printed), 2 when the input cannot be read.
     Verify(VerifyArgs),
+    /// Show which release every DizSite runs, per kubeconfig context.
+    Status(super::release_status::StatusArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,6 +112,8 @@ pub enum ReleaseCliError {
     Sign(#[from] SignError),
     #[error(transparent)]
     Trust(#[from] TrustError),
+    #[error(transparent)]
+    Status(#[from] super::release_status::StatusError),
     #[error("--signature with --trust-dir needs --key-id to say which trusted key signed")]
     DetachedNeedsKeyId,
 }
@@ -119,6 +123,7 @@ pub fn run(args: &ReleaseArgs) -> Result<ExitCode, ReleaseCliError> {
         ReleaseCommand::Canonicalize(args) => canonicalize(args),
         ReleaseCommand::Sign(args) => sign(args),
         ReleaseCommand::Verify(args) => verify(args),
+        ReleaseCommand::Status(args) => Ok(super::release_status::run(args)?),
     }
 }
 

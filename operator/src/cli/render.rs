@@ -95,7 +95,7 @@ pub fn render(
     certifier: &dyn Certifier,
     cnpg_available: bool,
 ) -> Result<Vec<serde_json::Value>, RenderError> {
-    let release = select::select(&site.spec.release, releases, certifier)?;
+    let release = select::resolve(&select::select(&site.spec.release, releases, certifier)?);
     let name = site.metadata.name.clone().unwrap_or_default();
     let namespace = site
         .metadata

@@ -1,5 +1,6 @@
 //! DizSite controller: dereference → validate → build → apply → status.
 
+pub mod rollout;
 pub mod select;
 pub mod status;
 
@@ -26,9 +27,12 @@ use self::status::{
 };
 use super::Context;
 use super::apply::{self, ApplyError};
+use crate::api::conditions::READY;
 use crate::api::conditions::{self, DesiredCondition, STALLED};
 use crate::api::{ComponentRelease, DeletionPolicy, DizSite, DizSiteStatus};
 use crate::catalog::{self, CatalogError, FIELD_MANAGER, SiteInput};
+use crate::release::rollout::SiteFacts;
+use crate::release::upgrade::{self, Decision, ResolvedCandidate};
 
 pub const FINALIZER: &str = "diz.miracum.org/cleanup";
 /// Periodic resync even without events, to catch drift the watches missed.
@@ -134,7 +138,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
         return Ok(Action::requeue(RESYNC));
     }
 
-    // dereference
+    // dereference: the release the spec asks for, and what the rollout allows now
     let releases = Api::<ComponentRelease>::all(ctx.client.clone())
         .list(&ListParams::default())
         .await
@@ -143,14 +147,61 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
             source,
         })?
         .items;
-    let release = match select::select(&site.spec.release, &releases, ctx.certifier.as_ref()) {
+    let wanted = match select::select(&site.spec.release, &releases, ctx.certifier.as_ref()) {
         Ok(r) => r,
+        Err(e) => return stall_select(site, ns, ctx, &e).await,
+    };
+    let candidate = match ResolvedCandidate::new(&wanted) {
+        Ok(c) => c,
         Err(e) => {
-            let certified = matches!(e, select::SelectError::NotCertified { .. }).then_some(false);
-            stall(site, ns, ctx, e.reason(), &e.to_string(), certified).await?;
+            let msg = format!("release {} cannot be encoded: {e}", wanted.name_any());
+            stall(site, ns, ctx, "NotCanonical", &msg, Some(false)).await?;
             return Ok(Action::requeue(RESYNC));
         }
     };
+    let now = ctx.clock.now();
+    let before = rollout::from_status(site.status.as_ref());
+    let labels = site.labels().clone();
+    let facts = SiteFacts {
+        site_id: &site.spec.site_id,
+        labels: &labels,
+        window: site.spec.maintenance_window.as_ref(),
+    };
+    let was_ready = site.status.as_ref().is_some_and(|s| {
+        s.observed_generation == site.metadata.generation
+            && conditions::is_true(&s.conditions, READY)
+    });
+    let retry = upgrade::retry_requested(site.annotations(), &candidate.name);
+    let halted = if before.current.is_some()
+        && before.current.as_deref() != Some(candidate.name.as_str())
+        && before.target.as_deref() != Some(candidate.name.as_str())
+        && !retry
+    {
+        let sites = Api::<DizSite>::all(ctx.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| Error::Read {
+                what: "DizSites",
+                source,
+            })?
+            .items;
+        rollout::halted_by(&sites, site, &candidate.name, &candidate.fingerprint)
+    } else {
+        None
+    };
+    let decision = match (halted, &before.current) {
+        (Some(reason), Some(current)) => Decision::Hold {
+            on: current.clone(),
+            reason,
+        },
+        _ => upgrade::decide(&candidate, &before, &facts, was_ready, now, retry),
+    };
+    let deploy_name = rollout::effective(&decision).to_string();
+    let deploy = match select::certified_by_name(&deploy_name, &releases, ctx.certifier.as_ref()) {
+        Ok(r) => r,
+        Err(e) => return stall_select(site, ns, ctx, &e).await,
+    };
+    let release = select::resolve(&deploy);
     let cnpg = cnpg_available(ctx).await?;
     let uid = site.uid().unwrap_or_default();
     let input = SiteInput {
@@ -219,21 +270,88 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
 
     // status
     let health = workloads(&outcome.live);
-    let conds = applied_conditions(&release.name, &health);
+    let mut conds = applied_conditions(&release.name, &health);
+    let ready_now = conds
+        .iter()
+        .any(|c| c.type_ == READY && c.status == conditions::TRUE);
+    let after = upgrade::next_status(&before, &decision, &candidate, ready_now, now);
+    conds.push(rollout::up_to_date_condition(
+        &decision,
+        &after,
+        &candidate.name,
+    ));
+    announce(site, ctx, &decision, &before, &after).await;
+    if retry && matches!(decision, Decision::Upgrade { .. }) {
+        clear_retry_annotation(site, ns, ctx).await?;
+    }
     let components = component_statuses(&site.spec, &health);
-    let ready = conditions::is_true(
-        &merge(site, &[], &conds, ctx),
-        crate::api::conditions::READY,
-    );
     write_status(site, ns, ctx, |s| {
         s.conditions = merge(site, &s.conditions, &conds, ctx);
         s.components = components;
-        s.target_release = None;
-        if ready || s.current_release.is_none() {
-            s.current_release = Some(release.name.clone());
-        }
+        rollout::into_status(&after, s);
     })
     .await?;
+    let deadline = crate::release::rollout::progress_deadline(&wanted);
+    Ok(Action::requeue(rollout::requeue_after(
+        &decision, &after, deadline, now, RESYNC,
+    )))
+}
+
+/// Events for rollout transitions; none when nothing changed, so a no-op reconcile writes nothing.
+async fn announce(
+    site: &DizSite,
+    ctx: &Context,
+    decision: &Decision,
+    before: &upgrade::RolloutStatus,
+    after: &upgrade::RolloutStatus,
+) {
+    match decision {
+        Decision::Upgrade { from, to } if before.target.as_deref() != Some(to.as_str()) => {
+            let from = from.as_deref().unwrap_or("nothing (first install)");
+            let note = format!("upgrading from {from} to {to}");
+            publish(ctx, site, EventType::Normal, "Upgrading", &note).await;
+        }
+        Decision::Rollback { from, to, reason } => {
+            let note = format!("rolled back from {from} to {to}: {reason}");
+            publish(ctx, site, EventType::Warning, "RolledBack", &note).await;
+        }
+        Decision::Hold { reason, .. } => {
+            publish_if_new(site, ctx, EventType::Warning, "Held", reason).await;
+        }
+        _ => {
+            if before.target.is_some() && after.target.is_none() && after.current.is_some() {
+                let note = format!(
+                    "now running {}",
+                    after.current.as_deref().unwrap_or_default()
+                );
+                publish(ctx, site, EventType::Normal, "Upgraded", &note).await;
+            }
+        }
+    }
+}
+
+/// A retry is one attempt: the annotation goes once the upgrade it asked for starts.
+async fn clear_retry_annotation(site: &DizSite, ns: &str, ctx: &Context) -> Result<(), Error> {
+    let api: Api<DizSite> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = json!({"metadata": {"annotations": {upgrade::RETRY_ANNOTATION: null}}});
+    api.patch(
+        &site.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::Status)?;
+    Ok(())
+}
+
+async fn stall_select(
+    site: &DizSite,
+    ns: &str,
+    ctx: &Context,
+    e: &select::SelectError,
+) -> Result<Action, Error> {
+    let certified = matches!(e, select::SelectError::NotCertified { .. }).then_some(false);
+    stall(site, ns, ctx, e.reason(), &e.to_string(), certified).await?;
     Ok(Action::requeue(RESYNC))
 }
 
@@ -338,7 +456,7 @@ async fn publish_if_new(
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or(&[]);
-    let known = [STALLED, crate::api::conditions::READY]
+    let known = [STALLED, READY, crate::api::conditions::RELEASE_UP_TO_DATE]
         .iter()
         .filter_map(|t| conditions::find(existing, t))
         .any(|c| c.reason == reason && c.message == message);

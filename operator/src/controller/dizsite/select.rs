@@ -28,12 +28,34 @@ impl SelectError {
     }
 }
 
-/// The release the site should run now.
+/// A release by name, if it exists and is certified: what a site may run.
+pub fn certified_by_name(
+    name: &str,
+    releases: &[ComponentRelease],
+    certifier: &dyn Certifier,
+) -> Result<ComponentRelease, SelectError> {
+    let rel = releases
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(name))
+        .ok_or_else(|| SelectError::NotFound {
+            name: name.to_string(),
+        })?;
+    certifier
+        .verdict(rel)
+        .map_err(|why| SelectError::NotCertified {
+            name: name.to_string(),
+            why,
+        })?;
+    Ok(rel.clone())
+}
+
+/// The release the spec asks for: the pinned one, or the newest certified one on the channel.
+/// Whether the site may move to it now is the rollout's decision.
 pub fn select(
     wanted: &ReleaseRef,
     releases: &[ComponentRelease],
     certifier: &dyn Certifier,
-) -> Result<ResolvedRelease, SelectError> {
+) -> Result<ComponentRelease, SelectError> {
     match (&wanted.name, &wanted.channel) {
         (Some(name), _) => {
             let rel = releases
@@ -46,7 +68,7 @@ pub fn select(
                     name: name.clone(),
                     why,
                 })?;
-            Ok(resolve(rel))
+            Ok(rel.clone())
         }
         (None, Some(channel)) => {
             let on_channel: Vec<&ComponentRelease> = releases
@@ -63,7 +85,7 @@ pub fn select(
             });
             certified
                 .last()
-                .map(|r| resolve(r))
+                .map(|r| (*r).clone())
                 .ok_or(SelectError::NoCertifiedOnChannel {
                     channel: channel.to_string(),
                     uncertified: on_channel.len(),

@@ -1,0 +1,340 @@
+//! `miracolix-operator release status`: which release every site runs, across clusters.
+//!
+//! The I/O (kubeconfig, one connection per context) is kept apart from the formatting, which is a
+//! pure function of the rows so it can be tested without a cluster.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+use kube::{Client, Config, ResourceExt};
+use serde::Serialize;
+
+use crate::api::DizSite;
+use crate::api::conditions::READY;
+
+/// A release manager looks at many hospitals at once; one unreachable cluster must not stall
+/// the whole report.
+const PER_CONTEXT_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Kubeconfig context to ask (repeatable). Default: every context of the kubeconfig.
+    #[arg(long = "context")]
+    pub contexts: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("cannot read the kubeconfig: {0}")]
+    Kubeconfig(#[from] KubeconfigError),
+    #[error("the kubeconfig has no contexts")]
+    NoContexts,
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot encode JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// One line of the matrix: a site in a context, or a context that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusRow {
+    pub context: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub state: String,
+}
+
+impl StatusRow {
+    pub fn from_site(context: &str, site: &DizSite) -> Self {
+        let status = site.status.as_ref();
+        let ready = status.and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
+        let state = match ready {
+            Some(c) if c.reason.is_empty() => c.status.clone(),
+            Some(c) => format!("{} ({})", c.status, c.reason),
+            None => "Unknown".to_string(),
+        };
+        Self {
+            context: context.to_string(),
+            site_id: Some(site.spec.site_id.clone()),
+            namespace: site.namespace(),
+            name: Some(site.name_any()),
+            current: status.and_then(|s| s.current_release.clone()),
+            target: status.and_then(|s| s.target_release.clone()),
+            state,
+        }
+    }
+
+    pub fn unreachable(context: &str, error: &str) -> Self {
+        Self {
+            context: context.to_string(),
+            site_id: None,
+            namespace: None,
+            name: None,
+            current: None,
+            target: None,
+            state: format!("Unreachable: {error}"),
+        }
+    }
+}
+
+/// The rows as an aligned text table, one line per row plus a header.
+pub fn format_table(rows: &[StatusRow]) -> String {
+    const HEADER: [&str; 5] = ["SITE", "CONTEXT", "CURRENT", "TARGET", "STATE"];
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|r| {
+            let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+            [
+                dash(&r.site_id),
+                r.context.clone(),
+                dash(&r.current),
+                dash(&r.target),
+                // A multi-line error would break the table's columns.
+                r.state.replace(['\n', '\r'], " "),
+            ]
+        })
+        .collect();
+    let mut widths = HEADER.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cols: [&str; 5]| {
+        let mut l = String::new();
+        for (i, (c, w)) in cols.iter().zip(widths).enumerate() {
+            if i + 1 == cols.len() {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(HEADER);
+    for row in &cells {
+        line([&row[0], &row[1], &row[2], &row[3], &row[4]]);
+    }
+    out
+}
+
+/// The rows as a JSON array.
+pub fn format_json(rows: &[StatusRow]) -> Result<String, serde_json::Error> {
+    let mut s = serde_json::to_string_pretty(rows)?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// Rows sorted for reading: by site, then context; unreachable contexts last.
+pub fn sort_rows(rows: &mut [StatusRow]) {
+    rows.sort_by(|a, b| {
+        (a.site_id.is_none(), &a.site_id, &a.context, &a.namespace).cmp(&(
+            b.site_id.is_none(),
+            &b.site_id,
+            &b.context,
+            &b.namespace,
+        ))
+    });
+}
+
+pub fn run(args: &StatusArgs) -> Result<ExitCode, StatusError> {
+    let kubeconfig = Kubeconfig::read()?;
+    let contexts: Vec<String> = if args.contexts.is_empty() {
+        kubeconfig.contexts.iter().map(|c| c.name.clone()).collect()
+    } else {
+        args.contexts.clone()
+    };
+    if contexts.is_empty() {
+        return Err(StatusError::NoContexts);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(StatusError::Runtime)?;
+    let mut rows = runtime.block_on(async {
+        let queries = contexts.iter().map(|c| rows_for_context(&kubeconfig, c));
+        futures::future::join_all(queries).await
+    });
+    let mut rows: Vec<StatusRow> = rows.drain(..).flatten().collect();
+    sort_rows(&mut rows);
+    let text = match args.output {
+        OutputFormat::Table => format_table(&rows),
+        OutputFormat::Json => format_json(&rows)?,
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rows_for_context(kubeconfig: &Kubeconfig, context: &str) -> Vec<StatusRow> {
+    match tokio::time::timeout(PER_CONTEXT_TIMEOUT, list_sites(kubeconfig, context)).await {
+        Ok(Ok(sites)) => sites
+            .iter()
+            .map(|s| StatusRow::from_site(context, s))
+            .collect(),
+        Ok(Err(e)) => vec![StatusRow::unreachable(context, &e)],
+        Err(_) => vec![StatusRow::unreachable(
+            context,
+            &format!("no answer within {}s", PER_CONTEXT_TIMEOUT.as_secs()),
+        )],
+    }
+}
+
+async fn list_sites(kubeconfig: &Kubeconfig, context: &str) -> Result<Vec<DizSite>, String> {
+    let options = KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..KubeConfigOptions::default()
+    };
+    let config = Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = Client::try_from(config).map_err(|e| e.to_string())?;
+    let list = Api::<DizSite>::all(client)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(list.items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(
+        site: &str,
+        context: &str,
+        current: &str,
+        target: Option<&str>,
+        state: &str,
+    ) -> StatusRow {
+        StatusRow {
+            context: context.to_string(),
+            site_id: Some(site.to_string()),
+            namespace: Some("diz".to_string()),
+            name: Some(site.to_string()),
+            current: Some(current.to_string()),
+            target: target.map(str::to_string),
+            state: state.to_string(),
+        }
+    }
+
+    fn sample() -> Vec<StatusRow> {
+        let mut rows = vec![
+            StatusRow::unreachable("mainz-prod", "connection refused\nretry later"),
+            row(
+                "mainz",
+                "mainz-test",
+                "stable-2026.1",
+                Some("stable-2026.2"),
+                "False (Upgrading)",
+            ),
+            row(
+                "erlangen",
+                "erlangen-prod",
+                "stable-2026.2",
+                None,
+                "True (Ready)",
+            ),
+        ];
+        sort_rows(&mut rows);
+        rows
+    }
+
+    #[test]
+    fn table_is_aligned_sorted_and_shows_unreachable_contexts() {
+        let table = format_table(&sample());
+        let expected = "\
+SITE      CONTEXT        CURRENT        TARGET         STATE
+erlangen  erlangen-prod  stable-2026.2  -              True (Ready)
+mainz     mainz-test     stable-2026.1  stable-2026.2  False (Upgrading)
+-         mainz-prod     -              -              Unreachable: connection refused retry later
+";
+        assert_eq!(table, expected);
+    }
+
+    #[test]
+    fn empty_table_has_a_header() {
+        assert_eq!(format_table(&[]), "SITE  CONTEXT  CURRENT  TARGET  STATE\n");
+    }
+
+    #[test]
+    fn json_is_an_array_of_rows() {
+        let json = format_json(&sample()).expect("json");
+        let value: serde_json::Value = serde_json::from_str(&json).expect("parses");
+        let rows = value.as_array().expect("array");
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0]["siteId"], "erlangen");
+        assert_eq!(rows[0]["current"], "stable-2026.2");
+        assert!(rows[0].get("target").is_none());
+        assert_eq!(rows[2]["context"], "mainz-prod");
+        assert_eq!(
+            rows[2]["state"],
+            "Unreachable: connection refused\nretry later"
+        );
+    }
+
+    #[test]
+    fn row_from_a_site_reads_status_and_ready_condition() {
+        use crate::api::{DizSiteSpec, DizSiteStatus, ReleaseRef};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+        let mut site = DizSite::new(
+            "uker",
+            DizSiteSpec {
+                site_id: "erlangen".to_string(),
+                display_name: None,
+                release: ReleaseRef::default(),
+                components: Default::default(),
+                ingress: None,
+                auth: None,
+                maintenance_window: None,
+                network_policy: None,
+                deletion_policy: Default::default(),
+                paused: false,
+            },
+        );
+        site.metadata.namespace = Some("diz".to_string());
+        let row = StatusRow::from_site("ctx", &site);
+        assert_eq!(row.state, "Unknown");
+        assert_eq!(row.current, None);
+        site.status = Some(DizSiteStatus {
+            current_release: Some("stable-2026.1".to_string()),
+            target_release: Some("stable-2026.2".to_string()),
+            conditions: vec![Condition {
+                type_: READY.to_string(),
+                status: "False".to_string(),
+                reason: "WaitingForMaintenanceWindow".to_string(),
+                message: String::new(),
+                observed_generation: None,
+                last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+            }],
+            ..DizSiteStatus::default()
+        });
+        let row = StatusRow::from_site("ctx", &site);
+        assert_eq!(row.site_id.as_deref(), Some("erlangen"));
+        assert_eq!(row.namespace.as_deref(), Some("diz"));
+        assert_eq!(row.current.as_deref(), Some("stable-2026.1"));
+        assert_eq!(row.target.as_deref(), Some("stable-2026.2"));
+        assert_eq!(row.state, "False (WaitingForMaintenanceWindow)");
+    }
+}
