@@ -466,3 +466,56 @@ async fn render_prints_exactly_what_the_controller_applies() {
     }
     h.stop().await;
 }
+
+#[tokio::test]
+async fn release_status_shows_the_certification_verdict() {
+    let h = Harness::start().await;
+    let mut rel = docs("examples/10-release-miracolix-2026.1.yaml").remove(0);
+    rel["metadata"]["name"] = json!("tampered");
+    rel["spec"]["version"] = json!("2026.1.1");
+    rel["spec"]["components"]["flare"]["digest"] = json!(format!("sha256:{}", "e".repeat(64)));
+    h.server.create(rel).expect("tampered release");
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(controller::component_release::run(h.context(), async {
+        let _ = rx.await;
+    }));
+    let releases: Api<ComponentRelease> = Api::all(h.client.clone());
+    let verdict = |name: &'static str| {
+        await_condition(releases.clone(), name, |r: Option<&ComponentRelease>| {
+            r.and_then(|r| r.status.as_ref())
+                .is_some_and(|s| s.certified.is_some())
+        })
+    };
+    let good = within("example release verdict", verdict("miracolix-2026.1"))
+        .await
+        .expect("watch")
+        .expect("exists");
+    let st = good.status.expect("status");
+    assert_eq!(st.certified, Some(true));
+    assert_eq!(st.key_id.as_deref(), Some("miracolix-demo-2026"));
+    let bad = within("tampered release verdict", verdict("tampered"))
+        .await
+        .expect("watch")
+        .expect("exists");
+    let st = bad.status.expect("status");
+    assert_eq!(st.certified, Some(false));
+    assert_eq!(st.reason.as_deref(), Some("BadSignature"));
+    let warned = within("warning event", async {
+        loop {
+            let events =
+                h.server.requests().into_iter().any(|r| {
+                    r.resource == "events" && r.is_write() && r.user_agent.contains(OPERATOR)
+                });
+            if events {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    warned.await;
+    let _ = tx.send(());
+    within("release controller shutdown", task)
+        .await
+        .expect("task");
+    h.stop().await;
+}

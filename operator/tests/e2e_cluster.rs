@@ -232,6 +232,17 @@ async fn examples_install_with_kubectl_and_the_operator_makes_the_sites_ready() 
         ],
     );
 
+    // The release's certification verdict is visible on the release itself.
+    kubectl(
+        &t.kubeconfig,
+        &[
+            "wait",
+            "--for",
+            "condition=Certified",
+            "--timeout=30s",
+            "componentrelease/miracolix-2026.1",
+        ],
+    );
     let sites: Api<DizSite> = Api::all(c.clone());
     for site in sites
         .list(&ListParams::default())

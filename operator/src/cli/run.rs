@@ -61,7 +61,21 @@ pub fn run(args: &RunArgs) -> Result<(), RunError> {
             None => Scope::AllNamespaces,
         };
         tracing::info!(?scope, "starting controllers");
-        controller::run_dizsite(ctx, scope, shutdown_signal()).await;
+        // One signal stops both controllers.
+        let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
+        let stop = |tx: &tokio::sync::broadcast::Sender<()>| {
+            let mut rx = tx.subscribe();
+            async move {
+                let _ = rx.recv().await;
+            }
+        };
+        let sites = controller::run_dizsite(ctx.clone(), scope, stop(&tx));
+        let releases = controller::component_release::run(ctx, stop(&tx));
+        let signal = async {
+            shutdown_signal().await;
+            let _ = tx.send(());
+        };
+        tokio::join!(sites, releases, signal);
         tracing::info!("controllers stopped");
         Ok(())
     })

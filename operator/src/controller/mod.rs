@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod certification;
+pub mod component_release;
 pub mod diff;
 pub mod dizsite;
 

@@ -1,0 +1,216 @@
+//! ComponentRelease controller: records the certification verdict in the release's status, so
+//! `kubectl get crel` shows at a glance which releases sites may run, and which sites run each.
+//!
+//! The verdict itself is recomputed by every DizSite reconcile from the signature (status can be
+//! written by anyone with status RBAC, so it is never trusted as input); this status is for people.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::Context;
+use super::certification::NotCertified;
+use crate::api::conditions::{self, CERTIFIED, DesiredCondition};
+use crate::api::{ComponentRelease, ComponentReleaseStatus, DizSite};
+use crate::catalog::FIELD_MANAGER;
+
+const RESYNC: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot list DizSites: {0}")]
+    ListSites(#[source] kube::Error),
+    #[error("cannot write the status: {0}")]
+    Status(#[source] kube::Error),
+}
+
+impl Error {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::ListSites(_) => "ReadFailed",
+            Error::Status(_) => "StatusWriteFailed",
+        }
+    }
+}
+
+/// The status for a verdict and the sites running the release. Pure.
+pub fn desired_status(
+    release: &ComponentRelease,
+    verdict: &Result<String, NotCertified>,
+    mut sites: Vec<String>,
+    now: &Time,
+) -> ComponentReleaseStatus {
+    let old = release.status.clone().unwrap_or_default();
+    sites.sort();
+    let (certified, reason, key_id, condition) = match verdict {
+        Ok(key_id) => (
+            true,
+            "Verified".to_string(),
+            Some(key_id.clone()),
+            DesiredCondition::new(
+                CERTIFIED,
+                true,
+                "Verified",
+                format!("signature verified with trusted key {key_id}"),
+            ),
+        ),
+        Err(e) => (
+            false,
+            e.reason.clone(),
+            None,
+            DesiredCondition::new(CERTIFIED, false, e.reason.clone(), e.message.clone()),
+        ),
+    };
+    ComponentReleaseStatus {
+        observed_generation: release.metadata.generation,
+        certified: Some(certified),
+        reason: Some(reason),
+        key_id,
+        sites,
+        conditions: conditions::merge(
+            &old.conditions,
+            &[condition],
+            release.metadata.generation,
+            now,
+        ),
+    }
+}
+
+pub async fn reconcile(release: Arc<ComponentRelease>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = release.name_any();
+    let verdict = ctx.certifier.verdict(&release);
+    let sites: Vec<String> = Api::<DizSite>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::ListSites)?
+        .items
+        .iter()
+        .filter(|s| {
+            s.status
+                .as_ref()
+                .and_then(|st| st.current_release.as_deref())
+                == Some(name.as_str())
+        })
+        .map(|s| format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()))
+        .collect();
+    let status = desired_status(&release, &verdict, sites, &Time(ctx.clock.now()));
+    if release.status.as_ref() == Some(&status) {
+        return Ok(Action::requeue(RESYNC));
+    }
+    let newly_uncertified =
+        verdict.is_err() && release.status.as_ref().and_then(|s| s.reason.clone()) != status.reason;
+    let api: Api<ComponentRelease> = Api::all(ctx.client.clone());
+    let patch = json!({
+        "apiVersion": "diz.miracum.org/v1alpha1",
+        "kind": "ComponentRelease",
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Status)?;
+    if let (true, Err(e)) = (newly_uncertified, &verdict) {
+        let ev = Event {
+            type_: EventType::Warning,
+            reason: e.reason.clone(),
+            note: Some(e.message.chars().take(1000).collect()),
+            action: "Verify".into(),
+            secondary: None,
+        };
+        if let Err(err) = ctx.recorder.publish(&ev, &release.object_ref(&())).await {
+            tracing::warn!(error = %err, "cannot publish event");
+        }
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+pub fn error_policy(release: Arc<ComponentRelease>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = format!("release/{}", release.name_any());
+    let delay = ctx.backoff.next(&key);
+    tracing::warn!(release = %key, reason = error.reason(), error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Runs the ComponentRelease controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let wc = watcher::Config::default();
+    Controller::new(Api::<ComponentRelease>::all(client.clone()), wc.clone())
+        // A site moving to or from a release changes the release's `sites`.
+        .watches(Api::<DizSite>::all(client), wc, |site| {
+            site.status
+                .as_ref()
+                .and_then(|s| s.current_release.clone())
+                .map(|r| ObjectRef::<ComponentRelease>::new(&r))
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "release reconcile error");
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn release() -> ComponentRelease {
+        serde_json::from_value(json!({
+            "apiVersion": "diz.miracum.org/v1alpha1", "kind": "ComponentRelease",
+            "metadata": {"name": "r", "generation": 3},
+            "spec": {"version": "2026.1", "channel": "stable", "components": {}},
+        }))
+        .expect("release")
+    }
+
+    #[test]
+    fn uncertified_release_says_why() {
+        let now = Time(Timestamp::UNIX_EPOCH);
+        let verdict = Err(NotCertified {
+            reason: "BadSignature".into(),
+            message: "content changed after signing".into(),
+        });
+        let s = desired_status(&release(), &verdict, vec![], &now);
+        assert_eq!(s.certified, Some(false));
+        assert_eq!(s.reason.as_deref(), Some("BadSignature"));
+        assert_eq!(s.observed_generation, Some(3));
+        let c = conditions::find(&s.conditions, CERTIFIED).expect("condition");
+        assert_eq!(
+            (c.status.as_str(), c.message.as_str()),
+            ("False", "content changed after signing")
+        );
+    }
+
+    #[test]
+    fn certified_release_lists_its_sites_sorted() {
+        let now = Time(Timestamp::UNIX_EPOCH);
+        let s = desired_status(
+            &release(),
+            &Ok("k".into()),
+            vec!["b/x".into(), "a/y".into()],
+            &now,
+        );
+        assert_eq!(s.certified, Some(true));
+        assert_eq!(s.key_id.as_deref(), Some("k"));
+        assert_eq!(s.sites, vec!["a/y".to_string(), "b/x".to_string()]);
+    }
+}
