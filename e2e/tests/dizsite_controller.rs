@@ -1,7 +1,10 @@
 //! The DizSite controller against the test API server, in-process: create → ready, disable,
 //! drift, pause, deletion with Retain and Delete, dangling and uncertified releases, no-op resync.
 
-use std::path::PathBuf;
+mod repo;
+
+use repo::{docs, root};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,18 +23,6 @@ use tokio::sync::oneshot;
 
 const OPERATOR: &str = "miracolix-operator";
 const NS: &str = "diz-marburg";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("parent")
-        .to_path_buf()
-}
-
-fn docs(path: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(root().join(path)).expect(path);
-    miracolix_operator::yaml::from_multi_doc(&text).expect("yaml")
-}
 
 async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
     match tokio::time::timeout(Duration::from_secs(20), fut).await {

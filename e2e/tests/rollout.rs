@@ -4,7 +4,10 @@
 //!
 //! Reconciles are driven directly (no background controller), so every step is deterministic.
 
-use std::path::PathBuf;
+mod repo;
+
+use repo::{docs, root};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,18 +23,6 @@ use miracolix_operator::release::{SigningKey, TrustStore, sign_release};
 use serde_json::{Value, json};
 
 const KEY_ID: &str = "miracolix-demo-2026";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("parent")
-        .to_path_buf()
-}
-
-fn docs(path: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(root().join(path)).expect(path);
-    miracolix_operator::yaml::from_multi_doc(&text).expect("yaml")
-}
 
 fn at(s: &str) -> Timestamp {
     s.parse().expect("timestamp")

@@ -74,6 +74,25 @@ pub struct Presets {
     pub large: Res,
 }
 
+/// Presets of the small pseudonymisation services, which need little memory.
+pub const LIGHT_SERVICE: Presets = Presets {
+    small: Res {
+        cpu: "100m",
+        memory: "256Mi",
+        cpu_limit: "500m",
+    },
+    medium: Res {
+        cpu: "250m",
+        memory: "512Mi",
+        cpu_limit: "1",
+    },
+    large: Res {
+        cpu: "500m",
+        memory: "1Gi",
+        cpu_limit: "2",
+    },
+};
+
 /// Without `resources` in the spec a component gets `medium`: the size a typical university
 /// hospital starts with.
 pub const DEFAULT_PRESET: ResourcePreset = ResourcePreset::Medium;

@@ -3,7 +3,7 @@
 //! Never exposed through the ingress: pseudonyms are requested only by the pseudonymizer.
 
 use super::database;
-use super::pod::{self, Presets, Res, Workload};
+use super::pod::{self, LIGHT_SERVICE, Presets, Workload};
 use super::{CatalogError, Child, Ctx, HTTP_8080, Part, Port};
 
 pub const GRPC: Port = Port {
@@ -25,23 +25,7 @@ pub(crate) const PARTS: [Part; 1] = [Part {
     uses_oidc: false,
 }];
 
-const PRESETS: Presets = Presets {
-    small: Res {
-        cpu: "100m",
-        memory: "256Mi",
-        cpu_limit: "500m",
-    },
-    medium: Res {
-        cpu: "250m",
-        memory: "512Mi",
-        cpu_limit: "1",
-    },
-    large: Res {
-        cpu: "500m",
-        memory: "1Gi",
-        cpu_limit: "2",
-    },
-};
+const PRESETS: Presets = LIGHT_SERVICE;
 
 pub(crate) fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     let mut children = Vec::new();
