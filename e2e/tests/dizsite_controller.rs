@@ -132,12 +132,12 @@ impl Harness {
                     && st.observed_generation == o.and_then(|o| o.metadata.generation)
             })
         });
-        match tokio::time::timeout(Duration::from_secs(20), cond).await {
+        match tokio::time::timeout(Duration::from_secs(60), cond).await {
             Ok(got) => got.expect("watch").expect("site exists"),
             Err(_) => {
                 let now = self.sites().get_opt("marburg").await.ok().flatten();
                 panic!(
-                    "timed out after 20s waiting for DizSite {type_}={status}; the site is now:\n{}",
+                    "timed out after 60s waiting for DizSite {type_}={status}; the site is now:\n{}",
                     serde_json::to_string_pretty(&now).unwrap_or_default()
                 )
             }
@@ -508,5 +508,58 @@ async fn release_status_shows_the_certification_verdict() {
     within("release controller shutdown", task)
         .await
         .expect("task");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn cloudnativepg_asked_for_but_not_installed_stalls_with_a_clear_message() {
+    let h = Harness::start().await;
+    let mut spec = marburg();
+    spec["components"]["mainzelliste"] = json!({"database": {"cloudNativePG": {}}});
+    h.create_site(spec).await;
+    let site = h.wait_condition(conditions::STALLED, "True").await;
+    let c = conditions::find(
+        &site.status.expect("status").conditions,
+        conditions::STALLED,
+    )
+    .cloned()
+    .expect("cond");
+    assert_eq!(c.reason, "CloudNativePgUnavailable");
+    assert!(c.message.contains("CloudNativePG"), "{}", c.message);
+    assert!(
+        names::<Deployment>(&h.client).await.is_empty(),
+        "nothing applied"
+    );
+    h.stop().await;
+}
+
+/// kube-runtime's Controller relists after its watches expire (410 Gone) and keeps reconciling.
+#[tokio::test]
+async fn the_controller_recovers_from_a_forced_watch_expiry() {
+    let h = Harness::start().await;
+    h.create_site(marburg()).await;
+    h.wait_condition(conditions::READY, "True").await;
+    assert!(h.server.watch_count() > 0, "the controller watches");
+    // Like an etcd compaction: every watch of the controller (sites, Deployments, StatefulSets,
+    // releases) gets 410 at once. kube-runtime backs off once per failed stream (about 15 s in
+    // all) before relisting, so this wait is longer than the others.
+    h.server.expire_watches();
+    let mut spec = marburg();
+    spec["components"]["flare"] = Value::Null;
+    h.sites()
+        .patch(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": spec})),
+        )
+        .await
+        .expect("change after expiry");
+    h.wait_condition(conditions::READY, "True").await;
+    assert!(
+        !names::<Deployment>(&h.client)
+            .await
+            .contains(&"marburg-flare".to_string()),
+        "the change made after the 410 was reconciled"
+    );
     h.stop().await;
 }
