@@ -35,6 +35,7 @@ kubectl apply --server-side -f examples/
 
 echo "==> running the operator (log: operator.log in the work dir)"
 target/debug/miracolix-operator run --trusted-keys examples/trusted-keys --log-format text \
+  --probe-address 127.0.0.1:0 --metrics-address 127.0.0.1:0 \
   >"$work/operator.log" 2>&1 &
 pids+=($!)
 

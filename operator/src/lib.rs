@@ -5,5 +5,8 @@ pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod controller;
+pub mod crd_install;
+pub mod leader;
 pub mod release;
+pub mod telemetry;
 pub mod yaml;

@@ -143,6 +143,13 @@ fn start_operator(kubeconfig: &Path) -> Operator {
         .args(["run", "--trusted-keys"])
         .arg(root().join("examples/trusted-keys"))
         .args(["--log-format", "text"])
+        // Tests run in parallel: no fixed ports.
+        .args([
+            "--probe-address",
+            "127.0.0.1:0",
+            "--metrics-address",
+            "127.0.0.1:0",
+        ])
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "warn,miracolix_operator=info")
         .stdout(Stdio::null())

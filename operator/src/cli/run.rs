@@ -1,17 +1,29 @@
-//! `miracolix-operator run`: the controllers.
+//! `miracolix-operator run`: the controllers, with probes, metrics, leader election and CRD
+//! management around them. Operations guide: docs/operations-runtime.md.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
 
 use crate::clock::SystemClock;
 use crate::controller::{self, Context, Scope};
+use crate::crd_install::{self, CrdError, CrdOutcome};
+use crate::leader::{LeaderElector, LeaderError, LeaseConfig};
 use crate::release::trust::TrustStore;
+use crate::telemetry::{self, Endpoints, Health, Metrics, TelemetryError};
+
+/// Where a pod finds its own namespace when the downward API does not set `POD_NAMESPACE`.
+const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "WATCH_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only this namespace; repeat for several (default: all namespaces). One DizSite
+    /// controller runs per namespace.
+    #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
     /// Directory of trusted release-signing public keys, one `<keyId>.pem` per key (several at
     /// once during key rotation). Mount the Secret or ConfigMap with the consortium's keys here.
     #[arg(long, env = "TRUSTED_KEYS_DIR")]
@@ -19,6 +31,36 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
     pub log_format: String,
+    /// Address of the probe endpoints `/livez` and `/readyz`.
+    #[arg(long, env = "PROBE_ADDRESS", default_value = "0.0.0.0:8080")]
+    pub probe_address: SocketAddr,
+    /// Address of the Prometheus endpoint `/metrics` (may equal the probe address).
+    #[arg(long, env = "METRICS_ADDRESS", default_value = "0.0.0.0:9090")]
+    pub metrics_address: SocketAddr,
+    /// Run the controllers only while holding the `miracolix-operator` Lease (for replicas > 1).
+    #[arg(long, env = "LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the leader Lease (default: the pod's own namespace).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// This replica's identity in the Lease (default: the pod name, else hostname and pid).
+    #[arg(long, env = "POD_NAME")]
+    pub leader_election_identity: Option<String>,
+    /// How long the Lease stays valid without renewal (e.g. `15s`).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// How long a leader keeps failing to renew before it stops (shorter than the lease).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub renew_deadline: Duration,
+    /// How often the leader renews the Lease.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub renew_period: Duration,
+    /// How often a standby tries to take the Lease.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub retry_period: Duration,
+    /// Server-side apply the CRDs at start-up and wait until they are Established.
+    #[arg(long, env = "MANAGE_CRDS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub manage_crds: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +71,17 @@ pub enum RunError {
     Client(#[from] kube::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[from] std::io::Error),
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
+    #[error(transparent)]
+    Leader(#[from] LeaderError),
+    #[error(transparent)]
+    Crds(#[from] CrdError),
+    #[error(
+        "--leader-elect needs the Lease's namespace: set POD_NAMESPACE (downward API) or \
+         --leader-election-namespace"
+    )]
+    NoLeaseNamespace,
 }
 
 pub fn init_logging(format: &str) {
@@ -42,6 +95,74 @@ pub fn init_logging(format: &str) {
     };
 }
 
+/// `15s`, `500ms`, `2m` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 15s or 500ms"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        _ => Err(format!("{s:?}: unknown unit {unit:?} (use ms, s or m)")),
+    }
+}
+
+fn identity(args: &RunArgs) -> String {
+    if let Some(id) = args
+        .leader_election_identity
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        return id.to_string();
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_string());
+    // The pid tells two processes on one host apart (local runs, tests).
+    format!("{host}_{}", std::process::id())
+}
+
+fn lease_namespace(args: &RunArgs) -> Result<String, RunError> {
+    args.leader_election_namespace
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .ok_or(RunError::NoLeaseNamespace)
+}
+
+/// The namespaces to watch: the flag or `WATCH_NAMESPACES`, else the older single-namespace
+/// `WATCH_NAMESPACE`, so existing manifests keep working.
+fn scopes(args: &RunArgs) -> Vec<Scope> {
+    if args.namespaces.is_empty()
+        && let Ok(ns) = std::env::var("WATCH_NAMESPACE")
+    {
+        return Scope::for_namespaces(&[ns]);
+    }
+    Scope::for_namespaces(&args.namespaces)
+}
+
+fn stop_future(
+    rx: &watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
 pub fn run(args: &RunArgs) -> Result<(), RunError> {
     init_logging(&args.log_format);
     let trust = TrustStore::from_dir(&args.trusted_keys).map_err(|e| RunError::Keys {
@@ -50,35 +171,179 @@ pub fn run(args: &RunArgs) -> Result<(), RunError> {
     })?;
     let keys: Vec<&str> = trust.key_ids().collect();
     tracing::info!(?keys, "trusted release-signing keys loaded");
+    let elect = if args.leader_elect {
+        let mut cfg = LeaseConfig::new(lease_namespace(args)?, identity(args));
+        cfg.lease_duration = args.lease_duration;
+        cfg.renew_deadline = args.renew_deadline;
+        cfg.renew_period = args.renew_period;
+        cfg.retry_period = args.retry_period;
+        cfg.validate()?;
+        Some(cfg)
+    } else {
+        None
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let client = kube::Client::try_default().await?;
-        let ctx = Arc::new(Context::new(client, Arc::new(trust), Arc::new(SystemClock)));
-        let scope = match &args.namespace {
-            Some(ns) => Scope::Namespace(ns.clone()),
-            None => Scope::AllNamespaces,
+        let health = Health::new();
+        let metrics = Metrics::new();
+        // One flag stops everything: the servers, the elector and the controllers.
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let servers = start_servers(args, &health, &metrics, &stop_rx).await?;
+        let signal = {
+            let stop_tx = stop_tx.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                let _ = stop_tx.send(true);
+            })
         };
-        tracing::info!(?scope, "starting controllers");
-        // One signal stops both controllers.
-        let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
-        let stop = |tx: &tokio::sync::broadcast::Sender<()>| {
-            let mut rx = tx.subscribe();
-            async move {
-                let _ = rx.recv().await;
-            }
-        };
-        let sites = controller::run_dizsite(ctx.clone(), scope, stop(&tx));
-        let releases = controller::component_release::run(ctx, stop(&tx));
-        let signal = async {
-            shutdown_signal().await;
-            let _ = tx.send(());
-        };
-        tokio::join!(sites, releases, signal);
-        tracing::info!("controllers stopped");
-        Ok(())
+        let result = run_controllers(args, trust, elect, &health, metrics, &stop_rx).await;
+        let _ = stop_tx.send(true);
+        signal.abort();
+        for server in servers {
+            let _ = server.await;
+        }
+        tracing::info!("stopped");
+        result
     })
+}
+
+async fn start_servers(
+    args: &RunArgs,
+    health: &Health,
+    metrics: &Metrics,
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, RunError> {
+    let same = args.probe_address == args.metrics_address;
+    let mut plan = vec![(
+        args.probe_address,
+        Endpoints {
+            health: Some(health.clone()),
+            metrics: same.then(|| metrics.clone()),
+        },
+    )];
+    if !same {
+        plan.push((
+            args.metrics_address,
+            Endpoints {
+                health: None,
+                metrics: Some(metrics.clone()),
+            },
+        ));
+    }
+    let mut tasks = Vec::new();
+    for (addr, endpoints) in plan {
+        let listener = telemetry::bind(addr).await?;
+        let local = listener.local_addr().unwrap_or(addr);
+        tracing::info!(address = %local, probes = endpoints.health.is_some(), metrics = endpoints.metrics.is_some(), "serving");
+        tasks.push(tokio::spawn(telemetry::serve(
+            listener,
+            endpoints,
+            stop_future(stop),
+        )));
+    }
+    Ok(tasks)
+}
+
+/// Retries until the API server answers (readiness stays 503 meanwhile) or shutdown.
+async fn connect(stop: &watch::Receiver<bool>) -> Result<Option<kube::Client>, RunError> {
+    let client = kube::Client::try_default().await?;
+    let mut stopped = std::pin::pin!(stop_future(stop));
+    loop {
+        match client.apiserver_version().await {
+            Ok(v) => {
+                tracing::info!(version = %v.git_version, "connected to the Kubernetes API server");
+                return Ok(Some(client));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the Kubernetes API server; retrying")
+            }
+        }
+        tokio::select! {
+            () = &mut stopped => return Ok(None),
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+async fn run_controllers(
+    args: &RunArgs,
+    trust: TrustStore,
+    elect: Option<LeaseConfig>,
+    health: &Health,
+    metrics: Metrics,
+    stop: &watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let Some(client) = connect(stop).await? else {
+        return Ok(());
+    };
+    health.set_api_reachable();
+    let ctx = Arc::new(
+        Context::new(client.clone(), Arc::new(trust), Arc::new(SystemClock)).with_metrics(metrics),
+    );
+    let scopes = scopes(args);
+    let manage_crds = args.manage_crds;
+    let work = |stopped: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>| {
+        let ctx = ctx.clone();
+        let scopes = scopes.clone();
+        let health = health.clone();
+        let client = client.clone();
+        async move {
+            if manage_crds {
+                // Only the replica about to write applies CRDs, so a standby of an older
+                // version never downgrades them.
+                if let CrdOutcome::Forbidden { .. } =
+                    crd_install::ensure_crds(&client, Duration::from_secs(60)).await?
+                {
+                    tracing::warn!("CRDs are managed outside the operator");
+                }
+            }
+            tracing::info!(?scopes, "starting controllers");
+            // One signal stops every controller.
+            let (tx, rx) = watch::channel(false);
+            let sites = controller::run_dizsites(ctx.clone(), scopes, stop_future(&rx));
+            let releases = controller::component_release::run(ctx, stop_future(&rx));
+            health.set_controllers_started(true);
+            let relay = async {
+                stopped.await;
+                let _ = tx.send(true);
+            };
+            tokio::join!(sites, releases, relay);
+            health.set_controllers_started(false);
+            tracing::info!("controllers stopped");
+            Ok::<(), RunError>(())
+        }
+    };
+    match elect {
+        None => work(Box::pin(stop_future(stop))).await,
+        Some(cfg) => {
+            tracing::info!(lease = %format!("{}/{}", cfg.namespace, cfg.name), identity = %cfg.identity, "leader election: waiting for the Lease");
+            let elector = LeaderElector::new(client.clone(), cfg, Arc::new(SystemClock))?;
+            // Standbys are ready: they are healthy and waiting, and nothing routes traffic to
+            // the operator, so readiness only gates rollouts of the Deployment.
+            health.set_standby(true);
+            let mut roles = elector.watch_role();
+            let leading = {
+                let health = health.clone();
+                tokio::spawn(async move {
+                    while roles.changed().await.is_ok() {
+                        let role = *roles.borrow_and_update();
+                        health.set_leading(role == crate::leader::Role::Leader);
+                    }
+                })
+            };
+            let outcome = elector
+                .run(stop_future(stop), |s| work(Box::pin(s.stopped())))
+                .await;
+            leading.abort();
+            match outcome? {
+                Some(result) => result,
+                None => Ok(()),
+            }
+        }
+    }
 }
 
 /// SIGTERM (Kubernetes) or Ctrl-C (a person).
@@ -100,5 +365,52 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("1h").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn flags_have_the_documented_defaults_and_namespaces_repeat() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--trusted-keys",
+            "/k",
+            "--namespace",
+            "a",
+            "--namespace",
+            "b,c",
+            "--manage-crds=false",
+        ])
+        .expect("parses");
+        let a = cli.run;
+        assert_eq!(a.namespaces, vec!["a", "b", "c"]);
+        assert_eq!(a.probe_address.to_string(), "0.0.0.0:8080");
+        assert_eq!(a.metrics_address.to_string(), "0.0.0.0:9090");
+        assert!(!a.leader_elect);
+        assert!(!a.manage_crds);
+        assert_eq!(a.lease_duration, Duration::from_secs(15));
+        assert_eq!(a.renew_deadline, Duration::from_secs(10));
+        assert_eq!(a.renew_period, Duration::from_secs(5));
+        assert_eq!(a.retry_period, Duration::from_secs(2));
     }
 }

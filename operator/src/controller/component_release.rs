@@ -136,6 +136,19 @@ pub async fn reconcile(release: Arc<ComponentRelease>, ctx: Arc<Context>) -> Res
     Ok(Action::requeue(RESYNC))
 }
 
+/// `reconcile` with its count and duration recorded.
+pub async fn reconcile_instrumented(
+    release: Arc<ComponentRelease>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile(release, ctx.clone()).await;
+    let error = result.as_ref().err().map(Error::reason);
+    ctx.metrics
+        .reconciled("ComponentRelease", started.elapsed(), error);
+    result
+}
+
 pub fn error_policy(release: Arc<ComponentRelease>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = format!("release/{}", release.name_any());
     let delay = ctx.backoff.next(&key);
@@ -159,7 +172,7 @@ pub async fn run(
                 .map(|r| ObjectRef::<ComponentRelease>::new(&r))
         })
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile_instrumented, error_policy, ctx)
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "release reconcile error");

@@ -8,7 +8,7 @@ pub mod dizsite;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -18,8 +18,10 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 
+use crate::api::conditions::{self, READY};
 use crate::api::{ComponentRelease, DizSite};
 use crate::clock::Clock;
+use crate::telemetry::Metrics;
 use certification::Certifier;
 
 /// Per-object exponential backoff for failed reconciles: 1 s, 2 s, 4 s … capped at 5 minutes, so
@@ -50,6 +52,9 @@ pub struct Context {
     pub certifier: Arc<dyn Certifier>,
     pub clock: Arc<dyn Clock>,
     pub backoff: Backoff,
+    /// Where the instrumented reconcilers record; a private registry unless `with_metrics`
+    /// hands in the one `/metrics` serves.
+    pub metrics: Metrics,
 }
 
 impl Context {
@@ -64,16 +69,45 @@ impl Context {
             certifier,
             clock,
             backoff: Backoff::default(),
+            metrics: Metrics::default(),
         }
+    }
+
+    /// Records into `metrics` (the registry the metrics endpoint serves).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 }
 
 /// Which namespaces to watch.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Scope {
     #[default]
     AllNamespaces,
     Namespace(String),
+}
+
+impl Scope {
+    /// One scope per namespace, or all namespaces when none is named. kube's `Controller` watches
+    /// through one `Api`, which is either one namespace or all of them, so several namespaces
+    /// take one controller each. Blank entries (a trailing comma in `WATCH_NAMESPACES`) and
+    /// duplicates are dropped so no namespace gets two controllers.
+    pub fn for_namespaces<S: AsRef<str>>(namespaces: &[S]) -> Vec<Scope> {
+        let mut seen = std::collections::BTreeSet::new();
+        let scopes: Vec<Scope> = namespaces
+            .iter()
+            .map(|n| n.as_ref().trim())
+            .filter(|n| !n.is_empty() && seen.insert(n.to_string()))
+            .map(|n| Scope::Namespace(n.to_string()))
+            .collect();
+        if scopes.is_empty() {
+            vec![Scope::AllNamespaces]
+        } else {
+            scopes
+        }
+    }
 }
 
 fn api_for<K>(client: &Client, scope: &Scope) -> Api<K>
@@ -113,7 +147,7 @@ pub async fn run_dizsite(
             },
         )
         .graceful_shutdown_on(shutdown)
-        .run(dizsite::reconcile, dizsite::error_policy, ctx)
+        .run(reconcile_dizsite, dizsite::error_policy, ctx)
         .for_each(|res| async move {
             match res {
                 Ok((obj, _)) => tracing::debug!(site = %obj, "reconciled"),
@@ -121,6 +155,62 @@ pub async fn run_dizsite(
             }
         })
         .await;
+}
+
+/// Runs one DizSite controller per scope, all sharing the context (and so the backoff, the
+/// metrics and the client), until `shutdown` resolves.
+pub async fn run_dizsites(
+    ctx: Arc<Context>,
+    scopes: Vec<Scope>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (tx, _) = tokio::sync::watch::channel(false);
+    let controllers = scopes.into_iter().map(|scope| {
+        let mut rx = tx.subscribe();
+        run_dizsite(ctx.clone(), scope, async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })
+    });
+    let all = futures::future::join_all(controllers);
+    tokio::pin!(all);
+    tokio::select! {
+        _ = &mut all => return,
+        () = shutdown => {}
+    }
+    let _ = tx.send(true);
+    all.await;
+}
+
+/// `dizsite::reconcile` with metrics: count, duration, and the site's readiness and release.
+pub async fn reconcile_dizsite(
+    site: Arc<DizSite>,
+    ctx: Arc<Context>,
+) -> Result<kube::runtime::controller::Action, dizsite::Error> {
+    let started = Instant::now();
+    let result = dizsite::reconcile(site.clone(), ctx.clone()).await;
+    let error = result.as_ref().err().map(dizsite::Error::reason);
+    ctx.metrics.reconciled("DizSite", started.elapsed(), error);
+    record_site(&ctx.metrics, &site, result.is_ok());
+    result
+}
+
+/// The site gauges from the object this reconcile started with: a status written by the
+/// reconcile comes back as a watch event and a further reconcile, which records it, so the
+/// gauges cost no extra request and lag one reconcile at most.
+fn record_site(metrics: &Metrics, site: &DizSite, reconciled: bool) {
+    let ns = site.metadata.namespace.as_deref().unwrap_or_default();
+    let name = site.metadata.name.as_deref().unwrap_or_default();
+    if site.metadata.deletion_timestamp.is_some() {
+        // The finalizer has run once the reconcile succeeded; the object is about to go.
+        if reconciled {
+            metrics.forget_site(ns, name);
+        }
+        return;
+    }
+    let status = site.status.as_ref();
+    let ready = status.is_some_and(|s| conditions::is_true(&s.conditions, READY));
+    let release = status.and_then(|s| s.current_release.as_deref());
+    metrics.site(ns, name, ready, release);
 }
 
 #[cfg(test)]
@@ -136,5 +226,17 @@ mod tests {
         assert_eq!(b.next("other").as_secs(), 1);
         b.reset("a");
         assert_eq!(b.next("a").as_secs(), 1);
+    }
+
+    #[test]
+    fn scopes_one_per_namespace_or_all() {
+        assert_eq!(
+            Scope::for_namespaces::<&str>(&[]),
+            vec![Scope::AllNamespaces]
+        );
+        assert_eq!(
+            Scope::for_namespaces(&["a", " ", "b", "a"]),
+            vec![Scope::Namespace("a".into()), Scope::Namespace("b".into())]
+        );
     }
 }

@@ -1,0 +1,321 @@
+//! Prometheus metrics of the controllers, rendered in the Prometheus text format (0.0.4).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Reconcile outcome, as the `result` label spells it.
+pub const OK: &str = "ok";
+pub const ERROR: &str = "error";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    kind: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    kind: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SiteLabels {
+    namespace: String,
+    site: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReleaseLabels {
+    namespace: String,
+    site: String,
+    release: String,
+}
+
+type SiteKey = (String, String);
+
+struct Inner {
+    registry: Registry,
+    reconciles: Family<ResultLabels, Counter>,
+    errors: Family<ReasonLabels, Counter>,
+    durations: Family<KindLabels, Histogram>,
+    site_ready: Family<SiteLabels, Gauge>,
+    site_release: Family<ReleaseLabels, Gauge>,
+    // The info gauge is keyed by the release too, so the old series has to be found and removed
+    // when a site moves on; otherwise a site would report two releases at once.
+    releases: Mutex<HashMap<SiteKey, String>>,
+}
+
+/// The operator's metrics. Cloning is cheap and every clone records into the same registry, so
+/// the controllers and the `/metrics` handler share one instance.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Reconciles range from a no-op resync (milliseconds) to a first install that applies dozens of
+/// objects through a slow API server (tens of seconds).
+const DURATION_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        let errors = Family::<ReasonLabels, Counter>::default();
+        let durations = Family::<KindLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(DURATION_BUCKETS)) as fn() -> Histogram,
+        );
+        let site_ready = Family::<SiteLabels, Gauge>::default();
+        let site_release = Family::<ReleaseLabels, Gauge>::default();
+        // Counters get their `_total` suffix from the encoder.
+        registry.register(
+            "miracolix_reconcile",
+            "Reconciles by kind and result (ok or error)",
+            reconciles.clone(),
+        );
+        registry.register(
+            "miracolix_reconcile_errors",
+            "Failed reconciles by kind and reason",
+            errors.clone(),
+        );
+        registry.register(
+            "miracolix_reconcile_duration_seconds",
+            "Time spent in one reconcile",
+            durations.clone(),
+        );
+        registry.register(
+            "miracolix_site_ready",
+            "1 when the DizSite's Ready condition is True, else 0",
+            site_ready.clone(),
+        );
+        registry.register(
+            "miracolix_site_release_info",
+            "The ComponentRelease a DizSite currently runs (always 1)",
+            site_release.clone(),
+        );
+        Self(Arc::new(Inner {
+            registry,
+            reconciles,
+            errors,
+            durations,
+            site_ready,
+            site_release,
+            releases: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Records one reconcile of `kind`; `error` is the failure's reason, `None` for success.
+    pub fn reconciled(&self, kind: &str, took: Duration, error: Option<&str>) {
+        let m = &self.0;
+        let result = if error.is_some() { ERROR } else { OK };
+        m.reconciles
+            .get_or_create(&ResultLabels {
+                kind: kind.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+        if let Some(reason) = error {
+            m.errors
+                .get_or_create(&ReasonLabels {
+                    kind: kind.to_string(),
+                    reason: reason.to_string(),
+                })
+                .inc();
+        }
+        m.durations
+            .get_or_create(&KindLabels {
+                kind: kind.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Sets a site's readiness and current release (`None`: none installed yet).
+    pub fn site(&self, namespace: &str, site: &str, ready: bool, release: Option<&str>) {
+        let m = &self.0;
+        m.site_ready
+            .get_or_create(&site_labels(namespace, site))
+            .set(i64::from(ready));
+        let key = (namespace.to_string(), site.to_string());
+        let mut releases = m.releases.lock().unwrap_or_else(|p| p.into_inner());
+        let old = releases.get(&key).cloned();
+        if old.as_deref() == release {
+            return;
+        }
+        if let Some(old) = old {
+            m.site_release
+                .remove(&release_labels(namespace, site, &old));
+            releases.remove(&key);
+        }
+        if let Some(new) = release {
+            m.site_release
+                .get_or_create(&release_labels(namespace, site, new))
+                .set(1);
+            releases.insert(key, new.to_string());
+        }
+    }
+
+    /// Drops every series of a deleted site, so dashboards do not show it as not ready forever.
+    pub fn forget_site(&self, namespace: &str, site: &str) {
+        let m = &self.0;
+        m.site_ready.remove(&site_labels(namespace, site));
+        let key = (namespace.to_string(), site.to_string());
+        let mut releases = m.releases.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = releases.remove(&key) {
+            m.site_release
+                .remove(&release_labels(namespace, site, &old));
+        }
+    }
+
+    /// The registry in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail; an encoder error would only mean a bug in a label
+        // set, and a partial page is more useful to a scraper than none.
+        if let Err(e) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.0.registry)
+        {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+fn site_labels(namespace: &str, site: &str) -> SiteLabels {
+    SiteLabels {
+        namespace: namespace.to_string(),
+        site: site.to_string(),
+    }
+}
+
+fn release_labels(namespace: &str, site: &str, release: &str) -> ReleaseLabels {
+    ReleaseLabels {
+        namespace: namespace.to_string(),
+        site: site.to_string(),
+        release: release.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(m: &Metrics) -> Vec<String> {
+        m.render()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn reconcile_counters_and_histogram_carry_kind_result_and_reason() {
+        let m = Metrics::new();
+        m.reconciled("DizSite", Duration::from_millis(20), None);
+        m.reconciled("DizSite", Duration::from_millis(3), Some("ApplyFailed"));
+        m.reconciled("ComponentRelease", Duration::from_millis(1), None);
+        let text = m.render();
+        for want in [
+            "# TYPE miracolix_reconcile_total counter",
+            "# TYPE miracolix_reconcile_errors_total counter",
+            "# TYPE miracolix_reconcile_duration_seconds histogram",
+            "miracolix_reconcile_total{kind=\"DizSite\",result=\"ok\"} 1",
+            "miracolix_reconcile_total{kind=\"DizSite\",result=\"error\"} 1",
+            "miracolix_reconcile_total{kind=\"ComponentRelease\",result=\"ok\"} 1",
+            "miracolix_reconcile_errors_total{kind=\"DizSite\",reason=\"ApplyFailed\"} 1",
+            "miracolix_reconcile_duration_seconds_count{kind=\"DizSite\"} 2",
+            "miracolix_reconcile_duration_seconds_bucket{kind=\"DizSite\",le=\"0.005\"} 1",
+            "miracolix_reconcile_duration_seconds_bucket{kind=\"DizSite\",le=\"0.025\"} 2",
+            "miracolix_reconcile_duration_seconds_bucket{kind=\"DizSite\",le=\"+Inf\"} 2",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        assert!(!text.contains("ComponentRelease\",reason"), "{text}");
+    }
+
+    #[test]
+    fn site_release_info_moves_with_the_release_and_goes_with_the_site() {
+        let m = Metrics::new();
+        m.site("diz", "marburg", false, None);
+        assert!(
+            lines(&m)
+                .contains(&"miracolix_site_ready{namespace=\"diz\",site=\"marburg\"} 0".into())
+        );
+        assert!(!m.render().contains("miracolix_site_release_info{"));
+
+        m.site("diz", "marburg", true, Some("r-2026.1"));
+        m.site("diz", "marburg", true, Some("r-2026.1"));
+        m.site("diz", "dresden", true, Some("r-2026.1"));
+        let l = lines(&m);
+        assert!(l.contains(&"miracolix_site_ready{namespace=\"diz\",site=\"marburg\"} 1".into()));
+        assert!(l.contains(
+            &"miracolix_site_release_info{namespace=\"diz\",site=\"marburg\",release=\"r-2026.1\"} 1"
+                .into()
+        ));
+
+        m.site("diz", "marburg", true, Some("r-2026.2"));
+        let text = m.render();
+        assert!(text.contains("# TYPE miracolix_site_ready gauge"), "{text}");
+        assert!(
+            text.contains("# TYPE miracolix_site_release_info gauge"),
+            "{text}"
+        );
+        assert!(
+            text.contains("site=\"marburg\",release=\"r-2026.2\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("site=\"marburg\",release=\"r-2026.1\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("site=\"dresden\",release=\"r-2026.1\"} 1"),
+            "{text}"
+        );
+
+        m.forget_site("diz", "marburg");
+        let text = m.render();
+        assert!(!text.contains("marburg"), "{text}");
+        assert!(text.contains("dresden"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::new();
+        m.reconciled("DizSite", Duration::ZERO, Some("a\"b"));
+        assert!(m.render().contains("reason=\"a\\\"b\""), "{}", m.render());
+    }
+
+    #[test]
+    fn clones_share_one_registry() {
+        let m = Metrics::new();
+        m.clone().reconciled("DizSite", Duration::ZERO, None);
+        assert!(m.render().contains("result=\"ok\"} 1"));
+    }
+}
