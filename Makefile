@@ -2,19 +2,23 @@
 CARGO ?= cargo
 KUBECONFIG_SIM ?= $(CURDIR)/target/sim/kubeconfig
 
-tools: ## Install the command-line tools the tests shell out to (idempotent)
+tools: ## Install the command-line tools the tests shell out to into .tools/bin (helm, kubectl) and pip (idempotent)
 	scripts/install-tools.sh
 
-.PHONY: tools build test crds lint fmt e2e e2e-kind sim demo clean
+.PHONY: tools build test chart-test crds lint fmt e2e e2e-kind sim demo clean
 
 build: ## Build the operator and the test API server
 	$(CARGO) build --locked --workspace --all-targets
 
-test: tools ## Run every test: unit, CRD/example validation, conformance of the test API server, e2e
+test: tools chart-test ## Run every test: unit, CRD/example validation, conformance of the test API server, e2e, install artefacts
 	$(CARGO) test --locked --workspace --all-targets
+
+chart-test: tools ## Helm chart + kustomize base: lint, render, validate against Kubernetes 1.33, chart = kustomize, schema refuses bad values
+	scripts/chart-test.sh
 
 crds: ## Regenerate crds/ and docs/reference.md from the Rust types
 	$(CARGO) run --locked -q -p miracolix-operator -- crds --out-dir crds
+	cp crds/*.yaml charts/miracolix-operator/crds/
 	$(CARGO) run --locked -q -p miracolix-operator -- reference > docs/reference.md
 
 lint: ## cargo fmt --check and clippy with warnings as errors

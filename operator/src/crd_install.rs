@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::wait::{Condition, conditions};
 
 use crate::api::all_crds;
 
@@ -34,11 +34,11 @@ pub enum CrdError {
     },
     #[error("CustomResourceDefinition {name} is not Established after {timeout:?}")]
     NotEstablished { name: String, timeout: Duration },
-    #[error("cannot watch CustomResourceDefinition {name}: {source}")]
+    #[error("cannot read CustomResourceDefinition {name}: {source}")]
     Wait {
         name: String,
         #[source]
-        source: kube::runtime::wait::Error,
+        source: kube::Error,
     },
 }
 
@@ -82,21 +82,24 @@ pub async fn ensure_crds(client: &Client, timeout: Duration) -> Result<CrdOutcom
         }
     }
     for name in &names {
-        let established = await_condition(api.clone(), name, conditions::is_crd_established());
-        match tokio::time::timeout(timeout, established).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(source)) => {
-                return Err(CrdError::Wait {
-                    name: name.clone(),
-                    source,
-                });
+        // Polled with `get`, which RBAC can restrict to these names (a watch would need list
+        // and watch on every CRD in the cluster).
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let crd = api.get(name).await.map_err(|source| CrdError::Wait {
+                name: name.clone(),
+                source,
+            })?;
+            if conditions::is_crd_established().matches_object(Some(&crd)) {
+                break;
             }
-            Err(_) => {
+            if tokio::time::Instant::now() >= deadline {
                 return Err(CrdError::NotEstablished {
                     name: name.clone(),
                     timeout,
                 });
             }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
     tracing::info!(crds = ?names, "CustomResourceDefinitions applied and established");

@@ -1,0 +1,201 @@
+{{/* Chart name, overridable. */}}
+{{- define "miracolix-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: <release>-<chart>, or the release name when it already contains the chart name. */}}
+{{- define "miracolix-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "miracolix-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Standard labels on every object. */}}
+{{- define "miracolix-operator.labels" -}}
+helm.sh/chart: {{ include "miracolix-operator.chart" . }}
+{{ include "miracolix-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: miracolix
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Selector labels: stable across upgrades (a Deployment's selector is immutable). */}}
+{{- define "miracolix-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "miracolix-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "miracolix-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "miracolix-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the operator runs with --leader-elect. */}}
+{{- define "miracolix-operator.leaderElect" -}}
+{{- if or (gt (int .Values.replicas) 1) .Values.leaderElection.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The image reference: repository@digest when a digest is set, else repository:tag. */}}
+{{- define "miracolix-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret with the trusted release-signing keys that the Deployment mounts. */}}
+{{- define "miracolix-operator.trustedKeysSecret" -}}
+{{- if and .Values.trustedKeys.keys .Values.trustedKeys.existingSecret }}
+{{- fail "trustedKeys: set either existingSecret or keys, not both" }}
+{{- end }}
+{{- if .Values.trustedKeys.keys }}
+{{- printf "%s-trusted-keys" (include "miracolix-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- default "miracolix-trusted-keys" .Values.trustedKeys.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{/* The four CRDs this chart ships (crds/), for resourceNames. */}}
+{{- define "miracolix-operator.crdNames" -}}
+- componentreleases.diz.miracum.org
+- dizsites.diz.miracum.org
+- feasibilityendpoints.diz.miracum.org
+- proposalinboxes.diz.miracum.org
+{{- end }}
+
+{{/*
+RBAC rules for cluster-scoped objects and cluster-wide reads. Always in a ClusterRole, whatever
+watchNamespaces says.
+*/}}
+{{- define "miracolix-operator.rules.cluster" -}}
+# ComponentReleases are cluster-scoped: both controllers read them (a site's release or channel is
+# resolved against all of them) and the ComponentRelease controller watches them.
+- apiGroups: ["diz.miracum.org"]
+  resources: ["componentreleases"]
+  verbs: ["list", "watch"]
+# The ComponentRelease controller writes status (certified, reason, sites running it). Status only:
+# the operator never changes a release's spec or signature.
+- apiGroups: ["diz.miracum.org"]
+  resources: ["componentreleases/status"]
+  verbs: ["patch"]
+# Deliberately absent: feasibilityendpoints and proposalinboxes. No controller reads them yet;
+# their rules ship with the controllers that need them.
+# CRDs: `get` to detect CloudNativePG (clusters.postgresql.cnpg.io) before building databases, and
+# to read this operator's own CRDs. Restricted by name: the operator cannot read other CRDs.
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  resourceNames:
+    - clusters.postgresql.cnpg.io
+{{ include "miracolix-operator.crdNames" . | indent 4 }}
+  verbs: ["get"]
+{{- if .Values.crds.manageOnStartup }}
+# crds.manageOnStartup: the operator server-side applies its own four CRDs at start-up (Helm never
+# upgrades crds/). Restricted by resourceNames to exactly those four.
+# No `create`: Kubernetes cannot restrict `create` by resourceNames (a POST to the collection has no
+# name at authorization time), so granting it would allow creating any CRD in the cluster. Server-
+# side apply is a PATCH to .../customresourcedefinitions/<name>, authorized as `patch` on that name,
+# which also creates a missing object; and the install paths (Helm crds/, `kubectl apply -f crds/`)
+# create the CRDs before the operator starts anyway.
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  resourceNames:
+{{ include "miracolix-operator.crdNames" . | indent 4 }}
+  verbs: ["patch"]
+{{- end }}
+{{- end }}
+
+{{/*
+Cluster-wide read of DizSites. The ComponentRelease controller watches DizSites in all namespaces
+(a release's status lists the sites running it) and the rollout halt check lists all sites (a
+rollback at any site halts the rollout consortium-wide), even when watchNamespaces is set.
+*/}}
+{{- define "miracolix-operator.rules.sitesRead" -}}
+# DizSites cluster-wide, read only: the ComponentRelease controller watches all sites (a release's
+# status lists the sites running it) and a rollout halts when any site rolled the release back.
+- apiGroups: ["diz.miracum.org"]
+  resources: ["dizsites"]
+  verbs: ["list", "watch"]
+{{- end }}
+
+{{/*
+RBAC rules for what the DizSite controller does inside a site's namespace. In a ClusterRole when
+watching all namespaces, in one Role per namespace otherwise.
+*/}}
+{{- define "miracolix-operator.rules.site" -}}
+# DizSites: the controller watches them; `patch` adds and removes its finalizer
+# (diz.miracum.org/cleanup) and clears the diz.miracum.org/retry-release annotation.
+- apiGroups: ["diz.miracum.org"]
+  resources: ["dizsites"]
+  verbs: ["list", "watch", "patch"]
+# DizSite status: conditions, current/target release, component health (server-side apply).
+- apiGroups: ["diz.miracum.org"]
+  resources: ["dizsites/status"]
+  verbs: ["patch"]
+# The site's workloads. get: compare with the desired object (no-op detection); list: find orphans
+# by the site's labels; watch: Deployments and StatefulSets are owned and watched for health;
+# patch: server-side apply creates and updates; delete: remove children no longer desired.
+- apiGroups: ["apps"]
+  resources: ["deployments", "statefulsets"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
+# The site's other children: same as above, minus watch (not watched; the periodic resync
+# restores drift). No Secrets: the operator references the site's Secrets but never reads them.
+- apiGroups: [""]
+  resources: ["services", "configmaps"]
+  verbs: ["get", "list", "patch", "delete"]
+- apiGroups: ["batch"]
+  resources: ["cronjobs"]
+  verbs: ["get", "list", "patch", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies", "ingresses"]
+  verbs: ["get", "list", "patch", "delete"]
+# Patient data. TORCH's output volume is a claim the operator applies (patch, get for no-op
+# detection); Blaze's claims come from its StatefulSet. list + delete only when a DizSite with
+# deletionPolicy Delete is deleted.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "list", "patch", "delete"]
+# CloudNativePG databases of the site (when CloudNativePG is installed): server-side apply (patch),
+# get for no-op detection, list + delete only on site deletion with deletionPolicy Delete.
+- apiGroups: ["postgresql.cnpg.io"]
+  resources: ["clusters"]
+  verbs: ["get", "list", "patch", "delete"]
+# Events on DizSites (Applied, Upgrading, RolledBack, DataRetained, …): create, and patch to bump
+# the count of a repeated event. events.k8s.io/v1 only.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/* Events only: for ComponentRelease events, which Kubernetes puts in the `default` namespace. */}}
+{{- define "miracolix-operator.rules.events" -}}
+# Events on ComponentReleases (Warning when a release stops being certified). They are cluster-
+# scoped, so their Events go to the `default` namespace.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/* Leader election, in the release namespace only. */}}
+{{- define "miracolix-operator.rules.leaderElection" -}}
+# Leader election: one Lease in the operator's own namespace. get + update to hold and renew it,
+# create for the first start. (create cannot be restricted by name; the Role's namespace limits it.)
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
+{{- end }}

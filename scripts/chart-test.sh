@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# `make chart-test`: the install artefacts. Offline, < 60 s once scripts/install-tools.sh ran.
+#   1. charts/miracolix-operator/crds/ is byte-identical to crds/
+#   2. helm lint --strict with default values and every ci/*.yaml
+#   3. helm template for each; every built-in object valid for Kubernetes ${K8S_VERSION}
+#      (kubernetes-validate --strict), custom kinds (ServiceMonitor) checked by shape, install
+#      invariants (restricted pod, probes, leader election/PDB/Lease, Roles per watched namespace)
+#   4. kubectl kustomize manifests/: validated the same way
+#   5. chart (default values) and kustomize: same objects, RBAC, pod spec, Service, NetworkPolicy
+#   6. invalid values are refused (values.schema.json and template checks)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+K8S_VERSION=${K8S_VERSION:-1.33.0}
+CHART=charts/miracolix-operator
+HELM=.tools/bin/helm
+KUBECTL=.tools/bin/kubectl
+RELEASE=miracolix-operator
+NAMESPACE=miracolix-system
+
+start=$(date +%s)
+failures=()
+fail() { failures+=("$1"); echo "FAIL: $1" >&2; }
+step() { echo "== $*"; }
+
+for tool in "$HELM" "$KUBECTL"; do
+    [ -x "$tool" ] || { echo "chart-test: $tool missing: run scripts/install-tools.sh (make tools)" >&2; exit 2; }
+done
+command -v kubernetes-validate >/dev/null ||
+    { echo "chart-test: kubernetes-validate missing: run scripts/install-tools.sh (make tools)" >&2; exit 2; }
+python3 -c 'import yaml' 2>/dev/null ||
+    { echo "chart-test: python3 cannot import yaml (PyYAML comes with kubernetes-validate)" >&2; exit 2; }
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+step "CRDs in the chart are the generated ones (crds/)"
+if diff -r crds "$CHART/crds" >"$out/crds.diff"; then
+    echo "  $(ls crds | wc -l) CRDs identical"
+else
+    cat "$out/crds.diff" | head -20 >&2
+    fail "charts/miracolix-operator/crds/ differs from crds/: cp crds/*.yaml $CHART/crds/"
+fi
+
+step "Chart appVersion = operator version (Cargo.toml) = kustomize image tag"
+app_version=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$CHART/Chart.yaml")
+cargo_version=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
+kust_tag=$(sed -n 's/^ *newTag: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' manifests/kustomization.yaml)
+if [ "$app_version" = "$cargo_version" ] && [ "$app_version" = "$kust_tag" ]; then
+    echo "  $app_version"
+else
+    fail "versions differ: Chart appVersion '$app_version', Cargo '$cargo_version', kustomize newTag '$kust_tag'"
+fi
+
+# values files: default plus every ci/*.yaml
+values_sets=(default)
+for f in "$CHART"/ci/*.yaml; do values_sets+=("$f"); done
+
+rendered=()
+for v in "${values_sets[@]}"; do
+    name=$(basename "$v" .yaml)
+    args=()
+    [ "$v" = default ] || args=(-f "$v")
+    step "helm lint --strict ($name)"
+    if "$HELM" lint --strict "$CHART" "${args[@]}" >"$out/lint-$name.log" 2>&1; then
+        echo "  ok"
+    else
+        cat "$out/lint-$name.log" >&2
+        fail "helm lint --strict with $name values"
+    fi
+    step "helm template ($name)"
+    if "$HELM" template "$RELEASE" "$CHART" -n "$NAMESPACE" "${args[@]}" >"$out/helm-$name.yaml" 2>"$out/template-$name.log"; then
+        rendered+=("$out/helm-$name.yaml")
+        echo "  ok"
+    else
+        cat "$out/template-$name.log" >&2
+        fail "helm template with $name values"
+    fi
+done
+
+step "kubectl kustomize manifests/"
+if "$KUBECTL" kustomize manifests/ >"$out/kustomize.yaml" 2>"$out/kustomize.log"; then
+    rendered+=("$out/kustomize.yaml")
+    echo "  ok"
+else
+    cat "$out/kustomize.log" >&2
+    fail "kubectl kustomize manifests/"
+fi
+
+step "Validate every rendered object against Kubernetes $K8S_VERSION (strict) + install invariants"
+if python3 scripts/chart_check.py validate "$K8S_VERSION" "${rendered[@]}"; then
+    echo "  ok"
+else
+    fail "rendered manifests are invalid (see above)"
+fi
+
+step "Chart (default values) and kustomize install the same thing"
+if [ -s "$out/helm-default.yaml" ] && [ -s "$out/kustomize.yaml" ] &&
+    python3 scripts/chart_check.py compare "$out/helm-default.yaml" "$out/kustomize.yaml"; then
+    echo "  ok"
+else
+    fail "chart and kustomize differ (see above)"
+fi
+
+step "Rendered values reach the objects (ci/*.yaml)"
+before=${#failures[@]}
+ha="$out/helm-ha-namespaced-values.yaml"
+for want in \
+    'image: "ghcr.io/miracum/miracolix-operator@sha256:0123456789abcdef' \
+    'kind: PodDisruptionBudget' \
+    'kind: ServiceMonitor' \
+    'secretName: miracum-consortium-keys' \
+    '- --leader-elect' \
+    'cidr: 10.0.0.0/24'; do
+    grep -qF -- "$want" "$ha" 2>/dev/null || fail "ha-namespaced render lacks: $want"
+done
+python3 - "$ha" "$out/helm-default.yaml" <<'PY' || fail "crds.manageOnStartup does not control patch on CRDs"
+import sys, yaml
+def crd_patch(path):
+    return any("customresourcedefinitions" in r.get("resources", []) and "patch" in r.get("verbs", [])
+               for o in yaml.safe_load_all(open(path)) if o and o["kind"] == "ClusterRole"
+               for r in o.get("rules", []))
+sys.exit(0 if not crd_patch(sys.argv[1]) and crd_patch(sys.argv[2]) else 1)
+PY
+tk="$out/helm-trusted-keys-values.yaml"
+for want in 'miracum-2025.pem: |' 'miracum-2026.pem: |' 'checksum/trusted-keys:' 'type: Recreate'; do
+    grep -qF -- "$want" "$tk" 2>/dev/null || fail "trusted-keys render lacks: $want"
+done
+[ ${#failures[@]} -eq "$before" ] && echo "  ok"
+
+step "Invalid values are refused"
+refuse() { # name, expected text in the error, values YAML
+    printf '%s\n' "$3" >"$out/bad-$1.yaml"
+    if "$HELM" template "$RELEASE" "$CHART" -n "$NAMESPACE" -f "$out/bad-$1.yaml" >/dev/null 2>"$out/bad-$1.log"; then
+        fail "helm template accepted invalid values ($1): $3"
+    elif ! grep -qF -- "$2" "$out/bad-$1.log"; then
+        cat "$out/bad-$1.log" >&2
+        fail "helm template refused $1, but without mentioning '$2'"
+    else
+        echo "  refused $1: $(grep -m1 -F -- "$2" "$out/bad-$1.log" | sed 's/^ *//' | cut -c1-110)"
+    fi
+}
+refuse replicas-string replicas 'replicas: "two"'
+refuse replicas-zero replicas 'replicas: 0'
+refuse unknown-key replica 'replica: 2'
+refuse log-level logLevel 'logLevel: loud'
+refuse digest digest 'image: {digest: "sha256:abc"}'
+refuse namespace watchNamespaces 'watchNamespaces: [Diz_Erlangen]'
+refuse private-key keys 'trustedKeys: {keys: {k1: "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n-----BEGIN PRIVATE KEY-----"}}'
+refuse not-a-key keys 'trustedKeys: {keys: {k1: "hello"}}'
+refuse both-secrets 'either existingSecret or keys' 'trustedKeys: {existingSecret: s, keys: {k1: "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"}}'
+refuse api-cidr apiServerCIDR 'networkPolicy: {apiServerCIDR: everywhere}'
+
+elapsed=$(( $(date +%s) - start ))
+if [ ${#failures[@]} -ne 0 ]; then
+    echo "chart-test: ${#failures[@]} failure(s) in ${elapsed}s:" >&2
+    printf '  - %s\n' "${failures[@]}" >&2
+    exit 1
+fi
+echo "chart-test: all checks passed in ${elapsed}s"
