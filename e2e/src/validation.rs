@@ -690,28 +690,46 @@ fn num(f: f64) -> String {
     }
 }
 
-fn check_array(schema: &Value, items: &[Value], path: &str, errors: &mut Vec<FieldError>) {
-    let len = items.len() as u64;
-    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
-        && len > max
+/// `maxItems`/`minItems` and `maxProperties`/`minProperties`, worded as kube-apiserver words them
+/// (it says "items" for both maxima).
+fn check_count(
+    schema: &Value,
+    count: usize,
+    (max_key, min_key, noun): (&str, &str, &str),
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    let count = count as u64;
+    if let Some(max) = schema.get(max_key).and_then(Value::as_u64)
+        && count > max
     {
         errors.push(FieldError::new(
             path,
             FieldErrorKind::TooMany,
-            Some(len.to_string()),
+            Some(count.to_string()),
             format!("must have at most {max} items"),
         ));
     }
-    if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
-        && len < min
+    if let Some(min) = schema.get(min_key).and_then(Value::as_u64)
+        && count < min
     {
         errors.push(FieldError::new(
             path,
             FieldErrorKind::Invalid,
-            Some(len.to_string()),
-            format!("{path} in body should have at least {min} items"),
+            Some(count.to_string()),
+            format!("{path} in body should have at least {min} {noun}"),
         ));
     }
+}
+
+fn check_array(schema: &Value, items: &[Value], path: &str, errors: &mut Vec<FieldError>) {
+    check_count(
+        schema,
+        items.len(),
+        ("maxItems", "minItems", "items"),
+        path,
+        errors,
+    );
     check_list_type(schema, items, path, errors);
     if let Some(item_schema) = schema.get("items") {
         let embedded = flag(item_schema, "x-kubernetes-embedded-resource");
@@ -783,27 +801,13 @@ fn check_object(
             }
         }
     }
-    let count = map.len() as u64;
-    if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
-        && count > max
-    {
-        errors.push(FieldError::new(
-            path,
-            FieldErrorKind::TooMany,
-            Some(count.to_string()),
-            format!("must have at most {max} items"),
-        ));
-    }
-    if let Some(min) = schema.get("minProperties").and_then(Value::as_u64)
-        && count < min
-    {
-        errors.push(FieldError::new(
-            path,
-            FieldErrorKind::Invalid,
-            Some(count.to_string()),
-            format!("{path} in body should have at least {min} properties"),
-        ));
-    }
+    check_count(
+        schema,
+        map.len(),
+        ("maxProperties", "minProperties", "properties"),
+        path,
+        errors,
+    );
     let props = schema.get("properties").and_then(Value::as_object);
     let additional = schema.get("additionalProperties").filter(|a| a.is_object());
     for (key, child) in map {
