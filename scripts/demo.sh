@@ -15,11 +15,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+bin="${CARGO_TARGET_DIR:-target}/debug"
 echo "==> building the operator and the test API server"
 cargo build --locked -q -p miracolix-operator -p miracolix-e2e --bins
 
 echo "==> starting the test API server (workloads become ready after 2s)"
-target/debug/miracolix-testapi --port 0 --kubeconfig "$work/kubeconfig" --ready-delay 2 >"$work/server.log" 2>&1 &
+"$bin/miracolix-testapi" --port 0 --kubeconfig "$work/kubeconfig" --ready-delay 2 >"$work/server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do [ -s "$work/kubeconfig" ] && break; sleep 0.1; done
 [ -s "$work/kubeconfig" ] || { cat "$work/server.log"; echo "demo: the test API server did not start" >&2; exit 1; }
@@ -34,7 +35,7 @@ kubectl apply --server-side -f scripts/demo-secrets.yaml >/dev/null
 kubectl apply --server-side -f examples/
 
 echo "==> running the operator (log: operator.log in the work dir)"
-target/debug/miracolix-operator run --trusted-keys examples/trusted-keys --log-format text \
+"$bin/miracolix-operator" run --trusted-keys examples/trusted-keys --log-format text \
   --probe-address 127.0.0.1:0 --metrics-address 127.0.0.1:0 \
   >"$work/operator.log" 2>&1 &
 pids+=($!)
