@@ -56,26 +56,21 @@ pub fn merge(
 ) -> Vec<Condition> {
     let mut out: Vec<Condition> = existing.to_vec();
     for d in desired {
-        let next = match out.iter().find(|c| c.type_ == d.type_) {
-            Some(old) if old.status == d.status => Condition {
-                last_transition_time: old.last_transition_time.clone(),
-                message: d.message.clone(),
-                observed_generation,
-                reason: d.reason.clone(),
-                status: d.status.to_string(),
-                type_: d.type_.to_string(),
-            },
-            _ => Condition {
-                last_transition_time: now.clone(),
-                message: d.message.clone(),
-                observed_generation,
-                reason: d.reason.clone(),
-                status: d.status.to_string(),
-                type_: d.type_.to_string(),
-            },
+        let slot = out.iter().position(|c| c.type_ == d.type_);
+        let last_transition_time = match slot.map(|i| &out[i]) {
+            Some(old) if old.status == d.status => old.last_transition_time.clone(),
+            _ => now.clone(),
         };
-        match out.iter_mut().find(|c| c.type_ == d.type_) {
-            Some(slot) => *slot = next,
+        let next = Condition {
+            last_transition_time,
+            message: d.message.clone(),
+            observed_generation,
+            reason: d.reason.clone(),
+            status: d.status.to_string(),
+            type_: d.type_.to_string(),
+        };
+        match slot {
+            Some(i) => out[i] = next,
             None => out.push(next),
         }
     }

@@ -197,9 +197,14 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
         _ => upgrade::decide(&candidate, &before, &facts, was_ready, now, retry),
     };
     let deploy_name = rollout::effective(&decision).to_string();
-    let deploy = match select::certified_by_name(&deploy_name, &releases, ctx.certifier.as_ref()) {
-        Ok(r) => r,
-        Err(e) => return stall_select(site, ns, ctx, &e).await,
+    // Usually the candidate, whose signature `select` already verified; verify only another one.
+    let deploy = if deploy_name == wanted.name_any() {
+        wanted.clone()
+    } else {
+        match select::certified_by_name(&deploy_name, &releases, ctx.certifier.as_ref()) {
+            Ok(r) => r,
+            Err(e) => return stall_select(site, ns, ctx, &e).await,
+        }
     };
     let release = select::resolve(&deploy);
     let cnpg = cnpg_available(ctx).await?;

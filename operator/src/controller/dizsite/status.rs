@@ -3,9 +3,7 @@
 use kube::core::{ApiResource, DynamicObject};
 use serde_json::Value;
 
-use crate::api::conditions::{
-    self, DesiredCondition, READY, RECONCILING, RELEASE_CERTIFIED, STALLED,
-};
+use crate::api::conditions::{DesiredCondition, READY, RECONCILING, RELEASE_CERTIFIED, STALLED};
 use crate::api::{ComponentStatus, DizSiteSpec};
 use crate::catalog::{COMPONENT_LABEL, Component};
 
@@ -172,8 +170,6 @@ pub fn paused_conditions() -> Vec<DesiredCondition> {
         "spec.paused is true: no changes are applied until it is false",
     )]
 }
-
-pub use conditions::merge;
 
 #[cfg(test)]
 mod tests {
