@@ -5,12 +5,13 @@ mod common;
 
 use common::{Fixture, find, json, of_component};
 use miracolix_operator::catalog::{
-    COMPONENT_LABEL, Child, Component, MANAGED_BY, SECURITY_EXCEPTIONS, SITE_LABEL, image_ref,
+    COMPONENT_LABEL, Child, Component, MANAGED_BY, SITE_LABEL, image_ref, security_exceptions,
 };
 use serde_json::Value;
 
 struct Case {
-    component: Component,
+    /// [`Component::name`].
+    component: &'static str,
     spec: &'static str,
     /// (kind, name) of the component's children, in build order.
     objects: &'static [(&'static str, &'static str)],
@@ -20,7 +21,7 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
-        component: Component::Blaze,
+        component: "blaze",
         spec: "components:\n  blaze: {}\n",
         objects: &[
             ("ConfigMap", "test-blaze"),
@@ -30,7 +31,7 @@ const CASES: &[Case] = &[
         probes: &[("blaze", "/health", "/health", "/health")],
     },
     Case {
-        component: Component::FhirPseudonymizer,
+        component: "fhir-pseudonymizer",
         spec: "components:\n  fhirPseudonymizer: {}\n  vfps:\n    database:\n      cloudNativePG: {}\n",
         objects: &[
             ("ConfigMap", "test-fhir-pseudonymizer"),
@@ -40,7 +41,7 @@ const CASES: &[Case] = &[
         probes: &[("fhir-pseudonymizer", "/live", "/ready", "/live")],
     },
     Case {
-        component: Component::Vfps,
+        component: "vfps",
         spec: "components:\n  vfps:\n    database:\n      cloudNativePG: {}\n",
         objects: &[
             ("Cluster", "test-vfps-db"),
@@ -50,7 +51,7 @@ const CASES: &[Case] = &[
         probes: &[("vfps", "/livez", "/readyz", "/livez")],
     },
     Case {
-        component: Component::Gpas,
+        component: "gpas",
         spec: "components:\n  gpas:\n    database:\n      external:\n        name: ttp-mysql\n",
         objects: &[
             ("ConfigMap", "test-gpas"),
@@ -65,7 +66,7 @@ const CASES: &[Case] = &[
         )],
     },
     Case {
-        component: Component::Gics,
+        component: "gics",
         spec: "components:\n  gics:\n    database:\n      external:\n        name: ttp-mysql\n",
         objects: &[
             ("ConfigMap", "test-gics"),
@@ -80,7 +81,7 @@ const CASES: &[Case] = &[
         )],
     },
     Case {
-        component: Component::FhirGateway,
+        component: "fhir-gateway",
         spec: "components:\n  blaze: {}\n  fhirPseudonymizer: {}\n  gpas:\n    database:\n      external:\n        name: ttp\n  fhirGateway:\n    database:\n      cloudNativePG: {}\n",
         objects: &[
             ("Cluster", "test-fhir-gateway-db"),
@@ -91,7 +92,7 @@ const CASES: &[Case] = &[
         probes: &[("fhir-gateway", "/livez", "/readyz", "/livez")],
     },
     Case {
-        component: Component::Mainzelliste,
+        component: "mainzelliste",
         spec: "components:\n  mainzelliste:\n    database:\n      external:\n        name: ml-db\n",
         objects: &[
             ("ConfigMap", "test-mainzelliste"),
@@ -101,7 +102,7 @@ const CASES: &[Case] = &[
         probes: &[("mainzelliste", "tcp", "tcp", "tcp")],
     },
     Case {
-        component: Component::Ohdsi,
+        component: "ohdsi",
         spec: "components:\n  ohdsi:\n    database:\n      external:\n        name: omop-db\n",
         objects: &[
             ("ConfigMap", "test-ohdsi-webapi"),
@@ -124,7 +125,7 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
-        component: Component::I2b2,
+        component: "i2b2",
         spec: "components:\n  i2b2:\n    database:\n      external:\n        name: i2b2-db\n",
         objects: &[
             ("ConfigMap", "test-i2b2-core-server"),
@@ -140,7 +141,7 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
-        component: Component::Flare,
+        component: "flare",
         spec: "components:\n  blaze: {}\n  flare: {}\n",
         objects: &[
             ("ConfigMap", "test-flare"),
@@ -150,7 +151,7 @@ const CASES: &[Case] = &[
         probes: &[("flare", "tcp", "tcp", "tcp")],
     },
     Case {
-        component: Component::Torch,
+        component: "torch",
         spec: "components:\n  blaze: {}\n  flare: {}\n  torch: {}\n",
         objects: &[
             ("PersistentVolumeClaim", "test-torch-output"),
@@ -161,7 +162,7 @@ const CASES: &[Case] = &[
         probes: &[("torch", "tcp", "tcp", "tcp")],
     },
     Case {
-        component: Component::Dqa,
+        component: "dqa",
         spec: "components:\n  i2b2:\n    database:\n      external:\n        name: i2b2-db\n  dqa: {}\n",
         objects: &[
             ("ConfigMap", "test-dqa"),
@@ -172,10 +173,17 @@ const CASES: &[Case] = &[
     },
 ];
 
+impl Case {
+    fn component(&self) -> Component {
+        Component::named(self.component)
+            .unwrap_or_else(|| panic!("{} is not in the registry", self.component))
+    }
+}
+
 fn case(c: Component) -> &'static Case {
     CASES
         .iter()
-        .find(|k| k.component == c)
+        .find(|k| k.component == c.name())
         .expect("a case per component")
 }
 
@@ -202,15 +210,20 @@ fn probe_kind(p: &Value) -> String {
 }
 
 fn exception_for(component: Component) -> bool {
-    SECURITY_EXCEPTIONS
+    security_exceptions()
         .iter()
         .any(|(c, _)| *c == component.name())
 }
 
+/// The registry is the list of components: every one has a case, and every case names a
+/// registered component.
 #[test]
 fn there_is_a_case_for_every_component() {
-    for c in Component::ALL {
+    for c in Component::all() {
         case(c);
+    }
+    for k in CASES {
+        k.component();
     }
 }
 
@@ -219,7 +232,7 @@ fn each_component_builds_its_expected_objects() {
     for case in CASES {
         let f = Fixture::spec_yaml(case.spec);
         let children = f.build();
-        let got: Vec<(String, String)> = of_component(&children, case.component)
+        let got: Vec<(String, String)> = of_component(&children, case.component())
             .into_iter()
             .filter(|c| c.resource.kind != "NetworkPolicy")
             .map(|c| {
@@ -234,7 +247,7 @@ fn each_component_builds_its_expected_objects() {
             .iter()
             .map(|(k, n)| (k.to_string(), n.to_string()))
             .collect();
-        assert_eq!(got, want, "{}", case.component);
+        assert_eq!(got, want, "{}", case.component());
     }
 }
 
@@ -244,12 +257,12 @@ fn images_are_pinned_by_digest_from_the_release() {
         let f = Fixture::spec_yaml(case.spec);
         let children = f.build();
         let expected: Vec<String> = case
-            .component
+            .component()
             .images()
             .iter()
             .map(|k| image_ref(&f.release.images[*k]))
             .collect();
-        for child in of_component(&children, case.component) {
+        for child in of_component(&children, case.component()) {
             let Some(pod) = pod_template(child) else {
                 continue;
             };
@@ -273,7 +286,7 @@ fn probes_use_the_real_health_endpoints() {
     for case in CASES {
         let children = Fixture::spec_yaml(case.spec).build();
         for (container, startup, readiness, liveness) in case.probes {
-            let pod = of_component(&children, case.component)
+            let pod = of_component(&children, case.component())
                 .into_iter()
                 .filter_map(pod_template)
                 .find(|p| p["spec"]["containers"][0]["name"] == *container)
@@ -300,7 +313,7 @@ fn probes_use_the_real_health_endpoints() {
 
 #[test]
 fn ttp_tools_get_five_minutes_to_start() {
-    for c in [Component::Gpas, Component::Gics] {
+    for c in ["gpas", "gics"].map(common::component) {
         let children = Fixture::spec_yaml(case(c).spec).build();
         let d = json(find(&children, "Deployment", &format!("test-{}", c.name())));
         let p = &d["spec"]["template"]["spec"]["containers"][0]["startupProbe"];
@@ -314,7 +327,7 @@ fn ttp_tools_get_five_minutes_to_start() {
 fn every_pod_runs_restricted_unless_documented() {
     for case in CASES {
         let children = Fixture::spec_yaml(case.spec).build();
-        for child in of_component(&children, case.component) {
+        for child in of_component(&children, case.component()) {
             let Some(pod) = pod_template(child) else {
                 continue;
             };
@@ -339,7 +352,7 @@ fn every_pod_runs_restricted_unless_documented() {
                     && sc["capabilities"]["add"].is_null();
                 if !strict {
                     assert!(
-                        exception_for(case.component),
+                        exception_for(case.component()),
                         "{name} is not restricted and has no documented exception"
                     );
                 }
@@ -549,7 +562,7 @@ fn env_secret(env: &Value, name: &str) -> Option<(String, String)> {
 
 #[test]
 fn pseudonymizer_prefers_vfps_and_falls_back_to_gpas() {
-    let with_vfps = Fixture::spec_yaml(case(Component::FhirPseudonymizer).spec).build();
+    let with_vfps = Fixture::spec_yaml(case(common::component("fhir-pseudonymizer")).spec).build();
     let (_, cm) = env_of(&with_vfps, "Deployment", "test-fhir-pseudonymizer");
     assert_eq!(cm["PseudonymizationService"], "Vfps");
     assert_eq!(cm["Vfps__Address"], "http://test-vfps:8081");

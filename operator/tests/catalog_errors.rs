@@ -3,7 +3,7 @@
 mod common;
 
 use common::Fixture;
-use miracolix_operator::catalog::{self, CatalogError, Component};
+use miracolix_operator::catalog::{self, CatalogError};
 
 fn errors(f: &Fixture) -> Vec<CatalogError> {
     let v = catalog::validate(&f.input()).expect_err("spec is invalid");
@@ -58,12 +58,12 @@ fn image_missing_names_release_and_key() {
 #[test]
 fn database_required_for_components_that_need_one() {
     for (field, component) in [
-        ("vfps", Component::Vfps),
-        ("mainzelliste", Component::Mainzelliste),
-        ("ohdsi", Component::Ohdsi),
-        ("i2b2", Component::I2b2),
-        ("gpas", Component::Gpas),
-        ("gics", Component::Gics),
+        ("vfps", common::component("vfps")),
+        ("mainzelliste", common::component("mainzelliste")),
+        ("ohdsi", common::component("ohdsi")),
+        ("i2b2", common::component("i2b2")),
+        ("gpas", common::component("gpas")),
+        ("gics", common::component("gics")),
     ] {
         let e = errors(&Fixture::spec_yaml(&format!(
             "components:\n  {field}: {{}}\n"
@@ -157,7 +157,7 @@ fn dqa_needs_a_database_to_read() {
         "components:\n  blaze: {}\n  fhirPseudonymizer: {}\n  gpas:\n    database:\n      external:\n        name: t\n  fhirGateway: {}\n  dqa: {}\n",
     ));
     assert_eq!(reasons(&e), ["DatabaseRequired"]);
-    assert_eq!(e[0].component(), Some(Component::FhirGateway));
+    assert_eq!(e[0].component(), Some(common::component("fhir-gateway")));
 }
 
 #[test]
@@ -201,7 +201,7 @@ fn every_variant_has_a_distinct_camel_case_reason() {
             why: "y".into(),
         },
         CatalogError::StorageNotSupported {
-            component: Component::Flare,
+            component: common::component("flare"),
             field: "flare",
         },
     ];

@@ -12,31 +12,21 @@ use serde::{Deserialize, Serialize};
 
 use super::Channel;
 
-/// Every image a release may pin. The catalogue decides which component needs which of them.
-pub const IMAGE_KEYS: &[&str] = &[
-    "blaze",
-    "fhir-pseudonymizer",
-    "vfps",
-    "fhir-gateway",
-    "gpas",
-    "gics",
-    "mainzelliste",
-    "ohdsi-webapi",
-    "ohdsi-atlas",
-    "ohdsi-achilles",
-    "i2b2-webclient",
-    "i2b2-core-server",
-    "flare",
-    "torch",
-    "dqa",
-    "dsf-fhir",
-    "dsf-fhir-proxy",
-    "dsf-bpe",
-    "dsf-bpe-proxy",
-];
+/// Images a release may pin that no catalogue component runs (yet): the Data Sharing
+/// Framework's FHIR server, BPE and their proxies, which the feasibility path will deploy.
+pub const RESERVED_IMAGE_KEYS: &[&str] =
+    &["dsf-fhir", "dsf-fhir-proxy", "dsf-bpe", "dsf-bpe-proxy"];
+
+/// Every image a release may pin: those the catalogue's components run (derived from the
+/// component registry), then the reserved ones.
+pub fn image_keys() -> Vec<&'static str> {
+    let mut keys = crate::catalog::image_keys();
+    keys.extend(RESERVED_IMAGE_KEYS);
+    keys
+}
 
 fn image_keys_rule() -> String {
-    let list = IMAGE_KEYS
+    let list = image_keys()
         .iter()
         .map(|k| format!("'{k}'"))
         .collect::<Vec<_>>()
@@ -47,7 +37,7 @@ fn image_keys_rule() -> String {
 fn image_keys_message() -> String {
     format!(
         "unknown component image; known images are: {}",
-        IMAGE_KEYS.join(", ")
+        image_keys().join(", ")
     )
 }
 

@@ -1,14 +1,49 @@
 //! Blaze, the site's FHIR server: one StatefulSet with its data on a volume.
 
+use super::component::{
+    Access, DatabaseNeed, Descriptor, Exposure, Provider, ReplicaLimit, no_checks,
+};
 use super::pod::{self, ClaimTemplate, Presets, Res, RunAs, Security, Workload, WorkloadKind};
 use super::{CatalogError, Child, Ctx, HTTP_8080, METRICS_8081, Part};
 
-pub(crate) const PARTS: [Part; 1] = [Part {
+pub static COMPONENT: Descriptor = Descriptor {
+    name: "blaze",
+    field: "blaze",
+    description: "the FHIR server",
+    spec: |c| c.blaze.as_ref(),
+    parts: &PARTS,
+    database: DatabaseNeed::None,
+    replica_limit: Some(ReplicaLimit {
+        max: 1,
+        why: "its data lives on one ReadWriteOnce volume",
+    }),
+    storage: true,
+    needs: &[],
+    checks: no_checks,
+    security_exceptions: &[],
+    build,
+};
+
+/// How the components that read or write FHIR reach Blaze.
+pub(crate) const PROVIDER: Provider = Provider {
+    component: &COMPONENT,
+    access: Access::Service {
+        part: "blaze",
+        ports: &[8080],
+    },
+};
+
+const PARTS: [Part; 1] = [Part {
     name: "blaze",
     role: "fhir-server",
     image: "blaze",
     ports: &[HTTP_8080, METRICS_8081],
-    exposed_path: Some("/fhir"),
+    // Without a provider Blaze answers every request, and it holds the complete clinical
+    // record: published only with OIDC.
+    exposure: Exposure::WithOidc("/fhir"),
+    // The hospital's ETL may load straight into Blaze.
+    entry_point: true,
+    calls: &[],
     uses_database: false,
     uses_oidc: true,
 }];
@@ -37,7 +72,7 @@ pub const BLAZE_UID: i64 = 1001;
 pub const DATA_PATH: &str = "/app/data";
 pub const CONTEXT_PATH: &str = "/fhir";
 
-pub(crate) fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
+fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     let part = &PARTS[0];
     let mut w = Workload::deployment(part, &PRESETS);
     // A StatefulSet rather than a Deployment with a PVC: the claim template gives the pod a

@@ -118,10 +118,7 @@ pub fn jdbc_postgres_url() -> String {
 /// The wiring of a component's own database, if it has one configured.
 pub fn wiring(site: &SiteInput, component: Component, spec: &ComponentSpec) -> Option<Wiring> {
     let db = spec.database.as_ref()?;
-    let engine = match component.database_need() {
-        DatabaseNeed::None => return None,
-        DatabaseNeed::Optional(e) | DatabaseNeed::Required(e) => e,
-    };
+    let engine = component.database_need().database()?.engine;
     if let Some(external) = &db.external {
         // Keys as documented on `DatabaseSpec.external`.
         Some(Wiring {
@@ -172,10 +169,10 @@ pub(crate) fn check(
             ))];
         }
         (DatabaseNeed::Optional(_), None) => return Vec::new(),
-        (DatabaseNeed::Required(engine), None) => {
-            return vec![required(component, engine)];
+        (DatabaseNeed::Required(d), None) => {
+            return vec![required(component, d.engine)];
         }
-        (DatabaseNeed::Optional(e) | DatabaseNeed::Required(e), Some(_)) => e,
+        (DatabaseNeed::Optional(d) | DatabaseNeed::Required(d), Some(_)) => d.engine,
     };
     let Some(db) = db else {
         return Vec::new();
@@ -219,7 +216,10 @@ fn required(component: Component, engine: DbEngine) -> CatalogError {
 ///
 /// No ownerReference: a cluster holds patient data, so its lifetime follows the site's
 /// `deletionPolicy` (applied by the controller), never Kubernetes garbage collection.
-pub(crate) fn cnpg_cluster(ctx: &Ctx, db_name: &str) -> Result<Option<Child>, CatalogError> {
+pub(crate) fn cnpg_cluster(ctx: &Ctx) -> Result<Option<Child>, CatalogError> {
+    let Some(db_name) = ctx.component.database_need().database().map(|d| d.name) else {
+        return Ok(None);
+    };
     let Some(cnpg) = ctx
         .spec
         .database

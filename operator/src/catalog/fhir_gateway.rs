@@ -4,16 +4,55 @@
 //! Not exposed through the ingress: its clients are the hospital's own ETL jobs, which reach it
 //! inside the cluster or through a site-specific route.
 
+use super::component::{
+    Access, Database, DatabaseNeed, DbEngine, Descriptor, Exposure, Need, Provider, no_checks,
+};
 use super::database;
 use super::pod::{self, Presets, Res, Workload};
-use super::{CatalogError, Child, Ctx, HTTP_8080, METRICS_8081, Part};
+use super::{CatalogError, Child, Ctx, HTTP_8080, METRICS_8081, Part, blaze, fhir_pseudonymizer};
 
-pub(crate) const PARTS: [Part; 1] = [Part {
+pub static COMPONENT: Descriptor = Descriptor {
+    name: "fhir-gateway",
+    field: "fhirGateway",
+    description: "the FHIR gateway",
+    spec: |c| c.fhir_gateway.as_ref(),
+    parts: &PARTS,
+    database: DatabaseNeed::Optional(Database {
+        engine: DbEngine::PostgreSql,
+        name: "fhir_gateway",
+    }),
+    replica_limit: None,
+    storage: false,
+    needs: &[
+        Need {
+            purpose: "the FHIR pseudonymizer",
+            one_of: &[Provider {
+                component: &fhir_pseudonymizer::COMPONENT,
+                access: Access::Service {
+                    part: "fhir-pseudonymizer",
+                    ports: &[8080],
+                },
+            }],
+        },
+        Need {
+            purpose: "the FHIR server",
+            one_of: &[blaze::PROVIDER],
+        },
+    ],
+    checks: no_checks,
+    security_exceptions: &[],
+    build,
+};
+
+const PARTS: [Part; 1] = [Part {
     name: "fhir-gateway",
     role: "gateway",
     image: "fhir-gateway",
     ports: &[HTTP_8080, METRICS_8081],
-    exposed_path: None,
+    exposure: Exposure::Never,
+    // The hospital's ETL jobs load data through it.
+    entry_point: true,
+    calls: &[],
     uses_database: true,
     uses_oidc: false,
 }];
@@ -36,9 +75,9 @@ const PRESETS: Presets = Presets {
     },
 };
 
-pub(crate) fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
+fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     let mut children = Vec::new();
-    if let Some(cluster) = database::cnpg_cluster(ctx, "fhir_gateway").map_err(|e| vec![e])? {
+    if let Some(cluster) = database::cnpg_cluster(ctx).map_err(|e| vec![e])? {
         children.push(cluster);
     }
     let mut w = Workload::deployment(&PARTS[0], &PRESETS);
@@ -55,12 +94,12 @@ pub(crate) fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
         format!(
             "{}{}",
             ctx.url("blaze", HTTP_8080.port),
-            super::blaze::CONTEXT_PATH
+            blaze::CONTEXT_PATH
         ),
     );
     // Kafka is not modelled by the DizSite; a site that streams sets the SERVICES_KAFKA_* and
     // SPRING_KAFKA_* variables through spec.components.fhirGateway.env.
-    match database::wiring(ctx.site, ctx.component, ctx.spec) {
+    match ctx.database() {
         Some(db) => {
             w.set("SERVICES_PSQL_ENABLED", "true");
             w.env.extend(db.env());

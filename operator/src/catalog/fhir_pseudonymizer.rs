@@ -3,30 +3,67 @@
 //! Never exposed through the ingress: it is only ever called by the FHIR gateway inside the
 //! site.
 
+use super::component::{Access, DatabaseNeed, Descriptor, Exposure, Need, Provider, no_checks};
 use super::pod::{self, LIGHT_SERVICE, Presets, Workload};
-use super::{CatalogError, Child, Component, Ctx, HTTP_8080, METRICS_8081, Part};
+use super::{CatalogError, Child, Ctx, HTTP_8080, METRICS_8081, Part, gpas, vfps};
 
-pub(crate) const PARTS: [Part; 1] = [Part {
+pub static COMPONENT: Descriptor = Descriptor {
+    name: "fhir-pseudonymizer",
+    field: "fhirPseudonymizer",
+    description: "the FHIR pseudonymizer",
+    spec: |c| c.fhir_pseudonymizer.as_ref(),
+    parts: &PARTS,
+    database: DatabaseNeed::None,
+    replica_limit: None,
+    storage: false,
+    needs: &[Need {
+        purpose: "a pseudonym service",
+        // VFPS is preferred: it is the faster service and runs on the site's own PostgreSQL.
+        one_of: &[
+            Provider {
+                component: &vfps::COMPONENT,
+                access: Access::Service {
+                    part: "vfps",
+                    ports: &[8080, 8081],
+                },
+            },
+            Provider {
+                component: &gpas::COMPONENT,
+                access: Access::Service {
+                    part: "gpas",
+                    ports: &[8080],
+                },
+            },
+        ],
+    }],
+    checks: no_checks,
+    security_exceptions: &[],
+    build,
+};
+
+const PARTS: [Part; 1] = [Part {
     name: "fhir-pseudonymizer",
     role: "pseudonymizer",
     image: "fhir-pseudonymizer",
     ports: &[HTTP_8080, METRICS_8081],
-    exposed_path: None,
+    // Only ever called by the FHIR gateway inside the site.
+    exposure: Exposure::Never,
+    entry_point: false,
+    calls: &[],
     uses_database: false,
     uses_oidc: false,
 }];
 
 const PRESETS: Presets = LIGHT_SERVICE;
 
-pub(crate) fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
+fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     let mut w = Workload::deployment(&PARTS[0], &PRESETS);
     // Setting names as in the upstream README (`PseudonymizationService`, `Vfps__Address`,
-    // `gPAS__Url`); .NET configuration keys are case-insensitive. VFPS is preferred: it is the
-    // faster service and runs on the site's own PostgreSQL.
-    if ctx.enabled(Component::Vfps) {
+    // `gPAS__Url`); .NET configuration keys are case-insensitive.
+    if ctx.enabled(&vfps::COMPONENT) {
         w.set("PseudonymizationService", "Vfps");
         // gRPC endpoint of VFPS.
-        w.set("Vfps__Address", ctx.url("vfps", super::vfps::GRPC.port));
+        w.set("Vfps__Address", ctx.url("vfps", vfps::GRPC.port));
     } else {
         w.set("PseudonymizationService", "gPAS");
         w.set(

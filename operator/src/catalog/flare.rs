@@ -2,15 +2,46 @@
 //!
 //! Not exposed through the ingress: queries arrive through the site's DSF, inside the cluster.
 
+use super::component::{Access, DatabaseNeed, Descriptor, Exposure, Need, Provider, no_checks};
 use super::pod::{self, Presets, Res, Workload};
-use super::{CatalogError, Child, Ctx, HTTP_8080, Part, database};
+use super::{CatalogError, Child, Ctx, HTTP_8080, Part, blaze, database};
 
-pub(crate) const PARTS: [Part; 1] = [Part {
+pub static COMPONENT: Descriptor = Descriptor {
+    name: "flare",
+    field: "flare",
+    description: "the FLARE feasibility executor",
+    spec: |c| c.flare.as_ref(),
+    parts: &PARTS,
+    database: DatabaseNeed::None,
+    replica_limit: None,
+    storage: false,
+    needs: &[Need {
+        purpose: "the FHIR server",
+        one_of: &[blaze::PROVIDER],
+    }],
+    checks: no_checks,
+    security_exceptions: &[],
+    build,
+};
+
+/// How TORCH reaches FLARE.
+pub(crate) const PROVIDER: Provider = Provider {
+    component: &COMPONENT,
+    access: Access::Service {
+        part: "flare",
+        ports: &[8080],
+    },
+};
+
+const PARTS: [Part; 1] = [Part {
     name: "flare",
     role: "feasibility",
     image: "flare",
     ports: &[HTTP_8080],
-    exposed_path: None,
+    exposure: Exposure::Never,
+    // The site's DSF sends it feasibility queries.
+    entry_point: true,
+    calls: &[],
     uses_database: false,
     uses_oidc: true,
 }];
@@ -34,7 +65,7 @@ const PRESETS: Presets = Presets {
     },
 };
 
-pub(crate) fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
+fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     let mut w = Workload::deployment(&PARTS[0], &PRESETS);
     w.set(
         "FLARE_FHIR_SERVER",

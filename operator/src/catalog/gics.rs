@@ -3,20 +3,44 @@
 //! Deployed exactly like gPAS (same MOSAIC WildFly base image), see [`super::gpas`]. Never
 //! exposed through the ingress.
 
+use super::component::{
+    Database, DatabaseNeed, DbEngine, Descriptor, Exposure, SecurityException, no_checks,
+};
 use super::{CatalogError, Child, Ctx, HTTP_8080, Part};
 
-pub(crate) const PARTS: [Part; 1] = [Part {
+pub static COMPONENT: Descriptor = Descriptor {
+    name: "gics",
+    field: "gics",
+    description: "the gICS consent service",
+    spec: |c| c.gics.as_ref(),
+    parts: &PARTS,
+    database: DatabaseNeed::Required(Database {
+        engine: DbEngine::MySql,
+        name: "gics",
+    }),
+    replica_limit: None,
+    storage: false,
+    needs: &[],
+    checks: no_checks,
+    security_exceptions: &[SecurityException {
+        part: "gics",
+        text: super::gpas::SECURITY_EXCEPTION,
+    }],
+    build,
+};
+
+const PARTS: [Part; 1] = [Part {
     name: "gics",
     role: "consent-service",
     image: "gics",
     ports: &[HTTP_8080],
-    exposed_path: None,
+    exposure: Exposure::Never,
+    entry_point: false,
+    calls: &[],
     uses_database: true,
     uses_oidc: false,
 }];
 
-pub(crate) const SECURITY_EXCEPTION: &str = super::gpas::SECURITY_EXCEPTION;
-
-pub(crate) fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
+fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     super::gpas::build_ttp(ctx, &PARTS[0], "TTP_GICS", "/ttp-fhir/fhir/gics/metadata")
 }

@@ -3,16 +3,41 @@
 //! Never exposed through the ingress: it holds the link between identities and pseudonyms;
 //! administrators reach its web UI through `kubectl port-forward`.
 
-use super::database;
+use super::component::{
+    Database, DatabaseNeed, DbEngine, Descriptor, Exposure, SecurityException, no_checks,
+};
 use super::pod::{self, Presets, Res, RunAs, Security, Workload};
 use super::{CatalogError, Child, Ctx, HTTP_8080, Part};
 
-pub(crate) const PARTS: [Part; 1] = [Part {
+pub static COMPONENT: Descriptor = Descriptor {
+    name: "gpas",
+    field: "gpas",
+    description: "the gPAS pseudonym service",
+    spec: |c| c.gpas.as_ref(),
+    parts: &PARTS,
+    database: DatabaseNeed::Required(Database {
+        engine: DbEngine::MySql,
+        name: "gpas",
+    }),
+    replica_limit: None,
+    storage: false,
+    needs: &[],
+    checks: no_checks,
+    security_exceptions: &[SecurityException {
+        part: "gpas",
+        text: SECURITY_EXCEPTION,
+    }],
+    build,
+};
+
+const PARTS: [Part; 1] = [Part {
     name: "gpas",
     role: "pseudonym-service",
     image: "gpas",
     ports: &[HTTP_8080],
-    exposed_path: None,
+    exposure: Exposure::Never,
+    entry_point: false,
+    calls: &[],
     uses_database: true,
     uses_oidc: false,
 }];
@@ -43,7 +68,7 @@ pub(crate) const TTP_PRESETS: Presets = Presets {
 /// five minutes.
 pub(crate) const TTP_STARTUP_SECONDS: i32 = 300;
 
-pub(crate) fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
+fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     build_ttp(ctx, &PARTS[0], "TTP_GPAS", "/ttp-fhir/fhir/gpas/metadata")
 }
 
@@ -65,7 +90,7 @@ pub(crate) fn build_ttp(
     // do not want to generate; switch it off.
     w.set("WF_NO_ADMIN", "true");
     w.set(&format!("{prefix}_LOG_TO_FILE"), "false");
-    if let Some(db) = database::wiring(ctx.site, ctx.component, ctx.spec) {
+    if let Some(db) = ctx.database() {
         w.env.push(db.host_var(&format!("{prefix}_DB_HOST")));
         w.env.push(db.port_var(&format!("{prefix}_DB_PORT")));
         w.env.push(db.name_var(&format!("{prefix}_DB_NAME")));

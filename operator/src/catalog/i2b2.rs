@@ -4,22 +4,55 @@
 //! The web client is exposed through the ingress (users log in through i2b2's own project
 //! management cell); the core server is reached only by the web client.
 
+use super::component::{
+    Database, DatabaseNeed, DbEngine, Descriptor, Exposure, SecurityException, no_checks,
+};
 use super::database;
 use super::pod::{self, Presets, Res, RunAs, Security, Workload};
 use super::{CatalogError, Child, Ctx, HTTP_8080, Part, Port};
+
+pub static COMPONENT: Descriptor = Descriptor {
+    name: "i2b2",
+    field: "i2b2",
+    description: "i2b2",
+    spec: |c| c.i2b2.as_ref(),
+    parts: &PARTS,
+    database: DatabaseNeed::Required(Database {
+        engine: DbEngine::PostgreSql,
+        name: "i2b2",
+    }),
+    replica_limit: None,
+    storage: false,
+    needs: &[],
+    checks: no_checks,
+    security_exceptions: &[
+        SecurityException {
+            part: "i2b2-webclient",
+            text: SECURITY_EXCEPTION_WEBCLIENT,
+        },
+        SecurityException {
+            part: "i2b2-core-server",
+            text: SECURITY_EXCEPTION_CORE_SERVER,
+        },
+    ],
+    build,
+};
 
 const HTTP_80: Port = Port {
     name: "http",
     port: 80,
 };
 
-pub(crate) const PARTS: [Part; 2] = [
+const PARTS: [Part; 2] = [
     Part {
         name: "i2b2-core-server",
         role: "core-server",
         image: "i2b2-core-server",
         ports: &[HTTP_8080],
-        exposed_path: None,
+        // Reached only by the web client.
+        exposure: Exposure::Never,
+        entry_point: false,
+        calls: &[],
         uses_database: true,
         uses_oidc: false,
     },
@@ -28,7 +61,11 @@ pub(crate) const PARTS: [Part; 2] = [
         role: "webclient",
         image: "i2b2-webclient",
         ports: &[HTTP_80],
-        exposed_path: Some("/webclient"),
+        // The path the upstream image serves it under; users log in through i2b2's own project
+        // management cell.
+        exposure: Exposure::OwnLogin("/webclient"),
+        entry_point: false,
+        calls: &[("i2b2-core-server", &[8080])],
         uses_database: false,
         uses_oidc: false,
     },
@@ -88,9 +125,9 @@ const CELLS: &[(&str, &str)] = &[
     ("WD", "i2b2workdata"),
 ];
 
-pub(crate) fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
+fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     let mut children = Vec::new();
-    if let Some(cluster) = database::cnpg_cluster(ctx, "i2b2").map_err(|e| vec![e])? {
+    if let Some(cluster) = database::cnpg_cluster(ctx).map_err(|e| vec![e])? {
         children.push(cluster);
     }
     let mut errors = Vec::new();
@@ -119,7 +156,7 @@ fn core_server(ctx: &Ctx) -> Workload {
     };
     w.set("DS_TYPE", "postgres");
     // `DS_<CELL>_*` as in the i2b2-docker compose files (unsure for releases after 1.8).
-    if let Some(db) = database::wiring(ctx.site, ctx.component, ctx.spec) {
+    if let Some(db) = ctx.database() {
         w.env.push(db.host_var("DS_IP"));
         w.env.push(db.port_var("DS_PORT"));
         for (cell, schema) in CELLS {

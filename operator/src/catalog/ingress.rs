@@ -1,18 +1,8 @@
 //! The site's one Ingress.
 //!
-//! Exposed (when the DizSite has `spec.ingress`):
-//! - Blaze at `/fhir`, but only with `spec.auth.oidc`: without a provider Blaze answers every
-//!   request, and it holds the complete clinical record;
-//! - OHDSI Atlas at `/atlas` and WebAPI at `/WebAPI`: Atlas runs in the browser and calls WebAPI
-//!   directly;
-//! - the i2b2 web client at `/webclient` (the path the upstream image serves it under);
-//! - DQA at `/dqa`. It has no login of its own: sites put the host on the intranet or add
-//!   authentication at the ingress controller.
-//!
-//! Never exposed: the pseudonymisation services (fhir-pseudonymizer, VFPS, gPAS) and the
-//! identity and consent stores (Mainzelliste, gICS), which link identities to pseudonyms; the
-//! FHIR gateway, FLARE and TORCH, whose clients (ETL, DSF) run inside the site; the i2b2 core
-//! server, reached only by the web client.
+//! Which parts are published, at which path and on what condition is each part's
+//! [`Exposure`](super::Exposure), declared in its component's descriptor (the generated table
+//! in `docs/components.md` lists them).
 
 use std::collections::BTreeMap;
 
@@ -21,18 +11,19 @@ use k8s_openapi::api::networking::v1::{
     IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
 };
 
-use super::{CatalogError, Child, Part, SiteInput, enabled_components, site_meta};
+use super::{CatalogError, Child, Exposure, Part, SiteInput, enabled_components, site_meta};
 use crate::api::IssuerKind;
 
 /// Whether a part gets a path on the site's Ingress.
 pub fn is_exposed(site: &SiteInput, part: &Part) -> bool {
-    if site.spec.ingress.is_none() || part.exposed_path.is_none() {
+    if site.spec.ingress.is_none() {
         return false;
     }
-    if part.name == "blaze" {
-        return site.spec.auth.as_ref().is_some_and(|a| a.oidc.is_some());
+    match part.exposure {
+        Exposure::Never => false,
+        Exposure::WithOidc(_) => site.spec.auth.as_ref().is_some_and(|a| a.oidc.is_some()),
+        Exposure::OwnLogin(_) | Exposure::Unauthenticated(_) => true,
     }
-    true
 }
 
 /// Exposed parts of the enabled components, in catalogue order.
@@ -61,7 +52,7 @@ pub(crate) fn build(site: &SiteInput) -> Result<Vec<Child>, CatalogError> {
     let paths = parts
         .iter()
         .filter_map(|p| {
-            let path = p.exposed_path?;
+            let path = p.exposure.path()?;
             let port = p.ports.first()?;
             Some(HTTPIngressPath {
                 path: Some(path.to_string()),

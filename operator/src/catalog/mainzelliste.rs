@@ -6,16 +6,43 @@
 //! The API key is deliberately not modelled: set `ML_API_KEY` through
 //! `spec.components.mainzelliste.env` with a `secretKeyRef`.
 
+use super::component::{
+    Database, DatabaseNeed, DbEngine, Descriptor, Exposure, ReplicaLimit, no_checks,
+};
 use super::database;
 use super::pod::{self, Presets, Res, Workload};
 use super::{CatalogError, Child, Ctx, HTTP_8080, Part};
 
-pub(crate) const PARTS: [Part; 1] = [Part {
+pub static COMPONENT: Descriptor = Descriptor {
+    name: "mainzelliste",
+    field: "mainzelliste",
+    description: "the Mainzelliste identity management",
+    spec: |c| c.mainzelliste.as_ref(),
+    parts: &PARTS,
+    database: DatabaseNeed::Required(Database {
+        engine: DbEngine::PostgreSql,
+        name: "mainzelliste",
+    }),
+    replica_limit: Some(ReplicaLimit {
+        max: 1,
+        why: "it keeps sessions and tokens in memory",
+    }),
+    storage: false,
+    needs: &[],
+    checks: no_checks,
+    security_exceptions: &[],
+    build,
+};
+
+const PARTS: [Part; 1] = [Part {
     name: "mainzelliste",
     role: "identity-management",
     image: "mainzelliste",
     ports: &[HTTP_8080],
-    exposed_path: None,
+    exposure: Exposure::Never,
+    // Clinical systems register patients in it.
+    entry_point: true,
+    calls: &[],
     uses_database: true,
     uses_oidc: false,
 }];
@@ -46,9 +73,9 @@ const WRITABLE: &[&str] = &[
     "/usr/local/tomcat/logs",
 ];
 
-pub(crate) fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
+fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     let mut children = Vec::new();
-    if let Some(cluster) = database::cnpg_cluster(ctx, "mainzelliste").map_err(|e| vec![e])? {
+    if let Some(cluster) = database::cnpg_cluster(ctx).map_err(|e| vec![e])? {
         children.push(cluster);
     }
     let mut w = Workload::deployment(&PARTS[0], &PRESETS);
@@ -56,7 +83,7 @@ pub(crate) fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     // `ML_DB_*` as documented for the medicalinformatics/mainzelliste image.
     w.set("ML_DB_DRIVER", "org.postgresql.Driver");
     w.set("ML_DB_TYPE", "postgresql");
-    if let Some(db) = database::wiring(ctx.site, ctx.component, ctx.spec) {
+    if let Some(db) = ctx.database() {
         w.env.push(db.host_var("ML_DB_HOST"));
         w.env.push(db.port_var("ML_DB_PORT"));
         w.env.push(db.name_var("ML_DB_NAME"));

@@ -11,9 +11,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::core::{ApiResource, DynamicObject};
 
-use crate::api::{ComponentImage, ComponentSpec, Components, DizSiteSpec, OidcSpec};
+use crate::api::{ComponentImage, ComponentSpec, DizSiteSpec, OidcSpec};
+
+pub use component::Component;
+pub use component::{
+    Access, Database, DatabaseNeed, DbEngine, Dependency, Descriptor, Exposure, Part, Port,
+};
+pub(crate) use component::{HTTP_8080, METRICS_8081};
 
 mod blaze;
+pub mod component;
 pub mod database;
 mod dqa;
 mod fhir_gateway;
@@ -27,6 +34,7 @@ mod mainzelliste;
 pub mod network_policy;
 mod ohdsi;
 pub mod pod;
+pub mod registry;
 mod torch;
 mod vfps;
 
@@ -45,351 +53,28 @@ pub const PART_OF: &str = "miracolix";
 pub const MAX_SITE_NAME_LEN: usize = 30;
 
 /// Upstream images that cannot run under the restricted Pod Security profile as published, and
-/// what the catalogue does instead. Rendered into the docs; each entry is explained next to the
-/// code that applies it.
-pub const SECURITY_EXCEPTIONS: &[(&str, &str)] = &[
-    (Component::Gpas.name(), gpas::SECURITY_EXCEPTION),
-    (Component::Gics.name(), gics::SECURITY_EXCEPTION),
-    (Component::I2b2.name(), i2b2::SECURITY_EXCEPTION_WEBCLIENT),
-    (Component::I2b2.name(), i2b2::SECURITY_EXCEPTION_CORE_SERVER),
-];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Component {
-    Blaze,
-    FhirPseudonymizer,
-    Vfps,
-    Gpas,
-    Gics,
-    FhirGateway,
-    Mainzelliste,
-    Ohdsi,
-    I2b2,
-    Flare,
-    Torch,
-    Dqa,
+/// what the catalogue does instead: (component, text). Rendered into the docs; each entry is
+/// explained next to the code that applies it.
+pub fn security_exceptions() -> Vec<(&'static str, &'static str)> {
+    Component::all()
+        .flat_map(|c| {
+            c.descriptor()
+                .security_exceptions
+                .iter()
+                .map(move |e| (c.name(), e.text))
+        })
+        .collect()
 }
 
-/// Which database engine a component speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DbEngine {
-    PostgreSql,
-    MySql,
-}
-
-impl DbEngine {
-    /// The port a NetworkPolicy opens towards an external server of this engine: the real port is
-    /// in the site's Secret, which the catalogue never reads.
-    pub fn default_port(self) -> i32 {
-        match self {
-            DbEngine::PostgreSql => 5432,
-            DbEngine::MySql => 3306,
+/// Every release image key some component runs, in registry order.
+pub fn image_keys() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = Vec::new();
+    for key in Component::all().flat_map(|c| c.images()) {
+        if !keys.contains(&key) {
+            keys.push(key);
         }
     }
-}
-
-/// Whether and which database a component needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DatabaseNeed {
-    None,
-    Optional(DbEngine),
-    Required(DbEngine),
-}
-
-/// A named container port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Port {
-    pub name: &'static str,
-    pub port: i32,
-}
-
-pub(crate) const HTTP_8080: Port = Port {
-    name: "http",
-    port: 8080,
-};
-pub(crate) const METRICS_8081: Port = Port {
-    name: "metrics",
-    port: 8081,
-};
-
-/// One workload of a component. Most components have one; OHDSI and i2b2 have several.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Part {
-    /// Suffix of the object names and `app.kubernetes.io/name`, e.g. `ohdsi-webapi`.
-    pub name: &'static str,
-    /// `app.kubernetes.io/component`: the part's role.
-    pub role: &'static str,
-    /// Release image key.
-    pub image: &'static str,
-    /// Ports its Service exposes; empty for jobs.
-    pub ports: &'static [Port],
-    /// Ingress path when the site has an ingress (see [`ingress`] for why which are exposed).
-    pub exposed_path: Option<&'static str>,
-    /// Talks to the component's database.
-    pub uses_database: bool,
-    /// Talks to the OIDC issuer when `spec.auth.oidc` is set.
-    pub uses_oidc: bool,
-}
-
-impl Component {
-    pub const ALL: [Component; 12] = [
-        Component::Blaze,
-        Component::FhirPseudonymizer,
-        Component::Vfps,
-        Component::Gpas,
-        Component::Gics,
-        Component::FhirGateway,
-        Component::Mainzelliste,
-        Component::Ohdsi,
-        Component::I2b2,
-        Component::Flare,
-        Component::Torch,
-        Component::Dqa,
-    ];
-
-    /// Kebab-case name used in labels and object names.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Component::Blaze => "blaze",
-            Component::FhirPseudonymizer => "fhir-pseudonymizer",
-            Component::Vfps => "vfps",
-            Component::Gpas => "gpas",
-            Component::Gics => "gics",
-            Component::FhirGateway => "fhir-gateway",
-            Component::Mainzelliste => "mainzelliste",
-            Component::Ohdsi => "ohdsi",
-            Component::I2b2 => "i2b2",
-            Component::Flare => "flare",
-            Component::Torch => "torch",
-            Component::Dqa => "dqa",
-        }
-    }
-
-    /// The field under `spec.components`.
-    pub const fn field(self) -> &'static str {
-        match self {
-            Component::Blaze => "blaze",
-            Component::FhirPseudonymizer => "fhirPseudonymizer",
-            Component::Vfps => "vfps",
-            Component::Gpas => "gpas",
-            Component::Gics => "gics",
-            Component::FhirGateway => "fhirGateway",
-            Component::Mainzelliste => "mainzelliste",
-            Component::Ohdsi => "ohdsi",
-            Component::I2b2 => "i2b2",
-            Component::Flare => "flare",
-            Component::Torch => "torch",
-            Component::Dqa => "dqa",
-        }
-    }
-
-    /// What the component is, in words a site admin recognises.
-    pub const fn description(self) -> &'static str {
-        match self {
-            Component::Blaze => "the FHIR server",
-            Component::FhirPseudonymizer => "the FHIR pseudonymizer",
-            Component::Vfps => "the VFPS pseudonym service",
-            Component::Gpas => "the gPAS pseudonym service",
-            Component::Gics => "the gICS consent service",
-            Component::FhirGateway => "the FHIR gateway",
-            Component::Mainzelliste => "the Mainzelliste identity management",
-            Component::Ohdsi => "OHDSI WebAPI and Atlas",
-            Component::I2b2 => "i2b2",
-            Component::Flare => "the FLARE feasibility executor",
-            Component::Torch => "the TORCH data extraction",
-            Component::Dqa => "the data quality assessment",
-        }
-    }
-
-    pub fn spec(self, c: &Components) -> Option<&ComponentSpec> {
-        match self {
-            Component::Blaze => c.blaze.as_ref(),
-            Component::FhirPseudonymizer => c.fhir_pseudonymizer.as_ref(),
-            Component::Vfps => c.vfps.as_ref(),
-            Component::Gpas => c.gpas.as_ref(),
-            Component::Gics => c.gics.as_ref(),
-            Component::FhirGateway => c.fhir_gateway.as_ref(),
-            Component::Mainzelliste => c.mainzelliste.as_ref(),
-            Component::Ohdsi => c.ohdsi.as_ref(),
-            Component::I2b2 => c.i2b2.as_ref(),
-            Component::Flare => c.flare.as_ref(),
-            Component::Torch => c.torch.as_ref(),
-            Component::Dqa => c.dqa.as_ref(),
-        }
-    }
-
-    /// Present and not `enabled: false`.
-    pub fn enabled(self, c: &Components) -> bool {
-        self.spec(c).is_some_and(|s| s.enabled)
-    }
-
-    /// The release image keys this component runs (all in [`crate::api::IMAGE_KEYS`]).
-    pub fn images(self) -> &'static [&'static str] {
-        match self {
-            Component::Ohdsi => &["ohdsi-webapi", "ohdsi-atlas", "ohdsi-achilles"],
-            Component::I2b2 => &["i2b2-webclient", "i2b2-core-server"],
-            other => match other.parts() {
-                [p] => std::slice::from_ref(&p.image),
-                _ => &[],
-            },
-        }
-    }
-
-    /// The component's workloads; the first is the primary one, which receives
-    /// `resourceOverrides` and the extra `env`.
-    pub fn parts(self) -> &'static [Part] {
-        match self {
-            Component::Blaze => &blaze::PARTS,
-            Component::FhirPseudonymizer => &fhir_pseudonymizer::PARTS,
-            Component::Vfps => &vfps::PARTS,
-            Component::Gpas => &gpas::PARTS,
-            Component::Gics => &gics::PARTS,
-            Component::FhirGateway => &fhir_gateway::PARTS,
-            Component::Mainzelliste => &mainzelliste::PARTS,
-            Component::Ohdsi => &ohdsi::PARTS,
-            Component::I2b2 => &i2b2::PARTS,
-            Component::Flare => &flare::PARTS,
-            Component::Torch => &torch::PARTS,
-            Component::Dqa => &dqa::PARTS,
-        }
-    }
-
-    pub fn database_need(self) -> DatabaseNeed {
-        use DbEngine::*;
-        match self {
-            Component::Vfps | Component::Mainzelliste | Component::Ohdsi | Component::I2b2 => {
-                DatabaseNeed::Required(PostgreSql)
-            }
-            Component::Gpas | Component::Gics => DatabaseNeed::Required(MySql),
-            Component::FhirGateway => DatabaseNeed::Optional(PostgreSql),
-            Component::Blaze
-            | Component::FhirPseudonymizer
-            | Component::Flare
-            | Component::Torch
-            | Component::Dqa => DatabaseNeed::None,
-        }
-    }
-
-    /// Whether the component keeps data on a volume (so `storage` applies).
-    pub fn uses_storage(self) -> bool {
-        matches!(self, Component::Blaze | Component::Torch)
-    }
-
-    /// The most replicas that are safe: Blaze and TORCH keep data on a ReadWriteOnce volume and
-    /// Mainzelliste keeps sessions and tokens in memory, so a second replica would split state.
-    pub fn max_replicas(self) -> Option<i32> {
-        match self {
-            Component::Blaze | Component::Torch | Component::Mainzelliste => Some(1),
-            _ => None,
-        }
-    }
-
-    /// What this component needs from other components, resolved against the spec: for each need
-    /// the alternatives in order of preference and the one chosen (the first enabled).
-    pub fn dependencies(self, spec: &DizSiteSpec) -> Vec<Dependency> {
-        let c = &spec.components;
-        let one_of =
-            |options: &[Component], purpose: &'static str, access: fn(Component) -> Access| {
-                let chosen = options.iter().copied().find(|o| o.enabled(c));
-                Dependency {
-                    one_of: options.to_vec(),
-                    chosen,
-                    purpose,
-                    access: access(chosen.unwrap_or(options[0])),
-                }
-            };
-        match self {
-            Component::FhirPseudonymizer => vec![one_of(
-                &[Component::Vfps, Component::Gpas],
-                "a pseudonym service",
-                |c| match c {
-                    Component::Vfps => Access::Service {
-                        part: "vfps",
-                        ports: &[8080, 8081],
-                    },
-                    _ => Access::Service {
-                        part: "gpas",
-                        ports: &[8080],
-                    },
-                },
-            )],
-            Component::FhirGateway => vec![
-                one_of(
-                    &[Component::FhirPseudonymizer],
-                    "the FHIR pseudonymizer",
-                    |_| Access::Service {
-                        part: "fhir-pseudonymizer",
-                        ports: &[8080],
-                    },
-                ),
-                one_of(&[Component::Blaze], "the FHIR server", blaze_access),
-            ],
-            Component::Flare => vec![one_of(&[Component::Blaze], "the FHIR server", blaze_access)],
-            Component::Torch => vec![
-                one_of(&[Component::Blaze], "the FHIR server", blaze_access),
-                one_of(
-                    &[Component::Flare],
-                    "the FLARE feasibility executor",
-                    |_| Access::Service {
-                        part: "flare",
-                        ports: &[8080],
-                    },
-                ),
-            ],
-            // DQA reads a database directly. i2b2's is preferred: it holds the same data in the
-            // star schema DQA was written for; the gateway's staging database is the fallback
-            // for sites without i2b2.
-            Component::Dqa => vec![one_of(
-                &[Component::I2b2, Component::FhirGateway],
-                "a database to assess (i2b2 or the FHIR gateway's)",
-                |_| Access::Database,
-            )],
-            Component::Blaze
-            | Component::Vfps
-            | Component::Gpas
-            | Component::Gics
-            | Component::Mainzelliste
-            | Component::Ohdsi
-            | Component::I2b2 => Vec::new(),
-        }
-    }
-}
-
-fn blaze_access(_: Component) -> Access {
-    Access::Service {
-        part: "blaze",
-        ports: &[8080],
-    }
-}
-
-impl std::fmt::Display for Component {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// One thing a component needs from another.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Dependency {
-    /// Components that satisfy the need, in order of preference.
-    pub one_of: Vec<Component>,
-    /// The first of `one_of` that is enabled; `None` makes the site undeployable.
-    pub chosen: Option<Component>,
-    /// What is needed, in words: `the FHIR server`.
-    pub purpose: &'static str,
-    /// How it is reached (of `chosen`, or of the first option when none is enabled).
-    pub access: Access,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// Over HTTP/gRPC to a part's Service on these ports.
-    Service {
-        part: &'static str,
-        ports: &'static [i32],
-    },
-    /// Directly to the other component's database.
-    Database,
+    keys
 }
 
 /// What the release resolved to, images by key.
@@ -592,7 +277,7 @@ pub fn validate(input: &SiteInput) -> Result<(), Vec<CatalogError>> {
 }
 
 /// All children of every enabled component, then the NetworkPolicies and the Ingress, in a
-/// deterministic order (components in [`Component::ALL`] order; within one, databases and
+/// deterministic order (components in registry order; within one, databases and
 /// volumes before the workloads that mount them).
 pub fn build(input: &SiteInput) -> Result<Vec<Child>, Vec<CatalogError>> {
     let (children, errors) = check_and_build(input);
@@ -603,10 +288,9 @@ pub fn build(input: &SiteInput) -> Result<Vec<Child>, Vec<CatalogError>> {
     }
 }
 
-/// Components enabled in the spec, in [`Component::ALL`] order.
+/// Components enabled in the spec, in registry order.
 pub fn enabled_components(spec: &DizSiteSpec) -> Vec<Component> {
-    Component::ALL
-        .into_iter()
+    Component::all()
         .filter(|c| c.enabled(&spec.components))
         .collect()
 }
@@ -656,20 +340,7 @@ fn check_and_build(input: &SiteInput) -> (Vec<Child>, Vec<CatalogError>) {
 }
 
 fn build_component(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
-    match ctx.component {
-        Component::Blaze => blaze::build(ctx),
-        Component::FhirPseudonymizer => fhir_pseudonymizer::build(ctx),
-        Component::Vfps => vfps::build(ctx),
-        Component::Gpas => gpas::build(ctx),
-        Component::Gics => gics::build(ctx),
-        Component::FhirGateway => fhir_gateway::build(ctx),
-        Component::Mainzelliste => mainzelliste::build(ctx),
-        Component::Ohdsi => ohdsi::build(ctx),
-        Component::I2b2 => i2b2::build(ctx),
-        Component::Flare => flare::build(ctx),
-        Component::Torch => torch::build(ctx),
-        Component::Dqa => dqa::build(ctx),
-    }
+    (ctx.component.descriptor().build)(ctx)
 }
 
 fn check_site_name(name: &str) -> Result<(), CatalogError> {
@@ -716,48 +387,27 @@ fn check_component(
             });
         }
     }
-    // DQA reading the gateway's database needs the gateway to have one.
-    if component == Component::Dqa
-        && !Component::I2b2.enabled(&input.spec.components)
-        && Component::FhirGateway.enabled(&input.spec.components)
-        && input
-            .spec
-            .components
-            .fhir_gateway
-            .as_ref()
-            .and_then(|g| g.database.as_ref())
-            .is_none()
-    {
-        errors.push(CatalogError::DatabaseRequired {
-            component: Component::FhirGateway,
-            field: Component::FhirGateway.field(),
-            engine: "PostgreSQL",
-            cnpg_hint: " or .cloudNativePG; spec.components.dqa reads the FHIR gateway's database when i2b2 is disabled",
-        });
-    }
+    errors.extend((component.descriptor().checks)(input));
     for key in component.images() {
-        if !input.release.images.contains_key(*key) {
+        if !input.release.images.contains_key(key) {
             errors.push(CatalogError::ImageMissing {
                 component,
                 field,
-                key: (*key).to_string(),
+                key: key.to_string(),
                 release: input.release.name.clone(),
             });
         }
     }
     errors.extend(database::check(input, component, spec));
-    if let (Some(max), Some(replicas)) = (component.max_replicas(), spec.replicas)
-        && replicas > max
+    if let (Some(limit), Some(replicas)) = (component.descriptor().replica_limit, spec.replicas)
+        && replicas > limit.max
     {
         errors.push(CatalogError::TooManyReplicas {
             component,
             field,
             replicas,
-            max,
-            why: match component {
-                Component::Mainzelliste => "it keeps sessions and tokens in memory",
-                _ => "its data lives on one ReadWriteOnce volume",
-            },
+            max: limit.max,
+            why: limit.why,
         });
     }
     if spec.storage.is_some() && !component.uses_storage() {
@@ -766,8 +416,9 @@ fn check_component(
     errors
 }
 
-/// What a component builder sees: the site, and the component with its spec.
-pub(crate) struct Ctx<'a> {
+/// What a component builder sees: the site, and the component with its spec. Builders read the
+/// rest of the site only through its methods.
+pub struct Ctx<'a> {
     pub site: &'a SiteInput<'a>,
     pub component: Component,
     pub spec: &'a ComponentSpec,
@@ -800,8 +451,8 @@ impl Ctx<'_> {
         self.site.spec.auth.as_ref().and_then(|a| a.oidc.as_ref())
     }
 
-    pub fn enabled(&self, c: Component) -> bool {
-        c.enabled(&self.site.spec.components)
+    pub fn enabled(&self, c: &'static Descriptor) -> bool {
+        Component::of(c).enabled(&self.site.spec.components)
     }
 
     /// Public base URL (`https://<host>`) when the site has an ingress.
@@ -811,6 +462,22 @@ impl Ctx<'_> {
             .ingress
             .as_ref()
             .map(|i| format!("https://{}", i.host))
+    }
+
+    /// What this component needs, resolved against the site (see [`Component::dependencies`]).
+    pub fn dependencies(&self) -> Vec<Dependency> {
+        self.component.dependencies(self.site.spec)
+    }
+
+    /// Where another component's database is, when that component has one configured.
+    pub fn database_of(&self, c: Component) -> Option<database::Wiring> {
+        c.spec(&self.site.spec.components)
+            .and_then(|spec| database::wiring(self.site, c, spec))
+    }
+
+    /// This component's own database, when configured.
+    pub fn database(&self) -> Option<database::Wiring> {
+        database::wiring(self.site, self.component, self.spec)
     }
 
     pub fn replicas(&self) -> i32 {
@@ -907,17 +574,15 @@ mod tests {
 
     #[test]
     fn names_and_fields_are_unique_and_images_are_known() {
-        let names: BTreeSet<_> = Component::ALL.iter().map(|c| c.name()).collect();
-        let fields: BTreeSet<_> = Component::ALL.iter().map(|c| c.field()).collect();
-        assert_eq!(names.len(), Component::ALL.len());
-        assert_eq!(fields.len(), Component::ALL.len());
-        for c in Component::ALL {
+        let n = Component::all().count();
+        let names: BTreeSet<_> = Component::all().map(|c| c.name()).collect();
+        let fields: BTreeSet<_> = Component::all().map(|c| c.field()).collect();
+        assert_eq!(names.len(), n);
+        assert_eq!(fields.len(), n);
+        for c in Component::all() {
             assert!(!c.images().is_empty(), "{c}");
             for key in c.images() {
-                assert!(crate::api::IMAGE_KEYS.contains(key), "{c}: {key}");
-            }
-            for part in c.parts() {
-                assert!(c.images().contains(&part.image), "{c}: {}", part.name);
+                assert!(crate::api::image_keys().contains(&key), "{c}: {key}");
             }
         }
     }

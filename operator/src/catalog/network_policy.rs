@@ -28,18 +28,10 @@ pub const DEFAULT_INGRESS_NAMESPACE: (&str, &str) =
 /// labelled `diz.miracum.org/access-<part>: "true"` may reach that part's first port.
 pub const ACCESS_LABEL_PREFIX: &str = "diz.miracum.org/access-";
 
-/// Parts whose callers live outside the catalogue: the hospital's ETL loads data through the
-/// gateway (or straight into Blaze), the site's DSF drives FLARE and TORCH, clinical systems
-/// register patients in Mainzelliste. Everything else is reached only by other components.
-pub const ENTRY_POINTS: &[&str] = &["blaze", "fhir-gateway", "flare", "torch", "mainzelliste"];
-
 /// `diz.miracum.org/access-<part>`.
 pub fn access_label(part: &str) -> String {
     format!("{ACCESS_LABEL_PREFIX}{part}")
 }
-
-/// Calls between parts of the same component: (from, to, ports).
-const INTERNAL_EDGES: &[(&str, &str, &[i32])] = &[("i2b2-webclient", "i2b2-core-server", &[8080])];
 
 pub fn enabled(site: &SiteInput) -> bool {
     site.spec.network_policy.as_ref().is_none_or(|n| n.enabled)
@@ -81,12 +73,6 @@ fn tcp(ports: &[i32]) -> Vec<NetworkPolicyPort> {
             ..NetworkPolicyPort::default()
         })
         .collect()
-}
-
-fn component_of(part: &str) -> Option<Component> {
-    Component::ALL
-        .into_iter()
-        .find(|c| c.parts().iter().any(|p| p.name == part))
 }
 
 pub(crate) fn build(site: &SiteInput) -> Result<Vec<Child>, CatalogError> {
@@ -146,22 +132,25 @@ fn part_policy(site: &SiteInput, component: Component, part: &'static Part) -> N
             }
         }
     }
-    for (from, to, ports) in INTERNAL_EDGES {
-        if *to == part.name && component_of(from) == Some(component) {
-            ingress_rules.push(NetworkPolicyIngressRule {
-                from: Some(vec![pod_peer(part_selector(site, component, from))]),
-                ports: Some(tcp(ports)),
-            });
-        }
-        if *from == part.name && component_of(to) == Some(component) {
-            egress_rules.push(NetworkPolicyEgressRule {
-                to: Some(vec![pod_peer(part_selector(site, component, to))]),
-                ports: Some(tcp(ports)),
-            });
+    // Calls between parts of the same component ([`Part::calls`]).
+    for caller in component.parts() {
+        for (to, ports) in caller.calls {
+            if *to == part.name {
+                ingress_rules.push(NetworkPolicyIngressRule {
+                    from: Some(vec![pod_peer(part_selector(site, component, caller.name))]),
+                    ports: Some(tcp(ports)),
+                });
+            }
         }
     }
+    for (to, ports) in part.calls {
+        egress_rules.push(NetworkPolicyEgressRule {
+            to: Some(vec![pod_peer(part_selector(site, component, to))]),
+            ports: Some(tcp(ports)),
+        });
+    }
     let first_port: Vec<i32> = part.ports.iter().take(1).map(|p| p.port).collect();
-    if ENTRY_POINTS.contains(&part.name) {
+    if part.entry_point {
         ingress_rules.push(NetworkPolicyIngressRule {
             from: Some(vec![NetworkPolicyPeer {
                 namespace_selector: Some(LabelSelector::default()),

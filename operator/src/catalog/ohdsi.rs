@@ -4,17 +4,38 @@
 //! WebAPI and Atlas are exposed through the ingress: Atlas runs in the researcher's browser and
 //! calls WebAPI directly. Achilles only talks to the database.
 
+use super::component::{Database, DatabaseNeed, DbEngine, Descriptor, Exposure, no_checks};
 use super::database;
 use super::pod::{self, Presets, Res, Workload, WorkloadKind};
 use super::{CatalogError, Child, Ctx, HTTP_8080, Part};
 
-pub(crate) const PARTS: [Part; 3] = [
+pub static COMPONENT: Descriptor = Descriptor {
+    name: "ohdsi",
+    field: "ohdsi",
+    description: "OHDSI WebAPI and Atlas",
+    spec: |c| c.ohdsi.as_ref(),
+    parts: &PARTS,
+    database: DatabaseNeed::Required(Database {
+        engine: DbEngine::PostgreSql,
+        name: "ohdsi",
+    }),
+    replica_limit: None,
+    storage: false,
+    needs: &[],
+    checks: no_checks,
+    security_exceptions: &[],
+    build,
+};
+
+const PARTS: [Part; 3] = [
     Part {
         name: "ohdsi-webapi",
         role: "webapi",
         image: "ohdsi-webapi",
         ports: &[HTTP_8080],
-        exposed_path: Some("/WebAPI"),
+        exposure: Exposure::Unauthenticated("/WebAPI"),
+        entry_point: false,
+        calls: &[],
         uses_database: true,
         uses_oidc: true,
     },
@@ -23,7 +44,9 @@ pub(crate) const PARTS: [Part; 3] = [
         role: "frontend",
         image: "ohdsi-atlas",
         ports: &[HTTP_8080],
-        exposed_path: Some("/atlas"),
+        exposure: Exposure::Unauthenticated("/atlas"),
+        entry_point: false,
+        calls: &[],
         uses_database: false,
         uses_oidc: false,
     },
@@ -32,7 +55,9 @@ pub(crate) const PARTS: [Part; 3] = [
         role: "analytics",
         image: "ohdsi-achilles",
         ports: &[],
-        exposed_path: None,
+        exposure: Exposure::Never,
+        entry_point: false,
+        calls: &[],
         uses_database: true,
         uses_oidc: false,
     },
@@ -97,12 +122,12 @@ const WEBAPI_SCHEMA: &str = "webapi";
 /// Sundays 03:00 in the site's time zone: Achilles scans the whole CDM.
 pub const ACHILLES_SCHEDULE: &str = "0 3 * * 0";
 
-pub(crate) fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
+fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     let mut children = Vec::new();
-    if let Some(cluster) = database::cnpg_cluster(ctx, "ohdsi").map_err(|e| vec![e])? {
+    if let Some(cluster) = database::cnpg_cluster(ctx).map_err(|e| vec![e])? {
         children.push(cluster);
     }
-    let db = database::wiring(ctx.site, ctx.component, ctx.spec);
+    let db = ctx.database();
     let mut errors = Vec::new();
     for result in [
         pod::build(ctx, webapi(ctx, db.as_ref())),

@@ -42,7 +42,7 @@ pub enum RunAs {
     /// the container if that user turns out to be root.
     ImageUser,
     /// Root, with all capabilities dropped except those listed. Only for documented
-    /// [`super::SECURITY_EXCEPTIONS`].
+    /// [`super::security_exceptions`].
     Root { add: &'static [&'static str] },
 }
 

@@ -4,15 +4,46 @@
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Volume, VolumeMount};
 
+use super::component::{DatabaseNeed, Descriptor, Exposure, Need, ReplicaLimit, no_checks};
 use super::pod::{self, Presets, Res, Workload, WorkloadKind};
-use super::{CatalogError, Child, Ctx, HTTP_8080, Part, database};
+use super::{CatalogError, Child, Ctx, HTTP_8080, Part, blaze, database, flare};
 
-pub(crate) const PARTS: [Part; 1] = [Part {
+pub static COMPONENT: Descriptor = Descriptor {
+    name: "torch",
+    field: "torch",
+    description: "the TORCH data extraction",
+    spec: |c| c.torch.as_ref(),
+    parts: &PARTS,
+    database: DatabaseNeed::None,
+    replica_limit: Some(ReplicaLimit {
+        max: 1,
+        why: "its data lives on one ReadWriteOnce volume",
+    }),
+    storage: true,
+    needs: &[
+        Need {
+            purpose: "the FHIR server",
+            one_of: &[blaze::PROVIDER],
+        },
+        Need {
+            purpose: "the FLARE feasibility executor",
+            one_of: &[flare::PROVIDER],
+        },
+    ],
+    checks: no_checks,
+    security_exceptions: &[],
+    build,
+};
+
+const PARTS: [Part; 1] = [Part {
     name: "torch",
     role: "extraction",
     image: "torch",
     ports: &[HTTP_8080],
-    exposed_path: None,
+    exposure: Exposure::Never,
+    // The site's DSF triggers extractions.
+    entry_point: true,
+    calls: &[],
     uses_database: false,
     uses_oidc: true,
 }];
@@ -43,7 +74,7 @@ pub fn output_claim_name(site: &str) -> String {
     format!("{site}-torch-output")
 }
 
-pub(crate) fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
+fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     let part = &PARTS[0];
     let claim = output_claim_name(ctx.site.name);
     let mut children =

@@ -2,9 +2,28 @@
 //!
 //! Never exposed through the ingress: pseudonyms are requested only by the pseudonymizer.
 
+use super::component::{Database, DatabaseNeed, DbEngine, Descriptor, Exposure, no_checks};
 use super::database;
 use super::pod::{self, LIGHT_SERVICE, Presets, Workload};
 use super::{CatalogError, Child, Ctx, HTTP_8080, Part, Port};
+
+pub static COMPONENT: Descriptor = Descriptor {
+    name: "vfps",
+    field: "vfps",
+    description: "the VFPS pseudonym service",
+    spec: |c| c.vfps.as_ref(),
+    parts: &PARTS,
+    database: DatabaseNeed::Required(Database {
+        engine: DbEngine::PostgreSql,
+        name: "vfps",
+    }),
+    replica_limit: None,
+    storage: false,
+    needs: &[],
+    checks: no_checks,
+    security_exceptions: &[],
+    build,
+};
 
 pub const GRPC: Port = Port {
     name: "grpc",
@@ -15,25 +34,28 @@ const METRICS: Port = Port {
     port: 8082,
 };
 
-pub(crate) const PARTS: [Part; 1] = [Part {
+const PARTS: [Part; 1] = [Part {
     name: "vfps",
     role: "pseudonym-service",
     image: "vfps",
     ports: &[HTTP_8080, GRPC, METRICS],
-    exposed_path: None,
+    // Pseudonyms are requested only by the pseudonymizer.
+    exposure: Exposure::Never,
+    entry_point: false,
+    calls: &[],
     uses_database: true,
     uses_oidc: false,
 }];
 
 const PRESETS: Presets = LIGHT_SERVICE;
 
-pub(crate) fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
+fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     let mut children = Vec::new();
-    if let Some(cluster) = database::cnpg_cluster(ctx, "vfps").map_err(|e| vec![e])? {
+    if let Some(cluster) = database::cnpg_cluster(ctx).map_err(|e| vec![e])? {
         children.push(cluster);
     }
     let mut w = Workload::deployment(&PARTS[0], &PRESETS);
-    if let Some(db) = database::wiring(ctx.site, ctx.component, ctx.spec) {
+    if let Some(db) = ctx.database() {
         w.env.extend(db.env());
         // Npgsql connection string, composed from the Secret's coordinates at container start.
         w.env_value(

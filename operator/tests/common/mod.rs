@@ -134,3 +134,8 @@ pub fn to_yaml(children: &[Child]) -> String {
     let objects: Vec<_> = children.iter().map(|c| &c.object).collect();
     miracolix_operator::yaml::to_multi_doc(&objects).expect("renders YAML")
 }
+
+/// The registered component called `name`; panics when the registry has none.
+pub fn component(name: &str) -> Component {
+    Component::named(name).unwrap_or_else(|| panic!("{name} is not in the component registry"))
+}

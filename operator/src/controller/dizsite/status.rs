@@ -64,8 +64,7 @@ pub fn workloads(live: &[(ApiResource, DynamicObject)]) -> Vec<WorkloadHealth> {
 
 /// Per-component status, in catalogue order, for every component (enabled or not).
 pub fn component_statuses(spec: &DizSiteSpec, health: &[WorkloadHealth]) -> Vec<ComponentStatus> {
-    Component::ALL
-        .iter()
+    Component::all()
         .map(|c| {
             let mine: Vec<&WorkloadHealth> =
                 health.iter().filter(|w| w.component == c.name()).collect();
