@@ -16,10 +16,11 @@ test: tools chart-test ## Run every test: unit, CRD/example validation, conforma
 chart-test: tools ## Helm chart + kustomize base: lint, render, validate against Kubernetes 1.33, chart = kustomize, schema refuses bad values
 	scripts/chart-test.sh
 
-crds: ## Regenerate crds/ and docs/reference.md from the Rust types
+crds: ## Regenerate crds/, docs/reference.md and docs/components.md from the Rust types and the component descriptors
 	$(CARGO) run --locked -q -p miracolix-operator -- crds --out-dir crds
 	cp crds/*.yaml charts/miracolix-operator/crds/
 	$(CARGO) run --locked -q -p miracolix-operator -- reference > docs/reference.md
+	$(CARGO) run --locked -q -p miracolix-operator -- components > docs/components.md
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -15,6 +15,10 @@ fn main() -> ExitCode {
             print!("{}", cli::reference::markdown());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Components => {
+            print!("{}", miracolix_operator::catalog::docs::markdown());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Release(args) => cli::release::run(args).map_err(|e| e.to_string()),
         Command::Render(args) => cli::render::run(args)
             .map(|yaml| {

@@ -51,6 +51,16 @@ fn cr_reference_matches_the_schemas() {
 }
 
 #[test]
+fn component_catalogue_matches_the_descriptors() {
+    let on_disk = std::fs::read_to_string(repo_root().join("docs/components.md"))
+        .expect("docs/components.md exists; run `make crds`");
+    assert!(
+        on_disk == miracolix_operator::catalog::docs::markdown(),
+        "docs/components.md is stale: run `make crds` and commit the result"
+    );
+}
+
+#[test]
 fn every_kind_has_status_subresource_printer_columns_and_category() {
     for crd in miracolix_operator::api::all_crds() {
         let kind = &crd.spec.names.kind;

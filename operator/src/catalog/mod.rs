@@ -22,6 +22,7 @@ pub(crate) use component::{HTTP_8080, METRICS_8081};
 mod blaze;
 pub mod component;
 pub mod database;
+pub mod docs;
 mod dqa;
 mod fhir_gateway;
 mod fhir_pseudonymizer;

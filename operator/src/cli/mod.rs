@@ -35,6 +35,8 @@ pub enum Command {
     Crds(crds::CrdsArgs),
     /// Print the custom resource reference (Markdown) generated from the CRD schemas.
     Reference,
+    /// Print the component catalogue (Markdown) generated from the component descriptors.
+    Components,
     /// Release certification: canonical form, signing, verification.
     Release(release::ReleaseArgs),
     /// Print the objects the operator would apply for a DizSite (for GitOps pipelines).
