@@ -2,6 +2,7 @@
 //! end-to-end suite.
 
 pub mod apiserver;
+pub mod kubelet;
 pub mod validation;
 
 pub use apiserver::{Config, FaultCode, Faults, RequestRecord, TestApiServer, WorkloadTiming};

@@ -21,6 +21,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     needs: &[],
     checks: no_checks,
     security_exceptions: &[],
+    contracts: &[],
     build,
 };
 

@@ -198,6 +198,8 @@ pub struct Descriptor {
     /// Checks beyond what the descriptor states as data, for rules specific to the component.
     pub checks: CheckFn,
     pub security_exceptions: &'static [SecurityException],
+    /// What each of its images demands of the pod (one per image key of its parts).
+    pub contracts: &'static [super::contract::ImageContract],
     pub build: BuildFn,
 }
 

@@ -33,6 +33,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     }],
     checks,
     security_exceptions: &[],
+    contracts: &[],
     build,
 };
 

@@ -38,6 +38,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     }],
     checks: no_checks,
     security_exceptions: &[],
+    contracts: &[],
     build,
 };
 

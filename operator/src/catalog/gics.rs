@@ -26,6 +26,7 @@ pub static COMPONENT: Descriptor = Descriptor {
         part: "gics",
         text: super::gpas::SECURITY_EXCEPTION,
     }],
+    contracts: &[],
     build,
 };
 

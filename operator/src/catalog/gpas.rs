@@ -27,6 +27,7 @@ pub static COMPONENT: Descriptor = Descriptor {
         part: "gpas",
         text: SECURITY_EXCEPTION,
     }],
+    contracts: &[],
     build,
 };
 

@@ -35,6 +35,7 @@ pub static COMPONENT: Descriptor = Descriptor {
             text: SECURITY_EXCEPTION_CORE_SERVER,
         },
     ],
+    contracts: &[],
     build,
 };
 

@@ -21,6 +21,7 @@ pub(crate) use component::{HTTP_8080, METRICS_8081};
 
 mod blaze;
 pub mod component;
+pub mod contract;
 pub mod database;
 pub mod docs;
 mod dqa;

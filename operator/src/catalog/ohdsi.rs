@@ -24,6 +24,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     needs: &[],
     checks: no_checks,
     security_exceptions: &[],
+    contracts: &[],
     build,
 };
 

@@ -32,6 +32,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     ],
     checks: no_checks,
     security_exceptions: &[],
+    contracts: &[],
     build,
 };
 

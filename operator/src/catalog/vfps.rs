@@ -22,6 +22,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     needs: &[],
     checks: no_checks,
     security_exceptions: &[],
+    contracts: &[],
     build,
 };
 
