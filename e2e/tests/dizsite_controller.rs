@@ -515,7 +515,10 @@ async fn release_status_shows_the_certification_verdict() {
 async fn cloudnativepg_asked_for_but_not_installed_stalls_with_a_clear_message() {
     let h = Harness::start().await;
     let mut spec = marburg();
-    spec["components"]["mainzelliste"] = json!({"database": {"cloudNativePG": {}}});
+    spec["components"]["mainzelliste"] = json!({
+        "apiKeySecretRef": {"name": "mainzelliste-api", "key": "api-key"},
+        "database": {"cloudNativePG": {}}
+    });
     h.create_site(spec).await;
     let site = h.wait_condition(conditions::STALLED, "True").await;
     let c = conditions::find(

@@ -93,7 +93,7 @@ const CASES: &[Case] = &[
     },
     Case {
         component: "mainzelliste",
-        spec: "components:\n  mainzelliste:\n    database:\n      external:\n        name: ml-db\n",
+        spec: "components:\n  mainzelliste:\n    apiKeySecretRef:\n      name: ml-api\n      key: api-key\n    database:\n      external:\n        name: ml-db\n",
         objects: &[
             ("ConfigMap", "test-mainzelliste"),
             ("Service", "test-mainzelliste"),

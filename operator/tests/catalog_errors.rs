@@ -3,7 +3,7 @@
 mod common;
 
 use common::Fixture;
-use miracolix_operator::catalog::{self, CatalogError};
+use miracolix_operator::catalog::{self, CatalogError, Component, DatabaseNeed};
 
 fn errors(f: &Fixture) -> Vec<CatalogError> {
     let v = catalog::validate(&f.input()).expect_err("spec is invalid");
@@ -57,16 +57,15 @@ fn image_missing_names_release_and_key() {
 
 #[test]
 fn database_required_for_components_that_need_one() {
-    for (field, component) in [
-        ("vfps", common::component("vfps")),
-        ("mainzelliste", common::component("mainzelliste")),
-        ("ohdsi", common::component("ohdsi")),
-        ("i2b2", common::component("i2b2")),
-        ("gpas", common::component("gpas")),
-        ("gics", common::component("gics")),
-    ] {
+    let needing: Vec<Component> = Component::all()
+        .filter(|c| matches!(c.database_need(), DatabaseNeed::Required(_)))
+        .collect();
+    assert!(needing.len() >= 6, "{needing:?}");
+    for component in needing {
+        let field = component.field();
         let e = errors(&Fixture::spec_yaml(&format!(
-            "components:\n  {field}: {{}}\n"
+            "components:\n  {field}: {}\n",
+            component.descriptor().minimal
         )));
         assert_eq!(reasons(&e), ["DatabaseRequired"], "{field}");
         assert_eq!(e[0].component(), Some(component));
@@ -163,7 +162,7 @@ fn dqa_needs_a_database_to_read() {
 #[test]
 fn validate_reports_every_problem_at_once() {
     let mut f = Fixture::spec_yaml(
-        "components:\n  flare: {}\n  vfps:\n    database:\n      cloudNativePG: {}\n  gics:\n    database:\n      cloudNativePG: {}\n  mainzelliste: {}\n  torch:\n    replicas: 2\n  dqa:\n    env:\n      - name: DQA_SOURCE_SYSTEM\n        value: x\n",
+        "components:\n  flare: {}\n  vfps:\n    database:\n      cloudNativePG: {}\n  gics:\n    database:\n      cloudNativePG: {}\n  mainzelliste:\n    apiKeySecretRef:\n      name: ml-api\n      key: api-key\n  torch:\n    replicas: 2\n  dqa:\n    env:\n      - name: DQA_SOURCE_SYSTEM\n        value: x\n",
     );
     f.cnpg_available = false;
     f.release.images.remove("flare");

@@ -32,6 +32,9 @@ const ALL_COMPONENTS: &str = "components:
     database:
       cloudNativePG: {}
   mainzelliste:
+    apiKeySecretRef:
+      name: ml-api
+      key: api-key
     database:
       external:
         name: ml

@@ -145,7 +145,7 @@ pub struct Components {
     pub fhir_gateway: Option<ComponentSpec>,
     /// Mainzelliste: patient identity management (needs PostgreSQL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mainzelliste: Option<ComponentSpec>,
+    pub mainzelliste: Option<ComponentWith<crate::catalog::mainzelliste::Settings>>,
     /// OHDSI WebAPI and Atlas, with Achilles as a scheduled job (needs PostgreSQL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ohdsi: Option<ComponentSpec>,
@@ -201,6 +201,17 @@ pub struct ComponentSpec {
 
 fn default_true() -> bool {
     true
+}
+
+/// A component's spec with settings of its own: the shared knobs of [`ComponentSpec`] and the
+/// component's settings (a type in the component's catalogue module), side by side in one
+/// object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ComponentWith<S> {
+    #[serde(flatten)]
+    pub common: ComponentSpec,
+    #[serde(flatten)]
+    pub settings: S,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

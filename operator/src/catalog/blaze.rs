@@ -1,7 +1,7 @@
 //! Blaze, the site's FHIR server: one StatefulSet with its data on a volume.
 
 use super::component::{
-    Access, DatabaseNeed, Descriptor, Exposure, Provider, ReplicaLimit, no_checks,
+    Access, DatabaseNeed, Descriptor, Exposure, Provider, ReplicaLimit, no_checks, no_settings,
 };
 use super::pod::{self, ClaimTemplate, Presets, Res, RunAs, Security, Workload, WorkloadKind};
 use super::{CatalogError, Child, Ctx, HTTP_8080, METRICS_8081, Part};
@@ -11,6 +11,8 @@ pub static COMPONENT: Descriptor = Descriptor {
     field: "blaze",
     description: "the FHIR server",
     spec: |c| c.blaze.as_ref(),
+    minimal: "{}",
+    settings: no_settings,
     parts: &PARTS,
     database: DatabaseNeed::None,
     replica_limit: Some(ReplicaLimit {

@@ -173,6 +173,8 @@ pub struct SecurityException {
 }
 
 pub type BuildFn = fn(&Ctx) -> Result<Vec<Child>, Vec<CatalogError>>;
+/// The component's own settings (see [`crate::api::ComponentWith`]), for [`Ctx::settings`].
+pub type SettingsFn = fn(&Components) -> Option<&dyn std::any::Any>;
 pub type CheckFn = fn(&SiteInput) -> Vec<CatalogError>;
 
 /// Everything the operator knows about one component. Each component module exports one.
@@ -184,8 +186,15 @@ pub struct Descriptor {
     pub field: &'static str,
     /// What the component is, in words a site admin recognises.
     pub description: &'static str,
-    /// Its entry in the DizSite spec (the API field).
+    /// Its entry in the DizSite spec (the API field): the shared knobs.
     pub spec: fn(&Components) -> Option<&ComponentSpec>,
+    /// The smallest entry under `spec.components.<field>` that is accepted, as a YAML flow
+    /// mapping: `{}`, or the component's required settings. Tests and the docs derive minimal
+    /// sites from it.
+    pub minimal: &'static str,
+    /// Its own settings, for components whose API field is a
+    /// [`ComponentWith`](crate::api::ComponentWith); [`no_settings`] otherwise.
+    pub settings: SettingsFn,
     /// Its workloads; the first is the primary one, which receives `resourceOverrides` and the
     /// extra `env`.
     pub parts: &'static [Part],
@@ -201,6 +210,11 @@ pub struct Descriptor {
     /// What each of its images demands of the pod (one per image key of its parts).
     pub contracts: &'static [super::contract::ImageContract],
     pub build: BuildFn,
+}
+
+/// For components without settings of their own.
+pub(crate) fn no_settings(_: &Components) -> Option<&dyn std::any::Any> {
+    None
 }
 
 /// A check that finds nothing: for components whose rules are all data.

@@ -3,7 +3,7 @@
 //! It reads i2b2's database when i2b2 is enabled (the star schema the tool was written for),
 //! otherwise the FHIR gateway's.
 
-use super::component::{Access, DatabaseNeed, Descriptor, Exposure, Need, Provider};
+use super::component::{Access, DatabaseNeed, Descriptor, Exposure, Need, Provider, no_settings};
 use super::pod::{self, Presets, Res, Workload};
 use super::{CatalogError, Child, Component, Ctx, Part, Port, SiteInput, fhir_gateway, i2b2};
 
@@ -12,6 +12,8 @@ pub static COMPONENT: Descriptor = Descriptor {
     field: "dqa",
     description: "the data quality assessment",
     spec: |c| c.dqa.as_ref(),
+    minimal: "{}",
+    settings: no_settings,
     parts: &PARTS,
     database: DatabaseNeed::None,
     replica_limit: None,

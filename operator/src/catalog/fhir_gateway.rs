@@ -6,6 +6,7 @@
 
 use super::component::{
     Access, Database, DatabaseNeed, DbEngine, Descriptor, Exposure, Need, Provider, no_checks,
+    no_settings,
 };
 use super::database;
 use super::pod::{self, Presets, Res, Workload};
@@ -16,6 +17,8 @@ pub static COMPONENT: Descriptor = Descriptor {
     field: "fhirGateway",
     description: "the FHIR gateway",
     spec: |c| c.fhir_gateway.as_ref(),
+    minimal: "{}",
+    settings: no_settings,
     parts: &PARTS,
     database: DatabaseNeed::Optional(Database {
         engine: DbEngine::PostgreSql,

@@ -3,7 +3,9 @@
 //! Never exposed through the ingress: it is only ever called by the FHIR gateway inside the
 //! site.
 
-use super::component::{Access, DatabaseNeed, Descriptor, Exposure, Need, Provider, no_checks};
+use super::component::{
+    Access, DatabaseNeed, Descriptor, Exposure, Need, Provider, no_checks, no_settings,
+};
 use super::pod::{self, LIGHT_SERVICE, Presets, Workload};
 use super::{CatalogError, Child, Ctx, HTTP_8080, METRICS_8081, Part, gpas, vfps};
 
@@ -12,6 +14,8 @@ pub static COMPONENT: Descriptor = Descriptor {
     field: "fhirPseudonymizer",
     description: "the FHIR pseudonymizer",
     spec: |c| c.fhir_pseudonymizer.as_ref(),
+    minimal: "{}",
+    settings: no_settings,
     parts: &PARTS,
     database: DatabaseNeed::None,
     replica_limit: None,

@@ -2,7 +2,9 @@
 //!
 //! Not exposed through the ingress: queries arrive through the site's DSF, inside the cluster.
 
-use super::component::{Access, DatabaseNeed, Descriptor, Exposure, Need, Provider, no_checks};
+use super::component::{
+    Access, DatabaseNeed, Descriptor, Exposure, Need, Provider, no_checks, no_settings,
+};
 use super::pod::{self, Presets, Res, Workload};
 use super::{CatalogError, Child, Ctx, HTTP_8080, Part, blaze, database};
 
@@ -11,6 +13,8 @@ pub static COMPONENT: Descriptor = Descriptor {
     field: "flare",
     description: "the FLARE feasibility executor",
     spec: |c| c.flare.as_ref(),
+    minimal: "{}",
+    settings: no_settings,
     parts: &PARTS,
     database: DatabaseNeed::None,
     replica_limit: None,

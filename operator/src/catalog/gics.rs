@@ -5,6 +5,7 @@
 
 use super::component::{
     Database, DatabaseNeed, DbEngine, Descriptor, Exposure, SecurityException, no_checks,
+    no_settings,
 };
 use super::{CatalogError, Child, Ctx, HTTP_8080, Part};
 
@@ -13,6 +14,8 @@ pub static COMPONENT: Descriptor = Descriptor {
     field: "gics",
     description: "the gICS consent service",
     spec: |c| c.gics.as_ref(),
+    minimal: "{}",
+    settings: no_settings,
     parts: &PARTS,
     database: DatabaseNeed::Required(Database {
         engine: DbEngine::MySql,

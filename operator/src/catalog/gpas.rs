@@ -5,6 +5,7 @@
 
 use super::component::{
     Database, DatabaseNeed, DbEngine, Descriptor, Exposure, SecurityException, no_checks,
+    no_settings,
 };
 use super::pod::{self, Presets, Res, RunAs, Security, Workload};
 use super::{CatalogError, Child, Ctx, HTTP_8080, Part};
@@ -14,6 +15,8 @@ pub static COMPONENT: Descriptor = Descriptor {
     field: "gpas",
     description: "the gPAS pseudonym service",
     spec: |c| c.gpas.as_ref(),
+    minimal: "{}",
+    settings: no_settings,
     parts: &PARTS,
     database: DatabaseNeed::Required(Database {
         engine: DbEngine::MySql,

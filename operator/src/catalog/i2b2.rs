@@ -6,6 +6,7 @@
 
 use super::component::{
     Database, DatabaseNeed, DbEngine, Descriptor, Exposure, SecurityException, no_checks,
+    no_settings,
 };
 use super::database;
 use super::pod::{self, Presets, Res, RunAs, Security, Workload};
@@ -16,6 +17,8 @@ pub static COMPONENT: Descriptor = Descriptor {
     field: "i2b2",
     description: "i2b2",
     spec: |c| c.i2b2.as_ref(),
+    minimal: "{}",
+    settings: no_settings,
     parts: &PARTS,
     database: DatabaseNeed::Required(Database {
         engine: DbEngine::PostgreSql,

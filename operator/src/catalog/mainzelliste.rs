@@ -3,8 +3,13 @@
 //! Never exposed through the ingress: it holds identifying data (IDAT). Clients that need it
 //! from outside the cluster get a site-specific route.
 //!
-//! The API key is deliberately not modelled: set `ML_API_KEY` through
-//! `spec.components.mainzelliste.env` with a `secretKeyRef`.
+//! Its API key comes from a Secret the site names (`apiKeySecretRef`): the entrypoint exits
+//! without one, and a generated key would have to be handed to every client anyway.
+
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::api::SecretKeyRef;
 
 use super::component::{
     Database, DatabaseNeed, DbEngine, Descriptor, Exposure, ReplicaLimit, no_checks,
@@ -17,7 +22,13 @@ pub static COMPONENT: Descriptor = Descriptor {
     name: "mainzelliste",
     field: "mainzelliste",
     description: "the Mainzelliste identity management",
-    spec: |c| c.mainzelliste.as_ref(),
+    spec: |c| c.mainzelliste.as_ref().map(|m| &m.common),
+    minimal: "{apiKeySecretRef: {name: mainzelliste-api, key: api-key}}",
+    settings: |c| {
+        c.mainzelliste
+            .as_ref()
+            .map(|m| &m.settings as &dyn std::any::Any)
+    },
     parts: &PARTS,
     database: DatabaseNeed::Required(Database {
         engine: DbEngine::PostgreSql,
@@ -34,6 +45,15 @@ pub static COMPONENT: Descriptor = Descriptor {
     contracts: &[],
     build,
 };
+
+/// Mainzelliste's own settings under `spec.components.mainzelliste`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    /// The key API clients present (`ML_API_KEY`), from a Secret in the site's namespace.
+    /// Mainzelliste does not start without it.
+    pub api_key_secret_ref: SecretKeyRef,
+}
 
 const PARTS: [Part; 1] = [Part {
     name: "mainzelliste",
@@ -90,6 +110,11 @@ fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
         w.env.push(db.name_var("ML_DB_NAME"));
         w.env.push(db.user_var("ML_DB_USERNAME"));
         w.env.push(db.password_var("ML_DB_PASSWORD"));
+    }
+    if let Some(settings) = ctx.settings::<Settings>() {
+        let key = &settings.api_key_secret_ref;
+        w.env
+            .push(database::secret_env("ML_API_KEY", &key.name, &key.key));
     }
     // No health endpoint is documented for Mainzelliste: a TCP check on Tomcat's connector.
     w.startup = Some(pod::startup(pod::tcp_probe("http"), 300));

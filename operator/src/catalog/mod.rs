@@ -32,7 +32,7 @@ mod gics;
 mod gpas;
 mod i2b2;
 pub mod ingress;
-mod mainzelliste;
+pub mod mainzelliste;
 pub mod network_policy;
 mod ohdsi;
 pub mod pod;
@@ -426,7 +426,7 @@ pub struct Ctx<'a> {
     pub spec: &'a ComponentSpec,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
     pub fn object_name(&self, part: &str) -> String {
         format!("{}-{}", self.site.name, part)
     }
@@ -480,6 +480,12 @@ impl Ctx<'_> {
     /// This component's own database, when configured.
     pub fn database(&self) -> Option<database::Wiring> {
         database::wiring(self.site, self.component, self.spec)
+    }
+
+    /// The component's own settings (the `S` of its [`crate::api::ComponentWith`]); `None` for a
+    /// component without settings or when `S` is not its settings type.
+    pub fn settings<S: 'static>(&self) -> Option<&'a S> {
+        (self.component.descriptor().settings)(&self.site.spec.components)?.downcast_ref::<S>()
     }
 
     pub fn replicas(&self) -> i32 {

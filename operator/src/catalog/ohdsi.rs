@@ -4,7 +4,9 @@
 //! WebAPI and Atlas are exposed through the ingress: Atlas runs in the researcher's browser and
 //! calls WebAPI directly. Achilles only talks to the database.
 
-use super::component::{Database, DatabaseNeed, DbEngine, Descriptor, Exposure, no_checks};
+use super::component::{
+    Database, DatabaseNeed, DbEngine, Descriptor, Exposure, no_checks, no_settings,
+};
 use super::database;
 use super::pod::{self, Presets, Res, Workload, WorkloadKind};
 use super::{CatalogError, Child, Ctx, HTTP_8080, Part};
@@ -14,6 +16,8 @@ pub static COMPONENT: Descriptor = Descriptor {
     field: "ohdsi",
     description: "OHDSI WebAPI and Atlas",
     spec: |c| c.ohdsi.as_ref(),
+    minimal: "{}",
+    settings: no_settings,
     parts: &PARTS,
     database: DatabaseNeed::Required(Database {
         engine: DbEngine::PostgreSql,

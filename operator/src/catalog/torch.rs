@@ -4,7 +4,9 @@
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Volume, VolumeMount};
 
-use super::component::{DatabaseNeed, Descriptor, Exposure, Need, ReplicaLimit, no_checks};
+use super::component::{
+    DatabaseNeed, Descriptor, Exposure, Need, ReplicaLimit, no_checks, no_settings,
+};
 use super::pod::{self, Presets, Res, Workload, WorkloadKind};
 use super::{CatalogError, Child, Ctx, HTTP_8080, Part, blaze, database, flare};
 
@@ -13,6 +15,8 @@ pub static COMPONENT: Descriptor = Descriptor {
     field: "torch",
     description: "the TORCH data extraction",
     spec: |c| c.torch.as_ref(),
+    minimal: "{}",
+    settings: no_settings,
     parts: &PARTS,
     database: DatabaseNeed::None,
     replica_limit: Some(ReplicaLimit {

@@ -2,7 +2,9 @@
 //!
 //! Never exposed through the ingress: pseudonyms are requested only by the pseudonymizer.
 
-use super::component::{Database, DatabaseNeed, DbEngine, Descriptor, Exposure, no_checks};
+use super::component::{
+    Database, DatabaseNeed, DbEngine, Descriptor, Exposure, no_checks, no_settings,
+};
 use super::database;
 use super::pod::{self, LIGHT_SERVICE, Presets, Workload};
 use super::{CatalogError, Child, Ctx, HTTP_8080, Part, Port};
@@ -12,6 +14,8 @@ pub static COMPONENT: Descriptor = Descriptor {
     field: "vfps",
     description: "the VFPS pseudonym service",
     spec: |c| c.vfps.as_ref(),
+    minimal: "{}",
+    settings: no_settings,
     parts: &PARTS,
     database: DatabaseNeed::Required(Database {
         engine: DbEngine::PostgreSql,
