@@ -19,6 +19,10 @@ fn main() -> ExitCode {
             print!("{}", miracolix_operator::catalog::docs::markdown());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Contracts => {
+            println!("{}", miracolix_operator::catalog::contract::contracts_json());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Release(args) => cli::release::run(args).map_err(|e| e.to_string()),
         Command::Render(args) => cli::render::run(args)
             .map(|yaml| {

@@ -2,6 +2,8 @@
 //! `spec.components` field without a component, or a component without its API field fails here,
 //! fast, before any other test would notice.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -114,5 +116,18 @@ fn every_need_names_a_registered_component_and_a_real_part() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn every_component_has_a_minimal_site_that_builds() {
+    for c in Component::all() {
+        let yaml = miracolix_operator::catalog::minimal_components_yaml(c);
+        let f = common::Fixture::spec_yaml(&yaml);
+        let children = f.build();
+        assert!(
+            !common::of_component(&children, c).is_empty(),
+            "{c}: nothing built from\n{yaml}"
+        );
     }
 }

@@ -82,6 +82,10 @@ pub struct Jvm {
     /// The fixed maximum heap the image sets by default, in MiB (`-Xmx4g` → 4096); `None` when
     /// the JVM derives it from the container limit.
     pub default_heap_mib: Option<u64>,
+    /// The variable whose JVM flags replace the image's default heap: `JAVA_TOOL_OPTIONS` when
+    /// the image sets its heap there, else the one its start script passes on the command line
+    /// (`JAVA_OPTS`, `CATALINA_OPTS`), since command-line flags win over `JAVA_TOOL_OPTIONS`.
+    pub options_env: &'static str,
     /// Where the default comes from and how the image takes JVM options.
     pub cite: Cite,
 }

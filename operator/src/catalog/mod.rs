@@ -68,6 +68,46 @@ pub fn security_exceptions() -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
+/// The `components:` block of the smallest site that runs `c`: `c` with its [`Descriptor::minimal`]
+/// entry, the first provider of each of its needs (recursively), and an external database
+/// Secret `<name>-db` for every component that needs a database. For tests and the docs.
+pub fn minimal_components_yaml(c: Component) -> String {
+    fn add(c: Component, out: &mut Vec<Component>) {
+        if out.contains(&c) {
+            return;
+        }
+        out.push(c);
+        for need in c.descriptor().needs {
+            if let Some(p) = need.one_of.first() {
+                add(Component::of(p.component), out);
+            }
+        }
+    }
+    let mut enabled = Vec::new();
+    add(c, &mut enabled);
+    enabled.sort();
+    let mut yaml = String::from("components:\n");
+    for c in enabled {
+        let d = c.descriptor();
+        match d.database {
+            DatabaseNeed::Required(_) => {
+                let m = d.minimal.trim();
+                let entry = m
+                    .strip_prefix('{')
+                    .and_then(|m| m.strip_suffix('}'))
+                    .unwrap_or(m);
+                let sep = if entry.trim().is_empty() { "" } else { ", " };
+                yaml.push_str(&format!(
+                    "  {}: {{{entry}{sep}database: {{external: {{name: {}-db}}}}}}\n",
+                    d.field, d.name
+                ));
+            }
+            _ => yaml.push_str(&format!("  {}: {}\n", d.field, d.minimal)),
+        }
+    }
+    yaml
+}
+
 /// Every release image key some component runs, in registry order.
 pub fn image_keys() -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = Vec::new();

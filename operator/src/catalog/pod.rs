@@ -38,6 +38,9 @@ pub const NONROOT: i64 = 65532;
 pub enum RunAs {
     /// A fixed non-root uid (and the same gid).
     User(i64),
+    /// A fixed non-root uid with another primary group (and fsGroup), for images whose writable
+    /// directories belong to a group (e.g. gid 0 for OpenShift-style images).
+    UserGroup { uid: i64, gid: i64 },
     /// The image's own non-root user. `runAsNonRoot` still makes the kubelet refuse to start
     /// the container if that user turns out to be root.
     ImageUser,
@@ -124,6 +127,11 @@ pub struct Workload {
     pub security: Security,
     /// emptyDir mounts for paths the image writes to under a read-only root filesystem.
     pub writable_dirs: &'static [&'static str],
+    /// Directories the image ships content in and its entrypoint rewrites at start: each becomes
+    /// an emptyDir that an init container (the same image, `cp -R`) fills with the image's own
+    /// content first, so the rewrite succeeds under a read-only root filesystem. Needs `sh` and
+    /// `cp` in the image.
+    pub seeded_dirs: &'static [&'static str],
     pub startup: Option<Probe>,
     pub readiness: Option<Probe>,
     pub liveness: Option<Probe>,
@@ -147,6 +155,7 @@ impl Workload {
             kind: WorkloadKind::Deployment { recreate: false },
             security: RESTRICTED,
             writable_dirs: &["/tmp"],
+            seeded_dirs: &[],
             startup: None,
             readiness: None,
             liveness: None,
@@ -299,11 +308,11 @@ fn pod_security(s: Security) -> PodSecurityContext {
         ..SeccompProfile::default()
     });
     match s.run_as {
-        RunAs::User(uid) => PodSecurityContext {
+        RunAs::User(uid) | RunAs::UserGroup { uid, gid: _ } => PodSecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(uid),
-            run_as_group: Some(uid),
-            fs_group: Some(uid),
+            run_as_group: Some(group(s.run_as).unwrap_or(uid)),
+            fs_group: Some(group(s.run_as).unwrap_or(uid)),
             // Re-chowning a large Blaze volume on every start takes minutes.
             fs_group_change_policy: Some("OnRootMismatch".into()),
             seccomp_profile: seccomp,
@@ -326,9 +335,19 @@ fn pod_security(s: Security) -> PodSecurityContext {
     }
 }
 
+/// The primary group a [`RunAs`] sets, if any.
+fn group(r: RunAs) -> Option<i64> {
+    match r {
+        RunAs::User(uid) => Some(uid),
+        RunAs::UserGroup { gid, .. } => Some(gid),
+        RunAs::ImageUser => None,
+        RunAs::Root { .. } => Some(0),
+    }
+}
+
 fn container_security(s: Security) -> SecurityContext {
     let (non_root, uid, add) = match s.run_as {
-        RunAs::User(uid) => (true, Some(uid), None),
+        RunAs::User(uid) | RunAs::UserGroup { uid, .. } => (true, Some(uid), None),
         RunAs::ImageUser => (true, None, None),
         RunAs::Root { add } => (
             false,
@@ -346,7 +365,7 @@ fn container_security(s: Security) -> SecurityContext {
         read_only_root_filesystem: Some(s.read_only_root),
         run_as_non_root: Some(non_root),
         run_as_user: uid,
-        run_as_group: uid,
+        run_as_group: uid.and(group(s.run_as)),
         seccomp_profile: Some(SeccompProfile {
             type_: "RuntimeDefault".to_string(),
             ..SeccompProfile::default()
@@ -529,6 +548,29 @@ pub(crate) fn build(ctx: &Ctx, w: Workload) -> Result<Vec<Child>, Vec<CatalogErr
             ..VolumeMount::default()
         });
     }
+    // Seeded directories: the main container mounts the filled emptyDir over the image's
+    // directory; the init container mounts it elsewhere and copies the image's content in.
+    let mut seed_mounts = Vec::new();
+    let mut seed_script = String::from("set -e");
+    for (i, dir) in w.seeded_dirs.iter().enumerate() {
+        let vname = format!("seed-{}", volume_name(dir));
+        volumes.push(Volume {
+            name: vname.clone(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name: vname.clone(),
+            mount_path: (*dir).to_string(),
+            ..VolumeMount::default()
+        });
+        seed_mounts.push(VolumeMount {
+            name: vname,
+            mount_path: format!("/seed/{i}"),
+            ..VolumeMount::default()
+        });
+        seed_script.push_str(&format!("; cp -R {dir}/. /seed/{i}/"));
+    }
     for (v, m) in w.volumes.iter().chain(&volumes_from_files) {
         volumes.push(v.clone());
         mounts.push(m.clone());
@@ -566,6 +608,18 @@ pub(crate) fn build(ctx: &Ctx, w: Workload) -> Result<Vec<Child>, Vec<CatalogErr
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
         ..Container::default()
     };
+    let init_containers = (!seed_mounts.is_empty()).then(|| {
+        vec![Container {
+            name: "seed".to_string(),
+            image: Some(super::image_ref(image)),
+            image_pull_policy: Some("IfNotPresent".into()),
+            command: Some(vec!["sh".into(), "-c".into(), seed_script]),
+            resources: Some(resources(ctx, w.presets, false)),
+            security_context: Some(container_security(w.security)),
+            volume_mounts: Some(seed_mounts),
+            ..Container::default()
+        }]
+    });
     let is_job = matches!(w.kind, WorkloadKind::CronJob { .. });
     let pod = PodTemplateSpec {
         metadata: Some(ObjectMeta {
@@ -574,6 +628,7 @@ pub(crate) fn build(ctx: &Ctx, w: Workload) -> Result<Vec<Child>, Vec<CatalogErr
             ..ObjectMeta::default()
         }),
         spec: Some(PodSpec {
+            init_containers,
             containers: vec![container],
             // No component talks to the Kubernetes API.
             automount_service_account_token: Some(false),

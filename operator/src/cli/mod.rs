@@ -37,6 +37,8 @@ pub enum Command {
     Reference,
     /// Print the component catalogue (Markdown) generated from the component descriptors.
     Components,
+    /// Print the image contracts of the catalogue as JSON (what the test API server enforces).
+    Contracts,
     /// Release certification: canonical form, signing, verification.
     Release(release::ReleaseArgs),
     /// Print the objects the operator would apply for a DizSite (for GitOps pipelines).

@@ -1,0 +1,311 @@
+//! Every pod the catalogue builds meets its images' contracts, as the test API server's kubelet
+//! view (`miracolix_e2e::kubelet`) judges it: for each component alone (the smallest site that
+//! runs it, derived from the descriptors) and for every example site. And the contracts catch
+//! what they are for: a violation is reported with the kubelet's reason.
+
+mod repo;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use miracolix_e2e::kubelet::{Contracts, Failure, Objects, check_pod};
+use miracolix_operator::api::{ComponentRelease, DizSite, DizSiteSpec};
+use miracolix_operator::catalog::{self, Child, Component, ResolvedRelease, SiteInput, contract};
+use serde_json::Value;
+
+fn contracts() -> Contracts {
+    Contracts::from_json(&contract::contracts_json()).expect("the catalogue's contracts parse")
+}
+
+fn release() -> ResolvedRelease {
+    let doc = repo::docs("examples/10-release-miracolix-2026.1.yaml").remove(0);
+    let r: ComponentRelease = serde_json::from_value(doc).expect("example release");
+    ResolvedRelease {
+        name: r.metadata.name.clone().expect("name"),
+        version: r.spec.version.clone(),
+        images: r.spec.components.clone(),
+    }
+}
+
+fn build(name: &str, namespace: &str, spec: &DizSiteSpec) -> Vec<Child> {
+    let release = release();
+    let input = SiteInput {
+        name,
+        namespace,
+        uid: "6a1d0c2e-0000-4000-8000-000000000001",
+        spec,
+        release: &release,
+        cnpg_available: true,
+    };
+    catalog::build(&input).unwrap_or_else(|e| panic!("{name} builds: {e:#?}"))
+}
+
+fn json(child: &Child) -> Value {
+    serde_json::to_value(&child.object).expect("child serialises")
+}
+
+/// The pod spec of a workload child.
+fn pod_spec(child: &Child) -> Option<Value> {
+    let j = json(child);
+    match child.resource.kind.as_str() {
+        "Deployment" | "StatefulSet" | "Job" => j.pointer("/spec/template/spec").cloned(),
+        "CronJob" => j.pointer("/spec/jobTemplate/spec/template/spec").cloned(),
+        _ => None,
+    }
+}
+
+/// The namespace as the kubelet would find it: the site's ConfigMaps as built, and every Secret
+/// the pods reference with the keys they reference (the site creates those; whether they exist
+/// is tested separately).
+fn objects(children: &[Child]) -> Objects {
+    let mut o = Objects::default();
+    for c in children {
+        let j = json(c);
+        let name = c.object.metadata.name.clone().unwrap_or_default();
+        if c.resource.kind == "ConfigMap" {
+            let data: BTreeMap<String, String> = j
+                .get("data")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            o.config_maps.insert(name, data);
+        }
+        if let Some(pod) = pod_spec(c) {
+            collect_secret_refs(&pod, &mut o.secrets);
+        }
+    }
+    o
+}
+
+fn collect_secret_refs(v: &Value, out: &mut BTreeMap<String, BTreeSet<String>>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(r) = m.get("secretKeyRef") {
+                let name = r["name"].as_str().unwrap_or_default().to_string();
+                let key = r["key"].as_str().unwrap_or_default().to_string();
+                out.entry(name).or_default().insert(key);
+            }
+            if let Some(name) = m.get("secretName").and_then(Value::as_str) {
+                out.entry(name.to_string()).or_default();
+            }
+            if let Some(name) = m
+                .get("secretRef")
+                .and_then(|r| r.get("name"))
+                .and_then(Value::as_str)
+            {
+                out.entry(name.to_string()).or_default();
+            }
+            m.values().for_each(|x| collect_secret_refs(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_secret_refs(x, out)),
+        _ => {}
+    }
+}
+
+/// Every failing container of every pod, as `kind/name container: reason: message`.
+fn failures(children: &[Child], objects: &Objects, contracts: &Contracts) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in children {
+        let Some(pod) = pod_spec(c) else { continue };
+        let ns = c.object.metadata.namespace.clone().unwrap_or_default();
+        for (container, f) in check_pod(&pod, &ns, objects, contracts) {
+            out.push(format!(
+                "{}/{} {container}: {}: {}",
+                c.resource.kind,
+                c.object.metadata.name.clone().unwrap_or_default(),
+                f.reason(),
+                f.message()
+            ));
+        }
+    }
+    out
+}
+
+fn minimal_spec(c: Component) -> DizSiteSpec {
+    let yaml = format!(
+        "siteId: test\nrelease:\n  name: miracolix-2026.1\n{}",
+        catalog::minimal_components_yaml(c)
+    );
+    miracolix_operator::yaml::from_multi_doc(&yaml)
+        .expect("minimal spec parses")
+        .remove(0)
+}
+
+#[test]
+fn every_component_alone_meets_its_contracts() {
+    let contracts = contracts();
+    let mut all = Vec::new();
+    for c in Component::all() {
+        let children = build("test", "diz-test", &minimal_spec(c));
+        all.extend(failures(&children, &objects(&children), &contracts));
+    }
+    assert!(
+        all.is_empty(),
+        "pods that would not start:\n{}",
+        all.join("\n")
+    );
+}
+
+#[test]
+fn every_example_site_meets_its_contracts() {
+    let contracts = contracts();
+    let mut all = Vec::new();
+    for file in [
+        "examples/20-site-erlangen.yaml",
+        "examples/21-site-dresden.yaml",
+        "examples/22-site-marburg.yaml",
+    ] {
+        let site: DizSite =
+            serde_json::from_value(repo::docs(file).remove(0)).expect("example site");
+        let name = site.metadata.name.clone().expect("name");
+        let ns = site.metadata.namespace.clone().expect("namespace");
+        let children = build(&name, &ns, &site.spec);
+        all.extend(failures(&children, &objects(&children), &contracts));
+    }
+    assert!(
+        all.is_empty(),
+        "pods that would not start:\n{}",
+        all.join("\n")
+    );
+}
+
+#[test]
+fn every_contract_belongs_to_a_release_image_and_cites_its_source() {
+    let release = release();
+    for c in contract::all() {
+        assert!(
+            release.images.contains_key(c.image),
+            "contract for unknown image {}",
+            c.image
+        );
+        assert_eq!(
+            release.images[c.image].repository, c.repository,
+            "{}: the contract is for another repository than the release pins",
+            c.image
+        );
+        assert!(c.source.contains('@'), "{}: source {:?}", c.image, c.source);
+        let cites = std::iter::once(c.user.cite)
+            .chain(c.writes.iter().map(|w| w.cite))
+            .chain(c.required.iter().map(|r| r.cite))
+            .chain(c.endpoints.iter().map(|e| e.cite))
+            .chain(c.jvm.iter().map(|j| j.cite));
+        for cite in cites {
+            assert!(
+                cite.contains('@') && cite.contains(':'),
+                "{}: every fact cites repository@tag:path, got {cite:?}",
+                c.image
+            );
+        }
+    }
+}
+
+/// A required secret setting must come from a Secret: never a plain value or a ConfigMap.
+#[test]
+fn secret_settings_come_from_secrets() {
+    for c in Component::all() {
+        let children = build("test", "diz-test", &minimal_spec(c));
+        for child in &children {
+            let Some(pod) = pod_spec(child) else { continue };
+            for container in pod["containers"].as_array().into_iter().flatten() {
+                let image = container["image"].as_str().unwrap_or_default();
+                let Some(contract) = contract::all()
+                    .into_iter()
+                    .find(|k| image.starts_with(&format!("{}@", k.repository)))
+                else {
+                    continue;
+                };
+                for r in contract.required.iter().filter(|r| r.secret) {
+                    let env = container["env"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|e| e["name"] == r.name);
+                    assert!(
+                        env.is_some_and(|e| e.pointer("/valueFrom/secretKeyRef").is_some()),
+                        "{c}: {} must come from a secretKeyRef",
+                        r.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The contracts are not decoration: breaking one is reported as a kubelet would report it.
+#[test]
+fn a_violated_contract_is_reported_with_the_kubelets_reason() {
+    let contracts = contracts();
+    for c in contract::all() {
+        let owner = Component::all()
+            .find(|x| x.descriptor().contracts.iter().any(|k| k.image == c.image))
+            .expect("the contract's component");
+        let children = build("test", "diz-test", &minimal_spec(owner));
+        let objects = objects(&children);
+        let Some((child, mut pod)) = children.iter().find_map(|ch| {
+            let pod = pod_spec(ch)?;
+            let runs = pod["containers"].as_array()?.iter().any(|k| {
+                k["image"]
+                    .as_str()
+                    .is_some_and(|i| i.starts_with(&format!("{}@", c.repository)))
+            });
+            runs.then_some((ch, pod))
+        }) else {
+            panic!("{}: no pod runs it", c.image)
+        };
+        let idx = pod["containers"]
+            .as_array()
+            .and_then(|a| {
+                a.iter().position(|k| {
+                    k["image"]
+                        .as_str()
+                        .is_some_and(|i| i.starts_with(&format!("{}@", c.repository)))
+                })
+            })
+            .expect("container");
+        let ns = child.object.metadata.namespace.clone().unwrap_or_default();
+        // A named image user without a numeric runAsUser.
+        if c.user.declared.parse::<i64>().is_err() {
+            let mut p = pod.clone();
+            p["securityContext"]["runAsUser"] = Value::Null;
+            p["containers"][idx]["securityContext"]["runAsUser"] = Value::Null;
+            p["securityContext"]["runAsNonRoot"] = Value::Bool(true);
+            let got = check_pod(&p, &ns, &objects, &contracts);
+            assert!(
+                got.iter()
+                    .any(|(_, f)| matches!(f, Failure::CreateContainerConfigError(_))),
+                "{}: {got:?}",
+                c.image
+            );
+        }
+        // Each required setting removed.
+        for r in c.required {
+            let mut p = pod.clone();
+            if let Some(env) = p["containers"][idx]["env"].as_array_mut() {
+                env.retain(|e| e["name"] != r.name);
+            }
+            p["containers"][idx]["envFrom"] = Value::Array(Vec::new());
+            let got = check_pod(&p, &ns, &objects, &contracts);
+            assert!(
+                got.iter().any(|(_, f)| f.reason() == "CrashLoopBackOff"),
+                "{}: without {} it must not start: {got:?}",
+                c.image,
+                r.name
+            );
+        }
+        // Each written path on a read-only filesystem.
+        if !c.writes.is_empty() {
+            pod["containers"][idx]["volumeMounts"] = Value::Array(Vec::new());
+            pod["containers"][idx]["securityContext"]["readOnlyRootFilesystem"] = Value::Bool(true);
+            let got = check_pod(&pod, &ns, &objects, &contracts);
+            assert!(
+                got.iter()
+                    .any(|(_, f)| f.message().contains("Read-only file system")),
+                "{}: {got:?}",
+                c.image
+            );
+        }
+    }
+}
