@@ -20,7 +20,10 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Contracts => {
-            println!("{}", miracolix_operator::catalog::contract::contracts_json());
+            println!(
+                "{}",
+                miracolix_operator::catalog::contract::contracts_json()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Release(args) => cli::release::run(args).map_err(|e| e.to_string()),

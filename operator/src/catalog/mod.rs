@@ -254,6 +254,13 @@ pub enum CatalogError {
         component: Component,
         field: &'static str,
     },
+    #[error("spec.components.{field}: {detail}")]
+    UnsupportedCombination {
+        component: Component,
+        field: &'static str,
+        /// What does not work together and what to do, in a site admin's words.
+        detail: String,
+    },
     #[error(
         "the DizSite name '{name}' cannot name its objects: {why} (child objects are called <name>-<component>)"
     )]
@@ -282,6 +289,7 @@ impl CatalogError {
             CatalogError::EnvCollision { .. } => "EnvCollision",
             CatalogError::TooManyReplicas { .. } => "TooManyReplicas",
             CatalogError::StorageNotSupported { .. } => "StorageNotSupported",
+            CatalogError::UnsupportedCombination { .. } => "UnsupportedCombination",
             CatalogError::InvalidSiteName { .. } => "InvalidSiteName",
             CatalogError::Serialize(_) => "SerializationFailed",
         }
@@ -297,7 +305,8 @@ impl CatalogError {
             | CatalogError::CloudNativePgUnavailable { component, .. }
             | CatalogError::EnvCollision { component, .. }
             | CatalogError::TooManyReplicas { component, .. }
-            | CatalogError::StorageNotSupported { component, .. } => Some(*component),
+            | CatalogError::StorageNotSupported { component, .. }
+            | CatalogError::UnsupportedCombination { component, .. } => Some(*component),
             CatalogError::InvalidSiteName { .. } | CatalogError::Serialize(_) => None,
         }
     }

@@ -145,6 +145,10 @@ pub struct Workload {
     /// Configuration files: (mount path, content), rendered into the ConfigMap
     /// `<site>-<part>-files` and mounted one by one over the image's defaults.
     pub files: Vec<(&'static str, String)>,
+    /// Further containers of the pod (e.g. a file server next to the main process), complete
+    /// with their security context; they may mount the volumes of `volumes` and
+    /// `writable_dirs` by name.
+    pub sidecars: Vec<Container>,
 }
 
 impl Workload {
@@ -164,6 +168,7 @@ impl Workload {
             volumes: Vec::new(),
             presets,
             files: Vec::new(),
+            sidecars: Vec::new(),
         }
     }
 
@@ -345,7 +350,7 @@ fn group(r: RunAs) -> Option<i64> {
     }
 }
 
-fn container_security(s: Security) -> SecurityContext {
+pub(crate) fn container_security(s: Security) -> SecurityContext {
     let (non_root, uid, add) = match s.run_as {
         RunAs::User(uid) | RunAs::UserGroup { uid, .. } => (true, Some(uid), None),
         RunAs::ImageUser => (true, None, None),
@@ -375,7 +380,7 @@ fn container_security(s: Security) -> SecurityContext {
 }
 
 /// A volume name from a mount path: `/usr/local/tomcat/work` → `usr-local-tomcat-work`.
-fn volume_name(path: &str) -> String {
+pub(crate) fn volume_name(path: &str) -> String {
     let name: String = path
         .trim_matches('/')
         .chars()
@@ -629,7 +634,7 @@ pub(crate) fn build(ctx: &Ctx, w: Workload) -> Result<Vec<Child>, Vec<CatalogErr
         }),
         spec: Some(PodSpec {
             init_containers,
-            containers: vec![container],
+            containers: std::iter::once(container).chain(w.sidecars).collect(),
             // No component talks to the Kubernetes API.
             automount_service_account_token: Some(false),
             // Service links would inject dozens of `<SITE>_<PART>_PORT…` variables that can
