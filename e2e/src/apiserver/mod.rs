@@ -72,6 +72,8 @@ struct Inner {
     config: Mutex<Config>,
     faults: Mutex<Faults>,
     log: Mutex<Vec<RequestRecord>>,
+    /// Held by [`TestApiServer::pause_controllers`].
+    controllers_paused: Mutex<bool>,
 }
 
 /// A handle to one server; clones share it.
@@ -104,6 +106,7 @@ impl TestApiServer {
                 config: Mutex::new(config),
                 faults: Mutex::new(Faults::default()),
                 log: Mutex::new(Vec::new()),
+                controllers_paused: Mutex::new(false),
             }),
         };
         {
@@ -166,7 +169,7 @@ impl TestApiServer {
     /// first, and sees their writes as separate watch events right after. Without a tokio
     /// runtime they run at once.
     fn start_controllers(&self) {
-        if !self.store().controllers_pending {
+        if *lock(&self.inner.controllers_paused) || !self.store().controllers_pending {
             return;
         }
         match tokio::runtime::Handle::try_current() {
@@ -176,6 +179,19 @@ impl TestApiServer {
             }
             Err(_) => self.run_controllers(),
         }
+    }
+
+    /// Holds the simulated controllers (CRD naming/establishing, service accounts) until
+    /// [`Self::resume_controllers`], so a test can observe the state a real cluster is in
+    /// for a moment after a write: e.g. a new CRD not yet served.
+    pub fn pause_controllers(&self) {
+        *lock(&self.inner.controllers_paused) = true;
+    }
+
+    /// Lets the controllers run again, and runs whatever work they were held from.
+    pub fn resume_controllers(&self) {
+        *lock(&self.inner.controllers_paused) = false;
+        self.run_controllers();
     }
 
     fn run_controllers(&self) {
