@@ -522,20 +522,29 @@ async fn dependents_of_missing_owners_are_collected() {
     let ghost: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "ghost",
         "uid": "00000000-0000-4000-8000-ffffffffffff"}}))
     .expect("cm");
-    api.create(&PostParams::default(), &owned("dangling", &ghost, false, None))
-        .await
-        .expect("create is accepted");
+    api.create(
+        &PostParams::default(),
+        &owned("dangling", &ghost, false, None),
+    )
+    .await
+    .expect("create is accepted");
     let mut wrong_uid = live.clone();
     wrong_uid.metadata.uid = Some("00000000-0000-4000-8000-fffffffffffe".to_string());
-    api.create(&PostParams::default(), &owned("stale", &wrong_uid, false, None))
-        .await
-        .expect("create is accepted");
+    api.create(
+        &PostParams::default(),
+        &owned("stale", &wrong_uid, false, None),
+    )
+    .await
+    .expect("create is accepted");
     let mut both = owned("both", &live, false, None);
     both.metadata
         .owner_references
         .get_or_insert_with(Vec::new)
-        .push(serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "name": "ghost", "uid": "00000000-0000-4000-8000-ffffffffffff"})).expect("ref"));
+        .push(
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "name": "ghost", "uid": "00000000-0000-4000-8000-ffffffffffff"}))
+            .expect("ref"),
+        );
     api.create(&PostParams::default(), &both)
         .await
         .expect("both");

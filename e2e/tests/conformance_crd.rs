@@ -470,8 +470,14 @@ async fn a_new_crd_is_established_after_the_create_in_separate_writes() {
         .await
         .expect("create");
     let status = &created.data["status"];
-    assert!(condition(&created.data, "Established").is_none(), "{status}");
-    assert!(condition(&created.data, "NamesAccepted").is_none(), "{status}");
+    assert!(
+        condition(&created.data, "Established").is_none(),
+        "{status}"
+    );
+    assert!(
+        condition(&created.data, "NamesAccepted").is_none(),
+        "{status}"
+    );
     assert_eq!(status["acceptedNames"], json!({"plural": "", "kind": ""}));
     assert_eq!(status["storedVersions"], json!(["v1"]));
     // Not served yet: the path is unknown, as on a real server in that moment.
@@ -482,7 +488,10 @@ async fn a_new_crd_is_established_after_the_create_in_separate_writes() {
             .expect_err("not served yet"),
     );
     assert_eq!(err.code, 404);
-    assert_eq!(err.message, "the server could not find the requested resource");
+    assert_eq!(
+        err.message,
+        "the server could not find the requested resource"
+    );
     s.resume_controllers();
 
     let mut seen = Vec::new();
@@ -500,7 +509,10 @@ async fn a_new_crd_is_established_after_the_create_in_separate_writes() {
     assert_eq!(seen[0].0, "ADDED");
     assert!(condition(&seen[0].1, "Established").is_none());
     assert_eq!(seen[1].0, "MODIFIED");
-    assert_eq!(condition(&seen[1].1, "NamesAccepted").map(|c| &c["status"]), Some(&json!("True")));
+    assert_eq!(
+        condition(&seen[1].1, "NamesAccepted").map(|c| &c["status"]),
+        Some(&json!("True"))
+    );
     assert_eq!(
         condition(&seen[1].1, "Established").map(|c| (&c["status"], &c["reason"])),
         Some((&json!("False"), &json!("Installing")))
@@ -524,9 +536,12 @@ async fn deleting_a_crd_waits_for_its_resources_finalizers() {
     let (s, client) = server();
     install_widgets(&client).await;
     let api = widgets(&client);
-    api.create(&PostParams::default(), &widget("free", json!({"siteId": "a"})))
-        .await
-        .expect("free");
+    api.create(
+        &PostParams::default(),
+        &widget("free", json!({"siteId": "a"})),
+    )
+    .await
+    .expect("free");
     let mut held = widget("held", json!({"siteId": "a"}));
     held.metadata.finalizers = Some(vec!["example.org/hold".to_string()]);
     api.create(&PostParams::default(), &held)
@@ -543,13 +558,18 @@ async fn deleting_a_crd_waits_for_its_resources_finalizers() {
     assert!(answer.metadata.deletion_timestamp.is_some());
     assert_eq!(
         answer.metadata.finalizers,
-        Some(vec!["customresourcecleanup.apiextensions.k8s.io".to_string()])
+        Some(vec![
+            "customresourcecleanup.apiextensions.k8s.io".to_string()
+        ])
     );
     let terminating = condition(&answer.data, "Terminating").expect("Terminating");
     assert_eq!(terminating["status"], "True");
     assert_eq!(terminating["reason"], "InstanceDeletionPending");
 
-    assert_eq!(api_error(api.get("free").await.expect_err("deleted")).code, 404);
+    assert_eq!(
+        api_error(api.get("free").await.expect_err("deleted")).code,
+        404
+    );
     let held = api.get("held").await.expect("kept by its finalizer");
     assert!(held.metadata.deletion_timestamp.is_some());
     let crd = crds.get(&name).await.expect("CRD still there");
@@ -558,9 +578,12 @@ async fn deleting_a_crd_waits_for_its_resources_finalizers() {
         Some(&json!("InstanceDeletionInProgress"))
     );
     let err = api_error(
-        api.create(&PostParams::default(), &widget("late", json!({"siteId": "a"})))
-            .await
-            .expect_err("refused"),
+        api.create(
+            &PostParams::default(),
+            &widget("late", json!({"siteId": "a"})),
+        )
+        .await
+        .expect_err("refused"),
     );
     assert_eq!((err.code, err.reason.as_str()), (405, "MethodNotAllowed"));
     assert_eq!(
@@ -575,7 +598,10 @@ async fn deleting_a_crd_waits_for_its_resources_finalizers() {
     )
     .await
     .expect("release");
-    assert_eq!(api_error(crds.get(&name).await.expect_err("gone")).code, 404);
+    assert_eq!(
+        api_error(crds.get(&name).await.expect_err("gone")).code,
+        404
+    );
     assert!(!s.resources().iter().any(|r| r.group == GROUP));
     assert_eq!(api_error(api.get("held").await.expect_err("404")).code, 404);
 }
@@ -605,13 +631,9 @@ async fn put_without_resource_version_is_invalid_for_custom_resources() {
         )
     );
     let err = api_error(
-        api.replace_status(
-            "w",
-            &PostParams::default(),
-            &unconditional,
-        )
-        .await
-        .expect_err("refused"),
+        api.replace_status("w", &PostParams::default(), &unconditional)
+            .await
+            .expect_err("refused"),
     );
     assert_eq!(err.code, 422, "{err:?}");
     // With the resourceVersion it is an ordinary update.
@@ -622,9 +644,13 @@ async fn put_without_resource_version_is_invalid_for_custom_resources() {
         .expect("update");
     // No create on PUT for custom resources.
     let err = api_error(
-        api.replace("new", &PostParams::default(), &widget("new", json!({"siteId": "a"})))
-            .await
-            .expect_err("404"),
+        api.replace(
+            "new",
+            &PostParams::default(),
+            &widget("new", json!({"siteId": "a"})),
+        )
+        .await
+        .expect_err("404"),
     );
     assert_eq!(err.code, 404);
     // CRDs themselves are conditional too.
@@ -664,7 +690,11 @@ async fn deleting_a_custom_resource_answers_with_a_status_unless_finalizers_keep
     assert!(status.is_success());
     let details = status.details.expect("details");
     assert_eq!(
-        (details.name.as_str(), details.group.as_str(), details.kind.as_str()),
+        (
+            details.name.as_str(),
+            details.group.as_str(),
+            details.kind.as_str()
+        ),
         ("w", GROUP, "widgets")
     );
     assert_eq!(Some(details.uid), created.metadata.uid);
@@ -726,7 +756,11 @@ async fn custom_resource_scale_subresource() {
     assert_eq!(patched.spec.and_then(|s| s.replicas), Some(5));
     let w = api.get("w").await.expect("w");
     assert_eq!(w.data["spec"]["replicas"], 5);
-    assert_eq!(w.metadata.generation, Some(3), "scale writes change the spec");
+    assert_eq!(
+        w.metadata.generation,
+        Some(3),
+        "scale writes change the spec"
+    );
 }
 
 #[tokio::test]
@@ -740,7 +774,9 @@ async fn unknown_fields_are_warned_about_by_default_and_ignored_on_request() {
             "/apis/{GROUP}/v1/namespaces/default/widgets{query}"
         ))
         .header("Content-Type", "application/json")
-        .body(kube::client::Body::from(serde_json::to_vec(&body).expect("json")))
+        .body(kube::client::Body::from(
+            serde_json::to_vec(&body).expect("json"),
+        ))
         .expect("request")
     };
     let warnings = |r: &http::Response<kube::client::Body>| -> Vec<String> {

@@ -472,7 +472,10 @@ async fn namespaces_carry_their_immutable_name_label() {
         .await
         .expect("create");
     let labels = created.metadata.labels.expect("labels");
-    assert_eq!(labels[label], "team", "set on create, over what the client sent");
+    assert_eq!(
+        labels[label], "team",
+        "set on create, over what the client sent"
+    );
     assert_eq!(labels["a"], "b");
     let patched = nss
         .patch(
@@ -553,8 +556,10 @@ async fn delete_answers_per_kind() {
     let svcs: Api<Service> = Api::default_namespaced(client.clone());
     svcs.create(
         &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}))
-            .expect("svc"),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}),
+        )
+        .expect("svc"),
     )
     .await
     .expect("service");

@@ -8,7 +8,8 @@ use common::{GROUP, api_error, install_widgets, server, widget, widgets, within}
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{
-    Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
 };
 use miracolix_e2e::TestApiServer;
 use serde_json::json;
@@ -37,13 +38,10 @@ async fn assert_next_is(
     events: &mut futures::stream::BoxStream<'static, kube::Result<WatchEvent<DynamicObject>>>,
     name: &str,
 ) {
-    let ev = within(
-        &format!("the watch event of {name}"),
-        events.try_next(),
-    )
-    .await
-    .expect("watch ok")
-    .expect("an event");
+    let ev = within(&format!("the watch event of {name}"), events.try_next())
+        .await
+        .expect("watch ok")
+        .expect("an event");
     match ev {
         WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => {
             assert_eq!(
@@ -71,7 +69,10 @@ async fn dry_run_create_validates_and_defaults_but_stores_nothing() {
     assert_eq!(would_be.data["spec"]["tier"], "small", "defaulted");
     assert!(would_be.metadata.uid.is_some(), "a would-be uid");
     assert!(would_be.metadata.creation_timestamp.is_some());
-    assert_eq!(would_be.metadata.resource_version, None, "nothing was stored");
+    assert_eq!(
+        would_be.metadata.resource_version, None,
+        "nothing was stored"
+    );
     assert!(s.object(GROUP, "widgets", "default", "w").is_none());
     assert_eq!(s.resource_version(), rv);
 
@@ -83,9 +84,12 @@ async fn dry_run_create_validates_and_defaults_but_stores_nothing() {
     );
     assert_eq!(err.code, 422, "{err:?}");
     // And so do existence checks.
-    api.create(&PostParams::default(), &widget("w", json!({"siteId": "erlangen"})))
-        .await
-        .expect("real create");
+    api.create(
+        &PostParams::default(),
+        &widget("w", json!({"siteId": "erlangen"})),
+    )
+    .await
+    .expect("real create");
     assert_next_is(&mut events, "w").await;
     let err = api_error(
         api.create(&dry(), &widget("w", json!({"siteId": "erlangen"})))
@@ -117,10 +121,20 @@ async fn dry_run_updates_patches_applies_and_status_writes_change_nothing() {
 
     let mut changed = live.clone();
     changed.data["spec"]["replicas"] = json!(2);
-    let put = api.replace("w", &dry(), &changed).await.expect("dry-run PUT");
+    let put = api
+        .replace("w", &dry(), &changed)
+        .await
+        .expect("dry-run PUT");
     assert_eq!(put.data["spec"]["replicas"], 2);
-    assert_eq!(put.metadata.resource_version, rv, "no resourceVersion consumed");
-    assert_eq!(put.metadata.generation, Some(2), "would bump the generation");
+    assert_eq!(
+        put.metadata.resource_version, rv,
+        "no resourceVersion consumed"
+    );
+    assert_eq!(
+        put.metadata.generation,
+        Some(2),
+        "would bump the generation"
+    );
 
     let merge = api
         .patch(
@@ -133,10 +147,9 @@ async fn dry_run_updates_patches_applies_and_status_writes_change_nothing() {
     assert_eq!(merge.data["spec"]["replicas"], 3);
     assert_eq!(merge.metadata.resource_version, rv);
 
-    let json_patch: json_patch::Patch = serde_json::from_value(
-        json!([{"op": "replace", "path": "/spec/replicas", "value": 4}]),
-    )
-    .expect("json patch");
+    let json_patch: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "replace", "path": "/spec/replicas", "value": 4}]))
+            .expect("json patch");
     let jp = api
         .patch(
             "w",
@@ -201,13 +214,20 @@ async fn dry_run_updates_patches_applies_and_status_writes_change_nothing() {
         .expect_err("transition rule"),
     );
     assert_eq!(err.code, 422);
-    assert!(err.message.contains("siteId is immutable"), "{}", err.message);
+    assert!(
+        err.message.contains("siteId is immutable"),
+        "{}",
+        err.message
+    );
 
     assert_eq!(s.object(GROUP, "widgets", "default", "w"), stored_before);
     assert_eq!(s.resource_version(), global);
-    api.create(&PostParams::default(), &widget("marker", json!({"siteId": "a"})))
-        .await
-        .expect("marker");
+    api.create(
+        &PostParams::default(),
+        &widget("marker", json!({"siteId": "a"})),
+    )
+    .await
+    .expect("marker");
     assert_next_is(&mut events, "marker").await;
 }
 
@@ -272,7 +292,26 @@ async fn dry_run_deletes_answer_like_real_ones_and_delete_nothing() {
         Some("Terminating")
     );
     let live = nss.get("default").await.expect("namespace");
-    assert_eq!(live.status.and_then(|st| st.phase).as_deref(), Some("Active"));
+    assert_eq!(
+        live.status.and_then(|st| st.phase).as_deref(),
+        Some("Active")
+    );
+
+    // deletecollection too.
+    let would_delete = cms
+        .delete_collection(&DeleteParams::default().dry_run(), &ListParams::default())
+        .await
+        .expect("dry-run deletecollection");
+    assert!(would_delete.is_left(), "{would_delete:?}");
+    assert_eq!(
+        cms.list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .len(),
+        2,
+        "both ConfigMaps still there"
+    );
 
     // Foreground would add the GC finalizer; nothing of it is kept.
     cms.delete("owner", &DeleteParams::foreground().dry_run())
@@ -282,9 +321,12 @@ async fn dry_run_deletes_answer_like_real_ones_and_delete_nothing() {
     assert!(owner.metadata.finalizers.is_none(), "{:?}", owner.metadata);
 
     assert_eq!(s.resource_version(), global);
-    api.create(&PostParams::default(), &widget("marker", json!({"siteId": "a"})))
-        .await
-        .expect("marker");
+    api.create(
+        &PostParams::default(),
+        &widget("marker", json!({"siteId": "a"})),
+    )
+    .await
+    .expect("marker");
     assert_next_is(&mut events, "marker").await;
 }
 
@@ -296,12 +338,7 @@ async fn an_unsupported_dry_run_value_is_refused_as_invalid_options() {
         .header("Content-Type", "application/json")
         .body(serde_json::to_vec(&body).expect("json"))
         .expect("request");
-    let err = api_error(
-        client
-            .request::<ConfigMap>(req)
-            .await
-            .expect_err("refused"),
-    );
+    let err = api_error(client.request::<ConfigMap>(req).await.expect_err("refused"));
     // ValidateCreateOptions → NewInvalid(CreateOptions.meta.k8s.io), a 422.
     assert_eq!(err.code, 422);
     assert_eq!(err.reason, "Invalid");

@@ -266,16 +266,25 @@ async fn kubectl_server_dry_runs_and_diff_change_nothing() {
         .server
         .object("conformance.example.org", "widgets", "default", "erlangen");
 
-    let changed = k.file("changed.yaml", &WIDGET.replace("replicas: 1", "replicas: 2"));
+    let changed = k.file(
+        "changed.yaml",
+        &WIDGET.replace("replicas: 1", "replicas: 2"),
+    );
     let out = k
         .ok(&["apply", "--server-side", "--dry-run=server", "-f", &changed])
         .await;
     assert!(out.contains("serverside-applied (server dry run)"), "{out}");
-    let fresh = k.file("fresh.yaml", &WIDGET.replace("name: erlangen", "name: fresh"));
+    let fresh = k.file(
+        "fresh.yaml",
+        &WIDGET.replace("name: erlangen", "name: fresh"),
+    );
     let out = k
         .ok(&["apply", "--server-side", "--dry-run=server", "-f", &fresh])
         .await;
-    assert!(out.contains("fresh serverside-applied (server dry run)"), "{out}");
+    assert!(
+        out.contains("fresh serverside-applied (server dry run)"),
+        "{out}"
+    );
 
     // kubectl diff dry-runs the apply and diffs the answer against the live object; exit
     // code 1 means "differences found".
@@ -286,8 +295,11 @@ async fn kubectl_server_dry_runs_and_diff_change_nothing() {
         let (ok, out, err) = k.run(&args).await;
         assert!(!ok, "differences are reported with exit code 1: {out}{err}");
         assert!(
-            out.lines().any(|l| l.trim_start_matches('+').trim() == "replicas: 2")
-                && out.lines().any(|l| l.trim_start_matches('-').trim() == "replicas: 1"),
+            out.lines()
+                .any(|l| l.trim_start_matches('+').trim() == "replicas: 2")
+                && out
+                    .lines()
+                    .any(|l| l.trim_start_matches('-').trim() == "replicas: 1"),
             "kubectl {}:\n{out}{err}",
             args.join(" ")
         );
@@ -339,7 +351,12 @@ async fn kubectl_prints_unknown_field_warnings_with_validate_warn() {
         .expect("stored");
     assert!(stored["spec"].get("bogus").is_none(), "pruned: {stored}");
     // Ignore prunes silently.
-    let other = k.file("other.yaml", &std::fs::read_to_string(&unknown).expect("read").replace("name: erlangen", "name: other"));
+    let other = k.file(
+        "other.yaml",
+        &std::fs::read_to_string(&unknown)
+            .expect("read")
+            .replace("name: erlangen", "name: other"),
+    );
     let (ok, out, err) = k
         .run(&["apply", "--server-side", "--validate=false", "-f", &other])
         .await;
@@ -355,7 +372,9 @@ async fn kubectl_137_uses_aggregated_discovery() {
     k.install_widgets().await;
     let w = k.file("w.yaml", WIDGET);
     k.ok(&["apply", "--server-side", "-f", &w]).await;
-    let resources = k.ok(&["api-resources", "--api-group", "conformance.example.org"]).await;
+    let resources = k
+        .ok(&["api-resources", "--api-group", "conformance.example.org"])
+        .await;
     let row: Vec<&str> = resources
         .lines()
         .find(|l| l.starts_with("widgets"))
@@ -364,7 +383,13 @@ async fn kubectl_137_uses_aggregated_discovery() {
         .collect();
     assert_eq!(
         row,
-        ["widgets", "wd", "conformance.example.org/v1", "true", "Widget"],
+        [
+            "widgets",
+            "wd",
+            "conformance.example.org/v1",
+            "true",
+            "Widget"
+        ],
         "{resources}"
     );
     // With a fresh cache and -v=6 every request is logged: the group-version documents of
@@ -372,11 +397,66 @@ async fn kubectl_137_uses_aggregated_discovery() {
     let _ = std::fs::remove_dir_all(k.dir.join("cache"));
     let (ok, out, err) = k.run(&["get", "wd", "-v=6"]).await;
     assert!(ok && out.contains("erlangen"), "{out}{err}");
-    assert!(err.contains("/apis?timeout"), "aggregated /apis requested: {err}");
-    for legacy in ["/apis/conformance.example.org/v1?", "/api/v1?", "/apis/apps/v1?"] {
-        assert!(!err.contains(legacy), "legacy discovery {legacy} fetched: {err}");
+    assert!(
+        err.contains("/apis?timeout"),
+        "aggregated /apis requested: {err}"
+    );
+    for legacy in [
+        "/apis/conformance.example.org/v1?",
+        "/api/v1?",
+        "/apis/apps/v1?",
+    ] {
+        assert!(
+            !err.contains(legacy),
+            "legacy discovery {legacy} fetched: {err}"
+        );
     }
     assert!(k.ok(&["get", "gadgets"]).await.contains("erlangen"));
     let out = k.ok(&["scale", "widget", "erlangen", "--replicas=3"]).await;
     assert!(out.contains("scaled"), "{out}");
+}
+
+/// `kubectl get -w` watches with `as=Table` and prints each change as a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_watch_prints_rows() {
+    use tokio::io::AsyncBufReadExt;
+    let Some(k) = Kubectl::start("watch").await else {
+        return;
+    };
+    k.install_widgets().await;
+    let w = k.file("w.yaml", WIDGET);
+    k.ok(&["apply", "--server-side", "-f", &w]).await;
+    let mut child = tokio::process::Command::new(&k.bin)
+        .args(["get", "widgets", "-w", "--cache-dir"])
+        .arg(k.dir.join("cache"))
+        .env("KUBECONFIG", k.dir.join("kubeconfig"))
+        .env("HOME", &k.dir)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl get -w");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next_line = async || {
+        common::within("a line of kubectl get -w", lines.next_line())
+            .await
+            .expect("read")
+            .expect("a line")
+    };
+    let header = next_line().await;
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "SITE", "READY", "AGE"]
+    );
+    assert!(next_line().await.starts_with("erlangen"));
+    let fresh = k.file(
+        "fresh.yaml",
+        &WIDGET.replace("name: erlangen", "name: fresh"),
+    );
+    k.ok(&["apply", "--server-side", "-f", &fresh]).await;
+    let row = next_line().await;
+    assert!(
+        row.starts_with("fresh") && row.contains(" erlangen "),
+        "{row}"
+    );
+    let _ = child.kill().await;
 }

@@ -530,6 +530,8 @@ fn verb_reply(
                 timeout,
                 bookmark_interval: cfg.bookmark_interval,
                 metadata_only: render(req) == Render::Metadata,
+                table: wants_table(req)
+                    .then(|| q.get("includeObject").is_some_and(|v| v == "Object")),
             };
             let body = watch::start(store, wr);
             let mut r = Response::new(body);

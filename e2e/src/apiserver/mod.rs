@@ -1,6 +1,6 @@
 //! An in-memory Kubernetes API server for tests: in-process as a tower `Service` for
 //! `kube::Client`, or over plain HTTP on 127.0.0.1 for `kubectl`. Where it differs from a
-//! real kube-apiserver is listed in `e2e/DIFFERENCES.md`.
+//! real kube-apiserver is listed in `docs/testing.md` ("Where the test API server differs").
 
 mod apply;
 mod controllers;

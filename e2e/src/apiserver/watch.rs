@@ -33,6 +33,9 @@ pub struct WatchRequest {
     pub bookmark_interval: Duration,
     /// `as=PartialObjectMetadata`: events carry only the objects' metadata.
     pub metadata_only: bool,
+    /// `as=Table` (`kubectl get -w`): each event carries a one-row Table; `Some(true)` with
+    /// `includeObject=Object`.
+    pub table: Option<bool>,
 }
 
 struct State {
@@ -52,6 +55,15 @@ fn with_version(obj: &Value, req: &WatchRequest) -> Value {
     let mut o = obj.clone();
     o["apiVersion"] = Value::String(req.res.api_version());
     o["kind"] = Value::String(req.res.kind.clone());
+    if let Some(include_object) = req.table {
+        let rv = o
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        // Column definitions in every event: kubectl prints headers only when they change.
+        return super::table::table(&req.res, &[o], &rv, include_object);
+    }
     o
 }
 
