@@ -500,8 +500,9 @@ async fn namespaces_carry_their_immutable_name_label() {
     assert_eq!(default.metadata.labels.expect("labels")[label], "default");
 }
 
-/// Built-in kinds allow unconditional updates (`AllowUnconditionalUpdate`) but, ConfigMaps
-/// among most, no create on PUT (`AllowCreateOnUpdate`); Leases allow both.
+/// Most built-in kinds allow unconditional updates (`AllowUnconditionalUpdate`) but, ConfigMaps
+/// among them, no create on PUT (`AllowCreateOnUpdate`); Leases create on PUT but only update
+/// conditionally.
 #[tokio::test]
 async fn put_semantics_of_built_in_kinds() {
     let (_s, client) = server();
@@ -531,6 +532,17 @@ async fn put_semantics_of_built_in_kinds() {
         .await
         .expect("PUT creates a Lease");
     assert!(created.metadata.uid.is_some());
+    // ... but, unlike ConfigMaps, Leases are never overwritten unconditionally.
+    let err = api_error(
+        leases
+            .replace("l", &PostParams::default(), &lease)
+            .await
+            .expect_err("conditional only"),
+    );
+    assert_eq!(
+        err.message,
+        r#"leases.coordination.k8s.io "l" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"#
+    );
 }
 
 /// `ReturnDeletedObject`: some kinds answer a delete with the object, most with a Status.

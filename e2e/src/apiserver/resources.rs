@@ -60,10 +60,13 @@ impl ResourceInfo {
     }
 
     /// `AllowUnconditionalUpdate` of the kind's strategy: whether a PUT without
-    /// `metadata.resourceVersion` overwrites. False for custom resources and CRDs, true for
-    /// the built-in kinds served here.
+    /// `metadata.resourceVersion` overwrites. False for custom resources, CRDs, Leases and
+    /// PodDisruptionBudgets; true for the other built-in kinds served here.
     pub fn allow_unconditional_update(&self) -> bool {
-        !self.is_custom() && !self.is(super::writes::CRD_GROUP, super::writes::CRD_PLURAL)
+        !self.is_custom()
+            && !self.is(super::writes::CRD_GROUP, super::writes::CRD_PLURAL)
+            && !self.is("coordination.k8s.io", "leases")
+            && !self.is("policy", "poddisruptionbudgets")
     }
 
     /// `AllowCreateOnUpdate` of the kind's strategy: whether a PUT to a missing name creates.
