@@ -259,6 +259,22 @@ pub fn validate_object_with(
     validate_with_schema(schema, obj, old, unknown, Some(&root)).map_err(fail)
 }
 
+/// The paths of the fields of `obj` its CRD's schema does not declare (what pruning drops),
+/// for `fieldValidation=Warn`.
+pub fn unknown_fields(crd: &Value, obj: &Value) -> Vec<String> {
+    let api_version = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(schema) = schema_for_api_version(crd, api_version) else {
+        return Vec::new();
+    };
+    let mut pruned = obj.clone();
+    let mut paths = Vec::new();
+    prune(schema, &mut pruned, "", true, &mut paths);
+    paths
+}
+
 /// The `openAPIV3Schema` of the CRD version that `api_version` (`group/version`) names.
 pub fn schema_for_api_version<'a>(crd: &'a Value, api_version: &str) -> Option<&'a Value> {
     let group = crd.pointer("/spec/group").and_then(Value::as_str)?;

@@ -384,3 +384,189 @@ async fn requests_are_recorded_with_verb_resource_and_user_agent() {
     assert!(first.patch_type.starts_with("application/apply-patch"));
     assert_eq!(first.user_agent, "miracolix-operator/0.1");
 }
+
+fn owned(name: &str, owner: &ConfigMap, block: bool, finalizer: Option<&str>) -> ConfigMap {
+    let mut v = json!({"metadata": {"name": name, "ownerReferences": [{
+        "apiVersion": "v1", "kind": "ConfigMap", "name": owner.metadata.name,
+        "uid": owner.metadata.uid, "blockOwnerDeletion": block}]}});
+    if let Some(f) = finalizer {
+        v["metadata"]["finalizers"] = json!([f]);
+    }
+    serde_json::from_value(v).expect("cm")
+}
+
+fn named(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}})).expect("cm")
+}
+
+/// Foreground: the owner shows `foregroundDeletion` and a deletionTimestamp until every
+/// dependent with `blockOwnerDeletion: true` is gone; dependents that do not block are
+/// deleted too but do not hold it.
+#[tokio::test]
+async fn foreground_deletion_waits_for_blocking_dependents() {
+    let (_s, client) = server();
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let owner = api
+        .create(&PostParams::default(), &named("owner"))
+        .await
+        .expect("owner");
+    api.create(
+        &PostParams::default(),
+        &owned("blocking", &owner, true, Some("example.org/hold")),
+    )
+    .await
+    .expect("blocking");
+    api.create(&PostParams::default(), &owned("loose", &owner, false, None))
+        .await
+        .expect("loose");
+    let answer = api
+        .delete("owner", &DeleteParams::foreground())
+        .await
+        .expect("delete")
+        .left()
+        .expect("the owner, still there");
+    assert!(answer.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        answer.metadata.finalizers,
+        Some(vec!["foregroundDeletion".to_string()])
+    );
+    assert_eq!(
+        api_error(api.get("loose").await.expect_err("collected")).code,
+        404
+    );
+    let blocking = api.get("blocking").await.expect("held by its finalizer");
+    assert!(blocking.metadata.deletion_timestamp.is_some());
+    let owner = api.get("owner").await.expect("owner waits");
+    assert_eq!(
+        owner.metadata.finalizers,
+        Some(vec!["foregroundDeletion".to_string()])
+    );
+    api.patch(
+        "blocking",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("release");
+    assert_eq!(
+        api_error(api.get("owner").await.expect_err("gone")).code,
+        404
+    );
+}
+
+/// Orphan: the `orphan` finalizer, dependents lose their reference, then the owner goes.
+#[tokio::test]
+async fn orphan_deletion_releases_dependents_then_removes_the_owner() {
+    let (_s, client) = server();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let owner = api
+        .create(&PostParams::default(), &named("owner"))
+        .await
+        .expect("owner");
+    api.create(&PostParams::default(), &owned("dep", &owner, true, None))
+        .await
+        .expect("dep");
+    // The owner's own finalizer keeps it, so the GC's part can be seen on its own.
+    api.patch(
+        "owner",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": ["example.org/hold"]}})),
+    )
+    .await
+    .expect("hold owner");
+    let answer = api
+        .delete("owner", &DeleteParams::orphan())
+        .await
+        .expect("delete")
+        .left()
+        .expect("the owner");
+    assert!(
+        answer
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"orphan".to_string())
+    );
+    let dep = api.get("dep").await.expect("dependent survives");
+    assert!(dep.metadata.owner_references.unwrap_or_default().is_empty());
+    let owner = api.get("owner").await.expect("held by its own finalizer");
+    assert_eq!(
+        owner.metadata.finalizers,
+        Some(vec!["example.org/hold".to_string()]),
+        "the collector removed `orphan` once done"
+    );
+    api.patch(
+        "owner",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("release");
+    assert_eq!(
+        api_error(api.get("owner").await.expect_err("gone")).code,
+        404
+    );
+    assert!(api.get("dep").await.is_ok());
+}
+
+/// Dependents whose owner does not exist (never did, or has another uid) are collected;
+/// those with another live owner only lose the dangling reference.
+#[tokio::test]
+async fn dependents_of_missing_owners_are_collected() {
+    let (_s, client) = server();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let live = api
+        .create(&PostParams::default(), &named("live"))
+        .await
+        .expect("live");
+    let ghost: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "ghost",
+        "uid": "00000000-0000-4000-8000-ffffffffffff"}}))
+    .expect("cm");
+    api.create(
+        &PostParams::default(),
+        &owned("dangling", &ghost, false, None),
+    )
+    .await
+    .expect("create is accepted");
+    let mut wrong_uid = live.clone();
+    wrong_uid.metadata.uid = Some("00000000-0000-4000-8000-fffffffffffe".to_string());
+    api.create(
+        &PostParams::default(),
+        &owned("stale", &wrong_uid, false, None),
+    )
+    .await
+    .expect("create is accepted");
+    let mut both = owned("both", &live, false, None);
+    both.metadata
+        .owner_references
+        .get_or_insert_with(Vec::new)
+        .push(
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "name": "ghost", "uid": "00000000-0000-4000-8000-ffffffffffff"}))
+            .expect("ref"),
+        );
+    api.create(&PostParams::default(), &both)
+        .await
+        .expect("both");
+    for gone in ["dangling", "stale"] {
+        assert_eq!(
+            api_error(api.get(gone).await.expect_err("collected")).code,
+            404,
+            "{gone}"
+        );
+    }
+    let both = api.get("both").await.expect("has a live owner");
+    let refs = both.metadata.owner_references.unwrap_or_default();
+    assert_eq!(refs.len(), 1);
+    assert_eq!(refs[0].name, "live");
+    // References to kinds the server cannot resolve are left alone, as the collector cannot
+    // look them up either.
+    let unknown: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "foreign",
+        "ownerReferences": [{"apiVersion": "example.org/v1", "kind": "Thing", "name": "t",
+            "uid": "00000000-0000-4000-8000-fffffffffffd"}]}}))
+    .expect("cm");
+    api.create(&PostParams::default(), &unknown)
+        .await
+        .expect("foreign");
+    assert!(api.get("foreign").await.is_ok());
+}

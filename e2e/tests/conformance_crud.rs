@@ -2,10 +2,11 @@
 
 mod common;
 
-use common::{api_error, server};
+use common::{api_error, server, within};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -396,4 +397,189 @@ async fn deleting_a_namespace_deletes_its_contents() {
         .expect("delete ns");
     assert!(s.object("", "configmaps", "tmp", "a").is_none());
     assert!(s.object("", "namespaces", "", "tmp").is_none());
+}
+
+/// What kube-apiserver creates before any client connects, and the service account
+/// controller's `default` ServiceAccount in every namespace.
+#[tokio::test]
+async fn bootstrap_objects_exist() {
+    let (s, client) = server();
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let names: Vec<String> = nss
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["default", "kube-node-lease", "kube-public", "kube-system"]
+    );
+    let svc = Api::<Service>::namespaced(client.clone(), "default")
+        .get("kubernetes")
+        .await
+        .expect("default/kubernetes");
+    let spec = svc.spec.expect("spec");
+    assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
+    assert_eq!(spec.ports.expect("ports")[0].port, 443);
+    let admin = Api::<ClusterRole>::all(client.clone())
+        .get("cluster-admin")
+        .await
+        .expect("cluster-admin");
+    let rules = admin.rules.expect("rules");
+    assert_eq!(rules[0].verbs, ["*"]);
+    for ns in &names {
+        Api::<ServiceAccount>::namespaced(client.clone(), ns)
+            .get("default")
+            .await
+            .unwrap_or_else(|e| panic!("default ServiceAccount in {ns}: {e}"));
+    }
+    // A new namespace gets its service account from the controller, a moment after the
+    // create (not in the create's own write): clients must wait for it, as on a real cluster.
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "team"}})).expect("ns"),
+    )
+    .await
+    .expect("create namespace");
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "team");
+    within(
+        "the default ServiceAccount in team",
+        kube::runtime::wait::await_condition(sas, "default", |o: Option<&ServiceAccount>| {
+            o.is_some()
+        }),
+    )
+    .await
+    .expect("watch");
+    let _ = s;
+}
+
+#[tokio::test]
+async fn namespaces_carry_their_immutable_name_label() {
+    let (_s, client) = server();
+    let nss: Api<Namespace> = Api::all(client);
+    let label = "kubernetes.io/metadata.name";
+    let created = nss
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "team", "labels": {label: "spoofed", "a": "b"}}}),
+            )
+            .expect("ns"),
+        )
+        .await
+        .expect("create");
+    let labels = created.metadata.labels.expect("labels");
+    assert_eq!(
+        labels[label], "team",
+        "set on create, over what the client sent"
+    );
+    assert_eq!(labels["a"], "b");
+    let patched = nss
+        .patch(
+            "team",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {label: "other"}}})),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(patched.metadata.labels.expect("labels")[label], "team");
+    let removed = nss
+        .patch(
+            "team",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {label: null}}})),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(removed.metadata.labels.expect("labels")[label], "team");
+    // Bootstrap namespaces have it too.
+    let default = nss.get("default").await.expect("default");
+    assert_eq!(default.metadata.labels.expect("labels")[label], "default");
+}
+
+/// Most built-in kinds allow unconditional updates (`AllowUnconditionalUpdate`) but, ConfigMaps
+/// among them, no create on PUT (`AllowCreateOnUpdate`); Leases create on PUT but only update
+/// conditionally.
+#[tokio::test]
+async fn put_semantics_of_built_in_kinds() {
+    let (_s, client) = server();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    api.create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .expect("create");
+    let mut unconditional = cm("a", json!({"x": "y"}));
+    unconditional.metadata.resource_version = None;
+    let updated = api
+        .replace("a", &PostParams::default(), &unconditional)
+        .await
+        .expect("a PUT without resourceVersion overwrites a ConfigMap");
+    assert_eq!(updated.metadata.labels.expect("labels")["x"], "y");
+    let err = api_error(
+        api.replace("missing", &PostParams::default(), &cm("missing", json!({})))
+            .await
+            .expect_err("no create on update"),
+    );
+    assert_eq!(err.code, 404);
+    let leases: Api<Lease> = Api::default_namespaced(client);
+    let lease: Lease =
+        serde_json::from_value(json!({"metadata": {"name": "l"}, "spec": {"holderIdentity": "a"}}))
+            .expect("lease");
+    let created = leases
+        .replace("l", &PostParams::default(), &lease)
+        .await
+        .expect("PUT creates a Lease");
+    assert!(created.metadata.uid.is_some());
+    // ... but, unlike ConfigMaps, Leases are never overwritten unconditionally.
+    let err = api_error(
+        leases
+            .replace("l", &PostParams::default(), &lease)
+            .await
+            .expect_err("conditional only"),
+    );
+    assert_eq!(
+        err.message,
+        r#"leases.coordination.k8s.io "l" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"#
+    );
+}
+
+/// `ReturnDeletedObject`: some kinds answer a delete with the object, most with a Status.
+#[tokio::test]
+async fn delete_answers_per_kind() {
+    let (_s, client) = server();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let created = cms
+        .create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .expect("create");
+    let status = cms
+        .delete("a", &DeleteParams::default())
+        .await
+        .expect("delete")
+        .right()
+        .expect("a ConfigMap delete answers with a Status");
+    assert!(status.is_success(), "{status:?}");
+    let details = status.details.expect("details");
+    assert_eq!(details.name, "a");
+    assert_eq!(details.kind, "configmaps");
+    assert_eq!(Some(details.uid), created.metadata.uid);
+    let svcs: Api<Service> = Api::default_namespaced(client.clone());
+    svcs.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}),
+        )
+        .expect("svc"),
+    )
+    .await
+    .expect("service");
+    let svc = svcs
+        .delete("s", &DeleteParams::default())
+        .await
+        .expect("delete")
+        .left()
+        .expect("a Service delete answers with the Service");
+    assert_eq!(svc.metadata.name.as_deref(), Some("s"));
 }

@@ -352,3 +352,98 @@ async fn runtime_watcher_resumes_after_dropped_watch() {
         "the watcher reconnected ({watches} watch requests)"
     );
 }
+
+/// Metadata-only requests (`as=PartialObjectMetadata[List]`): what kube's `*_metadata`
+/// calls and kube-runtime's `metadata_watcher` send.
+#[tokio::test]
+async fn metadata_only_get_list_and_watch() {
+    let (s, client) = common::server();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let mut data = cm("a", json!({"app": "x"}));
+    data.data = Some([("secret".to_string(), "payload".to_string())].into());
+    api.create(&PostParams::default(), &data)
+        .await
+        .expect("create");
+
+    let meta = api.get_metadata("a").await.expect("get_metadata");
+    let types = meta.types.as_ref().expect("type meta");
+    assert_eq!(
+        (types.api_version.as_str(), types.kind.as_str()),
+        ("meta.k8s.io/v1", "PartialObjectMetadata")
+    );
+    assert_eq!(meta.metadata.labels.as_ref().expect("labels")["app"], "x");
+
+    let list = api
+        .list_metadata(&ListParams::default())
+        .await
+        .expect("list_metadata");
+    assert_eq!(list.types.kind, "PartialObjectMetadataList");
+    assert_eq!(list.items.len(), 1);
+
+    // The raw answers carry no data: only metadata crosses the wire.
+    let raw = |accept: &'static str, path: &str| {
+        http::Request::get(path.to_string())
+            .header("Accept", accept)
+            .body(Vec::new())
+            .expect("request")
+    };
+    let body: serde_json::Value = client
+        .request(raw(
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+            "/api/v1/namespaces/default/configmaps/a",
+        ))
+        .await
+        .expect("raw get");
+    assert!(body.get("data").is_none(), "{body}");
+    let body: serde_json::Value = client
+        .request(raw(
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+            "/api/v1/namespaces/default/configmaps",
+        ))
+        .await
+        .expect("raw list");
+    assert_eq!(body["items"][0]["kind"], "PartialObjectMetadata");
+    assert!(body["items"][0].get("data").is_none(), "{body}");
+
+    let rv = s.resource_version().to_string();
+    let mut events = api
+        .watch_metadata(&WatchParams::default(), &rv)
+        .await
+        .expect("watch_metadata")
+        .boxed();
+    api.create(&PostParams::default(), &cm("b", json!({})))
+        .await
+        .expect("create b");
+    match within("metadata watch event", events.try_next())
+        .await
+        .expect("watch ok")
+        .expect("event")
+    {
+        WatchEvent::Added(o) => {
+            assert_eq!(o.metadata.name.as_deref(), Some("b"));
+            assert_eq!(
+                o.types.map(|t| t.kind).as_deref(),
+                Some("PartialObjectMetadata")
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // kube-runtime's watcher on `Api<PartialObjectMeta<_>>` (what `metadata_watcher` became)
+    // lists and watches the same way.
+    let meta_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::default_namespaced(client.clone());
+    let mut stream = watcher(meta_api, watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let mut names = Vec::new();
+    while names.len() < 2 {
+        let o = within("metadata_watcher objects", stream.try_next())
+            .await
+            .expect("watcher ok")
+            .expect("object");
+        names.push(o.metadata.name.unwrap_or_default());
+    }
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+}

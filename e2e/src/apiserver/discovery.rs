@@ -1,7 +1,6 @@
-//! Legacy discovery documents (`/api`, `/apis`, `/api/v1`, `/apis/{group}/{version}`) and
-//! `/version`. Clients asking for aggregated discovery get legacy JSON with a plain
-//! `application/json` content type, which client-go (kubectl) accepts as "not aggregated"
-//! and falls back from.
+//! Discovery: legacy documents (`/api`, `/apis`, `/api/v1`, `/apis/{group}/{version}`),
+//! aggregated discovery (`apidiscovery.k8s.io/v2` on `/api` and `/apis` for clients that ask
+//! for it), and `/version`.
 
 use std::collections::BTreeMap;
 
@@ -92,9 +91,9 @@ pub fn resource_list<'a>(
             doc["categories"] = json!(r.categories);
         }
         out.push(doc);
-        if r.group == "apps" && matches!(r.plural.as_str(), "deployments" | "statefulsets") {
+        if super::handlers::has_scale(r) {
             out.push(json!({
-                "name": format!("{}/scale", r.plural), "singularName": "", "namespaced": true,
+                "name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced,
                 "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"],
             }));
         }
@@ -170,4 +169,94 @@ pub fn openapi_v3_group_version<'a>(
     Some(
         json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0"}, "paths": paths}),
     )
+}
+
+/// The media type of aggregated discovery (`apidiscovery.k8s.io/v2`), which clients ask for
+/// first and recognise the answer by.
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether the client asks for aggregated discovery v2 anywhere in its `Accept` (client-go
+/// lists protobuf and v2beta1 alternatives too; JSON v2 is what this server offers).
+pub fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|m| {
+        let params: Vec<&str> = m.split(';').map(str::trim).collect();
+        params.contains(&"as=APIGroupDiscoveryList")
+            && params.contains(&"g=apidiscovery.k8s.io")
+            && params.contains(&"v=v2")
+    })
+}
+
+fn resource_discovery(r: &ResourceInfo) -> Value {
+    let kind = |group: &str, version: &str, kind: &str| json!({"group": group, "version": version, "kind": kind});
+    let mut subresources = Vec::new();
+    if r.status {
+        subresources.push(json!({"subresource": "status",
+            "responseKind": kind(&r.group, &r.version, &r.kind), "verbs": ["get", "patch", "update"]}));
+    }
+    if super::handlers::has_scale(r) {
+        subresources.push(json!({"subresource": "scale",
+            "responseKind": kind("autoscaling", "v1", "Scale"), "verbs": ["get", "patch", "update"]}));
+    }
+    let mut doc = json!({
+        "resource": r.plural,
+        "responseKind": kind(&r.group, &r.version, &r.kind),
+        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": r.singular,
+        "verbs": VERBS,
+    });
+    if !r.short_names.is_empty() {
+        doc["shortNames"] = json!(r.short_names);
+    }
+    if !r.categories.is_empty() {
+        doc["categories"] = json!(r.categories);
+    }
+    if !subresources.is_empty() {
+        doc["subresources"] = json!(subresources);
+    }
+    doc
+}
+
+/// `GET /api` (`core`) or `GET /apis` as an `apidiscovery.k8s.io/v2` APIGroupDiscoveryList:
+/// every group with its versions (preferred first) and their resources.
+pub fn aggregated<'a>(resources: impl Iterator<Item = &'a ResourceInfo>, core: bool) -> Value {
+    let resources: Vec<&ResourceInfo> = resources.filter(|r| r.group.is_empty() == core).collect();
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for r in &resources {
+        match groups.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, versions)) => {
+                if !versions.contains(&r.version) {
+                    versions.push(r.version.clone());
+                }
+            }
+            None => groups.push((r.group.clone(), vec![r.version.clone()])),
+        }
+    }
+    if !core {
+        groups.sort();
+    }
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let rs: Vec<Value> = resources
+                        .iter()
+                        .filter(|r| &r.group == group && &r.version == v)
+                        .map(|r| resource_discovery(r))
+                        .collect();
+                    json!({"version": v, "resources": rs, "freshness": "Current"})
+                })
+                .collect();
+            let metadata = if core {
+                json!({"creationTimestamp": null})
+            } else {
+                json!({"name": group, "creationTimestamp": null})
+            };
+            json!({"metadata": metadata, "versions": versions})
+        })
+        .collect();
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {}, "items": items})
 }

@@ -19,7 +19,7 @@ use super::status::ApiError;
 use super::store::{ObjKey, Store};
 use super::watch::{self, Body, WatchRequest};
 use super::writes::{self, DeleteOptions, Managed, Propagation, WriteCtx};
-use super::{TestApiServer, discovery, table};
+use super::{TestApiServer, discovery, gc, table};
 use crate::validation::UnknownFields;
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -91,6 +91,20 @@ pub fn handle(server: &TestApiServer, req: &Request<Bytes>, host: &str) -> Outco
             response: Response::new(full("ok")),
             record: None,
         },
+        Route::CoreVersions | Route::Groups
+            if discovery::wants_aggregated(header_str(req, header::ACCEPT)) =>
+        {
+            let core = route == Route::CoreVersions;
+            let mut response = json_response(200, &discovery::aggregated(store.resources(), core));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(discovery::AGGREGATED_V2),
+            );
+            Outcome {
+                response,
+                record: None,
+            }
+        }
         Route::CoreVersions => plain(discovery::core_versions(host)),
         Route::Groups => plain(discovery::group_list(store.resources())),
         Route::Group(g) => match discovery::group(store.resources(), &g) {
@@ -223,6 +237,141 @@ fn selectors(q: &HashMap<String, String>) -> Result<Selectors, ApiError> {
     })
 }
 
+/// What the client asked to get back (`Accept`), beyond plain objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Render {
+    Object,
+    /// `as=PartialObjectMetadata` (and `as=PartialObjectMetadataList` for lists).
+    Metadata,
+}
+
+fn render(req: &Request<Bytes>) -> Render {
+    let first = header_str(req, header::ACCEPT)
+        .split(',')
+        .next()
+        .unwrap_or_default();
+    if first.contains("as=PartialObjectMetadata") {
+        Render::Metadata
+    } else {
+        Render::Object
+    }
+}
+
+/// A `meta.k8s.io/v1` PartialObjectMetadata(List) of an object (list) of `res`.
+fn as_metadata(v: Value, res: &ResourceInfo) -> Value {
+    let partial = |o: &Value| {
+        json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+            "metadata": o.get("metadata").cloned().unwrap_or(json!({}))})
+    };
+    if v["kind"] == res.kind.as_str() {
+        return partial(&v);
+    }
+    if v["kind"] == format!("{}List", res.kind).as_str() {
+        let items: Vec<Value> = v["items"]
+            .as_array()
+            .map(|a| a.iter().map(partial).collect())
+            .unwrap_or_default();
+        return json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+            "metadata": v.get("metadata").cloned().unwrap_or(json!({})), "items": items});
+    }
+    v
+}
+
+/// `fieldValidation`; the server's default is Warn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FieldValidation {
+    Ignore,
+    Warn,
+    Strict,
+}
+
+/// The options kind of a write verb, for the 422 the apiserver answers bad options with.
+fn options_kind(verb: &str) -> &'static str {
+    match verb {
+        "create" => "CreateOptions",
+        "update" => "UpdateOptions",
+        "patch" => "PatchOptions",
+        _ => "DeleteOptions",
+    }
+}
+
+fn bad_option(verb: &str, field: &str, message: String) -> ApiError {
+    let mut e = ApiError::invalid(
+        options_kind(verb),
+        "meta.k8s.io",
+        "",
+        vec![(field.to_string(), message)],
+    );
+    if let Some(causes) = e.body["details"]["causes"].as_array_mut() {
+        for c in causes {
+            c["reason"] = json!("FieldValueNotSupported");
+        }
+    }
+    e
+}
+
+/// `dryRun` (query, or the DeleteOptions body) and `fieldValidation`, validated as
+/// `ValidateCreateOptions` & co. do: an unsupported value is a 422.
+fn write_options(
+    verb: &str,
+    q: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<(bool, FieldValidation), ApiError> {
+    let mut dry_run: Vec<String> = q.get("dryRun").cloned().into_iter().collect();
+    if matches!(verb, "delete" | "deletecollection")
+        && let Ok(v) = serde_json::from_slice::<Value>(body)
+        && let Some(values) = v.get("dryRun").and_then(Value::as_array)
+    {
+        dry_run.extend(values.iter().filter_map(Value::as_str).map(String::from));
+    }
+    if dry_run.iter().any(|v| v != "All") {
+        let quoted: Vec<String> = dry_run.iter().map(|v| format!("{v:?}")).collect();
+        return Err(bad_option(
+            verb,
+            "dryRun",
+            format!(
+                "Unsupported value: []string{{{}}}: supported values: \"All\"",
+                quoted.join(", ")
+            ),
+        ));
+    }
+    let fv = match q.get("fieldValidation").map(String::as_str) {
+        None | Some("") | Some("Warn") => FieldValidation::Warn,
+        Some("Ignore") => FieldValidation::Ignore,
+        Some("Strict") => FieldValidation::Strict,
+        Some(other) if !matches!(verb, "delete" | "deletecollection") => {
+            return Err(bad_option(
+                verb,
+                "fieldValidation",
+                format!(
+                    "Unsupported value: {other:?}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
+                ),
+            ));
+        }
+        Some(_) => FieldValidation::Warn,
+    };
+    Ok((!dry_run.is_empty(), fv))
+}
+
+fn invalid_update_without_rv(res: &ResourceInfo, name: &str) -> ApiError {
+    // store.go: the kind in this message is the qualified resource.
+    ApiError::invalid(
+        &res.plural,
+        &res.group,
+        name,
+        vec![(
+            "metadata.resourceVersion".to_string(),
+            "Invalid value: 0x0: must be specified for an update".to_string(),
+        )],
+    )
+}
+
+/// A reply before rendering: JSON to post-process, or a finished response (watch, table).
+enum Reply {
+    Json(u16, Value),
+    Raw(Response<Body>),
+}
+
 fn run(
     server: &TestApiServer,
     req: &Request<Bytes>,
@@ -231,8 +380,8 @@ fn run(
     q: &HashMap<String, String>,
     manager: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let mut store = server.store();
-    let res = store
+    let mut guard = server.store();
+    let res = guard
         .find_resource(&path.group, &path.version, &path.plural)
         .ok_or_else(not_found_path)?;
     if path.namespace.is_some() && !res.namespaced {
@@ -246,31 +395,99 @@ fn run(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
         ));
     }
-    if let Some(sub) = &path.subresource {
-        if sub == "scale" && has_scale(&res) {
-            return scale(server, &mut store, &res, path, verb, req.body(), manager);
-        }
-        if !(sub == "status" && res.status) {
-            return Err(not_found_path());
-        }
-    }
-    let part = if path.subresource.is_some() {
-        Part::Status
+    let is_write = matches!(
+        verb,
+        "create" | "update" | "patch" | "delete" | "deletecollection"
+    );
+    let (dry_run, field_validation) = if is_write {
+        write_options(verb, q, req.body())?
     } else {
-        Part::Main
+        (false, FieldValidation::Warn)
     };
     let ns = path.namespace.clone().unwrap_or_default();
     let key = |name: &str| ObjKey::new(&res, &ns, name);
+    let before_rv = path
+        .name
+        .as_deref()
+        .and_then(|n| guard.get(&key(n)))
+        .and_then(|o| o.pointer("/metadata/resourceVersion").cloned());
+    // A dry run writes to a throw-away copy: same validation, defaulting and side effects,
+    // nothing persisted, no resourceVersion consumed, no watch event.
+    let mut scratch = (dry_run && is_write).then(|| guard.dry_run_copy());
+    let store: &mut Store = match scratch.as_mut() {
+        Some(s) => s,
+        None => &mut guard,
+    };
     let ctx = WriteCtx {
         manager: manager.to_string(),
         now: now(),
-        unknown_fields: if q.get("fieldValidation").is_some_and(|v| v == "Strict") {
+        unknown_fields: if field_validation == FieldValidation::Strict {
             UnknownFields::Strict
         } else {
             UnknownFields::Pruning
         },
+        warn_unknown: field_validation == FieldValidation::Warn,
+        warnings: std::cell::RefCell::new(Vec::new()),
     };
     let cfg = server.config();
+    let reply = if let Some(sub) = &path.subresource {
+        if sub == "scale" && has_scale(&res) {
+            scale(store, &cfg, &res, path, verb, req.body(), &ctx)?
+        } else if sub == "status" && res.status {
+            verb_reply(store, &cfg, &res, path, verb, q, req, &ctx, Part::Status)?
+        } else {
+            return Err(not_found_path());
+        }
+    } else {
+        verb_reply(store, &cfg, &res, path, verb, q, req, &ctx, Part::Main)?
+    };
+    if is_write && !dry_run {
+        gc::sweep(store, &cfg, &ctx.now);
+    }
+    let mut response = match reply {
+        Reply::Raw(r) => r,
+        Reply::Json(code, mut v) => {
+            if dry_run && v["kind"] == res.kind.as_str() {
+                // Nothing was stored: a would-be new object has no resourceVersion yet, a
+                // would-be update keeps the current one.
+                match (&before_rv, code) {
+                    (Some(rv), 200) => v["metadata"]["resourceVersion"] = rv.clone(),
+                    _ => {
+                        if let Some(m) = v["metadata"].as_object_mut() {
+                            m.remove("resourceVersion");
+                        }
+                    }
+                }
+            }
+            if render(req) == Render::Metadata {
+                v = as_metadata(v, &res);
+            }
+            json_response(code, &v)
+        }
+    };
+    for w in ctx.warnings.borrow().iter() {
+        // RFC 7234 warning: code 299, agent "-", the text quoted.
+        if let Ok(h) = HeaderValue::from_str(&format!("299 - {}", Value::String(w.clone()))) {
+            response.headers_mut().append(header::WARNING, h);
+        }
+    }
+    Ok(response)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn verb_reply(
+    store: &mut Store,
+    cfg: &super::Config,
+    res: &ResourceInfo,
+    path: &ResourcePath,
+    verb: &str,
+    q: &HashMap<String, String>,
+    req: &Request<Bytes>,
+    ctx: &WriteCtx,
+    part: Part,
+) -> Result<Reply, ApiError> {
+    let ns = path.namespace.clone().unwrap_or_default();
+    let key = |name: &str| ObjKey::new(res, &ns, name);
     let body = req.body();
     match verb {
         "get" => {
@@ -278,26 +495,26 @@ fn run(
             let obj = store
                 .get(&key(name))
                 .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
-            let obj = with_type_meta(obj, &res);
+            let obj = with_type_meta(obj, res);
             if wants_table(req) {
                 let rv = obj
                     .pointer("/metadata/resourceVersion")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                return Ok(json_response(
+                return Ok(Reply::Json(
                     200,
-                    &table::table(
-                        &res,
+                    table::table(
+                        res,
                         &[obj],
                         &rv,
                         q.get("includeObject").is_some_and(|v| v == "Object"),
                     ),
                 ));
             }
-            Ok(json_response(200, &obj))
+            Ok(Reply::Json(200, obj))
         }
-        "list" => list(&store, &res, path, q, req),
+        "list" => list(store, res, path, q, req),
         "watch" => {
             let timeout = q
                 .get("timeoutSeconds")
@@ -312,8 +529,11 @@ fn run(
                 send_initial_events: q.get("sendInitialEvents").is_some_and(|v| v == "true"),
                 timeout,
                 bookmark_interval: cfg.bookmark_interval,
+                metadata_only: render(req) == Render::Metadata,
+                table: wants_table(req)
+                    .then(|| q.get("includeObject").is_some_and(|v| v == "Object")),
             };
-            let body = watch::start(&mut store, wr);
+            let body = watch::start(store, wr);
             let mut r = Response::new(body);
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -323,40 +543,36 @@ fn run(
                 header::TRANSFER_ENCODING,
                 HeaderValue::from_static("chunked"),
             );
-            Ok(r)
+            Ok(Reply::Raw(r))
         }
-        "create" => {
+        "create" if part == Part::Main => {
             let obj = parse_body(body, false)?;
-            let created = writes::create(&mut store, &cfg, &res, &ns, obj, &ctx, None)?;
-            Ok(json_response(201, &with_type_meta(&created, &res)))
+            let created = writes::create(store, cfg, res, &ns, obj, ctx, None)?;
+            Ok(Reply::Json(201, with_type_meta(&created, res)))
         }
         "update" => {
             let name = path.name.as_deref().unwrap_or_default();
             let obj = parse_body(body, false)?;
-            if store.get(&key(name)).is_none() && part == Part::Main {
-                // PUT creates when the object does not exist (for kinds that allow it, as
-                // custom resources and most built-ins do) only with no resourceVersion.
-                if obj
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| !s.is_empty())
-                {
+            let rv_given = obj
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty());
+            if store.get(&key(name)).is_none() {
+                // PUT creates a missing object only for kinds whose strategy allows it
+                // (never custom resources), only on the main resource, and only
+                // unconditionally.
+                if part == Part::Status || !res.allow_create_on_update() || rv_given {
                     return Err(ApiError::not_found(&res.group, &res.plural, name));
                 }
-                let created = writes::create(&mut store, &cfg, &res, &ns, obj, &ctx, None)?;
-                return Ok(json_response(201, &with_type_meta(&created, &res)));
+                let created = writes::create(store, cfg, res, &ns, obj, ctx, None)?;
+                return Ok(Reply::Json(201, with_type_meta(&created, res)));
             }
-            let updated = writes::update(
-                &mut store,
-                &cfg,
-                &res,
-                &key(name),
-                obj,
-                part,
-                &ctx,
-                Managed::Update,
-            )?;
-            Ok(json_response(200, &with_type_meta(&updated, &res)))
+            if !rv_given && !res.allow_unconditional_update() {
+                return Err(invalid_update_without_rv(res, name));
+            }
+            let updated =
+                writes::update(store, cfg, res, &key(name), obj, part, ctx, Managed::Update)?;
+            Ok(Reply::Json(200, with_type_meta(&updated, res)))
         }
         "patch" => {
             let name = path.name.as_deref().unwrap_or_default();
@@ -364,37 +580,43 @@ fn run(
             let kind = PatchKind::from_content_type(ct)
                 .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
             let (code, obj) = if kind == PatchKind::Apply {
-                apply_patch(&mut store, &cfg, &res, &ns, name, part, body, q, &ctx)?
+                apply_patch(store, cfg, res, &ns, name, part, body, q, ctx)?
             } else {
                 let live = store
                     .get(&key(name))
                     .cloned()
                     .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
-                let mut doc = with_type_meta(&live, &res);
+                let mut doc = with_type_meta(&live, res);
                 patch::patch(&mut doc, kind, body, res.is_custom())?;
                 (
                     200,
-                    writes::update(
-                        &mut store,
-                        &cfg,
-                        &res,
-                        &key(name),
-                        doc,
-                        part,
-                        &ctx,
-                        Managed::Update,
-                    )?,
+                    writes::update(store, cfg, res, &key(name), doc, part, ctx, Managed::Update)?,
                 )
             };
-            Ok(json_response(code, &with_type_meta(&obj, &res)))
+            Ok(Reply::Json(code, with_type_meta(&obj, res)))
         }
-        "delete" => {
+        "delete" if part == Part::Main => {
             let name = path.name.as_deref().unwrap_or_default();
             let opts = delete_options(body, q)?;
-            let obj = writes::delete(&mut store, &cfg, &res, &key(name), &opts, &ctx.now)?;
-            Ok(json_response(200, &with_type_meta(&obj, &res)))
+            let obj = writes::delete(store, cfg, res, &key(name), &opts, &ctx.now)?;
+            let uid = obj.pointer("/metadata/uid").cloned();
+            let still_there = store
+                .get(&key(name))
+                .is_some_and(|o| o.pointer("/metadata/uid").cloned() == uid);
+            if !still_there && !res.returns_deleted_object() {
+                // finalizeDelete: kinds without ReturnDeletedObject (custom resources among
+                // them) answer an immediate delete with a Status.
+                return Ok(Reply::Json(
+                    200,
+                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                        "status": "Success",
+                        "details": {"name": name, "group": res.group, "kind": res.plural,
+                            "uid": uid}}),
+                ));
+            }
+            Ok(Reply::Json(200, with_type_meta(&obj, res)))
         }
-        "deletecollection" => {
+        "deletecollection" if part == Part::Main => {
             let sel = selectors(q)?;
             let opts = delete_options(body, q)?;
             let keys: Vec<ObjKey> = store
@@ -410,13 +632,13 @@ fn run(
                 .collect();
             let mut items = Vec::new();
             for k in keys {
-                if let Ok(o) = writes::delete(&mut store, &cfg, &res, &k, &opts, &ctx.now) {
-                    items.push(with_type_meta(&o, &res));
+                if let Ok(o) = writes::delete(store, cfg, res, &k, &opts, &ctx.now) {
+                    items.push(with_type_meta(&o, res));
                 }
             }
-            Ok(json_response(
+            Ok(Reply::Json(
                 200,
-                &json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(),
+                json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(),
                 "metadata": {"resourceVersion": store.rv.to_string()}, "items": items}),
             ))
         }
@@ -505,10 +727,13 @@ fn apply_patch(
         )));
     }
     let key = ObjKey::new(res, ns, name);
+    let outer = ctx;
     let ctx = WriteCtx {
         manager: manager.clone(),
         now: ctx.now.clone(),
         unknown_fields: ctx.unknown_fields,
+        warn_unknown: ctx.warn_unknown,
+        warnings: std::cell::RefCell::new(Vec::new()),
     };
     let Some(live) = store.get(&key).cloned() else {
         if part == Part::Status {
@@ -516,8 +741,9 @@ fn apply_patch(
         }
         let mut obj = config;
         obj["metadata"]["name"] = Value::String(name.to_string());
-        let created = writes::create(store, cfg, res, ns, obj, &ctx, Some(manager))?;
-        return Ok((201, created));
+        let created = writes::create(store, cfg, res, ns, obj, &ctx, Some(manager));
+        outer.warnings.borrow_mut().extend(ctx.warnings.take());
+        return Ok((201, created?));
     };
     let schema = writes::schema(store, res);
     let mut applied =
@@ -535,8 +761,9 @@ fn apply_patch(
         part,
         &ctx,
         Managed::Precomputed,
-    )?;
-    Ok((200, updated))
+    );
+    outer.warnings.borrow_mut().extend(ctx.warnings.take());
+    Ok((200, updated?))
 }
 
 fn list(
@@ -545,7 +772,7 @@ fn list(
     path: &ResourcePath,
     q: &HashMap<String, String>,
     req: &Request<Bytes>,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Reply, ApiError> {
     if let Some(rv) = q.get("resourceVersion").and_then(|v| v.parse::<u64>().ok())
         && rv > 0
         && rv < store.compacted
@@ -598,11 +825,11 @@ fn list(
         if let Some(c) = meta.get("continue") {
             t["metadata"]["continue"] = c.clone();
         }
-        return Ok(json_response(200, &t));
+        return Ok(Reply::Json(200, t));
     }
-    Ok(json_response(
+    Ok(Reply::Json(
         200,
-        &json!({
+        json!({
             "kind": format!("{}List", res.kind), "apiVersion": res.api_version(),
             "metadata": meta, "items": items,
         }),
@@ -610,48 +837,93 @@ fn list(
 }
 
 pub fn has_scale(res: &ResourceInfo) -> bool {
-    res.group == "apps" && matches!(res.plural.as_str(), "deployments" | "statefulsets")
+    res.scale.is_some()
+        || (res.group == "apps" && matches!(res.plural.as_str(), "deployments" | "statefulsets"))
 }
 
-fn scale_of(obj: &Value) -> Value {
-    let selector: Vec<String> = obj
-        .pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect()
+/// `.spec.replicas` → `/spec/replicas` (the scale paths of a CRD are simple JSON paths).
+fn pointer_of(json_path: &str) -> String {
+    json_path
+        .trim_start_matches('.')
+        .split('.')
+        .fold(String::new(), |mut acc, seg| {
+            acc.push('/');
+            acc.push_str(seg);
+            acc
         })
-        .unwrap_or_default();
+}
+
+fn scale_of(obj: &Value, res: &ResourceInfo) -> Value {
+    let (spec, status, selector) = match &res.scale {
+        Some(sc) => {
+            let selector = sc
+                .label_selector
+                .as_deref()
+                .and_then(|p| obj.pointer(&pointer_of(p)))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            (
+                obj.pointer(&pointer_of(&sc.spec_replicas))
+                    .cloned()
+                    .unwrap_or(json!(0)),
+                obj.pointer(&pointer_of(&sc.status_replicas))
+                    .cloned()
+                    .unwrap_or(json!(0)),
+                selector,
+            )
+        }
+        None => {
+            let selector: Vec<String> = obj
+                .pointer("/spec/selector/matchLabels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1)),
+                obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+                selector.join(","),
+            )
+        }
+    };
     let meta = &obj["metadata"];
+    let mut status = json!({"replicas": status});
+    if !selector.is_empty() {
+        status["selector"] = json!(selector);
+    }
     json!({
         "kind": "Scale", "apiVersion": "autoscaling/v1",
         "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
             "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"]},
-        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
-        "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector.join(",")},
+        "spec": {"replicas": spec},
+        "status": status,
     })
 }
 
-/// The `/scale` subresource of Deployments and StatefulSets (`kubectl scale`).
+/// The `/scale` subresource (`autoscaling/v1` Scale) of Deployments, StatefulSets and
+/// custom resources whose CRD declares `subresources.scale`.
 fn scale(
-    server: &TestApiServer,
     store: &mut Store,
+    cfg: &super::Config,
     res: &ResourceInfo,
     path: &ResourcePath,
     verb: &str,
     body: &[u8],
-    manager: &str,
-) -> Result<Response<Body>, ApiError> {
+    ctx: &WriteCtx,
+) -> Result<Reply, ApiError> {
     let name = path.name.as_deref().unwrap_or_default();
     let key = ObjKey::new(res, path.namespace.as_deref().unwrap_or_default(), name);
     let live = store
         .get(&key)
         .cloned()
         .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
-    let current = scale_of(&live);
+    let current = scale_of(&live, res);
     let wanted = match verb {
-        "get" => return Ok(json_response(200, &current)),
+        "get" => return Ok(Reply::Json(200, current)),
         "update" => parse_body(body, false)?,
         "patch" => {
             let mut doc = current.clone();
@@ -660,29 +932,40 @@ fn scale(
         }
         _ => return Err(ApiError::method_not_allowed()),
     };
-    let mut obj = live;
-    obj["spec"]["replicas"] = wanted
+    let replicas = wanted
         .pointer("/spec/replicas")
         .cloned()
-        .unwrap_or(json!(1));
-    if let Some(rv) = wanted.pointer("/metadata/resourceVersion") {
+        .unwrap_or(json!(if res.scale.is_some() { 0 } else { 1 }));
+    let mut obj = live;
+    let spec_pointer = match &res.scale {
+        Some(sc) => pointer_of(&sc.spec_replicas),
+        None => "/spec/replicas".to_string(),
+    };
+    set_pointer(&mut obj, &spec_pointer, replicas);
+    // A Scale's resourceVersion is a precondition; without one the update is unconditional
+    // (also for custom resources, whose scale strategy copies it only when set).
+    if let Some(rv) = wanted
+        .pointer("/metadata/resourceVersion")
+        .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+    {
         obj["metadata"]["resourceVersion"] = rv.clone();
     }
-    let ctx = WriteCtx {
-        manager: manager.to_string(),
-        now: now(),
-        unknown_fields: UnknownFields::Pruning,
-    };
-    let cfg = server.config();
-    let updated = writes::update(
-        store,
-        &cfg,
-        res,
-        &key,
-        obj,
-        Part::Main,
-        &ctx,
-        Managed::Update,
-    )?;
-    Ok(json_response(200, &scale_of(&updated)))
+    let updated = writes::update(store, cfg, res, &key, obj, Part::Main, ctx, Managed::Update)?;
+    Ok(Reply::Json(200, scale_of(&updated, res)))
+}
+
+/// Sets `value` at a JSON pointer, creating objects on the way.
+fn set_pointer(obj: &mut Value, pointer: &str, value: Value) {
+    let mut cur = obj;
+    let segs: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+    for (i, seg) in segs.iter().enumerate() {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        if i + 1 == segs.len() {
+            cur[*seg] = value;
+            return;
+        }
+        cur = &mut cur[*seg];
+    }
 }

@@ -30,6 +30,7 @@ impl TestApiServer {
             self.record(r);
         }
         self.start_rollout_timers();
+        self.start_controllers();
         outcome.response
     }
 

@@ -1,8 +1,9 @@
 //! An in-memory Kubernetes API server for tests: in-process as a tower `Service` for
 //! `kube::Client`, or over plain HTTP on 127.0.0.1 for `kubectl`. Where it differs from a
-//! real kube-apiserver is listed in `e2e/DIFFERENCES.md`.
+//! real kube-apiserver is listed in `docs/testing.md` ("Where the test API server differs").
 
 mod apply;
+mod controllers;
 mod discovery;
 mod faults;
 mod fieldset;
@@ -24,7 +25,7 @@ pub mod http;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub use faults::{FaultCode, Faults, RequestRecord};
 pub use resources::ResourceInfo;
@@ -71,6 +72,8 @@ struct Inner {
     config: Mutex<Config>,
     faults: Mutex<Faults>,
     log: Mutex<Vec<RequestRecord>>,
+    /// Held by [`TestApiServer::pause_controllers`].
+    controllers_paused: Mutex<bool>,
 }
 
 /// A handle to one server; clones share it.
@@ -103,12 +106,12 @@ impl TestApiServer {
                 config: Mutex::new(config),
                 faults: Mutex::new(Faults::default()),
                 log: Mutex::new(Vec::new()),
+                controllers_paused: Mutex::new(false),
             }),
         };
-        for ns in ["default", "kube-system", "kube-public"] {
-            // Creating a fresh namespace in an empty store cannot fail.
-            let _ = server
-                .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+        {
+            let cfg = server.config();
+            controllers::bootstrap(&mut server.store(), &cfg);
         }
         server
     }
@@ -159,6 +162,43 @@ impl TestApiServer {
     fn run_due_rollouts(&self) {
         let cfg = self.config();
         workload::run_due(&mut self.store(), &cfg, false);
+    }
+
+    /// Runs the simulated controllers (CRD naming/establishing, service accounts) in a task
+    /// started now, when the last request gave them work: the client gets its response
+    /// first, and sees their writes as separate watch events right after. Without a tokio
+    /// runtime they run at once.
+    fn start_controllers(&self) {
+        if *lock(&self.inner.controllers_paused) || !self.store().controllers_pending {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let server = self.clone();
+                rt.spawn(async move { server.run_controllers() });
+            }
+            Err(_) => self.run_controllers(),
+        }
+    }
+
+    /// Holds the simulated controllers (CRD naming/establishing, service accounts) until
+    /// [`Self::resume_controllers`], so a test can observe the state a real cluster is in
+    /// for a moment after a write: e.g. a new CRD not yet served.
+    pub fn pause_controllers(&self) {
+        *lock(&self.inner.controllers_paused) = true;
+    }
+
+    /// Lets the controllers run again, and runs whatever work they were held from.
+    pub fn resume_controllers(&self) {
+        *lock(&self.inner.controllers_paused) = false;
+        self.run_controllers();
+    }
+
+    fn run_controllers(&self) {
+        let cfg = self.config();
+        let mut store = self.store();
+        controllers::run(&mut store, &cfg);
+        gc::sweep(&mut store, &cfg, &writes::now());
     }
 
     /// Starts timers for rollouts scheduled by the last request.
@@ -265,12 +305,13 @@ impl TestApiServer {
             .and_then(Value::as_str)
             .unwrap_or("default")
             .to_string();
-        let ctx = writes::WriteCtx {
-            manager: "test-fixture".to_string(),
-            now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            unknown_fields: crate::validation::UnknownFields::Pruning,
-        };
-        writes::create(&mut store, &cfg, &res, &ns, obj, &ctx, None)
+        let ctx = writes::WriteCtx::internal("test-fixture");
+        let created = writes::create(&mut store, &cfg, &res, &ns, obj, &ctx, None)?;
+        // Fixtures stand for a cluster that already exists: the controllers have done their
+        // part (a fixture CRD is established, a fixture namespace has its service account).
+        controllers::run(&mut store, &cfg);
+        gc::sweep(&mut store, &cfg, &ctx.now);
+        Ok(created)
     }
 
     /// The resources currently served (built-ins plus established CRDs).

@@ -13,6 +13,14 @@ pub struct PrinterColumn {
     pub json_path: String,
 }
 
+/// `subresources.scale` of a CRD version: where `/scale` reads and writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    pub label_selector: Option<String>,
+}
+
 /// One served resource at one group/version.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResourceInfo {
@@ -31,9 +39,45 @@ pub struct ResourceInfo {
     /// The CRD that defines it, for custom resources.
     pub crd: Option<String>,
     pub printer_columns: Vec<PrinterColumn>,
+    /// The `/scale` subresource of a custom resource (built-ins: see `has_scale`).
+    pub scale: Option<ScalePaths>,
 }
 
 impl ResourceInfo {
+    fn is(&self, group: &str, plural: &str) -> bool {
+        self.group == group && self.plural == plural
+    }
+
+    /// `ReturnDeletedObject` of the kind's registry: a DELETE that removes the object at once
+    /// answers with the object for these, with a `Status` for every other kind (custom
+    /// resources included). Taken from kubernetes/pkg/registry/*/storage.go.
+    pub fn returns_deleted_object(&self) -> bool {
+        self.group.is_empty()
+            && matches!(
+                self.plural.as_str(),
+                "namespaces" | "pods" | "services" | "serviceaccounts" | "persistentvolumeclaims"
+            )
+    }
+
+    /// `AllowUnconditionalUpdate` of the kind's strategy: whether a PUT without
+    /// `metadata.resourceVersion` overwrites. False for custom resources, CRDs, Leases and
+    /// PodDisruptionBudgets; true for the other built-in kinds served here.
+    pub fn allow_unconditional_update(&self) -> bool {
+        !self.is_custom()
+            && !self.is(super::writes::CRD_GROUP, super::writes::CRD_PLURAL)
+            && !self.is("coordination.k8s.io", "leases")
+            && !self.is("policy", "poddisruptionbudgets")
+    }
+
+    /// `AllowCreateOnUpdate` of the kind's strategy: whether a PUT to a missing name creates.
+    pub fn allow_create_on_update(&self) -> bool {
+        match self.group.as_str() {
+            "" => matches!(self.plural.as_str(), "services" | "events"),
+            "events.k8s.io" | "coordination.k8s.io" | "rbac.authorization.k8s.io" => true,
+            _ => false,
+        }
+    }
+
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.clone()
@@ -132,6 +176,7 @@ pub fn builtins() -> Vec<ResourceInfo> {
             generation: r.status && r.plural != "namespaces" && r.plural != "pods",
             crd: None,
             printer_columns: Vec::new(),
+            scale: None,
         })
         .collect()
 }
@@ -195,6 +240,14 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceInfo> {
                 .and_then(Value::as_array)
                 .map(|cols| cols.iter().map(printer_column).collect())
                 .unwrap_or_default(),
+            scale: v.pointer("/subresources/scale").map(|sc| {
+                let path = |k: &str| sc.get(k).and_then(Value::as_str).map(String::from);
+                ScalePaths {
+                    spec_replicas: path("specReplicasPath").unwrap_or_default(),
+                    status_replicas: path("statusReplicasPath").unwrap_or_default(),
+                    label_selector: path("labelSelectorPath"),
+                }
+            }),
         })
         .collect()
 }

@@ -77,6 +77,11 @@ pub struct Store {
     pub custom: Vec<ResourceInfo>,
     /// Workload rollouts waiting for their simulated delay.
     pub rollouts: Vec<super::workload::Pending>,
+    /// Set by writes that give the simulated controllers (CRD naming/establishing, service
+    /// accounts) work; they run right after the request, as a separate write.
+    pub controllers_pending: bool,
+    /// A scratch copy for `dryRun=All`: nothing written to it is ever seen.
+    pub dry_run: bool,
     uid_counter: u64,
 }
 
@@ -92,7 +97,30 @@ impl Store {
             builtins: resources::builtins(),
             custom: Vec::new(),
             rollouts: Vec::new(),
+            controllers_pending: false,
+            dry_run: false,
             uid_counter: 0,
+        }
+    }
+
+    /// A copy to run a `dryRun=All` request against: the same objects and resourceVersion,
+    /// but no watches, history or pending rollouts, so validation, defaulting, admission and
+    /// the server's own side effects run as for a real write and are then thrown away.
+    pub fn dry_run_copy(&self) -> Self {
+        Self {
+            rv: self.rv,
+            objects: self.objects.clone(),
+            history: VecDeque::new(),
+            // Nothing is recorded in the copy's history, so no limit is ever reached.
+            history_limit: usize::MAX,
+            compacted: self.compacted,
+            watchers: Vec::new(),
+            builtins: self.builtins.clone(),
+            custom: self.custom.clone(),
+            rollouts: Vec::new(),
+            controllers_pending: false,
+            dry_run: true,
+            uid_counter: self.uid_counter,
         }
     }
 
@@ -116,8 +144,10 @@ impl Store {
     pub fn new_uid(&mut self) -> String {
         self.uid_counter += 1;
         // Deterministic, unique per server, and shaped like a UUID so clients that parse it
-        // (none should) are not surprised.
-        format!("00000000-0000-4000-8000-{:012x}", self.uid_counter)
+        // (none should) are not surprised. A dry run's uid is never handed out again (a
+        // real server's are random), hence its own range.
+        let variant = if self.dry_run { 9 } else { 8 };
+        format!("00000000-0000-4000-{variant}000-{:012x}", self.uid_counter)
     }
 
     pub fn get(&self, key: &ObjKey) -> Option<&Value> {

@@ -31,6 +31,11 @@ pub struct WatchRequest {
     pub send_initial_events: bool,
     pub timeout: Option<Duration>,
     pub bookmark_interval: Duration,
+    /// `as=PartialObjectMetadata`: events carry only the objects' metadata.
+    pub metadata_only: bool,
+    /// `as=Table` (`kubectl get -w`): each event carries a one-row Table; `Some(true)` with
+    /// `includeObject=Object`.
+    pub table: Option<bool>,
 }
 
 struct State {
@@ -42,10 +47,23 @@ struct State {
     last_rv: u64,
 }
 
-fn with_version(obj: &Value, res: &ResourceInfo) -> Value {
+fn with_version(obj: &Value, req: &WatchRequest) -> Value {
+    if req.metadata_only {
+        return json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+            "metadata": obj.get("metadata").cloned().unwrap_or(json!({}))});
+    }
     let mut o = obj.clone();
-    o["apiVersion"] = Value::String(res.api_version());
-    o["kind"] = Value::String(res.kind.clone());
+    o["apiVersion"] = Value::String(req.res.api_version());
+    o["kind"] = Value::String(req.res.kind.clone());
+    if let Some(include_object) = req.table {
+        let rv = o
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        // Column definitions in every event: kubectl prints headers only when they change.
+        return super::table::table(&req.res, &[o], &rv, include_object);
+    }
     o
 }
 
@@ -72,7 +90,7 @@ fn translate(ev: &StoredEvent, req: &WatchRequest) -> Option<Value> {
         },
         _ => return None,
     };
-    Some(event(type_, with_version(&ev.object, &req.res)))
+    Some(event(type_, with_version(&ev.object, req)))
 }
 
 fn bookmark(req: &WatchRequest, rv: u64, initial_end: bool) -> Value {
@@ -111,7 +129,7 @@ pub fn start(store: &mut Store, req: WatchRequest) -> Body {
             .list(&req.res.group, &req.res.plural, ns.as_deref())
             .into_iter()
             .filter(|o| req.selectors.matches(o))
-            .map(|o| event("ADDED", with_version(o, &req.res)))
+            .map(|o| event("ADDED", with_version(o, req)))
             .collect()
     };
     if from == 0 || req.send_initial_events {

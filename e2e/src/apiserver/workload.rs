@@ -9,7 +9,6 @@ use super::apply::Part;
 use super::store::{ObjKey, Store};
 use super::writes::{self, Managed, WriteCtx};
 use super::{Config, WorkloadTiming};
-use crate::validation::UnknownFields;
 
 const CONTROLLER: &str = "kube-controller-manager";
 
@@ -80,11 +79,7 @@ fn images(obj: &Value) -> Vec<String> {
 }
 
 fn ctx() -> WriteCtx {
-    WriteCtx {
-        manager: CONTROLLER.to_string(),
-        now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        unknown_fields: UnknownFields::Pruning,
-    }
+    WriteCtx::internal(CONTROLLER)
 }
 
 fn complete(store: &mut Store, cfg: &Config, key: &ObjKey, want_generation: i64) {

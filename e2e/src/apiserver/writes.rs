@@ -2,6 +2,8 @@
 //! and delete, with the apiserver's metadata rules, validation of custom resources,
 //! finalizers, and the hooks that make CRDs servable and workloads progress.
 
+use std::cell::RefCell;
+
 use serde_json::{Value, json};
 
 use super::apply::{self, Part};
@@ -17,6 +19,98 @@ pub struct WriteCtx {
     pub manager: String,
     pub now: String,
     pub unknown_fields: UnknownFields,
+    /// `fieldValidation=Warn`, the server's default: unknown fields are pruned and each one
+    /// is reported as a warning (a `Warning: 299` response header).
+    pub warn_unknown: bool,
+    pub warnings: RefCell<Vec<String>>,
+}
+
+impl WriteCtx {
+    /// A server-internal write (controllers, fixtures): prunes silently.
+    pub fn internal(manager: &str) -> Self {
+        Self {
+            manager: manager.to_string(),
+            now: now(),
+            unknown_fields: UnknownFields::Pruning,
+            warn_unknown: false,
+            warnings: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The finalizer kube-apiserver puts on a CRD being deleted until its instances are gone.
+pub const CRD_CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+/// Garbage collector finalizers (`propagationPolicy` Foreground and Orphan).
+pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+pub const ORPHAN_FINALIZER: &str = "orphan";
+/// The label the NamespaceDefaultLabelName feature keeps on every namespace.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+fn is_crd(res: &ResourceInfo) -> bool {
+    res.group == CRD_GROUP && res.plural == CRD_PLURAL
+}
+
+fn is_namespace(res: &ResourceInfo) -> bool {
+    res.group.is_empty() && res.plural == "namespaces"
+}
+
+pub fn condition_true(obj: &Value, type_: &str) -> bool {
+    obj.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == type_ && c["status"] == "True")
+        })
+}
+
+/// Sets (replaces) the condition of `type_` in `status.conditions`, keeping
+/// `lastTransitionTime` when the status does not change.
+pub fn set_condition(obj: &mut Value, type_: &str, status: &str, reason: &str, message: &str) {
+    let now = now();
+    if !obj.get("status").is_some_and(Value::is_object) {
+        obj["status"] = json!({});
+    }
+    if !obj["status"]["conditions"].is_array() {
+        obj["status"]["conditions"] = json!([]);
+    }
+    let Some(conds) = obj["status"]["conditions"].as_array_mut() else {
+        return;
+    };
+    let mut c = json!({"type": type_, "status": status, "lastTransitionTime": now,
+        "reason": reason, "message": message});
+    match conds.iter_mut().find(|c| c["type"] == type_) {
+        Some(old) => {
+            if old["status"] == status {
+                c["lastTransitionTime"] = old["lastTransitionTime"].clone();
+            }
+            *old = c;
+        }
+        None => conds.push(c),
+    }
+}
+
+pub fn finalizers(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|f| {
+            f.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn add_finalizer(obj: &mut Value, f: &str) {
+    let mut fs = finalizers(obj);
+    if !fs.iter().any(|x| x == f) {
+        fs.push(f.to_string());
+    }
+    obj["metadata"]["finalizers"] = json!(fs);
 }
 
 /// How the managedFields of an update are produced.
@@ -102,8 +196,8 @@ fn validate(
     old: Option<&Value>,
     ctx: &WriteCtx,
 ) -> Result<Value, ApiError> {
-    if res.group == CRD_GROUP && res.plural == CRD_PLURAL {
-        return validate_crd(obj);
+    if is_crd(res) {
+        return validate_crd(obj, old);
     }
     let Some(crd_name) = &res.crd else {
         return Ok(obj);
@@ -112,6 +206,13 @@ fn validate(
         .get(&crd_key(crd_name))
         .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, ""))?;
     let metadata = obj.get("metadata").cloned();
+    if ctx.warn_unknown && ctx.unknown_fields != UnknownFields::Strict {
+        ctx.warnings.borrow_mut().extend(
+            validation::unknown_fields(crd, &obj)
+                .into_iter()
+                .map(|p| format!("unknown field \"{p}\"")),
+        );
+    }
     let mut validated = validation::validate_object_with(crd, &obj, old, ctx.unknown_fields)
         .map_err(|f| {
             let status = f.to_status();
@@ -127,7 +228,10 @@ fn validate(
     Ok(validated)
 }
 
-fn validate_crd(mut crd: Value) -> Result<Value, ApiError> {
+/// The apiextensions strategy: name and version checks; the status is the server's (the
+/// naming and establishing controllers write it later, see `controllers`), except that the
+/// storage version joins `storedVersions`.
+fn validate_crd(mut crd: Value, old: Option<&Value>) -> Result<Value, ApiError> {
     let s = |p: &str| {
         crd.pointer(p)
             .and_then(Value::as_str)
@@ -184,16 +288,21 @@ fn validate_crd(mut crd: Value) -> Result<Value, ApiError> {
             causes,
         ));
     }
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let condition = |t: &str, reason: &str, message: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message});
-    crd["status"] = json!({
-        "conditions": [
-            condition("NamesAccepted", "NoConflicts", "no conflicts found"),
-            condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
-        ],
-        "acceptedNames": crd.pointer("/spec/names").cloned().unwrap_or(json!({})),
-        "storedVersions": storage,
-    });
+    // On create the status starts empty; on update of the main resource it is the old one
+    // (a status write has already put the new status in place, on top of the old object).
+    let mut status = match old {
+        None => json!({"acceptedNames": {"plural": "", "kind": ""}, "storedVersions": []}),
+        Some(_) => crd.get("status").cloned().unwrap_or(json!({})),
+    };
+    if !status["storedVersions"].is_array() {
+        status["storedVersions"] = json!([]);
+    }
+    if let (Some(v), Some(stored)) = (storage.first(), status["storedVersions"].as_array_mut())
+        && !stored.iter().any(|s| s == v)
+    {
+        stored.push(json!(v));
+    }
+    crd["status"] = status;
     Ok(crd)
 }
 
@@ -242,6 +351,20 @@ pub fn create(
         }
     } else if let Some(meta) = obj["metadata"].as_object_mut() {
         meta.remove("namespace");
+    }
+    if let Some(crd_name) = &res.crd
+        && store
+            .get(&crd_key(crd_name))
+            .is_some_and(|crd| crd.pointer("/metadata/deletionTimestamp").is_some())
+    {
+        // apiextensions-apiserver's customresource_handler refuses creates meanwhile.
+        let mut e = ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "create not allowed while custom resource definition is terminating",
+        );
+        e.body["details"] = json!({"group": res.group, "kind": res.plural});
+        return Err(e);
     }
     let name = match (meta_str(&obj, "name"), meta_str(&obj, "generateName")) {
         (Some(n), _) if !n.is_empty() => n.to_string(),
@@ -305,7 +428,7 @@ pub fn create(
     if res.generation {
         meta["generation"] = json!(1);
     }
-    if res.plural == "namespaces" && res.group.is_empty() {
+    if is_namespace(res) {
         obj["status"] = json!({"phase": "Active"});
         obj["spec"] = json!({"finalizers": ["kubernetes"]});
     }
@@ -329,6 +452,10 @@ pub fn create(
             &ctx.manager,
             &ctx.now,
         ),
+    }
+    if is_namespace(res) {
+        // Canonicalize, after the field manager: the label is the server's.
+        obj["metadata"]["labels"][NAMESPACE_NAME_LABEL] = Value::String(name.clone());
     }
     let stored = store.put(key.clone(), obj, EventType::Added);
     after_write(store, cfg, res, &key, &stored);
@@ -471,11 +598,13 @@ pub fn update(
         m.remove("namespace");
     }
     let mut new = validate(store, res, new, Some(&old), ctx)?;
-    if res.plural == "namespaces" && res.group.is_empty() {
+    if is_namespace(res) {
         new["status"] = old
             .get("status")
             .cloned()
             .unwrap_or(json!({"phase": "Active"}));
+        // spec.finalizers changes only through /finalize.
+        new["spec"] = old.get("spec").cloned().unwrap_or(json!({}));
     }
     let schema = schema(store, res);
     match managed {
@@ -492,6 +621,9 @@ pub fn update(
             apply::record_update(Some(&old), &mut new, res, schema, part, name, &ctx.now)
         }
         Managed::Precomputed => {}
+    }
+    if is_namespace(res) {
+        new["metadata"]["labels"][NAMESPACE_NAME_LABEL] = Value::String(key.name.clone());
     }
     if res.generation && spec_of(&new) != spec_of(&old) {
         let generation = old
@@ -561,17 +693,37 @@ pub fn delete(
     {
         return Err(ApiError::stale(&res.group, &res.plural, &key.name));
     }
-    let uid = meta_str(&obj, "uid").unwrap_or_default().to_string();
-    match opts.propagation {
-        Propagation::Orphan => gc::orphan(store, &uid),
-        Propagation::Foreground => gc::delete_dependents(store, cfg, &uid, now),
-        Propagation::Background => {}
+    let being_deleted = obj.pointer("/metadata/deletionTimestamp").is_some();
+    if is_crd(res) && !being_deleted {
+        // The CRD registry's own Delete: mark, add the cleanup finalizer and Terminating;
+        // the finalizer controller (`gc::sweep`) deletes the instances, then the CRD.
+        let mut marked = obj.clone();
+        marked["metadata"]["deletionTimestamp"] = Value::String(now.to_string());
+        marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        add_finalizer(&mut marked, CRD_CLEANUP_FINALIZER);
+        set_condition(
+            &mut marked,
+            "Terminating",
+            "True",
+            "InstanceDeletionPending",
+            "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+        );
+        return Ok(store.put(key.clone(), marked, EventType::Modified));
     }
-    let is_namespace = res.group.is_empty() && res.plural == "namespaces";
-    let has_finalizers = obj
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .is_some_and(|f| !f.is_empty());
+    let is_namespace = is_namespace(res);
+    // The garbage collector's finalizers: the owner stays (deletionTimestamp set) until the
+    // collector has deleted (Foreground) or released (Orphan) its dependents.
+    let gc_finalizer = match opts.propagation {
+        _ if is_namespace || is_crd(res) || being_deleted => None,
+        Propagation::Orphan => Some(ORPHAN_FINALIZER),
+        Propagation::Foreground => Some(FOREGROUND_FINALIZER),
+        Propagation::Background => None,
+    };
+    let mut obj = obj;
+    if let Some(f) = gc_finalizer {
+        add_finalizer(&mut obj, f);
+    }
+    let has_finalizers = !finalizers(&obj).is_empty();
     if has_finalizers || is_namespace {
         let mut marked = obj.clone();
         if marked.pointer("/metadata/deletionTimestamp").is_none() {
@@ -614,9 +766,10 @@ fn reap_namespace(store: &mut Store, cfg: &Config, ns: &str, now: &str) -> Optio
 }
 
 fn after_removal(store: &mut Store, cfg: &Config, res: &ResourceInfo, key: &ObjKey, now: &str) {
-    if res.group == CRD_GROUP && res.plural == CRD_PLURAL {
+    if is_crd(res) {
         refresh_custom_resources(store);
-        // The apiserver deletes all instances with the CRD.
+        // Normally none are left (the cleanup finalizer waited for them); should a client
+        // have removed that finalizer by hand, the instances are unreachable anyway.
         if let Some((plural, group)) = key.name.split_once('.') {
             let doomed: Vec<ObjKey> = store
                 .objects
@@ -634,20 +787,49 @@ fn after_removal(store: &mut Store, cfg: &Config, res: &ResourceInfo, key: &ObjK
     }
 }
 
-/// Re-reads the served custom resources from the stored CRDs.
+/// Re-reads the served custom resources from the stored CRDs. As in
+/// apiextensions-apiserver, a CRD is served once its names are accepted (or it is
+/// established); before that its endpoints are 404.
 pub fn refresh_custom_resources(store: &mut Store) {
     store.custom = store
         .list(CRD_GROUP, CRD_PLURAL, None)
         .into_iter()
+        .filter(|crd| condition_true(crd, "NamesAccepted") || condition_true(crd, "Established"))
         .flat_map(resources::from_crd)
         .collect();
 }
 
 fn after_write(store: &mut Store, cfg: &Config, res: &ResourceInfo, key: &ObjKey, stored: &Value) {
-    if res.group == CRD_GROUP && res.plural == CRD_PLURAL {
+    if is_crd(res) {
         refresh_custom_resources(store);
+        store.controllers_pending = true;
+    }
+    if is_namespace(res) {
+        store.controllers_pending = true;
     }
     if res.group == "apps" && matches!(res.plural.as_str(), "deployments" | "statefulsets") {
         workload::schedule(store, cfg, key, stored);
     }
+}
+
+/// A write by one of the server's own controllers (garbage collector, finalizer and CRD
+/// controllers): no validation or field management, but the same watch events, and the
+/// object goes when it is being deleted and its last finalizer was removed.
+pub fn server_write(store: &mut Store, cfg: &Config, key: &ObjKey, obj: Value) {
+    let Some(res) = store.resource_for_key(key) else {
+        return;
+    };
+    if store.get(key).is_some_and(|old| same_content(old, &obj)) {
+        return;
+    }
+    let now = now();
+    let stored = store.put(key.clone(), obj, EventType::Modified);
+    if stored.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&stored).is_empty() {
+        if let Some(removed) = store.remove(key) {
+            gc::on_removed(store, cfg, &removed, &now);
+        }
+        after_removal(store, cfg, &res, key, &now);
+        return;
+    }
+    after_write(store, cfg, &res, key, &stored);
 }

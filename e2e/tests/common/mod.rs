@@ -48,7 +48,8 @@ pub fn widget_crd() -> Value {
                 "shortNames": ["wd"], "categories": ["gadgets"]},
             "versions": [{
                 "name": "v1", "served": true, "storage": true,
-                "subresources": {"status": {}},
+                "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
+                    "statusReplicasPath": ".status.replicas", "labelSelectorPath": ".status.selector"}},
                 "additionalPrinterColumns": [
                     {"name": "Site", "type": "string", "jsonPath": ".spec.siteId"},
                     {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},
@@ -98,6 +99,23 @@ pub async fn install_widgets(client: &Client) {
     crds.create(&PostParams::default(), &crd)
         .await
         .expect("CRD is created");
+    wait_established(client, &format!("widgets.{GROUP}")).await;
+}
+
+/// Waits until a CRD is Established, as a client of a real server must before using the kind.
+pub async fn wait_established(client: &Client, name: &str) {
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    within(
+        &format!("CRD {name} Established"),
+        kube::runtime::wait::await_condition(
+            crds,
+            name,
+            kube::runtime::wait::conditions::is_crd_established(),
+        ),
+    )
+    .await
+    .expect("CRD watch");
 }
 
 pub fn widgets(client: &Client) -> Api<DynamicObject> {
