@@ -38,6 +38,10 @@ struct World {
 impl World {
     fn new(start: &str) -> Self {
         let server = TestApiServer::with_config(Config {
+            contracts: miracolix_e2e::kubelet::Contracts::from_json(
+                &miracolix_operator::catalog::contract::contracts_json(),
+            )
+            .expect("the catalogue's contracts parse"),
             workload_timing: WorkloadTiming::Immediate,
             ..Config::default()
         });

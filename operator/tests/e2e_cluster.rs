@@ -58,6 +58,10 @@ async fn target(tag: &str) -> Target {
         };
     }
     let server = TestApiServer::with_config(ServerConfig {
+        contracts: miracolix_e2e::kubelet::Contracts::from_json(
+            &miracolix_operator::catalog::contract::contracts_json(),
+        )
+        .expect("the catalogue's contracts parse"),
         workload_timing: WorkloadTiming::After(Duration::from_millis(200)),
         ..ServerConfig::default()
     });
