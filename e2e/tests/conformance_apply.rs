@@ -436,6 +436,9 @@ async fn dropping_a_keyed_list_item_removes_the_whole_item() {
         .patch("w", &pp, &Patch::Apply(&without))
         .await
         .expect("the item goes without a validation error");
-    let ports = got.data["spec"]["ports"].as_array().cloned().unwrap_or_default();
+    let ports = got.data["spec"]["ports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(ports.is_empty(), "{ports:?}");
 }

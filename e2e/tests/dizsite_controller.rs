@@ -614,17 +614,16 @@ async fn a_missing_secret_keeps_the_site_not_ready_naming_component_and_reason()
         }
     })
     .await;
-    let ready = conditions::find(
-        &site.status.expect("status").conditions,
-        conditions::READY,
-    )
-    .cloned()
-    .expect("Ready");
+    let ready = conditions::find(&site.status.expect("status").conditions, conditions::READY)
+        .cloned()
+        .expect("Ready");
     assert_eq!(ready.status, "False");
     assert!(
         ready.message.contains("mainzelliste")
             && ready.message.contains("CreateContainerConfigError")
-            && ready.message.contains("secret \"mainzelliste-api\" not found"),
+            && ready
+                .message
+                .contains("secret \"mainzelliste-api\" not found"),
         "{}",
         ready.message
     );
