@@ -28,6 +28,7 @@ async fn crds_are_applied_established_and_reapplied_without_change() {
             "dizsites.diz.miracum.org",
             "feasibilityendpoints.diz.miracum.org",
             "proposalinboxes.diz.miracum.org",
+            "releaserevocations.diz.miracum.org",
         ]
     );
     let applies: Vec<_> = server
@@ -35,7 +36,7 @@ async fn crds_are_applied_established_and_reapplied_without_change() {
         .into_iter()
         .filter(|r| r.resource == "customresourcedefinitions" && r.verb == "patch")
         .collect();
-    assert_eq!(applies.len(), 4);
+    assert_eq!(applies.len(), 5);
     assert!(applies.iter().all(|r| r.field_manager == FIELD_MANAGER
         && r.patch_type.contains("apply")
         && r.path.contains("force=true")));

@@ -34,7 +34,7 @@ fn crds() -> BTreeMap<String, Value> {
             out.insert(kind, crd);
         }
     }
-    assert_eq!(out.len(), 4, "expected the four kinds in crds/");
+    assert_eq!(out.len(), 5, "expected the five kinds in crds/");
     out
 }
 
@@ -145,6 +145,53 @@ fn release_version_cannot_change() {
     changed["spec"]["version"] = Value::String("2026.2".into());
     let message = validate(&crds, &changed, Some(&stored)).expect_err("version change refused");
     assert!(message.contains("version is immutable"), "{message}");
+}
+
+/// A release is its signed content: none of it changes in place (the API server refuses); the
+/// signatures and the unsigned notes may. Delete + create is caught by the rollout plan.
+#[test]
+fn the_signed_content_of_a_release_is_immutable() {
+    let crds = crds();
+    let rel = read_yaml(&root().join("examples/10-release-miracolix-2026.1.yaml")).remove(0);
+    let stored = validate(&crds, &rel, None).expect("example is valid");
+    type Change = fn(&mut Value);
+    let refused: [(&str, Change); 7] = [
+        ("digest", |r| {
+            r["spec"]["components"]["flare"]["digest"] =
+                Value::String(format!("sha256:{}", "0".repeat(64)))
+        }),
+        ("channel", |r| r["spec"]["channel"] = "candidate".into()),
+        ("pilot wave dropped", |r| {
+            if let Some(w) = r["spec"]["rollout"]["waves"].as_array_mut() {
+                w.remove(0);
+            }
+        }),
+        ("progress deadline", |r| {
+            r["spec"]["rollout"]["progressDeadline"] = "1s".into()
+        }),
+        ("rollout removed", |r| {
+            if let Some(spec) = r["spec"].as_object_mut() {
+                spec.remove("rollout");
+            }
+        }),
+        ("upgrade path", |r| {
+            r["spec"]["compatibility"]["upgradeFrom"] = serde_json::json!(["2020.1"])
+        }),
+        ("expiry added", |r| {
+            r["spec"]["notAfter"] = "2030-01-01T00:00:00Z".into()
+        }),
+    ];
+    for (what, change) in refused {
+        let mut changed = stored.clone();
+        change(&mut changed);
+        let message =
+            validate(&crds, &changed, Some(&stored)).expect_err(&format!("{what}: change refused"));
+        assert!(message.contains("immutable"), "{what}: {message}");
+    }
+    let mut resigned = stored.clone();
+    resigned["spec"]["signature"]["value"] = "AAAA".into();
+    resigned["spec"]["compatibility"]["notes"] = "corrected".into();
+    validate(&crds, &resigned, Some(&stored)).expect("signatures and notes may change");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use kube::runtime::wait::await_condition;
 use miracolix_e2e::{Config, TestApiServer, WorkloadTiming};
 use miracolix_operator::api::{DizSite, conditions};
 use miracolix_operator::clock::SystemClock;
-use miracolix_operator::controller::{self, Context, Scope, component_release};
+use miracolix_operator::controller::{self, Context, Scope, component_release, release_revocation};
 use miracolix_operator::leader::{LeaderElector, LeaseConfig};
 use miracolix_operator::release::TrustStore;
 use repo::{docs, root};
@@ -107,7 +107,29 @@ async fn exercised() -> BTreeSet<(String, String, String)> {
         vec![Scope::AllNamespaces],
         stop(&tx),
     ));
-    let releases = tokio::spawn(component_release::run(ctx, stop(&tx)));
+    let releases = tokio::spawn(component_release::run(ctx.clone(), stop(&tx)));
+    let revocations = tokio::spawn(release_revocation::run(ctx, stop(&tx)));
+    // A revocation (unsigned: reported as not honoured, changes nothing) for its controller.
+    server
+        .create(json!({
+            "apiVersion": "diz.miracum.org/v1alpha1", "kind": "ReleaseRevocation",
+            "metadata": {"name": "unsigned"},
+            "spec": {"fingerprints": ["0".repeat(64)], "reason": "test"},
+        }))
+        .expect("revocation");
+    within("revocation status", async {
+        let api: Api<miracolix_operator::api::ReleaseRevocation> = Api::all(admin.clone());
+        while api
+            .get("unsigned")
+            .await
+            .expect("get")
+            .status
+            .is_none_or(|s| s.certified.is_none())
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     for (ns, name) in [
         ("diz-erlangen", "erlangen"),
         ("diz-dresden", "dresden"),
@@ -156,6 +178,9 @@ async fn exercised() -> BTreeSet<(String, String, String)> {
     within("release controller stops", releases)
         .await
         .expect("releases task");
+    within("revocation controller stops", revocations)
+        .await
+        .expect("revocations task");
     elector.release().await.expect("release the lease");
 
     server

@@ -1,6 +1,8 @@
 //! Release rollout across sites against the test API server, with a manual clock: waves and
-//! maintenance windows gate upgrades, a release whose image never becomes ready is rolled back at
-//! the first site and goes no further, a tampered release changes nothing.
+//! maintenance windows gate upgrades, a release whose image never becomes ready is rolled back,
+//! a tampered release changes nothing. Then the attacks of docs/security.md, each written as the
+//! attack: an old release recreated under the running name, new digests re-signed under it, a
+//! forged status, a tenant halting other namespaces, a revoked release, a removed signing key.
 //!
 //! Reconciles are driven directly (no background controller), so every step is deterministic.
 
@@ -13,13 +15,19 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use miracolix_e2e::{Config, TestApiServer, WorkloadTiming};
-use miracolix_operator::api::{ComponentRelease, DizSite, conditions};
+use miracolix_operator::api::{
+    ComponentRelease, DizSite, ReleaseFormat, ReleaseRevocation, ReleaseRevocationSpec, conditions,
+};
 use miracolix_operator::clock::ManualClock;
+use miracolix_operator::controller::certification::Certifier;
 use miracolix_operator::controller::{self, Context};
-use miracolix_operator::release::{SigningKey, TrustStore, sign_release};
+use miracolix_operator::release::plan::fingerprint;
+use miracolix_operator::release::{
+    SigningKey, TrustDir, TrustStore, TrustedKey, sign_release, sign_revocation,
+};
 use serde_json::{Value, json};
 
 const KEY_ID: &str = "miracolix-demo-2026";
@@ -35,8 +43,57 @@ struct World {
     ctx: Arc<Context>,
 }
 
+fn demo_key() -> SigningKey {
+    let pem = std::fs::read(root().join("examples/keys/demo-release-signing.pem")).expect("key");
+    SigningKey::from_pem(&pem, "demo").expect("demo key")
+}
+
+/// A signed ComponentRelease on `stable` from the example: `version`, `waves`, FLARE's digest
+/// made of `flare` (unique per release), no upgrade path.
+fn signed_release(
+    name: &str,
+    version: &str,
+    waves: Value,
+    flare: char,
+    key: &SigningKey,
+    key_id: &str,
+) -> Value {
+    let mut rel = docs("examples/10-release-miracolix-2026.1.yaml").remove(0);
+    rel["metadata"] = json!({"name": name});
+    rel["spec"]["version"] = json!(version);
+    rel["spec"]["components"]["flare"]["digest"] =
+        json!(format!("sha256:{}", flare.to_string().repeat(64)));
+    rel["spec"]["rollout"] = json!({"progressDeadline": "30m", "waves": waves});
+    if let Some(spec) = rel["spec"].as_object_mut() {
+        spec.remove("compatibility");
+    }
+    let mut typed: ComponentRelease = serde_json::from_value(rel).expect("release");
+    typed.spec.signature = Some(sign_release(&typed.spec, key, key_id).expect("signs"));
+    let mut v = serde_json::to_value(&typed).expect("json");
+    if let Some(m) = v["metadata"].as_object_mut() {
+        m.retain(|k, _| k == "name");
+    }
+    v.as_object_mut().expect("obj").remove("status");
+    v
+}
+
+/// The fingerprint the operator gives a release document.
+fn fingerprint_of(release: &Value) -> String {
+    let typed: ComponentRelease = serde_json::from_value(release.clone()).expect("release");
+    fingerprint(&typed.spec, ReleaseFormat::V2).expect("canonical")
+}
+
 impl World {
     fn new(start: &str) -> Self {
+        let trust = TrustStore::from_dir(&root().join("examples/trusted-keys")).expect("keys");
+        Self::with_certifier(start, |_| Arc::new(trust))
+    }
+
+    /// A world whose operator certifies with what `certifier` builds from the world's clock.
+    fn with_certifier(
+        start: &str,
+        certifier: impl FnOnce(&ManualClock) -> Arc<dyn Certifier>,
+    ) -> Self {
         let server = TestApiServer::with_config(Config {
             contracts: miracolix_e2e::kubelet::Contracts::from_json(
                 &miracolix_operator::catalog::contract::contracts_json(),
@@ -52,10 +109,9 @@ impl World {
             }
         }
         let clock = ManualClock::new(at(start));
-        let trust = TrustStore::from_dir(&root().join("examples/trusted-keys")).expect("keys");
         let ctx = Arc::new(Context::new(
             server.client_as("miracolix-operator"),
-            Arc::new(trust),
+            certifier(&clock),
             Arc::new(clock.clone()),
         ));
         let client = server.client_as("e2e-test");
@@ -70,36 +126,58 @@ impl World {
     /// Publishes a release on `stable`, signed with the demo key unless `tamper` is set (then the
     /// content is changed after signing). `flare_digest_byte` makes FLARE's digest unique.
     fn publish(&self, version: &str, waves: Value, flare_digest_byte: char, tamper: bool) {
-        let mut rel = docs("examples/10-release-miracolix-2026.1.yaml").remove(0);
-        rel["metadata"] = json!({"name": format!("miracolix-{version}")});
-        rel["spec"]["version"] = json!(version);
-        rel["spec"]["components"]["flare"]["digest"] = json!(format!(
-            "sha256:{}",
-            flare_digest_byte.to_string().repeat(64)
-        ));
-        rel["spec"]["rollout"] = json!({"progressDeadline": "30m", "waves": waves});
-        let mut typed: ComponentRelease = serde_json::from_value(rel).expect("release");
-        let pem =
-            std::fs::read(root().join("examples/keys/demo-release-signing.pem")).expect("key");
-        let key = SigningKey::from_pem(&pem, "demo").expect("demo key");
-        typed.spec.signature = Some(sign_release(&typed.spec, &key, KEY_ID).expect("signs"));
+        let name = format!("miracolix-{version}");
+        let mut v = signed_release(
+            &name,
+            version,
+            waves,
+            flare_digest_byte,
+            &demo_key(),
+            KEY_ID,
+        );
         if tamper {
-            typed
-                .spec
-                .components
-                .get_mut("blaze")
-                .expect("blaze")
-                .digest = format!("sha256:{}", "d".repeat(64));
+            v["spec"]["components"]["blaze"]["digest"] =
+                json!(format!("sha256:{}", "d".repeat(64)));
         }
-        let mut v = serde_json::to_value(&typed).expect("json");
-        if let Some(m) = v["metadata"].as_object_mut() {
-            m.retain(|k, _| k == "name");
-        }
-        v.as_object_mut().expect("obj").remove("status");
         self.server.create(v).expect("release created");
     }
 
+    async fn delete_release(&self, name: &str) {
+        Api::<ComponentRelease>::all(self.client.clone())
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("release deleted");
+    }
+
+    /// Event reasons published about the site in `ns`.
+    async fn event_reasons(&self, ns: &str) -> Vec<(String, String)> {
+        Api::<k8s_openapi::api::events::v1::Event>::namespaced(self.client.clone(), ns)
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items
+            .into_iter()
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect()
+    }
+
+    async fn workload_versions(&self, ns: &str) -> Vec<String> {
+        Api::<Deployment>::namespaced(self.client.clone(), ns)
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .iter()
+            .map(|d| d.resource_version().unwrap_or_default())
+            .collect()
+    }
+
     async fn add_site(&self, name: &str, labels: Value, window: Value) {
+        self.add_site_with(name, labels, window, json!({"channel": "stable"}))
+            .await;
+    }
+
+    async fn add_site_with(&self, name: &str, labels: Value, window: Value, release: Value) {
         self.server
             .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
             .expect("namespace");
@@ -108,7 +186,7 @@ impl World {
             "metadata": {"name": name, "namespace": name, "labels": labels},
             "spec": {
                 "siteId": name,
-                "release": {"channel": "stable"},
+                "release": release,
                 "components": {"blaze": {"resources": "small"}, "flare": {"resources": "small"}},
                 "maintenanceWindow": window,
             },
@@ -295,16 +373,16 @@ async fn releases_move_through_waves_and_windows_and_a_failing_one_is_rolled_bac
     assert_eq!(current(&e).as_deref(), Some("miracolix-2026.2"));
     assert_eq!(up_to_date(&e).1, "Held");
 
-    // Marburg's wave and window are open, but the release failed at Erlangen: it goes no further.
+    // Marburg's wave and window are open. Erlangen's failure does not halt it: Erlangen is
+    // another namespace, and a tenant must not be able to stop a release for everyone (a
+    // release manager does that with a signed revocation). Marburg's own health gate protects
+    // it: it upgrades, is not ready within the deadline, and rolls back by itself.
     w.clock.set(at("2026-02-11T21:00:00Z"));
     let m = w.settle("marburg").await;
+    assert_eq!(up_to_date(&m).1, "Upgrading", "{:?}", up_to_date(&m));
+    w.clock.advance(SignedDuration::from_mins(31));
+    let m = w.settle("marburg").await;
     assert_eq!(current(&m).as_deref(), Some("miracolix-2026.2"));
-    assert_eq!(up_to_date(&m).1, "Held", "{:?}", up_to_date(&m));
-    assert!(
-        up_to_date(&m).2.contains("erlangen"),
-        "{:?}",
-        up_to_date(&m)
-    );
     assert!(w.flare_image("marburg").await.contains(&"b".repeat(64)));
 
     // The image problem is fixed where the image is built (same digest, now healthy), and the
@@ -399,4 +477,407 @@ async fn a_tampered_release_changes_nothing() {
         .map(|r| format!("{} {}/{} {}", r.verb, r.resource, r.subresource, r.name))
         .collect();
     assert!(writes.is_empty(), "the operator wrote: {writes:?}");
+}
+
+fn status_of(site: &DizSite) -> miracolix_operator::api::DizSiteStatus {
+    site.status.clone().expect("status")
+}
+
+/// Attack (issue 11, HIGH): delete the running release and recreate its name with the validly
+/// signed content of an older release. A release is its content: the site does not move back,
+/// by channel or by pin, and no image changes. Editing the running release in place is refused
+/// by the API server (CEL transition rule).
+#[tokio::test]
+async fn recreating_an_old_signed_release_under_the_running_name_changes_no_image() {
+    let w = World::new("2026-01-20T12:00:00Z");
+    let all = json!([{"name": "all", "siteSelector": {"matchLabels": {}}}]);
+    w.publish("2026.1", all.clone(), 'a', false);
+    w.add_site("marburg", json!({}), json!(null)).await;
+    w.settle("marburg").await;
+    w.publish("2026.2", all.clone(), 'b', false);
+    let m = w.settle("marburg").await;
+    assert_eq!(current(&m).as_deref(), Some("miracolix-2026.2"));
+    let running_fp = status_of(&m)
+        .current_release_fingerprint
+        .expect("fingerprint");
+    assert!(w.flare_image("marburg").await.contains(&"b".repeat(64)));
+
+    // In place: refused at the door.
+    let edit = Api::<ComponentRelease>::all(w.client.clone())
+        .patch(
+            "miracolix-2026.2",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"components": {"flare": {
+                "digest": format!("sha256:{}", "a".repeat(64))}}}})),
+        )
+        .await;
+    let err = edit.expect_err("the signed content is immutable");
+    assert!(err.to_string().contains("immutable"), "{err}");
+
+    // Delete and recreate: 2026.1's signed content under the name miracolix-2026.2.
+    let old = signed_release(
+        "miracolix-2026.2",
+        "2026.1",
+        all.clone(),
+        'a',
+        &demo_key(),
+        KEY_ID,
+    );
+    w.delete_release("miracolix-2026.2").await;
+    w.server.create(old).expect("recreated");
+    let before = w.workload_versions("marburg").await;
+    let m = w.settle("marburg").await;
+    assert_eq!(up_to_date(&m).1, "WouldDowngrade", "{:?}", up_to_date(&m));
+    assert_eq!(
+        status_of(&m).current_release_fingerprint.as_deref(),
+        Some(running_fp.as_str())
+    );
+    assert_eq!(
+        w.workload_versions("marburg").await,
+        before,
+        "no workload touched"
+    );
+    assert!(w.flare_image("marburg").await.contains(&"b".repeat(64)));
+
+    // Pinning the recreated name does not help either.
+    Api::<DizSite>::namespaced(w.client.clone(), "marburg")
+        .patch(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"release": {"channel": null, "name": "miracolix-2026.2"}}}),
+            ),
+        )
+        .await
+        .expect("pin");
+    let m = w.settle("marburg").await;
+    assert_eq!(up_to_date(&m).1, "WouldDowngrade", "{:?}", up_to_date(&m));
+    assert_eq!(
+        w.workload_versions("marburg").await,
+        before,
+        "no workload touched"
+    );
+    // The condition names the one way back: an annotation with the exact fingerprint.
+    assert!(
+        up_to_date(&m)
+            .2
+            .contains("diz.miracum.org/allow-downgrade-to=")
+    );
+}
+
+/// Attack (issue 11, HIGH): new digests re-signed under the running name used to redeploy every
+/// site at once. Now it is a new release (another fingerprint) and goes through the waves, the
+/// maintenance window and the health gate; the rollback restores the previous content although
+/// its ComponentRelease object no longer exists (the rollout record keeps the signed copy).
+#[tokio::test]
+async fn new_digests_re_signed_under_the_running_name_go_through_waves_windows_and_the_health_gate()
+{
+    let w = World::new("2026-01-20T12:00:00Z");
+    w.publish("2026.2", json!([]), 'b', false);
+    w.add_site(
+        "marburg",
+        json!({}),
+        json!({"schedule": "0 20 * * *", "duration": "3h", "timeZone": "UTC"}),
+    )
+    .await;
+    let m = w.settle("marburg").await;
+    assert_eq!(up_to_date(&m).0, "True");
+    let old_fp = status_of(&m)
+        .current_release_fingerprint
+        .expect("fingerprint");
+
+    w.server.add_failing_image("c".repeat(64));
+    let resigned = signed_release(
+        "miracolix-2026.2",
+        "2026.2",
+        json!([{"name": "pilot", "sites": ["erlangen"], "notBefore": "2026-02-01T00:00:00Z"},
+               {"name": "rest", "sites": ["mainz"], "notBefore": "2026-02-08T00:00:00Z"}]),
+        'c',
+        &demo_key(),
+        KEY_ID,
+    );
+    let new_fp = fingerprint_of(&resigned);
+    assert_ne!(new_fp, old_fp);
+    w.delete_release("miracolix-2026.2").await;
+    w.server.create(resigned).expect("re-signed");
+
+    // Marburg is in no wave, so it goes with the last one.
+    w.clock.set(at("2026-02-02T21:00:00Z"));
+    let m = w.settle("marburg").await;
+    assert_eq!(up_to_date(&m).1, "WaitingForWave", "{:?}", up_to_date(&m));
+    assert!(w.flare_image("marburg").await.contains(&"b".repeat(64)));
+    w.clock.set(at("2026-02-08T12:00:00Z"));
+    let m = w.settle("marburg").await;
+    assert_eq!(up_to_date(&m).1, "WaitingForMaintenanceWindow");
+    assert!(w.flare_image("marburg").await.contains(&"b".repeat(64)));
+    w.clock.set(at("2026-02-08T20:30:00Z"));
+    let m = w.settle("marburg").await;
+    assert_eq!(up_to_date(&m).1, "Upgrading", "{:?}", up_to_date(&m));
+    assert_eq!(
+        status_of(&m).target_release_fingerprint.as_deref(),
+        Some(new_fp.as_str())
+    );
+    assert!(w.flare_image("marburg").await.contains(&"c".repeat(64)));
+    // The health gate: not ready within 30m, back to the old content.
+    w.clock.advance(SignedDuration::from_mins(31));
+    let m = w.settle("marburg").await;
+    let st = status_of(&m);
+    assert_eq!(
+        st.current_release_fingerprint.as_deref(),
+        Some(old_fp.as_str())
+    );
+    assert!(st.failed_releases.iter().any(|f| f.fingerprint == new_fp));
+    assert!(w.flare_image("marburg").await.contains(&"b".repeat(64)));
+    let m = w.settle("marburg").await;
+    assert_eq!(up_to_date(&m).1, "Held");
+}
+
+/// Attack (issue 11, LOW): someone with `dizsites/status` rights claims the site runs an older
+/// release and that an upgrade to an uncertified one is in flight. Nothing is deployed from the
+/// status; the site stays healthy, the status is restored and an Event says so.
+#[tokio::test]
+async fn a_forged_status_deploys_nothing_and_the_site_recovers_with_an_event() {
+    let w = World::new("2026-01-20T12:00:00Z");
+    let all = json!([{"name": "all", "siteSelector": {"matchLabels": {}}}]);
+    w.publish("2026.1", all.clone(), 'a', false);
+    w.add_site("marburg", json!({}), json!(null)).await;
+    w.settle("marburg").await;
+    w.publish("2026.2", all.clone(), 'b', false);
+    w.publish("2026.9", all, 'e', true);
+    let m = w.settle("marburg").await;
+    assert_eq!(current(&m).as_deref(), Some("miracolix-2026.2"));
+    let before = w.workload_versions("marburg").await;
+
+    Api::<DizSite>::namespaced(w.client.clone(), "marburg")
+        .patch_status(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+                "currentRelease": "miracolix-2026.1",
+                "currentReleaseFingerprint": null,
+                "targetRelease": "miracolix-2026.9",
+                "previousRelease": "miracolix-2026.1",
+                "upgradeStartedAt": "2026-01-01T00:00:00Z",
+            }})),
+        )
+        .await
+        .expect("forged status");
+    let m = w.settle("marburg").await;
+    let st = status_of(&m);
+    assert_eq!(st.current_release.as_deref(), Some("miracolix-2026.2"));
+    assert_eq!(st.target_release, None);
+    assert_eq!(up_to_date(&m).0, "True", "{:?}", up_to_date(&m));
+    assert_eq!(
+        w.workload_versions("marburg").await,
+        before,
+        "no workload touched"
+    );
+    assert!(w.flare_image("marburg").await.contains(&"b".repeat(64)));
+    let events = w.event_reasons("marburg").await;
+    assert!(
+        events
+            .iter()
+            .any(|(r, note)| r == "StatusCorrected" && note.contains("miracolix-2026.9")),
+        "{events:?}"
+    );
+}
+
+/// Attack (issue 11, LOW): a tenant whose site fails (or whose status says so) must not halt a
+/// release for the sites of other namespaces.
+#[tokio::test]
+async fn a_site_cannot_halt_a_release_for_other_namespaces() {
+    let w = World::new("2026-01-20T12:00:00Z");
+    w.publish("2026.1", json!([]), 'a', false);
+    w.add_site("tenant", json!({}), json!(null)).await;
+    w.add_site("marburg", json!({}), json!(null)).await;
+    w.settle("tenant").await;
+    w.settle("marburg").await;
+    let release = signed_release(
+        "miracolix-2026.2",
+        "2026.2",
+        json!([]),
+        'b',
+        &demo_key(),
+        KEY_ID,
+    );
+    let fp = fingerprint_of(&release);
+    w.server.create(release).expect("release");
+    Api::<DizSite>::namespaced(w.client.clone(), "tenant")
+        .patch_status(
+            "tenant",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"failedReleases": [{
+                "name": "miracolix-2026.2", "fingerprint": fp,
+                "reason": "forged", "at": "2026-01-20T00:00:00Z"}]}})),
+        )
+        .await
+        .expect("forged failure");
+    let m = w.settle("marburg").await;
+    assert_eq!(
+        current(&m).as_deref(),
+        Some("miracolix-2026.2"),
+        "{:?}",
+        up_to_date(&m)
+    );
+    // The tenant only holds itself back.
+    let t = w.settle("tenant").await;
+    assert_eq!(up_to_date(&t).1, "Held", "{:?}", up_to_date(&t));
+}
+
+fn revocation(name: &str, fingerprints: Vec<String>, immediate: bool, signed: bool) -> Value {
+    let mut spec = ReleaseRevocationSpec {
+        fingerprints,
+        reason: "CVE-2026-0001 in flare".into(),
+        immediate,
+        signature: None,
+        signatures: Vec::new(),
+    };
+    if signed {
+        spec.signature = Some(sign_revocation(&spec, &demo_key(), KEY_ID).expect("signs"));
+    }
+    let mut v = serde_json::to_value(ReleaseRevocation::new(name, spec)).expect("json");
+    if let Some(m) = v["metadata"].as_object_mut() {
+        m.retain(|k, _| k == "name");
+    }
+    v
+}
+
+/// A signed revocation is honoured: the revoked release is not re-applied, the site leaves it
+/// for the newest non-revoked release (even a lower version) at its next window, and a revoked
+/// release is never deployed. An unsigned revocation changes nothing.
+#[tokio::test]
+async fn a_revoked_release_is_left_at_the_next_window_and_never_deployed() {
+    let w = World::new("2026-01-20T12:00:00Z");
+    w.publish("2026.1", json!([]), 'a', false);
+    let bad = signed_release(
+        "miracolix-2026.2",
+        "2026.2",
+        json!([]),
+        'b',
+        &demo_key(),
+        KEY_ID,
+    );
+    let bad_fp = fingerprint_of(&bad);
+    w.server.create(bad).expect("release");
+    w.add_site(
+        "marburg",
+        json!({}),
+        json!({"schedule": "0 20 * * *", "duration": "3h", "timeZone": "UTC"}),
+    )
+    .await;
+    let m = w.settle("marburg").await;
+    assert_eq!(current(&m).as_deref(), Some("miracolix-2026.2"));
+
+    // Anyone may create the object; unsigned, it is not honoured.
+    w.server
+        .create(revocation("forged", vec![bad_fp.clone()], true, false))
+        .expect("created");
+    let m = w.settle("marburg").await;
+    assert_eq!(up_to_date(&m).0, "True", "{:?}", up_to_date(&m));
+
+    w.server
+        .create(revocation(
+            "revoke-2026.2",
+            vec![bad_fp.clone()],
+            false,
+            true,
+        ))
+        .expect("created");
+    let before = w.workload_versions("marburg").await;
+    let m = w.settle("marburg").await;
+    assert_eq!(
+        up_to_date(&m).1,
+        "WaitingForMaintenanceWindow",
+        "{:?}",
+        up_to_date(&m)
+    );
+    assert_eq!(
+        w.workload_versions("marburg").await,
+        before,
+        "revoked content is not re-applied"
+    );
+    w.clock.set(at("2026-01-20T20:30:00Z"));
+    let m = w.settle("marburg").await;
+    assert_eq!(
+        current(&m).as_deref(),
+        Some("miracolix-2026.1"),
+        "{:?}",
+        up_to_date(&m)
+    );
+    assert!(w.flare_image("marburg").await.contains(&"a".repeat(64)));
+    let events = w.event_reasons("marburg").await;
+    assert!(
+        events.iter().any(|(r, _)| r == "LeavingRevokedRelease"),
+        "{events:?}"
+    );
+
+    // A new site is never installed with it either.
+    w.add_site_with(
+        "giessen",
+        json!({}),
+        json!(null),
+        json!({"name": "miracolix-2026.2"}),
+    )
+    .await;
+    let g = w.settle("giessen").await;
+    assert_eq!(
+        current(&g).as_deref(),
+        Some("miracolix-2026.1"),
+        "{:?}",
+        up_to_date(&g)
+    );
+}
+
+/// Attack (issue 11, LOW): a signing key leaks and is removed from the trusted-keys directory.
+/// The running operator refuses the next release signed with it, without a restart; the injected
+/// clock stands in for the 30 s reload interval.
+#[tokio::test]
+async fn a_key_removed_from_the_trusted_keys_refuses_the_next_release_without_restart() {
+    // A second, uncompromised key signs the release the sites run.
+    const GOOD_PKCS8: &str = "-----BEGIN PRIVATE KEY-----\n\
+        MC4CAQAwBQYDK2VwBCIEIESQ+jSHLQXnqH6KrgOxEv5TQxXZvti95bKLe29ifDBS\n\
+        -----END PRIVATE KEY-----\n";
+    let good = SigningKey::from_pem(GOOD_PKCS8.as_bytes(), "good").expect("key");
+    let dir = std::env::temp_dir().join(format!("miracolix-e2e-keys-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::copy(
+        root().join("examples/trusted-keys/miracolix-demo-2026.pem"),
+        dir.join("miracolix-demo-2026.pem"),
+    )
+    .expect("demo key");
+    let good_pub: TrustedKey = good.public_key("consortium-b").expect("public");
+    std::fs::write(dir.join("consortium-b.pem"), good_pub.to_pem()).expect("write");
+    let trust_dir = dir.clone();
+    let w = World::with_certifier("2026-01-20T12:00:00Z", move |clock| {
+        Arc::new(TrustDir::open(&trust_dir, Arc::new(clock.clone())).expect("opens"))
+    });
+    w.server
+        .create(signed_release(
+            "miracolix-2026.1",
+            "2026.1",
+            json!([]),
+            'a',
+            &good,
+            "consortium-b",
+        ))
+        .expect("release");
+    w.add_site("marburg", json!({}), json!(null)).await;
+    let m = w.settle("marburg").await;
+    assert_eq!(current(&m).as_deref(), Some("miracolix-2026.1"));
+
+    // The demo key leaks: it is removed from the directory (the mounted Secret).
+    std::fs::remove_file(dir.join("miracolix-demo-2026.pem")).expect("removed");
+    w.clock.advance(SignedDuration::from_secs(30));
+    w.publish("2026.2", json!([]), 'b', false);
+    let before = w.workload_versions("marburg").await;
+    let m = w.settle("marburg").await;
+    assert_eq!(current(&m).as_deref(), Some("miracolix-2026.1"));
+    assert_eq!(
+        up_to_date(&m).0,
+        "True",
+        "the newest certified release is still 2026.1"
+    );
+    assert_eq!(w.workload_versions("marburg").await, before);
+    let _ = std::fs::remove_dir_all(&dir);
 }

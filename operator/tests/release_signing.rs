@@ -10,11 +10,12 @@ use base64::Engine as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use miracolix_operator::api::{
-    ComponentImage, ComponentRelease, ComponentReleaseSpec, ReleaseSignature, SignatureAlgorithm,
+    ComponentImage, ComponentRelease, ComponentReleaseSpec, ReleaseFormat, ReleaseRevocationSpec,
+    ReleaseSignature, SignatureAlgorithm,
 };
 use miracolix_operator::release::{
-    Reason, SigningKey, TrustStore, TrustedKey, Verdict, canonicalize, sign_release, verify,
-    verify_signature,
+    Reason, SigningKey, TrustStore, TrustedKey, Verdict, canonicalize, sha256_hex, sign_release,
+    sign_revocation, verify, verify_revocation, verify_signature, verify_with_threshold,
 };
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
@@ -128,14 +129,15 @@ fn signed(spec: &ComponentReleaseSpec, key: &SigningKey, key_id: &str) -> Compon
     spec
 }
 
+/// Certified by exactly `key_id` (in whichever format).
 #[track_caller]
 fn assert_certified(verdict: &Verdict, key_id: &str) {
-    assert_eq!(
-        verdict,
-        &Verdict::Certified {
-            key_id: key_id.to_string()
+    match verdict {
+        Verdict::Certified { key_ids, .. } => assert_eq!(key_ids, &[key_id.to_string()]),
+        Verdict::NotCertified { reason, message } => {
+            panic!("expected certified by {key_id}, got {reason}: {message}")
         }
-    );
+    }
 }
 
 #[track_caller]
@@ -448,11 +450,11 @@ fn trust_store_loads_a_secret_and_a_mounted_secret_directory() {
 // Canonical form
 
 #[test]
-fn canonical_form_ignores_map_order_metadata_rollout_and_compatibility() {
+fn canonical_form_ignores_map_order_and_metadata_but_v2_covers_the_rollout() {
     let text = std::fs::read_to_string(example_path()).expect("example");
-    let base = canonicalize(&release()).expect("canonical");
+    let base = canonicalize(&release(), ReleaseFormat::V2).expect("canonical");
 
-    // Components in reverse order, different metadata, no rollout, no compatibility.
+    // Components in reverse order and different metadata: the same bytes.
     let mut reordered = String::new();
     let mut in_components = false;
     let mut blocks: Vec<String> = Vec::new();
@@ -482,12 +484,10 @@ fn canonical_form_ignores_map_order_metadata_rollout_and_compatibility() {
         reordered.push_str(line);
         reordered.push('\n');
     }
-    let reordered = reordered
-        .replace(
-            "name: miracolix-2026.1",
-            "name: renamed\n  labels:\n    a: b",
-        )
-        .replace("progressDeadline: 30m", "progressDeadline: 2h");
+    let reordered = reordered.replace(
+        "name: miracolix-2026.1",
+        "name: renamed\n  labels:\n    a: b",
+    );
     let position = |needle: &str| reordered.find(needle).expect("component present");
     assert!(
         position("    dsf-bpe-proxy:") < position("    blaze:"),
@@ -495,37 +495,138 @@ fn canonical_form_ignores_map_order_metadata_rollout_and_compatibility() {
     );
     let docs: Vec<ComponentRelease> =
         miracolix_operator::yaml::from_multi_doc(&reordered).expect("reordered parses");
-    let mut spec = docs[0].spec.clone();
-    assert_eq!(canonicalize(&spec).expect("canonical"), base);
-    spec.rollout = None;
-    spec.compatibility = None;
-    assert_eq!(canonicalize(&spec).expect("canonical"), base);
-
-    // Hence the example's signature still verifies on the changed document.
+    let spec = docs[0].spec.clone();
+    assert_eq!(
+        canonicalize(&spec, ReleaseFormat::V2).expect("canonical"),
+        base
+    );
     let trust = demo_trust();
     assert_certified(&verify(&spec, &trust), DEMO_KEY_ID);
+    // compatibility.notes is for people and may be corrected without re-signing.
+    let mut noted = spec.clone();
+    if let Some(c) = noted.compatibility.as_mut() {
+        c.notes = Some("corrected".into());
+    }
+    assert_certified(&verify(&noted, &trust), DEMO_KEY_ID);
+}
+
+/// Attack: whoever may edit a ComponentRelease (but holds no signing key) drops the pilot wave,
+/// sets a 1 s progress deadline so every site rolls back, or removes the upgrade path. In
+/// format v2 each of these breaks the signature.
+#[test]
+fn editing_what_steers_the_rollout_breaks_the_signature() {
+    type Change = fn(&mut ComponentReleaseSpec);
+    let changes: [(&str, Change); 6] = [
+        ("pilot wave dropped", |s| {
+            if let Some(r) = s.rollout.as_mut() {
+                r.waves.remove(0);
+            }
+        }),
+        ("1s progress deadline", |s| {
+            if let Some(r) = s.rollout.as_mut() {
+                r.progress_deadline = "1s".into();
+            }
+        }),
+        ("wave moved earlier", |s| {
+            if let Some(r) = s.rollout.as_mut() {
+                r.waves[1].not_before = Some("2026-01-01T00:00:00Z".into());
+            }
+        }),
+        ("rollout removed", |s| s.rollout = None),
+        ("upgrade path removed", |s| s.compatibility = None),
+        ("expiry added", |s| {
+            s.not_after = Some("2026-01-01T00:00:00Z".into())
+        }),
+    ];
+    let trust = demo_trust();
+    for (what, change) in changes {
+        let mut spec = example_release().spec;
+        change(&mut spec);
+        let message = assert_reason(&verify(&spec, &trust), Reason::BadSignature);
+        assert!(message.contains("rollout"), "{what}: {message}");
+    }
+}
+
+/// Releases signed before the v2 format still verify (their rollout and compatibility are then
+/// ignored by the rollout plan, because nothing vouches for them).
+#[test]
+fn a_release_signed_in_format_v1_still_verifies() {
+    let (key, public) = keypair(SignatureAlgorithm::Ed25519, "old");
+    let mut spec = release();
+    let v1 = canonicalize(&spec, ReleaseFormat::V1).expect("v1");
+    assert!(v1.starts_with(b"miracolix-release-v1\n"));
+    spec.signature = Some(ReleaseSignature {
+        key_id: "old".into(),
+        algorithm: SignatureAlgorithm::Ed25519,
+        format: None,
+        value: B64.encode(key.sign(&v1).expect("signs")),
+    });
+    let verdict = verify(&spec, &store(&[&public]));
+    assert_eq!(
+        verdict,
+        Verdict::Certified {
+            key_ids: vec!["old".into()],
+            format: ReleaseFormat::V1
+        }
+    );
+    // A v1 signature does not cover the rollout: changing it keeps the verdict.
+    spec.rollout = None;
+    assert!(verify(&spec, &store(&[&public])).is_certified());
+    // Claiming v2 for it fails: the format tag is part of the signed bytes.
+    if let Some(sig) = spec.signature.as_mut() {
+        sig.format = Some(ReleaseFormat::V2);
+    }
+    assert_reason(&verify(&spec, &store(&[&public])), Reason::BadSignature);
 }
 
 #[test]
 fn canonical_form_is_exactly_the_documented_one() {
-    let text = String::from_utf8(canonicalize(&release()).expect("canonical")).expect("ASCII");
+    let text = String::from_utf8(canonicalize(&release(), ReleaseFormat::V2).expect("canonical"))
+        .expect("ASCII");
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "miracolix-release-v1");
+    assert_eq!(lines[0], "miracolix-release-v2");
     assert_eq!(lines[1], "release.version=2026.1");
     assert_eq!(lines[2], "release.channel=stable");
-    assert_eq!(lines.len(), 3 + 3 * release().components.len());
     assert!(text.ends_with('\n') && !text.ends_with("\n\n"));
     // Sorted by component key, fields in the fixed order.
     assert_eq!(lines[3], "component.blaze.repository=ghcr.io/samply/blaze");
     assert!(lines[4].starts_with("component.blaze.digest=sha256:"));
     assert_eq!(lines[5], "component.blaze.version=0.30.2");
     assert!(lines[6].starts_with("component.dqa.repository="));
+    // Then what steers the rollout.
+    let tail = &lines[3 + 3 * release().components.len()..];
+    assert_eq!(
+        tail,
+        [
+            "compatibility.upgradeFrom=2025.2",
+            "compatibility.upgradeFrom=2025.2.1",
+            "rollout.progressDeadline=30m",
+            "rollout.wave.0.name=pilot",
+            "rollout.wave.0.site=erlangen",
+            "rollout.wave.0.notBefore=2026-02-02T06:00:00Z",
+            "rollout.wave.1.name=consortium",
+            "rollout.wave.1.siteSelector=matchLabels",
+            "rollout.wave.1.matchLabel=diz.miracum.org/rollout=consortium",
+            "rollout.wave.1.notBefore=2026-02-09T06:00:00Z",
+        ]
+    );
     // The docs show the same bytes for the example release.
     let doc = std::fs::read_to_string(repo_root().join("docs/release-signing.md"))
         .expect("docs/release-signing.md exists");
     assert!(
-        doc.contains(&lines[..9].join("\n")),
+        doc.contains(&lines[..9].join("\n")) && doc.contains(&tail.join("\n")),
         "docs/release-signing.md no longer shows the canonical form of the example"
+    );
+    // The fingerprint is the SHA-256 of these bytes, as `release fingerprint` prints it.
+    let out = run(&["release", "fingerprint", "-f", s(&example_path())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        sha256_hex(text.as_bytes())
     );
 }
 
@@ -552,7 +653,8 @@ fn the_example_release_is_signed_with_the_demo_key() {
     assert!(
         verdict
             == Verdict::Certified {
-                key_id: DEMO_KEY_ID.to_string()
+                key_ids: vec![DEMO_KEY_ID.to_string()],
+                format: ReleaseFormat::V2,
             },
         "examples/10-release-miracolix-2026.1.yaml does not verify with the demo key ({verdict:?}). \
          If you changed its content on purpose, re-sign it and paste the printed block over \
@@ -594,7 +696,10 @@ fn cli_canonicalize_prints_exactly_the_signed_bytes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(out.stdout, canonicalize(&release()).expect("canonical"));
+    assert_eq!(
+        out.stdout,
+        canonicalize(&release(), ReleaseFormat::V2).expect("canonical")
+    );
 }
 
 #[test]
@@ -761,7 +866,7 @@ fn an_openssl_ecdsa_signature_verifies_and_ours_verifies_with_openssl() {
         ],
     );
     openssl(&dir, &["ec", "-in", "k.pem", "-pubout", "-out", "pub.pem"]);
-    let canonical = canonicalize(&release()).expect("canonical");
+    let canonical = canonicalize(&release(), ReleaseFormat::V2).expect("canonical");
     dir.write("canonical.txt", &canonical);
     openssl(
         &dir,
@@ -771,11 +876,36 @@ fn an_openssl_ecdsa_signature_verifies_and_ours_verifies_with_openssl() {
             "-sign",
             "k.pem",
             "-out",
+            "raw.der",
+            "canonical.txt",
+        ],
+    );
+    // openssl does not normalise S, so about half of its signatures are high-S, which the
+    // operator refuses. `release normalize-signature` rewrites them; openssl accepts both forms.
+    let raw = std::fs::read(dir.path("raw.der")).expect("openssl wrote a signature");
+    let raw_b64 = dir.write("raw.b64", B64.encode(&raw));
+    let out = run(&["release", "normalize-signature", "--signature", s(&raw_b64)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sig = B64
+        .decode(String::from_utf8_lossy(&out.stdout).trim())
+        .expect("normalised base64");
+    dir.write("sig.der", &sig);
+    openssl(
+        &dir,
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "pub.pem",
+            "-signature",
             "sig.der",
             "canonical.txt",
         ],
     );
-    let sig = std::fs::read(dir.path("sig.der")).expect("openssl wrote a signature");
     let sig_b64 = dir.write("sig.b64", B64.encode(&sig));
 
     // Library.
@@ -789,6 +919,7 @@ fn an_openssl_ecdsa_signature_verifies_and_ours_verifies_with_openssl() {
     let signature = ReleaseSignature {
         key_id: "openssl-ec".into(),
         algorithm: SignatureAlgorithm::EcdsaP256Sha256,
+        format: Some(ReleaseFormat::V2),
         value: B64.encode(&sig),
     };
     assert_certified(
@@ -807,6 +938,8 @@ fn an_openssl_ecdsa_signature_verifies_and_ours_verifies_with_openssl() {
         s(&pub_pem),
         "--signature",
         s(&sig_b64),
+        "--format",
+        "v2",
     ]);
     assert_eq!(
         out.status.code(),
@@ -826,6 +959,8 @@ fn an_openssl_ecdsa_signature_verifies_and_ours_verifies_with_openssl() {
         s(&pub_pem),
         "--signature",
         s(&wrapped_path),
+        "--format",
+        "v2",
     ]);
     assert_eq!(
         out.status.code(),
@@ -944,6 +1079,7 @@ fn an_openssl_ed25519_signature_verifies_and_ours_verifies_with_openssl() {
     let signature = ReleaseSignature {
         key_id: "openssl-ed".into(),
         algorithm: SignatureAlgorithm::Ed25519,
+        format: Some(ReleaseFormat::V2),
         value: B64.encode(&sig),
     };
     assert_certified(
@@ -962,6 +1098,8 @@ fn an_openssl_ed25519_signature_verifies_and_ours_verifies_with_openssl() {
         "openssl-ed",
         "--signature",
         s(&sig_b64),
+        "--format",
+        "v2",
     ]);
     assert_eq!(
         out.status.code(),
@@ -1009,4 +1147,328 @@ fn an_openssl_ed25519_signature_verifies_and_ours_verifies_with_openssl() {
         ],
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Signature Verified Successfully"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attacks on signatures and keys
+
+/// The order n of the P-256 group.
+const P256_N: [u8; 32] = [
+    0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x51,
+];
+
+/// (r, s) → (r, n - s): as valid as the original for plain ECDSA, but the other encoding.
+fn mirror_s(der: &[u8]) -> Vec<u8> {
+    // SEQUENCE { INTEGER r, INTEGER s }, all short-form lengths for P-256.
+    let r_len = usize::from(der[3]);
+    let r = &der[4..4 + r_len];
+    let s_len = usize::from(der[5 + r_len]);
+    let s = &der[6 + r_len..6 + r_len + s_len];
+    let s = &s[s.iter().position(|b| *b != 0).unwrap_or(0)..];
+    let mut padded = [0u8; 32];
+    padded[32 - s.len()..].copy_from_slice(s);
+    let mut m = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut d = i16::from(P256_N[i]) - i16::from(padded[i]) - borrow;
+        borrow = i16::from(d < 0);
+        if d < 0 {
+            d += 256;
+        }
+        m[i] = d as u8;
+    }
+    let m = &m[m.iter().position(|b| *b != 0).unwrap_or(0)..];
+    let int = |v: &[u8]| {
+        let pad = v[0] & 0x80 != 0;
+        let mut out = vec![0x02, (v.len() + usize::from(pad)) as u8];
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(v);
+        out
+    };
+    let body = [int(r), int(m)].concat();
+    [vec![0x30, body.len() as u8], body].concat()
+}
+
+/// Attack: a valid ECDSA signature re-encoded as (r, n - s) still verifies mathematically; the
+/// operator accepts only the low-S form, so one release has one valid signature per key.
+#[test]
+fn a_high_s_ecdsa_signature_is_refused() {
+    let (key, public) = keypair(SignatureAlgorithm::EcdsaP256Sha256, "ec");
+    let trust = store(&[&public]);
+    let good = signed(&release(), &key, "ec");
+    assert_certified(&verify(&good, &trust), "ec");
+    let low = B64
+        .decode(&good.signature.as_ref().expect("signed").value)
+        .expect("base64");
+    let high = mirror_s(&low);
+    assert_ne!(high, low);
+    let attacked = with_value(&good, B64.encode(&high));
+    let message = assert_reason(&verify(&attacked, &trust), Reason::MalformedSignature);
+    assert!(message.contains("high-S"), "{message}");
+
+    // The CLI turns it back into the accepted form.
+    let dir = TempDir::new("high-s");
+    let path = dir.write("high.b64", B64.encode(&high));
+    let out = run(&["release", "normalize-signature", "--signature", s(&path)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        B64.encode(&low)
+    );
+}
+
+/// k-of-n: with a threshold of 2, one key is not enough, and one key trusted under two ids
+/// counts once.
+#[test]
+fn a_threshold_needs_that_many_distinct_trusted_keys() {
+    let (a, a_pub) = keypair(SignatureAlgorithm::Ed25519, "a");
+    let (b, b_pub) = keypair(SignatureAlgorithm::EcdsaP256Sha256, "b");
+    let a_again = TrustedKey::from_pem("a-again", a_pub.to_pem().as_bytes(), "a").expect("a");
+    let trust = store(&[&a_pub, &b_pub, &a_again]);
+
+    let one = signed(&release(), &a, "a");
+    let message = assert_reason(
+        &verify_with_threshold(&one, &trust, 2),
+        Reason::NotEnoughSignatures,
+    );
+    assert!(message.contains("1 of the 2"), "{message}");
+
+    let mut same_key_twice = one.clone();
+    same_key_twice
+        .signatures
+        .push(sign_release(&release(), &a, "a-again").expect("signs"));
+    assert_reason(
+        &verify_with_threshold(&same_key_twice, &trust, 2),
+        Reason::NotEnoughSignatures,
+    );
+
+    let mut two = one.clone();
+    two.signatures
+        .push(sign_release(&release(), &b, "b").expect("signs"));
+    // A further bad signature does not spoil two good ones.
+    let mut junk = sign_release(&release(), &b, "b").expect("signs");
+    junk.key_id = "unknown".into();
+    two.signatures.push(junk);
+    assert_eq!(
+        verify_with_threshold(&two, &trust, 2),
+        Verdict::Certified {
+            key_ids: vec!["a".into(), "b".into()],
+            format: ReleaseFormat::V2
+        }
+    );
+}
+
+/// The CLI half of the threshold test, with keys the CLI can read.
+#[test]
+fn cli_sign_add_collects_signatures_for_a_threshold() {
+    let dir = TempDir::new("cli-k-of-n");
+    let rng = SystemRandom::new();
+    let trusted = dir.path("trusted");
+    std::fs::create_dir(&trusted).expect("mkdir");
+    let mut keys = Vec::new();
+    for id in ["rm-a", "rm-b"] {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
+        let path = dir.write(&format!("{id}.key"), pem("PRIVATE KEY", pkcs8.as_ref()));
+        let key = SigningKey::from_pem(&std::fs::read(&path).expect("read"), id).expect("key");
+        std::fs::write(
+            trusted.join(format!("{id}.pem")),
+            key.public_key(id).expect("pub").to_pem(),
+        )
+        .expect("write");
+        keys.push((id, path));
+    }
+    let file = dir.path("release.yaml");
+    std::fs::copy(example_path(), &file).expect("copy");
+    for (id, key) in &keys {
+        let out = run(&[
+            "release",
+            "sign",
+            "-f",
+            s(&file),
+            "--key",
+            s(key),
+            "--key-id",
+            id,
+            "--add",
+            "-o",
+            s(&file),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let verify = |threshold: &str| {
+        run(&[
+            "release",
+            "verify",
+            "-f",
+            s(&file),
+            "--trust-dir",
+            s(&trusted),
+            "--threshold",
+            threshold,
+        ])
+    };
+    let two = verify("2");
+    assert_eq!(
+        two.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&two.stderr)
+    );
+    assert!(String::from_utf8_lossy(&two.stdout).contains("rm-b"));
+    let three = verify("3");
+    assert_eq!(three.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&three.stderr).contains("NotEnoughSignatures"));
+}
+
+/// Attack: a signing key leaks and is removed from the trusted-keys directory. The next
+/// release signed with it is refused by the running operator, without a restart; time is the
+/// injected clock, so nothing sleeps.
+#[test]
+fn a_key_removed_from_the_trusted_keys_directory_is_refused_without_restart() {
+    use miracolix_operator::clock::ManualClock;
+    use miracolix_operator::controller::certification::Certifier;
+    use miracolix_operator::release::TrustDir;
+
+    let dir = TempDir::new("hot-reload");
+    let (leaked, leaked_pub) = keypair(SignatureAlgorithm::Ed25519, "leaked");
+    let (good, good_pub) = keypair(SignatureAlgorithm::Ed25519, "good");
+    dir.write("leaked.pem", leaked_pub.to_pem());
+    dir.write("good.pem", good_pub.to_pem());
+    let clock = ManualClock::new("2026-03-01T00:00:00Z".parse().expect("time"));
+    let trust = TrustDir::open(&dir.0, std::sync::Arc::new(clock.clone())).expect("opens");
+    let before = signed(&release(), &leaked, "leaked");
+    assert!(trust.verdict(&before).is_ok());
+
+    std::fs::remove_file(dir.path("leaked.pem")).expect("remove");
+    clock.advance(TrustDir::RELOAD_INTERVAL);
+    let mut next = release();
+    next.version = "2026.2".into();
+    let next = signed(&next, &leaked, "leaked");
+    let refused = trust.verdict(&next).expect_err("refused");
+    assert_eq!(refused.reason, "UnknownKey");
+    assert!(trust.verdict(&before).is_err(), "earlier releases too");
+    assert!(trust.verdict(&signed(&release(), &good, "good")).is_ok());
+}
+
+/// Revocations have their own encoding: a release signature cannot be replayed as one, and
+/// `release revoke` writes a revocation the operator's keys certify.
+#[test]
+fn revocations_are_signed_in_their_own_domain() {
+    let (key, public) = keypair(SignatureAlgorithm::Ed25519, "rm");
+    let trust = store(&[&public]);
+    let fp = sha256_hex(&canonicalize(&release(), ReleaseFormat::V2).expect("canonical"));
+    let mut revocation = ReleaseRevocationSpec {
+        fingerprints: vec![fp.clone()],
+        reason: "CVE-2026-0001".into(),
+        immediate: false,
+        signature: None,
+        signatures: Vec::new(),
+    };
+    revocation.signature = signed(&release(), &key, "rm").signature;
+    assert_reason(
+        &verify_revocation(&revocation, &trust, 1),
+        Reason::BadSignature,
+    );
+    revocation.signature = Some(sign_revocation(&revocation, &key, "rm").expect("signs"));
+    assert!(verify_revocation(&revocation, &trust, 1).is_certified());
+    // Its content is signed too.
+    revocation.immediate = true;
+    assert_reason(
+        &verify_revocation(&revocation, &trust, 1),
+        Reason::BadSignature,
+    );
+
+    let dir = TempDir::new("revoke");
+    let rng = SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
+    let key_path = dir.write("k.pem", pem("PRIVATE KEY", pkcs8.as_ref()));
+    let cli_key = SigningKey::from_pem(&std::fs::read(&key_path).expect("read"), "k").expect("k");
+    let pub_path = dir.write("k.pub", cli_key.public_key("rm").expect("pub").to_pem());
+    let out_path = dir.path("revocation.yaml");
+    let out = run(&[
+        "release",
+        "revoke",
+        "--name",
+        "revoke-2026.1",
+        "--fingerprint",
+        &fp,
+        "--reason",
+        "CVE-2026-0001",
+        "--immediate",
+        "--key",
+        s(&key_path),
+        "--key-id",
+        "rm",
+        "-o",
+        s(&out_path),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&out_path).expect("written");
+    assert!(text.contains("kind: ReleaseRevocation"), "{text}");
+    let ok = run(&[
+        "release",
+        "verify",
+        "-f",
+        s(&out_path),
+        "--key",
+        s(&pub_path),
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
+
+/// The Secret the docs tell people to create is the one the manifests and the chart mount.
+#[test]
+fn docs_and_manifests_agree_on_the_trusted_keys_secret() {
+    let read = |p: &str| std::fs::read_to_string(repo_root().join(p)).expect(p);
+    let deployment = read("manifests/deployment.yaml");
+    let mounted = deployment
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("secretName: "))
+        .expect("manifests mount a Secret")
+        .trim()
+        .to_string();
+    assert!(
+        read("charts/miracolix-operator/templates/_helpers.tpl")
+            .contains(&format!("default \"{mounted}\"")),
+        "the chart's default trusted-keys Secret is not {mounted}"
+    );
+    for doc in [
+        "docs/release-signing.md",
+        "docs/install.md",
+        "manifests/kustomization.yaml",
+    ] {
+        for line in read(doc)
+            .lines()
+            .filter(|l| l.contains("create secret generic"))
+        {
+            let name = line
+                .split("create secret generic")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or_default();
+            if name.contains("trusted") {
+                assert_eq!(name, mounted, "{doc}: {line}");
+            }
+        }
+    }
 }

@@ -71,12 +71,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* The four CRDs this chart ships (crds/), for resourceNames. */}}
+{{/* The five CRDs this chart ships (crds/), for resourceNames. */}}
 {{- define "miracolix-operator.crdNames" -}}
 - componentreleases.diz.miracum.org
 - dizsites.diz.miracum.org
 - feasibilityendpoints.diz.miracum.org
 - proposalinboxes.diz.miracum.org
+- releaserevocations.diz.miracum.org
 {{- end }}
 
 {{/*
@@ -84,15 +85,15 @@ RBAC rules for cluster-scoped objects and cluster-wide reads. Always in a Cluste
 watchNamespaces says.
 */}}
 {{- define "miracolix-operator.rules.cluster" -}}
-# ComponentReleases are cluster-scoped: both controllers read them (a site's release or channel is
-# resolved against all of them) and the ComponentRelease controller watches them.
+# ComponentReleases and ReleaseRevocations are cluster-scoped: the controllers read them (a site's
+# release or channel is resolved against all releases, revoked ones excluded) and watch them.
 - apiGroups: ["diz.miracum.org"]
-  resources: ["componentreleases"]
+  resources: ["componentreleases", "releaserevocations"]
   verbs: ["list", "watch"]
-# The ComponentRelease controller writes status (certified, reason, sites running it). Status only:
-# the operator never changes a release's spec or signature.
+# Their controllers write status (certified, reason, revoked, sites running it). Status only: the
+# operator never changes a release's or a revocation's spec or signature.
 - apiGroups: ["diz.miracum.org"]
-  resources: ["componentreleases/status"]
+  resources: ["componentreleases/status", "releaserevocations/status"]
   verbs: ["patch"]
 # Deliberately absent: feasibilityendpoints and proposalinboxes. No controller reads them yet;
 # their rules ship with the controllers that need them.
@@ -105,8 +106,8 @@ watchNamespaces says.
 {{ include "miracolix-operator.crdNames" . | indent 4 }}
   verbs: ["get"]
 {{- if .Values.crds.manageOnStartup }}
-# crds.manageOnStartup: the operator server-side applies its own four CRDs at start-up (Helm never
-# upgrades crds/). Restricted by resourceNames to exactly those four.
+# crds.manageOnStartup: the operator server-side applies its own five CRDs at start-up (Helm never
+# upgrades crds/). Restricted by resourceNames to exactly those five.
 # No `create`: Kubernetes cannot restrict `create` by resourceNames (a POST to the collection has no
 # name at authorization time), so granting it would allow creating any CRD in the cluster. Server-
 # side apply is a PATCH to .../customresourcedefinitions/<name>, authorized as `patch` on that name,
@@ -122,12 +123,12 @@ watchNamespaces says.
 
 {{/*
 Cluster-wide read of DizSites. The ComponentRelease controller watches DizSites in all namespaces
-(a release's status lists the sites running it) and the rollout halt check lists all sites (a
-rollback at any site halts the rollout consortium-wide), even when watchNamespaces is set.
+(a release's status lists the sites running it), even when watchNamespaces is set. The rollout
+halt check reads only the site's own namespace: a site never halts a release for other namespaces.
 */}}
 {{- define "miracolix-operator.rules.sitesRead" -}}
 # DizSites cluster-wide, read only: the ComponentRelease controller watches all sites (a release's
-# status lists the sites running it) and a rollout halts when any site rolled the release back.
+# status lists the sites running it).
 - apiGroups: ["diz.miracum.org"]
   resources: ["dizsites"]
   verbs: ["list", "watch"]
@@ -138,8 +139,9 @@ RBAC rules for what the DizSite controller does inside a site's namespace. In a 
 watching all namespaces, in one Role per namespace otherwise.
 */}}
 {{- define "miracolix-operator.rules.site" -}}
-# DizSites: the controller watches them; `patch` adds and removes its finalizer
-# (diz.miracum.org/cleanup) and clears the diz.miracum.org/retry-release annotation.
+# DizSites: the controller watches them (and lists the site's namespace: a rollback there halts a
+# release there); `patch` adds and removes its finalizer (diz.miracum.org/cleanup) and clears the
+# one-shot annotations diz.miracum.org/retry-release and diz.miracum.org/allow-downgrade-to.
 - apiGroups: ["diz.miracum.org"]
   resources: ["dizsites"]
   verbs: ["list", "watch", "patch"]

@@ -68,6 +68,7 @@ fn image_keys_message() -> String {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(SIGNED_CONTENT_IMMUTABLE).message("the signed content of a release (version, channel, components, notAfter, compatibility.upgradeFrom, rollout) is immutable: a release is its signed content. Publish a new ComponentRelease instead; only signatures and compatibility.notes may change"))]
 pub struct ComponentReleaseSpec {
     /// Release version: calendar (`2026.1`, `2026.1.2`) or semantic (`1.4.0`, `1.5.0-rc.1`).
     #[x_kube(validation = Rule::new(r"self.matches('^v?[0-9]+\\.[0-9]+(\\.[0-9]+)?(-[0-9A-Za-z.-]+)?$')").message("version must be a calendar version like 2026.1 or 2026.1.2, or a semantic version like 1.4.0 or 1.5.0-rc.1"))]
@@ -84,17 +85,55 @@ pub struct ComponentReleaseSpec {
     #[schemars(extend("maxProperties" = 40, "minProperties" = 1))]
     pub components: BTreeMap<String, ComponentImage>,
 
+    /// After this time (RFC 3339) the release expires: it is no longer deployed, and sites
+    /// running it move to the newest certified release at their next maintenance window.
+    /// Signed (format `miracolix-release-v2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
+    pub not_after: Option<String>,
+
     /// Which versions work together and what an operator should know before upgrading.
+    /// `upgradeFrom` is signed (format `miracolix-release-v2`) and enforced; `notes` is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compatibility: Option<Compatibility>,
 
-    /// How the release reaches the sites: waves and the health gate.
+    /// How the release reaches the sites: waves and the health gate. Signed (format
+    /// `miracolix-release-v2`); a release signed in `miracolix-release-v1` has its rollout
+    /// ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
 
-    /// Signature over the canonical encoding of version, channel and components.
+    /// Signature over the canonical encoding of the release (see docs/release-signing.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<ReleaseSignature>,
+
+    /// Further signatures, for operators that require several (k-of-n, `--signature-threshold`).
+    /// Together with `signature`, each distinct trusted key counts once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub signatures: Vec<ReleaseSignature>,
+}
+
+/// CEL transition rule: what the signature covers never changes in place. Optional fields must
+/// stay absent or stay equal; delete + create under the same name is caught by the rollout
+/// plan instead (a release is identified by its fingerprint, not its name).
+const SIGNED_CONTENT_IMMUTABLE: &str = "self.version == oldSelf.version \
+    && self.channel == oldSelf.channel \
+    && self.components == oldSelf.components \
+    && has(self.notAfter) == has(oldSelf.notAfter) \
+    && (!has(self.notAfter) || self.notAfter == oldSelf.notAfter) \
+    && has(self.rollout) == has(oldSelf.rollout) \
+    && (!has(self.rollout) || self.rollout == oldSelf.rollout) \
+    && (has(self.compatibility) && has(self.compatibility.upgradeFrom)) \
+       == (has(oldSelf.compatibility) && has(oldSelf.compatibility.upgradeFrom)) \
+    && (!(has(self.compatibility) && has(self.compatibility.upgradeFrom)) \
+       || self.compatibility.upgradeFrom == oldSelf.compatibility.upgradeFrom)";
+
+impl ComponentReleaseSpec {
+    /// `signature` followed by `signatures`.
+    pub fn all_signatures(&self) -> impl Iterator<Item = &ReleaseSignature> {
+        self.signature.iter().chain(&self.signatures)
+    }
 }
 
 /// One image, pinned by digest. The tag is only a label for people.
@@ -191,6 +230,49 @@ pub enum SignatureAlgorithm {
     Ed25519,
 }
 
+/// Which canonical encoding a signature covers (see docs/release-signing.md).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+pub enum ReleaseFormat {
+    /// Version, channel and images only. Rollout and compatibility are not signed and are
+    /// ignored for a release certified in this format. A signature without `format` is v1.
+    #[default]
+    #[serde(rename = "miracolix-release-v1")]
+    V1,
+    /// Additionally `notAfter`, `compatibility.upgradeFrom` and `rollout` (waves, progress
+    /// deadline): everything that steers the rollout.
+    #[serde(rename = "miracolix-release-v2")]
+    V2,
+}
+
+impl ReleaseFormat {
+    /// The format tag: the first line of the canonical encoding.
+    pub fn tag(self) -> &'static str {
+        match self {
+            ReleaseFormat::V1 => "miracolix-release-v1",
+            ReleaseFormat::V2 => "miracolix-release-v2",
+        }
+    }
+}
+
+impl std::fmt::Display for ReleaseFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.tag())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseSignature {
@@ -198,6 +280,10 @@ pub struct ReleaseSignature {
     #[schemars(length(min = 1, max = 128))]
     pub key_id: String,
     pub algorithm: SignatureAlgorithm,
+    /// The canonical encoding the signature covers; absent means `miracolix-release-v1`.
+    /// Ignored on a ReleaseRevocation, which has one encoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<ReleaseFormat>,
     /// The signature, base64-encoded.
     #[x_kube(validation = Rule::new(r"self.matches('^[A-Za-z0-9+/]+={0,2}$')").message("signature value must be base64"))]
     #[schemars(length(min = 4, max = 1024))]
@@ -215,9 +301,19 @@ pub struct ComponentReleaseStatus {
     /// Machine-readable reason for the verdict (e.g. `Verified`, `Unsigned`, `BadSignature`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The key that verified the signature.
+    /// The key that verified the signature (the first, when several did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// Every trusted key whose signature verified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_ids: Vec<String>,
+    /// SHA-256 of the signed canonical content: the release's identity. Sites record it, the
+    /// `diz.miracum.org/allow-downgrade-to` annotation and ReleaseRevocations name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// The ReleaseRevocation that revoked this release, when a certified one names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_by: Option<String>,
     /// DizSites in this cluster running this release, as `namespace/name`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sites: Vec<String>,

@@ -13,6 +13,8 @@ pub const RELEASE_CERTIFIED: &str = "ReleaseCertified";
 /// The site runs the release its spec asks for (False while waiting, upgrading, held or rolled back).
 pub const RELEASE_UP_TO_DATE: &str = "ReleaseUpToDate";
 pub const CERTIFIED: &str = "Certified";
+/// A ComponentRelease is revoked by a certified ReleaseRevocation.
+pub const REVOKED: &str = "Revoked";
 
 pub const TRUE: &str = "True";
 pub const FALSE: &str = "False";

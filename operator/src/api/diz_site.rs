@@ -403,7 +403,8 @@ pub struct DizSiteStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
-    /// The certified release the site runs.
+    /// The certified release the site runs. A report: the operator re-derives what runs from
+    /// its rollout record (ConfigMap `<site>-rollout`) and the signed releases, never from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_release: Option<String>,
     /// The release the site is moving to, when different from the current one.
@@ -412,6 +413,16 @@ pub struct DizSiteStatus {
     /// The release that ran before the upgrade in progress: where a failed upgrade returns to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_release: Option<String>,
+    /// SHA-256 of the signed content of `currentRelease`: what runs is identified by its
+    /// content, not its name (a release recreated under the same name is another release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_release_fingerprint: Option<String>,
+    /// SHA-256 of the signed content of `targetRelease`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_release_fingerprint: Option<String>,
+    /// SHA-256 of the signed content of `previousRelease`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_release_fingerprint: Option<String>,
     /// When the upgrade to `targetRelease` started; the progress deadline counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_started_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,

@@ -10,6 +10,7 @@ pub mod conditions;
 pub mod diz_site;
 pub mod feasibility_endpoint;
 pub mod proposal_inbox;
+pub mod release_revocation;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -19,6 +20,7 @@ pub use component_release::*;
 pub use diz_site::*;
 pub use feasibility_endpoint::*;
 pub use proposal_inbox::*;
+pub use release_revocation::*;
 
 /// API group of every kind this operator owns.
 pub const GROUP: &str = "diz.miracum.org";
@@ -34,6 +36,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         DizSite::crd(),
         FeasibilityEndpoint::crd(),
         ProposalInbox::crd(),
+        ReleaseRevocation::crd(),
     ]
 }
 

@@ -1,4 +1,5 @@
-//! `miracolix-operator release canonicalize|sign|verify`: the release manager's tools.
+//! `miracolix-operator release canonicalize|fingerprint|sign|verify|revoke|normalize-signature`:
+//! the release manager's tools.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -6,11 +7,19 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use base64::Engine as _;
+
 use super::EXIT_NOT_CERTIFIED;
-use crate::api::{ComponentRelease, ComponentReleaseSpec, GROUP, ReleaseSignature, VERSION};
+use crate::api::{
+    ComponentRelease, ComponentReleaseSpec, GROUP, ReleaseFormat, ReleaseRevocation,
+    ReleaseRevocationSpec, ReleaseSignature, VERSION,
+};
+use crate::release::plan::{self, declared_format};
 use crate::release::{
     self, CanonicalError, SignError, SigningKey, TrustError, TrustStore, TrustedKey, Verdict,
 };
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 use crate::yaml::{self, YamlError};
 
 /// Key id given to a `--key` used for a detached `--signature` without `--key-id`: the key is
@@ -25,27 +34,68 @@ pub struct ReleaseArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ReleaseCommand {
-    /// Print exactly the bytes a release signature covers (format miracolix-release-v1).
+    /// Print exactly the bytes a signature covers: a ComponentRelease in the format its
+    /// signature declares (unsigned: miracolix-release-v2), or a ReleaseRevocation.
     Canonicalize(CanonicalizeArgs),
-    /// Sign a release: write it with spec.signature set.
+    /// Print a release's fingerprint: the SHA-256 of its signed canonical content, which
+    /// identifies it (status, allow-downgrade annotation, revocations).
+    Fingerprint(FingerprintArgs),
+    /// Sign a ComponentRelease (format miracolix-release-v2) or a ReleaseRevocation.
     Sign(SignArgs),
-    /// Verify a release's signature. Exit status 0 only when it is certified, 1 when it is
-    /// not (the reason is printed), 2 when the input cannot be read.
+    /// Verify the signatures of a ComponentRelease or ReleaseRevocation. Exit status 0 only
+    /// when it is certified, 1 when it is not (the reason is printed), 2 when the input cannot
+    /// be read.
     Verify(VerifyArgs),
+    /// Write a signed ReleaseRevocation of releases, by fingerprint.
+    Revoke(RevokeArgs),
+    /// Rewrite an ECDSA signature (base64 DER, e.g. from openssl or cosign) into the low-S
+    /// form the operator accepts.
+    NormalizeSignature(NormalizeArgs),
     /// Show which release every DizSite runs, per kubeconfig context.
     Status(super::release_status::StatusArgs),
 }
 
+/// `--format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    V1,
+    V2,
+}
+
+impl From<FormatArg> for ReleaseFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::V1 => ReleaseFormat::V1,
+            FormatArg::V2 => ReleaseFormat::V2,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct CanonicalizeArgs {
+    /// The ComponentRelease or ReleaseRevocation YAML file (`-` for standard input).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Encoding of a ComponentRelease (default: the one its first signature declares, v2 when
+    /// unsigned).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FingerprintArgs {
     /// The ComponentRelease YAML file (`-` for standard input).
     #[arg(short = 'f', long = "file")]
     pub file: PathBuf,
+    /// Encoding to fingerprint (default: the one its first signature declares, v2 when
+    /// unsigned).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct SignArgs {
-    /// The ComponentRelease YAML file (`-` for standard input).
+    /// The ComponentRelease or ReleaseRevocation YAML file (`-` for standard input).
     #[arg(short = 'f', long = "file")]
     pub file: PathBuf,
     /// PEM private key: PKCS#8 (ECDSA P-256 or Ed25519) or SEC1 `EC PRIVATE KEY` (P-256).
@@ -54,18 +104,21 @@ pub struct SignArgs {
     /// The key's id among the operator's trusted keys.
     #[arg(long)]
     pub key_id: String,
-    /// Write the signed release here instead of standard output (may be the input file).
+    /// Write the signed document here instead of standard output (may be the input file).
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
-    /// Print only the `signature:` block, to paste under `spec:` of a hand-maintained file
-    /// whose comments a rewrite would lose.
+    /// Print only the `signature:` block (or with --add the `signatures:` list), to paste
+    /// under `spec:` of a hand-maintained file whose comments a rewrite would lose.
     #[arg(long, conflicts_with = "output")]
     pub signature_only: bool,
+    /// Add the signature to `spec.signatures` (k-of-n) instead of replacing `spec.signature`.
+    #[arg(long)]
+    pub add: bool,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The ComponentRelease YAML file (`-` for standard input).
+    /// The ComponentRelease or ReleaseRevocation YAML file (`-` for standard input).
     #[arg(short = 'f', long = "file")]
     pub file: PathBuf,
     /// PEM public key to verify with.
@@ -78,9 +131,49 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub key_id: Option<String>,
     /// Detached signature (base64 text, e.g. from `openssl dgst -sha256 -sign k.pem | base64`
-    /// or `cosign sign-blob`) to verify instead of spec.signature.
+    /// or `cosign sign-blob`) over the v1 or, with `--format v2`, the v2 encoding, to verify
+    /// instead of the signatures in the file.
     #[arg(long)]
     pub signature: Option<PathBuf>,
+    /// Encoding a detached `--signature` covers (default: v1, as older tools signed).
+    #[arg(long, value_enum, requires = "signature")]
+    pub format: Option<FormatArg>,
+    /// How many distinct trusted keys must have signed (the operator's
+    /// `--signature-threshold`).
+    #[arg(long, default_value_t = 1)]
+    pub threshold: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RevokeArgs {
+    /// Name of the ReleaseRevocation object.
+    #[arg(long)]
+    pub name: String,
+    /// Fingerprint of a release to revoke (`release fingerprint`); repeat for several.
+    #[arg(long = "fingerprint", required = true)]
+    pub fingerprints: Vec<String>,
+    /// Why, for site admins (printable ASCII).
+    #[arg(long)]
+    pub reason: String,
+    /// Sites leave the revoked releases at once instead of at their next maintenance window.
+    #[arg(long)]
+    pub immediate: bool,
+    /// PEM private key.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The key's id among the operator's trusted keys.
+    #[arg(long)]
+    pub key_id: String,
+    /// Write here instead of standard output.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NormalizeArgs {
+    /// Base64 DER ECDSA signature (`-` for standard input).
+    #[arg(long, default_value = "-")]
+    pub signature: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,56 +209,139 @@ pub enum ReleaseCliError {
     Status(#[from] super::release_status::StatusError),
     #[error("--signature with --trust-dir needs --key-id to say which trusted key signed")]
     DetachedNeedsKeyId,
+    #[error("{path}: {what} applies to a ComponentRelease, not a ReleaseRevocation")]
+    NotForRevocations { path: String, what: &'static str },
+    #[error("{0}: not base64")]
+    NotBase64(String),
 }
 
 pub fn run(args: &ReleaseArgs) -> Result<ExitCode, ReleaseCliError> {
     match &args.command {
         ReleaseCommand::Canonicalize(args) => canonicalize(args),
+        ReleaseCommand::Fingerprint(args) => fingerprint(args),
         ReleaseCommand::Sign(args) => sign(args),
         ReleaseCommand::Verify(args) => verify(args),
+        ReleaseCommand::Revoke(args) => revoke(args),
+        ReleaseCommand::NormalizeSignature(args) => normalize(args),
         ReleaseCommand::Status(args) => Ok(super::release_status::run(args)?),
     }
 }
 
 fn canonicalize(args: &CanonicalizeArgs) -> Result<ExitCode, ReleaseCliError> {
-    let doc = ReleaseDocument::read(&args.file)?;
-    let bytes = release::canonicalize(&doc.spec).map_err(|source| doc.not_canonical(source))?;
+    let doc = Document::read(&args.file)?;
+    let bytes = match &doc.spec {
+        Spec::Release(spec) => {
+            let format = args
+                .format
+                .map_or_else(|| declared_format(spec), Into::into);
+            release::canonicalize(spec, format)
+        }
+        Spec::Revocation(spec) => release::canonicalize_revocation(spec),
+    }
+    .map_err(|source| doc.not_canonical(source))?;
     write_stdout(&bytes)?;
     Ok(ExitCode::SUCCESS)
 }
 
+fn fingerprint(args: &FingerprintArgs) -> Result<ExitCode, ReleaseCliError> {
+    let doc = Document::read(&args.file)?;
+    let Spec::Release(spec) = &doc.spec else {
+        return Err(ReleaseCliError::NotForRevocations {
+            path: doc.path.clone(),
+            what: "a fingerprint",
+        });
+    };
+    let format = args
+        .format
+        .map_or_else(|| declared_format(spec), Into::into);
+    let fp = plan::fingerprint(spec, format).map_err(|source| doc.not_canonical(source))?;
+    write_stdout(format!("{fp}\n").as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn sign(args: &SignArgs) -> Result<ExitCode, ReleaseCliError> {
-    let mut doc = ReleaseDocument::read(&args.file)?;
+    let mut doc = Document::read(&args.file)?;
     let key_pem = read(&args.key)?;
     let key = SigningKey::from_pem(&key_pem, &args.key.display().to_string())?;
-    let signature = release::sign_release(&doc.spec, &key, &args.key_id).map_err(|e| match e {
+    let signature = match &doc.spec {
+        Spec::Release(spec) => release::sign_release(spec, &key, &args.key_id),
+        Spec::Revocation(spec) => release::sign_revocation(spec, &key, &args.key_id),
+    }
+    .map_err(|e| match e {
         SignError::NotCanonical(source) => doc.not_canonical(source),
         other => other.into(),
     })?;
+    doc.set_signature(&signature, args.add)?;
     let text = if args.signature_only {
-        let block = serde_json::json!({ "signature": signature });
+        let spec = &doc.raw["spec"];
+        let block = if args.add {
+            serde_json::json!({ "signatures": spec["signatures"] })
+        } else {
+            serde_json::json!({ "signature": spec["signature"] })
+        };
         yaml::to_string(&block).map_err(|source| doc.yaml_error(source))?
     } else {
-        doc.set_signature(&signature)?;
         yaml::to_string(&doc.raw).map_err(|source| doc.yaml_error(source))?
     };
-    match &args.output {
-        Some(path) => std::fs::write(path, text).map_err(|source| ReleaseCliError::Write {
-            path: path.display().to_string(),
-            source,
-        })?,
-        None => write_stdout(text.as_bytes())?,
+    write_to(args.output.as_deref(), &text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn revoke(args: &RevokeArgs) -> Result<ExitCode, ReleaseCliError> {
+    let mut spec = ReleaseRevocationSpec {
+        fingerprints: args.fingerprints.clone(),
+        reason: args.reason.clone(),
+        immediate: args.immediate,
+        signature: None,
+        signatures: Vec::new(),
+    };
+    let key_pem = read(&args.key)?;
+    let key = SigningKey::from_pem(&key_pem, &args.key.display().to_string())?;
+    spec.signature = Some(release::sign_revocation(&spec, &key, &args.key_id).map_err(
+        |e| match e {
+            SignError::NotCanonical(source) => ReleaseCliError::NotCanonical {
+                path: "the revocation".into(),
+                source,
+            },
+            other => other.into(),
+        },
+    )?);
+    let revocation = ReleaseRevocation::new(&args.name, spec);
+    let mut value = serde_json::to_value(&revocation).map_err(|e| ReleaseCliError::Yaml {
+        path: "the revocation".into(),
+        source: Box::new(e.into()),
+    })?;
+    if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        meta.retain(|k, _| k == "name");
     }
+    let text = yaml::to_string(&value).map_err(|source| ReleaseCliError::Yaml {
+        path: "the revocation".into(),
+        source: Box::new(source),
+    })?;
+    write_to(args.output.as_deref(), &text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn normalize(args: &NormalizeArgs) -> Result<ExitCode, ReleaseCliError> {
+    let text: String = String::from_utf8_lossy(&read(&args.signature)?)
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let der = B64
+        .decode(&text)
+        .map_err(|_| ReleaseCliError::NotBase64(display(&args.signature)))?;
+    let low = release::normalize_low_s(&der)?;
+    write_stdout(format!("{}\n", B64.encode(low)).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn verify(args: &VerifyArgs) -> Result<ExitCode, ReleaseCliError> {
-    let doc = ReleaseDocument::read(&args.file)?;
-    let spec = &doc.spec;
+    let doc = Document::read(&args.file)?;
     let detached = match &args.signature {
         Some(path) => Some(read(path)?),
         None => None,
     };
+    let named_key = doc.first_signature().map(|s| s.key_id.clone());
 
     let (trust, detached_key_id) = match (&args.trust_dir, &args.key) {
         (Some(dir), _) => {
@@ -176,10 +352,10 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, ReleaseCliError> {
             }
         }
         (None, Some(key_path)) => {
-            let key_id = match (&args.key_id, &detached, &spec.signature) {
+            let key_id = match (&args.key_id, &detached, named_key) {
                 (Some(id), _, _) => id.clone(),
                 (None, Some(_), _) => DETACHED_KEY_ID.to_string(),
-                (None, None, Some(sig)) => sig.key_id.clone(),
+                (None, None, Some(id)) => id,
                 // Unsigned: the verdict is Unsigned whatever the id.
                 (None, None, None) => DETACHED_KEY_ID.to_string(),
             };
@@ -193,8 +369,8 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, ReleaseCliError> {
         (None, None) => (TrustStore::new(), None),
     };
 
-    let verdict = match (&detached, detached_key_id) {
-        (Some(text), Some(key_id)) => {
+    let verdict = match (&doc.spec, &detached, detached_key_id) {
+        (Spec::Release(spec), Some(text), Some(key_id)) => {
             // Tools wrap base64 at 64 or 76 columns; the signature itself has no whitespace.
             let value: String = String::from_utf8_lossy(text)
                 .chars()
@@ -210,26 +386,46 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, ReleaseCliError> {
             let signature = ReleaseSignature {
                 key_id,
                 algorithm,
+                format: args.format.map(Into::into),
                 value,
             };
             release::verify_signature(spec, &signature, &trust)
         }
-        _ => release::verify(spec, &trust),
+        (Spec::Revocation(_), Some(_), _) => {
+            return Err(ReleaseCliError::NotForRevocations {
+                path: doc.path.clone(),
+                what: "a detached --signature",
+            });
+        }
+        (Spec::Release(spec), _, _) => release::verify_with_threshold(spec, &trust, args.threshold),
+        (Spec::Revocation(spec), _, _) => release::verify_revocation(spec, &trust, args.threshold),
     };
 
     match verdict {
-        Verdict::Certified { key_id } => {
-            // A detached signature carries no algorithm: it is the trusted key's. When the key
-            // id is not trusted the verdict is UnknownKey, whichever algorithm is assumed here.
-            let algorithm = trust
-                .get(&key_id)
-                .map(|k| format!(" ({})", release::algorithm_name(k.algorithm())))
-                .unwrap_or_default();
+        Verdict::Certified { key_ids, format } => {
+            let keys = key_ids
+                .iter()
+                .map(|id| {
+                    let algorithm = trust
+                        .get(id)
+                        .map(|k| format!(" ({})", release::algorithm_name(k.algorithm())))
+                        .unwrap_or_default();
+                    format!("{id:?}{algorithm}")
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let what = match &doc.spec {
+                Spec::Release(spec) => format!(
+                    "release {} ({}, format {format})",
+                    spec.version, spec.channel
+                ),
+                Spec::Revocation(spec) => {
+                    format!("revocation of {} release(s)", spec.fingerprints.len())
+                }
+            };
             let line = format!(
-                "{}: release {} ({}) is certified by trusted key {key_id:?}{algorithm}\n",
-                release::CERTIFIED_REASON,
-                spec.version,
-                spec.channel
+                "{}: {what} is certified by trusted key {keys}\n",
+                release::CERTIFIED_REASON
             );
             write_stdout(line.as_bytes())?;
             Ok(ExitCode::SUCCESS)
@@ -241,15 +437,21 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, ReleaseCliError> {
     }
 }
 
-/// One ComponentRelease read from YAML: typed spec for the crypto, raw value so that signing
-/// writes back everything else (metadata, status, fields this version does not know) unchanged.
-struct ReleaseDocument {
-    path: String,
-    raw: serde_json::Value,
-    spec: ComponentReleaseSpec,
+enum Spec {
+    Release(ComponentReleaseSpec),
+    Revocation(ReleaseRevocationSpec),
 }
 
-impl ReleaseDocument {
+/// One ComponentRelease or ReleaseRevocation read from YAML: typed spec for the crypto, raw
+/// value so that signing writes back everything else (metadata, status, fields this version
+/// does not know) unchanged.
+struct Document {
+    path: String,
+    raw: serde_json::Value,
+    spec: Spec,
+}
+
+impl Document {
     fn read(path: &Path) -> Result<Self, ReleaseCliError> {
         let text = String::from_utf8(read(path)?).map_err(|e| ReleaseCliError::NotARelease {
             path: path.display().to_string(),
@@ -273,33 +475,64 @@ impl ReleaseDocument {
         }
         let raw = docs.remove(0);
         let api_version = format!("{GROUP}/{VERSION}");
-        if raw["apiVersion"] != api_version.as_str() || raw["kind"] != "ComponentRelease" {
-            return Err(not_a_release(format!(
-                "expected apiVersion {api_version} and kind ComponentRelease, found {} {}",
-                raw["apiVersion"], raw["kind"]
-            )));
-        }
-        let release: ComponentRelease = serde_json::from_value(raw.clone())
-            .map_err(|e| not_a_release(format!("not a valid ComponentRelease: {e}")))?;
-        Ok(Self {
-            path,
-            raw,
-            spec: release.spec,
-        })
+        let spec = match (
+            raw["apiVersion"] == api_version.as_str(),
+            raw["kind"].as_str(),
+        ) {
+            (true, Some("ComponentRelease")) => Spec::Release(
+                serde_json::from_value::<ComponentRelease>(raw.clone())
+                    .map_err(|e| not_a_release(format!("not a valid ComponentRelease: {e}")))?
+                    .spec,
+            ),
+            (true, Some("ReleaseRevocation")) => Spec::Revocation(
+                serde_json::from_value::<ReleaseRevocation>(raw.clone())
+                    .map_err(|e| not_a_release(format!("not a valid ReleaseRevocation: {e}")))?
+                    .spec,
+            ),
+            _ => {
+                return Err(not_a_release(format!(
+                    "expected apiVersion {api_version} and kind ComponentRelease (or \
+                     ReleaseRevocation), found {} {}",
+                    raw["apiVersion"], raw["kind"]
+                )));
+            }
+        };
+        Ok(Self { path, raw, spec })
     }
 
-    fn set_signature(&mut self, signature: &ReleaseSignature) -> Result<(), ReleaseCliError> {
-        let value = serde_json::to_value(signature).map_err(|e| self.yaml_error(e.into()))?;
-        match self.raw.get_mut("spec").and_then(|s| s.as_object_mut()) {
-            Some(spec) => {
-                spec.insert("signature".to_string(), value);
-                Ok(())
-            }
-            None => Err(ReleaseCliError::NotARelease {
-                path: self.path.clone(),
-                detail: "spec is not a mapping".into(),
-            }),
+    fn first_signature(&self) -> Option<&ReleaseSignature> {
+        match &self.spec {
+            Spec::Release(s) => s.all_signatures().next(),
+            Spec::Revocation(s) => s.all_signatures().next(),
         }
+    }
+
+    fn set_signature(
+        &mut self,
+        signature: &ReleaseSignature,
+        add: bool,
+    ) -> Result<(), ReleaseCliError> {
+        let value = serde_json::to_value(signature).map_err(|e| self.yaml_error(e.into()))?;
+        let path = self.path.clone();
+        let Some(spec) = self.raw.get_mut("spec").and_then(|s| s.as_object_mut()) else {
+            return Err(ReleaseCliError::NotARelease {
+                path,
+                detail: "spec is not a mapping".into(),
+            });
+        };
+        if add {
+            let list = spec
+                .entry("signatures")
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            if let Some(list) = list.as_array_mut() {
+                // Re-signing with the same key replaces that key's earlier signature.
+                list.retain(|s| s["keyId"] != signature.key_id.as_str());
+                list.push(value);
+            }
+        } else {
+            spec.insert("signature".to_string(), value);
+        }
+        Ok(())
     }
 
     fn not_canonical(&self, source: CanonicalError) -> ReleaseCliError {
@@ -314,6 +547,16 @@ impl ReleaseDocument {
             path: self.path.clone(),
             source: Box::new(source),
         }
+    }
+}
+
+fn write_to(output: Option<&Path>, text: &str) -> Result<(), ReleaseCliError> {
+    match output {
+        Some(path) => std::fs::write(path, text).map_err(|source| ReleaseCliError::Write {
+            path: path.display().to_string(),
+            source,
+        }),
+        None => write_stdout(text.as_bytes()),
     }
 }
 

@@ -95,7 +95,14 @@ pub fn render(
     certifier: &dyn Certifier,
     cnpg_available: bool,
 ) -> Result<Vec<serde_json::Value>, RenderError> {
-    let release = select::resolve(&select::select(&site.spec.release, releases, certifier)?);
+    // The rules of a first install: what the site would run if it were created now.
+    let candidates = select::releases(releases, None, certifier);
+    let release = select::resolve(select::for_new_site(
+        site,
+        &candidates,
+        &[],
+        k8s_openapi::jiff::Timestamp::now(),
+    )?);
     let name = site.metadata.name.clone().unwrap_or_default();
     let namespace = site
         .metadata

@@ -12,7 +12,7 @@ use crate::clock::SystemClock;
 use crate::controller::{self, Context, Scope};
 use crate::crd_install::{self, CrdError, CrdOutcome};
 use crate::leader::{LeaderElector, LeaderError, LeaseConfig};
-use crate::release::trust::TrustStore;
+use crate::release::trust::TrustDir;
 use crate::telemetry::{self, Endpoints, Health, Metrics, TelemetryError};
 
 /// Where a pod finds its own namespace when the downward API does not set `POD_NAMESPACE`.
@@ -28,6 +28,10 @@ pub struct RunArgs {
     /// once during key rotation). Mount the Secret or ConfigMap with the consortium's keys here.
     #[arg(long, env = "TRUSTED_KEYS_DIR")]
     pub trusted_keys: PathBuf,
+    /// How many distinct trusted keys must sign a release or revocation (k-of-n). The
+    /// directory is re-read within 30 s of a change, without a restart.
+    #[arg(long, env = "SIGNATURE_THRESHOLD", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub signature_threshold: u16,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
     pub log_format: String,
@@ -165,12 +169,21 @@ fn stop_future(
 
 pub fn run(args: &RunArgs) -> Result<(), RunError> {
     init_logging(&args.log_format);
-    let trust = TrustStore::from_dir(&args.trusted_keys).map_err(|e| RunError::Keys {
-        dir: args.trusted_keys.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let keys: Vec<&str> = trust.key_ids().collect();
-    tracing::info!(?keys, "trusted release-signing keys loaded");
+    let trust = TrustDir::open(&args.trusted_keys, Arc::new(SystemClock))
+        .map_err(|e| RunError::Keys {
+            dir: args.trusted_keys.display().to_string(),
+            message: e.to_string(),
+        })?
+        .with_threshold(usize::from(args.signature_threshold));
+    let keys: Vec<String> = trust
+        .current()
+        .map(|t| t.key_ids().map(str::to_string).collect())
+        .unwrap_or_default();
+    tracing::info!(
+        ?keys,
+        threshold = trust.threshold(),
+        "trusted release-signing keys loaded"
+    );
     let elect = if args.leader_elect {
         let mut cfg = LeaseConfig::new(lease_namespace(args)?, identity(args));
         cfg.lease_duration = args.lease_duration;
@@ -270,7 +283,7 @@ async fn connect(stop: &watch::Receiver<bool>) -> Result<Option<kube::Client>, R
 
 async fn run_controllers(
     args: &RunArgs,
-    trust: TrustStore,
+    trust: TrustDir,
     elect: Option<LeaseConfig>,
     health: &Health,
     metrics: Metrics,
@@ -304,13 +317,14 @@ async fn run_controllers(
             // One signal stops every controller.
             let (tx, rx) = watch::channel(false);
             let sites = controller::run_dizsites(ctx.clone(), scopes, stop_future(&rx));
-            let releases = controller::component_release::run(ctx, stop_future(&rx));
+            let releases = controller::component_release::run(ctx.clone(), stop_future(&rx));
+            let revocations = controller::release_revocation::run(ctx, stop_future(&rx));
             health.set_controllers_started(true);
             let relay = async {
                 stopped.await;
                 let _ = tx.send(true);
             };
-            tokio::join!(sites, releases, relay);
+            tokio::join!(sites, releases, revocations, relay);
             health.set_controllers_started(false);
             tracing::info!("controllers stopped");
             Ok::<(), RunError>(())

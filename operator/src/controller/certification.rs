@@ -1,30 +1,75 @@
-//! The one place the controllers ask whether a release may run.
+//! The one place the controllers ask whether a release (or a revocation) is certified.
 
-use crate::api::ComponentRelease;
+use crate::api::{ComponentReleaseSpec, ReleaseRevocationSpec};
+pub use crate::release::verify::{Certified, NotCertified};
+use crate::release::{Reason, TrustDir, TrustStore, Verdict};
 
-/// Why a release is not certified, in words for the condition, the Event and the site admin.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NotCertified {
-    /// CamelCase reason, e.g. `BadSignature`.
-    pub reason: String,
-    pub message: String,
-}
-
-/// Decides whether a ComponentRelease is certified. Implemented by the trust store; tests may use
-/// a fixed verdict.
+/// Decides whether releases and revocations are certified. Implemented by the trust stores;
+/// tests may use a fixed verdict.
 pub trait Certifier: Send + Sync {
-    /// `Ok(key_id)` when the release's signature verifies against a trusted key.
-    fn verdict(&self, release: &ComponentRelease) -> Result<String, NotCertified>;
+    fn verdict(&self, release: &ComponentReleaseSpec) -> Result<Certified, NotCertified>;
+    fn revocation_verdict(
+        &self,
+        revocation: &ReleaseRevocationSpec,
+    ) -> Result<Certified, NotCertified>;
 }
 
-impl Certifier for crate::release::TrustStore {
-    fn verdict(&self, release: &ComponentRelease) -> Result<String, NotCertified> {
-        match crate::release::verify(&release.spec, self) {
-            crate::release::Verdict::Certified { key_id } => Ok(key_id),
-            crate::release::Verdict::NotCertified { reason, message } => Err(NotCertified {
-                reason: reason.as_str().to_string(),
-                message,
-            }),
+fn from_verdict(verdict: Verdict) -> Result<Certified, NotCertified> {
+    match verdict {
+        Verdict::Certified { key_ids, format } => Ok(Certified { key_ids, format }),
+        Verdict::NotCertified { reason, message } => Err(NotCertified {
+            reason: reason.as_str().to_string(),
+            message,
+        }),
+    }
+}
+
+/// A fixed set of keys, one signature needed.
+impl Certifier for TrustStore {
+    fn verdict(&self, release: &ComponentReleaseSpec) -> Result<Certified, NotCertified> {
+        from_verdict(crate::release::verify(release, self))
+    }
+
+    fn revocation_verdict(
+        &self,
+        revocation: &ReleaseRevocationSpec,
+    ) -> Result<Certified, NotCertified> {
+        from_verdict(crate::release::verify_revocation(revocation, self, 1))
+    }
+}
+
+/// The operator's keys: the mounted directory, re-read as it changes, with the configured
+/// signature threshold.
+impl Certifier for TrustDir {
+    fn verdict(&self, release: &ComponentReleaseSpec) -> Result<Certified, NotCertified> {
+        match self.current() {
+            Ok(store) => from_verdict(crate::release::verify_with_threshold(
+                release,
+                &store,
+                self.threshold(),
+            )),
+            Err(message) => Err(unavailable(message)),
         }
+    }
+
+    fn revocation_verdict(
+        &self,
+        revocation: &ReleaseRevocationSpec,
+    ) -> Result<Certified, NotCertified> {
+        match self.current() {
+            Ok(store) => from_verdict(crate::release::verify_revocation(
+                revocation,
+                &store,
+                self.threshold(),
+            )),
+            Err(message) => Err(unavailable(message)),
+        }
+    }
+}
+
+fn unavailable(message: String) -> NotCertified {
+    NotCertified {
+        reason: Reason::TrustedKeysUnavailable.as_str().to_string(),
+        message,
     }
 }

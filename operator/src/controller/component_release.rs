@@ -18,16 +18,17 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::Context;
-use super::certification::NotCertified;
-use crate::api::conditions::{self, CERTIFIED, DesiredCondition};
-use crate::api::{ComponentRelease, ComponentReleaseStatus, DizSite};
+use super::certification::{Certified, NotCertified};
+use crate::api::conditions::{self, CERTIFIED, DesiredCondition, REVOKED};
+use crate::api::{ComponentRelease, ComponentReleaseStatus, DizSite, ReleaseRevocation};
 use crate::catalog::FIELD_MANAGER;
+use crate::release::plan::{declared_format, fingerprint};
 
 const RESYNC: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot list DizSites: {0}")]
+    #[error("cannot list DizSites or ReleaseRevocations: {0}")]
     ListSites(#[source] kube::Error),
     #[error("cannot write the status: {0}")]
     Status(#[source] kube::Error),
@@ -42,43 +43,110 @@ impl Error {
     }
 }
 
-/// The status for a verdict and the sites running the release. Pure.
+/// A revocation naming a release, as the release's status reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedBy {
+    pub revocation: String,
+    pub reason: String,
+    /// Whether the revocation's own signature verifies (only then is it honoured).
+    pub certified: bool,
+}
+
+/// Revocations that name `fingerprint`, certified ones first.
+pub fn revoked_by(
+    fingerprint: &str,
+    revocations: &[ReleaseRevocation],
+    certifier: &dyn super::certification::Certifier,
+) -> Vec<RevokedBy> {
+    let mut out: Vec<RevokedBy> = revocations
+        .iter()
+        .filter(|r| r.spec.fingerprints.iter().any(|f| f == fingerprint))
+        .map(|r| RevokedBy {
+            revocation: r.name_any(),
+            reason: r.spec.reason.clone(),
+            certified: certifier.revocation_verdict(&r.spec).is_ok(),
+        })
+        .collect();
+    out.sort_by_key(|r| !r.certified);
+    out
+}
+
+/// The status for a verdict, the revocations naming the release and the sites running it.
+/// Pure.
 pub fn desired_status(
     release: &ComponentRelease,
-    verdict: &Result<String, NotCertified>,
+    verdict: &Result<Certified, NotCertified>,
+    revocations: &[RevokedBy],
     mut sites: Vec<String>,
     now: &Time,
 ) -> ComponentReleaseStatus {
     let old = release.status.clone().unwrap_or_default();
     sites.sort();
-    let (certified, reason, key_id, condition) = match verdict {
-        Ok(key_id) => (
+    let format = match verdict {
+        Ok(c) => c.format,
+        Err(_) => declared_format(&release.spec),
+    };
+    let fingerprint = fingerprint(&release.spec, format).ok();
+    let (certified, reason, key_ids, condition) = match verdict {
+        Ok(c) => (
             true,
             "Verified".to_string(),
-            Some(key_id.clone()),
+            c.key_ids.clone(),
             DesiredCondition::new(
                 CERTIFIED,
                 true,
                 "Verified",
-                format!("signature verified with trusted key {key_id}"),
+                format!(
+                    "signature verified with trusted key {} (format {})",
+                    c.key_ids.join(", "),
+                    c.format
+                ),
             ),
         ),
         Err(e) => (
             false,
             e.reason.clone(),
-            None,
+            Vec::new(),
             DesiredCondition::new(CERTIFIED, false, e.reason.clone(), e.message.clone()),
         ),
+    };
+    let revoked = match revocations.first() {
+        Some(r) if r.certified => DesiredCondition::new(
+            REVOKED,
+            true,
+            "Revoked",
+            format!(
+                "revoked by ReleaseRevocation {}: {}; no site deploys it",
+                r.revocation, r.reason
+            ),
+        ),
+        Some(r) => DesiredCondition::new(
+            REVOKED,
+            false,
+            "RevocationNotCertified",
+            format!(
+                "ReleaseRevocation {} names this release but its signature does not verify \
+                 with the trusted keys, so it is not honoured",
+                r.revocation
+            ),
+        ),
+        None => DesiredCondition::new(REVOKED, false, "NotRevoked", ""),
     };
     ComponentReleaseStatus {
         observed_generation: release.metadata.generation,
         certified: Some(certified),
         reason: Some(reason),
-        key_id,
+        key_id: key_ids.first().cloned(),
+        key_ids,
+        fingerprint,
+        revoked_by: revocations
+            .first()
+            .filter(|r| r.certified)
+            .map(|r| r.revocation.clone()),
         sites,
         conditions: conditions::merge(
             &old.conditions,
-            &[condition],
+            &[condition, revoked],
             release.metadata.generation,
             now,
         ),
@@ -87,22 +155,37 @@ pub fn desired_status(
 
 pub async fn reconcile(release: Arc<ComponentRelease>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = release.name_any();
-    let verdict = ctx.certifier.verdict(&release);
+    let verdict = ctx.certifier.verdict(&release.spec);
+    let format = match &verdict {
+        Ok(c) => c.format,
+        Err(_) => declared_format(&release.spec),
+    };
+    let fp = fingerprint(&release.spec, format).unwrap_or_default();
+    let revocations = Api::<ReleaseRevocation>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::ListSites)?
+        .items;
+    let revoked = revoked_by(&fp, &revocations, ctx.certifier.as_ref());
     let sites: Vec<String> = Api::<DizSite>::all(ctx.client.clone())
         .list(&ListParams::default())
         .await
         .map_err(Error::ListSites)?
         .items
         .iter()
+        // By content: a site running other content under this name does not run this release.
         .filter(|s| {
-            s.status
-                .as_ref()
-                .and_then(|st| st.current_release.as_deref())
-                == Some(name.as_str())
+            s.status.as_ref().is_some_and(|st| {
+                st.current_release.as_deref() == Some(name.as_str())
+                    && st
+                        .current_release_fingerprint
+                        .as_deref()
+                        .is_none_or(|f| f == fp)
+            })
         })
         .map(|s| format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()))
         .collect();
-    let status = desired_status(&release, &verdict, sites, &Time(ctx.clock.now()));
+    let status = desired_status(&release, &verdict, &revoked, sites, &Time(ctx.clock.now()));
     if release.status.as_ref() == Some(&status) {
         return Ok(Action::requeue(RESYNC));
     }
@@ -163,13 +246,23 @@ pub async fn run(
 ) {
     let client = ctx.client.clone();
     let wc = watcher::Config::default();
-    Controller::new(Api::<ComponentRelease>::all(client.clone()), wc.clone())
+    let controller = Controller::new(Api::<ComponentRelease>::all(client.clone()), wc.clone());
+    let releases = controller.store();
+    controller
         // A site moving to or from a release changes the release's `sites`.
-        .watches(Api::<DizSite>::all(client), wc, |site| {
+        .watches(Api::<DizSite>::all(client.clone()), wc.clone(), |site| {
             site.status
                 .as_ref()
                 .and_then(|s| s.current_release.clone())
                 .map(|r| ObjectRef::<ComponentRelease>::new(&r))
+        })
+        // A revocation concerns the releases it names, whatever their names: look at all.
+        .watches(Api::<ReleaseRevocation>::all(client), wc, move |_| {
+            releases
+                .state()
+                .into_iter()
+                .map(|r| ObjectRef::from_obj(&*r))
+                .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile_instrumented, error_policy, ctx)
@@ -202,7 +295,7 @@ mod tests {
             reason: "BadSignature".into(),
             message: "content changed after signing".into(),
         });
-        let s = desired_status(&release(), &verdict, vec![], &now);
+        let s = desired_status(&release(), &verdict, &[], vec![], &now);
         assert_eq!(s.certified, Some(false));
         assert_eq!(s.reason.as_deref(), Some("BadSignature"));
         assert_eq!(s.observed_generation, Some(3));
@@ -216,14 +309,34 @@ mod tests {
     #[test]
     fn certified_release_lists_its_sites_sorted() {
         let now = Time(Timestamp::UNIX_EPOCH);
+        let certified = Ok(Certified {
+            key_ids: vec!["k".into()],
+            format: crate::api::ReleaseFormat::V2,
+        });
         let s = desired_status(
             &release(),
-            &Ok("k".into()),
+            &certified,
+            &[],
             vec!["b/x".into(), "a/y".into()],
             &now,
         );
         assert_eq!(s.certified, Some(true));
         assert_eq!(s.key_id.as_deref(), Some("k"));
         assert_eq!(s.sites, vec!["a/y".to_string(), "b/x".to_string()]);
+        assert!(s.revoked_by.is_none());
+        // A certified revocation is shown; an uncertified one is named but not honoured.
+        let by = |certified| RevokedBy {
+            revocation: "rev".into(),
+            reason: "CVE".into(),
+            certified,
+        };
+        let s = desired_status(&release(), &certified, &[by(true)], vec![], &now);
+        assert_eq!(s.revoked_by.as_deref(), Some("rev"));
+        let c = conditions::find(&s.conditions, REVOKED).expect("condition");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Revoked"));
+        let s = desired_status(&release(), &certified, &[by(false)], vec![], &now);
+        assert!(s.revoked_by.is_none());
+        let c = conditions::find(&s.conditions, REVOKED).expect("condition");
+        assert_eq!(c.reason, "RevocationNotCertified");
     }
 }

@@ -5,6 +5,7 @@ pub mod certification;
 pub mod component_release;
 pub mod diff;
 pub mod dizsite;
+pub mod release_revocation;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 
 use crate::api::conditions::{self, READY};
-use crate::api::{ComponentRelease, DizSite};
+use crate::api::{ComponentRelease, DizSite, ReleaseRevocation};
 use crate::clock::Clock;
 use crate::telemetry::Metrics;
 use certification::Certifier;
@@ -135,10 +136,21 @@ pub async fn run_dizsite(
         .owns(api_for::<Deployment>(&client, &scope), wc.clone())
         .owns(api_for::<StatefulSet>(&client, &scope), wc.clone())
         // A release changing (new one on a channel, a signature fixed) concerns every site.
-        .watches(
-            Api::<ComponentRelease>::all(client.clone()),
-            wc,
+        .watches(Api::<ComponentRelease>::all(client.clone()), wc.clone(), {
+            let store = store.clone();
             move |_release| {
+                store
+                    .state()
+                    .into_iter()
+                    .map(|s| ObjectRef::from_obj(&*s))
+                    .collect::<Vec<_>>()
+            }
+        })
+        // So does a revocation: sites on a revoked release move on.
+        .watches(
+            Api::<ReleaseRevocation>::all(client.clone()),
+            wc,
+            move |_revocation| {
                 store
                     .state()
                     .into_iter()

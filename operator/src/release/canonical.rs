@@ -1,4 +1,4 @@
-//! The canonical encoding of a release: exactly the bytes a release signature covers.
+//! The canonical encodings: exactly the bytes a signature covers.
 //!
 //! # Format `miracolix-release-v1`
 //!
@@ -19,12 +19,48 @@
 //!
 //! * The first line is the format tag. It versions the format and separates the domain: a
 //!   signature over these bytes can never be mistaken for a signature over some other blob the
-//!   same key signed, and a future format change cannot collide with this one.
+//!   same key signed (a v2 encoding, a revocation), and formats cannot collide.
 //! * `release.version`, then `release.channel`, then for every component, in ascending byte
 //!   order of its key, `repository`, `digest`, `version` in that order.
-//! * Nothing else is covered: not `metadata` (names and labels are the cluster's business), not
-//!   `compatibility` or `rollout` (operational scheduling that the consortium adjusts without
-//!   re-certifying images), and not the signature itself.
+//! * v1 covers nothing else: not `rollout`, not `compatibility`. A release certified in v1 has
+//!   those fields ignored by the operator (they could have been edited by anyone).
+//!
+//! # Format `miracolix-release-v2`
+//!
+//! v1's lines under the tag `miracolix-release-v2`, plus everything that steers the rollout, so
+//! that nobody without a signing key can drop a pilot wave, shorten the progress deadline or
+//! let sites skip a required migration:
+//!
+//! ```text
+//! miracolix-release-v2
+//! release.version=2026.2
+//! release.channel=stable
+//! release.notAfter=2027-01-01T00:00:00Z                 (only when set)
+//! component.<key>.repository=…                          (as in v1)
+//! component.<key>.digest=…
+//! component.<key>.version=…
+//! compatibility.upgradeFrom=2026.1                      (one line per entry, in written order)
+//! rollout.progressDeadline=45m                          (only when rollout is set)
+//! rollout.wave.0.name=pilot                             (per wave, in written order)
+//! rollout.wave.0.site=erlangen                          (one line per site, in written order)
+//! rollout.wave.0.siteSelector=matchLabels               (only when the wave has a selector)
+//! rollout.wave.0.matchLabel=diz.miracum.org/tier=early  (per label, ascending key order)
+//! rollout.wave.0.notBefore=2026-02-02T06:00:00Z         (only when set)
+//! ```
+//!
+//! Waves are numbered from 0 in the order written, which is the order they roll out in. A
+//! label key may contain neither `=` nor anything outside printable ASCII, so a `matchLabel`
+//! line splits at its second `=` unambiguously. `compatibility.notes` is free text for people
+//! and stays unsigned, so it may be corrected without re-signing.
+//!
+//! # Format `miracolix-revocation-v1`
+//!
+//! ```text
+//! miracolix-revocation-v1
+//! revocation.fingerprint=<64 hex>                       (one line per fingerprint, ascending)
+//! revocation.immediate=true|false
+//! revocation.reason=<text>
+//! ```
 //!
 //! # Why this shape, and why it is unambiguous
 //!
@@ -49,10 +85,16 @@
 //! Content that breaks any rule is refused with [`CanonicalError`] instead of being encoded
 //! lossily.
 
-use crate::api::ComponentReleaseSpec;
+use crate::api::{ComponentReleaseSpec, ReleaseFormat, ReleaseRevocationSpec};
 
-/// First line of every canonical encoding.
+/// First line of the v1 encoding (kept for callers that only know v1).
 pub const FORMAT_TAG: &str = "miracolix-release-v1";
+
+/// First line of the revocation encoding.
+pub const REVOCATION_TAG: &str = "miracolix-revocation-v1";
+
+/// The format `release sign` writes.
+pub const CURRENT_FORMAT: ReleaseFormat = ReleaseFormat::V2;
 
 const DIGEST_PREFIX: &str = "sha256:";
 
@@ -80,23 +122,40 @@ pub enum CanonicalError {
          characters"
     )]
     InvalidDigest { field: String, value: String },
+    #[error("{field} is {value:?}; a label key must not contain '='")]
+    InvalidLabelKey { field: String, value: String },
+    #[error("{field} is {value:?}; a release fingerprint is 64 lowercase hex characters")]
+    InvalidFingerprint { field: String, value: String },
+    #[error("the revocation names no fingerprint")]
+    NoFingerprints,
 }
 
-/// Encodes the certified content of a release in the `miracolix-release-v1` format.
-pub fn canonicalize(spec: &ComponentReleaseSpec) -> Result<Vec<u8>, CanonicalError> {
-    canonical_string(spec).map(String::into_bytes)
+/// Encodes the certified content of a release in `format`.
+pub fn canonicalize(
+    spec: &ComponentReleaseSpec,
+    format: ReleaseFormat,
+) -> Result<Vec<u8>, CanonicalError> {
+    canonical_string(spec, format).map(String::into_bytes)
 }
 
 /// The canonical form as text (it is ASCII by construction), for people and logs.
-pub fn canonical_string(spec: &ComponentReleaseSpec) -> Result<String, CanonicalError> {
+pub fn canonical_string(
+    spec: &ComponentReleaseSpec,
+    format: ReleaseFormat,
+) -> Result<String, CanonicalError> {
     if spec.components.is_empty() {
         return Err(CanonicalError::NoComponents);
     }
-    let mut out = String::with_capacity(128 + spec.components.len() * 192);
-    out.push_str(FORMAT_TAG);
+    let mut out = String::with_capacity(256 + spec.components.len() * 192);
+    out.push_str(format.tag());
     out.push('\n');
     field(&mut out, "release.version", &spec.version)?;
     field(&mut out, "release.channel", spec.channel.as_str())?;
+    if format == ReleaseFormat::V2
+        && let Some(not_after) = &spec.not_after
+    {
+        field(&mut out, "release.notAfter", not_after)?;
+    }
     // BTreeMap iterates in ascending byte order of the key, which is the documented order.
     for (key, image) in &spec.components {
         check_component_key(key)?;
@@ -114,7 +173,104 @@ pub fn canonical_string(spec: &ComponentReleaseSpec) -> Result<String, Canonical
             &image.version,
         )?;
     }
+    if format == ReleaseFormat::V2 {
+        rollout_fields(&mut out, spec)?;
+    }
     Ok(out)
+}
+
+/// The v2 lines after the components: `compatibility.upgradeFrom`, then `rollout`.
+fn rollout_fields(out: &mut String, spec: &ComponentReleaseSpec) -> Result<(), CanonicalError> {
+    for from in spec.compatibility.iter().flat_map(|c| &c.upgrade_from) {
+        field(out, "compatibility.upgradeFrom", from)?;
+    }
+    let Some(rollout) = &spec.rollout else {
+        return Ok(());
+    };
+    field(out, "rollout.progressDeadline", &rollout.progress_deadline)?;
+    for (i, wave) in rollout.waves.iter().enumerate() {
+        field(out, &format!("rollout.wave.{i}.name"), &wave.name)?;
+        for site in &wave.sites {
+            field(out, &format!("rollout.wave.{i}.site"), site)?;
+        }
+        if let Some(selector) = &wave.site_selector {
+            // The presence line keeps an empty selector (which selects every site) apart from
+            // no selector at all.
+            field(
+                out,
+                &format!("rollout.wave.{i}.siteSelector"),
+                "matchLabels",
+            )?;
+            let name = format!("rollout.wave.{i}.matchLabel");
+            // BTreeMap: ascending key order.
+            for (key, value) in &selector.match_labels {
+                if key.is_empty() || key.contains('=') {
+                    return Err(CanonicalError::InvalidLabelKey {
+                        field: name,
+                        value: key.clone(),
+                    });
+                }
+                field(out, &name, &format!("{key}={value}"))?;
+            }
+        }
+        if let Some(not_before) = &wave.not_before {
+            field(out, &format!("rollout.wave.{i}.notBefore"), not_before)?;
+        }
+    }
+    Ok(())
+}
+
+/// Encodes a revocation in the `miracolix-revocation-v1` format.
+pub fn canonicalize_revocation(spec: &ReleaseRevocationSpec) -> Result<Vec<u8>, CanonicalError> {
+    canonical_revocation_string(spec).map(String::into_bytes)
+}
+
+/// The revocation's canonical form as text.
+pub fn canonical_revocation_string(spec: &ReleaseRevocationSpec) -> Result<String, CanonicalError> {
+    if spec.fingerprints.is_empty() {
+        return Err(CanonicalError::NoFingerprints);
+    }
+    let mut fingerprints: Vec<&String> = spec.fingerprints.iter().collect();
+    fingerprints.sort();
+    let mut out = String::with_capacity(128 + fingerprints.len() * 90);
+    out.push_str(REVOCATION_TAG);
+    out.push('\n');
+    for fp in fingerprints {
+        check_fingerprint("revocation.fingerprint", fp)?;
+        field(&mut out, "revocation.fingerprint", fp)?;
+    }
+    field(
+        &mut out,
+        "revocation.immediate",
+        if spec.immediate { "true" } else { "false" },
+    )?;
+    field(&mut out, "revocation.reason", &spec.reason)?;
+    Ok(out)
+}
+
+/// SHA-256 (lowercase hex) of canonical bytes: a release's fingerprint.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `value` is spelled like a fingerprint (64 lowercase hex characters).
+pub fn is_fingerprint(value: &str) -> bool {
+    value.len() == 64
+        && value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn check_fingerprint(field: &str, value: &str) -> Result<(), CanonicalError> {
+    if is_fingerprint(value) {
+        Ok(())
+    } else {
+        Err(CanonicalError::InvalidFingerprint {
+            field: field.to_string(),
+            value: value.to_string(),
+        })
+    }
 }
 
 fn field(out: &mut String, name: &str, value: &str) -> Result<(), CanonicalError> {
@@ -192,7 +348,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::api::{Channel, ComponentImage};
+    use crate::api::{Channel, Compatibility, ComponentImage, Rollout, SiteSelector, Wave};
 
     fn digest(c: char) -> String {
         format!("sha256:{}", c.to_string().repeat(64))
@@ -220,9 +376,11 @@ mod tests {
             version: "2026.1".into(),
             channel: Channel::Stable,
             components,
+            not_after: None,
             compatibility: None,
             rollout: None,
             signature: None,
+            signatures: Vec::new(),
         }
     }
 
@@ -241,7 +399,7 @@ mod tests {
             digest('a'),
             digest('b')
         );
-        assert_eq!(canonical_string(&spec()), Ok(expected));
+        assert_eq!(canonical_string(&spec(), ReleaseFormat::V1), Ok(expected));
     }
 
     #[test]
@@ -257,7 +415,7 @@ mod tests {
             s.version = bad.into();
             assert!(
                 matches!(
-                    canonicalize(&s),
+                    canonicalize(&s, ReleaseFormat::V2),
                     Err(CanonicalError::ForbiddenCharacter { .. })
                 ),
                 "{bad:?} accepted"
@@ -270,19 +428,19 @@ mod tests {
         let mut s = spec();
         s.components.get_mut("blaze").expect("blaze").version = "0.30.２".into();
         assert!(matches!(
-            canonicalize(&s),
+            canonicalize(&s, ReleaseFormat::V2),
             Err(CanonicalError::ForbiddenCharacter { .. })
         ));
         let mut s = spec();
         s.version = String::new();
         assert!(matches!(
-            canonicalize(&s),
+            canonicalize(&s, ReleaseFormat::V2),
             Err(CanonicalError::Empty { .. })
         ));
         let mut s = spec();
         s.version = "2026.1 ".into();
         assert!(matches!(
-            canonicalize(&s),
+            canonicalize(&s, ReleaseFormat::V2),
             Err(CanonicalError::SurroundingSpace { .. })
         ));
     }
@@ -295,7 +453,7 @@ mod tests {
             s.components.insert(key.to_string(), image);
             assert!(
                 matches!(
-                    canonicalize(&s),
+                    canonicalize(&s, ReleaseFormat::V2),
                     Err(CanonicalError::InvalidComponentKey { .. })
                 ),
                 "{key:?} accepted"
@@ -315,7 +473,10 @@ mod tests {
             let mut s = spec();
             s.components.get_mut("vfps").expect("vfps").digest = bad.clone();
             assert!(
-                matches!(canonicalize(&s), Err(CanonicalError::InvalidDigest { .. })),
+                matches!(
+                    canonicalize(&s, ReleaseFormat::V2),
+                    Err(CanonicalError::InvalidDigest { .. })
+                ),
                 "{bad:?} accepted"
             );
         }
@@ -325,6 +486,151 @@ mod tests {
     fn refuses_an_empty_release() {
         let mut s = spec();
         s.components.clear();
-        assert_eq!(canonicalize(&s), Err(CanonicalError::NoComponents));
+        assert_eq!(
+            canonicalize(&s, ReleaseFormat::V2),
+            Err(CanonicalError::NoComponents)
+        );
+    }
+
+    fn v2_spec() -> ComponentReleaseSpec {
+        let mut s = spec();
+        s.not_after = Some("2027-01-01T00:00:00Z".into());
+        s.compatibility = Some(Compatibility {
+            upgrade_from: vec!["2025.4".into(), "2025.3".into()],
+            notes: Some("free text, not signed".into()),
+        });
+        s.rollout = Some(Rollout {
+            progress_deadline: "45m".into(),
+            waves: vec![
+                Wave {
+                    name: "pilot".into(),
+                    sites: vec!["erlangen".into(), "mainz".into()],
+                    site_selector: None,
+                    not_before: Some("2026-02-02T06:00:00Z".into()),
+                },
+                Wave {
+                    name: "rest".into(),
+                    sites: vec![],
+                    site_selector: Some(SiteSelector {
+                        match_labels: [
+                            ("z".to_string(), String::new()),
+                            ("diz.miracum.org/tier".to_string(), "late".to_string()),
+                        ]
+                        .into(),
+                    }),
+                    not_before: None,
+                },
+            ],
+        });
+        s
+    }
+
+    #[test]
+    fn v2_signs_what_steers_the_rollout() {
+        let expected = format!(
+            "miracolix-release-v2\n\
+             release.version=2026.1\n\
+             release.channel=stable\n\
+             release.notAfter=2027-01-01T00:00:00Z\n\
+             component.blaze.repository=ghcr.io/samply/blaze\n\
+             component.blaze.digest={}\n\
+             component.blaze.version=0.30.2\n\
+             component.vfps.repository=ghcr.io/miracum/vfps\n\
+             component.vfps.digest={}\n\
+             component.vfps.version=1.3.6\n\
+             compatibility.upgradeFrom=2025.4\n\
+             compatibility.upgradeFrom=2025.3\n\
+             rollout.progressDeadline=45m\n\
+             rollout.wave.0.name=pilot\n\
+             rollout.wave.0.site=erlangen\n\
+             rollout.wave.0.site=mainz\n\
+             rollout.wave.0.notBefore=2026-02-02T06:00:00Z\n\
+             rollout.wave.1.name=rest\n\
+             rollout.wave.1.siteSelector=matchLabels\n\
+             rollout.wave.1.matchLabel=diz.miracum.org/tier=late\n\
+             rollout.wave.1.matchLabel=z=\n",
+            digest('a'),
+            digest('b')
+        );
+        assert_eq!(
+            canonical_string(&v2_spec(), ReleaseFormat::V2),
+            Ok(expected)
+        );
+        // v1 of the same release: the rollout lines are simply not there (old releases verify
+        // as they were signed).
+        assert_eq!(
+            canonical_string(&v2_spec(), ReleaseFormat::V1),
+            canonical_string(&spec(), ReleaseFormat::V1)
+        );
+        // Notes are for people and stay unsigned.
+        let mut s = v2_spec();
+        if let Some(c) = s.compatibility.as_mut() {
+            c.notes = None;
+        }
+        assert_eq!(
+            canonicalize(&s, ReleaseFormat::V2),
+            canonicalize(&v2_spec(), ReleaseFormat::V2)
+        );
+    }
+
+    #[test]
+    fn v2_tells_an_empty_selector_from_none_and_refuses_ambiguous_label_keys() {
+        let mut empty = spec();
+        empty.rollout = Some(Rollout {
+            progress_deadline: "30m".into(),
+            waves: vec![Wave {
+                name: "all".into(),
+                sites: vec!["x".into()],
+                site_selector: Some(SiteSelector::default()),
+                not_before: None,
+            }],
+        });
+        let mut none = empty.clone();
+        if let Some(r) = none.rollout.as_mut() {
+            r.waves[0].site_selector = None;
+        }
+        assert_ne!(
+            canonicalize(&empty, ReleaseFormat::V2),
+            canonicalize(&none, ReleaseFormat::V2)
+        );
+        let mut bad = empty.clone();
+        if let Some(r) = bad.rollout.as_mut() {
+            r.waves[0].site_selector = Some(SiteSelector {
+                match_labels: [("a=b".to_string(), "c".to_string())].into(),
+            });
+        }
+        assert!(matches!(
+            canonicalize(&bad, ReleaseFormat::V2),
+            Err(CanonicalError::InvalidLabelKey { .. })
+        ));
+    }
+
+    #[test]
+    fn revocations_have_their_own_domain_and_sorted_fingerprints() {
+        let spec = ReleaseRevocationSpec {
+            fingerprints: vec!["b".repeat(64), "a".repeat(64)],
+            reason: "CVE-2026-0001 in blaze".into(),
+            immediate: true,
+            signature: None,
+            signatures: Vec::new(),
+        };
+        assert_eq!(
+            canonical_revocation_string(&spec),
+            Ok(format!(
+                "miracolix-revocation-v1\n\
+                 revocation.fingerprint={}\n\
+                 revocation.fingerprint={}\n\
+                 revocation.immediate=true\n\
+                 revocation.reason=CVE-2026-0001 in blaze\n",
+                "a".repeat(64),
+                "b".repeat(64)
+            ))
+        );
+        let mut bad = spec.clone();
+        bad.fingerprints = vec!["A".repeat(64)];
+        assert!(matches!(
+            canonicalize_revocation(&bad),
+            Err(CanonicalError::InvalidFingerprint { .. })
+        ));
     }
 }

@@ -15,10 +15,13 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
 use rustls_pki_types::pem::{PemObject, SectionKind};
 
-use super::canonical::{CanonicalError, canonicalize};
+use super::canonical::{CURRENT_FORMAT, CanonicalError, canonicalize, canonicalize_revocation};
 use super::der::{self, Reader};
 use super::trust::{TrustError, TrustedKey, validate_key_id};
-use crate::api::{ComponentReleaseSpec, ReleaseSignature, SignatureAlgorithm};
+use super::verify::{P256_ORDER, ecdsa_scalars, is_high_s, scalar32};
+use crate::api::{
+    ComponentReleaseSpec, ReleaseRevocationSpec, ReleaseSignature, SignatureAlgorithm,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
@@ -46,6 +49,8 @@ pub enum SignError {
     NotCanonical(#[from] CanonicalError),
     #[error("signing failed: the system random number generator is unavailable")]
     Random,
+    #[error("not a DER-encoded ECDSA P-256 signature: {0}")]
+    NotEcdsa(String),
 }
 
 enum Inner {
@@ -256,31 +261,95 @@ impl SigningKey {
         TrustedKey::from_raw(key_id, self.algorithm(), raw)
     }
 
-    /// Signs arbitrary bytes; the result is the binary signature (DER for ECDSA).
+    /// Signs arbitrary bytes; the result is the binary signature (DER for ECDSA, always in the
+    /// low-S form the verifier requires).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
         match &self.inner {
-            Inner::Ecdsa(pair) => pair
-                .sign(&self.rng, message)
-                .map(|sig| sig.as_ref().to_vec())
-                .map_err(|_| SignError::Random),
+            Inner::Ecdsa(pair) => {
+                let der = pair
+                    .sign(&self.rng, message)
+                    .map_err(|_| SignError::Random)?;
+                normalize_low_s(der.as_ref())
+            }
             Inner::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
         }
     }
+
+    fn signature(&self, key_id: &str, message: &[u8]) -> Result<ReleaseSignature, SignError> {
+        validate_key_id(key_id)?;
+        Ok(ReleaseSignature {
+            key_id: key_id.to_string(),
+            algorithm: self.algorithm(),
+            format: None,
+            value: base64::engine::general_purpose::STANDARD.encode(self.sign(message)?),
+        })
+    }
 }
 
-/// Signs the canonical encoding of a release and returns the `spec.signature` to set.
+/// Signs the canonical encoding (format [`CURRENT_FORMAT`], v2) of a release and returns the
+/// signature to set as `spec.signature` (or add to `spec.signatures`).
 pub fn sign_release(
     spec: &ComponentReleaseSpec,
     key: &SigningKey,
     key_id: &str,
 ) -> Result<ReleaseSignature, SignError> {
-    validate_key_id(key_id)?;
-    let signature = key.sign(&canonicalize(spec)?)?;
-    Ok(ReleaseSignature {
-        key_id: key_id.to_string(),
-        algorithm: key.algorithm(),
-        value: base64::engine::general_purpose::STANDARD.encode(signature),
-    })
+    let mut signature = key.signature(key_id, &canonicalize(spec, CURRENT_FORMAT)?)?;
+    signature.format = Some(CURRENT_FORMAT);
+    Ok(signature)
+}
+
+/// Signs the canonical encoding of a revocation.
+pub fn sign_revocation(
+    spec: &ReleaseRevocationSpec,
+    key: &SigningKey,
+    key_id: &str,
+) -> Result<ReleaseSignature, SignError> {
+    key.signature(key_id, &canonicalize_revocation(spec)?)
+}
+
+/// Rewrites a DER ECDSA P-256 signature into its low-S form: (r, s) and (r, n - s) verify
+/// alike, the verifier accepts only s <= (n - 1) / 2. Signatures already low-S are returned
+/// unchanged. For signatures made by `openssl dgst -sign` or `cosign sign-blob`, which do not
+/// normalise.
+pub fn normalize_low_s(der_sig: &[u8]) -> Result<Vec<u8>, SignError> {
+    let (r, s) = ecdsa_scalars(der_sig).map_err(|e| SignError::NotEcdsa(e.to_string()))?;
+    if !is_high_s(s) {
+        return Ok(der_sig.to_vec());
+    }
+    let s = scalar32(s).ok_or_else(|| SignError::NotEcdsa("S longer than 32 bytes".into()))?;
+    // n - s, byte-wise with borrow; s < n because the verifier's range check passed.
+    let mut low = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut d = i16::from(P256_ORDER[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(d < 0);
+        if d < 0 {
+            d += 256;
+        }
+        low[i] = d as u8;
+    }
+    let mut body = Vec::with_capacity(72);
+    for scalar in [r, &low[..]] {
+        let trimmed = match scalar.iter().position(|b| *b != 0) {
+            Some(first) => &scalar[first..],
+            None => &scalar[scalar.len().saturating_sub(1)..],
+        };
+        // DER INTEGERs are signed: a leading byte with the high bit set needs a zero in front.
+        let pad = trimmed.first().is_some_and(|b| b & 0x80 != 0);
+        der::write_header(
+            &mut body,
+            der::TAG_INTEGER,
+            trimmed.len() + usize::from(pad),
+        );
+        if pad {
+            body.push(0);
+        }
+        body.extend_from_slice(trimmed);
+    }
+    let mut out = Vec::with_capacity(body.len() + 2);
+    der::write_header(&mut out, der::TAG_SEQUENCE, body.len());
+    out.extend_from_slice(&body);
+    Ok(out)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -315,6 +384,51 @@ mod tests {
             assert!(public.verify(b"hello", &signature));
             assert!(!public.verify(b"hellO", &signature));
         }
+    }
+
+    #[test]
+    fn ecdsa_signatures_are_always_low_s_and_normalising_keeps_them_valid() {
+        let key = SigningKey::from_pem(SEC1_P256.as_bytes(), "test").expect("reads");
+        let public = key.public_key("k").expect("public half");
+        // ring picks a random nonce, so about half of its raw signatures are high-S; every
+        // round checks the result is low-S and that its mirror image normalises back to it.
+        let mut flipped = 0;
+        for i in 0..32u8 {
+            let message = [b'm', i];
+            let signature = key.sign(&message).expect("signs");
+            let (r, s) = ecdsa_scalars(&signature).expect("DER");
+            assert!(!is_high_s(s), "sign() wrote a high-S signature");
+            assert!(public.verify(&message, &signature));
+            // The mirror image (r, n - s) is mathematically valid but high-S.
+            let s32 = scalar32(s).expect("32 bytes");
+            let mut high = [0u8; 32];
+            let mut borrow = 0i16;
+            for j in (0..32).rev() {
+                let mut d = i16::from(P256_ORDER[j]) - i16::from(s32[j]) - borrow;
+                borrow = i16::from(d < 0);
+                if d < 0 {
+                    d += 256;
+                }
+                high[j] = d as u8;
+            }
+            let mut body = Vec::new();
+            for scalar in [r, &high[..]] {
+                let t = &scalar[scalar.iter().position(|b| *b != 0).unwrap_or(0)..];
+                let pad = t[0] & 0x80 != 0;
+                der::write_header(&mut body, der::TAG_INTEGER, t.len() + usize::from(pad));
+                if pad {
+                    body.push(0);
+                }
+                body.extend_from_slice(t);
+            }
+            let mut mirrored = Vec::new();
+            der::write_header(&mut mirrored, der::TAG_SEQUENCE, body.len());
+            mirrored.extend_from_slice(&body);
+            assert!(public.verify(&message, &mirrored), "ring accepts high-S");
+            assert_eq!(normalize_low_s(&mirrored).expect("normalises"), signature);
+            flipped += 1;
+        }
+        assert_eq!(flipped, 32);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -19,6 +20,8 @@ use rustls_pki_types::pem::{PemObject, SectionKind};
 
 use super::der::{self, Reader};
 use crate::api::SignatureAlgorithm;
+use crate::clock::Clock;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 /// The data-key and file-name suffix that marks a trusted public key.
 pub const KEY_FILE_SUFFIX: &str = ".pem";
@@ -458,6 +461,129 @@ impl TrustStore {
     }
 }
 
+/// The trusted keys of a mounted directory, re-read when they may have changed, so that a key
+/// removed from the trusted-keys Secret stops being trusted without a restart.
+///
+/// The directory is re-read on first use after [`TrustDir::RELOAD_INTERVAL`] (by the injected
+/// clock, so tests need no sleeping) or at once on [`TrustDir::reload`]. Every certification
+/// asks for the current keys, so no verdict uses keys older than the interval. The kubelet
+/// updates a mounted Secret atomically (a `..data` symlink swap) within its sync period; the
+/// interval adds at most 30 s to that.
+///
+/// A directory that cannot be read any more **fails closed**: nothing is certified (reason
+/// `TrustedKeysUnavailable`) until it is readable again. Keeping the last good keys instead
+/// would keep a removed key trusted exactly when the Secret is being rewritten.
+pub struct TrustDir {
+    dir: PathBuf,
+    clock: Arc<dyn Clock>,
+    interval: SignedDuration,
+    threshold: usize,
+    state: Mutex<Loaded>,
+}
+
+struct Loaded {
+    at: Timestamp,
+    keys: Result<Arc<TrustStore>, String>,
+}
+
+impl fmt::Debug for TrustDir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrustDir")
+            .field("dir", &self.dir)
+            .field("interval", &self.interval)
+            .field("threshold", &self.threshold)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TrustDir {
+    /// How old the loaded keys may get before the next use re-reads the directory.
+    pub const RELOAD_INTERVAL: SignedDuration = SignedDuration::from_secs(30);
+
+    /// Loads the directory now; an unreadable directory at start-up is an error, so a
+    /// misconfigured operator does not start.
+    pub fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Self, TrustError> {
+        let keys = TrustStore::from_dir(dir)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            state: Mutex::new(Loaded {
+                at: clock.now(),
+                keys: Ok(Arc::new(keys)),
+            }),
+            clock,
+            interval: Self::RELOAD_INTERVAL,
+            threshold: 1,
+        })
+    }
+
+    /// How many distinct trusted keys must sign a release or revocation (k-of-n); at least 1.
+    #[must_use]
+    pub fn with_threshold(mut self, threshold: usize) -> Self {
+        self.threshold = threshold.max(1);
+        self
+    }
+
+    #[must_use]
+    pub fn with_interval(mut self, interval: SignedDuration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    pub fn threshold(&self) -> usize {
+        self.threshold
+    }
+
+    /// The keys to verify with now: re-read when older than the interval (or when the clock
+    /// went backwards). `Err` names why the directory cannot be read.
+    pub fn current(&self) -> Result<Arc<TrustStore>, String> {
+        let now = self.clock.now();
+        let stale = {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            now < state.at
+                || state
+                    .at
+                    .checked_add(self.interval)
+                    .is_ok_and(|due| now >= due)
+        };
+        if stale {
+            self.reload()
+        } else {
+            self.state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys
+                .clone()
+        }
+    }
+
+    /// Re-reads the directory now (e.g. on a file-change notification), logs what changed, and
+    /// returns the new keys.
+    pub fn reload(&self) -> Result<Arc<TrustStore>, String> {
+        let fresh = TrustStore::from_dir(&self.dir).map(Arc::new).map_err(|e| {
+            format!(
+                "the trusted keys in {} cannot be loaded: {e}; no release is certified until \
+                 they can",
+                self.dir.display()
+            )
+        });
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match (&state.keys, &fresh) {
+            (Ok(old), Ok(new)) if old != new => {
+                let removed: Vec<&str> = old.key_ids().filter(|k| new.get(k).is_none()).collect();
+                let added: Vec<&str> = new.key_ids().filter(|k| old.get(k).is_none()).collect();
+                tracing::info!(?added, ?removed, "trusted release-signing keys changed");
+            }
+            (_, Err(e)) => tracing::warn!(error = %e, "trusted keys unreadable; trusting none"),
+            _ => {}
+        }
+        *state = Loaded {
+            at: self.clock.now(),
+            keys: fresh.clone(),
+        };
+        fresh
+    }
+}
+
 fn object_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     match (&meta.namespace, &meta.name) {
         (Some(ns), Some(name)) => format!("{ns}/{name}"),
@@ -591,5 +717,36 @@ mod tests {
         rsa.extend_from_slice(&body);
         let err = TrustedKey::from_spki_der("k", &rsa, "test").expect_err("RSA refused");
         assert!(err.to_string().contains("RSA"), "{err}");
+    }
+
+    #[test]
+    fn a_removed_key_stops_being_trusted_after_the_interval_without_restart() {
+        use crate::clock::ManualClock;
+        let dir = std::env::temp_dir().join(format!("miracolix-trustdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("k1.pem"), ED25519_PUB).expect("write");
+        let clock = ManualClock::new(Timestamp::UNIX_EPOCH);
+        let trust = TrustDir::open(&dir, Arc::new(clock.clone())).expect("opens");
+        assert!(trust.current().expect("keys").get("k1").is_some());
+
+        std::fs::remove_file(dir.join("k1.pem")).expect("remove");
+        // Within the interval the loaded keys are used ...
+        clock.advance(SignedDuration::from_secs(29));
+        assert!(trust.current().expect("keys").get("k1").is_some());
+        // ... and on the first use after it the directory is read again.
+        clock.advance(SignedDuration::from_secs(1));
+        assert!(trust.current().expect("keys").get("k1").is_none());
+
+        // A trigger reloads at once; an unreadable directory trusts nothing.
+        std::fs::write(dir.join("k1.pem"), ED25519_PUB).expect("write");
+        assert!(trust.reload().expect("keys").get("k1").is_some());
+        std::fs::write(dir.join("broken.pem"), "not a key").expect("write");
+        assert!(trust.reload().is_err());
+        assert!(
+            trust.current().is_err(),
+            "fails closed, not on the last good keys"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

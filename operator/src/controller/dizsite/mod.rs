@@ -14,7 +14,7 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::core::ApiResource;
+use kube::core::{ApiResource, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -27,12 +27,13 @@ use self::status::{
 };
 use super::Context;
 use super::apply::{self, ApplyError};
-use crate::api::conditions::READY;
-use crate::api::conditions::{self, DesiredCondition, STALLED};
-use crate::api::{ComponentRelease, DeletionPolicy, DizSite, DizSiteStatus};
+use crate::api::conditions::{
+    self, DesiredCondition, READY, RELEASE_CERTIFIED, RELEASE_UP_TO_DATE, STALLED,
+};
+use crate::api::{ComponentRelease, DeletionPolicy, DizSite, DizSiteStatus, ReleaseRevocation};
 use crate::catalog::{self, CatalogError, FIELD_MANAGER, SiteInput};
-use crate::release::rollout::SiteFacts;
-use crate::release::upgrade::{self, Decision, ResolvedCandidate};
+use crate::release::plan::{self, Decision, Facts, Site};
+use crate::release::record::{Record, RecordError, record_name};
 
 pub const FINALIZER: &str = "diz.miracum.org/cleanup";
 /// Periodic resync even without events, to catch drift the watches missed.
@@ -128,6 +129,64 @@ async fn cnpg_available(ctx: &Context) -> Result<bool, Error> {
         })
 }
 
+/// What the cluster says about a site before anything is applied: the facts the rollout plan
+/// needs, read fresh on every reconcile (nothing here comes from the DizSite status).
+struct Observed {
+    releases: Vec<ComponentRelease>,
+    revocations: Vec<ReleaseRevocation>,
+    record: Result<Option<Record>, RecordError>,
+    /// The site's Deployments and StatefulSets as they run now.
+    health: Vec<status::WorkloadHealth>,
+    /// The DizSites of the site's namespace (their failed releases halt a rollout there).
+    neighbours: Vec<DizSite>,
+}
+
+async fn observe(site: &DizSite, ns: &str, ctx: &Context) -> Result<Observed, Error> {
+    let read = |what: &'static str| move |source| Error::Read { what, source };
+    let releases = Api::<ComponentRelease>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(read("ComponentReleases"))?
+        .items;
+    let revocations = Api::<ReleaseRevocation>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(read("ReleaseRevocations"))?
+        .items;
+    let record = Api::<ConfigMap>::namespaced(ctx.client.clone(), ns)
+        .get_opt(&record_name(&site.name_any()))
+        .await
+        .map_err(read("the rollout record"))?
+        .map(|cm| Record::from_data(&cm.data.unwrap_or_default()))
+        .transpose();
+    let selector =
+        ListParams::default().labels(&format!("{}={}", catalog::SITE_LABEL, site.name_any()));
+    let mut live = Vec::new();
+    for ar in [
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<StatefulSet>(&()),
+    ] {
+        let items = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), ns, &ar)
+            .list(&selector)
+            .await
+            .map_err(read("the site's workloads"))?
+            .items;
+        live.extend(items.into_iter().map(|o| (ar.clone(), o)));
+    }
+    let neighbours = Api::<DizSite>::namespaced(ctx.client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map_err(read("DizSites"))?
+        .items;
+    Ok(Observed {
+        releases,
+        revocations,
+        record,
+        health: workloads(&live),
+        neighbours,
+    })
+}
+
 async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, Error> {
     let name = site.name_any();
     if site.spec.paused {
@@ -138,218 +197,284 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
         return Ok(Action::requeue(RESYNC));
     }
 
-    // dereference: the release the spec asks for, and what the rollout allows now
-    let releases = Api::<ComponentRelease>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| Error::Read {
-            what: "ComponentReleases",
-            source,
-        })?
-        .items;
-    let wanted = match select::select(&site.spec.release, &releases, ctx.certifier.as_ref()) {
+    // observe
+    let observed = observe(site, ns, ctx).await?;
+    let record = match observed.record {
         Ok(r) => r,
-        Err(e) => return stall_select(site, ns, ctx, &e).await,
-    };
-    let candidate = match ResolvedCandidate::new(&wanted) {
-        Ok(c) => c,
         Err(e) => {
-            let msg = format!("release {} cannot be encoded: {e}", wanted.name_any());
-            stall(site, ns, ctx, "NotCanonical", &msg, Some(false)).await?;
+            // The operator writes the record; one it cannot read was edited by someone else.
+            let msg = format!(
+                "{e}: ConfigMap {} was not written by this operator. Nothing is applied; delete                  it to let the operator re-derive the rollout from the running workloads",
+                record_name(&name)
+            );
+            stall(site, ns, ctx, "RolloutRecordInvalid", &msg, None, None).await?;
             return Ok(Action::requeue(RESYNC));
         }
     };
-    let now = ctx.clock.now();
-    let before = rollout::from_status(site.status.as_ref());
+    let releases = select::releases(&observed.releases, record.as_ref(), ctx.certifier.as_ref());
+    let revocations = select::revocations(&observed.revocations, ctx.certifier.as_ref());
+    let halts = rollout::halts(&observed.neighbours, site);
+    let running_workloads = rollout::plan_workloads(&observed.health);
+    let claimed = rollout::from_status(site.status.as_ref());
     let labels = site.labels().clone();
-    let facts = SiteFacts {
-        site_id: &site.spec.site_id,
-        labels: &labels,
-        window: site.spec.maintenance_window.as_ref(),
-    };
-    let was_ready = site.status.as_ref().is_some_and(|s| {
-        s.observed_generation == site.metadata.generation
-            && conditions::is_true(&s.conditions, READY)
-    });
-    let retry = upgrade::retry_requested(site.annotations(), &candidate.name);
-    let halted = if before.current.is_some()
-        && before.current.as_deref() != Some(candidate.name.as_str())
-        && before.target.as_deref() != Some(candidate.name.as_str())
-        && !retry
-    {
-        let sites = Api::<DizSite>::all(ctx.client.clone())
-            .list(&ListParams::default())
-            .await
-            .map_err(|source| Error::Read {
-                what: "DizSites",
-                source,
-            })?
-            .items;
-        rollout::halted_by(&sites, site, &candidate.name, &candidate.fingerprint)
-    } else {
-        None
-    };
-    let decision = match (halted, &before.current) {
-        (Some(reason), Some(current)) => Decision::Hold {
-            on: current.clone(),
-            reason,
+    let now = ctx.clock.now();
+
+    // plan (pure)
+    let plan = plan::plan(&Facts {
+        now,
+        site: Site {
+            namespace: ns,
+            name: &name,
+            site_id: &site.spec.site_id,
+            labels: &labels,
+            window: site.spec.maintenance_window.as_ref(),
+            wanted: &site.spec.release,
+            annotations: site.annotations(),
         },
-        _ => upgrade::decide(&candidate, &before, &facts, was_ready, now, retry),
-    };
-    let deploy_name = rollout::effective(&decision).to_string();
-    // Usually the candidate, whose signature `select` already verified; verify only another one.
-    let deploy = if deploy_name == wanted.name_any() {
-        wanted.clone()
-    } else {
-        match select::certified_by_name(&deploy_name, &releases, ctx.certifier.as_ref()) {
-            Ok(r) => r,
-            Err(e) => return stall_select(site, ns, ctx, &e).await,
-        }
-    };
-    let release = select::resolve(&deploy);
-    let cnpg = cnpg_available(ctx).await?;
-    let uid = site.uid().unwrap_or_default();
-    let input = SiteInput {
-        name: &name,
-        namespace: ns,
-        uid: &uid,
-        spec: &site.spec,
-        release: &release,
-        cnpg_available: cnpg,
-    };
+        releases: &releases,
+        revocations: &revocations,
+        record: record.as_ref(),
+        status: &claimed,
+        workloads: &running_workloads,
+        halts: &halts,
+    });
 
-    // validate + build (pure)
-    let children = match catalog::build(&input) {
-        Ok(c) => c,
-        Err(errors) => {
-            let reason = errors
-                .first()
-                .map(CatalogError::reason)
-                .unwrap_or("InvalidSpec");
-            let message = errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ");
-            stall(site, ns, ctx, reason, &message, Some(true)).await?;
-            return Ok(Action::requeue(RESYNC));
-        }
-    };
-
-    // apply
-    let outcome = async {
-        let mut outcome = apply::apply_children(&ctx.client, ns, &children).await?;
-        apply::delete_orphans(
-            &ctx.client,
+    if let Decision::Stall {
+        reason,
+        message,
+        certified,
+    } = &plan.decision
+    {
+        announce(site, ctx, &plan, Some(reason)).await;
+        stall(
+            site,
             ns,
-            &name,
-            &workload_kinds(),
-            &children,
-            &mut outcome,
+            ctx,
+            reason,
+            message,
+            *certified,
+            Some(&plan.status),
         )
         .await?;
-        Ok::<_, ApplyError>(outcome)
-    }
-    .await;
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            let conds = retrying_conditions(e.reason(), &e.to_string());
-            publish_if_new(site, ctx, EventType::Warning, e.reason(), &e.to_string()).await;
-            write_status(site, ns, ctx, |s| {
-                s.conditions = merge(site, &s.conditions, &conds, ctx);
-            })
-            .await?;
-            return Err(e.into());
-        }
-    };
-    if !outcome.applied.is_empty() || !outcome.deleted.is_empty() {
-        let note = format!(
-            "release {}: applied {} object(s), removed {}",
-            release.name,
-            outcome.applied.len(),
-            outcome.deleted.len()
-        );
-        publish(ctx, site, EventType::Normal, "Applied", &note).await;
+        return Ok(Action::requeue(RESYNC));
     }
 
-    // status: the workloads count ready replicas; their pods say why the others are not.
-    let pods = match Api::<Pod>::namespaced(ctx.client.clone(), ns)
-        .list(&ListParams::default().labels(&format!("{}={name}", catalog::SITE_LABEL)))
-        .await
+    // The record first: it is never older than what runs, so a reconcile interrupted between
+    // the two resumes the upgrade rather than forgetting it.
+    let record_child = match plan
+        .record
+        .as_ref()
+        .map(|r| rollout::record_child(site, ns, r))
     {
-        Ok(list) => list.items,
-        // Reasons are a diagnosis, not a precondition: without them the status still counts.
-        Err(e) => {
-            tracing::debug!(error = %e, "cannot list the site's pods");
-            Vec::new()
+        Some(Ok(child)) => Some(child),
+        Some(Err(e)) => {
+            stall(site, ns, ctx, e.reason(), &e.to_string(), None, None).await?;
+            return Ok(Action::requeue(RESYNC));
+        }
+        None => None,
+    };
+    if plan.record != record
+        && let Some(child) = &record_child
+        && let Err(e) = apply::apply_children(&ctx.client, ns, std::slice::from_ref(child)).await
+    {
+        return retry_later(site, ns, ctx, &plan, e).await;
+    }
+
+    // apply what the plan deploys; nothing at all when it deploys nothing
+    let deploy = plan
+        .deploy
+        .as_ref()
+        .and_then(|id| releases.iter().find(|r| r.fingerprint == id.fingerprint));
+    let (health, mut conds) = match deploy {
+        Some(release) => {
+            let resolved = select::resolve(release);
+            let cnpg = cnpg_available(ctx).await?;
+            let uid = site.uid().unwrap_or_default();
+            let input = SiteInput {
+                name: &name,
+                namespace: ns,
+                uid: &uid,
+                spec: &site.spec,
+                release: &resolved,
+                cnpg_available: cnpg,
+            };
+            // validate + build (pure)
+            let mut children = match catalog::build(&input) {
+                Ok(c) => c,
+                Err(errors) => {
+                    let reason = errors
+                        .first()
+                        .map(CatalogError::reason)
+                        .unwrap_or("InvalidSpec");
+                    let message = errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    stall(
+                        site,
+                        ns,
+                        ctx,
+                        reason,
+                        &message,
+                        Some(true),
+                        Some(&plan.status),
+                    )
+                    .await?;
+                    return Ok(Action::requeue(RESYNC));
+                }
+            };
+            let outcome = async {
+                let mut outcome = apply::apply_children(&ctx.client, ns, &children).await?;
+                // The record is desired too: it must survive the orphan sweep.
+                children.extend(record_child.clone());
+                apply::delete_orphans(
+                    &ctx.client,
+                    ns,
+                    &name,
+                    &workload_kinds(),
+                    &children,
+                    &mut outcome,
+                )
+                .await?;
+                Ok::<_, ApplyError>(outcome)
+            }
+            .await;
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e) => return retry_later(site, ns, ctx, &plan, e).await,
+            };
+            if !outcome.applied.is_empty() || !outcome.deleted.is_empty() {
+                let note = format!(
+                    "release {}: applied {} object(s), removed {}",
+                    resolved.name,
+                    outcome.applied.len(),
+                    outcome.deleted.len()
+                );
+                publish(ctx, site, EventType::Normal, "Applied", &note).await;
+            }
+            let health = with_problems(
+                workloads(&outcome.live),
+                &pod_problems_of(site, ns, ctx).await,
+            );
+            let conds = applied_conditions(&resolved.name, &health);
+            (health, conds)
+        }
+        None => {
+            // Nothing may be applied (the running content is revoked, expired, no longer
+            // certified or no longer available): report the workloads as they run.
+            let health = with_problems(observed.health, &pod_problems_of(site, ns, ctx).await);
+            let running = plan
+                .status
+                .current
+                .as_ref()
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            let mut conds = applied_conditions(&running, &health);
+            conds.retain(|c| c.type_ != RELEASE_CERTIFIED);
+            conds.push(DesiredCondition::new(
+                RELEASE_CERTIFIED,
+                false,
+                plan.up_to_date.reason,
+                plan.up_to_date.message.clone(),
+            ));
+            (health, conds)
         }
     };
-    let health = with_problems(workloads(&outcome.live), &pod_problems(&pods));
-    let mut conds = applied_conditions(&release.name, &health);
-    let ready_now = conds
-        .iter()
-        .any(|c| c.type_ == READY && c.status == conditions::TRUE);
-    let after = upgrade::next_status(&before, &decision, &candidate, ready_now, now);
-    conds.push(rollout::up_to_date_condition(
-        &decision,
-        &after,
-        &candidate.name,
+    conds.push(DesiredCondition::new(
+        RELEASE_UP_TO_DATE,
+        plan.up_to_date.status,
+        plan.up_to_date.reason,
+        plan.up_to_date.message.clone(),
     ));
-    announce(site, ctx, &decision, &before, &after).await;
-    if retry && matches!(decision, Decision::Upgrade { .. }) {
-        clear_retry_annotation(site, ns, ctx).await?;
+    announce(site, ctx, &plan, None).await;
+    if !plan.clear_annotations.is_empty() {
+        clear_annotations(site, ns, ctx, &plan.clear_annotations).await?;
     }
     let components = component_statuses(&site.spec, &health);
     write_status(site, ns, ctx, |s| {
         s.conditions = merge(site, &s.conditions, &conds, ctx);
         s.components = components;
-        rollout::into_status(&after, s);
+        rollout::into_status(&plan.status, s);
     })
     .await?;
-    let deadline = crate::release::rollout::progress_deadline(&wanted);
     Ok(Action::requeue(rollout::requeue_after(
-        &decision, &after, deadline, now, RESYNC,
+        plan.requeue_at,
+        now,
+        RESYNC,
     )))
 }
 
-/// Events for rollout transitions; none when nothing changed, so a no-op reconcile writes nothing.
-async fn announce(
+/// A transient error interrupted applying: the status still reports the plan (the record was
+/// written already), and the reconcile is retried with backoff.
+async fn retry_later(
     site: &DizSite,
+    ns: &str,
     ctx: &Context,
-    decision: &Decision,
-    before: &upgrade::RolloutStatus,
-    after: &upgrade::RolloutStatus,
-) {
-    match decision {
-        Decision::Upgrade { from, to } if before.target.as_deref() != Some(to.as_str()) => {
-            let from = from.as_deref().unwrap_or("nothing (first install)");
-            let note = format!("upgrading from {from} to {to}");
-            publish(ctx, site, EventType::Normal, "Upgrading", &note).await;
-        }
-        Decision::Rollback { from, to, reason } => {
-            let note = format!("rolled back from {from} to {to}: {reason}");
-            publish(ctx, site, EventType::Warning, "RolledBack", &note).await;
-        }
-        Decision::Hold { reason, .. } => {
-            publish_if_new(site, ctx, EventType::Warning, "Held", reason).await;
-        }
-        _ => {
-            if before.target.is_some() && after.target.is_none() && after.current.is_some() {
-                let note = format!(
-                    "now running {}",
-                    after.current.as_deref().unwrap_or_default()
-                );
-                publish(ctx, site, EventType::Normal, "Upgraded", &note).await;
-            }
+    plan: &plan::Plan,
+    e: ApplyError,
+) -> Result<Action, Error> {
+    let conds = retrying_conditions(e.reason(), &e.to_string());
+    publish_if_new(site, ctx, EventType::Warning, e.reason(), &e.to_string()).await;
+    write_status(site, ns, ctx, |s| {
+        s.conditions = merge(site, &s.conditions, &conds, ctx);
+        rollout::into_status(&plan.status, s);
+    })
+    .await?;
+    Err(e.into())
+}
+
+/// Why pods do not run, by component; a diagnosis, not a precondition.
+async fn pod_problems_of(
+    site: &DizSite,
+    ns: &str,
+    ctx: &Context,
+) -> std::collections::BTreeMap<String, String> {
+    match Api::<Pod>::namespaced(ctx.client.clone(), ns)
+        .list(&ListParams::default().labels(&format!(
+            "{}={}",
+            catalog::SITE_LABEL,
+            site.name_any()
+        )))
+        .await
+    {
+        Ok(list) => pod_problems(&list.items),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list the site's pods");
+            Default::default()
         }
     }
 }
 
-/// A retry is one attempt: the annotation goes once the upgrade it asked for starts.
-async fn clear_retry_annotation(site: &DizSite, ns: &str, ctx: &Context) -> Result<(), Error> {
+/// The plan's Events. Warnings that repeat a condition already recorded are left out, so a
+/// site that stays held does not write an Event on every reconcile. `skip` is a reason the
+/// caller publishes itself.
+async fn announce(site: &DizSite, ctx: &Context, plan: &plan::Plan, skip: Option<&str>) {
+    for note in &plan.notes {
+        if Some(note.reason) == skip {
+            continue;
+        }
+        if note.warning {
+            publish_if_new(site, ctx, EventType::Warning, note.reason, &note.message).await;
+        } else {
+            publish(ctx, site, EventType::Normal, note.reason, &note.message).await;
+        }
+    }
+}
+
+/// One-shot requests (retry, allow-downgrade) go once the change they asked for starts.
+async fn clear_annotations(
+    site: &DizSite,
+    ns: &str,
+    ctx: &Context,
+    keys: &[&str],
+) -> Result<(), Error> {
     let api: Api<DizSite> = Api::namespaced(ctx.client.clone(), ns);
-    let patch = json!({"metadata": {"annotations": {upgrade::RETRY_ANNOTATION: null}}});
+    let nulls: serde_json::Map<String, serde_json::Value> = keys
+        .iter()
+        .map(|k| ((*k).to_string(), serde_json::Value::Null))
+        .collect();
+    let patch = json!({"metadata": {"annotations": nulls}});
     api.patch(
         &site.name_any(),
         &PatchParams::default(),
@@ -360,17 +485,6 @@ async fn clear_retry_annotation(site: &DizSite, ns: &str, ctx: &Context) -> Resu
     Ok(())
 }
 
-async fn stall_select(
-    site: &DizSite,
-    ns: &str,
-    ctx: &Context,
-    e: &select::SelectError,
-) -> Result<Action, Error> {
-    let certified = matches!(e, select::SelectError::NotCertified { .. }).then_some(false);
-    stall(site, ns, ctx, e.reason(), &e.to_string(), certified).await?;
-    Ok(Action::requeue(RESYNC))
-}
-
 async fn stall(
     site: &DizSite,
     ns: &str,
@@ -378,11 +492,15 @@ async fn stall(
     reason: &str,
     message: &str,
     certified: Option<bool>,
+    rollout_status: Option<&plan::RolloutStatus>,
 ) -> Result<(), Error> {
     publish_if_new(site, ctx, EventType::Warning, reason, message).await;
     let conds = stalled_conditions(reason, message, certified);
     write_status(site, ns, ctx, |s| {
         s.conditions = merge(site, &s.conditions, &conds, ctx);
+        if let Some(r) = rollout_status {
+            rollout::into_status(r, s);
+        }
     })
     .await
 }
@@ -448,14 +566,42 @@ async fn write_status(
         "kind": "DizSite",
         "status": new,
     });
-    api.patch_status(
-        &site.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Status)?;
+    let written = api
+        .patch_status(
+            &site.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::Status)?;
+    // Server-side apply removes only fields this manager owned. Rollout fields someone else
+    // wrote (a forged status) survive an apply that omits them, so they are cleared explicitly.
+    let live = rollout_fields(written.status.as_ref());
+    let want = rollout_fields(Some(&new));
+    if live != want {
+        api.patch_status(
+            &site.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": want })),
+        )
+        .await
+        .map_err(Error::Status)?;
+    }
     Ok(())
+}
+
+/// The status's rollout fields, absent ones as explicit nulls (a merge patch removes those).
+fn rollout_fields(status: Option<&DizSiteStatus>) -> serde_json::Value {
+    let s = status.cloned().unwrap_or_default();
+    json!({
+        "currentRelease": s.current_release,
+        "currentReleaseFingerprint": s.current_release_fingerprint,
+        "targetRelease": s.target_release,
+        "targetReleaseFingerprint": s.target_release_fingerprint,
+        "previousRelease": s.previous_release,
+        "previousReleaseFingerprint": s.previous_release_fingerprint,
+        "upgradeStartedAt": s.upgrade_started_at,
+    })
 }
 
 /// Publishes a Warning only when it says something new compared to the Stalled/Ready condition

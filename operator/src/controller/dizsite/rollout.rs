@@ -1,24 +1,34 @@
-//! The site's rollout state in its status, and what the rollout decision means for conditions,
-//! Events and requeues. Pure; the decision itself is `release::upgrade::decide`.
+//! Between the cluster and the rollout plan: the status's rollout fields, the rollout record as
+//! a ConfigMap, the site's workloads as the plan sees them, and requeue times. Pure; the
+//! decision itself is `release::plan::plan`.
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 
-use crate::api::conditions::{DesiredCondition, RELEASE_UP_TO_DATE};
+use super::status::WorkloadHealth;
 use crate::api::{DizSite, DizSiteStatus, FailedReleaseStatus};
-use crate::release::rollout::Gate;
-use crate::release::upgrade::{Decision, FailedRelease, RolloutStatus};
+use crate::catalog::{self, CatalogError, Child, MANAGED_BY, PART_OF, SITE_LABEL};
+use crate::release::plan::{FailedRelease, Halt, RolloutStatus, Workload};
+use crate::release::record::{Record, ReleaseId, record_name};
 
+fn id(name: &Option<String>, fingerprint: &Option<String>) -> Option<ReleaseId> {
+    name.as_ref()
+        .map(|n| ReleaseId::new(n, fingerprint.clone().unwrap_or_default()))
+}
+
+/// The rollout fields of the status, as claimed (the plan does not trust them).
 pub fn from_status(status: Option<&DizSiteStatus>) -> RolloutStatus {
     let Some(s) = status else {
         return RolloutStatus::default();
     };
     RolloutStatus {
-        current: s.current_release.clone(),
-        previous: s.previous_release.clone(),
-        target: s.target_release.clone(),
+        current: id(&s.current_release, &s.current_release_fingerprint),
+        previous: id(&s.previous_release, &s.previous_release_fingerprint),
+        target: id(&s.target_release, &s.target_release_fingerprint),
         upgrade_started: s.upgrade_started_at.as_ref().map(|t| t.0),
         failed: s
             .failed_releases
@@ -34,9 +44,18 @@ pub fn from_status(status: Option<&DizSiteStatus>) -> RolloutStatus {
 }
 
 pub fn into_status(r: &RolloutStatus, s: &mut DizSiteStatus) {
-    s.current_release = r.current.clone();
-    s.previous_release = r.previous.clone();
-    s.target_release = r.target.clone();
+    let name = |x: &Option<ReleaseId>| x.as_ref().map(|x| x.name.clone());
+    let fp = |x: &Option<ReleaseId>| {
+        x.as_ref()
+            .map(|x| x.fingerprint.clone())
+            .filter(|f| !f.is_empty())
+    };
+    s.current_release = name(&r.current);
+    s.current_release_fingerprint = fp(&r.current);
+    s.previous_release = name(&r.previous);
+    s.previous_release_fingerprint = fp(&r.previous);
+    s.target_release = name(&r.target);
+    s.target_release_fingerprint = fp(&r.target);
     s.upgrade_started_at = r.upgrade_started.map(Time);
     s.failed_releases = r
         .failed
@@ -50,106 +69,78 @@ pub fn into_status(r: &RolloutStatus, s: &mut DizSiteStatus) {
         .collect();
 }
 
-/// The release to deploy for a decision.
-pub fn effective(decision: &Decision) -> &str {
-    match decision {
-        Decision::Stay { on, .. } | Decision::Hold { on, .. } => on,
-        Decision::Upgrade { to, .. } | Decision::Rollback { to, .. } => to,
-    }
-}
-
-/// Another site in this cluster rolled the candidate back with the same content: later sites hold
-/// instead of repeating the failure ("goes no further").
-pub fn halted_by(
-    sites: &[DizSite],
-    me: &DizSite,
-    release: &str,
-    fingerprint: &str,
-) -> Option<String> {
+/// Releases the other sites of this namespace rolled back (their statuses).
+pub fn halts(sites: &[DizSite], me: &DizSite) -> Vec<Halt> {
     sites
         .iter()
         .filter(|s| s.metadata.uid != me.metadata.uid)
-        .find_map(|s| {
-            s.status
-                .as_ref()?
-                .failed_releases
-                .iter()
-                .find(|f| f.name == release && f.fingerprint == fingerprint)
-                .map(|f| {
-                    format!(
-                        "rollout of {release} halted: it was rolled back at site {} ({}); \
-                         a release manager must publish a fixed release",
-                        s.spec.site_id, f.reason
-                    )
+        .flat_map(|s| {
+            s.status.iter().flat_map(move |st| {
+                st.failed_releases.iter().map(move |f| Halt {
+                    namespace: s.namespace().unwrap_or_default(),
+                    site: s.name_any(),
+                    release: f.name.clone(),
+                    fingerprint: f.fingerprint.clone(),
+                    reason: f.reason.clone(),
                 })
+            })
         })
+        .collect()
 }
 
-/// The `ReleaseUpToDate` condition for a decision, given the status after it.
-pub fn up_to_date_condition(
-    decision: &Decision,
-    after: &RolloutStatus,
-    candidate: &str,
-) -> DesiredCondition {
-    let f =
-        |reason: &str, msg: String| DesiredCondition::new(RELEASE_UP_TO_DATE, false, reason, msg);
-    match decision {
-        Decision::Stay {
-            waiting: Some(gate),
-            ..
-        } => f(gate.reason(), gate.message()),
-        Decision::Hold { reason, .. } => f("Held", reason.clone()),
-        Decision::Rollback { from, to, reason } => f(
-            "RolledBack",
-            format!("rolled back from {from} to {to}: {reason}"),
-        ),
-        _ => match (&after.target, &after.current) {
-            (Some(target), current) => f(
-                "Upgrading",
-                format!(
-                    "upgrading from {} to {target}",
-                    current.as_deref().unwrap_or("nothing (first install)")
-                ),
+/// The workloads as the plan sees them: ready, and which image.
+pub fn plan_workloads(health: &[WorkloadHealth]) -> Vec<Workload> {
+    health
+        .iter()
+        .map(|w| Workload {
+            image: w.image.clone(),
+            ready: w.observed && !w.failed && w.ready >= w.replicas,
+        })
+        .collect()
+}
+
+/// The rollout record as a ConfigMap owned by the site.
+pub fn record_child(
+    site: &DizSite,
+    namespace: &str,
+    record: &Record,
+) -> Result<Child, CatalogError> {
+    let name = site.name_any();
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(record_name(&name)),
+            namespace: Some(namespace.to_string()),
+            labels: Some(
+                [
+                    ("app.kubernetes.io/name", PART_OF),
+                    ("app.kubernetes.io/instance", name.as_str()),
+                    ("app.kubernetes.io/component", "rollout-record"),
+                    ("app.kubernetes.io/part-of", PART_OF),
+                    (MANAGED_BY.0, MANAGED_BY.1),
+                    (SITE_LABEL, name.as_str()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ),
-            (None, Some(current)) if current == candidate => DesiredCondition::new(
-                RELEASE_UP_TO_DATE,
-                true,
-                "UpToDate",
-                format!("running {current}, the release the spec asks for"),
-            ),
-            (None, current) => f(
-                "Pending",
-                format!(
-                    "running {}, the spec asks for {candidate}",
-                    current.as_deref().unwrap_or("nothing")
-                ),
-            ),
+            owner_references: Some(vec![OwnerReference {
+                api_version: format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
+                kind: "DizSite".to_string(),
+                name,
+                uid: site.uid().unwrap_or_default(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }]),
+            ..ObjectMeta::default()
         },
-    }
+        data: Some(record.to_data()),
+        ..ConfigMap::default()
+    };
+    catalog::Child::from_typed(cm, None)
 }
 
-/// When to look again: at the moment a wave or window opens or an upgrade's deadline passes,
-/// never later than the periodic resync.
-pub fn requeue_after(
-    decision: &Decision,
-    after: &RolloutStatus,
-    deadline: k8s_openapi::jiff::SignedDuration,
-    now: Timestamp,
-    resync: Duration,
-) -> Duration {
-    let at = match decision {
-        Decision::Stay {
-            waiting: Some(Gate::WaitingForWave { not_before, .. }),
-            ..
-        } => Some(*not_before),
-        Decision::Stay {
-            waiting: Some(Gate::WaitingForWindow { opens_at }),
-            ..
-        } => Some(*opens_at),
-        _ => after
-            .upgrade_started
-            .and_then(|t| t.checked_add(deadline).ok()),
-    };
+/// When to look again: at the plan's time, never later than the periodic resync.
+pub fn requeue_after(at: Option<Timestamp>, now: Timestamp, resync: Duration) -> Duration {
     at.and_then(|t| {
         let secs = t.as_second().saturating_sub(now.as_second());
         u64::try_from(secs).ok()
@@ -169,9 +160,9 @@ mod tests {
     #[test]
     fn status_round_trips() {
         let r = RolloutStatus {
-            current: Some("a".into()),
-            previous: Some("p".into()),
-            target: Some("b".into()),
+            current: Some(ReleaseId::new("a", "fa")),
+            previous: Some(ReleaseId::new("p", "fp")),
+            target: Some(ReleaseId::new("b", "fb")),
             upgrade_started: Some(ts(100)),
             failed: vec![FailedRelease {
                 name: "x".into(),
@@ -188,46 +179,11 @@ mod tests {
     #[test]
     fn requeues_when_the_window_opens_but_not_after_the_resync() {
         let resync = Duration::from_secs(300);
-        let d = Decision::Stay {
-            on: "a".into(),
-            waiting: Some(Gate::WaitingForWindow { opens_at: ts(160) }),
-        };
-        let none = RolloutStatus::default();
-        let dl = k8s_openapi::jiff::SignedDuration::from_mins(30);
         assert_eq!(
-            requeue_after(&d, &none, dl, ts(100), resync),
+            requeue_after(Some(ts(160)), ts(100), resync),
             Duration::from_secs(60)
         );
-        let far = Decision::Stay {
-            on: "a".into(),
-            waiting: Some(Gate::WaitingForWindow {
-                opens_at: ts(100_000),
-            }),
-        };
-        assert_eq!(requeue_after(&far, &none, dl, ts(100), resync), resync);
-    }
-
-    #[test]
-    fn up_to_date_only_when_running_the_candidate() {
-        let after = RolloutStatus {
-            current: Some("r1".into()),
-            ..Default::default()
-        };
-        let stay = Decision::Stay {
-            on: "r1".into(),
-            waiting: None,
-        };
-        assert_eq!(up_to_date_condition(&stay, &after, "r1").status, "True");
-        let upgrading = RolloutStatus {
-            current: Some("r1".into()),
-            target: Some("r2".into()),
-            ..Default::default()
-        };
-        let up = Decision::Upgrade {
-            from: Some("r1".into()),
-            to: "r2".into(),
-        };
-        let c = up_to_date_condition(&up, &upgrading, "r2");
-        assert_eq!((c.status, c.reason.as_str()), ("False", "Upgrading"));
+        assert_eq!(requeue_after(Some(ts(100_000)), ts(100), resync), resync);
+        assert_eq!(requeue_after(None, ts(100), resync), resync);
     }
 }

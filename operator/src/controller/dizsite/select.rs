@@ -1,103 +1,137 @@
-//! Which ComponentRelease a site runs: the pinned one, or the newest certified one on its channel.
+//! From cluster objects to the rollout plan's facts about releases, and the release a site
+//! would run if it were installed now (what `render` prints). Which release a site runs is
+//! decided only by `release::plan`.
 
-use crate::api::{ComponentRelease, ReleaseRef};
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+
+use crate::api::{ComponentRelease, DizSite, ReleaseRevocation};
 use crate::catalog::ResolvedRelease;
-use crate::controller::certification::{Certifier, NotCertified};
-use crate::release::version::ReleaseVersion;
+use crate::controller::certification::Certifier;
+use crate::release::plan::{self, Decision, Facts, Release, Revocation, RolloutStatus, Site};
+use crate::release::record::Record;
 
+/// Why there is no release to render.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SelectError {
-    #[error("ComponentRelease {name} does not exist; create it or fix spec.release.name")]
-    NotFound { name: String },
-    #[error("ComponentRelease {name} is not certified ({}): {}; nothing is changed until a certified release is referenced", .why.reason, .why.message)]
-    NotCertified { name: String, why: NotCertified },
-    #[error("no certified ComponentRelease on channel {channel}{}", if *.uncertified > 0 { format!(" ({} uncertified ones ignored)", .uncertified) } else { String::new() })]
-    NoCertifiedOnChannel { channel: String, uncertified: usize },
-    #[error("spec.release names neither a release nor a channel")]
-    Unspecified,
+#[error("{message}")]
+pub struct SelectError {
+    /// CamelCase, as the site's condition would say (e.g. `ReleaseNotFound`).
+    pub reason: String,
+    pub message: String,
 }
 
-impl SelectError {
-    pub fn reason(&self) -> &'static str {
-        match self {
-            SelectError::NotFound { .. } => "ReleaseNotFound",
-            SelectError::NotCertified { .. } => "ReleaseNotCertified",
-            SelectError::NoCertifiedOnChannel { .. } => "NoCertifiedRelease",
-            SelectError::Unspecified => "InvalidSpec",
-        }
-    }
-}
-
-/// A release by name, if it exists and is certified: what a site may run.
-pub fn certified_by_name(
-    name: &str,
-    releases: &[ComponentRelease],
+/// Every published ComponentRelease with its verdict, plus the rollout record's copies of
+/// signed content that still verify and carry the fingerprint the record files them under.
+pub fn releases(
+    objects: &[ComponentRelease],
+    record: Option<&Record>,
     certifier: &dyn Certifier,
-) -> Result<ComponentRelease, SelectError> {
-    let rel = releases
+) -> Vec<Release> {
+    let mut out: Vec<Release> = objects
         .iter()
-        .find(|r| r.metadata.name.as_deref() == Some(name))
-        .ok_or_else(|| SelectError::NotFound {
-            name: name.to_string(),
-        })?;
-    certifier
-        .verdict(rel)
-        .map_err(|why| SelectError::NotCertified {
-            name: name.to_string(),
-            why,
-        })?;
-    Ok(rel.clone())
+        .map(|r| {
+            Release::new(
+                r.name_any(),
+                r.spec.clone(),
+                certifier.verdict(&r.spec),
+                true,
+            )
+        })
+        .collect();
+    if let Some(record) = record {
+        let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+        names.insert(&record.running.fingerprint, &record.running.name);
+        if let Some(from) = record.upgrade.as_ref().and_then(|u| u.from.as_ref()) {
+            names.insert(&from.fingerprint, &from.name);
+        }
+        for fp in record.contents.keys() {
+            let Some(spec) = record.content(fp) else {
+                continue;
+            };
+            let name = names.get(fp.as_str()).copied().unwrap_or_default();
+            let copy = Release::new(name, spec.clone(), certifier.verdict(&spec), false);
+            // A copy filed under another fingerprint is not what it claims to be.
+            if copy.fingerprint == *fp {
+                out.push(copy);
+            }
+        }
+    }
+    out
 }
 
-/// The release the spec asks for: the pinned one, or the newest certified one on the channel.
-/// Whether the site may move to it now is the rollout's decision.
-pub fn select(
-    wanted: &ReleaseRef,
-    releases: &[ComponentRelease],
-    certifier: &dyn Certifier,
-) -> Result<ComponentRelease, SelectError> {
-    match (&wanted.name, &wanted.channel) {
-        (Some(name), _) => {
-            let rel = releases
-                .iter()
-                .find(|r| r.metadata.name.as_deref() == Some(name.as_str()))
-                .ok_or_else(|| SelectError::NotFound { name: name.clone() })?;
-            certifier
-                .verdict(rel)
-                .map_err(|why| SelectError::NotCertified {
-                    name: name.clone(),
-                    why,
-                })?;
-            Ok(rel.clone())
-        }
-        (None, Some(channel)) => {
-            let on_channel: Vec<&ComponentRelease> = releases
-                .iter()
-                .filter(|r| r.spec.channel == *channel)
-                .collect();
-            let mut certified: Vec<&ComponentRelease> = on_channel
-                .iter()
-                .copied()
-                .filter(|r| certifier.verdict(r).is_ok())
-                .collect();
-            certified.sort_by(|a, b| {
-                ReleaseVersion::parse(&a.spec.version).cmp(&ReleaseVersion::parse(&b.spec.version))
-            });
-            certified
-                .last()
-                .map(|r| (*r).clone())
-                .ok_or(SelectError::NoCertifiedOnChannel {
-                    channel: channel.to_string(),
-                    uncertified: on_channel.len(),
-                })
-        }
-        (None, None) => Err(SelectError::Unspecified),
+/// Every ReleaseRevocation with whether its signature verifies.
+pub fn revocations(objects: &[ReleaseRevocation], certifier: &dyn Certifier) -> Vec<Revocation> {
+    objects
+        .iter()
+        .map(|r| Revocation {
+            name: r.name_any(),
+            fingerprints: r.spec.fingerprints.clone(),
+            reason: r.spec.reason.clone(),
+            immediate: r.spec.immediate,
+            certified: certifier.revocation_verdict(&r.spec).is_ok(),
+        })
+        .collect()
+}
+
+/// The release a new site would be installed with now: the plan for a site with nothing
+/// running.
+pub fn for_new_site<'a>(
+    site: &DizSite,
+    releases: &'a [Release],
+    revocations: &[Revocation],
+    now: k8s_openapi::jiff::Timestamp,
+) -> Result<&'a Release, SelectError> {
+    let labels = site.labels().clone();
+    let annotations = BTreeMap::new();
+    let name = site.name_any();
+    let namespace = site.namespace().unwrap_or_default();
+    let facts = Facts {
+        now,
+        site: Site {
+            namespace: &namespace,
+            name: &name,
+            site_id: &site.spec.site_id,
+            labels: &labels,
+            window: site.spec.maintenance_window.as_ref(),
+            wanted: &site.spec.release,
+            annotations: &annotations,
+        },
+        releases,
+        revocations,
+        record: None,
+        status: &RolloutStatus::default(),
+        workloads: &[],
+        halts: &[],
+    };
+    let planned = plan::plan(&facts);
+    match (&planned.decision, &planned.deploy) {
+        (_, Some(id)) => releases
+            .iter()
+            .find(|r| r.fingerprint == id.fingerprint)
+            .ok_or_else(|| SelectError {
+                reason: "ReleaseNotFound".into(),
+                message: format!("release {} is not available", id.name),
+            }),
+        (
+            Decision::Stall {
+                reason, message, ..
+            },
+            None,
+        ) => Err(SelectError {
+            reason: (*reason).to_string(),
+            message: message.clone(),
+        }),
+        (_, None) => Err(SelectError {
+            reason: planned.up_to_date.reason.to_string(),
+            message: planned.up_to_date.message.clone(),
+        }),
     }
 }
 
-pub fn resolve(rel: &ComponentRelease) -> ResolvedRelease {
+pub fn resolve(rel: &Release) -> ResolvedRelease {
     ResolvedRelease {
-        name: rel.metadata.name.clone().unwrap_or_default(),
+        name: rel.name.clone(),
         version: rel.spec.version.clone(),
         images: rel.spec.components.clone(),
     }
