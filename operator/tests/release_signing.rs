@@ -1472,3 +1472,41 @@ fn docs_and_manifests_agree_on_the_trusted_keys_secret() {
         }
     }
 }
+
+/// docs/security.md maps every defence to its test: each `file::function` it names exists, and
+/// so does each (row "…") of a table test it cites.
+#[test]
+fn security_md_names_only_tests_that_exist() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/security.md")).expect("security.md");
+    let mut checked = 0;
+    for cell in doc.split('`').skip(1).step_by(2) {
+        let Some((file, function)) = cell.split_once("::") else {
+            continue;
+        };
+        let source = std::fs::read_to_string(repo_root().join(file))
+            .unwrap_or_else(|e| panic!("docs/security.md names {file}: {e}"));
+        assert!(
+            source.contains(&format!("fn {function}(")),
+            "docs/security.md names {file}::{function}, which does not exist"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} tests named");
+    for row in doc
+        .split("(row \"")
+        .skip(1)
+        .chain(doc.split("(rows \"").skip(1))
+    {
+        let name = row.split('"').next().unwrap_or_default();
+        let plan_tests =
+            std::fs::read_to_string(repo_root().join("operator/src/release/plan/tests.rs"))
+                .expect("plan tests");
+        let elsewhere =
+            std::fs::read_to_string(repo_root().join("operator/tests/release_signing.rs"))
+                .expect("this file");
+        assert!(
+            plan_tests.contains(name) || elsewhere.contains(&format!("(\"{name}\"")),
+            "docs/security.md cites the row {name:?}, which no table has"
+        );
+    }
+}
