@@ -1130,24 +1130,8 @@ impl<'a> View<'a> {
         }
     }
 
-    /// What the status should say for a record.
     fn status_of(record: Option<&Record>, failed: &[FailedRelease]) -> RolloutStatus {
-        let mut status = RolloutStatus {
-            failed: failed.to_vec(),
-            ..RolloutStatus::default()
-        };
-        if let Some(record) = record {
-            match &record.upgrade {
-                Some(up) => {
-                    status.current = up.from.clone();
-                    status.previous = up.from.clone();
-                    status.target = Some(record.running.clone());
-                    status.upgrade_started = Some(up.started);
-                }
-                None => status.current = Some(record.running.clone()),
-            }
-        }
-        status
+        status_of(record, failed)
     }
 
     fn record_for(&self, running: &ReleaseId, upgrade: Option<InFlight>) -> Record {
@@ -1164,6 +1148,27 @@ impl<'a> View<'a> {
             contents,
         }
     }
+}
+
+/// What the status reports for a rollout record: during an upgrade the release it replaces is
+/// current (and previous), the one applied is the target.
+pub fn status_of(record: Option<&Record>, failed: &[FailedRelease]) -> RolloutStatus {
+    let mut status = RolloutStatus {
+        failed: failed.to_vec(),
+        ..RolloutStatus::default()
+    };
+    if let Some(record) = record {
+        match &record.upgrade {
+            Some(up) => {
+                status.current = up.from.clone();
+                status.previous = up.from.clone();
+                status.target = Some(record.running.clone());
+                status.upgrade_started = Some(up.started);
+            }
+            None => status.current = Some(record.running.clone()),
+        }
+    }
+    status
 }
 
 /// The plan for this reconcile; see the module docs for the rules.

@@ -259,7 +259,57 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
         return Ok(Action::requeue(RESYNC));
     }
 
-    // The record first: it is never older than what runs, so a reconcile interrupted between
+    // build what the plan deploys (pure), before anything is written: an upgrade that cannot
+    // be built is not recorded as started
+    let deploy = plan
+        .deploy
+        .as_ref()
+        .and_then(|id| releases.iter().find(|r| r.fingerprint == id.fingerprint));
+    let built = match deploy {
+        Some(release) => {
+            let resolved = select::resolve(release);
+            let cnpg = cnpg_available(ctx).await?;
+            let uid = site.uid().unwrap_or_default();
+            let input = SiteInput {
+                name: &name,
+                namespace: ns,
+                uid: &uid,
+                spec: &site.spec,
+                release: &resolved,
+                cnpg_available: cnpg,
+            };
+            match catalog::build(&input) {
+                Ok(children) => Some((resolved, children)),
+                Err(errors) => {
+                    let reason = errors
+                        .first()
+                        .map(CatalogError::reason)
+                        .unwrap_or("InvalidSpec");
+                    let message = errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    // The record is unchanged, so the status reports it unchanged.
+                    let unchanged = plan::status_of(record.as_ref(), &claimed.failed);
+                    stall(
+                        site,
+                        ns,
+                        ctx,
+                        reason,
+                        &message,
+                        Some(true),
+                        Some(&unchanged),
+                    )
+                    .await?;
+                    return Ok(Action::requeue(RESYNC));
+                }
+            }
+        }
+        None => None,
+    };
+
+    // The record next: it is never older than what runs, so a reconcile interrupted between
     // the two resumes the upgrade rather than forgetting it.
     let record_child = match plan
         .record
@@ -281,49 +331,8 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
     }
 
     // apply what the plan deploys; nothing at all when it deploys nothing
-    let deploy = plan
-        .deploy
-        .as_ref()
-        .and_then(|id| releases.iter().find(|r| r.fingerprint == id.fingerprint));
-    let (health, mut conds) = match deploy {
-        Some(release) => {
-            let resolved = select::resolve(release);
-            let cnpg = cnpg_available(ctx).await?;
-            let uid = site.uid().unwrap_or_default();
-            let input = SiteInput {
-                name: &name,
-                namespace: ns,
-                uid: &uid,
-                spec: &site.spec,
-                release: &resolved,
-                cnpg_available: cnpg,
-            };
-            // validate + build (pure)
-            let mut children = match catalog::build(&input) {
-                Ok(c) => c,
-                Err(errors) => {
-                    let reason = errors
-                        .first()
-                        .map(CatalogError::reason)
-                        .unwrap_or("InvalidSpec");
-                    let message = errors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    stall(
-                        site,
-                        ns,
-                        ctx,
-                        reason,
-                        &message,
-                        Some(true),
-                        Some(&plan.status),
-                    )
-                    .await?;
-                    return Ok(Action::requeue(RESYNC));
-                }
-            };
+    let (health, mut conds) = match built {
+        Some((resolved, mut children)) => {
             let outcome = async {
                 let mut outcome = apply::apply_children(&ctx.client, ns, &children).await?;
                 // The record is desired too: it must survive the orphan sweep.
@@ -375,8 +384,12 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
             conds.push(DesiredCondition::new(
                 RELEASE_CERTIFIED,
                 false,
-                plan.up_to_date.reason,
-                plan.up_to_date.message.clone(),
+                "ReleaseNotUsable",
+                format!(
+                    "the running release may not be applied (revoked, expired, no longer \
+                     certified or no longer available), so nothing is applied: {}",
+                    plan.up_to_date.message
+                ),
             ));
             (health, conds)
         }
