@@ -881,3 +881,38 @@ async fn a_key_removed_from_the_trusted_keys_refuses_the_next_release_without_re
     assert_eq!(w.workload_versions("marburg").await, before);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Attack (issue 11, MEDIUM): a second, differently built "2026.2" appears on the channel (a
+/// leaked key, or a mistake). Which one runs must not depend on list order: both are refused
+/// with a condition that names them, and nothing changes.
+#[tokio::test]
+async fn two_certified_releases_with_the_same_version_and_different_content_are_both_refused() {
+    let w = World::new("2026-01-20T12:00:00Z");
+    w.publish("2026.1", json!([]), 'a', false);
+    w.add_site("marburg", json!({}), json!(null)).await;
+    w.settle("marburg").await;
+    w.publish("2026.2", json!([]), 'b', false);
+    w.server
+        .create(signed_release(
+            "shadow-2026.2",
+            "2026.2",
+            json!([]),
+            'c',
+            &demo_key(),
+            KEY_ID,
+        ))
+        .expect("second 2026.2");
+    let before = w.workload_versions("marburg").await;
+    let m = w.settle("marburg").await;
+    assert_eq!(current(&m).as_deref(), Some("miracolix-2026.1"));
+    let (status, reason, message) = up_to_date(&m);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ConflictingReleases")
+    );
+    assert!(
+        message.contains("shadow-2026.2") && message.contains("miracolix-2026.2"),
+        "{message}"
+    );
+    assert_eq!(w.workload_versions("marburg").await, before);
+}

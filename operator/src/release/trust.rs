@@ -6,7 +6,8 @@
 //! before the old one is retired (see `docs/release-signing.md`, key rotation).
 //!
 //! Stores are loaded from a directory (a mounted Secret or ConfigMap) or from a Secret's or
-//! ConfigMap's data map, where the entry `<keyId>.pem` holds the key called `<keyId>`.
+//! ConfigMap's data map, where the entry `<keyId>.pem` holds the key called `<keyId>`. The
+//! running operator uses a [`TrustDir`], which re-reads the directory as it changes.
 
 use std::collections::BTreeMap;
 use std::fmt;
