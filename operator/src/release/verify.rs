@@ -1,6 +1,6 @@
 //! Certification: does a release (or a revocation) carry valid signatures by enough distinct
 //! trusted keys (the threshold, k-of-n), over the canonical encoding its signatures declare?
-//! ECDSA signatures must be low-S (see [`is_high_s`]).
+//! ECDSA signatures must be low-S (`is_high_s`).
 //!
 //! The verdict is data, not an error: a release that is not certified is a normal state the
 //! controller reports (status reason + Event reason), and the CLI turns into an exit status.
