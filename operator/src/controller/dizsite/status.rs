@@ -25,6 +25,9 @@ pub struct WorkloadHealth {
     /// Why its pods do not start or become ready, as the kubelet reports it
     /// (see [`pod_problems`]).
     pub problem: Option<String>,
+    /// A CloudNativePG database of the component rather than one of its workloads: counts for
+    /// readiness, not for the component's replicas.
+    pub database: bool,
 }
 
 fn int(v: &Value, ptr: &str) -> i64 {
@@ -65,9 +68,39 @@ pub fn workloads(live: &[(ApiResource, DynamicObject)]) -> Vec<WorkloadHealth> {
                 observed: int(&v, "/status/observedGeneration") >= generation,
                 failed,
                 problem: None,
+                database: false,
             })
         })
+        .chain(
+            live.iter()
+                .filter(|(ar, _)| {
+                    ar.group == crate::catalog::database::CNPG_GROUP
+                        && ar.kind == crate::catalog::database::CNPG_KIND
+                })
+                .filter_map(|(_, obj)| database_health(obj)),
+        )
         .collect()
+}
+
+/// A CloudNativePG cluster is ready when all its instances are (`status.readyInstances` =
+/// `spec.instances`): the component's pods cannot serve before their database does.
+fn database_health(obj: &DynamicObject) -> Option<WorkloadHealth> {
+    let component = obj.metadata.labels.as_ref()?.get(COMPONENT_LABEL)?.clone();
+    let v = serde_json::to_value(obj).ok()?;
+    let instances = v
+        .pointer("/spec/instances")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    Some(WorkloadHealth {
+        component: format!("{component} database"),
+        image: None,
+        replicas: i32::try_from(instances).unwrap_or(i32::MAX),
+        ready: i32::try_from(int(&v, "/status/readyInstances")).unwrap_or(0),
+        observed: true,
+        failed: false,
+        problem: None,
+        database: true,
+    })
 }
 
 /// Container states that mean "not started yet" rather than "cannot start".
@@ -153,8 +186,10 @@ pub fn with_problems(
 pub fn component_statuses(spec: &DizSiteSpec, health: &[WorkloadHealth]) -> Vec<ComponentStatus> {
     Component::all()
         .map(|c| {
-            let mine: Vec<&WorkloadHealth> =
-                health.iter().filter(|w| w.component == c.name()).collect();
+            let mine: Vec<&WorkloadHealth> = health
+                .iter()
+                .filter(|w| w.component == c.name() && !w.database)
+                .collect();
             ComponentStatus {
                 name: c.name().to_string(),
                 enabled: c.enabled(&spec.components),
@@ -273,6 +308,7 @@ mod tests {
             observed: true,
             failed: false,
             problem: None,
+            database: false,
         }
     }
 
@@ -343,6 +379,27 @@ mod tests {
         }))
         .expect("pod");
         assert!(pod_problems(&[pod]).is_empty());
+    }
+
+    #[test]
+    fn a_database_that_is_not_ready_keeps_the_site_waiting() {
+        let mut db = w("mainzelliste database", 1, 0);
+        db.database = true;
+        let c = applied_conditions("r", &[w("mainzelliste", 1, 1), db]);
+        assert_eq!(c[0].status, "False");
+        assert!(
+            c[0].message.contains("mainzelliste database (0/1 ready)"),
+            "{}",
+            c[0].message
+        );
+        let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+            "metadata": {"name": "s-mainzelliste-db", "labels": {COMPONENT_LABEL: "mainzelliste"}},
+            "spec": {"instances": 3}, "status": {"readyInstances": 2}
+        }))
+        .expect("cluster");
+        let h = database_health(&obj).expect("health");
+        assert_eq!((h.replicas, h.ready, h.database), (3, 2, true));
     }
 
     #[test]
