@@ -58,12 +58,7 @@ const CASES: &[Case] = &[
             ("Service", "test-gpas"),
             ("Deployment", "test-gpas"),
         ],
-        probes: &[(
-            "gpas",
-            "/ttp-fhir/fhir/gpas/metadata",
-            "/ttp-fhir/fhir/gpas/metadata",
-            "tcp",
-        )],
+        probes: &[("gpas", "/gpas-web", "/gpas-web", "tcp")],
     },
     Case {
         component: "gics",
@@ -73,12 +68,7 @@ const CASES: &[Case] = &[
             ("Service", "test-gics"),
             ("Deployment", "test-gics"),
         ],
-        probes: &[(
-            "gics",
-            "/ttp-fhir/fhir/gics/metadata",
-            "/ttp-fhir/fhir/gics/metadata",
-            "tcp",
-        )],
+        probes: &[("gics", "/gics-web", "/gics-web", "tcp")],
     },
     Case {
         component: "fhir-gateway",
@@ -312,14 +302,14 @@ fn probes_use_the_real_health_endpoints() {
 }
 
 #[test]
-fn ttp_tools_get_five_minutes_to_start() {
+fn ttp_tools_get_ten_minutes_to_start() {
     for c in ["gpas", "gics"].map(common::component) {
         let children = Fixture::spec_yaml(case(c).spec).build();
         let d = json(find(&children, "Deployment", &format!("test-{}", c.name())));
         let p = &d["spec"]["template"]["spec"]["containers"][0]["startupProbe"];
         let seconds =
             p["periodSeconds"].as_i64().unwrap_or(0) * p["failureThreshold"].as_i64().unwrap_or(0);
-        assert!(seconds >= 300, "{c}: {seconds}s");
+        assert!(seconds >= 600, "{c}: {seconds}s");
     }
 }
 
