@@ -83,13 +83,13 @@ const CASES: &[Case] = &[
     },
     Case {
         component: "mainzelliste",
-        spec: "components:\n  mainzelliste:\n    apiKeySecretRef:\n      name: ml-api\n      key: api-key\n    database:\n      external:\n        name: ml-db\n",
+        spec: "components:\n  mainzelliste:\n    apiKeySecretRef:\n      name: ml-api\n      key: api-key\n    configSecretRef:\n      name: ml-config\n      key: mainzelliste.docker.conf\n    database:\n      external:\n        name: ml-db\n",
         objects: &[
             ("ConfigMap", "test-mainzelliste"),
             ("Service", "test-mainzelliste"),
             ("Deployment", "test-mainzelliste"),
         ],
-        probes: &[("mainzelliste", "tcp", "tcp", "tcp")],
+        probes: &[("mainzelliste", "/", "/", "tcp")],
     },
     Case {
         component: "ohdsi",
