@@ -155,11 +155,11 @@ const CASES: &[Case] = &[
         component: "dqa",
         spec: "components:\n  i2b2:\n    database:\n      external:\n        name: i2b2-db\n  dqa: {}\n",
         objects: &[
-            ("ConfigMap", "test-dqa"),
+            ("ConfigMap", "test-dqa-files"),
             ("Service", "test-dqa"),
             ("Deployment", "test-dqa"),
         ],
-        probes: &[("dqa", "tcp", "tcp", "tcp")],
+        probes: &[("dqa", "/ping", "/ping", "/ping")],
     },
 ];
 
