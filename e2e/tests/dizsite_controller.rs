@@ -521,6 +521,7 @@ async fn cloudnativepg_asked_for_but_not_installed_stalls_with_a_clear_message()
     let mut spec = marburg();
     spec["components"]["mainzelliste"] = json!({
         "apiKeySecretRef": {"name": "mainzelliste-api", "key": "api-key"},
+        "configSecretRef": {"name": "mainzelliste-config", "key": "mainzelliste.docker.conf"},
         "database": {"cloudNativePG": {}}
     });
     h.create_site(spec).await;

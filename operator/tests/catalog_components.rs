@@ -58,12 +58,7 @@ const CASES: &[Case] = &[
             ("Service", "test-gpas"),
             ("Deployment", "test-gpas"),
         ],
-        probes: &[(
-            "gpas",
-            "/ttp-fhir/fhir/gpas/metadata",
-            "/ttp-fhir/fhir/gpas/metadata",
-            "tcp",
-        )],
+        probes: &[("gpas", "/gpas-web", "/gpas-web", "tcp")],
     },
     Case {
         component: "gics",
@@ -73,12 +68,7 @@ const CASES: &[Case] = &[
             ("Service", "test-gics"),
             ("Deployment", "test-gics"),
         ],
-        probes: &[(
-            "gics",
-            "/ttp-fhir/fhir/gics/metadata",
-            "/ttp-fhir/fhir/gics/metadata",
-            "tcp",
-        )],
+        probes: &[("gics", "/gics-web", "/gics-web", "tcp")],
     },
     Case {
         component: "fhir-gateway",
@@ -93,13 +83,13 @@ const CASES: &[Case] = &[
     },
     Case {
         component: "mainzelliste",
-        spec: "components:\n  mainzelliste:\n    apiKeySecretRef:\n      name: ml-api\n      key: api-key\n    database:\n      external:\n        name: ml-db\n",
+        spec: "components:\n  mainzelliste:\n    apiKeySecretRef:\n      name: ml-api\n      key: api-key\n    configSecretRef:\n      name: ml-config\n      key: mainzelliste.docker.conf\n    database:\n      external:\n        name: ml-db\n",
         objects: &[
             ("ConfigMap", "test-mainzelliste"),
             ("Service", "test-mainzelliste"),
             ("Deployment", "test-mainzelliste"),
         ],
-        probes: &[("mainzelliste", "tcp", "tcp", "tcp")],
+        probes: &[("mainzelliste", "/", "/", "tcp")],
     },
     Case {
         component: "ohdsi",
@@ -165,11 +155,11 @@ const CASES: &[Case] = &[
         component: "dqa",
         spec: "components:\n  i2b2:\n    database:\n      external:\n        name: i2b2-db\n  dqa: {}\n",
         objects: &[
-            ("ConfigMap", "test-dqa"),
+            ("ConfigMap", "test-dqa-files"),
             ("Service", "test-dqa"),
             ("Deployment", "test-dqa"),
         ],
-        probes: &[("dqa", "tcp", "tcp", "tcp")],
+        probes: &[("dqa", "/ping", "/ping", "/ping")],
     },
 ];
 
@@ -312,14 +302,14 @@ fn probes_use_the_real_health_endpoints() {
 }
 
 #[test]
-fn ttp_tools_get_five_minutes_to_start() {
+fn ttp_tools_get_ten_minutes_to_start() {
     for c in ["gpas", "gics"].map(common::component) {
         let children = Fixture::spec_yaml(case(c).spec).build();
         let d = json(find(&children, "Deployment", &format!("test-{}", c.name())));
         let p = &d["spec"]["template"]["spec"]["containers"][0]["startupProbe"];
         let seconds =
             p["periodSeconds"].as_i64().unwrap_or(0) * p["failureThreshold"].as_i64().unwrap_or(0);
-        assert!(seconds >= 300, "{c}: {seconds}s");
+        assert!(seconds >= 600, "{c}: {seconds}s");
     }
 }
 

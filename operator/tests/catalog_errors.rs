@@ -160,9 +160,31 @@ fn dqa_needs_a_database_to_read() {
 }
 
 #[test]
+fn mainzelliste_refuses_env_that_makes_its_entrypoint_write_read_only_files() {
+    for name in [
+        "TOMCAT_REVERSEPROXY_FQDN",
+        "RELAXED_QUERY_CHARS",
+        "DEPLOYMENT_CONTEXT",
+    ] {
+        let e = errors(&Fixture::spec_yaml(&format!(
+            "components:\n  mainzelliste:\n    apiKeySecretRef:\n      name: ml-api\n      key: api-key\n    configSecretRef:\n      name: ml-config\n      key: mainzelliste.docker.conf\n    database:\n      cloudNativePG: {{}}\n    env:\n      - name: {name}\n        value: x\n"
+        )));
+        assert_eq!(reasons(&e), ["UnsupportedCombination"], "{name}");
+        assert_eq!(e[0].component(), Some(common::component("mainzelliste")));
+        let msg = e[0].to_string();
+        assert!(
+            msg.starts_with("spec.components.mainzelliste: env ")
+                && msg.contains(name)
+                && msg.contains("read-only"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
 fn validate_reports_every_problem_at_once() {
     let mut f = Fixture::spec_yaml(
-        "components:\n  flare: {}\n  vfps:\n    database:\n      cloudNativePG: {}\n  gics:\n    database:\n      cloudNativePG: {}\n  mainzelliste:\n    apiKeySecretRef:\n      name: ml-api\n      key: api-key\n  torch:\n    replicas: 2\n  dqa:\n    env:\n      - name: DQA_SOURCE_SYSTEM\n        value: x\n",
+        "components:\n  flare: {}\n  vfps:\n    database:\n      cloudNativePG: {}\n  gpas:\n    database:\n      external:\n        name: t\n    env:\n      - name: WF_NO_ADMIN\n        value: x\n  gics:\n    database:\n      cloudNativePG: {}\n  mainzelliste:\n    apiKeySecretRef:\n      name: ml-api\n      key: api-key\n    configSecretRef:\n      name: ml-config\n      key: mainzelliste.docker.conf\n  torch:\n    replicas: 2\n  dqa: {}\n",
     );
     f.cnpg_available = false;
     f.release.images.remove("flare");

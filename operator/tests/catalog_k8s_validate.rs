@@ -35,6 +35,9 @@ const ALL_COMPONENTS: &str = "components:
     apiKeySecretRef:
       name: ml-api
       key: api-key
+    configSecretRef:
+      name: ml-config
+      key: mainzelliste.docker.conf
     database:
       external:
         name: ml
