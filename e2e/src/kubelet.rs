@@ -51,7 +51,9 @@ pub struct Contract {
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub declared: String,
-    pub uid: i64,
+    /// `None` when upstream does not publish it.
+    #[serde(default)]
+    pub uid: Option<i64>,
     #[serde(default)]
     pub gid: Option<i64>,
 }
@@ -497,7 +499,7 @@ fn process_checks(
         .unwrap_or(false);
     let run_as = security(pod, c, "runAsUser")
         .and_then(Value::as_i64)
-        .unwrap_or(contract.user.uid);
+        .or(contract.user.uid);
     let run_as_group = security(pod, c, "runAsGroup").and_then(Value::as_i64);
     let mounts = mounts(pod, c);
     for w in &contract.writes {
@@ -517,13 +519,20 @@ fn process_checks(
             }
             None => {
                 // On the image's own filesystem the path belongs to the image's user (and
-                // group): another uid cannot write it.
-                let owner_ok = run_as == contract.user.uid
+                // group): another uid cannot write it. With the image's uid unknown, a path
+                // off the volumes is taken to be unwritable for any uid the pod chose.
+                let owner_ok = (run_as.is_some() && run_as == contract.user.uid)
                     || (contract.user.gid.is_some() && run_as_group == contract.user.gid);
                 if !owner_ok {
+                    let owner = contract
+                        .user
+                        .uid
+                        .map_or_else(|| "the image's user".to_string(), |u| format!("uid {u}"));
+                    let runs =
+                        run_as.map_or_else(|| "another user".to_string(), |u| format!("uid {u}"));
                     return Some(Failure::CrashLoopBackOff(format!(
-                        "{}: Permission denied (owned by uid {}, the container runs as uid {run_as})",
-                        w.path, contract.user.uid
+                        "{}: Permission denied (owned by {owner}, the container runs as {runs})",
+                        w.path
                     )));
                 }
             }

@@ -150,7 +150,7 @@ const CONTRACT: ImageContract = ImageContract {
     source: "miracum/dqa-dqagui@v0.2.5 (docker/; public Shiny recipe, not the source of ghcr.io/miracum/dqa, for which none is public) + rstudio/shiny-server@89625e0",
     user: ImageUser {
         declared: "shiny",
-        uid: SHINY_UID,
+        uid: Some(SHINY_UID),
         // The group is not verified either and matters to nothing the pod writes (all volumes).
         gid: None,
         cite: "miracum/dqa-dqagui@v0.2.5:docker/Dockerfile:6,150 (ENV RSESSION_USER=shiny; USER ${RSESSION_USER}); the uid is UNVERIFIED: useradd -r shiny in rstudio/shiny-server@89625e0:packaging/debian-control/postinst.in:15, 999 for rocker/shiny <= 4.4.1 per rocker-org/rocker-versioned2#877",

@@ -85,10 +85,13 @@ pub(crate) const SECURITY_EXCEPTION: &str = "The MOSAIC WildFly entrypoint rewri
      non-root, with all capabilities dropped and no privilege escalation.";
 
 /// The base's user: named `mosaic`, uid/gid 1111; it owns `/opt/mosaic` (mode 755).
+/// The numeric uid of the base's `mosaic` user (see [`TTP_USER`]).
+const MOSAIC_UID: i64 = 1111;
+
 pub(crate) const TTP_USER: ImageUser = ImageUser {
     declared: "mosaic",
-    uid: 1111,
-    gid: Some(1111),
+    uid: Some(MOSAIC_UID),
+    gid: Some(MOSAIC_UID),
     cite: "mosaic-hgw/Docker@e6a4439:image/debian/Dockerfile.debian:29-32,58-60,97 (USER=mosaic, PROCESS_UID/GID=1111, useradd -u 1111, USER ${USER}); image/wildfly/Dockerfile.wildfly.34:145",
 };
 
@@ -264,7 +267,7 @@ pub(crate) fn build_ttp(
     // SECURITY_EXCEPTION: writable root filesystem. The named user `mosaic` as its number, so
     // the kubelet can verify it is not root (Docker@e6a4439:image/debian/Dockerfile.debian:31-32).
     w.security = Security {
-        run_as: RunAs::User(TTP_USER.uid),
+        run_as: RunAs::User(MOSAIC_UID),
         read_only_root: false,
     };
     // Any value skips creating the management user, whose password would otherwise be random

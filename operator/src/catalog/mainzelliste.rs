@@ -179,14 +179,14 @@ const REFUSED_ENV: &[(&str, &str)] = &[
 ];
 
 /// The 1.13 image runs as a user its Dockerfile names (`$COMPONENT`, group www-data); the uid
-/// `adduser` gave it is not published. `uid` here is therefore not the image's but the one the
-/// catalogue runs it as: every path the image writes is a volume in this pod and the image's
-/// files are world-readable (`chmod -R 755`), so any fixed non-root uid works.
+/// `adduser` gave it is not published, so the contract leaves it unknown. The catalogue runs it
+/// as a fixed non-root uid: every path the image writes is a volume in this pod and the image's
+/// files are world-readable (`chmod -R 755`).
 const USER: ImageUser = ImageUser {
     declared: "$COMPONENT",
-    uid: NONROOT,
+    uid: None,
     gid: None,
-    cite: "samply/docker-common@0.7.7:tomcat/Dockerfile:25-31 (ONBUILD adduser --ingroup www-data $COMPONENT; chmod -R 755 $CATALINA_HOME; ONBUILD USER $COMPONENT). The numeric uid is not published: 65532 is the uid this catalogue runs it as, not the image's",
+    cite: "samply/docker-common@0.7.7:tomcat/Dockerfile:25-31 (ONBUILD adduser --ingroup www-data $COMPONENT; chmod -R 755 $CATALINA_HOME; ONBUILD USER $COMPONENT). The numeric uid is not published",
 };
 
 /// The check for mandatory variables and its message (docker-common); the list is the image's
