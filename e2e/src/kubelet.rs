@@ -437,16 +437,17 @@ struct Mount<'a> {
 }
 
 fn mounts<'a>(pod: &'a Value, c: &'a Value) -> Vec<Mount<'a>> {
-    let volume_writable = |vol: &str| {
-        containers(pod, "volumes")
-            .find(|v| name(v) == vol)
-            .is_some_and(|v| {
-                v.get("emptyDir").is_some()
-                    || v.get("persistentVolumeClaim").is_some()
-                    || v.get("ephemeral").is_some()
-                    || v.get("hostPath").is_some()
-                    || v.get("nfs").is_some()
-            })
+    let volume_writable = |vol: &str| match containers(pod, "volumes").find(|v| name(v) == vol) {
+        Some(v) => {
+            v.get("emptyDir").is_some()
+                || v.get("persistentVolumeClaim").is_some()
+                || v.get("ephemeral").is_some()
+                || v.get("hostPath").is_some()
+                || v.get("nfs").is_some()
+        }
+        // Not a volume of the pod template: a StatefulSet's claim template, which the
+        // controller adds to each pod as a PersistentVolumeClaim volume of the same name.
+        None => true,
     };
     let mut mounts: Vec<Mount> = containers(c, "volumeMounts")
         .map(|m| {
@@ -458,7 +459,6 @@ fn mounts<'a>(pod: &'a Value, c: &'a Value) -> Vec<Mount<'a>> {
             }
         })
         .collect();
-    // StatefulSet claim templates are mounted like volumes of the same name.
     mounts.sort_by_key(|m| std::cmp::Reverse(m.path.len()));
     mounts
 }
@@ -808,6 +808,15 @@ mod tests {
             check(c)[0].1,
             Failure::CrashLoopBackOff("/etc/app/app.conf: Read-only file system".into())
         );
+    }
+
+    #[test]
+    fn a_statefulset_claim_template_mount_is_writable() {
+        // `data` is not among the template's volumes: the StatefulSet controller adds the claim.
+        let mut p = pod(good());
+        p["volumes"] = json!([{"name": "conf", "emptyDir": {}}]);
+        let got = check_pod(&p, "ns", &objects(), &Contracts::new(vec![contract()]));
+        assert_eq!(got, vec![]);
     }
 
     #[test]

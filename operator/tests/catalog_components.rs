@@ -32,9 +32,10 @@ const CASES: &[Case] = &[
     },
     Case {
         component: "fhir-pseudonymizer",
-        spec: "components:\n  fhirPseudonymizer: {}\n  vfps:\n    database:\n      cloudNativePG: {}\n",
+        spec: "components:\n  fhirPseudonymizer: {keysSecretRef: {name: fhir-pseudonymizer-keys}, pseudonymization: {namespace: patient-identifiers}}\n  vfps:\n    database:\n      cloudNativePG: {}\n",
         objects: &[
             ("ConfigMap", "test-fhir-pseudonymizer"),
+            ("ConfigMap", "test-fhir-pseudonymizer-files"),
             ("Service", "test-fhir-pseudonymizer"),
             ("Deployment", "test-fhir-pseudonymizer"),
         ],
@@ -45,6 +46,7 @@ const CASES: &[Case] = &[
         spec: "components:\n  vfps:\n    database:\n      cloudNativePG: {}\n",
         objects: &[
             ("Cluster", "test-vfps-db"),
+            ("ConfigMap", "test-vfps"),
             ("Service", "test-vfps"),
             ("Deployment", "test-vfps"),
         ],
@@ -72,7 +74,7 @@ const CASES: &[Case] = &[
     },
     Case {
         component: "fhir-gateway",
-        spec: "components:\n  blaze: {}\n  fhirPseudonymizer: {}\n  gpas:\n    database:\n      external:\n        name: ttp\n  fhirGateway:\n    database:\n      cloudNativePG: {}\n",
+        spec: "components:\n  blaze: {}\n  fhirPseudonymizer: {keysSecretRef: {name: fhir-pseudonymizer-keys}, pseudonymization: {namespace: patient-identifiers}}\n  gpas:\n    database:\n      external:\n        name: ttp\n  fhirGateway:\n    database:\n      cloudNativePG: {}\n",
         objects: &[
             ("Cluster", "test-fhir-gateway-db"),
             ("ConfigMap", "test-fhir-gateway"),
@@ -516,11 +518,11 @@ fn presets_apply_and_overrides_win_field_by_field() {
 #[test]
 fn replicas_default_to_one_and_follow_the_spec() {
     let f = Fixture::spec_yaml(
-        "components:\n  vfps:\n    replicas: 3\n    database:\n      cloudNativePG: {}\n  gpas:\n    database:\n      external:\n        name: ttp\n",
+        "components:\n  blaze: {}\n  fhirPseudonymizer: {keysSecretRef: {name: fhir-pseudonymizer-keys}, pseudonymization: {namespace: patient-identifiers}}\n  fhirGateway:\n    replicas: 3\n  gpas:\n    database:\n      external:\n        name: ttp\n",
     );
     let children = f.build();
     assert_eq!(
-        json(find(&children, "Deployment", "test-vfps"))["spec"]["replicas"],
+        json(find(&children, "Deployment", "test-fhir-gateway"))["spec"]["replicas"],
         3
     );
     assert_eq!(
@@ -557,16 +559,17 @@ fn pseudonymizer_prefers_vfps_and_falls_back_to_gpas() {
     assert_eq!(cm["PseudonymizationService"], "Vfps");
     assert_eq!(cm["Vfps__Address"], "http://test-vfps:8081");
 
-    let with_gpas = Fixture::spec_yaml("components:\n  fhirPseudonymizer: {}\n  gpas:\n    database:\n      external:\n        name: ttp\n").build();
+    let with_gpas = Fixture::spec_yaml("components:\n  fhirPseudonymizer: {keysSecretRef: {name: fhir-pseudonymizer-keys}, pseudonymization: {namespace: patient-identifiers}}\n  gpas:\n    database:\n      external:\n        name: ttp\n").build();
     let (_, cm) = env_of(&with_gpas, "Deployment", "test-fhir-pseudonymizer");
     assert_eq!(cm["PseudonymizationService"], "gPAS");
-    assert_eq!(cm["gPAS__Url"], "http://test-gpas:8080/ttp-fhir/fhir/gpas");
+    assert_eq!(cm["gPAS__Url"], "http://test-gpas:8080/ttp-fhir/fhir/gpas/");
+    assert_eq!(cm["gPAS__Version"], "2024.3.0");
 }
 
 #[test]
 fn gateway_flare_and_torch_are_wired_to_their_dependencies() {
     let children = Fixture::spec_yaml(
-        "components:\n  blaze: {}\n  flare: {}\n  torch: {}\n  fhirPseudonymizer: {}\n  gpas:\n    database:\n      external:\n        name: ttp\n  fhirGateway: {}\n",
+        "components:\n  blaze: {}\n  flare: {}\n  torch: {}\n  fhirPseudonymizer: {keysSecretRef: {name: fhir-pseudonymizer-keys}, pseudonymization: {namespace: patient-identifiers}}\n  gpas:\n    database:\n      external:\n        name: ttp\n  fhirGateway: {}\n",
     )
     .build();
     let (_, gw) = env_of(&children, "Deployment", "test-fhir-gateway");
@@ -605,13 +608,18 @@ fn databases_are_wired_from_secrets_only() {
     .build();
     let (env, _) = env_of(&children, "Deployment", "test-vfps");
     assert_eq!(
-        env_secret(&env, "MIRACOLIX_DB_PASSWORD"),
-        Some(("test-vfps-db-app".into(), "password".into()))
-    );
-    assert_eq!(
         env_secret(&env, "MIRACOLIX_DB_NAME"),
         Some(("test-vfps-db-app".into(), "dbname".into()))
     );
+    assert_eq!(
+        env_secret(&env, "PGPASSWORD"),
+        Some(("test-vfps-db-app".into(), "password".into()))
+    );
+    assert_eq!(
+        env_secret(&env, "PGUSER"),
+        Some(("test-vfps-db-app".into(), "username".into()))
+    );
+    // Credentials by the variables Npgsql reads, never inside the connection string.
     let cs = env
         .as_array()
         .expect("env")
@@ -619,9 +627,11 @@ fn databases_are_wired_from_secrets_only() {
         .find(|e| e["name"] == "ConnectionStrings__PostgreSQL")
         .expect("connection string");
     assert!(
-        cs["value"]
-            .as_str()
-            .is_some_and(|v| v.contains("Password=$(MIRACOLIX_DB_PASSWORD)"))
+        cs["value"].as_str().is_some_and(|v| v
+            .starts_with("Host=$(MIRACOLIX_DB_HOST);Port=$(MIRACOLIX_DB_PORT);Database=")
+            && !v.contains("Password")
+            && !v.contains("Username")),
+        "{cs}"
     );
     let cluster = json(find(&children, "Cluster", "test-vfps-db"));
     assert_eq!(cluster["apiVersion"], "postgresql.cnpg.io/v1");
@@ -648,7 +658,7 @@ fn databases_are_wired_from_secrets_only() {
 #[test]
 fn extra_env_is_appended_after_operator_env() {
     let children = Fixture::spec_yaml(
-        "components:\n  blaze:\n    env:\n      - name: DB_BLOCK_CACHE_SIZE\n        value: \"2048\"\n      - name: TOKEN\n        secretKeyRef:\n          name: s\n          key: k\n",
+        "components:\n  blaze:\n    env:\n      - name: LOG_LEVEL\n        value: debug\n      - name: TOKEN\n        secretKeyRef:\n          name: s\n          key: k\n",
     )
     .build();
     let (env, _) = env_of(&children, "StatefulSet", "test-blaze");
@@ -658,7 +668,7 @@ fn extra_env_is_appended_after_operator_env() {
         .iter()
         .map(|e| e["name"].as_str().unwrap_or("").to_string())
         .collect();
-    assert_eq!(names, ["DB_BLOCK_CACHE_SIZE", "TOKEN"]);
+    assert_eq!(names, ["LOG_LEVEL", "TOKEN"]);
     assert_eq!(env_secret(&env, "TOKEN"), Some(("s".into(), "k".into())));
 }
 
@@ -701,5 +711,149 @@ fn config_changes_roll_the_pods() {
         hash(
             "components:\n  blaze: {}\nauth:\n  oidc:\n    issuerUrl: https://a.example.org\n    clientId: x\n"
         )
+    );
+}
+
+const PSEUDONYMIZER: &str = "  fhirPseudonymizer: {keysSecretRef: {name: fhir-pseudonymizer-keys}, pseudonymization: {namespace: patient-identifiers}}\n";
+
+#[test]
+fn blaze_links_to_its_service_and_sizes_heap_and_block_cache_from_the_limit() {
+    // Exposed (OIDC and an ingress) or not: links are built from the Service; ingress clients
+    // get theirs from the forwarded headers.
+    let children = Fixture::spec_yaml(
+        "components:\n  blaze:\n    resources: large\nauth:\n  oidc:\n    issuerUrl: https://login.example.org\n    clientId: c\ningress:\n  host: diz.example.org\n  tls:\n    secretName: cert\n",
+    )
+    .build();
+    let (_, cm) = env_of(&children, "StatefulSet", "test-blaze");
+    assert_eq!(cm["BASE_URL"], "http://test-blaze:8080");
+    assert_eq!(cm["JAVA_TOOL_OPTIONS"], "-XX:MaxRAMPercentage=25");
+    // A quarter of 8Gi off-heap, and the guide's resource cache for a 2 GiB heap.
+    assert_eq!(cm["DB_BLOCK_CACHE_SIZE"], "2048");
+    assert_eq!(cm["DB_RESOURCE_CACHE_SIZE"], "500000");
+
+    let small = Fixture::spec_yaml("components:\n  blaze:\n    resources: small\n").build();
+    let (_, cm) = env_of(&small, "StatefulSet", "test-blaze");
+    assert_eq!(cm["DB_BLOCK_CACHE_SIZE"], "512");
+    assert!(
+        cm["DB_RESOURCE_CACHE_SIZE"].is_null(),
+        "default below 2 GiB heap"
+    );
+    let over = Fixture::spec_yaml(
+        "components:\n  blaze:\n    resourceOverrides:\n      limits:\n        memory: 6Gi\n",
+    )
+    .build();
+    let (_, cm) = env_of(&over, "StatefulSet", "test-blaze");
+    assert_eq!(cm["DB_BLOCK_CACHE_SIZE"], "1536");
+}
+
+#[test]
+fn pseudonymizer_rules_come_from_a_mounted_config_and_keys_from_the_secret() {
+    let children = Fixture::spec_yaml(case(common::component("fhir-pseudonymizer")).spec).build();
+    let (env, cm) = env_of(&children, "Deployment", "test-fhir-pseudonymizer");
+    assert_eq!(
+        cm["AnonymizationEngineConfigPath"],
+        "/etc/fhir-pseudonymizer/anonymization.yaml"
+    );
+    assert_eq!(cm["DOTNET_EnableDiagnostics"], "0");
+    assert_eq!(
+        env_secret(&env, "Anonymization__CryptoHashKey"),
+        Some(("fhir-pseudonymizer-keys".into(), "crypto-hash-key".into()))
+    );
+    assert_eq!(
+        env_secret(&env, "Anonymization__EncryptKey"),
+        Some(("fhir-pseudonymizer-keys".into(), "encrypt-key".into()))
+    );
+    let files = json(find(
+        &children,
+        "ConfigMap",
+        "test-fhir-pseudonymizer-files",
+    ));
+    let config = files["data"]["anonymization.yaml"]
+        .as_str()
+        .expect("anonymization.yaml");
+    assert!(config.contains("method: pseudonymize"), "{config}");
+    assert!(
+        config.contains("namespace: 'patient-identifiers'"),
+        "{config}"
+    );
+    assert!(
+        config.contains("cryptoHashKey: \"\"") && config.contains("encryptKey: \"\""),
+        "the keys come from the environment only: {config}"
+    );
+    let pod = pod_template(find(&children, "Deployment", "test-fhir-pseudonymizer")).expect("pod");
+    assert!(
+        pod["spec"]["containers"][0]["volumeMounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .any(|m| m["mountPath"] == "/etc/fhir-pseudonymizer/anonymization.yaml")
+    );
+
+    // With gPAS the rule names a domain.
+    let gpas = Fixture::spec_yaml(&format!(
+        "components:\n{PSEUDONYMIZER}  gpas:\n    database:\n      external:\n        name: ttp\n"
+    ))
+    .build();
+    let files = json(find(&gpas, "ConfigMap", "test-fhir-pseudonymizer-files"));
+    let config = files["data"]["anonymization.yaml"]
+        .as_str()
+        .expect("config");
+    assert!(config.contains("domain: 'patient-identifiers'"), "{config}");
+}
+
+#[test]
+fn vfps_migrates_alone_before_serving_and_creates_the_pseudonymizers_namespace() {
+    let children = Fixture::spec_yaml(case(common::component("fhir-pseudonymizer")).spec).build();
+    let d = json(find(&children, "Deployment", "test-vfps"));
+    assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
+    assert_eq!(d["spec"]["replicas"], 1);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["securityContext"]["runAsUser"],
+        65534
+    );
+    let (_, cm) = env_of(&children, "Deployment", "test-vfps");
+    assert_eq!(cm["ForceRunDatabaseMigrations"], "true");
+    assert_eq!(cm["DOTNET_EnableDiagnostics"], "0");
+    assert_eq!(cm["Init__v1__Namespaces__0__Name"], "patient-identifiers");
+    assert_eq!(
+        cm["Init__v1__Namespaces__0__PseudonymGenerationMethod"],
+        "SecureRandomBase64UrlEncoded"
+    );
+    // Without the pseudonymizer there is no namespace to create.
+    let alone = Fixture::spec_yaml(case(common::component("vfps")).spec).build();
+    let (_, cm) = env_of(&alone, "Deployment", "test-vfps");
+    assert!(cm["Init__v1__Namespaces__0__Name"].is_null());
+    assert_eq!(cm["ForceRunDatabaseMigrations"], "true");
+}
+
+#[test]
+fn gateway_probes_management_port_loinc_and_heap() {
+    let children = Fixture::spec_yaml(
+        "components:\n  blaze: {}\n  fhirPseudonymizer: {keysSecretRef: {name: k}, pseudonymization: {namespace: p}}\n  gpas:\n    database:\n      external:\n        name: ttp\n  fhirGateway:\n    resources: small\n",
+    )
+    .build();
+    let (_, gw) = env_of(&children, "Deployment", "test-fhir-gateway");
+    assert_eq!(
+        gw["MANAGEMENT_ENDPOINT_HEALTH_PROBES_ADD_ADDITIONAL_PATHS"],
+        "true"
+    );
+    assert_eq!(gw["MANAGEMENT_SERVER_PORT"], "8081");
+    assert_eq!(gw["SERVICES_LOINC_CONVERSIONS_ENABLED"], "false");
+    assert_eq!(gw["SPRING_SQL_INIT_MODE"], "never");
+    // 60 % of the 1Gi limit, as -Xmx: a percentage would lose to the entrypoint's.
+    assert_eq!(gw["JAVA_TOOL_OPTIONS"], "-Xmx614m");
+
+    // A site with its own converter keeps upstream's default (on).
+    let with_converter = Fixture::spec_yaml(
+        "components:\n  blaze: {}\n  fhirPseudonymizer: {keysSecretRef: {name: k}, pseudonymization: {namespace: p}}\n  gpas:\n    database:\n      external:\n        name: ttp\n  fhirGateway:\n    env:\n      - name: SERVICES_LOINC_CONVERSIONS_URL\n        value: http://loinc-converter:8080/api/v1\n    database:\n      external:\n        name: gw-db\n",
+    )
+    .build();
+    let (env, gw) = env_of(&with_converter, "Deployment", "test-fhir-gateway");
+    assert!(gw["SERVICES_LOINC_CONVERSIONS_ENABLED"].is_null());
+    assert!(gw["SPRING_SQL_INIT_MODE"].is_null());
+    assert_eq!(gw["SERVICES_PSQL_ENABLED"], "true");
+    assert_eq!(
+        env_secret(&env, "SPRING_DATASOURCE_PASSWORD"),
+        Some(("gw-db".into(), "password".into()))
     );
 }

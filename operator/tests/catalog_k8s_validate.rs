@@ -16,7 +16,7 @@ const KUBERNETES_VERSION: &str = "1.33.0";
 
 const ALL_COMPONENTS: &str = "components:
   blaze: {}
-  fhirPseudonymizer: {}
+  fhirPseudonymizer: {keysSecretRef: {name: fhir-pseudonymizer-keys}, pseudonymization: {namespace: patient-identifiers}}
   vfps:
     database:
       cloudNativePG: {}
@@ -56,13 +56,21 @@ ingress:
   tls:
     issuerRef:
       name: letsencrypt
-auth:
+";
+
+/// Federated login, with every component that works under it (all but the FHIR gateway, which
+/// cannot authenticate to an OIDC-protected Blaze).
+const OIDC: &str = "auth:
   oidc:
     issuerUrl: https://login.example.org/realms/diz
     clientId: miracolix
     clientSecretRef:
       name: oidc
       key: secret
+";
+const GATEWAY: &str = "  fhirGateway:
+    database:
+      cloudNativePG: {}
 ";
 
 #[test]
@@ -87,10 +95,16 @@ fn example_sites_pass_kubernetes_validate_strict() {
         .iter()
         .map(|f| (f.trim_end_matches(".yaml").to_string(), Fixture::example(f)))
         .collect();
-    // No example runs DQA; this one runs every component, with OIDC and cert-manager.
+    // No example runs DQA; these run every component with cert-manager, and all but the
+    // gateway with OIDC.
     sites.push((
         "all-components".to_string(),
         Fixture::spec_yaml(ALL_COMPONENTS),
+    ));
+    assert!(ALL_COMPONENTS.contains(GATEWAY));
+    sites.push((
+        "all-components-oidc".to_string(),
+        Fixture::spec_yaml(&format!("{}{OIDC}", ALL_COMPONENTS.replace(GATEWAY, ""))),
     ));
     for (site, fixture) in &sites {
         for child in fixture.build() {

@@ -26,7 +26,7 @@ pub mod database;
 pub mod docs;
 mod dqa;
 mod fhir_gateway;
-mod fhir_pseudonymizer;
+pub mod fhir_pseudonymizer;
 mod flare;
 mod gics;
 mod gpas;
