@@ -56,7 +56,7 @@ const CONTRACT: ImageContract = ImageContract {
     source: "samply/blaze@v0.30.2",
     user: ImageUser {
         declared: "1001",
-        uid: BLAZE_UID,
+        uid: Some(BLAZE_UID),
         // `USER 1001` names no group; the data directory is chowned 1001:1001.
         gid: Some(1001),
         cite: "samply/blaze@v0.30.2:Dockerfile:9,13",

@@ -90,7 +90,7 @@ const CONTRACT: ImageContract = ImageContract {
     user: ImageUser {
         // `USER 65532:65532`: numeric, so the kubelet can check it against runAsNonRoot.
         declared: "65532",
-        uid: 65532,
+        uid: Some(65532),
         gid: Some(65532),
         cite: "miracum/fhir-gateway@v3.14.2:Dockerfile:17,25",
     },

@@ -132,7 +132,7 @@ const CONTRACT: ImageContract = ImageContract {
     user: ImageUser {
         // `USER 65532:65532`: numeric, so the kubelet can check it against runAsNonRoot.
         declared: "65532",
-        uid: 65532,
+        uid: Some(65532),
         gid: Some(65532),
         cite: "miracum/fhir-pseudonymizer@v2.22.10:Dockerfile:6",
     },
@@ -183,11 +183,7 @@ const PRESETS: Presets = LIGHT_SERVICE;
 /// rules use): read through the descriptor, like [`Ctx::settings`] does for a component's own.
 /// `None` when the pseudonymizer is not enabled.
 pub(crate) fn settings_in<'a>(ctx: &Ctx<'a>) -> Option<&'a Settings> {
-    if !ctx.enabled(&COMPONENT) {
-        return None;
-    }
-    let components = &ctx.site.spec.components;
-    (COMPONENT.settings)(components)?.downcast_ref::<Settings>()
+    ctx.settings_of::<Settings>(&COMPONENT)
 }
 
 fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {

@@ -537,6 +537,16 @@ impl<'a> Ctx<'a> {
         (self.component.descriptor().settings)(&self.site.spec.components)?.downcast_ref::<S>()
     }
 
+    /// Another enabled component's own settings, for builders that must agree with it (VFPS
+    /// creates the namespace the pseudonymizer uses). `None` when `c` is disabled.
+    pub fn settings_of<S: 'static>(&self, c: &'static Descriptor) -> Option<&'a S> {
+        let component = Component::of(c);
+        if !component.enabled(&self.site.spec.components) {
+            return None;
+        }
+        (c.settings)(&self.site.spec.components)?.downcast_ref::<S>()
+    }
+
     pub fn replicas(&self) -> i32 {
         self.spec.replicas.unwrap_or(1)
     }

@@ -85,7 +85,7 @@ const CONTRACT: ImageContract = ImageContract {
     source: "miracum/vfps@v1.3.6",
     user: ImageUser {
         declared: "65534",
-        uid: VFPS_UID,
+        uid: Some(VFPS_UID),
         gid: Some(65534),
         cite: "miracum/vfps@v1.3.6:Dockerfile:6,90-91",
     },
