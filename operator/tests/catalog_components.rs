@@ -108,6 +108,7 @@ const CASES: &[Case] = &[
             ("ConfigMap", "test-ohdsi-webapi"),
             ("Service", "test-ohdsi-webapi"),
             ("Deployment", "test-ohdsi-webapi"),
+            ("ConfigMap", "test-ohdsi-atlas"),
             ("ConfigMap", "test-ohdsi-atlas-files"),
             ("Service", "test-ohdsi-atlas"),
             ("Deployment", "test-ohdsi-atlas"),
@@ -675,7 +676,7 @@ fn extra_env_is_appended_after_operator_env() {
 #[test]
 fn oidc_reaches_the_components_that_support_it() {
     let children = Fixture::spec_yaml(
-        "components:\n  blaze: {}\n  flare: {}\n  ohdsi:\n    database:\n      external:\n        name: omop\nauth:\n  oidc:\n    issuerUrl: https://login.example.org/realms/diz\n    clientId: miracolix\n    clientSecretRef:\n      name: oidc\n      key: secret\n",
+        "components:\n  blaze: {}\n  flare: {}\n  ohdsi:\n    database:\n      external:\n        name: omop\ningress:\n  host: diz.example.org\n  tls:\n    secretName: diz-tls\nauth:\n  oidc:\n    issuerUrl: https://login.example.org/realms/diz\n    clientId: miracolix\n    clientSecretRef:\n      name: oidc\n      key: secret\n",
     )
     .build();
     let (_, blaze) = env_of(&children, "StatefulSet", "test-blaze");
@@ -711,5 +712,104 @@ fn config_changes_roll_the_pods() {
         hash(
             "components:\n  blaze: {}\nauth:\n  oidc:\n    issuerUrl: https://a.example.org\n    clientId: x\n"
         )
+    );
+}
+
+fn container_of(children: &[Child], kind: &str, name: &str) -> Value {
+    pod_template(find(children, kind, name)).expect("workload")["spec"]["containers"][0].clone()
+}
+
+fn mounts_of(container: &Value) -> Vec<String> {
+    container["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["mountPath"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn file_of(children: &[Child], config_map: &str, key: &str) -> String {
+    json(find(children, "ConfigMap", config_map))["data"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{config_map} has {key}"))
+        .to_string()
+}
+
+const OHDSI_OIDC: &str = "components:\n  ohdsi:\n    database:\n      external:\n        name: omop\ningress:\n  host: diz.example.org\n  tls:\n    secretName: diz-tls\nauth:\n  oidc:\n    issuerUrl: https://login.example.org/realms/diz\n    clientId: atlas\n    clientSecretRef:\n      name: oidc\n      key: secret\n";
+
+#[test]
+fn atlas_start_hook_leaves_the_mounted_config_alone() {
+    let children = Fixture::spec_yaml(case(common::component("ohdsi")).spec).build();
+    let (_, atlas) = env_of(&children, "Deployment", "test-ohdsi-atlas");
+    // Empty: the hook rewrites config-local.js only for a non-empty WEBAPI_URL.
+    assert_eq!(atlas["WEBAPI_URL"], "");
+    let mounts = mounts_of(&container_of(&children, "Deployment", "test-ohdsi-atlas"));
+    assert!(mounts.contains(&"/usr/share/nginx/html/atlas/js/config-local.js".to_string()));
+    // Nothing at CONFIG_PATH, which the hook would copy over the same file.
+    assert!(
+        mounts.iter().all(|m| !m.starts_with("/etc/atlas")),
+        "{mounts:?}"
+    );
+}
+
+#[test]
+fn webapi_logs_in_through_oidc_on_the_public_host_only() {
+    let children = Fixture::spec_yaml(OHDSI_OIDC).build();
+    let (env, webapi) = env_of(&children, "Deployment", "test-ohdsi-webapi");
+    assert_eq!(webapi["SECURITY_PROVIDER"], "AtlasRegularSecurity");
+    assert_eq!(
+        webapi["SECURITY_OAUTH_CALLBACK_API"],
+        "https://diz.example.org/WebAPI/user/oauth/callback"
+    );
+    assert_eq!(
+        webapi["SECURITY_OAUTH_CALLBACK_UI"],
+        "https://diz.example.org/atlas/#/welcome"
+    );
+    assert_eq!(
+        webapi["SECURITY_OID_LOGOUTURL"],
+        "https://diz.example.org/atlas/#/welcome"
+    );
+    assert_eq!(webapi["SECURITY_ORIGIN"], "https://diz.example.org");
+    assert_eq!(webapi["SECURITY_AUTH_OPENID_ENABLED"], "true");
+    for login in [
+        "JDBC", "LDAP", "AD", "KERBEROS", "WINDOWS", "CAS", "GOOGLE", "FACEBOOK", "GITHUB",
+    ] {
+        assert_eq!(
+            webapi[format!("SECURITY_AUTH_{login}_ENABLED")],
+            "false",
+            "{login}"
+        );
+    }
+    // The authentication pool goes to the site's database, never the image's baked-in host.
+    let url = env
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"] == "SECURITY_DB_DATASOURCE_URL")
+        .expect("SECURITY_DB_DATASOURCE_URL");
+    assert_eq!(
+        url["value"],
+        "jdbc:postgresql://$(MIRACOLIX_DB_HOST):$(MIRACOLIX_DB_PORT)/$(MIRACOLIX_DB_NAME)"
+    );
+    assert_eq!(
+        env_secret(&env, "SECURITY_DB_DATASOURCE_PASSWORD"),
+        Some(("omop".into(), "password".into()))
+    );
+    assert_eq!(
+        env_secret(&env, "SECURITY_OID_APISECRET"),
+        Some(("oidc".into(), "secret".into()))
+    );
+    assert_eq!(webapi["JAVA_OPTS"], "-XX:MaxRAMPercentage=75.0");
+    // Tokens are signed with per-pod keys.
+    assert_eq!(common::component("ohdsi").max_replicas(), Some(1));
+}
+
+#[test]
+fn achilles_writes_its_workspace() {
+    let children = Fixture::spec_yaml(case(common::component("ohdsi")).spec).build();
+    let mounts = mounts_of(&container_of(&children, "CronJob", "test-ohdsi-achilles"));
+    assert!(
+        mounts.contains(&"/opt/achilles/workspace".to_string()),
+        "{mounts:?}"
     );
 }
