@@ -132,13 +132,23 @@ const CASES: &[Case] = &[
             ("ConfigMap", "test-i2b2-core-server"),
             ("Service", "test-i2b2-core-server"),
             ("Deployment", "test-i2b2-core-server"),
-            ("ConfigMap", "test-i2b2-webclient"),
+            ("ConfigMap", "test-i2b2-webclient-files"),
             ("Service", "test-i2b2-webclient"),
             ("Deployment", "test-i2b2-webclient"),
         ],
         probes: &[
-            ("i2b2-core-server", "tcp", "tcp", "tcp"),
-            ("i2b2-webclient", "tcp", "tcp", "tcp"),
+            (
+                "i2b2-core-server",
+                "/i2b2/services/listServices",
+                "/i2b2/services/listServices",
+                "/i2b2/services/listServices",
+            ),
+            (
+                "i2b2-webclient",
+                "/webclient/",
+                "/webclient/",
+                "/webclient/",
+            ),
         ],
     },
     Case {
@@ -811,5 +821,81 @@ fn achilles_writes_its_workspace() {
     assert!(
         mounts.contains(&"/opt/achilles/workspace".to_string()),
         "{mounts:?}"
+    );
+}
+
+#[test]
+fn i2b2_web_client_runs_restricted_and_proxies_to_the_core_server() {
+    let children = Fixture::spec_yaml(case(common::component("i2b2")).spec).build();
+    let web = container_of(&children, "Deployment", "test-i2b2-webclient");
+    let sc = &web["securityContext"];
+    assert_eq!(sc["runAsUser"], 33);
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert!(sc["capabilities"]["add"].is_null());
+    assert_eq!(web["ports"][0]["containerPort"], 8080);
+    let mounts = mounts_of(&web);
+    for dir in [
+        "/var/run/apache2",
+        "/var/lock/apache2",
+        "/var/log/apache2",
+        "/var/lib/php/sessions",
+        "/tmp",
+    ] {
+        assert!(mounts.contains(&dir.to_string()), "{dir}: {mounts:?}");
+    }
+    let svc = json(find(&children, "Service", "test-i2b2-webclient"));
+    assert_eq!(svc["spec"]["ports"][0]["port"], 8080);
+    assert_eq!(
+        file_of(&children, "test-i2b2-webclient-files", "ports.conf"),
+        "Listen 8080\n"
+    );
+    let proxy = file_of(&children, "test-i2b2-webclient-files", "i2b2_proxy.conf");
+    assert!(
+        proxy.contains("ProxyPass /i2b2/ http://test-i2b2-core-server:8080/i2b2/"),
+        "{proxy}"
+    );
+    assert!(proxy.contains("Require ip 127.0.0.1 ::1"), "{proxy}");
+    let domains: Value = serde_json::from_str(&file_of(
+        &children,
+        "test-i2b2-webclient-files",
+        "i2b2_config_domains.json",
+    ))
+    .expect("domains are JSON");
+    assert_eq!(
+        domains["lstDomains"][0]["urlCellPM"],
+        "http://127.0.0.1:8080/i2b2/services/PMService/"
+    );
+    assert_eq!(domains["lstDomains"].as_array().map(Vec::len), Some(1));
+    // Only the core server keeps an exception.
+    assert!(
+        security_exceptions()
+            .iter()
+            .all(|(_, text)| !text.contains("web client"))
+    );
+}
+
+#[test]
+fn i2b2_core_server_runs_non_root_in_group_zero_with_every_cell() {
+    let children = Fixture::spec_yaml(case(common::component("i2b2")).spec).build();
+    let core = container_of(&children, "Deployment", "test-i2b2-core-server");
+    let sc = &core["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_ne!(sc["runAsUser"], 0);
+    assert_eq!(sc["runAsGroup"], 0);
+    let (env, cm) = env_of(&children, "Deployment", "test-i2b2-core-server");
+    assert_eq!(cm["HOME"], "/tmp");
+    assert_eq!(cm["DS_IM_SCHEMA"], "i2b2imdata");
+    assert!(
+        cm["JAVA_OPTS"]
+            .as_str()
+            .is_some_and(|o| o.contains("MaxRAMPercentage"))
+    );
+    for v in ["DS_IM_IP", "DS_IM_PORT", "DS_IM_DB", "DS_IM_USER"] {
+        assert!(env_secret(&env, v).is_some(), "{v}");
+    }
+    assert_eq!(
+        env_secret(&env, "DS_IM_PASS"),
+        Some(("i2b2-db".into(), "password".into()))
     );
 }
