@@ -159,18 +159,23 @@ const CASES: &[Case] = &[
             ("Service", "test-flare"),
             ("Deployment", "test-flare"),
         ],
-        probes: &[("flare", "tcp", "tcp", "tcp")],
+        probes: &[("flare", "/cache/stats", "/cache/stats", "/cache/stats")],
     },
     Case {
         component: "torch",
-        spec: "components:\n  blaze: {}\n  flare: {}\n  torch: {}\n",
+        spec: "components:\n  blaze: {}\n  torch: {}\n",
         objects: &[
             ("PersistentVolumeClaim", "test-torch-output"),
             ("ConfigMap", "test-torch"),
             ("Service", "test-torch"),
             ("Deployment", "test-torch"),
         ],
-        probes: &[("torch", "tcp", "tcp", "tcp")],
+        probes: &[(
+            "torch",
+            "/actuator/health",
+            "/actuator/health",
+            "/actuator/health",
+        )],
     },
     Case {
         component: "dqa",
@@ -601,7 +606,10 @@ fn gateway_flare_and_torch_are_wired_to_their_dependencies() {
     assert_eq!(flare["FLARE_FHIR_SERVER"], "http://test-blaze:8080/fhir");
     let (_, torch) = env_of(&children, "Deployment", "test-torch");
     assert_eq!(torch["TORCH_FHIR_URL"], "http://test-blaze:8080/fhir");
-    assert_eq!(torch["TORCH_FLARE_URL"], "http://test-flare:8080");
+    assert_eq!(torch["TORCH_BASE_URL"], "http://test-torch:8080");
+    // Cohorts by CQL on Blaze: FLARE is never called.
+    assert_eq!(torch["TORCH_USE_CQL"], "true");
+    assert!(torch["TORCH_FLARE_URL"].is_null());
     let torch_pod = pod_template(find(&children, "Deployment", "test-torch")).expect("pod");
     assert_eq!(
         torch_pod["spec"]["volumes"]
@@ -898,4 +906,66 @@ fn i2b2_core_server_runs_non_root_in_group_zero_with_every_cell() {
         env_secret(&env, "DS_IM_PASS"),
         Some(("i2b2-db".into(), "password".into()))
     );
+}
+
+#[test]
+fn flare_and_torch_size_their_heap_from_the_limit_and_keep_a_writable_cache() {
+    let children = Fixture::spec_yaml(
+        "components:\n  blaze: {}\n  flare:\n    resources: small\n  torch: {}\n",
+    )
+    .build();
+    let (_, flare) = env_of(&children, "Deployment", "test-flare");
+    assert_eq!(flare["JAVA_TOOL_OPTIONS"], "-XX:MaxRAMPercentage=50.0");
+    // An eighth of the 2Gi limit.
+    assert_eq!(flare["FLARE_CACHE_MEM_SIZE_MB"], "256");
+    let mounts = mounts_of(&container_of(&children, "Deployment", "test-flare"));
+    assert!(mounts.contains(&"/app/cache".to_string()), "{mounts:?}");
+    let (_, torch) = env_of(&children, "Deployment", "test-torch");
+    assert_eq!(torch["JAVA_TOOL_OPTIONS"], "-XX:MaxRAMPercentage=70.0");
+    assert_eq!(
+        torch["TORCH_OUTPUT_FILE_SERVER_URL"],
+        "http://test-torch:8080/output"
+    );
+    let large =
+        Fixture::spec_yaml("components:\n  blaze: {}\n  flare:\n    resources: large\n").build();
+    assert_eq!(
+        env_of(&large, "Deployment", "test-flare").1["FLARE_CACHE_MEM_SIZE_MB"],
+        "1024"
+    );
+}
+
+#[test]
+fn flare_and_torch_log_in_to_blaze_only_with_a_client_secret() {
+    let without = Fixture::spec_yaml(
+        "components:\n  blaze: {}\n  flare: {}\n  torch: {}\nauth:\n  oidc:\n    issuerUrl: https://login.example.org/realms/diz\n    clientId: miracolix\n",
+    )
+    .build();
+    for (name, prefix) in [("test-flare", "FLARE"), ("test-torch", "TORCH")] {
+        let (env, cm) = env_of(&without, "Deployment", name);
+        assert!(
+            cm[format!("{prefix}_FHIR_OAUTH_ISSUER_URI")].is_null(),
+            "{name}"
+        );
+        assert!(
+            cm[format!("{prefix}_FHIR_OAUTH_CLIENT_ID")].is_null(),
+            "{name}"
+        );
+        assert!(env_secret(&env, &format!("{prefix}_FHIR_OAUTH_CLIENT_SECRET")).is_none());
+    }
+    let with = Fixture::spec_yaml(
+        "components:\n  blaze: {}\n  flare: {}\n  torch: {}\nauth:\n  oidc:\n    issuerUrl: https://login.example.org/realms/diz\n    clientId: miracolix\n    clientSecretRef:\n      name: oidc\n      key: secret\n",
+    )
+    .build();
+    for (name, prefix) in [("test-flare", "FLARE"), ("test-torch", "TORCH")] {
+        let (env, cm) = env_of(&with, "Deployment", name);
+        assert_eq!(
+            cm[format!("{prefix}_FHIR_OAUTH_CLIENT_ID")],
+            "miracolix",
+            "{name}"
+        );
+        assert_eq!(
+            env_secret(&env, &format!("{prefix}_FHIR_OAUTH_CLIENT_SECRET")),
+            Some(("oidc".into(), "secret".into()))
+        );
+    }
 }
