@@ -21,7 +21,12 @@
 //! i2b2/i2b2-docker-generator `44f02bb9`, and i2b2/i2b2-webclient / i2b2-core-server
 //! `v1.8.1a.0001`) and the first build of the core server under its current name
 //! (i2b2/i2b2-core-server `8fc8372f`, `docker/`, the layout of i2b2/i2b2-docker `1.8.2`). The
-//! contracts state only what holds for both.
+//! contracts state only what holds for every build read. The `DS_*` settings follow the second, which the
+//! image name belongs to: `DS_<CELL>_DB` is the database, `DS_<CELL>_SCHEMA` the schema. The 1.8.1
+//! build reads `DS_<CELL>_DB` as the schema in a database hard-coded `i2b2`
+//! (i2b2/i2b2-docker-generator@44f02bb9:i2b2-wildfly/i2b2-wildfly/customization/execute.sh:66-79):
+//! were the pinned image that build, every cell would look in schema `i2b2`. Check
+//! `/opt/jboss/wildfly/customization/execute.sh` in the image before relying on it.
 //!
 //! Not done by the operator (a site task): the database must hold the i2b2 schemas and data
 //! (upstream ships them pre-loaded in `i2b2/i2b2-data-pgsql`), and the PM cell's cell URLs
@@ -363,7 +368,8 @@ fn webclient(ctx: &Ctx) -> Workload {
     ));
     // The image's proxy site (enabled at build, i2b2-web/Dockerfile:13-19) names a host that is
     // not ours; this one passes /i2b2/ to the core server's Service, for loopback callers only
-    // (proxy.php relays from inside the pod).
+    // (proxy.php relays from inside the pod). That the pinned image enables the site under this
+    // name, as the 1.8.1 build does, is unverified.
     let core = ctx.url("i2b2-core-server", HTTP_8080.port);
     w.files.push((
         "/etc/apache2/sites-available/i2b2_proxy.conf",

@@ -159,7 +159,7 @@ const WEBAPI_CONTRACT: ImageContract = ImageContract {
         path: "/WebAPI/info",
         port: 8080,
         needs: None,
-        cite: "OHDSI/WebAPI@v2.15.0:src/main/java/org/ohdsi/webapi/info/InfoService.java:34-50",
+        cite: "OHDSI/WebAPI@v2.15.0:src/main/java/org/ohdsi/webapi/info/InfoService.java:34,54-55",
     }],
     jvm: Some(Jvm {
         // No heap flag: the JVM's default, a quarter of the container limit.
