@@ -100,6 +100,7 @@ const CASES: &[Case] = &[
             ("ConfigMap", "test-ohdsi-webapi"),
             ("Service", "test-ohdsi-webapi"),
             ("Deployment", "test-ohdsi-webapi"),
+            ("ConfigMap", "test-ohdsi-atlas"),
             ("ConfigMap", "test-ohdsi-atlas-files"),
             ("Service", "test-ohdsi-atlas"),
             ("Deployment", "test-ohdsi-atlas"),
@@ -123,13 +124,23 @@ const CASES: &[Case] = &[
             ("ConfigMap", "test-i2b2-core-server"),
             ("Service", "test-i2b2-core-server"),
             ("Deployment", "test-i2b2-core-server"),
-            ("ConfigMap", "test-i2b2-webclient"),
+            ("ConfigMap", "test-i2b2-webclient-files"),
             ("Service", "test-i2b2-webclient"),
             ("Deployment", "test-i2b2-webclient"),
         ],
         probes: &[
-            ("i2b2-core-server", "tcp", "tcp", "tcp"),
-            ("i2b2-webclient", "tcp", "tcp", "tcp"),
+            (
+                "i2b2-core-server",
+                "/i2b2/services/listServices",
+                "/i2b2/services/listServices",
+                "/i2b2/services/listServices",
+            ),
+            (
+                "i2b2-webclient",
+                "/webclient/",
+                "/webclient/",
+                "/webclient/",
+            ),
         ],
     },
     Case {
@@ -140,18 +151,23 @@ const CASES: &[Case] = &[
             ("Service", "test-flare"),
             ("Deployment", "test-flare"),
         ],
-        probes: &[("flare", "tcp", "tcp", "tcp")],
+        probes: &[("flare", "/cache/stats", "/cache/stats", "/cache/stats")],
     },
     Case {
         component: "torch",
-        spec: "components:\n  blaze: {}\n  flare: {}\n  torch: {}\n",
+        spec: "components:\n  blaze: {}\n  torch: {}\n",
         objects: &[
             ("PersistentVolumeClaim", "test-torch-output"),
             ("ConfigMap", "test-torch"),
             ("Service", "test-torch"),
             ("Deployment", "test-torch"),
         ],
-        probes: &[("torch", "tcp", "tcp", "tcp")],
+        probes: &[(
+            "torch",
+            "/actuator/health",
+            "/actuator/health",
+            "/actuator/health",
+        )],
     },
     Case {
         component: "dqa",
@@ -583,7 +599,10 @@ fn gateway_flare_and_torch_are_wired_to_their_dependencies() {
     assert_eq!(flare["FLARE_FHIR_SERVER"], "http://test-blaze:8080/fhir");
     let (_, torch) = env_of(&children, "Deployment", "test-torch");
     assert_eq!(torch["TORCH_FHIR_URL"], "http://test-blaze:8080/fhir");
-    assert_eq!(torch["TORCH_FLARE_URL"], "http://test-flare:8080");
+    assert_eq!(torch["TORCH_BASE_URL"], "http://test-torch:8080");
+    // Cohorts by CQL on Blaze: FLARE is never called.
+    assert_eq!(torch["TORCH_USE_CQL"], "true");
+    assert!(torch["TORCH_FLARE_URL"].is_null());
     let torch_pod = pod_template(find(&children, "Deployment", "test-torch")).expect("pod");
     assert_eq!(
         torch_pod["spec"]["volumes"]
@@ -675,7 +694,7 @@ fn extra_env_is_appended_after_operator_env() {
 #[test]
 fn oidc_reaches_the_components_that_support_it() {
     let children = Fixture::spec_yaml(
-        "components:\n  blaze: {}\n  flare: {}\n  ohdsi:\n    database:\n      external:\n        name: omop\nauth:\n  oidc:\n    issuerUrl: https://login.example.org/realms/diz\n    clientId: miracolix\n    clientSecretRef:\n      name: oidc\n      key: secret\n",
+        "components:\n  blaze: {}\n  flare: {}\n  ohdsi:\n    database:\n      external:\n        name: omop\ningress:\n  host: diz.example.org\n  tls:\n    secretName: diz-tls\nauth:\n  oidc:\n    issuerUrl: https://login.example.org/realms/diz\n    clientId: miracolix\n    clientSecretRef:\n      name: oidc\n      key: secret\n",
     )
     .build();
     let (_, blaze) = env_of(&children, "StatefulSet", "test-blaze");
@@ -856,4 +875,241 @@ fn gateway_probes_management_port_loinc_and_heap() {
         env_secret(&env, "SPRING_DATASOURCE_PASSWORD"),
         Some(("gw-db".into(), "password".into()))
     );
+}
+
+fn container_of(children: &[Child], kind: &str, name: &str) -> Value {
+    pod_template(find(children, kind, name)).expect("workload")["spec"]["containers"][0].clone()
+}
+
+fn mounts_of(container: &Value) -> Vec<String> {
+    container["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["mountPath"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn file_of(children: &[Child], config_map: &str, key: &str) -> String {
+    json(find(children, "ConfigMap", config_map))["data"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{config_map} has {key}"))
+        .to_string()
+}
+
+const OHDSI_OIDC: &str = "components:\n  ohdsi:\n    database:\n      external:\n        name: omop\ningress:\n  host: diz.example.org\n  tls:\n    secretName: diz-tls\nauth:\n  oidc:\n    issuerUrl: https://login.example.org/realms/diz\n    clientId: atlas\n    clientSecretRef:\n      name: oidc\n      key: secret\n";
+
+#[test]
+fn atlas_start_hook_leaves_the_mounted_config_alone() {
+    let children = Fixture::spec_yaml(case(common::component("ohdsi")).spec).build();
+    let (_, atlas) = env_of(&children, "Deployment", "test-ohdsi-atlas");
+    // Empty: the hook rewrites config-local.js only for a non-empty WEBAPI_URL.
+    assert_eq!(atlas["WEBAPI_URL"], "");
+    let mounts = mounts_of(&container_of(&children, "Deployment", "test-ohdsi-atlas"));
+    assert!(mounts.contains(&"/usr/share/nginx/html/atlas/js/config-local.js".to_string()));
+    // Nothing at CONFIG_PATH, which the hook would copy over the same file.
+    assert!(
+        mounts.iter().all(|m| !m.starts_with("/etc/atlas")),
+        "{mounts:?}"
+    );
+}
+
+#[test]
+fn webapi_logs_in_through_oidc_on_the_public_host_only() {
+    let children = Fixture::spec_yaml(OHDSI_OIDC).build();
+    let (env, webapi) = env_of(&children, "Deployment", "test-ohdsi-webapi");
+    assert_eq!(webapi["SECURITY_PROVIDER"], "AtlasRegularSecurity");
+    assert_eq!(
+        webapi["SECURITY_OAUTH_CALLBACK_API"],
+        "https://diz.example.org/WebAPI/user/oauth/callback"
+    );
+    assert_eq!(
+        webapi["SECURITY_OAUTH_CALLBACK_UI"],
+        "https://diz.example.org/atlas/#/welcome"
+    );
+    assert_eq!(
+        webapi["SECURITY_OID_LOGOUTURL"],
+        "https://diz.example.org/atlas/#/welcome"
+    );
+    assert_eq!(webapi["SECURITY_ORIGIN"], "https://diz.example.org");
+    assert_eq!(webapi["SECURITY_AUTH_OPENID_ENABLED"], "true");
+    for login in [
+        "JDBC", "LDAP", "AD", "KERBEROS", "WINDOWS", "CAS", "GOOGLE", "FACEBOOK", "GITHUB",
+    ] {
+        assert_eq!(
+            webapi[format!("SECURITY_AUTH_{login}_ENABLED")],
+            "false",
+            "{login}"
+        );
+    }
+    // The authentication pool goes to the site's database, never the image's baked-in host.
+    let url = env
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"] == "SECURITY_DB_DATASOURCE_URL")
+        .expect("SECURITY_DB_DATASOURCE_URL");
+    assert_eq!(
+        url["value"],
+        "jdbc:postgresql://$(MIRACOLIX_DB_HOST):$(MIRACOLIX_DB_PORT)/$(MIRACOLIX_DB_NAME)"
+    );
+    assert_eq!(
+        env_secret(&env, "SECURITY_DB_DATASOURCE_PASSWORD"),
+        Some(("omop".into(), "password".into()))
+    );
+    assert_eq!(
+        env_secret(&env, "SECURITY_OID_APISECRET"),
+        Some(("oidc".into(), "secret".into()))
+    );
+    assert_eq!(webapi["JAVA_OPTS"], "-XX:MaxRAMPercentage=75.0");
+    // Tokens are signed with per-pod keys.
+    assert_eq!(common::component("ohdsi").max_replicas(), Some(1));
+}
+
+#[test]
+fn achilles_writes_its_workspace() {
+    let children = Fixture::spec_yaml(case(common::component("ohdsi")).spec).build();
+    let mounts = mounts_of(&container_of(&children, "CronJob", "test-ohdsi-achilles"));
+    assert!(
+        mounts.contains(&"/opt/achilles/workspace".to_string()),
+        "{mounts:?}"
+    );
+}
+
+#[test]
+fn i2b2_web_client_runs_restricted_and_proxies_to_the_core_server() {
+    let children = Fixture::spec_yaml(case(common::component("i2b2")).spec).build();
+    let web = container_of(&children, "Deployment", "test-i2b2-webclient");
+    let sc = &web["securityContext"];
+    assert_eq!(sc["runAsUser"], 33);
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert!(sc["capabilities"]["add"].is_null());
+    assert_eq!(web["ports"][0]["containerPort"], 8080);
+    let mounts = mounts_of(&web);
+    for dir in [
+        "/var/run/apache2",
+        "/var/lock/apache2",
+        "/var/log/apache2",
+        "/var/lib/php/sessions",
+        "/tmp",
+    ] {
+        assert!(mounts.contains(&dir.to_string()), "{dir}: {mounts:?}");
+    }
+    let svc = json(find(&children, "Service", "test-i2b2-webclient"));
+    assert_eq!(svc["spec"]["ports"][0]["port"], 8080);
+    assert_eq!(
+        file_of(&children, "test-i2b2-webclient-files", "ports.conf"),
+        "Listen 8080\n"
+    );
+    let proxy = file_of(&children, "test-i2b2-webclient-files", "i2b2_proxy.conf");
+    assert!(
+        proxy.contains("ProxyPass /i2b2/ http://test-i2b2-core-server:8080/i2b2/"),
+        "{proxy}"
+    );
+    assert!(proxy.contains("Require ip 127.0.0.1 ::1"), "{proxy}");
+    let domains: Value = serde_json::from_str(&file_of(
+        &children,
+        "test-i2b2-webclient-files",
+        "i2b2_config_domains.json",
+    ))
+    .expect("domains are JSON");
+    assert_eq!(
+        domains["lstDomains"][0]["urlCellPM"],
+        "http://127.0.0.1:8080/i2b2/services/PMService/"
+    );
+    assert_eq!(domains["lstDomains"].as_array().map(Vec::len), Some(1));
+    // Only the core server keeps an exception.
+    assert!(
+        security_exceptions()
+            .iter()
+            .all(|(_, text)| !text.contains("web client"))
+    );
+}
+
+#[test]
+fn i2b2_core_server_runs_non_root_in_group_zero_with_every_cell() {
+    let children = Fixture::spec_yaml(case(common::component("i2b2")).spec).build();
+    let core = container_of(&children, "Deployment", "test-i2b2-core-server");
+    let sc = &core["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_ne!(sc["runAsUser"], 0);
+    assert_eq!(sc["runAsGroup"], 0);
+    let (env, cm) = env_of(&children, "Deployment", "test-i2b2-core-server");
+    assert_eq!(cm["HOME"], "/tmp");
+    assert_eq!(cm["DS_IM_SCHEMA"], "i2b2imdata");
+    assert!(
+        cm["JAVA_OPTS"]
+            .as_str()
+            .is_some_and(|o| o.contains("MaxRAMPercentage"))
+    );
+    for v in ["DS_IM_IP", "DS_IM_PORT", "DS_IM_DB", "DS_IM_USER"] {
+        assert!(env_secret(&env, v).is_some(), "{v}");
+    }
+    assert_eq!(
+        env_secret(&env, "DS_IM_PASS"),
+        Some(("i2b2-db".into(), "password".into()))
+    );
+}
+
+#[test]
+fn flare_and_torch_size_their_heap_from_the_limit_and_keep_a_writable_cache() {
+    let children = Fixture::spec_yaml(
+        "components:\n  blaze: {}\n  flare:\n    resources: small\n  torch: {}\n",
+    )
+    .build();
+    let (_, flare) = env_of(&children, "Deployment", "test-flare");
+    assert_eq!(flare["JAVA_TOOL_OPTIONS"], "-XX:MaxRAMPercentage=50.0");
+    // An eighth of the 2Gi limit.
+    assert_eq!(flare["FLARE_CACHE_MEM_SIZE_MB"], "256");
+    let mounts = mounts_of(&container_of(&children, "Deployment", "test-flare"));
+    assert!(mounts.contains(&"/app/cache".to_string()), "{mounts:?}");
+    let (_, torch) = env_of(&children, "Deployment", "test-torch");
+    assert_eq!(torch["JAVA_TOOL_OPTIONS"], "-XX:MaxRAMPercentage=70.0");
+    assert_eq!(
+        torch["TORCH_OUTPUT_FILE_SERVER_URL"],
+        "http://test-torch:8080/output"
+    );
+    let large =
+        Fixture::spec_yaml("components:\n  blaze: {}\n  flare:\n    resources: large\n").build();
+    assert_eq!(
+        env_of(&large, "Deployment", "test-flare").1["FLARE_CACHE_MEM_SIZE_MB"],
+        "1024"
+    );
+}
+
+#[test]
+fn flare_and_torch_log_in_to_blaze_only_with_a_client_secret() {
+    let without = Fixture::spec_yaml(
+        "components:\n  blaze: {}\n  flare: {}\n  torch: {}\nauth:\n  oidc:\n    issuerUrl: https://login.example.org/realms/diz\n    clientId: miracolix\n",
+    )
+    .build();
+    for (name, prefix) in [("test-flare", "FLARE"), ("test-torch", "TORCH")] {
+        let (env, cm) = env_of(&without, "Deployment", name);
+        assert!(
+            cm[format!("{prefix}_FHIR_OAUTH_ISSUER_URI")].is_null(),
+            "{name}"
+        );
+        assert!(
+            cm[format!("{prefix}_FHIR_OAUTH_CLIENT_ID")].is_null(),
+            "{name}"
+        );
+        assert!(env_secret(&env, &format!("{prefix}_FHIR_OAUTH_CLIENT_SECRET")).is_none());
+    }
+    let with = Fixture::spec_yaml(
+        "components:\n  blaze: {}\n  flare: {}\n  torch: {}\nauth:\n  oidc:\n    issuerUrl: https://login.example.org/realms/diz\n    clientId: miracolix\n    clientSecretRef:\n      name: oidc\n      key: secret\n",
+    )
+    .build();
+    for (name, prefix) in [("test-flare", "FLARE"), ("test-torch", "TORCH")] {
+        let (env, cm) = env_of(&with, "Deployment", name);
+        assert_eq!(
+            cm[format!("{prefix}_FHIR_OAUTH_CLIENT_ID")],
+            "miracolix",
+            "{name}"
+        );
+        assert_eq!(
+            env_secret(&env, &format!("{prefix}_FHIR_OAUTH_CLIENT_SECRET")),
+            Some(("oidc".into(), "secret".into()))
+        );
+    }
 }

@@ -266,3 +266,17 @@ fn every_variant_has_a_distinct_camel_case_reason() {
         );
     }
 }
+
+#[test]
+fn ohdsi_with_oidc_needs_a_public_host_for_the_login_callback() {
+    let e = errors(&Fixture::spec_yaml(
+        "components:\n  ohdsi:\n    database:\n      external:\n        name: omop\nauth:\n  oidc:\n    issuerUrl: https://login.example.org\n    clientId: atlas\n",
+    ));
+    assert_eq!(reasons(&e), ["UnsupportedCombination"]);
+    assert_eq!(e[0].component(), Some(common::component("ohdsi")));
+    let msg = e[0].to_string();
+    assert!(
+        msg.starts_with("spec.components.ohdsi: ") && msg.contains("spec.ingress"),
+        "{msg}"
+    );
+}
