@@ -1,4 +1,5 @@
-//! Every built-in object the catalogue renders for the example sites passes
+//! Every built-in object the catalogue renders for the example sites, for sites with every
+//! component (with and without OIDC) and for every component alone passes
 //! `kubernetes-validate --strict` against Kubernetes 1.33 (unknown fields are errors).
 //!
 //! Needs the `kubernetes-validate` executable (`scripts/install-tools.sh`); set
@@ -106,6 +107,13 @@ fn example_sites_pass_kubernetes_validate_strict() {
         "all-components-oidc".to_string(),
         Fixture::spec_yaml(&format!("{}{OIDC}", ALL_COMPONENTS.replace(GATEWAY, ""))),
     ));
+    // And every component alone, with only what it needs (derived from the descriptors).
+    for c in miracolix_operator::catalog::Component::all() {
+        sites.push((
+            format!("alone-{}", c.name()),
+            Fixture::spec_yaml(&miracolix_operator::catalog::minimal_components_yaml(c)),
+        ));
+    }
     for (site, fixture) in &sites {
         for child in fixture.build() {
             // CloudNativePG's Cluster is a CRD the tool has no schema for.
