@@ -11,7 +11,7 @@ mod fieldset;
 mod gc;
 mod handlers;
 mod patch;
-mod pods;
+pub(crate) mod pods;
 mod resources;
 mod routes;
 mod selectors;
