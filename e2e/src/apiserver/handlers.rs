@@ -703,7 +703,9 @@ fn apply_patch(
         ));
     };
     let force = q.get("force").is_some_and(|f| f == "true");
-    let config = parse_body(body, true)?;
+    let mut config = parse_body(body, true)?;
+    // Compared with the stored object field by field: numbers as the store holds them.
+    writes::go_numbers(&mut config);
     let (Some(api_version), Some(kind)) = (
         config.get("apiVersion").and_then(Value::as_str),
         config.get("kind").and_then(Value::as_str),
