@@ -197,13 +197,9 @@ fn resource_request(server: &TestApiServer, req: &Request<Bytes>, path: Resource
         path: req.uri().to_string(),
         code: 0,
     };
-    let result = if record.is_write() {
-        match server.injected_fault() {
-            Some(e) => Err(e),
-            None => run(server, req, &path, verb, &q, &field_manager),
-        }
-    } else {
-        run(server, req, &path, verb, &q, &field_manager)
+    let result = match server.injected_fault(&record) {
+        Some(e) => Err(e),
+        None => run(server, req, &path, verb, &q, &field_manager),
     };
     let response = match result {
         Ok(r) => r,
