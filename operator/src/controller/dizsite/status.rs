@@ -8,6 +8,7 @@ use kube::core::{ApiResource, DynamicObject};
 use serde_json::Value;
 
 use crate::api::conditions::{DesiredCondition, READY, RECONCILING, RELEASE_CERTIFIED, STALLED};
+use crate::api::reasons;
 use crate::api::{ComponentStatus, DizSiteSpec};
 use crate::catalog::{COMPONENT_LABEL, Component};
 
@@ -219,18 +220,18 @@ pub fn applied_conditions(release: &str, health: &[WorkloadHealth]) -> Vec<Desir
     let certified = DesiredCondition::new(
         RELEASE_CERTIFIED,
         true,
-        "Verified",
+        reasons::VERIFIED,
         format!("release {release} is certified"),
     );
-    let not_stalled = DesiredCondition::new(STALLED, false, "Progressing", "");
+    let not_stalled = DesiredCondition::new(STALLED, false, reasons::PROGRESSING, "");
     if !failing.is_empty() {
         let msg = format!(
             "components failing to become ready on release {release}: {}",
             failing.join(", ")
         );
         return vec![
-            DesiredCondition::new(READY, false, "ComponentsFailing", msg.clone()),
-            DesiredCondition::new(RECONCILING, true, "ComponentsFailing", msg),
+            DesiredCondition::new(READY, false, reasons::COMPONENTS_FAILING, msg.clone()),
+            DesiredCondition::new(RECONCILING, true, reasons::COMPONENTS_FAILING, msg),
             not_stalled,
             certified,
         ];
@@ -238,16 +239,16 @@ pub fn applied_conditions(release: &str, health: &[WorkloadHealth]) -> Vec<Desir
     if waiting.is_empty() {
         let msg = format!("all {} workloads ready on release {release}", health.len());
         vec![
-            DesiredCondition::new(READY, true, "Ready", msg),
-            DesiredCondition::new(RECONCILING, false, "Ready", ""),
-            DesiredCondition::new(STALLED, false, "Ready", ""),
+            DesiredCondition::new(READY, true, reasons::READY_REASON, msg),
+            DesiredCondition::new(RECONCILING, false, reasons::READY_REASON, ""),
+            DesiredCondition::new(STALLED, false, reasons::READY_REASON, ""),
             certified,
         ]
     } else {
         let msg = format!("waiting for {}", waiting.join(", "));
         vec![
-            DesiredCondition::new(READY, false, "Progressing", msg.clone()),
-            DesiredCondition::new(RECONCILING, true, "Progressing", msg),
+            DesiredCondition::new(READY, false, reasons::PROGRESSING, msg.clone()),
+            DesiredCondition::new(RECONCILING, true, reasons::PROGRESSING, msg),
             not_stalled,
             certified,
         ]
@@ -269,7 +270,7 @@ pub fn stalled_conditions(
         out.push(DesiredCondition::new(
             RELEASE_CERTIFIED,
             ok,
-            if ok { "Verified" } else { reason },
+            if ok { reasons::VERIFIED } else { reason },
             if ok { "" } else { message },
         ));
     }
@@ -290,7 +291,7 @@ pub fn paused_conditions() -> Vec<DesiredCondition> {
     vec![DesiredCondition::new(
         RECONCILING,
         false,
-        "Paused",
+        reasons::PAUSED,
         "spec.paused is true: no changes are applied until it is false",
     )]
 }
