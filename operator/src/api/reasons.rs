@@ -131,7 +131,7 @@ reasons! {
     }
     COMPONENTS_FAILING = "ComponentsFailing" {
         seen: [READY_F, RECONCILING_T],
-        meaning: "a component's pods cannot start or become ready; the message names each component with the kubelet's reason, e.g. `mainzelliste (mainzelliste: CreateContainerConfigError: secret \"mainzelliste-api\" not found)`, or the workload's `ProgressDeadlineExceeded`",
+        meaning: "a component's pods cannot start or become ready: the kubelet reports why (the message names the component with that reason, e.g. `mainzelliste (mainzelliste: CreateContainerConfigError: secret \"mainzelliste-api\" not found)`), or its Deployment gave up (`ProgressDeadlineExceeded`; the message names the component)",
         action: "fix what the message names (create the missing Secret or key, correct the setting) and the kubelet retries by itself; otherwise `kubectl describe pod` and the pod's logs of that component. During an upgrade a site that stays not ready past the progress deadline is rolled back",
     }
     PAUSED = "Paused" {
