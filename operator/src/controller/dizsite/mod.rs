@@ -419,7 +419,7 @@ async fn cleanup_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action,
         )
         .await;
     }
-    tracing::info!(site = %name, namespace = ns, removed = removed.len(), "site cleaned up");
+    tracing::info!(site = %format!("{ns}/{name}"), removed = removed.len(), "site cleaned up");
     Ok(Action::await_change())
 }
 
