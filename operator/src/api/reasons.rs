@@ -127,7 +127,7 @@ reasons! {
     PROGRESSING = "Progressing" {
         seen: [READY_F, RECONCILING_T, Seen::Site(STALLED, false)],
         meaning: "the objects are applied and some pods are not ready yet, none of them failing; the message lists them (`component (ready/wanted ready)`). `Stalled`=False carries this reason whenever nothing stalls",
-        action: "wait; if it lasts, `kubectl get pods` in the site's namespace",
+        action: "wait; if it lasts, `kubectl describe pods` in the site's namespace: a Secret or ConfigMap mounted as a file that does not exist shows only there (a `FailedMount` Event), until the Deployment gives up and the site reports `ComponentsFailing`",
     }
     COMPONENTS_FAILING = "ComponentsFailing" {
         seen: [READY_F, RECONCILING_T],
