@@ -7,7 +7,8 @@
 #      invariants (restricted pod, probes, leader election/PDB/Lease, Roles per watched namespace)
 #   4. kubectl kustomize manifests/: validated the same way
 #   5. chart (default values) and kustomize: same objects, RBAC, pod spec, Service, NetworkPolicy
-#   6. invalid values are refused (values.schema.json and template checks)
+#   6. invalid values are refused (values.schema.json and template checks); a private key given as
+#      a trusted key is refused without helm printing it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -146,8 +147,17 @@ refuse unknown-key replica 'replica: 2'
 refuse log-level logLevel 'logLevel: loud'
 refuse digest digest 'image: {digest: "sha256:abc"}'
 refuse namespace watchNamespaces 'watchNamespaces: [Diz_Erlangen]'
-refuse private-key keys 'trustedKeys: {keys: {k1: "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n-----BEGIN PRIVATE KEY-----"}}'
-refuse not-a-key keys 'trustedKeys: {keys: {k1: "hello"}}'
+refuse not-a-key 'a PEM public key' 'trustedKeys: {keys: {k1: "hello"}}'
+# A private key given by mistake is refused without being printed: CI logs keep helm's output.
+secret_marker="MC4CAQAwBQYDK2VwBCIEINOTPRINTEDNOTPRINTED"
+for case in 'private-only|-----BEGIN PRIVATE KEY-----\n'"$secret_marker"'\n-----END PRIVATE KEY-----' \
+    'public-and-private|-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n-----BEGIN PRIVATE KEY-----\n'"$secret_marker"'\n-----END PRIVATE KEY-----' \
+    'ec-private|-----BEGIN EC PRIVATE KEY-----\n'"$secret_marker"'\n-----END EC PRIVATE KEY-----'; do
+    refuse "key-${case%%|*}" 'contains a PRIVATE KEY (not printed here)' "trustedKeys: {keys: {k1: \"${case#*|}\"}}"
+    if grep -qF -- "$secret_marker" "$out/bad-key-${case%%|*}.log"; then
+        fail "helm printed the private key of case ${case%%|*} in its error"
+    fi
+done
 refuse both-secrets 'either existingSecret or keys' 'trustedKeys: {existingSecret: s, keys: {k1: "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"}}'
 refuse api-cidr apiServerCIDR 'networkPolicy: {apiServerCIDR: everywhere}'
 

@@ -521,6 +521,7 @@ async fn cloudnativepg_asked_for_but_not_installed_stalls_with_a_clear_message()
     let mut spec = marburg();
     spec["components"]["mainzelliste"] = json!({
         "apiKeySecretRef": {"name": "mainzelliste-api", "key": "api-key"},
+        "configSecretRef": {"name": "mainzelliste-config", "key": "mainzelliste.docker.conf"},
         "database": {"cloudNativePG": {}}
     });
     h.create_site(spec).await;
@@ -593,8 +594,12 @@ async fn a_missing_secret_keeps_the_site_not_ready_naming_component_and_reason()
         ))
         .expect("database secret");
     let mut spec = marburg();
+    h.server
+        .create(secret("mainzelliste-config", &["mainzelliste.docker.conf"]))
+        .expect("configuration secret");
     spec["components"]["mainzelliste"] = json!({
         "apiKeySecretRef": {"name": "mainzelliste-api", "key": "api-key"},
+        "configSecretRef": {"name": "mainzelliste-config", "key": "mainzelliste.docker.conf"},
         "database": {"external": {"name": "ml-db"}}
     });
     h.create_site(spec).await;

@@ -796,6 +796,16 @@ async fn a_revoked_release_is_left_at_the_next_window_and_never_deployed() {
         before,
         "revoked content is not re-applied"
     );
+    let certified = conditions::find(&status_of(&m).conditions, conditions::RELEASE_CERTIFIED)
+        .cloned()
+        .expect("ReleaseCertified");
+    assert_eq!(
+        (certified.status.as_str(), certified.reason.as_str()),
+        (
+            "False",
+            miracolix_operator::api::reasons::RELEASE_NOT_USABLE
+        )
+    );
     w.clock.set(at("2026-01-20T20:30:00Z"));
     let m = w.settle("marburg").await;
     assert_eq!(
@@ -914,5 +924,37 @@ async fn two_certified_releases_with_the_same_version_and_different_content_are_
         message.contains("shadow-2026.2") && message.contains("miracolix-2026.2"),
         "{message}"
     );
+    assert_eq!(w.workload_versions("marburg").await, before);
+}
+
+/// The rollout record is the operator's: one edited into something it cannot read stalls the
+/// site without applying anything, and the condition says how to recover.
+#[tokio::test]
+async fn an_edited_rollout_record_stalls_the_site_and_applies_nothing() {
+    let w = World::new("2026-01-20T12:00:00Z");
+    w.publish("2026.1", json!([]), 'a', false);
+    w.add_site("marburg", json!({}), json!(null)).await;
+    w.settle("marburg").await;
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(w.client.clone(), "marburg")
+        .patch(
+            "marburg-rollout",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"fingerprint": "latest"}})),
+        )
+        .await
+        .expect("record edited");
+    let before = w.workload_versions("marburg").await;
+    let m = w.settle("marburg").await;
+    let stalled = conditions::find(&status_of(&m).conditions, conditions::STALLED)
+        .cloned()
+        .expect("Stalled");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        (
+            "True",
+            miracolix_operator::api::reasons::ROLLOUT_RECORD_INVALID
+        )
+    );
+    assert!(stalled.message.contains("delete it"), "{}", stalled.message);
     assert_eq!(w.workload_versions("marburg").await, before);
 }

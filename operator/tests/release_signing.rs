@@ -1359,6 +1359,17 @@ fn a_key_removed_from_the_trusted_keys_directory_is_refused_without_restart() {
     assert_eq!(refused.reason, "UnknownKey");
     assert!(trust.verdict(&before).is_err(), "earlier releases too");
     assert!(trust.verdict(&signed(&release(), &good, "good")).is_ok());
+
+    // A Secret edited into an unreadable state trusts nothing (fail closed), not the old keys.
+    dir.write("broken.pem", "not a key");
+    assert!(trust.reload().is_err());
+    let verdict = trust
+        .verdict(&signed(&release(), &good, "good"))
+        .expect_err("nothing is trusted");
+    assert_eq!(
+        verdict.reason,
+        miracolix_operator::api::reasons::TRUSTED_KEYS_UNAVAILABLE
+    );
 }
 
 /// Revocations have their own encoding: a release signature cannot be replayed as one, and

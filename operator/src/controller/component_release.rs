@@ -20,6 +20,7 @@ use serde_json::json;
 use super::Context;
 use super::certification::{Certified, NotCertified};
 use crate::api::conditions::{self, CERTIFIED, DesiredCondition, REVOKED};
+use crate::api::reasons;
 use crate::api::{ComponentRelease, ComponentReleaseStatus, DizSite, ReleaseRevocation};
 use crate::catalog::FIELD_MANAGER;
 use crate::release::plan::{declared_format, fingerprint};
@@ -37,8 +38,8 @@ pub enum Error {
 impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::ListSites(_) => "ReadFailed",
-            Error::Status(_) => "StatusWriteFailed",
+            Error::ListSites(_) => reasons::READ_FAILED,
+            Error::Status(_) => reasons::STATUS_WRITE_FAILED,
         }
     }
 }
@@ -90,12 +91,12 @@ pub fn desired_status(
     let (certified, reason, key_ids, condition) = match verdict {
         Ok(c) => (
             true,
-            "Verified".to_string(),
+            reasons::VERIFIED.to_string(),
             c.key_ids.clone(),
             DesiredCondition::new(
                 CERTIFIED,
                 true,
-                "Verified",
+                reasons::VERIFIED,
                 format!(
                     "signature verified with trusted key {} (format {})",
                     c.key_ids.join(", "),
@@ -114,7 +115,7 @@ pub fn desired_status(
         Some(r) if r.certified => DesiredCondition::new(
             REVOKED,
             true,
-            "Revoked",
+            reasons::REVOKED_REASON,
             format!(
                 "revoked by ReleaseRevocation {}: {}; no site deploys it",
                 r.revocation, r.reason
@@ -123,14 +124,14 @@ pub fn desired_status(
         Some(r) => DesiredCondition::new(
             REVOKED,
             false,
-            "RevocationNotCertified",
+            reasons::REVOCATION_NOT_CERTIFIED,
             format!(
                 "ReleaseRevocation {} names this release but its signature does not verify \
                  with the trusted keys, so it is not honoured",
                 r.revocation
             ),
         ),
-        None => DesiredCondition::new(REVOKED, false, "NotRevoked", ""),
+        None => DesiredCondition::new(REVOKED, false, reasons::NOT_REVOKED, ""),
     };
     ComponentReleaseStatus {
         observed_generation: release.metadata.generation,
@@ -324,6 +325,8 @@ mod tests {
         assert_eq!(s.key_id.as_deref(), Some("k"));
         assert_eq!(s.sites, vec!["a/y".to_string(), "b/x".to_string()]);
         assert!(s.revoked_by.is_none());
+        let c = conditions::find(&s.conditions, REVOKED).expect("condition");
+        assert_eq!(c.reason, reasons::NOT_REVOKED);
         // A certified revocation is shown; an uncertified one is named but not honoured.
         let by = |certified| RevokedBy {
             revocation: "rev".into(),
@@ -333,10 +336,13 @@ mod tests {
         let s = desired_status(&release(), &certified, &[by(true)], vec![], &now);
         assert_eq!(s.revoked_by.as_deref(), Some("rev"));
         let c = conditions::find(&s.conditions, REVOKED).expect("condition");
-        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "Revoked"));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", reasons::REVOKED_REASON)
+        );
         let s = desired_status(&release(), &certified, &[by(false)], vec![], &now);
         assert!(s.revoked_by.is_none());
         let c = conditions::find(&s.conditions, REVOKED).expect("condition");
-        assert_eq!(c.reason, "RevocationNotCertified");
+        assert_eq!(c.reason, reasons::REVOCATION_NOT_CERTIFIED);
     }
 }

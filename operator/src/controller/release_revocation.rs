@@ -18,6 +18,7 @@ use serde_json::json;
 use super::Context;
 use super::certification::{Certified, NotCertified};
 use crate::api::conditions::{self, CERTIFIED, DesiredCondition};
+use crate::api::reasons;
 use crate::api::{ReleaseRevocation, ReleaseRevocationStatus};
 use crate::catalog::FIELD_MANAGER;
 
@@ -41,11 +42,11 @@ pub fn desired_status(
     let (certified, reason, condition) = match verdict {
         Ok(c) => (
             true,
-            "Verified".to_string(),
+            reasons::VERIFIED.to_string(),
             DesiredCondition::new(
                 CERTIFIED,
                 true,
-                "Verified",
+                reasons::VERIFIED,
                 format!(
                     "signature verified with trusted key {}: sites leave the revoked releases",
                     c.key_ids.join(", ")

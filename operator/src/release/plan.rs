@@ -92,6 +92,7 @@ use super::record::{InFlight, Record, ReleaseId, content_json, short};
 use super::verify::{Certified, NotCertified};
 use super::version::ReleaseVersion;
 use super::window::{self, WindowState, parse_duration};
+use crate::api::reasons;
 use crate::api::{
     Channel, ComponentReleaseSpec, MaintenanceWindow, ReleaseFormat, ReleaseRef, Wave,
 };
@@ -346,10 +347,10 @@ impl Gate {
     /// A CamelCase condition reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            Gate::WaitingForWave { .. } => "WaitingForWave",
-            Gate::WaitingForWindow { .. } => "WaitingForMaintenanceWindow",
-            Gate::InvalidWindow(_) => "InvalidMaintenanceWindow",
-            Gate::InvalidRollout(_) => "InvalidRollout",
+            Gate::WaitingForWave { .. } => reasons::WAITING_FOR_WAVE,
+            Gate::WaitingForWindow { .. } => reasons::WAITING_FOR_MAINTENANCE_WINDOW,
+            Gate::InvalidWindow(_) => reasons::INVALID_MAINTENANCE_WINDOW,
+            Gate::InvalidRollout(_) => reasons::INVALID_ROLLOUT,
         }
     }
 }
@@ -619,7 +620,7 @@ impl<'a> View<'a> {
             let Some(r) = self.published(name) else {
                 return (
                     Wanted::Missing {
-                        reason: "ReleaseNotFound",
+                        reason: reasons::RELEASE_NOT_FOUND,
                         message: format!(
                             "ComponentRelease {name} does not exist; create it or fix \
                              spec.release.name"
@@ -632,7 +633,7 @@ impl<'a> View<'a> {
             if let Err(why) = &r.certified {
                 return (
                     Wanted::Missing {
-                        reason: "ReleaseNotCertified",
+                        reason: reasons::RELEASE_NOT_CERTIFIED,
                         message: format!(
                             "ComponentRelease {name} is not certified ({}): {}; nothing is \
                              changed until a certified release is referenced",
@@ -649,7 +650,7 @@ impl<'a> View<'a> {
             if self.conflicting.contains(r.fingerprint.as_str()) {
                 return (
                     Wanted::Missing {
-                        reason: "ConflictingReleases",
+                        reason: reasons::CONFLICTING_RELEASES,
                         message: self.conflict_message(r),
                         certified: None,
                     },
@@ -661,7 +662,7 @@ impl<'a> View<'a> {
         let Some(channel) = wanted.channel else {
             return (
                 Wanted::Missing {
-                    reason: "InvalidSpec",
+                    reason: reasons::INVALID_SPEC,
                     message: "spec.release names neither a release nor a channel".into(),
                     certified: None,
                 },
@@ -703,7 +704,7 @@ impl<'a> View<'a> {
                 });
                 (
                     Wanted::Missing {
-                        reason: "NoCertifiedRelease",
+                        reason: reasons::NO_CERTIFIED_RELEASE,
                         message,
                         certified: None,
                     },
@@ -871,7 +872,7 @@ impl<'a> View<'a> {
                     },
                     (None, _) => Self::hold(
                         &run.id,
-                        "Held",
+                        reasons::HELD,
                         format!(
                             "the first install of release {} is not ready {deadline:#} after it \
                              started and there is no earlier release to roll back to; check the \
@@ -881,7 +882,7 @@ impl<'a> View<'a> {
                     ),
                     (Some(f), None) => Self::hold(
                         &run.id,
-                        "Held",
+                        reasons::HELD,
                         format!(
                             "{late}; it cannot be rolled back to {}: {}",
                             f.describe(),
@@ -919,7 +920,7 @@ impl<'a> View<'a> {
                             leaving: true,
                         },
                         None => Decision::Stall {
-                            reason: "ReleaseRevoked",
+                            reason: reasons::RELEASE_REVOKED,
                             message: format!(
                                 "{why}; no other certified, non-revoked release on channel {} can \
                              be installed",
@@ -957,7 +958,7 @@ impl<'a> View<'a> {
             Wanted::Revoked { why, .. } => {
                 return Self::hold(
                     &run.id,
-                    "PinnedReleaseRevoked",
+                    reasons::PINNED_RELEASE_REVOKED,
                     format!(
                         "{why}; the site stays on {}. Pin another release",
                         run.id.describe()
@@ -989,7 +990,7 @@ impl<'a> View<'a> {
             );
             return Self::hold(
                 &run.id,
-                "WouldDowngrade",
+                reasons::WOULD_DOWNGRADE,
                 format!(
                     "the spec asks for {}, but the site runs {} at {running_version}: a site \
                      never moves to a lower version by itself. To go back deliberately, \
@@ -1013,7 +1014,7 @@ impl<'a> View<'a> {
         {
             return Self::hold(
                 &run.id,
-                "UpgradePathBlocked",
+                reasons::UPGRADE_PATH_BLOCKED,
                 format!(
                     "release {} can only be upgraded to from version {} (its signed \
                      compatibility.upgradeFrom), this site runs {}: upgrade to an \
@@ -1037,7 +1038,7 @@ impl<'a> View<'a> {
         {
             return Self::hold(
                 &run.id,
-                "Held",
+                reasons::HELD,
                 format!(
                     "release {} failed on this site at {} ({}) and was rolled back; the site \
                      stays on {}. To try it again, annotate the DizSite with \
@@ -1058,7 +1059,7 @@ impl<'a> View<'a> {
         {
             return Self::hold(
                 &run.id,
-                "Halted",
+                reasons::HALTED,
                 format!(
                     "rollout of {} halted: it was rolled back at site {} of this namespace \
                      ({}); a release manager must publish a fixed release, or annotate this \
@@ -1109,7 +1110,7 @@ impl<'a> View<'a> {
         let Some(target) = target else {
             return Self::hold(
                 &run.id,
-                "ReleaseRevoked",
+                reasons::RELEASE_REVOKED,
                 format!(
                     "{why}; there is no certified, non-revoked release on channel {channel} this \
                      site may move to yet, so nothing is applied until there is"
@@ -1192,7 +1193,7 @@ pub fn plan(f: &Facts<'_>) -> Plan {
     if status_forged {
         notes.push(Note {
             warning: true,
-            reason: "StatusCorrected",
+            reason: reasons::STATUS_CORRECTED,
             message: format!(
                 "the status claimed {}, but the operator's rollout record says {}: the status \
                  is only a report and was not written by this operator; it is restored from \
@@ -1205,7 +1206,7 @@ pub fn plan(f: &Facts<'_>) -> Plan {
     if let Some(r) = running.as_ref().filter(|r| r.adopted) {
         notes.push(Note {
             warning: false,
-            reason: "RolloutRecordCreated",
+            reason: reasons::ROLLOUT_RECORD_CREATED,
             message: format!(
                 "adopted {} from the status an earlier operator version wrote (the running \
                  workloads carry its images); from now on the rollout record is authoritative",
@@ -1238,7 +1239,7 @@ pub fn plan(f: &Facts<'_>) -> Plan {
                 );
                 notes.push(Note {
                     warning: false,
-                    reason: "Upgrading",
+                    reason: reasons::UPGRADING,
                     message: format!("upgrading from {from_text} to {}", to.describe()),
                 });
             }
@@ -1246,7 +1247,7 @@ pub fn plan(f: &Facts<'_>) -> Plan {
             if *downgrade {
                 notes.push(Note {
                     warning: true,
-                    reason: "DowngradeAllowed",
+                    reason: reasons::DOWNGRADE_ALLOWED,
                     message: format!(
                         "moving back to the lower version {} because the annotation \
                          {ALLOW_DOWNGRADE_ANNOTATION} names its fingerprint {}",
@@ -1259,7 +1260,7 @@ pub fn plan(f: &Facts<'_>) -> Plan {
             if *leaving {
                 notes.push(Note {
                     warning: true,
-                    reason: "LeavingRevokedRelease",
+                    reason: reasons::LEAVING_REVOKED_RELEASE,
                     message: format!(
                         "{} may no longer run; moving to {}",
                         from.as_ref()
@@ -1284,7 +1285,7 @@ pub fn plan(f: &Facts<'_>) -> Plan {
         Decision::Completed { on } => {
             notes.push(Note {
                 warning: false,
-                reason: "Upgraded",
+                reason: reasons::UPGRADED,
                 message: format!("now running {}", on.describe()),
             });
             let deploy = view
@@ -1296,7 +1297,7 @@ pub fn plan(f: &Facts<'_>) -> Plan {
         Decision::Rollback { from, to, reason } => {
             notes.push(Note {
                 warning: true,
-                reason: "RolledBack",
+                reason: reasons::ROLLED_BACK,
                 message: format!(
                     "rolled back from {} to {}: {reason}",
                     from.describe(),
@@ -1429,7 +1430,7 @@ fn up_to_date(
             reason, message, ..
         } => no(reason, message.clone()),
         Decision::Rollback { from, to, reason } => no(
-            "RolledBack",
+            reasons::ROLLED_BACK,
             format!(
                 "rolled back from {} to {}: {reason}",
                 from.describe(),
@@ -1438,7 +1439,7 @@ fn up_to_date(
         ),
         _ => match (&status.target, &status.current) {
             (Some(target), current) => no(
-                "Upgrading",
+                reasons::UPGRADING,
                 format!(
                     "upgrading from {} to {}",
                     current.as_ref().map_or_else(
@@ -1450,24 +1451,24 @@ fn up_to_date(
             ),
             (None, Some(current)) => match wanted {
                 Wanted::Release(c) if c.fingerprint == current.fingerprint => match conflict {
-                    Some(message) => no("ConflictingReleases", message),
+                    Some(message) => no(reasons::CONFLICTING_RELEASES, message),
                     None => UpToDate {
                         status: true,
-                        reason: "UpToDate",
+                        reason: reasons::UP_TO_DATE,
                         message: format!("running {}, the release the spec asks for", c.describe()),
                     },
                 },
                 Wanted::Release(c) => no(
-                    "Pending",
+                    reasons::PENDING,
                     format!(
                         "running {}, the spec asks for {}",
                         current.describe(),
                         c.describe()
                     ),
                 ),
-                _ => no("Pending", format!("running {}", current.describe())),
+                _ => no(reasons::PENDING, format!("running {}", current.describe())),
             },
-            (None, None) => no("Pending", "nothing runs yet".to_string()),
+            (None, None) => no(reasons::PENDING, "nothing runs yet".to_string()),
         },
     }
 }

@@ -12,6 +12,7 @@ use base64::Engine as _;
 use super::canonical::{canonicalize, canonicalize_revocation};
 use super::der::{self, Reader};
 use super::trust::{TrustStore, TrustedKey};
+use crate::api::reasons;
 use crate::api::{
     ComponentReleaseSpec, ReleaseFormat, ReleaseRevocationSpec, ReleaseSignature,
     SignatureAlgorithm,
@@ -41,7 +42,7 @@ impl Certified {
 }
 
 /// Status/Event reason of a certified release.
-pub const CERTIFIED_REASON: &str = "Verified";
+pub const CERTIFIED_REASON: &str = reasons::VERIFIED;
 
 const ED25519_SIGNATURE_LEN: usize = 64;
 const P256_SCALAR_LEN: usize = 32;
@@ -72,14 +73,14 @@ pub enum Reason {
 impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
-            Reason::Unsigned => "Unsigned",
-            Reason::UnknownKey => "UnknownKey",
-            Reason::AlgorithmMismatch => "AlgorithmMismatch",
-            Reason::MalformedSignature => "MalformedSignature",
-            Reason::BadSignature => "BadSignature",
-            Reason::NotCanonical => "NotCanonical",
-            Reason::NotEnoughSignatures => "NotEnoughSignatures",
-            Reason::TrustedKeysUnavailable => "TrustedKeysUnavailable",
+            Reason::Unsigned => reasons::UNSIGNED,
+            Reason::UnknownKey => reasons::UNKNOWN_KEY,
+            Reason::AlgorithmMismatch => reasons::ALGORITHM_MISMATCH,
+            Reason::MalformedSignature => reasons::MALFORMED_SIGNATURE,
+            Reason::BadSignature => reasons::BAD_SIGNATURE,
+            Reason::NotCanonical => reasons::NOT_CANONICAL,
+            Reason::NotEnoughSignatures => reasons::NOT_ENOUGH_SIGNATURES,
+            Reason::TrustedKeysUnavailable => reasons::TRUSTED_KEYS_UNAVAILABLE,
         }
     }
 }

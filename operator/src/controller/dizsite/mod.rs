@@ -17,7 +17,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
@@ -30,6 +30,7 @@ use super::apply::{self, ApplyError};
 use crate::api::conditions::{
     self, DesiredCondition, READY, RELEASE_CERTIFIED, RELEASE_UP_TO_DATE, STALLED,
 };
+use crate::api::reasons;
 use crate::api::{ComponentRelease, DeletionPolicy, DizSite, DizSiteStatus, ReleaseRevocation};
 use crate::catalog::{self, CatalogError, FIELD_MANAGER, SiteInput};
 use crate::release::plan::{self, Decision, Facts, Site};
@@ -62,10 +63,17 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Apply(e) => e.reason(),
-            Error::Read { .. } => "ReadFailed",
-            Error::Status(_) => "StatusWriteFailed",
-            Error::Finalizer(_) => "FinalizerFailed",
-            Error::NoNamespace => "InvalidObject",
+            Error::Read { .. } => reasons::READ_FAILED,
+            Error::Status(_) => reasons::STATUS_WRITE_FAILED,
+            // The finalizer helper wraps every failure of the reconcile itself: report the
+            // cause (ApplyFailed, StatusWriteFailed, …), not the wrapper.
+            Error::Finalizer(e) => match e.as_ref() {
+                FinalizerError::ApplyFailed(inner) | FinalizerError::CleanupFailed(inner) => {
+                    inner.reason()
+                }
+                _ => reasons::FINALIZER_FAILED,
+            },
+            Error::NoNamespace => reasons::INVALID_OBJECT,
         }
     }
 }
@@ -204,10 +212,20 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
         Err(e) => {
             // The operator writes the record; one it cannot read was edited by someone else.
             let msg = format!(
-                "{e}: ConfigMap {} was not written by this operator. Nothing is applied; delete                  it to let the operator re-derive the rollout from the running workloads",
+                "{e}: ConfigMap {} was not written by this operator. Nothing is applied; delete \
+                 it to let the operator re-derive the rollout from the running workloads",
                 record_name(&name)
             );
-            stall(site, ns, ctx, "RolloutRecordInvalid", &msg, None, None).await?;
+            stall(
+                site,
+                ns,
+                ctx,
+                reasons::ROLLOUT_RECORD_INVALID,
+                &msg,
+                None,
+                None,
+            )
+            .await?;
             return Ok(Action::requeue(RESYNC));
         }
     };
@@ -220,7 +238,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
     let now = ctx.clock.now();
 
     // plan (pure)
-    let plan = plan::plan(&Facts {
+    let facts = Facts {
         now,
         site: Site {
             namespace: ns,
@@ -237,7 +255,8 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
         status: &claimed,
         workloads: &running_workloads,
         halts: &halts,
-    });
+    };
+    let plan = plan::plan(&facts);
 
     if let Decision::Stall {
         reason,
@@ -284,7 +303,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                     let reason = errors
                         .first()
                         .map(CatalogError::reason)
-                        .unwrap_or("InvalidSpec");
+                        .unwrap_or(reasons::INVALID_SPEC);
                     let message = errors
                         .iter()
                         .map(ToString::to_string)
@@ -360,7 +379,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                     outcome.applied.len(),
                     outcome.deleted.len()
                 );
-                publish(ctx, site, EventType::Normal, "Applied", &note).await;
+                publish(ctx, site, EventType::Normal, reasons::APPLIED, &note).await;
             }
             let health = with_problems(
                 workloads(&outcome.live),
@@ -384,7 +403,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
             conds.push(DesiredCondition::new(
                 RELEASE_CERTIFIED,
                 false,
-                "ReleaseNotUsable",
+                reasons::RELEASE_NOT_USABLE,
                 format!(
                     "the running release may not be applied (revoked, expired, no longer \
                      certified or no longer available), so nothing is applied: {}",
@@ -394,16 +413,49 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
             (health, conds)
         }
     };
+    announce(site, ctx, &plan, None).await;
+    if !plan.clear_annotations.is_empty() {
+        clear_annotations(site, ns, ctx, &plan.clear_annotations).await?;
+    }
+    // An upgrade whose workloads report ready on the target right after the apply (nothing
+    // they run changed, or they start at once) is not in flight: the same rules, asked again
+    // with the workloads as they are now, complete it in this reconcile, so the status never
+    // says Ready without a current release.
+    let plan = match (&plan.decision, &plan.record) {
+        (Decision::Upgrade { .. }, Some(in_flight)) => {
+            let now_running = rollout::plan_workloads(&health);
+            let again = plan::plan(&Facts {
+                record: Some(in_flight),
+                status: &plan.status,
+                workloads: &now_running,
+                ..facts
+            });
+            match (&again.decision, &again.record) {
+                (Decision::Completed { .. }, Some(done)) => {
+                    let child = match rollout::record_child(site, ns, done) {
+                        Ok(child) => child,
+                        Err(e) => {
+                            stall(site, ns, ctx, e.reason(), &e.to_string(), None, None).await?;
+                            return Ok(Action::requeue(RESYNC));
+                        }
+                    };
+                    if let Err(e) = apply::apply_children(&ctx.client, ns, &[child]).await {
+                        return retry_later(site, ns, ctx, &plan, e).await;
+                    }
+                    announce(site, ctx, &again, None).await;
+                    again
+                }
+                _ => plan,
+            }
+        }
+        _ => plan,
+    };
     conds.push(DesiredCondition::new(
         RELEASE_UP_TO_DATE,
         plan.up_to_date.status,
         plan.up_to_date.reason,
         plan.up_to_date.message.clone(),
     ));
-    announce(site, ctx, &plan, None).await;
-    if !plan.clear_annotations.is_empty() {
-        clear_annotations(site, ns, ctx, &plan.clear_annotations).await?;
-    }
     let components = component_statuses(&site.spec, &health);
     write_status(site, ns, ctx, |s| {
         s.conditions = merge(site, &s.conditions, &conds, ctx);
@@ -528,7 +580,7 @@ async fn cleanup_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action,
             ctx,
             site,
             EventType::Normal,
-            "DataDeleted",
+            reasons::DATA_DELETED,
             "deletionPolicy is Delete: volumes and databases of the site were deleted",
         )
         .await;
@@ -537,12 +589,12 @@ async fn cleanup_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action,
             ctx,
             site,
             EventType::Normal,
-            "DataRetained",
+            reasons::DATA_RETAINED,
             "deletionPolicy is Retain: volumes and databases of the site are kept",
         )
         .await;
     }
-    tracing::info!(site = %name, namespace = ns, removed = removed.len(), "site cleaned up");
+    tracing::info!(site = %format!("{ns}/{name}"), removed = removed.len(), "site cleaned up");
     Ok(Action::await_change())
 }
 

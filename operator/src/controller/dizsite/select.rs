@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use kube::ResourceExt;
 
+use crate::api::reasons;
 use crate::api::{ComponentRelease, DizSite, ReleaseRevocation};
 use crate::catalog::ResolvedRelease;
 use crate::controller::certification::Certifier;
@@ -110,7 +111,7 @@ pub fn for_new_site<'a>(
             .iter()
             .find(|r| r.fingerprint == id.fingerprint)
             .ok_or_else(|| SelectError {
-                reason: "ReleaseNotFound".into(),
+                reason: reasons::RELEASE_NOT_FOUND.into(),
                 message: format!("release {} is not available", id.name),
             }),
         (

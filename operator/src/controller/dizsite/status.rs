@@ -8,6 +8,7 @@ use kube::core::{ApiResource, DynamicObject};
 use serde_json::Value;
 
 use crate::api::conditions::{DesiredCondition, READY, RECONCILING, RELEASE_CERTIFIED, STALLED};
+use crate::api::reasons;
 use crate::api::{ComponentStatus, DizSiteSpec};
 use crate::catalog::{COMPONENT_LABEL, Component};
 
@@ -25,6 +26,9 @@ pub struct WorkloadHealth {
     /// Why its pods do not start or become ready, as the kubelet reports it
     /// (see [`pod_problems`]).
     pub problem: Option<String>,
+    /// A CloudNativePG database of the component rather than one of its workloads: counts for
+    /// readiness, not for the component's replicas.
+    pub database: bool,
 }
 
 fn int(v: &Value, ptr: &str) -> i64 {
@@ -65,9 +69,39 @@ pub fn workloads(live: &[(ApiResource, DynamicObject)]) -> Vec<WorkloadHealth> {
                 observed: int(&v, "/status/observedGeneration") >= generation,
                 failed,
                 problem: None,
+                database: false,
             })
         })
+        .chain(
+            live.iter()
+                .filter(|(ar, _)| {
+                    ar.group == crate::catalog::database::CNPG_GROUP
+                        && ar.kind == crate::catalog::database::CNPG_KIND
+                })
+                .filter_map(|(_, obj)| database_health(obj)),
+        )
         .collect()
+}
+
+/// A CloudNativePG cluster is ready when all its instances are (`status.readyInstances` =
+/// `spec.instances`): the component's pods cannot serve before their database does.
+fn database_health(obj: &DynamicObject) -> Option<WorkloadHealth> {
+    let component = obj.metadata.labels.as_ref()?.get(COMPONENT_LABEL)?.clone();
+    let v = serde_json::to_value(obj).ok()?;
+    let instances = v
+        .pointer("/spec/instances")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    Some(WorkloadHealth {
+        component: format!("{component} database"),
+        image: None,
+        replicas: i32::try_from(instances).unwrap_or(i32::MAX),
+        ready: i32::try_from(int(&v, "/status/readyInstances")).unwrap_or(0),
+        observed: true,
+        failed: false,
+        problem: None,
+        database: true,
+    })
 }
 
 /// Container states that mean "not started yet" rather than "cannot start".
@@ -153,8 +187,10 @@ pub fn with_problems(
 pub fn component_statuses(spec: &DizSiteSpec, health: &[WorkloadHealth]) -> Vec<ComponentStatus> {
     Component::all()
         .map(|c| {
-            let mine: Vec<&WorkloadHealth> =
-                health.iter().filter(|w| w.component == c.name()).collect();
+            let mine: Vec<&WorkloadHealth> = health
+                .iter()
+                .filter(|w| w.component == c.name() && !w.database)
+                .collect();
             ComponentStatus {
                 name: c.name().to_string(),
                 enabled: c.enabled(&spec.components),
@@ -184,18 +220,18 @@ pub fn applied_conditions(release: &str, health: &[WorkloadHealth]) -> Vec<Desir
     let certified = DesiredCondition::new(
         RELEASE_CERTIFIED,
         true,
-        "Verified",
+        reasons::VERIFIED,
         format!("release {release} is certified"),
     );
-    let not_stalled = DesiredCondition::new(STALLED, false, "Progressing", "");
+    let not_stalled = DesiredCondition::new(STALLED, false, reasons::PROGRESSING, "");
     if !failing.is_empty() {
         let msg = format!(
             "components failing to become ready on release {release}: {}",
             failing.join(", ")
         );
         return vec![
-            DesiredCondition::new(READY, false, "ComponentsFailing", msg.clone()),
-            DesiredCondition::new(RECONCILING, true, "ComponentsFailing", msg),
+            DesiredCondition::new(READY, false, reasons::COMPONENTS_FAILING, msg.clone()),
+            DesiredCondition::new(RECONCILING, true, reasons::COMPONENTS_FAILING, msg),
             not_stalled,
             certified,
         ];
@@ -203,16 +239,16 @@ pub fn applied_conditions(release: &str, health: &[WorkloadHealth]) -> Vec<Desir
     if waiting.is_empty() {
         let msg = format!("all {} workloads ready on release {release}", health.len());
         vec![
-            DesiredCondition::new(READY, true, "Ready", msg),
-            DesiredCondition::new(RECONCILING, false, "Ready", ""),
-            DesiredCondition::new(STALLED, false, "Ready", ""),
+            DesiredCondition::new(READY, true, reasons::READY_REASON, msg),
+            DesiredCondition::new(RECONCILING, false, reasons::READY_REASON, ""),
+            DesiredCondition::new(STALLED, false, reasons::READY_REASON, ""),
             certified,
         ]
     } else {
         let msg = format!("waiting for {}", waiting.join(", "));
         vec![
-            DesiredCondition::new(READY, false, "Progressing", msg.clone()),
-            DesiredCondition::new(RECONCILING, true, "Progressing", msg),
+            DesiredCondition::new(READY, false, reasons::PROGRESSING, msg.clone()),
+            DesiredCondition::new(RECONCILING, true, reasons::PROGRESSING, msg),
             not_stalled,
             certified,
         ]
@@ -234,7 +270,7 @@ pub fn stalled_conditions(
         out.push(DesiredCondition::new(
             RELEASE_CERTIFIED,
             ok,
-            if ok { "Verified" } else { reason },
+            if ok { reasons::VERIFIED } else { reason },
             if ok { "" } else { message },
         ));
     }
@@ -255,7 +291,7 @@ pub fn paused_conditions() -> Vec<DesiredCondition> {
     vec![DesiredCondition::new(
         RECONCILING,
         false,
-        "Paused",
+        reasons::PAUSED,
         "spec.paused is true: no changes are applied until it is false",
     )]
 }
@@ -273,6 +309,7 @@ mod tests {
             observed: true,
             failed: false,
             problem: None,
+            database: false,
         }
     }
 
@@ -343,6 +380,27 @@ mod tests {
         }))
         .expect("pod");
         assert!(pod_problems(&[pod]).is_empty());
+    }
+
+    #[test]
+    fn a_database_that_is_not_ready_keeps_the_site_waiting() {
+        let mut db = w("mainzelliste database", 1, 0);
+        db.database = true;
+        let c = applied_conditions("r", &[w("mainzelliste", 1, 1), db]);
+        assert_eq!(c[0].status, "False");
+        assert!(
+            c[0].message.contains("mainzelliste database (0/1 ready)"),
+            "{}",
+            c[0].message
+        );
+        let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+            "metadata": {"name": "s-mainzelliste-db", "labels": {COMPONENT_LABEL: "mainzelliste"}},
+            "spec": {"instances": 3}, "status": {"readyInstances": 2}
+        }))
+        .expect("cluster");
+        let h = database_health(&obj).expect("health");
+        assert_eq!((h.replicas, h.ready, h.database), (3, 2, true));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::api::reasons;
 use crate::api::{
     Compatibility, ComponentImage, MaintenanceWindow, ReleaseRef, Rollout, SiteSelector,
 };
@@ -459,6 +460,11 @@ fn rule_0_running_comes_from_the_record_and_the_status_is_only_a_report() {
     w.status.current = Some(r1.id());
     assert_eq!(w.plan().status.current, Some(r2.id()));
     let p = legacy.plan();
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.reason == reasons::ROLLOUT_RECORD_CREATED)
+    );
     assert_eq!(p.record.map(|r| r.running), Some(r2.id()));
     assert!(p.notes.iter().all(|n| n.reason != "StatusCorrected"));
     // A consistent status is not "corrected".
@@ -758,6 +764,18 @@ fn rule_3_a_revoked_or_expired_release_is_left() {
 }
 
 #[test]
+fn rule_3_reasons() {
+    let r2 = rel("r2", "2026.2", 'b');
+    let p = World::channel()
+        .publish(&r2)
+        .on(&r2)
+        .revoke(revocation(&r2, false))
+        .plan();
+    assert_eq!(p.up_to_date.reason, reasons::RELEASE_REVOKED);
+    assert!(p.deploy.is_none());
+}
+
+#[test]
 fn rule_4_without_a_usable_candidate_the_site_holds_on_what_runs() {
     let r1 = rel("r1", "2026.1", 'a');
     let r2 = rel("r2", "2026.2", 'b');
@@ -815,6 +833,13 @@ fn rule_4_without_a_usable_candidate_the_site_holds_on_what_runs() {
             Some(&r1),
         ),
     ]);
+    let p = World::pinned("r2")
+        .publish(&r1)
+        .publish(&r2)
+        .on(&r1)
+        .revoke(revocation(&r2, false))
+        .plan();
+    assert_eq!(p.up_to_date.reason, reasons::PINNED_RELEASE_REVOKED);
     let p = World::channel()
         .publish(&r1)
         .publish(&r2)
@@ -823,7 +848,7 @@ fn rule_4_without_a_usable_candidate_the_site_holds_on_what_runs() {
         .plan();
     assert_eq!(
         (p.up_to_date.status, p.up_to_date.reason),
-        (false, "ConflictingReleases")
+        (false, reasons::CONFLICTING_RELEASES)
     );
     assert!(
         p.up_to_date.message.contains("r2-twin"),
@@ -953,7 +978,13 @@ fn rule_6_never_backwards() {
         .annotate(ALLOW_DOWNGRADE_ANNOTATION, &r1.fingerprint)
         .plan();
     assert_eq!(p.clear_annotations, vec![ALLOW_DOWNGRADE_ANNOTATION]);
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.reason == reasons::DOWNGRADE_ALLOWED)
+    );
     let hold = World::pinned("r1").publish(&r1).publish(&r2).on(&r2).plan();
+    assert_eq!(hold.up_to_date.reason, reasons::WOULD_DOWNGRADE);
     assert!(
         hold.up_to_date
             .message
@@ -997,6 +1028,19 @@ fn rule_7_the_signed_upgrade_path_is_enforced() {
             Some(&resigned),
         ),
     ]);
+}
+
+#[test]
+fn rule_7_reasons() {
+    let r0 = rel("r0", "2025.4", '0');
+    let r2 = upgrade_from(&rel("r2", "2026.2", 'b'), &["2026.1"]);
+    let p = World::channel().publish(&r0).publish(&r2).on(&r0).plan();
+    assert_eq!(p.up_to_date.reason, reasons::UPGRADE_PATH_BLOCKED);
+    assert!(
+        p.up_to_date.message.contains("2026.1"),
+        "{}",
+        p.up_to_date.message
+    );
 }
 
 #[test]
@@ -1068,6 +1112,7 @@ fn rule_9_only_sites_of_the_same_namespace_halt_a_rollout() {
         });
         w
     };
+    assert_eq!(halted("erlangen").plan().up_to_date.reason, reasons::HALTED);
     check(vec![
         case(
             "same namespace",
