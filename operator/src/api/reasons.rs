@@ -172,8 +172,8 @@ reasons! {
     }
     RELEASE_NOT_CERTIFIED = "ReleaseNotCertified" {
         seen: [READY_F, STALLED_T, Seen::Site(RELEASE_CERTIFIED, false), WARNING],
-        meaning: "the release the site asks for (or runs) is not certified; the message carries the release's own reason (`Unsigned`, `UnknownKey`, `AlgorithmMismatch`, `MalformedSignature`, `BadSignature`, `NotCanonical`, see below). Nothing is changed on the site",
-        action: "`kubectl get crel <name>` shows the reason. `UnknownKey`: is the key in the operator's trusted-keys Secret (then restart the operator)? `BadSignature`: do not run it, tell the release managers",
+        meaning: "the release the site asks for (or runs) is not certified; the message carries the release's own reason (`Unsigned`, `UnknownKey`, `AlgorithmMismatch`, `MalformedSignature`, `BadSignature`, `NotCanonical`, `NotEnoughSignatures`, `TrustedKeysUnavailable`, see below). Nothing is changed on the site",
+        action: "`kubectl get crel <name>` shows the reason. `UnknownKey`: is the key in the operator's trusted-keys Secret (re-read within about a minute and a half)? `BadSignature`: do not run it, tell the release managers",
     }
     INVALID_SPEC = "InvalidSpec" {
         seen: [READY_F, STALLED_T, WARNING],
