@@ -815,7 +815,11 @@ fn cli_refuses_releases_the_crd_refuses() {
         "--key-id",
         &long_id,
     ]);
-    assert_refused(&out, "use 1 to 128 characters", "sign with a 129-character key id");
+    assert_refused(
+        &out,
+        "use 1 to 128 characters",
+        "sign with a 129-character key id",
+    );
 
     // A misspelt field is refused with its path, not dropped from what is signed.
     let misspelt = dir.write(
