@@ -154,9 +154,9 @@ pub fn gate(release: &ComponentRelease, site: &SiteFacts<'_>, now: Timestamp) ->
 }
 
 /// How long an upgraded site may take to become ready before it is rolled back:
-/// `spec.rollout.progressDeadline`, [`DEFAULT_PROGRESS_DEADLINE`] when absent. The CRD schema
-/// only admits valid durations; an unreadable or zero value still falls back to the default
-/// rather than rolling back at once.
+/// `spec.rollout.progressDeadline`, [`DEFAULT_PROGRESS_DEADLINE`] when absent. The CRD refuses
+/// unreadable and zero values at admission; one stored before those rules (or written past
+/// them) still falls back to the default rather than rolling back at once.
 pub fn progress_deadline(release: &ComponentRelease) -> SignedDuration {
     release
         .spec
