@@ -274,3 +274,35 @@ fn unknown_fields_are_refused_in_strict_mode() {
     let message = validate(&crds, &site, None).expect_err("unknown field refused");
     assert!(message.contains("siteID"), "{message}");
 }
+
+/// Every rule of the operator's CRDs stays within kube-apiserver's estimated cost budgets (per
+/// rule and per CRD), so a real cluster accepts the CRDs; the largest are printed for review.
+#[test]
+fn the_crds_fit_the_cel_cost_budget() {
+    use miracolix_e2e::validation::cost::{
+        STATIC_ESTIMATED_COST_LIMIT, STATIC_ESTIMATED_CRD_COST_LIMIT, crd_cost_errors, rule_costs,
+    };
+    for (kind, crd) in crds() {
+        assert_eq!(crd_cost_errors(&crd), Vec::new(), "{kind}");
+        let schema = crd
+            .pointer("/spec/versions/0/schema/openAPIV3Schema")
+            .expect("schema");
+        let mut costs = rule_costs(schema);
+        costs.sort_by_key(|c| std::cmp::Reverse(c.total()));
+        let total: u64 = costs.iter().map(|c| c.total()).sum();
+        println!(
+            "{kind}: {} rules, estimated total {total} (limit {STATIC_ESTIMATED_CRD_COST_LIMIT})",
+            costs.len()
+        );
+        for c in costs.iter().take(3) {
+            println!(
+                "  {} x {} = {} (limit {STATIC_ESTIMATED_COST_LIMIT}) at {}",
+                c.expression_cost,
+                c.cardinality,
+                c.total(),
+                c.path
+            );
+        }
+        assert!(total < STATIC_ESTIMATED_CRD_COST_LIMIT, "{kind}");
+    }
+}

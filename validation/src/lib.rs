@@ -15,6 +15,7 @@ use regex::Regex;
 use serde_json::{Map, Value, json};
 
 mod cel;
+pub mod cost;
 pub use cel::ROOT_PATH;
 
 /// What to do with fields the schema does not declare.

@@ -518,3 +518,121 @@ fn cel_duplicate_and_required_reasons_render_like_field_errors() {
     assert_eq!(e[0].to_string(), "spec.a: Required value: a is needed");
     assert_eq!(e[1].to_string(), r#"spec: Duplicate value: "object""#);
 }
+
+mod cost {
+    use super::*;
+    use crate::cost::{STATIC_ESTIMATED_COST_LIMIT, crd_cost_errors, estimate, rule_costs};
+
+    #[test]
+    fn simple_rules_are_cheap() {
+        let s = json!({"type": "integer"});
+        assert!(estimate("self >= 0", &s, false) <= 3);
+    }
+
+    #[test]
+    fn regex_cost_follows_string_and_pattern_length() {
+        // ceil((100 + 1) * 0.1) * ceil(8 * 0.25) = 11 * 2, plus the receiver and the call.
+        let s = json!({"type": "string", "maxLength": 100});
+        let c = estimate("self.matches('^[a-z]+')", &s, false);
+        assert!((22..=25).contains(&c), "{c}");
+        // Without maxLength the string may fill the request.
+        let unbounded = estimate("self.matches('^[a-z]+')", &json!({"type": "string"}), false);
+        assert!(unbounded > 100 * c, "{unbounded}");
+    }
+
+    #[test]
+    fn comprehensions_multiply_by_the_range_and_rules_by_their_cardinality() {
+        let bounded = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "items": {"type": "array", "maxItems": 10,
+                "items": {"type": "string", "maxLength": 10,
+                    "x-kubernetes-validations": [{"rule": "self.startsWith('a')"}]}},
+        }, "x-kubernetes-validations": [{"rule": "self.items.all(i, i.size() > 1)"}]}}});
+        let costs = rule_costs(&bounded);
+        assert_eq!(costs.len(), 2);
+        let all = &costs[0];
+        assert_eq!(
+            all.path,
+            "properties[spec].x-kubernetes-validations[0].rule"
+        );
+        assert_eq!(all.cardinality, 1);
+        assert!(
+            all.expression_cost >= 10 && all.expression_cost < 200,
+            "{all:?}"
+        );
+        let item = &costs[1];
+        assert_eq!(
+            item.path,
+            "properties[spec].properties[items].items.x-kubernetes-validations[0].rule"
+        );
+        assert_eq!(item.cardinality, 10);
+    }
+
+    fn crd_with(schema: Value) -> Value {
+        json!({"spec": {"versions": [{"name": "v1", "schema": {"openAPIV3Schema": schema}}]}})
+    }
+
+    #[test]
+    fn unbounded_nested_comprehensions_are_refused_as_the_apiserver_refuses_them() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "names": {"type": "array", "items": {"type": "string"}},
+        }, "x-kubernetes-validations": [
+            {"rule": "self.names.all(a, self.names.exists_one(b, a == b))"},
+        ]}}});
+        let errors = crd_cost_errors(&crd_with(schema));
+        assert!(!errors.is_empty());
+        assert_eq!(
+            errors[0].0,
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
+        );
+        assert_eq!(
+            errors[0].1,
+            "Forbidden: estimated rule cost exceeds budget by factor of more than 100x (try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)"
+        );
+        // With bounds, the same rule fits.
+        let bounded = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "names": {"type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 63}},
+        }, "x-kubernetes-validations": [
+            {"rule": "self.names.all(a, self.names.exists_one(b, a == b))"},
+        ]}}});
+        assert_eq!(crd_cost_errors(&crd_with(bounded.clone())), Vec::new());
+        assert!(rule_costs(&bounded)[0].total() < STATIC_ESTIMATED_COST_LIMIT);
+    }
+
+    #[test]
+    fn the_crd_total_is_limited_too() {
+        // Each rule fits on its own (about 4 million for 10,000 items); thirty of them do not.
+        let rules: Vec<Value> = (0..30)
+            .map(|_| json!({"rule": "self.matches('^[a-z]+$')"}))
+            .collect();
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "names": {"type": "array", "maxItems": 10000,
+                "items": {"type": "string", "maxLength": 2000, "x-kubernetes-validations": rules}},
+        }}}});
+        let errors = crd_cost_errors(&crd_with(schema));
+        assert!(
+            errors
+                .iter()
+                .all(|e| !e.1.contains("estimated rule cost exceeds")),
+            "{errors:?}"
+        );
+        assert!(
+            errors[0]
+                .1
+                .contains("contributed to estimated rule cost total")
+        );
+        let last = errors.last().expect("refused");
+        assert_eq!(last.0, "spec.versions[0].schema.openAPIV3Schema");
+        assert!(
+            last.1.starts_with("Forbidden: x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema exceeds budget by factor of"),
+            "{}",
+            last.1
+        );
+    }
+
+    #[test]
+    fn root_rules_see_a_bounded_metadata_name() {
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object"}}});
+        let c = estimate("self.metadata.name.matches('^[a-z]+$')", &s, true);
+        assert!(c < 300, "{c}");
+    }
+}
