@@ -179,3 +179,40 @@ fn render_refuses_every_invalid_site_example_as_the_api_server_does() {
         "expected the invalid DizSite examples, found {checked}"
     );
 }
+
+/// What CEL cannot express is refused by `render` as by the controller, before anything is
+/// printed, with the field to change.
+#[test]
+fn what_cel_cannot_see_is_refused_before_anything_is_printed() {
+    let dir = TempDir::new("beyond-cel");
+    for (name, edit, expect) in [
+        (
+            "backwards.yaml",
+            "  maintenanceWindow:\n    schedule: \"5-1 2 * * *\"\n    duration: 2h\n",
+            "spec.maintenanceWindow.schedule: schedule field minute (\"5-1\"): range 5-1 runs backwards",
+        ),
+        (
+            "february.yaml",
+            "  maintenanceWindow:\n    schedule: \"0 2 31 2 *\"\n    duration: 2h\n",
+            "spec.maintenanceWindow.schedule: schedule \"0 2 31 2 *\" never matches",
+        ),
+    ] {
+        let site = dir.write(name, &site_with(|t| t.push_str(edit)));
+        assert_refused(&render(&site, &example(RELEASE)), expect);
+    }
+    // The override passes the CRD (it sets no request), but merged with the preset's request
+    // the pod would be invalid.
+    let site = dir.write(
+        "limit.yaml",
+        &site_with(|t| {
+            *t = t.replace(
+                "    blaze:\n      resources: small\n",
+                "    blaze:\n      resources: large\n      resourceOverrides:\n        limits:\n          memory: 1Gi\n",
+            )
+        }),
+    );
+    assert_refused(
+        &render(&site, &example(RELEASE)),
+        "spec.components.blaze.resourceOverrides: the memory limit 1Gi would be below the memory request",
+    );
+}

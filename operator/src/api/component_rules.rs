@@ -12,7 +12,7 @@
 
 use serde_json::{Value, json};
 
-use crate::catalog::{Component, DatabaseNeed, DbEngine};
+use crate::catalog::{Access, Component, DatabaseNeed, DbEngine};
 
 /// One generated rule: CEL text, message, the field it is about (relative to
 /// `spec.components`) and the apiserver's reason.
@@ -147,6 +147,34 @@ fn rules_of(c: Component) -> Vec<ComponentRule> {
             field_path: format!(".{f}"),
             reason: None,
         });
+        // A need met by reading another component's database: the provider that is used (the
+        // first enabled) must have one, even where its own database is optional.
+        if need.one_of.iter().any(|p| p.access == Access::Database) {
+            let mut chain = "true".to_string();
+            for p in need.one_of.iter().rev() {
+                let pf = p.component.field;
+                let ok = if p.access == Access::Database {
+                    format!("(has(self.{pf}.database) && self.{pf}.database != null)")
+                } else {
+                    "true".to_string()
+                };
+                chain = format!("({} ? {ok} : {chain})", enabled(pf));
+            }
+            let readers: Vec<String> = need
+                .one_of
+                .iter()
+                .map(|p| format!("spec.components.{}", p.component.field))
+                .collect();
+            out.push(ComponentRule {
+                rule: format!("!{on} || {chain}"),
+                message: format!(
+                    "{f} reads the database of the first enabled of {}: that component needs database.external or database.cloudNativePG",
+                    readers.join(", ")
+                ),
+                field_path: format!(".{f}"),
+                reason: None,
+            });
+        }
     }
     out
 }

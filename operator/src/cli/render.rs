@@ -10,6 +10,7 @@ use crate::catalog::{self, SiteInput};
 use crate::controller::apply::rendered;
 use crate::controller::certification::Certifier;
 use crate::controller::dizsite::select;
+use crate::release::window;
 use crate::yaml::{self, YamlError};
 
 #[derive(Debug, clap::Args)]
@@ -108,6 +109,11 @@ pub fn render(
     certifier: &dyn Certifier,
     cnpg_available: bool,
 ) -> Result<Vec<serde_json::Value>, RenderError> {
+    // The window only gates the operator's upgrades, but a window that can never be evaluated
+    // is a broken spec the controller reports; a pipeline should hear it before it deploys.
+    if let Some(w) = &site.spec.maintenance_window {
+        window::check(w).map_err(|e| RenderError::Invalid(vec![e.with_field_path()]))?;
+    }
     let release = select::resolve(&select::select(&site.spec.release, releases, certifier)?);
     let name = site.metadata.name.clone().unwrap_or_default();
     let namespace = site

@@ -149,7 +149,7 @@ pub fn gate(release: &ComponentRelease, site: &SiteFacts<'_>, now: Timestamp) ->
     match site.window.map(|w| window::window_state(w, now)) {
         None | Some(Ok(WindowState::Open { .. })) => Gate::Allowed,
         Some(Ok(WindowState::Closed { opens_at })) => Gate::WaitingForWindow { opens_at },
-        Some(Err(e)) => Gate::InvalidWindow(e.to_string()),
+        Some(Err(e)) => Gate::InvalidWindow(e.with_field_path()),
     }
 }
 
