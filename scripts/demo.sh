@@ -19,8 +19,10 @@ bin="${CARGO_TARGET_DIR:-target}/debug"
 echo "==> building the operator and the test API server"
 cargo build --locked -q -p miracolix-operator -p miracolix-e2e --bins
 
-echo "==> starting the test API server (workloads become ready after 2s)"
-"$bin/miracolix-testapi" --port 0 --kubeconfig "$work/kubeconfig" --ready-delay 2 >"$work/server.log" 2>&1 &
+echo "==> starting the test API server (workloads become ready after 2s when their pods meet the image contracts)"
+"$bin/miracolix-operator" contracts >"$work/contracts.json"
+"$bin/miracolix-testapi" --port 0 --kubeconfig "$work/kubeconfig" --ready-delay 2 \
+  --contracts "$work/contracts.json" >"$work/server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do [ -s "$work/kubeconfig" ] && break; sleep 0.1; done
 [ -s "$work/kubeconfig" ] || { cat "$work/server.log"; echo "demo: the test API server did not start" >&2; exit 1; }

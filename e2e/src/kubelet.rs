@@ -51,7 +51,9 @@ pub struct Contract {
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub declared: String,
-    pub uid: i64,
+    /// `None` when upstream does not publish it.
+    #[serde(default)]
+    pub uid: Option<i64>,
     #[serde(default)]
     pub gid: Option<i64>,
 }
@@ -435,16 +437,17 @@ struct Mount<'a> {
 }
 
 fn mounts<'a>(pod: &'a Value, c: &'a Value) -> Vec<Mount<'a>> {
-    let volume_writable = |vol: &str| {
-        containers(pod, "volumes")
-            .find(|v| name(v) == vol)
-            .is_some_and(|v| {
-                v.get("emptyDir").is_some()
-                    || v.get("persistentVolumeClaim").is_some()
-                    || v.get("ephemeral").is_some()
-                    || v.get("hostPath").is_some()
-                    || v.get("nfs").is_some()
-            })
+    let volume_writable = |vol: &str| match containers(pod, "volumes").find(|v| name(v) == vol) {
+        Some(v) => {
+            v.get("emptyDir").is_some()
+                || v.get("persistentVolumeClaim").is_some()
+                || v.get("ephemeral").is_some()
+                || v.get("hostPath").is_some()
+                || v.get("nfs").is_some()
+        }
+        // Not a volume of the pod template: a StatefulSet's claim template, which the
+        // controller adds to each pod as a PersistentVolumeClaim volume of the same name.
+        None => true,
     };
     let mut mounts: Vec<Mount> = containers(c, "volumeMounts")
         .map(|m| {
@@ -456,7 +459,6 @@ fn mounts<'a>(pod: &'a Value, c: &'a Value) -> Vec<Mount<'a>> {
             }
         })
         .collect();
-    // StatefulSet claim templates are mounted like volumes of the same name.
     mounts.sort_by_key(|m| std::cmp::Reverse(m.path.len()));
     mounts
 }
@@ -497,7 +499,7 @@ fn process_checks(
         .unwrap_or(false);
     let run_as = security(pod, c, "runAsUser")
         .and_then(Value::as_i64)
-        .unwrap_or(contract.user.uid);
+        .or(contract.user.uid);
     let run_as_group = security(pod, c, "runAsGroup").and_then(Value::as_i64);
     let mounts = mounts(pod, c);
     for w in &contract.writes {
@@ -517,13 +519,20 @@ fn process_checks(
             }
             None => {
                 // On the image's own filesystem the path belongs to the image's user (and
-                // group): another uid cannot write it.
-                let owner_ok = run_as == contract.user.uid
+                // group): another uid cannot write it. With the image's uid unknown, a path
+                // off the volumes is taken to be unwritable for any uid the pod chose.
+                let owner_ok = (run_as.is_some() && run_as == contract.user.uid)
                     || (contract.user.gid.is_some() && run_as_group == contract.user.gid);
                 if !owner_ok {
+                    let owner = contract
+                        .user
+                        .uid
+                        .map_or_else(|| "the image's user".to_string(), |u| format!("uid {u}"));
+                    let runs =
+                        run_as.map_or_else(|| "another user".to_string(), |u| format!("uid {u}"));
                     return Some(Failure::CrashLoopBackOff(format!(
-                        "{}: Permission denied (owned by uid {}, the container runs as uid {run_as})",
-                        w.path, contract.user.uid
+                        "{}: Permission denied (owned by {owner}, the container runs as {runs})",
+                        w.path
                     )));
                 }
             }
@@ -799,6 +808,15 @@ mod tests {
             check(c)[0].1,
             Failure::CrashLoopBackOff("/etc/app/app.conf: Read-only file system".into())
         );
+    }
+
+    #[test]
+    fn a_statefulset_claim_template_mount_is_writable() {
+        // `data` is not among the template's volumes: the StatefulSet controller adds the claim.
+        let mut p = pod(good());
+        p["volumes"] = json!([{"name": "conf", "emptyDir": {}}]);
+        let got = check_pod(&p, "ns", &objects(), &Contracts::new(vec![contract()]));
+        assert_eq!(got, vec![]);
     }
 
     #[test]

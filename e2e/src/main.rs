@@ -26,6 +26,10 @@ struct Args {
     /// Workloads with an image containing this substring never become ready (repeatable).
     #[arg(long = "failing-image")]
     failing_images: Vec<String>,
+    /// Image contracts (JSON, as `miracolix-operator contracts` prints) the simulated kubelet
+    /// enforces: pods that break them never become ready and report why.
+    #[arg(long)]
+    contracts: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -35,6 +39,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let args = Args::parse();
     let delay = Duration::from_secs_f64(args.ready_delay.max(0.0));
+    let contracts = match &args.contracts {
+        Some(path) => {
+            miracolix_e2e::kubelet::Contracts::from_json(&std::fs::read_to_string(path)?)?
+        }
+        None => miracolix_e2e::kubelet::Contracts::default(),
+    };
     let server = TestApiServer::with_config(Config {
         workload_timing: if delay.is_zero() {
             WorkloadTiming::Immediate
@@ -42,6 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             WorkloadTiming::After(delay)
         },
         failing_images: args.failing_images,
+        contracts,
         ..Config::default()
     });
     let handle = server

@@ -414,3 +414,31 @@ async fn unchanged_deployment_and_status_applies_are_no_ops() {
         "re-applying the same status wrote something"
     );
 }
+
+/// A manager that stops applying a keyed list item it owned removes the whole item, key
+/// fields included: kube-apiserver never leaves an empty entry behind (which here used to fail
+/// validation with `ports[0].name: Required value` — what broke the DizSite status write that
+/// drops a `failedReleases` entry).
+#[tokio::test]
+async fn dropping_a_keyed_list_item_removes_the_whole_item() {
+    let (_s, client) = server();
+    common::install_widgets(&client).await;
+    let api = common::widgets(&client);
+    let pp = common::apply_params("owner");
+    let with_port = json!({"apiVersion": "conformance.example.org/v1", "kind": "Widget",
+        "metadata": {"name": "w"}, "spec": {"siteId": "w", "ports": [{"name": "http", "port": 80}]}});
+    api.patch("w", &pp, &Patch::Apply(&with_port))
+        .await
+        .expect("first apply");
+    let without = json!({"apiVersion": "conformance.example.org/v1", "kind": "Widget",
+        "metadata": {"name": "w"}, "spec": {"siteId": "w"}});
+    let got = api
+        .patch("w", &pp, &Patch::Apply(&without))
+        .await
+        .expect("the item goes without a validation error");
+    let ports = got.data["spec"]["ports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(ports.is_empty(), "{ports:?}");
+}

@@ -47,6 +47,10 @@ impl Harness {
             .with_test_writer()
             .try_init();
         let server = TestApiServer::with_config(Config {
+            contracts: miracolix_e2e::kubelet::Contracts::from_json(
+                &miracolix_operator::catalog::contract::contracts_json(),
+            )
+            .expect("the catalogue's contracts parse"),
             workload_timing: WorkloadTiming::Immediate,
             ..Config::default()
         });
@@ -517,6 +521,7 @@ async fn cloudnativepg_asked_for_but_not_installed_stalls_with_a_clear_message()
     let mut spec = marburg();
     spec["components"]["mainzelliste"] = json!({
         "apiKeySecretRef": {"name": "mainzelliste-api", "key": "api-key"},
+        "configSecretRef": {"name": "mainzelliste-config", "key": "mainzelliste.docker.conf"},
         "database": {"cloudNativePG": {}}
     });
     h.create_site(spec).await;
@@ -598,5 +603,73 @@ async fn the_controller_recovers_from_a_forced_watch_expiry() {
             .contains(&"marburg-flare".to_string()),
         "the change made after the 410 was reconciled"
     );
+    h.stop().await;
+}
+
+/// A contract violation keeps the site NotReady with the component and the kubelet's reason
+/// named: here the Secret with Mainzelliste's API key does not exist, which a kubelet reports
+/// as CreateContainerConfigError. Once the site admin creates it, the kubelet retries and the
+/// site becomes Ready without anything else changing.
+#[tokio::test]
+async fn a_missing_secret_keeps_the_site_not_ready_naming_component_and_reason() {
+    let h = Harness::start().await;
+    let secret = |name: &str, keys: &[&str]| {
+        let data: serde_json::Map<String, Value> = keys
+            .iter()
+            .map(|k| ((*k).to_string(), json!("ZGVtbw==")))
+            .collect();
+        json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": NS}, "data": data})
+    };
+    h.server
+        .create(secret(
+            "ml-db",
+            &["host", "port", "username", "password", "database"],
+        ))
+        .expect("database secret");
+    let mut spec = marburg();
+    h.server
+        .create(secret("mainzelliste-config", &["mainzelliste.docker.conf"]))
+        .expect("configuration secret");
+    spec["components"]["mainzelliste"] = json!({
+        "apiKeySecretRef": {"name": "mainzelliste-api", "key": "api-key"},
+        "configSecretRef": {"name": "mainzelliste-config", "key": "mainzelliste.docker.conf"},
+        "database": {"external": {"name": "ml-db"}}
+    });
+    h.create_site(spec).await;
+    let site = within("the site reports the failing component", async {
+        loop {
+            let site = h.sites().get("marburg").await.expect("site");
+            let ready = site
+                .status
+                .as_ref()
+                .and_then(|s| conditions::find(&s.conditions, conditions::READY).cloned());
+            if let Some(c) = ready
+                && c.reason == "ComponentsFailing"
+            {
+                break site;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let ready = conditions::find(&site.status.expect("status").conditions, conditions::READY)
+        .cloned()
+        .expect("Ready");
+    assert_eq!(ready.status, "False");
+    assert!(
+        ready.message.contains("mainzelliste")
+            && ready.message.contains("CreateContainerConfigError")
+            && ready
+                .message
+                .contains("secret \"mainzelliste-api\" not found"),
+        "{}",
+        ready.message
+    );
+
+    h.server
+        .create(secret("mainzelliste-api", &["api-key"]))
+        .expect("api key secret");
+    h.wait_condition(conditions::READY, "True").await;
     h.stop().await;
 }

@@ -49,6 +49,10 @@ fn server() -> TestApiServer {
         .with_test_writer()
         .try_init();
     let server = TestApiServer::with_config(Config {
+        contracts: miracolix_e2e::kubelet::Contracts::from_json(
+            &miracolix_operator::catalog::contract::contracts_json(),
+        )
+        .expect("the catalogue's contracts parse"),
         workload_timing: WorkloadTiming::Immediate,
         ..Config::default()
     });

@@ -48,6 +48,10 @@ async fn wait_ready(client: &kube::Client, ns: &str, name: &str) {
 /// (verb, group, resource[/subresource]) the operator used during a full run.
 async fn exercised() -> BTreeSet<(String, String, String)> {
     let server = TestApiServer::with_config(Config {
+        contracts: miracolix_e2e::kubelet::Contracts::from_json(
+            &miracolix_operator::catalog::contract::contracts_json(),
+        )
+        .expect("the catalogue's contracts parse"),
         workload_timing: WorkloadTiming::Immediate,
         ..Config::default()
     });

@@ -38,6 +38,10 @@ struct World {
 impl World {
     fn new(start: &str) -> Self {
         let server = TestApiServer::with_config(Config {
+            contracts: miracolix_e2e::kubelet::Contracts::from_json(
+                &miracolix_operator::catalog::contract::contracts_json(),
+            )
+            .expect("the catalogue's contracts parse"),
             workload_timing: WorkloadTiming::Immediate,
             ..Config::default()
         });
@@ -302,6 +306,38 @@ async fn releases_move_through_waves_and_windows_and_a_failing_one_is_rolled_bac
         up_to_date(&m)
     );
     assert!(w.flare_image("marburg").await.contains(&"b".repeat(64)));
+
+    // The image problem is fixed where the image is built (same digest, now healthy), and the
+    // site admin asks for a retry: Erlangen upgrades again, inside its window, the failed entry
+    // is dropped from the status (a status write that removes a list entry), and the retry
+    // annotation is cleared.
+    w.server.clear_failing_images();
+    Api::<DizSite>::namespaced(w.client.clone(), "erlangen")
+        .patch(
+            "erlangen",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"annotations": {
+                "diz.miracum.org/retry-release": "miracolix-2026.3"}}})),
+        )
+        .await
+        .expect("retry annotation");
+    w.clock.set(at("2026-02-12T01:30:00Z"));
+    let e = w.settle("erlangen").await;
+    let st = e.status.clone().expect("status");
+    assert_eq!(current(&e).as_deref(), Some("miracolix-2026.3"), "{st:?}");
+    assert!(
+        st.failed_releases
+            .iter()
+            .all(|f| f.name != "miracolix-2026.3"),
+        "{:?}",
+        st.failed_releases
+    );
+    assert!(
+        !e.annotations()
+            .contains_key("diz.miracum.org/retry-release"),
+        "the retry annotation is cleared"
+    );
+    assert!(w.flare_image("erlangen").await.contains(&"c".repeat(64)));
 }
 
 #[tokio::test]

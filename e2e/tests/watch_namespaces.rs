@@ -31,6 +31,10 @@ fn docs(rel: &str) -> Vec<Value> {
 #[tokio::test]
 async fn one_controller_per_watched_namespace_and_others_untouched() {
     let server = TestApiServer::with_config(Config {
+        contracts: miracolix_e2e::kubelet::Contracts::from_json(
+            &miracolix_operator::catalog::contract::contracts_json(),
+        )
+        .expect("the catalogue's contracts parse"),
         workload_timing: WorkloadTiming::Immediate,
         ..Config::default()
     });

@@ -36,7 +36,7 @@ fn dependency_disabled_names_the_field_and_what_is_missing() {
 #[test]
 fn pseudonymizer_without_a_pseudonym_service_names_both_options() {
     let e = errors(&Fixture::spec_yaml(
-        "components:\n  fhirPseudonymizer: {}\n",
+        "components:\n  fhirPseudonymizer: {keysSecretRef: {name: fhir-pseudonymizer-keys}, pseudonymization: {namespace: patient-identifiers}}\n",
     ));
     assert_eq!(reasons(&e), ["DependencyDisabled"]);
     let msg = e[0].to_string();
@@ -75,7 +75,7 @@ fn database_required_for_components_that_need_one() {
         );
     }
     // The gateway's database is optional.
-    assert!(catalog::validate(&Fixture::spec_yaml("components:\n  blaze: {}\n  fhirPseudonymizer: {}\n  gpas:\n    database:\n      external:\n        name: t\n  fhirGateway: {}\n").input()).is_ok());
+    assert!(catalog::validate(&Fixture::spec_yaml("components:\n  blaze: {}\n  fhirPseudonymizer: {keysSecretRef: {name: fhir-pseudonymizer-keys}, pseudonymization: {namespace: patient-identifiers}}\n  gpas:\n    database:\n      external:\n        name: t\n  fhirGateway: {}\n").input()).is_ok());
 }
 
 #[test]
@@ -118,9 +118,40 @@ fn env_collision_with_operator_settings() {
     assert_eq!(reasons(&e), ["EnvCollision"]);
     assert!(e[0].to_string().contains("BASE_URL"));
     let e = errors(&Fixture::spec_yaml(
-        "components:\n  vfps:\n    env:\n      - name: MIRACOLIX_DB_PASSWORD\n        value: x\n    database:\n      cloudNativePG: {}\n",
+        "components:\n  vfps:\n    env:\n      - name: PGPASSWORD\n        value: x\n    database:\n      cloudNativePG: {}\n",
     ));
     assert_eq!(reasons(&e), ["EnvCollision"]);
+}
+
+#[test]
+fn gateway_and_blaze_under_oidc_are_refused_naming_both_and_what_to_do() {
+    let gateway_site = "components:\n  blaze: {}\n  fhirPseudonymizer: {keysSecretRef: {name: k}, pseudonymization: {namespace: p}}\n  gpas:\n    database:\n      external:\n        name: t\n  fhirGateway: {}\n";
+    let e = errors(&Fixture::spec_yaml(&format!(
+        "{gateway_site}auth:\n  oidc:\n    issuerUrl: https://login.example.org\n    clientId: c\n"
+    )));
+    assert_eq!(reasons(&e), ["UnsupportedCombination"]);
+    assert_eq!(e[0].component(), Some(common::component("fhir-gateway")));
+    let msg = e[0].to_string();
+    for needle in [
+        "spec.components.fhirGateway",
+        "spec.components.blaze",
+        "spec.auth.oidc",
+        "remove spec.auth.oidc",
+        "disable spec.components.fhirGateway",
+    ] {
+        assert!(msg.contains(needle), "{needle}: {msg}");
+    }
+    // Without OIDC the same site is fine.
+    assert!(catalog::validate(&Fixture::spec_yaml(gateway_site).input()).is_ok());
+}
+
+#[test]
+fn vfps_runs_one_replica_because_it_migrates_at_start() {
+    let e = errors(&Fixture::spec_yaml(
+        "components:\n  vfps:\n    replicas: 2\n    database:\n      cloudNativePG: {}\n",
+    ));
+    assert_eq!(reasons(&e), ["TooManyReplicas"]);
+    assert!(e[0].to_string().contains("migrates"), "{}", e[0]);
 }
 
 #[test]
@@ -153,16 +184,38 @@ fn dqa_needs_a_database_to_read() {
             && e[0].to_string().contains("spec.components.fhirGateway")
     );
     let e = errors(&Fixture::spec_yaml(
-        "components:\n  blaze: {}\n  fhirPseudonymizer: {}\n  gpas:\n    database:\n      external:\n        name: t\n  fhirGateway: {}\n  dqa: {}\n",
+        "components:\n  blaze: {}\n  fhirPseudonymizer: {keysSecretRef: {name: fhir-pseudonymizer-keys}, pseudonymization: {namespace: patient-identifiers}}\n  gpas:\n    database:\n      external:\n        name: t\n  fhirGateway: {}\n  dqa: {}\n",
     ));
     assert_eq!(reasons(&e), ["DatabaseRequired"]);
     assert_eq!(e[0].component(), Some(common::component("fhir-gateway")));
 }
 
 #[test]
+fn mainzelliste_refuses_env_that_makes_its_entrypoint_write_read_only_files() {
+    for name in [
+        "TOMCAT_REVERSEPROXY_FQDN",
+        "RELAXED_QUERY_CHARS",
+        "DEPLOYMENT_CONTEXT",
+    ] {
+        let e = errors(&Fixture::spec_yaml(&format!(
+            "components:\n  mainzelliste:\n    apiKeySecretRef:\n      name: ml-api\n      key: api-key\n    configSecretRef:\n      name: ml-config\n      key: mainzelliste.docker.conf\n    database:\n      cloudNativePG: {{}}\n    env:\n      - name: {name}\n        value: x\n"
+        )));
+        assert_eq!(reasons(&e), ["UnsupportedCombination"], "{name}");
+        assert_eq!(e[0].component(), Some(common::component("mainzelliste")));
+        let msg = e[0].to_string();
+        assert!(
+            msg.starts_with("spec.components.mainzelliste: env ")
+                && msg.contains(name)
+                && msg.contains("read-only"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
 fn validate_reports_every_problem_at_once() {
     let mut f = Fixture::spec_yaml(
-        "components:\n  flare: {}\n  vfps:\n    database:\n      cloudNativePG: {}\n  gics:\n    database:\n      cloudNativePG: {}\n  mainzelliste:\n    apiKeySecretRef:\n      name: ml-api\n      key: api-key\n  torch:\n    replicas: 2\n  dqa:\n    env:\n      - name: DQA_SOURCE_SYSTEM\n        value: x\n",
+        "components:\n  flare: {}\n  vfps:\n    database:\n      cloudNativePG: {}\n  gpas:\n    database:\n      external:\n        name: t\n    env:\n      - name: WF_NO_ADMIN\n        value: x\n  gics:\n    database:\n      cloudNativePG: {}\n  mainzelliste:\n    apiKeySecretRef:\n      name: ml-api\n      key: api-key\n    configSecretRef:\n      name: ml-config\n      key: mainzelliste.docker.conf\n  torch:\n    replicas: 2\n  dqa: {}\n",
     );
     f.cnpg_available = false;
     f.release.images.remove("flare");
@@ -215,6 +268,20 @@ fn every_variant_has_a_distinct_camel_case_reason() {
 }
 
 #[test]
+fn ohdsi_with_oidc_needs_a_public_host_for_the_login_callback() {
+    let e = errors(&Fixture::spec_yaml(
+        "components:\n  ohdsi:\n    database:\n      external:\n        name: omop\nauth:\n  oidc:\n    issuerUrl: https://login.example.org\n    clientId: atlas\n",
+    ));
+    assert_eq!(reasons(&e), ["UnsupportedCombination"]);
+    assert_eq!(e[0].component(), Some(common::component("ohdsi")));
+    let msg = e[0].to_string();
+    assert!(
+        msg.starts_with("spec.components.ohdsi: ") && msg.contains("spec.ingress"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn an_override_below_the_presets_other_half_is_refused_with_the_field() {
     // The CRD's rule sees only the overrides; merged with the large preset's 8Gi memory request
     // the 1Gi limit would make an invalid pod.
@@ -258,6 +325,9 @@ fn every_catalogue_error_names_its_field() {
     let mut no_image = Fixture::spec_yaml("components:\n  blaze: {}\n");
     no_image.release.images.remove("blaze");
     cases.push(no_image);
+    cases.push(Fixture::spec_yaml(
+        "components:\n  ohdsi:\n    database:\n      external:\n        name: omop\nauth:\n  oidc:\n    issuerUrl: https://login.example.org\n    clientId: atlas\n",
+    ));
     let mut bad_name = Fixture::spec_yaml("components:\n  blaze: {}\n");
     bad_name.name = "1erlangen".into();
     cases.push(bad_name);
@@ -284,6 +354,7 @@ fn every_catalogue_error_names_its_field() {
         "CloudNativePgUnavailable",
         "ImageMissing",
         "InvalidSiteName",
+        "UnsupportedCombination",
     ] {
         assert!(seen.contains(reason), "{reason} not produced: {seen:?}");
     }

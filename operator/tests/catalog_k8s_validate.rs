@@ -1,4 +1,5 @@
-//! Every built-in object the catalogue renders for the example sites passes
+//! Every built-in object the catalogue renders for the example sites, for sites with every
+//! component (with and without OIDC) and for every component alone passes
 //! `kubernetes-validate --strict` against Kubernetes 1.33 (unknown fields are errors).
 //!
 //! Needs the `kubernetes-validate` executable (`scripts/install-tools.sh`); set
@@ -16,7 +17,7 @@ const KUBERNETES_VERSION: &str = "1.33.0";
 
 const ALL_COMPONENTS: &str = "components:
   blaze: {}
-  fhirPseudonymizer: {}
+  fhirPseudonymizer: {keysSecretRef: {name: fhir-pseudonymizer-keys}, pseudonymization: {namespace: patient-identifiers}}
   vfps:
     database:
       cloudNativePG: {}
@@ -35,6 +36,9 @@ const ALL_COMPONENTS: &str = "components:
     apiKeySecretRef:
       name: ml-api
       key: api-key
+    configSecretRef:
+      name: ml-config
+      key: mainzelliste.docker.conf
     database:
       external:
         name: ml
@@ -53,13 +57,21 @@ ingress:
   tls:
     issuerRef:
       name: letsencrypt
-auth:
+";
+
+/// Federated login, with every component that works under it (all but the FHIR gateway, which
+/// cannot authenticate to an OIDC-protected Blaze).
+const OIDC: &str = "auth:
   oidc:
     issuerUrl: https://login.example.org/realms/diz
     clientId: miracolix
     clientSecretRef:
       name: oidc
       key: secret
+";
+const GATEWAY: &str = "  fhirGateway:
+    database:
+      cloudNativePG: {}
 ";
 
 #[test]
@@ -84,11 +96,24 @@ fn example_sites_pass_kubernetes_validate_strict() {
         .iter()
         .map(|f| (f.trim_end_matches(".yaml").to_string(), Fixture::example(f)))
         .collect();
-    // No example runs DQA; this one runs every component, with OIDC and cert-manager.
+    // No example runs DQA; these run every component with cert-manager, and all but the
+    // gateway with OIDC.
     sites.push((
         "all-components".to_string(),
         Fixture::spec_yaml(ALL_COMPONENTS),
     ));
+    assert!(ALL_COMPONENTS.contains(GATEWAY));
+    sites.push((
+        "all-components-oidc".to_string(),
+        Fixture::spec_yaml(&format!("{}{OIDC}", ALL_COMPONENTS.replace(GATEWAY, ""))),
+    ));
+    // And every component alone, with only what it needs (derived from the descriptors).
+    for c in miracolix_operator::catalog::Component::all() {
+        sites.push((
+            format!("alone-{}", c.name()),
+            Fixture::spec_yaml(&miracolix_operator::catalog::minimal_components_yaml(c)),
+        ));
+    }
     for (site, fixture) in &sites {
         for child in fixture.build() {
             // CloudNativePG's Cluster is a CRD the tool has no schema for.

@@ -10,7 +10,7 @@ fn policy(children: &[Child], name: &str) -> Value {
     json(find(children, "NetworkPolicy", name))
 }
 
-const GATEWAY_SITE: &str = "components:\n  blaze: {}\n  fhirPseudonymizer: {}\n  vfps:\n    database:\n      cloudNativePG: {}\n  fhirGateway:\n    database:\n      external:\n        name: gw-db\n  flare: {}\n";
+const GATEWAY_SITE: &str = "components:\n  blaze: {}\n  fhirPseudonymizer: {keysSecretRef: {name: fhir-pseudonymizer-keys}, pseudonymization: {namespace: patient-identifiers}}\n  vfps:\n    database:\n      cloudNativePG: {}\n  fhirGateway:\n    database:\n      external:\n        name: gw-db\n  flare: {}\n";
 
 #[test]
 fn default_deny_covers_every_site_pod() {
@@ -93,9 +93,10 @@ fn egress_to_dependencies_dns_and_databases() {
 
 #[test]
 fn oidc_issuer_is_reachable_for_oidc_clients_only() {
-    let children = Fixture::spec_yaml(&format!(
-        "{GATEWAY_SITE}auth:\n  oidc:\n    issuerUrl: https://login.example.org\n    clientId: c\n"
-    ))
+    // Without the gateway, which cannot write to Blaze under OIDC (refused, see catalog_errors).
+    let children = Fixture::spec_yaml(
+        "components:\n  blaze: {}\n  fhirPseudonymizer: {keysSecretRef: {name: fhir-pseudonymizer-keys}, pseudonymization: {namespace: patient-identifiers}}\n  vfps:\n    database:\n      cloudNativePG: {}\n  flare: {}\nauth:\n  oidc:\n    issuerUrl: https://login.example.org\n    clientId: c\n",
+    )
     .build();
     let has_443 = |name: &str| {
         policy(&children, name)["spec"]["egress"]
@@ -165,9 +166,10 @@ fn ingress_uses_cert_manager_when_an_issuer_is_named() {
     );
     assert_eq!(ing["spec"]["tls"][0]["secretName"], "test-tls");
     assert_eq!(ing["spec"]["rules"][0]["http"]["paths"][0]["path"], "/fhir");
-    // Exposed Blaze builds its links with the public host.
+    // Exposed Blaze still links to its Service: ingress clients get public links from the
+    // forwarded headers, in-cluster clients stay in the cluster.
     let cm = json(find(&children, "ConfigMap", "test-blaze"));
-    assert_eq!(cm["data"]["BASE_URL"], "https://diz.example.org");
+    assert_eq!(cm["data"]["BASE_URL"], "http://test-blaze:8080");
 }
 
 #[test]

@@ -58,6 +58,10 @@ async fn target(tag: &str) -> Target {
         };
     }
     let server = TestApiServer::with_config(ServerConfig {
+        contracts: miracolix_e2e::kubelet::Contracts::from_json(
+            &miracolix_operator::catalog::contract::contracts_json(),
+        )
+        .expect("the catalogue's contracts parse"),
         workload_timing: WorkloadTiming::After(Duration::from_millis(200)),
         ..ServerConfig::default()
     });
@@ -257,9 +261,14 @@ async fn examples_install_with_kubectl_and_the_operator_makes_the_sites_ready() 
         .expect("sites")
         .items
     {
+        let name = site.metadata.name.clone().unwrap_or_default();
         let st = site.status.expect("status written");
         assert_eq!(st.observed_generation, site.metadata.generation);
-        assert_eq!(st.current_release.as_deref(), Some("miracolix-2026.1"));
+        assert_eq!(
+            st.current_release.as_deref(),
+            Some("miracolix-2026.1"),
+            "site {name}: {st:#?}"
+        );
         if t.simulated {
             assert!(conditions::is_true(&st.conditions, conditions::READY));
         }

@@ -28,6 +28,10 @@ fn docs(path: &std::path::Path) -> Vec<Value> {
 /// A cluster with the CRDs, the example release and one site reconciled to Ready.
 async fn cluster(site_id: &str) -> TestApiServer {
     let server = TestApiServer::with_config(Config {
+        contracts: miracolix_e2e::kubelet::Contracts::from_json(
+            &miracolix_operator::catalog::contract::contracts_json(),
+        )
+        .expect("the catalogue's contracts parse"),
         workload_timing: WorkloadTiming::Immediate,
         ..Config::default()
     });

@@ -164,6 +164,11 @@ watching all namespaces, in one Role per namespace otherwise.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies", "ingresses"]
   verbs: ["get", "list", "patch", "delete"]
+# The site's pods, read only: their container statuses say why a component is not ready
+# (CreateContainerConfigError, CrashLoopBackOff, OOMKilled), which the DizSite status reports.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 # Patient data. TORCH's output volume is a claim the operator applies (patch, get for no-op
 # detection); Blaze's claims come from its StatefulSet. list + delete only when a DizSite with
 # deletionPolicy Delete is deleted.

@@ -323,7 +323,15 @@ pub fn apply(
         .difference(&applied_fields)
         .filter(|p| !owned_by_others(p))
         .collect();
-    // Deepest first, so that removing an item does not make a later path dangle.
+    // A path under another dropped path goes with it. Removing it first would be wrong for
+    // keyed list items: their key fields would go before the item, which then no longer
+    // matches its key and would stay behind as an empty entry.
+    let all_dropped = dropped.clone();
+    dropped.retain(|p| {
+        !all_dropped
+            .iter()
+            .any(|q| q.len() < p.len() && p.starts_with(q))
+    });
     dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in dropped {
         fieldset::remove(&mut object, p);

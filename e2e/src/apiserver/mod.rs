@@ -3,6 +3,7 @@
 //! real kube-apiserver is listed in `docs/testing.md` ("Where the test API server differs").
 
 mod apply;
+mod cnpg;
 mod controllers;
 mod discovery;
 mod faults;
@@ -10,6 +11,7 @@ mod fieldset;
 mod gc;
 mod handlers;
 mod patch;
+pub(crate) mod pods;
 mod resources;
 mod routes;
 mod selectors;
@@ -54,6 +56,9 @@ pub struct Config {
     pub history_limit: usize,
     /// How often watches that allow bookmarks get one.
     pub bookmark_interval: Duration,
+    /// Image contracts the simulated kubelet enforces (see [`crate::kubelet`]); images without
+    /// one are only checked for what the kubelet itself checks.
+    pub contracts: crate::kubelet::Contracts,
 }
 
 impl Default for Config {
@@ -63,6 +68,7 @@ impl Default for Config {
             failing_images: Vec::new(),
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(10),
+            contracts: crate::kubelet::Contracts::default(),
         }
     }
 }

@@ -143,6 +143,7 @@ const BUILTINS: &[Builtin] = &[
     b("events.k8s.io", "v1", "events", "Event", &["ev"], NS),
     b("apps", "v1", "deployments", "Deployment", &["deploy"], NS | STATUS | ALL),
     b("apps", "v1", "statefulsets", "StatefulSet", &["sts"], NS | STATUS | ALL),
+    b("apps", "v1", "replicasets", "ReplicaSet", &["rs"], NS | STATUS | ALL),
     b("batch", "v1", "jobs", "Job", &[], NS | STATUS | ALL),
     b("batch", "v1", "cronjobs", "CronJob", &["cj"], NS | STATUS | ALL),
     b("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", &["netpol"], NS),

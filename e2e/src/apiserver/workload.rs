@@ -54,6 +54,64 @@ pub fn schedule(store: &mut Store, cfg: &Config, key: &ObjKey, obj: &Value) {
     }
 }
 
+/// After a ConfigMap or Secret changed in `namespace`: the kubelet retries containers that
+/// could not start (a Secret created late, a setting added), so every workload there that is not
+/// ready is looked at again.
+pub fn recheck_namespace(store: &mut Store, cfg: &Config, namespace: &str) {
+    let keys: Vec<(ObjKey, i64)> = ["deployments", "statefulsets"]
+        .iter()
+        .flat_map(|plural| {
+            store
+                .list("apps", plural, Some(namespace))
+                .into_iter()
+                .filter(|w| {
+                    let replicas = w
+                        .pointer("/spec/replicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1);
+                    let ready = w
+                        .pointer("/status/readyReplicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
+                    w.pointer("/metadata/deletionTimestamp").is_none() && ready < replicas
+                })
+                .map(|w| {
+                    (
+                        ObjKey {
+                            group: "apps".to_string(),
+                            plural: (*plural).to_string(),
+                            namespace: namespace.to_string(),
+                            name: w
+                                .pointer("/metadata/name")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string(),
+                        },
+                        generation(w),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (key, generation) in keys {
+        match cfg.workload_timing {
+            WorkloadTiming::Immediate => complete(store, cfg, &key, generation),
+            WorkloadTiming::After(delay) => store.rollouts.push(Pending {
+                key,
+                generation,
+                due: Instant::now() + delay,
+                timer: false,
+            }),
+            WorkloadTiming::Manual => store.rollouts.push(Pending {
+                key,
+                generation,
+                due: Instant::now(),
+                timer: false,
+            }),
+        }
+    }
+}
+
 /// Completes every pending rollout that is due (or all, for the manual clock).
 pub fn run_due(store: &mut Store, cfg: &Config, all: bool) -> usize {
     let now = Instant::now();
@@ -66,16 +124,6 @@ pub fn run_due(store: &mut Store, cfg: &Config, all: bool) -> usize {
         complete(store, cfg, &p.key, p.generation);
     }
     n
-}
-
-fn images(obj: &Value) -> Vec<String> {
-    let spec = obj.pointer("/spec/template/spec");
-    ["containers", "initContainers"]
-        .iter()
-        .filter_map(|f| spec.and_then(|s| s.get(*f)).and_then(Value::as_array))
-        .flatten()
-        .filter_map(|c| c.get("image").and_then(Value::as_str).map(String::from))
-        .collect()
 }
 
 fn ctx() -> WriteCtx {
@@ -92,9 +140,12 @@ fn complete(store: &mut Store, cfg: &Config, key: &ObjKey, want_generation: i64)
     let Some(res) = store.resource_for_key(key) else {
         return;
     };
-    let failing = images(&obj)
-        .iter()
-        .any(|img| cfg.failing_images.iter().any(|f| img.contains(f.as_str())));
+    if key.plural == "jobs" {
+        super::pods::run_job(store, cfg, key, &obj, &ctx());
+        return;
+    }
+    let failure = super::pods::failure(store, cfg, &key.namespace, &obj);
+    let failing = failure.is_some();
     let replicas = obj
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
@@ -102,6 +153,7 @@ fn complete(store: &mut Store, cfg: &Config, key: &ObjKey, want_generation: i64)
     let ready = if failing { 0 } else { replicas };
     let ctx = ctx();
     let now = ctx.now.clone();
+    super::pods::sync(store, cfg, key, &obj, replicas, failure.as_ref(), &ctx);
     let status = if key.plural == "deployments" {
         deployment_status(want_generation, replicas, ready, failing, &now)
     } else {

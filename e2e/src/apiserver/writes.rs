@@ -813,6 +813,19 @@ fn after_write(store: &mut Store, cfg: &Config, res: &ResourceInfo, key: &ObjKey
     if res.group == "apps" && matches!(res.plural.as_str(), "deployments" | "statefulsets") {
         workload::schedule(store, cfg, key, stored);
     }
+    if res.group.is_empty() && matches!(res.plural.as_str(), "configmaps" | "secrets") {
+        workload::recheck_namespace(store, cfg, &key.namespace);
+        super::pods::recheck_bare_pods(store, cfg, &key.namespace, &now());
+    }
+    if res.group == "batch" && res.plural == "jobs" {
+        workload::schedule(store, cfg, key, stored);
+    }
+    if res.group.is_empty() && res.plural == "pods" {
+        super::pods::bare_pod(store, cfg, key, stored, &now());
+    }
+    if res.group == super::cnpg::GROUP && res.plural == super::cnpg::PLURAL {
+        super::cnpg::reconcile(store, cfg, key, stored);
+    }
 }
 
 /// A write by one of the server's own controllers (garbage collector, finalizer and CRD

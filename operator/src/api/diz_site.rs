@@ -134,9 +134,10 @@ pub struct Components {
     /// Blaze FHIR server: the site's clinical data store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blaze: Option<ComponentSpec>,
-    /// fhir-pseudonymizer: pseudonymises FHIR resources through VFPS or gPAS.
+    /// fhir-pseudonymizer: pseudonymises FHIR resources through VFPS or gPAS, with the keys
+    /// from a Secret the site names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fhir_pseudonymizer: Option<ComponentSpec>,
+    pub fhir_pseudonymizer: Option<ComponentWith<crate::catalog::fhir_pseudonymizer::Settings>>,
     /// VFPS: the very fast pseudonym service (needs PostgreSQL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vfps: Option<ComponentSpec>,

@@ -1,8 +1,26 @@
 //! Blaze, the site's FHIR server: one StatefulSet with its data on a volume.
+//!
+//! `BASE_URL` is always the in-cluster Service: FLARE, TORCH and the gateway follow the paging
+//! links Blaze builds from it, and must not be sent out through the ingress. Clients that come
+//! through the ingress still get public links, because Blaze rebuilds the base of every link
+//! from `X-Forwarded-Host`/`X-Forwarded-Proto` (or `Forwarded`) when a request carries them
+//! (samply/blaze@v0.30.2:docs/deployment/environment-variables.md:122-124;
+//! modules/rest-api/src/blaze/rest_api/middleware/forwarded.clj:15-27). ingress-nginx sends both
+//! headers on every proxied request; a site behind another ingress controller must make it send
+//! them, or external clients get in-cluster links.
+//!
+//! With `spec.auth.oidc`, Blaze requires a bearer token on every FHIR request. It checks the
+//! token's signature against the realm's key only, not its issuer or audience
+//! (modules/openid-auth/src/blaze/openid_auth/impl.clj:44-46): any token of the realm grants
+//! full read and write access, so a dedicated realm (or one whose tokens are only issued to
+//! Blaze's users) is advisable. An issuer with a private CA needs
+//! `OPENID_CLIENT_TRUST_STORE`/`_PASS`, which the DizSite does not model yet; sites set them
+//! through `spec.components.blaze.env` with a mounted trust store.
 
 use super::component::{
     Access, DatabaseNeed, Descriptor, Exposure, Provider, ReplicaLimit, no_checks, no_settings,
 };
+use super::contract::{Endpoint, ImageContract, ImageUser, Jvm, Write, WriteKind};
 use super::pod::{self, ClaimTemplate, Presets, Res, RunAs, Security, Workload, WorkloadKind};
 use super::{CatalogError, Child, Ctx, HTTP_8080, METRICS_8081, Part};
 
@@ -23,8 +41,57 @@ pub static COMPONENT: Descriptor = Descriptor {
     needs: &[],
     checks: no_checks,
     security_exceptions: &[],
-    contracts: &[],
+    contracts: &[CONTRACT],
     build,
+};
+
+/// What the image demands of its pod, read at the pinned tag. Not in the contract, because
+/// unverified: what Blaze writes to `/tmp` (rocksdbjni extracting its native library is the
+/// likely user; the fact used here is only that Blaze's own CI gives the read-only container a
+/// `/tmp`), and the base image's `/__cacert_entrypoint.sh`, which writes to `/tmp` only with
+/// `USE_SYSTEM_CA_CERTS` set (read at a later eclipse-temurin commit than the pinned one).
+const CONTRACT: ImageContract = ImageContract {
+    image: "blaze",
+    repository: "ghcr.io/samply/blaze",
+    source: "samply/blaze@v0.30.2",
+    user: ImageUser {
+        declared: "1001",
+        uid: Some(BLAZE_UID),
+        // `USER 1001` names no group; the data directory is chowned 1001:1001.
+        gid: Some(1001),
+        cite: "samply/blaze@v0.30.2:Dockerfile:9,13",
+    },
+    writes: &[
+        Write {
+            path: DATA_PATH,
+            kind: WriteKind::Dir,
+            why: "the RocksDB stores (index, transaction, resource, admin-index, admin-transaction), created by Blaze on the first start",
+            cite: "samply/blaze@v0.30.2:Dockerfile:16-21",
+        },
+        Write {
+            path: "/tmp",
+            kind: WriteKind::Dir,
+            why: "the only other writable path Blaze's own CI gives its read-only container (--tmpfs /tmp:exec)",
+            cite: "samply/blaze@v0.30.2:.github/workflows/build.yml:578,1119",
+        },
+    ],
+    // "There is a default for every variable" (docs/deployment/environment-variables.md:19).
+    required: &[],
+    // SERVER_PORT and METRICS_SERVER_PORT defaults (src/blaze/system.clj:133,147-149).
+    ports: &[8080, 8081],
+    endpoints: &[Endpoint {
+        path: "/health",
+        port: 8080,
+        // Routed before the REST API, so never behind OpenID auth.
+        needs: None,
+        cite: "samply/blaze@v0.30.2:src/blaze/handler/app.clj:16-29",
+    }],
+    jvm: Some(Jvm {
+        // `java -jar` without a heap flag: the JVM takes its default share of the limit.
+        default_heap_mib: None,
+        options_env: "JAVA_TOOL_OPTIONS",
+        cite: "samply/blaze@v0.30.2:Dockerfile:23; docs/deployment/environment-variables.md:103",
+    }),
 };
 
 /// How the components that read or write FHIR reach Blaze.
@@ -51,7 +118,12 @@ const PARTS: [Part; 1] = [Part {
     uses_oidc: true,
 }];
 
-/// Blaze keeps its RocksDB block and resource caches off-heap, so memory buys speed directly.
+/// Blaze uses three memory regions: the JVM heap (which also holds the resource cache), the
+/// RocksDB block cache (off-heap) and the OS page cache (samply/blaze@v0.30.2:
+/// docs/tuning-guide.md:45). The guide gives half of the memory to the page cache and splits
+/// the rest between heap and block cache (tuning-guide.md:47), so each gets a quarter of the
+/// limit: 2Gi → 512 MiB heap and block cache; 8Gi → 2 GiB each, the guide's smallest system
+/// (tuning-guide.md:9).
 const PRESETS: Presets = Presets {
     small: Res {
         cpu: "500m",
@@ -75,6 +147,9 @@ pub const BLAZE_UID: i64 = 1001;
 pub const DATA_PATH: &str = "/app/data";
 pub const CONTEXT_PATH: &str = "/fhir";
 
+/// Heap share of the memory limit (see [`PRESETS`]).
+const HEAP_PERCENT: u64 = 25;
+
 fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     let part = &PARTS[0];
     let mut w = Workload::deployment(part, &PRESETS);
@@ -91,27 +166,95 @@ fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
         run_as: RunAs::User(BLAZE_UID),
         read_only_root: true,
     };
-    // Links in search bundles use BASE_URL: the public host when the server is reachable from
-    // outside, the Service otherwise.
-    let base = if super::ingress::is_exposed(ctx.site, part) {
-        ctx.public_base()
-    } else {
-        None
-    };
-    w.set(
-        "BASE_URL",
-        base.unwrap_or_else(|| ctx.url(part.name, HTTP_8080.port)),
-    );
+    // The Service, always (module comment): links for ingress clients come from the forwarded
+    // headers; the MIRACUM chart does the same (charts blaze-0.5.10 values.yaml:12).
+    w.set("BASE_URL", ctx.url(part.name, HTTP_8080.port));
     w.set("CONTEXT_PATH", CONTEXT_PATH);
     w.set("STORAGE", "standalone");
+    // The image sets no heap flag; Blaze documents its heap through JAVA_TOOL_OPTIONS
+    // (environment-variables.md:103; tuning-guide.md:22). A share of the limit rather than a
+    // fixed -Xmx, so resourceOverrides move the heap with the limit.
+    w.set(
+        "JAVA_TOOL_OPTIONS",
+        format!("-XX:MaxRAMPercentage={HEAP_PERCENT}"),
+    );
+    if let Some(limit) = memory_limit_mib(ctx, &PRESETS) {
+        // The off-heap block cache, in MiB (default 128: environment-variables.md:44): the
+        // same quarter of the limit as the heap.
+        w.set("DB_BLOCK_CACHE_SIZE", (limit / 4).to_string());
+        // The resource cache lives on the heap; the guide's 0.5 M resources go with a 2 GiB
+        // heap (tuning-guide.md:9,24). Smaller heaps keep the default of 100 000
+        // (environment-variables.md:45).
+        let heap = limit * HEAP_PERCENT / 100;
+        if heap >= 2048 {
+            w.set(
+                "DB_RESOURCE_CACHE_SIZE",
+                (heap * 500_000 / 2048).to_string(),
+            );
+        }
+    }
     if let Some(oidc) = ctx.oidc() {
-        // With a provider set, Blaze requires a valid bearer token on every FHIR request.
+        // With a provider set, Blaze requires a valid bearer token on every FHIR request
+        // (resources/blaze.edn:1285-1296; rest_api/routes.clj:345-346).
         w.set("OPENID_PROVIDER_URL", oidc.issuer_url.clone());
     }
-    // The first start after an upgrade may re-index for a long time (release 2026.1 notes:
-    // up to 30 minutes); only then do readiness and liveness take over.
-    w.startup = Some(pod::startup(pod::http_probe("/health", "http"), 1800));
+    // `/health` answers as soon as the HTTP server is up, also while Blaze rebuilds an index
+    // (it then answers reads with 503: docs/database/migration.md "Index Store Migration at
+    // Start"), so the startup probe only has to cover opening the stores on the volume. The
+    // MIRACUM chart allows about two minutes (charts blaze-0.5.10 values.yaml:229-260); ten
+    // minutes leave room for a large volume on slow storage.
+    w.startup = Some(pod::startup(pod::http_probe("/health", "http"), 600));
     w.readiness = Some(pod::http_probe("/health", "http"));
     w.liveness = Some(pod::http_probe("/health", "http"));
     pod::build(ctx, w)
+}
+
+/// The memory limit of a component's primary container in MiB, as the preset and
+/// `resourceOverrides` make it; `None` if the quantity is not one this parser knows (the
+/// caller then leaves the image's default).
+pub(crate) fn memory_limit_mib(ctx: &Ctx, presets: &Presets) -> Option<u64> {
+    let resources = pod::resources(ctx, presets, true);
+    let limit = resources.limits.as_ref()?.get("memory")?;
+    quantity_mib(&limit.0)
+}
+
+/// A memory quantity in MiB (rounded down): `512Mi`, `2Gi`, `1.5Gi`, `1G`, `1073741824`.
+fn quantity_mib(q: &str) -> Option<u64> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor: f64 = match suffix {
+        "" => 1.0,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        _ => return None,
+    };
+    let mib = number * factor / (1024.0 * 1024.0);
+    // Truncation is intended: a heap a fraction of a MiB smaller is never a problem.
+    (mib.is_finite() && mib >= 1.0).then_some(mib as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quantity_mib;
+
+    #[test]
+    fn memory_quantities_in_mib() {
+        assert_eq!(quantity_mib("512Mi"), Some(512));
+        assert_eq!(quantity_mib("2Gi"), Some(2048));
+        assert_eq!(quantity_mib("1.5Gi"), Some(1536));
+        assert_eq!(quantity_mib("1G"), Some(953));
+        assert_eq!(quantity_mib("1073741824"), Some(1024));
+        assert_eq!(quantity_mib("1e9"), None);
+        assert_eq!(quantity_mib("100m"), None);
+    }
 }

@@ -21,9 +21,11 @@ pub struct ImageUser {
     /// The image's `USER` as written: a number, or a name the kubelet cannot check against
     /// `runAsNonRoot`.
     pub declared: &'static str,
-    /// The numeric uid behind it (what the pod must set as `runAsUser` when `declared` is a
-    /// name).
-    pub uid: i64,
+    /// The numeric uid behind it, when upstream publishes it (what the pod must set as
+    /// `runAsUser` when `declared` is a name, and who owns the image's own directories). `None`
+    /// when it is not known: then the pod must run as a fixed uid with every path the image
+    /// writes on a volume.
+    pub uid: Option<i64>,
     /// The numeric gid owning the image's writable directories, if it matters.
     pub gid: Option<i64>,
     pub cite: Cite,

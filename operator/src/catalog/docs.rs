@@ -13,7 +13,9 @@ pub fn markdown() -> String {
          <!-- Generated from the component descriptors in operator/src/catalog/ by `make crds`; \
          do not edit. -->\n\n\
          Every component the operator can deploy, as its descriptor in `operator/src/catalog/` \
-         declares it. Enable one under `spec.components.<field>` of a DizSite. How to add a \
+         declares it, with the image contract of each image: what it demands of the pod, read \
+         from the image's upstream source at the pinned version (details and what could not be \
+         verified: [upstream/](upstream/)). The test API server's kubelet enforces the contracts. Enable one under `spec.components.<field>` of a DizSite. How to add a \
          component: [adding-a-component.md](adding-a-component.md).\n\n",
     );
     out.push_str(
@@ -133,11 +135,81 @@ fn section(out: &mut String, c: Component) {
             let _ = writeln!(out, "- {}: {options}", need.purpose);
         }
     }
+    for c in d.contracts {
+        contract(out, c);
+    }
     if !d.security_exceptions.is_empty() {
         out.push_str("\nExceptions to the restricted Pod Security profile:\n");
         for e in d.security_exceptions {
             let _ = writeln!(out, "- {}: {}", e.part, e.text);
         }
+    }
+}
+
+/// An image contract: what the image demands of its pod, each fact with its source.
+fn contract(out: &mut String, c: &super::contract::ImageContract) {
+    let _ = writeln!(
+        out,
+        "\nImage contract of `{}` (`{}`, read at `{}`):\n",
+        c.image, c.repository, c.source
+    );
+    let uid = c
+        .user
+        .uid
+        .map_or_else(|| "not published".to_string(), |u| u.to_string());
+    let _ = writeln!(
+        out,
+        "- user `{}` (uid {uid}{}) — {}",
+        c.user.declared,
+        c.user.gid.map(|g| format!(", gid {g}")).unwrap_or_default(),
+        c.user.cite
+    );
+    for w in c.writes {
+        let kind = match w.kind {
+            super::contract::WriteKind::Dir => "writes",
+            super::contract::WriteKind::RewrittenFile => "rewrites at start",
+        };
+        let _ = writeln!(out, "- {kind} `{}`: {} — {}", w.path, w.why, w.cite);
+    }
+    for r in c.required {
+        let secret = if r.secret { ", from a Secret" } else { "" };
+        let message = if r.message.is_empty() {
+            String::new()
+        } else {
+            format!("; without it: \"{}\"", r.message)
+        };
+        let _ = writeln!(out, "- requires `{}`{secret}{message} — {}", r.name, r.cite);
+    }
+    if !c.ports.is_empty() {
+        let ports = c
+            .ports
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(out, "- listens on {ports}");
+    }
+    for e in c.endpoints {
+        let needs = e
+            .needs
+            .map(|(k, v)| format!(" (with `{k}={v}`)"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "- serves `{}` on {}{needs} — {}",
+            e.path, e.port, e.cite
+        );
+    }
+    if let Some(j) = &c.jvm {
+        let heap = j.default_heap_mib.map_or_else(
+            || "sized by the JVM from the limit".to_string(),
+            |h| format!("fixed at {h} MiB"),
+        );
+        let _ = writeln!(
+            out,
+            "- JVM heap {heap}; replaced through `{}` — {}",
+            j.options_env, j.cite
+        );
     }
 }
 

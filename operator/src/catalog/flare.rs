@@ -1,11 +1,24 @@
 //! FLARE: evaluates feasibility queries against the FHIR server.
 //!
 //! Not exposed through the ingress: queries arrive through the site's DSF, inside the cluster.
+//! FLARE itself authenticates nobody (`/query/execute`, `/cache/stats` are open), so its
+//! NetworkPolicy is the only gate.
+//!
+//! Towards Blaze, FLARE logs in as an OAuth client only when the issuer, the client id and the
+//! client secret are all set (medizininformatik-initiative/flare@v2.4.0:src/main/java/de/medizininformatikinitiative/flare/FlareApplication.java:115-140).
+//! So the operator passes them only together: a site with `spec.auth.oidc` but no
+//! `clientSecretRef` gets FLARE without authentication, and Blaze, which then demands a token,
+//! answers its queries with 401 until the site names the client secret.
+//!
+//! The disk cache (`/app/cache`) is an emptyDir without a size limit: upstream bounds it by
+//! time only (entries expire after 7 days, README.md:59-62), it counts against the node's
+//! ephemeral storage and is lost with the pod, which only costs recomputation.
+//!
+//! Image facts were read at medizininformatik-initiative/flare `v2.4.0` (the pinned version).
 
-use super::component::{
-    Access, DatabaseNeed, Descriptor, Exposure, Need, Provider, no_checks, no_settings,
-};
-use super::pod::{self, Presets, Res, Workload};
+use super::component::{DatabaseNeed, Descriptor, Exposure, Need, no_checks, no_settings};
+use super::contract::{Endpoint, ImageContract, ImageUser, Jvm, Write, WriteKind};
+use super::pod::{self, Presets, Res, RunAs, Security, Workload};
 use super::{CatalogError, Child, Ctx, HTTP_8080, Part, blaze, database};
 
 pub static COMPONENT: Descriptor = Descriptor {
@@ -25,17 +38,8 @@ pub static COMPONENT: Descriptor = Descriptor {
     }],
     checks: no_checks,
     security_exceptions: &[],
-    contracts: &[],
+    contracts: &[CONTRACT],
     build,
-};
-
-/// How TORCH reaches FLARE.
-pub(crate) const PROVIDER: Provider = Provider {
-    component: &COMPONENT,
-    access: Access::Service {
-        part: "flare",
-        ports: &[8080],
-    },
 };
 
 const PARTS: [Part; 1] = [Part {
@@ -51,7 +55,55 @@ const PARTS: [Part; 1] = [Part {
     uses_oidc: true,
 }];
 
-/// FLARE caches query results in memory; upstream recommends about 8 GiB for a large site.
+const SOURCE: &str = "medizininformatik-initiative/flare@v2.4.0";
+
+/// What the FLARE image demands.
+///
+/// Not in it: `/tmp` (the JVM's temp directory, where rocksdbjni is expected to unpack its
+/// native library: library behaviour, not read in the source; writable here all the same), the
+/// truststore the entrypoint regenerates only when CA files are mounted at `/app/certs`
+/// (docker-entrypoint.sh:11-31; the catalogue mounts none), and `FLARE_FHIR_SERVER`, which has a
+/// default (`http://localhost:8082/fhir`, application.yml:5) so FLARE starts without it.
+const CONTRACT: ImageContract = ImageContract {
+    image: "flare",
+    repository: "ghcr.io/medizininformatik-initiative/flare",
+    source: SOURCE,
+    user: ImageUser {
+        declared: "1001",
+        uid: Some(1001),
+        gid: None,
+        cite: "medizininformatik-initiative/flare@v2.4.0:Dockerfile:23",
+    },
+    writes: &[Write {
+        path: "/app/cache",
+        kind: WriteKind::Dir,
+        why: "the RocksDB disk cache, opened (created if missing) at start; a failure aborts the start",
+        cite: "medizininformatik-initiative/flare@v2.4.0:src/main/java/de/medizininformatikinitiative/flare/service/DiskCachingFhirQueryService.java:44-54",
+    }],
+    required: &[],
+    ports: &[8080],
+    endpoints: &[Endpoint {
+        path: "/cache/stats",
+        port: 8080,
+        needs: None,
+        cite: "medizininformatik-initiative/flare@v2.4.0:src/main/java/de/medizininformatikinitiative/flare/rest/CacheController.java:32-35",
+    }],
+    jvm: Some(Jvm {
+        default_heap_mib: Some(4096),
+        options_env: "JAVA_TOOL_OPTIONS",
+        cite: "medizininformatik-initiative/flare@v2.4.0:Dockerfile:13",
+    }),
+};
+
+/// The image's own user, which owns `/app/cache` and the truststore directory
+/// (Dockerfile:8,20,23).
+const UID: i64 = 1001;
+const CACHE_DIR: &str = "/app/cache";
+
+/// Upstream sizes FLARE at 8 GiB: a 4 GiB heap holding a 1 GiB in-memory cache, about 1 GiB
+/// off-heap for the disk cache and the rest page cache (README.md:51-58). The presets keep those
+/// proportions: heap half the limit ([`HEAP_PERCENT`]), in-memory cache an eighth
+/// ([`cache_mem_mib`]).
 const PRESETS: Presets = Presets {
     small: Res {
         cpu: "500m",
@@ -70,8 +122,15 @@ const PRESETS: Presets = Presets {
     },
 };
 
+const HEAP_PERCENT: &str = "50.0";
+
 fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     let mut w = Workload::deployment(&PARTS[0], &PRESETS);
+    w.security = Security {
+        run_as: RunAs::User(UID),
+        read_only_root: true,
+    };
+    w.writable_dirs = &["/tmp", CACHE_DIR];
     w.set(
         "FLARE_FHIR_SERVER",
         format!(
@@ -80,21 +139,82 @@ fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
             super::blaze::CONTEXT_PATH
         ),
     );
-    // Blaze demands a token as soon as the site has OIDC, so FLARE must log in as a client.
-    if let Some(oidc) = ctx.oidc() {
+    // The image's default, pinned so that env cannot move the cache off its volume.
+    w.set("FLARE_CACHE_DISK_PATH", CACHE_DIR);
+    // The image sets `-Xmx4g` in JAVA_TOOL_OPTIONS (Dockerfile:13), more than the small and
+    // medium limits; replacing the variable replaces it.
+    w.set(
+        "JAVA_TOOL_OPTIONS",
+        format!("-XX:MaxRAMPercentage={HEAP_PERCENT}"),
+    );
+    // Default 1024 MiB (application.yml:13), a quarter of upstream's heap.
+    w.set(
+        "FLARE_CACHE_MEM_SIZE_MB",
+        cache_mem_mib(ctx).unwrap_or(512).to_string(),
+    );
+    if let Some(oidc) = ctx.oidc()
+        && let Some(secret) = &oidc.client_secret_ref
+    {
         w.set("FLARE_FHIR_OAUTH_ISSUER_URI", oidc.issuer_url.clone());
         w.set("FLARE_FHIR_OAUTH_CLIENT_ID", oidc.client_id.clone());
-        if let Some(secret) = &oidc.client_secret_ref {
-            w.env.push(database::secret_env(
-                "FLARE_FHIR_OAUTH_CLIENT_SECRET",
-                &secret.name,
-                &secret.key,
-            ));
-        }
+        w.env.push(database::secret_env(
+            "FLARE_FHIR_OAUTH_CLIENT_SECRET",
+            &secret.name,
+            &secret.key,
+        ));
     }
-    // No health endpoint is documented for FLARE: TCP on its API port.
-    w.startup = Some(pod::startup(pod::tcp_probe("http"), 300));
-    w.readiness = Some(pod::tcp_probe("http"));
-    w.liveness = Some(pod::tcp_probe("http"));
+    // The cache statistics answer as soon as the application context is up (upstream's own
+    // health check, .github/integration-test/oauth/docker-compose.yml:106).
+    let probe = || pod::http_probe("/cache/stats", "http");
+    w.startup = Some(pod::startup(probe(), 300));
+    w.readiness = Some(probe());
+    w.liveness = Some(probe());
     pod::build(ctx, w)
+}
+
+/// The in-memory cache: an eighth of the container's memory limit (a quarter of the heap), as
+/// in upstream's default sizing; follows `resourceOverrides`.
+fn cache_mem_mib(ctx: &Ctx) -> Option<u64> {
+    let res = pod::resources(ctx, &PRESETS, true);
+    let limit = res.limits?.get("memory")?.0.clone();
+    Some((mebibytes(&limit)? / 8).max(16))
+}
+
+/// A memory quantity in MiB (`512Mi`, `8Gi`, `1G`, `1.5Gi`, bytes).
+fn mebibytes(q: &str) -> Option<u64> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (num, suffix) = q.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let bytes = num
+        * match suffix {
+            "" => 1.0,
+            "Ki" => 1024.0,
+            "Mi" => 1024.0 * 1024.0,
+            "Gi" => 1024.0 * 1024.0 * 1024.0,
+            "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+            "k" => 1e3,
+            "M" => 1e6,
+            "G" => 1e9,
+            "T" => 1e12,
+            _ => return None,
+        };
+    (bytes.is_finite() && bytes >= 0.0).then(|| (bytes / (1024.0 * 1024.0)) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_quantities_in_mebibytes() {
+        assert_eq!(mebibytes("2Gi"), Some(2048));
+        assert_eq!(mebibytes("512Mi"), Some(512));
+        assert_eq!(mebibytes("1.5Gi"), Some(1536));
+        assert_eq!(mebibytes("1G"), Some(953));
+        assert_eq!(mebibytes("1048576"), Some(1));
+        assert_eq!(mebibytes("2Xi"), None);
+    }
 }

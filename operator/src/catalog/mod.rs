@@ -26,7 +26,7 @@ pub mod database;
 pub mod docs;
 mod dqa;
 mod fhir_gateway;
-mod fhir_pseudonymizer;
+pub mod fhir_pseudonymizer;
 mod flare;
 mod gics;
 mod gpas;
@@ -652,6 +652,16 @@ impl<'a> Ctx<'a> {
     /// component without settings or when `S` is not its settings type.
     pub fn settings<S: 'static>(&self) -> Option<&'a S> {
         (self.component.descriptor().settings)(&self.site.spec.components)?.downcast_ref::<S>()
+    }
+
+    /// Another enabled component's own settings, for builders that must agree with it (VFPS
+    /// creates the namespace the pseudonymizer uses). `None` when `c` is disabled.
+    pub fn settings_of<S: 'static>(&self, c: &'static Descriptor) -> Option<&'a S> {
+        let component = Component::of(c);
+        if !component.enabled(&self.site.spec.components) {
+            return None;
+        }
+        (c.settings)(&self.site.spec.components)?.downcast_ref::<S>()
     }
 
     pub fn replicas(&self) -> i32 {

@@ -267,10 +267,21 @@ pub fn next_status(
     let mut next = status.clone();
     match decision {
         Decision::Upgrade { from, to } => {
-            next.previous = from.clone();
-            next.target = Some(to.clone());
-            next.upgrade_started = Some(now);
             next.failed.retain(|f| f.name != *to);
+            if site_ready {
+                // Every workload already runs the target and its controller has observed it
+                // (readiness counts only observed generations): nothing is in flight, so the
+                // site is on the target now. Recording it later would report Ready while the
+                // status still names no current release.
+                next.current = Some(to.clone());
+                next.previous = None;
+                next.target = None;
+                next.upgrade_started = None;
+            } else {
+                next.previous = from.clone();
+                next.target = Some(to.clone());
+                next.upgrade_started = Some(now);
+            }
         }
         Decision::Stay { on, .. } => {
             if site_ready && status.upgrade_started.is_some() && status.target.as_ref() == Some(on)
@@ -464,8 +475,12 @@ mod tests {
                 to: "r2".to_string()
             }
         );
-        let s = next_status(&on("r1"), &d, &c, true, ts(NOW));
+        // Right after the apply the workloads' controllers have not observed the new spec yet.
+        let s = next_status(&on("r1"), &d, &c, false, ts(NOW));
         assert_eq!(s, upgrading(Some("r1"), "r2", NOW));
+        // When they already have (nothing the site runs changed), the site is on r2 at once.
+        let s = next_status(&on("r1"), &d, &c, true, ts(NOW));
+        assert_eq!(s, on("r2"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -22,8 +22,8 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use self::status::{
-    applied_conditions, component_statuses, paused_conditions, retrying_conditions,
-    stalled_conditions, workloads,
+    applied_conditions, component_statuses, paused_conditions, pod_problems, retrying_conditions,
+    stalled_conditions, with_problems, workloads,
 };
 use super::Context;
 use super::apply::{self, ApplyError};
@@ -273,8 +273,19 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
         publish(ctx, site, EventType::Normal, "Applied", &note).await;
     }
 
-    // status
-    let health = workloads(&outcome.live);
+    // status: the workloads count ready replicas; their pods say why the others are not.
+    let pods = match Api::<Pod>::namespaced(ctx.client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("{}={name}", catalog::SITE_LABEL)))
+        .await
+    {
+        Ok(list) => list.items,
+        // Reasons are a diagnosis, not a precondition: without them the status still counts.
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list the site's pods");
+            Vec::new()
+        }
+    };
+    let health = with_problems(workloads(&outcome.live), &pod_problems(&pods));
     let mut conds = applied_conditions(&release.name, &health);
     let ready_now = conds
         .iter()

@@ -1,5 +1,9 @@
 //! The DizSite status, computed from what the API server reports about the children. Pure.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 use kube::core::{ApiResource, DynamicObject};
 use serde_json::Value;
 
@@ -18,6 +22,12 @@ pub struct WorkloadHealth {
     pub observed: bool,
     /// The workload controller gave up (e.g. `ProgressDeadlineExceeded`).
     pub failed: bool,
+    /// Why its pods do not start or become ready, as the kubelet reports it
+    /// (see [`pod_problems`]).
+    pub problem: Option<String>,
+    /// A CloudNativePG database of the component rather than one of its workloads: counts for
+    /// readiness, not for the component's replicas.
+    pub database: bool,
 }
 
 fn int(v: &Value, ptr: &str) -> i64 {
@@ -57,17 +67,129 @@ pub fn workloads(live: &[(ApiResource, DynamicObject)]) -> Vec<WorkloadHealth> {
                 ready: i32::try_from(int(&v, "/status/readyReplicas")).unwrap_or(0),
                 observed: int(&v, "/status/observedGeneration") >= generation,
                 failed,
+                problem: None,
+                database: false,
             })
         })
+        .chain(
+            live.iter()
+                .filter(|(ar, _)| {
+                    ar.group == crate::catalog::database::CNPG_GROUP
+                        && ar.kind == crate::catalog::database::CNPG_KIND
+                })
+                .filter_map(|(_, obj)| database_health(obj)),
+        )
         .collect()
+}
+
+/// A CloudNativePG cluster is ready when all its instances are (`status.readyInstances` =
+/// `spec.instances`): the component's pods cannot serve before their database does.
+fn database_health(obj: &DynamicObject) -> Option<WorkloadHealth> {
+    let component = obj.metadata.labels.as_ref()?.get(COMPONENT_LABEL)?.clone();
+    let v = serde_json::to_value(obj).ok()?;
+    let instances = v
+        .pointer("/spec/instances")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    Some(WorkloadHealth {
+        component: format!("{component} database"),
+        image: None,
+        replicas: i32::try_from(instances).unwrap_or(i32::MAX),
+        ready: i32::try_from(int(&v, "/status/readyInstances")).unwrap_or(0),
+        observed: true,
+        failed: false,
+        problem: None,
+        database: true,
+    })
+}
+
+/// Container states that mean "not started yet" rather than "cannot start".
+const STARTING: &[&str] = &["ContainerCreating", "PodInitializing"];
+
+/// Why the pods of each component do not run, by component name: the first waiting or
+/// terminated reason a kubelet reports for a container (`CreateContainerConfigError: secret
+/// "x" not found`, `CrashLoopBackOff (last exit: OOMKilled)`), or a readiness that fails. This
+/// is where a real cluster says why a workload is not ready; the workload objects only count.
+pub fn pod_problems(pods: &[Pod]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for pod in pods {
+        let Some(component) = pod.labels().get(COMPONENT_LABEL).cloned() else {
+            continue;
+        };
+        if out.contains_key(&component) || pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let Some(status) = &pod.status else { continue };
+        let containers = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(status.container_statuses.iter().flatten());
+        let mut problem = None;
+        for c in containers {
+            let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
+            let last = c
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .and_then(|t| t.reason.clone());
+            if let Some(w) = waiting
+                && let Some(reason) = w.reason.as_deref()
+                && !STARTING.contains(&reason)
+            {
+                let mut text = format!("{}: {reason}", c.name);
+                if let Some(last) = last.filter(|l| l != "Error" && l != "Completed") {
+                    text.push_str(&format!(" (last exit: {last})"));
+                }
+                if let Some(m) = w.message.as_deref().filter(|m| !m.is_empty()) {
+                    text.push_str(&format!(": {m}"));
+                }
+                problem = Some(text);
+                break;
+            }
+        }
+        if problem.is_none() {
+            let unready = status.conditions.iter().flatten().any(|c| {
+                c.type_ == "Ready"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("ContainersNotReady")
+            });
+            let running = status.phase.as_deref() == Some("Running");
+            if unready && running {
+                problem = Some(format!(
+                    "pod {} is running but not ready (readiness probe failing)",
+                    pod.name_any()
+                ));
+            }
+        }
+        if let Some(p) = problem {
+            out.insert(component, p);
+        }
+    }
+    out
+}
+
+/// Adds the pods' problems to the workloads of their components.
+pub fn with_problems(
+    mut health: Vec<WorkloadHealth>,
+    problems: &BTreeMap<String, String>,
+) -> Vec<WorkloadHealth> {
+    for w in &mut health {
+        if w.ready < w.replicas {
+            w.problem = problems.get(&w.component).cloned();
+        }
+    }
+    health
 }
 
 /// Per-component status, in catalogue order, for every component (enabled or not).
 pub fn component_statuses(spec: &DizSiteSpec, health: &[WorkloadHealth]) -> Vec<ComponentStatus> {
     Component::all()
         .map(|c| {
-            let mine: Vec<&WorkloadHealth> =
-                health.iter().filter(|w| w.component == c.name()).collect();
+            let mine: Vec<&WorkloadHealth> = health
+                .iter()
+                .filter(|w| w.component == c.name() && !w.database)
+                .collect();
             ComponentStatus {
                 name: c.name().to_string(),
                 enabled: c.enabled(&spec.components),
@@ -81,10 +203,13 @@ pub fn component_statuses(spec: &DizSiteSpec, health: &[WorkloadHealth]) -> Vec<
 
 /// Conditions after a successful apply.
 pub fn applied_conditions(release: &str, health: &[WorkloadHealth]) -> Vec<DesiredCondition> {
-    let failing: Vec<&str> = health
+    let failing: Vec<String> = health
         .iter()
-        .filter(|w| w.failed && w.ready < w.replicas)
-        .map(|w| w.component.as_str())
+        .filter(|w| (w.failed || w.problem.is_some()) && w.ready < w.replicas)
+        .map(|w| match &w.problem {
+            Some(p) => format!("{} ({p})", w.component),
+            None => w.component.clone(),
+        })
         .collect();
     let waiting: Vec<String> = health
         .iter()
@@ -182,6 +307,8 @@ mod tests {
             ready,
             observed: true,
             failed: false,
+            problem: None,
+            database: false,
         }
     }
 
@@ -213,6 +340,66 @@ mod tests {
         let c = applied_conditions("r", &[x]);
         assert_eq!(c[0].reason, "ComponentsFailing");
         assert!(c[0].message.contains("flare"));
+    }
+
+    #[test]
+    fn pod_problems_name_the_kubelets_reason() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s-gpas-abc", "labels": {COMPONENT_LABEL: "gpas"}},
+            "status": {"phase": "Pending", "containerStatuses": [{
+                "name": "gpas", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "CreateContainerConfigError",
+                    "message": "container has runAsNonRoot and image has non-numeric user (mosaic), cannot verify user is non-root"}}}]}
+        }))
+        .expect("pod");
+        let p = pod_problems(&[pod]);
+        assert!(
+            p["gpas"].starts_with("gpas: CreateContainerConfigError: container has runAsNonRoot"),
+            "{p:?}"
+        );
+        let mut x = w("gpas", 1, 0);
+        x.problem = p.get("gpas").cloned();
+        let c = applied_conditions("r", &[x]);
+        assert_eq!(c[0].reason, "ComponentsFailing");
+        assert!(
+            c[0].message
+                .contains("gpas (gpas: CreateContainerConfigError"),
+            "{}",
+            c[0].message
+        );
+    }
+
+    #[test]
+    fn starting_pods_are_no_problem() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s-blaze-0", "labels": {COMPONENT_LABEL: "blaze"}},
+            "status": {"phase": "Pending", "containerStatuses": [{
+                "name": "blaze", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ContainerCreating"}}}]}
+        }))
+        .expect("pod");
+        assert!(pod_problems(&[pod]).is_empty());
+    }
+
+    #[test]
+    fn a_database_that_is_not_ready_keeps_the_site_waiting() {
+        let mut db = w("mainzelliste database", 1, 0);
+        db.database = true;
+        let c = applied_conditions("r", &[w("mainzelliste", 1, 1), db]);
+        assert_eq!(c[0].status, "False");
+        assert!(
+            c[0].message.contains("mainzelliste database (0/1 ready)"),
+            "{}",
+            c[0].message
+        );
+        let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+            "metadata": {"name": "s-mainzelliste-db", "labels": {COMPONENT_LABEL: "mainzelliste"}},
+            "spec": {"instances": 3}, "status": {"readyInstances": 2}
+        }))
+        .expect("cluster");
+        let h = database_health(&obj).expect("health");
+        assert_eq!((h.replicas, h.ready, h.database), (3, 2, true));
     }
 
     #[test]
