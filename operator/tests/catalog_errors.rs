@@ -311,7 +311,7 @@ fn every_catalogue_error_names_its_field() {
         "components:\n  blaze:\n    database:\n      external:\n        name: x\n",
         "components:\n  blaze: {}\n  flare:\n    storage:\n      size: 1Gi\n",
         "components:\n  blaze: {}\n  flare: {}\n  torch:\n    replicas: 2\n",
-        "components:\n  i2b2: {}\n  dqa:\n    env:\n      - name: DQA_SOURCE_SYSTEM\n        value: x\n",
+        "components:\n  blaze:\n    env:\n      - name: BASE_URL\n        value: other\n",
         "components:\n  blaze:\n    resources: large\n    resourceOverrides:\n      limits:\n        memory: 1Gi\n",
         "components:\n  vfps:\n    database:\n      cloudNativePG: {}\n",
     ]
