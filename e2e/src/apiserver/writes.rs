@@ -301,6 +301,9 @@ fn validate_crd(mut crd: Value, old: Option<&Value>) -> Result<Value, ApiError> 
                 .to_string(),
         ));
     }
+    // kube-apiserver refuses CEL rules whose estimated worst-case cost exceeds its budgets
+    // (per rule, and for the whole schema) when the CRD is written, not when objects are.
+    causes.extend(validation::cost::crd_cost_errors(&crd));
     if !causes.is_empty() {
         return Err(ApiError::invalid(
             "CustomResourceDefinition",

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::EXIT_NOT_CERTIFIED;
+use crate::admission::{self, AdmissionError};
 use crate::api::{ComponentRelease, ComponentReleaseSpec, GROUP, ReleaseSignature, VERSION};
 use crate::release::{
     self, CanonicalError, SignError, SigningKey, TrustError, TrustStore, TrustedKey, Verdict,
@@ -30,7 +31,7 @@ pub enum ReleaseCommand {
     /// Sign a release: write it with spec.signature set.
     Sign(SignArgs),
     /// Verify a release's signature. Exit status 0 only when it is certified, 1 when it is
-    /// not (the reason is printed), 2 when the input cannot be read.
+    /// not (the reason is printed), 2 when the input cannot be read or is refused by the CRD.
     Verify(VerifyArgs),
     /// Show which release every DizSite runs, per kubeconfig context.
     Status(super::release_status::StatusArgs),
@@ -103,6 +104,12 @@ pub enum ReleaseCliError {
     },
     #[error("{path}: {detail}")]
     NotARelease { path: String, detail: String },
+    /// The CRD refuses it: no cluster would admit it, so it is neither signed nor verified.
+    #[error("{path}: {source}")]
+    Refused {
+        path: String,
+        source: AdmissionError,
+    },
     #[error("{path}: {source}")]
     NotCanonical {
         path: String,
@@ -128,25 +135,29 @@ pub fn run(args: &ReleaseArgs) -> Result<ExitCode, ReleaseCliError> {
 }
 
 fn canonicalize(args: &CanonicalizeArgs) -> Result<ExitCode, ReleaseCliError> {
-    let doc = ReleaseDocument::read(&args.file)?;
+    let doc = ReleaseDocument::read(&args.file, Admit::AsWritten)?;
     let bytes = release::canonicalize(&doc.spec).map_err(|source| doc.not_canonical(source))?;
     write_stdout(&bytes)?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn sign(args: &SignArgs) -> Result<ExitCode, ReleaseCliError> {
-    let mut doc = ReleaseDocument::read(&args.file)?;
+    let mut doc = ReleaseDocument::read(&args.file, Admit::WithoutSignature)?;
     let key_pem = read(&args.key)?;
     let key = SigningKey::from_pem(&key_pem, &args.key.display().to_string())?;
     let signature = release::sign_release(&doc.spec, &key, &args.key_id).map_err(|e| match e {
         SignError::NotCanonical(source) => doc.not_canonical(source),
         other => other.into(),
     })?;
+    doc.set_signature(&signature)?;
+    // Checked as signed, not as read: the signature being replaced does not matter, the new one
+    // is part of what a cluster admits (a key id too long for the CRD, say). Nothing is
+    // certified that no cluster would take.
+    doc.admit()?;
     let text = if args.signature_only {
         let block = serde_json::json!({ "signature": signature });
         yaml::to_string(&block).map_err(|source| doc.yaml_error(source))?
     } else {
-        doc.set_signature(&signature)?;
         yaml::to_string(&doc.raw).map_err(|source| doc.yaml_error(source))?
     };
     match &args.output {
@@ -160,7 +171,8 @@ fn sign(args: &SignArgs) -> Result<ExitCode, ReleaseCliError> {
 }
 
 fn verify(args: &VerifyArgs) -> Result<ExitCode, ReleaseCliError> {
-    let doc = ReleaseDocument::read(&args.file)?;
+    // A release no cluster admits is not a verdict's business: it is broken input.
+    let doc = ReleaseDocument::read(&args.file, Admit::AsWritten)?;
     let spec = &doc.spec;
     let detached = match &args.signature {
         Some(path) => Some(read(path)?),
@@ -241,6 +253,14 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, ReleaseCliError> {
     }
 }
 
+/// What of a release read from a file must be admissible.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    AsWritten,
+    /// For signing: the signature it carries is about to be replaced.
+    WithoutSignature,
+}
+
 /// One ComponentRelease read from YAML: typed spec for the crypto, raw value so that signing
 /// writes back everything else (metadata, status, fields this version does not know) unchanged.
 struct ReleaseDocument {
@@ -250,7 +270,9 @@ struct ReleaseDocument {
 }
 
 impl ReleaseDocument {
-    fn read(path: &Path) -> Result<Self, ReleaseCliError> {
+    /// Reads the release and admits it as the API server would (strict field validation,
+    /// defaults, CEL) before anything else looks at it.
+    fn read(path: &Path, admit: Admit) -> Result<Self, ReleaseCliError> {
         let text = String::from_utf8(read(path)?).map_err(|e| ReleaseCliError::NotARelease {
             path: path.display().to_string(),
             detail: format!("not UTF-8 text: {e}"),
@@ -279,6 +301,16 @@ impl ReleaseDocument {
                 raw["apiVersion"], raw["kind"]
             )));
         }
+        let mut candidate = raw.clone();
+        if admit == Admit::WithoutSignature
+            && let Some(spec) = candidate.get_mut("spec").and_then(|s| s.as_object_mut())
+        {
+            spec.remove("signature");
+        }
+        admission::admit(&candidate).map_err(|source| ReleaseCliError::Refused {
+            path: path.clone(),
+            source,
+        })?;
         let release: ComponentRelease = serde_json::from_value(raw.clone())
             .map_err(|e| not_a_release(format!("not a valid ComponentRelease: {e}")))?;
         Ok(Self {
@@ -286,6 +318,16 @@ impl ReleaseDocument {
             raw,
             spec: release.spec,
         })
+    }
+
+    /// Admits the document as it is now (after signing) as the API server would.
+    fn admit(&self) -> Result<(), ReleaseCliError> {
+        admission::admit(&self.raw)
+            .map(drop)
+            .map_err(|source| ReleaseCliError::Refused {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     fn set_signature(&mut self, signature: &ReleaseSignature) -> Result<(), ReleaseCliError> {

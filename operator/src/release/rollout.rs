@@ -150,14 +150,14 @@ pub fn gate(release: &ComponentRelease, site: &SiteFacts<'_>, now: Timestamp) ->
     match site.window.map(|w| window::window_state(w, now)) {
         None | Some(Ok(WindowState::Open { .. })) => Gate::Allowed,
         Some(Ok(WindowState::Closed { opens_at })) => Gate::WaitingForWindow { opens_at },
-        Some(Err(e)) => Gate::InvalidWindow(e.to_string()),
+        Some(Err(e)) => Gate::InvalidWindow(e.with_field_path()),
     }
 }
 
 /// How long an upgraded site may take to become ready before it is rolled back:
-/// `spec.rollout.progressDeadline`, [`DEFAULT_PROGRESS_DEADLINE`] when absent. The CRD schema
-/// only admits valid durations; an unreadable or zero value still falls back to the default
-/// rather than rolling back at once.
+/// `spec.rollout.progressDeadline`, [`DEFAULT_PROGRESS_DEADLINE`] when absent. The CRD refuses
+/// unreadable and zero values at admission; one stored before those rules (or written past
+/// them) still falls back to the default rather than rolling back at once.
 pub fn progress_deadline(release: &ComponentRelease) -> SignedDuration {
     release
         .spec

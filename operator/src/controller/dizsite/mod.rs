@@ -32,7 +32,7 @@ use crate::api::conditions::{self, DesiredCondition, STALLED};
 use crate::api::reasons;
 use crate::api::{ComponentRelease, DeletionPolicy, DizSite, DizSiteStatus};
 use crate::catalog::{self, CatalogError, FIELD_MANAGER, SiteInput};
-use crate::release::rollout::SiteFacts;
+use crate::release::rollout::{Gate, SiteFacts};
 use crate::release::upgrade::{self, Decision, ResolvedCandidate};
 
 pub const FINALIZER: &str = "diz.miracum.org/cleanup";
@@ -341,6 +341,21 @@ async fn announce(
         }
         Decision::Hold { reason, .. } => {
             publish_if_new(site, ctx, EventType::Warning, reasons::HELD, reason).await;
+        }
+        // A window or rollout that cannot be evaluated blocks upgrades until the spec changes:
+        // say so where site admins look, not only in the condition.
+        Decision::Stay {
+            waiting: Some(gate @ (Gate::InvalidWindow(_) | Gate::InvalidRollout(_))),
+            ..
+        } => {
+            publish_if_new(
+                site,
+                ctx,
+                EventType::Warning,
+                gate.reason(),
+                &gate.message(),
+            )
+            .await;
         }
         _ => {
             if before.target.is_some() && after.target.is_none() && after.current.is_some() {
