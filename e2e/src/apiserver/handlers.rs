@@ -230,10 +230,14 @@ fn with_type_meta(obj: &Value, res: &ResourceInfo) -> Value {
     o
 }
 
-fn selectors(q: &HashMap<String, String>) -> Result<Selectors, ApiError> {
+fn selectors(q: &HashMap<String, String>, res: &ResourceInfo) -> Result<Selectors, ApiError> {
     Ok(Selectors {
         labels: LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?,
-        fields: FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?,
+        fields: FieldSelector::parse(
+            q.get("fieldSelector").map_or("", String::as_str),
+            &res.group,
+            &res.plural,
+        )?,
     })
 }
 
@@ -524,7 +528,7 @@ fn verb_reply(
                 res: res.clone(),
                 namespace: path.namespace.clone(),
                 resource_version: q.get("resourceVersion").cloned().unwrap_or_default(),
-                selectors: selectors(q)?,
+                selectors: selectors(q, res)?,
                 bookmarks: q.get("allowWatchBookmarks").is_some_and(|v| v == "true"),
                 send_initial_events: q.get("sendInitialEvents").is_some_and(|v| v == "true"),
                 timeout,
@@ -617,7 +621,7 @@ fn verb_reply(
             Ok(Reply::Json(200, with_type_meta(&obj, res)))
         }
         "deletecollection" if part == Part::Main => {
-            let sel = selectors(q)?;
+            let sel = selectors(q, res)?;
             let opts = delete_options(body, q)?;
             let keys: Vec<ObjKey> = store
                 .objects
@@ -783,7 +787,7 @@ fn list(
             store.compacted
         )));
     }
-    let sel = selectors(q)?;
+    let sel = selectors(q, res)?;
     let mut items: Vec<Value> = store
         .list(&res.group, &res.plural, path.namespace.as_deref())
         .into_iter()
