@@ -29,7 +29,7 @@ fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 fn json_response(code: u16, v: &Value) -> Response<Body> {
-    let mut r = Response::new(full(v.to_string()));
+    let mut r = Response::new(full(super::wire::to_json(v)));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(
         header::CONTENT_TYPE,
