@@ -933,3 +933,40 @@ async fn crds_with_rules_over_the_cel_cost_budget_are_refused() {
         .await
         .expect("within budget");
 }
+
+/// Oneshot discovery of one group (`/apis/{group}` then its versions) and of one pinned kind,
+/// as `kube::discovery::group` and `pinned_kind` do it, for a built-in group, a CRD's group
+/// and the core group; what they resolve is listable.
+#[tokio::test]
+async fn oneshot_discovery_resolves_single_groups_and_kinds() {
+    let (_s, client) = server();
+    install_widgets(&client).await;
+    let apps = kube::discovery::group(&client, "apps")
+        .await
+        .expect("apps group");
+    let (ar, caps) = apps.recommended_kind("Deployment").expect("Deployment");
+    assert_eq!(
+        (ar.version.as_str(), ar.plural.as_str()),
+        ("v1", "deployments")
+    );
+    assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    api.list(&Default::default())
+        .await
+        .expect("list deployments");
+    let custom = kube::discovery::group(&client, GROUP)
+        .await
+        .expect("widget group");
+    assert!(custom.recommended_kind("Widget").is_some());
+    let (node, caps) =
+        kube::discovery::pinned_kind(&client, &GroupVersionKind::gvk("", "v1", "Node"))
+            .await
+            .expect("Node");
+    assert_eq!(node.plural, "nodes");
+    assert_eq!(caps.scope, kube::discovery::Scope::Cluster);
+    let unknown = kube::discovery::group(&client, "no.such.group.example.org").await;
+    assert!(
+        matches!(unknown, Err(kube::Error::Discovery(_))),
+        "an unknown group is a discovery error"
+    );
+}

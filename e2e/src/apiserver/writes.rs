@@ -457,6 +457,12 @@ pub fn create(
         obj["status"] = json!({"phase": "Active"});
         obj["spec"] = json!({"finalizers": ["kubernetes"]});
     }
+    if res.group.is_empty() && res.plural == "pods" {
+        // The pod strategy's PrepareForCreate: every new pod is Pending with its QoS class;
+        // the kubelet's status comes later.
+        let qos = super::pods::qos_class(obj.get("spec").unwrap_or(&Value::Null));
+        obj["status"] = json!({"phase": "Pending", "qosClass": qos});
+    }
     let schema = schema(store, res);
     match applied_by {
         Some(manager) => apply::initial_apply_fields(
@@ -844,7 +850,7 @@ fn after_write(store: &mut Store, cfg: &Config, res: &ResourceInfo, key: &ObjKey
         workload::schedule(store, cfg, key, stored);
     }
     if res.group.is_empty() && res.plural == "pods" {
-        super::pods::bare_pod(store, cfg, key, stored, &now());
+        workload::schedule_pod(store, cfg, key, stored);
     }
     if res.group == super::cnpg::GROUP && res.plural == super::cnpg::PLURAL {
         super::cnpg::reconcile(store, cfg, key, stored);
