@@ -5,7 +5,7 @@ KUBECONFIG_SIM ?= $(CURDIR)/target/sim/kubeconfig
 tools: ## Install the command-line tools the tests shell out to into .tools/bin (helm, kubectl) and pip (idempotent)
 	scripts/install-tools.sh
 
-.PHONY: tools build test chart-test crds docs lint fmt e2e e2e-kind sim demo clean
+.PHONY: tools build test chart-test crds docs lint fmt e2e e2e-kind conformance-kube-rs sim demo clean
 
 build: ## Build the operator and the test API server
 	$(CARGO) build --locked --workspace --all-targets
@@ -41,6 +41,9 @@ e2e: ## End-to-end suite: real kubectl + real operator binary against the test A
 
 demo: ## Main job: test API server + kubectl + operator until the example sites are Ready
 	scripts/demo.sh
+
+conformance-kube-rs: ## kube-rs's own cluster tests (published kube, kube-client, kube-runtime at the locked version) against the test API server; slow (builds them once), not part of make test; KUBE_RS_SRC=<kube-rs git dir> adds its e2e programs
+	scripts/conformance-kube-rs.sh
 
 e2e-kind: ## Same e2e suite on a kind cluster with the operator image (needs Docker + kind; not on the build machines)
 	scripts/e2e-kind.sh

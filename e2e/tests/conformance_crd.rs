@@ -867,3 +867,106 @@ async fn aggregated_discovery_serves_custom_resources() {
         .collect();
     assert_eq!(subs, ["status", "scale"]);
 }
+
+/// kube-apiserver estimates the worst-case cost of each CEL rule from the schema's bounds and
+/// refuses a CRD whose rule would exceed the per-rule budget (StaticEstimatedCostLimit,
+/// 10,000,000) — here a nested loop over a list without maxItems.
+#[tokio::test]
+async fn crds_with_rules_over_the_cel_cost_budget_are_refused() {
+    let (s, client) = server();
+    let crd = |max_items: Option<u64>| {
+        let mut names = json!({"type": "array", "items": {"type": "string", "maxLength": 63}});
+        if let Some(n) = max_items {
+            names["maxItems"] = json!(n);
+        }
+        let crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("gadgets.{GROUP}")},
+            "spec": {"group": GROUP, "scope": "Namespaced",
+                "names": {"kind": "Gadget", "plural": "gadgets"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "properties": {"names": names},
+                            "x-kubernetes-validations": [{
+                                "rule": "self.names.all(a, self.names.exists_one(b, a == b))",
+                                "message": "names must be unique"}]}}}}}]}});
+        serde_json::from_value::<DynamicObject>(crd).expect("CRD object")
+    };
+    let err = api_error(
+        crd_api(&client)
+            .create(&PostParams::default(), &crd(None))
+            .await
+            .expect_err("over budget"),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert!(
+        err.message.starts_with(&format!(
+            "CustomResourceDefinition.apiextensions.k8s.io \"gadgets.{GROUP}\" is invalid: "
+        )),
+        "{}",
+        err.message
+    );
+    // The rule over the per-rule budget, and (being far over) the schema over its total.
+    for expected in [
+        "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: \
+         Forbidden: estimated rule cost exceeds budget by factor of more than 100x (try simplifying \
+         the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings \
+         are declared)",
+        "spec.versions[0].schema.openAPIV3Schema: Forbidden: x-kubernetes-validations estimated \
+         rule cost total for entire OpenAPIv3 schema exceeds budget",
+    ] {
+        assert!(err.message.contains(expected), "{}", err.message);
+    }
+    assert!(
+        s.object(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            "",
+            &format!("gadgets.{GROUP}")
+        )
+        .is_none(),
+        "nothing stored"
+    );
+    // Bounded, the same rule fits.
+    crd_api(&client)
+        .create(&PostParams::default(), &crd(Some(100)))
+        .await
+        .expect("within budget");
+}
+
+/// Oneshot discovery of one group (`/apis/{group}` then its versions) and of one pinned kind,
+/// as `kube::discovery::group` and `pinned_kind` do it, for a built-in group, a CRD's group
+/// and the core group; what they resolve is listable.
+#[tokio::test]
+async fn oneshot_discovery_resolves_single_groups_and_kinds() {
+    let (_s, client) = server();
+    install_widgets(&client).await;
+    let apps = kube::discovery::group(&client, "apps")
+        .await
+        .expect("apps group");
+    let (ar, caps) = apps.recommended_kind("Deployment").expect("Deployment");
+    assert_eq!(
+        (ar.version.as_str(), ar.plural.as_str()),
+        ("v1", "deployments")
+    );
+    assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    api.list(&Default::default())
+        .await
+        .expect("list deployments");
+    let custom = kube::discovery::group(&client, GROUP)
+        .await
+        .expect("widget group");
+    assert!(custom.recommended_kind("Widget").is_some());
+    let (node, caps) =
+        kube::discovery::pinned_kind(&client, &GroupVersionKind::gvk("", "v1", "Node"))
+            .await
+            .expect("Node");
+    assert_eq!(node.plural, "nodes");
+    assert_eq!(caps.scope, kube::discovery::Scope::Cluster);
+    let unknown = kube::discovery::group(&client, "no.such.group.example.org").await;
+    assert!(
+        matches!(unknown, Err(kube::Error::Discovery(_))),
+        "an unknown group is a discovery error"
+    );
+}

@@ -5,7 +5,9 @@ mod common;
 use common::{api_error, server, within};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, Node, Pod, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -238,6 +240,120 @@ async fn field_selectors_on_name_and_namespace() {
             .expect_err("unsupported"),
     );
     assert_eq!(err.code, 400);
+}
+
+/// Kinds with their own field-label conversion accept their fields, valued as the registry's
+/// `GetAttrs` computes them (unset booleans are `false`), and refuse everything else.
+#[tokio::test]
+async fn field_selectors_per_kind() {
+    let (_s, client) = server();
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "p"},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox:stable"}]}}))
+        .expect("pod"),
+    )
+    .await
+    .expect("pod");
+    let names = |l: kube::api::ObjectList<Pod>| -> Vec<String> {
+        l.items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect()
+    };
+    for (selector, expected) in [
+        ("status.phase=Running", vec!["p"]),
+        ("status.phase!=Running", vec![]),
+        ("spec.restartPolicy=Never,spec.hostNetwork=false", vec!["p"]),
+        // Not scheduled: the node name is empty.
+        ("spec.nodeName=", vec!["p"]),
+    ] {
+        let got = pods
+            .list(&ListParams::default().fields(selector))
+            .await
+            .expect(selector);
+        assert_eq!(names(got), expected, "{selector}");
+    }
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "s"}})).expect("secret"),
+        )
+        .await
+        .expect("secret");
+    let opaque = secrets
+        .list(&ListParams::default().fields("type=Opaque"))
+        .await
+        .expect("list");
+    assert_eq!(opaque.items.len(), 1, "an untyped Secret is Opaque");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let active = namespaces
+        .list(&ListParams::default().fields("status.phase=Active,metadata.name=default"))
+        .await
+        .expect("list");
+    assert_eq!(active.items.len(), 1);
+    for (selector, message) in [
+        ("spec.x=1", "field label not supported: spec.x"),
+        // A Namespace is selected by name and phase only.
+        (
+            "metadata.namespace=default",
+            "field label not supported: metadata.namespace",
+        ),
+    ] {
+        let err = api_error(
+            namespaces
+                .list(&ListParams::default().fields(selector))
+                .await
+                .expect_err(selector),
+        );
+        assert_eq!((err.code, err.message.as_str()), (400, message));
+    }
+    let deployments: Api<Deployment> = Api::default_namespaced(client);
+    let err = api_error(
+        deployments
+            .list(&ListParams::default().fields("status.phase=Running"))
+            .await
+            .expect_err("a Deployment has only the metadata fields"),
+    );
+    assert_eq!(err.code, 400);
+}
+
+/// Nodes are plain cluster-scoped objects (no kubelet registers one here); cordoning is a
+/// patch of `spec.unschedulable`, which `spec.unschedulable` field selectors see.
+#[tokio::test]
+async fn nodes_cordon_and_select_by_unschedulable() {
+    let (_s, client) = server();
+    let nodes: Api<Node> = Api::all(client);
+    let created = nodes
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "worker-1"}})).expect("node"),
+        )
+        .await
+        .expect("create node");
+    assert_eq!(created.metadata.namespace, None);
+    assert_eq!(
+        created.metadata.generation, None,
+        "nodes keep no generation"
+    );
+    let schedulable = ListParams::default().fields("spec.unschedulable==false");
+    let count = |l: kube::api::ObjectList<Node>| l.items.len();
+    assert_eq!(count(nodes.list(&schedulable).await.expect("list")), 1);
+    nodes.cordon("worker-1").await.expect("cordon");
+    assert_eq!(count(nodes.list(&schedulable).await.expect("list")), 0);
+    let cordoned = ListParams::default().fields("spec.unschedulable=true");
+    assert_eq!(count(nodes.list(&cordoned).await.expect("list")), 1);
+    nodes.uncordon("worker-1").await.expect("uncordon");
+    assert_eq!(count(nodes.list(&schedulable).await.expect("list")), 1);
+    let status = nodes
+        .delete("worker-1", &DeleteParams::default())
+        .await
+        .expect("delete")
+        .right()
+        .expect("a Node delete answers with a Status (no ReturnDeletedObject)");
+    assert!(status.is_success(), "{status:?}");
 }
 
 #[tokio::test]
@@ -582,4 +698,68 @@ async fn delete_answers_per_kind() {
         .left()
         .expect("a Service delete answers with the Service");
     assert_eq!(svc.metadata.name.as_deref(), Some("s"));
+}
+
+/// Built-in kinds are Go structs on a real server: the JSON starts with `kind`, `apiVersion`,
+/// then `metadata` in ObjectMeta's order, and a watch event with `type`. Custom resources are
+/// maps, written with sorted keys. (kube's decode errors point into the body by column.)
+#[tokio::test]
+async fn json_is_written_in_the_order_of_the_go_types() {
+    let (_s, client) = server();
+    common::install_widgets(&client).await;
+    common::widgets(&client)
+        .create(
+            &PostParams::default(),
+            &common::widget("w", json!({"siteId": "erlangen"})),
+        )
+        .await
+        .expect("widget");
+    let get = |path: String| http::Request::get(path).body(Vec::new()).expect("request");
+    let svc = client
+        .request_text(get("/api/v1/namespaces/default/services/kubernetes".into()))
+        .await
+        .expect("service");
+    assert!(
+        svc.starts_with(r#"{"kind":"Service","apiVersion":"v1","metadata":{"name":"kubernetes","namespace":"default","uid":"#),
+        "{svc}"
+    );
+    let list = client
+        .request_text(get("/api/v1/namespaces".into()))
+        .await
+        .expect("namespaces");
+    assert!(
+        list.starts_with(
+            r#"{"kind":"NamespaceList","apiVersion":"v1","metadata":{"resourceVersion":"#
+        ),
+        "{list}"
+    );
+    let cr = client
+        .request_text(get(format!(
+            "/apis/{}/v1/namespaces/default/widgets/w",
+            common::GROUP
+        )))
+        .await
+        .expect("widget");
+    assert!(
+        cr.starts_with(&format!(
+            r#"{{"apiVersion":"{}/v1","kind":"Widget","metadata":{{"#,
+            common::GROUP
+        )),
+        "{cr}"
+    );
+    let mut watch = client
+        .request_stream(get(
+            "/api/v1/namespaces?watch=true&fieldSelector=metadata.name%3Ddefault&timeoutSeconds=1"
+                .into(),
+        ))
+        .await
+        .expect("watch");
+    let mut first = String::new();
+    futures::AsyncBufReadExt::read_line(&mut watch, &mut first)
+        .await
+        .expect("first event");
+    assert!(
+        first.starts_with(r#"{"type":"ADDED","object":{"kind":"Namespace","apiVersion":"v1","metadata":{"name":"default","#),
+        "{first}"
+    );
 }

@@ -6,10 +6,11 @@
 mod common;
 
 use common::within;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::wait::{await_condition, conditions};
 use miracolix_e2e::kubelet::Contracts;
 use miracolix_e2e::{Config, TestApiServer, WorkloadTiming};
@@ -347,4 +348,81 @@ async fn a_bare_pod_runs_or_says_why_not() {
     )
     .await
     .expect("watch");
+}
+
+/// The pod strategy answers a create with `phase: Pending` and the pod's QoS class; the kubelet
+/// starts it afterwards, so a watcher sees the pod turn Running in a later MODIFIED event.
+#[tokio::test]
+async fn a_created_pod_is_pending_with_its_qos_class_until_the_kubelet_starts_it() {
+    let server = TestApiServer::with_config(Config {
+        workload_timing: WorkloadTiming::Manual,
+        ..Config::default()
+    });
+    let api = Api::<Pod>::namespaced(server.client(), NS);
+    let pod = |name: &str, resources: Value| -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "busybox:stable", "resources": resources}]}}))
+        .expect("pod")
+    };
+    let created = api
+        .create(&PostParams::default(), &pod("p", json!({})))
+        .await
+        .expect("create");
+    let status = created.status.expect("status");
+    assert_eq!(status.phase.as_deref(), Some("Pending"));
+    assert_eq!(status.qos_class.as_deref(), Some("BestEffort"));
+    assert!(
+        status.container_statuses.is_none(),
+        "no kubelet has seen it"
+    );
+    let mut events = api
+        .watch(
+            &WatchParams::default().fields("metadata.name=p"),
+            created.metadata.resource_version.as_deref().expect("rv"),
+        )
+        .await
+        .expect("watch")
+        .boxed();
+    assert_eq!(server.complete_rollouts(), 1, "the kubelet's turn");
+    let running = within("MODIFIED to Running", async {
+        loop {
+            match events.try_next().await.expect("event") {
+                Some(WatchEvent::Modified(p)) => break p,
+                Some(_) => {}
+                None => panic!("watch ended"),
+            }
+        }
+    })
+    .await;
+    let status = running.status.expect("status");
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    assert_eq!(status.qos_class.as_deref(), Some("BestEffort"));
+    for (name, resources, qos) in [
+        // Requests default to the limits: Guaranteed.
+        (
+            "limits",
+            json!({"limits": {"cpu": "500m", "memory": "64Mi"}}),
+            "Guaranteed",
+        ),
+        (
+            "equal",
+            json!({"requests": {"cpu": "0.5", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "64Mi"}}),
+            "Guaranteed",
+        ),
+        (
+            "requests",
+            json!({"requests": {"memory": "64Mi"}}),
+            "Burstable",
+        ),
+    ] {
+        let p = api
+            .create(&PostParams::default(), &pod(name, resources))
+            .await
+            .expect("create");
+        assert_eq!(
+            p.status.and_then(|s| s.qos_class).as_deref(),
+            Some(qos),
+            "{name}"
+        );
+    }
 }

@@ -533,10 +533,44 @@ async fn cloudnativepg_asked_for_but_not_installed_stalls_with_a_clear_message()
     .cloned()
     .expect("cond");
     assert_eq!(c.reason, "CloudNativePgUnavailable");
-    assert!(c.message.contains("CloudNativePG"), "{}", c.message);
+    // What CEL cannot know (what is installed in the cluster) is refused here, naming the field.
+    assert!(
+        c.message
+            .starts_with("spec.components.mainzelliste.database.cloudNativePG is set, but CloudNativePG is not installed"),
+        "{}",
+        c.message
+    );
     assert!(
         names::<Deployment>(&h.client).await.is_empty(),
         "nothing applied"
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(h.client.clone(), NS);
+    let events = within("the Warning Event", async {
+        loop {
+            let list = events.list(&ListParams::default()).await.expect("events");
+            if list
+                .items
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("CloudNativePgUnavailable"))
+            {
+                return list.items;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        events.iter().any(|e| {
+            e.type_.as_deref() == Some("Warning")
+                && e.note.as_deref().is_some_and(|n| {
+                    n.contains("spec.components.mainzelliste.database.cloudNativePG")
+                })
+        }),
+        "{:?}",
+        events
+            .iter()
+            .map(|e| (&e.reason, &e.note))
+            .collect::<Vec<_>>()
     );
     h.stop().await;
 }

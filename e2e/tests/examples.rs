@@ -4,7 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use miracolix_e2e::validation::{UnknownFields, validate_object_with};
+use miracolix_e2e::validation::{
+    ROOT_PATH, UnknownFields, ValidationFailure, validate_object_with,
+};
+use miracolix_operator::api::{ComponentRelease, DizSite};
+use miracolix_operator::cli::render;
+use miracolix_operator::release::TrustStore;
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -53,11 +58,19 @@ fn validate(
     doc: &Value,
     old: Option<&Value>,
 ) -> Result<Value, String> {
+    validate_failure(crds, doc, old).map_err(|f| f.message())
+}
+
+fn validate_failure(
+    crds: &BTreeMap<String, Value>,
+    doc: &Value,
+    old: Option<&Value>,
+) -> Result<Value, ValidationFailure> {
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
     let crd = crds
         .get(kind)
         .unwrap_or_else(|| panic!("no CRD for kind {kind}"));
-    validate_object_with(crd, doc, old, UnknownFields::Strict).map_err(|f| f.message())
+    validate_object_with(crd, doc, old, UnknownFields::Strict)
 }
 
 #[test]
@@ -85,23 +98,98 @@ fn every_example_is_accepted() {
     );
 }
 
+/// Unusual but valid input is admitted, and the sites among it render with the example release:
+/// no rule refuses what a site admin may legitimately write.
 #[test]
-fn every_invalid_example_is_refused_with_its_message() {
+fn every_unusual_valid_example_is_admitted_and_renders() {
+    let crds = crds();
+    let releases: Vec<ComponentRelease> =
+        read_yaml(&root().join("examples/10-release-miracolix-2026.1.yaml"))
+            .into_iter()
+            .map(|d| serde_json::from_value(d).expect("example release"))
+            .collect();
+    let trust = TrustStore::from_dir(&root().join("examples/trusted-keys")).expect("demo key");
+    let files = yaml_files(&root().join("examples/valid"));
+    assert!(
+        files.len() >= 5,
+        "expected the valid examples, found {}",
+        files.len()
+    );
+    let mut kinds = std::collections::BTreeSet::new();
+    for path in files {
+        for doc in read_yaml(&path) {
+            let stored = validate(&crds, &doc, None)
+                .unwrap_or_else(|m| panic!("{} is refused: {m}", path.display()));
+            let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+            if kind == "DizSite" {
+                let site: DizSite = serde_json::from_value(stored).expect("decodes");
+                let rendered = render::render(&site, &releases, &trust, true)
+                    .unwrap_or_else(|e| panic!("{} does not render: {e}", path.display()));
+                let replicas_set = site.spec.components.blaze.as_ref().and_then(|b| b.replicas);
+                if replicas_set == Some(0) {
+                    // Parked: the workloads exist with no pods.
+                    assert!(rendered.iter().any(|d| d["spec"]["replicas"] == 0));
+                }
+            }
+            kinds.insert(kind);
+        }
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        [
+            "ComponentRelease",
+            "DizSite",
+            "FeasibilityEndpoint",
+            "ProposalInbox"
+        ],
+        "every kind has unusual valid examples"
+    );
+}
+
+/// `# expect: <field path>: <message>`: the refusal must name that field (`<nil>` for a rule on
+/// the whole object, as kube-apiserver prints it) and carry that message.
+fn parse_expect(path: &Path, text: &str) -> (String, String) {
+    let expect = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# expect: "))
+        .unwrap_or_else(|| {
+            panic!(
+                "{} lacks a '# expect: <field>: <message>' line",
+                path.display()
+            )
+        })
+        .trim();
+    let (field, message) = expect.split_once(": ").unwrap_or_else(|| {
+        panic!(
+            "{}: '# expect:' must start with the field path, e.g. 'spec.siteId: Invalid value'",
+            path.display()
+        )
+    });
+    let named = field == ROOT_PATH
+        || field == "spec"
+        || field.starts_with("spec.")
+        || field.starts_with("metadata.");
+    assert!(
+        named,
+        "{}: '{field}' is not a field path (spec..., metadata... or {ROOT_PATH})",
+        path.display()
+    );
+    (field.to_string(), message.to_string())
+}
+
+#[test]
+fn every_invalid_example_is_refused_with_its_field_and_message() {
     let crds = crds();
     let files = yaml_files(&root().join("examples/invalid"));
     assert!(
-        files.len() >= 20,
+        files.len() >= 60,
         "expected the invalid examples, found {}",
         files.len()
     );
+    let mut problems = Vec::new();
     for path in files {
         let text = std::fs::read_to_string(&path).expect("readable");
-        let expect = text
-            .lines()
-            .find_map(|l| l.strip_prefix("# expect: "))
-            .unwrap_or_else(|| panic!("{} lacks a '# expect: <message>' line", path.display()))
-            .trim()
-            .to_string();
+        let (field, message) = parse_expect(&path, &text);
         let docs = read_yaml(&path);
         assert_eq!(
             docs.len(),
@@ -109,15 +197,29 @@ fn every_invalid_example_is_refused_with_its_message() {
             "{}: one document per invalid example",
             path.display()
         );
-        match validate(&crds, &docs[0], None) {
-            Ok(_) => panic!("{} was accepted, expected: {expect}", path.display()),
-            Err(message) => assert!(
-                message.contains(&expect),
-                "{}: expected the message to contain\n  {expect}\nbut it was\n  {message}",
-                path.display()
-            ),
+        match validate_failure(&crds, &docs[0], None) {
+            Ok(_) => problems.push(format!("{} was accepted", path.display())),
+            Err(failure) => {
+                let found = failure
+                    .errors
+                    .iter()
+                    .any(|e| e.path == field && e.to_string().contains(&message));
+                if !found {
+                    problems.push(format!(
+                        "{}: expected an error at {field} containing\n    {message}\n  but got\n    {}",
+                        path.display(),
+                        failure
+                            .errors
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("\n    ")
+                    ));
+                }
+            }
         }
     }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
 /// Transition rules (`self == oldSelf`) only fire on update, so they are checked with an old object.
@@ -218,4 +320,36 @@ fn unknown_fields_are_refused_in_strict_mode() {
     site["spec"]["siteID"] = Value::String("typo".into());
     let message = validate(&crds, &site, None).expect_err("unknown field refused");
     assert!(message.contains("siteID"), "{message}");
+}
+
+/// Every rule of the operator's CRDs stays within kube-apiserver's estimated cost budgets (per
+/// rule and per CRD), so a real cluster accepts the CRDs; the largest are printed for review.
+#[test]
+fn the_crds_fit_the_cel_cost_budget() {
+    use miracolix_e2e::validation::cost::{
+        STATIC_ESTIMATED_COST_LIMIT, STATIC_ESTIMATED_CRD_COST_LIMIT, crd_cost_errors, rule_costs,
+    };
+    for (kind, crd) in crds() {
+        assert_eq!(crd_cost_errors(&crd), Vec::new(), "{kind}");
+        let schema = crd
+            .pointer("/spec/versions/0/schema/openAPIV3Schema")
+            .expect("schema");
+        let mut costs = rule_costs(schema);
+        costs.sort_by_key(|c| std::cmp::Reverse(c.total()));
+        let total: u64 = costs.iter().map(|c| c.total()).sum();
+        println!(
+            "{kind}: {} rules, estimated total {total} (limit {STATIC_ESTIMATED_CRD_COST_LIMIT})",
+            costs.len()
+        );
+        for c in costs.iter().take(3) {
+            println!(
+                "  {} x {} = {} (limit {STATIC_ESTIMATED_COST_LIMIT}) at {}",
+                c.expression_cost,
+                c.cardinality,
+                c.total(),
+                c.path
+            );
+        }
+        assert!(total < STATIC_ESTIMATED_CRD_COST_LIMIT, "{kind}");
+    }
 }

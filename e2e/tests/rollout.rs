@@ -958,3 +958,64 @@ async fn an_edited_rollout_record_stalls_the_site_and_applies_nothing() {
     assert!(stalled.message.contains("delete it"), "{}", stalled.message);
     assert_eq!(w.workload_versions("marburg").await, before);
 }
+
+/// A window CEL cannot see through (a range that runs backwards) is admitted, and blocks upgrades
+/// with the field named in the condition and in a Warning Event instead of letting them happen
+/// at any time.
+#[tokio::test]
+async fn a_window_that_cannot_be_evaluated_blocks_upgrades_and_names_the_field() {
+    let w = World::new("2026-01-20T12:00:00Z");
+    w.publish(
+        "2026.1",
+        json!([{"name": "all", "siteSelector": {"matchLabels": {}}}]),
+        'a',
+        false,
+    );
+    w.add_site(
+        "marburg",
+        json!({}),
+        json!({"schedule": "5-1 20 * * *", "duration": "3h", "timeZone": "UTC"}),
+    )
+    .await;
+    let m = w.settle("marburg").await;
+    assert_eq!(
+        current(&m).as_deref(),
+        Some("miracolix-2026.1"),
+        "a first install does not wait for the window"
+    );
+    w.publish(
+        "2026.2",
+        json!([{"name": "all", "siteSelector": {"matchLabels": {}}}]),
+        'b',
+        false,
+    );
+    w.clock.set(at("2026-02-11T20:03:00Z"));
+    let m = w.settle("marburg").await;
+    assert_eq!(current(&m).as_deref(), Some("miracolix-2026.1"));
+    let (status, reason, message) = up_to_date(&m);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "InvalidMaintenanceWindow")
+    );
+    assert!(
+        message.contains("spec.maintenanceWindow.schedule: schedule field minute (\"5-1\"): range 5-1 runs backwards"),
+        "{message}"
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(w.client.clone(), "marburg");
+    let events = events.list(&ListParams::default()).await.expect("events");
+    assert!(
+        events.items.iter().any(|e| {
+            e.reason.as_deref() == Some("InvalidMaintenanceWindow")
+                && e.note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("spec.maintenanceWindow.schedule"))
+        }),
+        "a Warning Event names the field: {:?}",
+        events
+            .items
+            .iter()
+            .map(|e| (&e.reason, &e.note))
+            .collect::<Vec<_>>()
+    );
+}

@@ -1,5 +1,6 @@
 //! miracolix-operator: deploys and runs the MIRACUM data integration centre (DIZ) stack.
 
+pub mod admission;
 pub mod api;
 pub mod catalog;
 pub mod cli;

@@ -280,3 +280,82 @@ fn ohdsi_with_oidc_needs_a_public_host_for_the_login_callback() {
         "{msg}"
     );
 }
+
+#[test]
+fn an_override_below_the_presets_other_half_is_refused_with_the_field() {
+    // The CRD's rule sees only the overrides; merged with the large preset's 8Gi memory request
+    // the 1Gi limit would make an invalid pod.
+    let e = errors(&Fixture::spec_yaml(
+        "components:\n  blaze:\n    resources: large\n    resourceOverrides:\n      limits:\n        memory: 1Gi\n",
+    ));
+    assert_eq!(reasons(&e), ["LimitBelowRequest"]);
+    let msg = e[0].to_string();
+    assert!(
+        msg.starts_with("spec.components.blaze.resourceOverrides: the memory limit 1Gi would be below the memory request"),
+        "{msg}"
+    );
+    // Equal is fine, in any notation.
+    let ok = Fixture::spec_yaml(
+        "components:\n  blaze:\n    resourceOverrides:\n      requests:\n        cpu: 250m\n        memory: 256Mi\n      limits:\n        cpu: \"0.25\"\n        memory: 0.25Gi\n",
+    );
+    catalog::validate(&ok.input()).expect("limit equal to request");
+}
+
+/// What the catalogue refuses, the controller reports in Stalled and in an Event and `render`
+/// prints: every message names the field to change.
+#[test]
+fn every_catalogue_error_names_its_field() {
+    let mut cases: Vec<Fixture> = [
+        "components:\n  flare: {}\n",
+        "components:\n  vfps: {}\n",
+        "components:\n  blaze:\n    database:\n      external:\n        name: x\n",
+        "components:\n  blaze: {}\n  flare:\n    storage:\n      size: 1Gi\n",
+        "components:\n  blaze: {}\n  flare: {}\n  torch:\n    replicas: 2\n",
+        "components:\n  blaze:\n    env:\n      - name: BASE_URL\n        value: other\n",
+        "components:\n  blaze:\n    resources: large\n    resourceOverrides:\n      limits:\n        memory: 1Gi\n",
+        "components:\n  vfps:\n    database:\n      cloudNativePG: {}\n",
+    ]
+    .into_iter()
+    .map(Fixture::spec_yaml)
+    .collect();
+    let mut no_cnpg =
+        Fixture::spec_yaml("components:\n  vfps:\n    database:\n      cloudNativePG: {}\n");
+    no_cnpg.cnpg_available = false;
+    cases.push(no_cnpg);
+    let mut no_image = Fixture::spec_yaml("components:\n  blaze: {}\n");
+    no_image.release.images.remove("blaze");
+    cases.push(no_image);
+    cases.push(Fixture::spec_yaml(
+        "components:\n  ohdsi:\n    database:\n      external:\n        name: omop\nauth:\n  oidc:\n    issuerUrl: https://login.example.org\n    clientId: atlas\n",
+    ));
+    let mut bad_name = Fixture::spec_yaml("components:\n  blaze: {}\n");
+    bad_name.name = "1erlangen".into();
+    cases.push(bad_name);
+    let mut seen = std::collections::BTreeSet::new();
+    for f in &cases {
+        for e in catalog::validate(&f.input()).err().unwrap_or_default() {
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with("spec.") || msg.starts_with("metadata.name "),
+                "{}: {msg}",
+                e.reason()
+            );
+            seen.insert(e.reason());
+        }
+    }
+    for reason in [
+        "DependencyDisabled",
+        "DatabaseRequired",
+        "DatabaseNotSupported",
+        "StorageNotSupported",
+        "TooManyReplicas",
+        "EnvCollision",
+        "LimitBelowRequest",
+        "CloudNativePgUnavailable",
+        "ImageMissing",
+        "InvalidSiteName",
+        "UnsupportedCombination",
+    ] {
+        assert!(seen.contains(reason), "{reason} not produced: {seen:?}");
+    }
+}

@@ -828,6 +828,128 @@ fn cli_sign_then_verify_and_exit_statuses() {
     assert_eq!(missing.status.code(), Some(2));
 }
 
+/// `release sign`, `verify` and `canonicalize` admit the release as the API server would (the same
+/// validator and CRDs): content no cluster admits is never certified, and is broken input (exit
+/// 2) rather than a verdict.
+#[test]
+fn cli_refuses_releases_the_crd_refuses() {
+    let dir = TempDir::new("refused");
+    let rng = SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
+    let key_path = dir.write("k.pem", pem("PRIVATE KEY", pkcs8.as_ref()));
+    let key = SigningKey::from_pem(&std::fs::read(&key_path).expect("read"), "k").expect("key");
+    let pub_path = dir.write("k.pub.pem", key.public_key("rm").expect("pub").to_pem());
+    let assert_refused = |out: &Output, expect: &str, what: &str| {
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{what}: printed a result");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(expect),
+            "{what}: expected\n  {expect}\nin\n  {stderr}"
+        );
+    };
+
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo_root().join("examples/invalid")).expect("dir") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("readable");
+        if !text.contains("\nkind: ComponentRelease") {
+            continue;
+        }
+        let expect = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect: "))
+            .expect("# expect: line")
+            .trim()
+            .to_string();
+        let signed_path = dir.path("signed.yaml");
+        let out = run(&[
+            "release",
+            "sign",
+            "-f",
+            s(&path),
+            "--key",
+            s(&key_path),
+            "--key-id",
+            "rm",
+            "-o",
+            s(&signed_path),
+        ]);
+        // A garbage signature in the input is replaced by signing; everything else is refused.
+        if path.ends_with("release-garbage-signature.yaml") {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let _ = std::fs::remove_file(&signed_path);
+        } else {
+            assert_refused(&out, &expect, &format!("sign {}", path.display()));
+            assert!(
+                !signed_path.exists(),
+                "nothing written for {}",
+                path.display()
+            );
+        }
+        let out = run(&["release", "verify", "-f", s(&path), "--key", s(&pub_path)]);
+        assert_refused(&out, &expect, &format!("verify {}", path.display()));
+        let out = run(&["release", "canonicalize", "-f", s(&path)]);
+        assert_refused(&out, &expect, &format!("canonicalize {}", path.display()));
+        checked += 1;
+    }
+    assert!(
+        checked >= 5,
+        "expected the invalid release examples, found {checked}"
+    );
+
+    // The signature itself must be admissible: a key id longer than the CRD allows (the signer
+    // refuses it before the signed release is admitted again).
+    let long_id = "k".repeat(129);
+    let out = run(&[
+        "release",
+        "sign",
+        "-f",
+        s(&example_path()),
+        "--key",
+        s(&key_path),
+        "--key-id",
+        &long_id,
+    ]);
+    assert_refused(
+        &out,
+        "use 1 to 128 characters",
+        "sign with a 129-character key id",
+    );
+
+    // A misspelt field is refused with its path, not dropped from what is signed.
+    let misspelt = dir.write(
+        "misspelt.yaml",
+        std::fs::read_to_string(example_path())
+            .expect("example")
+            .replace("  rollout:", "  rollot:"),
+    );
+    let out = run(&[
+        "release",
+        "sign",
+        "-f",
+        s(&misspelt),
+        "--key",
+        s(&key_path),
+        "--key-id",
+        "rm",
+    ]);
+    assert_refused(
+        &out,
+        "unknown field \"spec.rollot\"",
+        "sign with a misspelt field",
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Interoperability with the openssl command line
 

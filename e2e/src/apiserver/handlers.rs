@@ -29,7 +29,7 @@ fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 fn json_response(code: u16, v: &Value) -> Response<Body> {
-    let mut r = Response::new(full(v.to_string()));
+    let mut r = Response::new(full(super::wire::to_json(v)));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -226,10 +226,14 @@ fn with_type_meta(obj: &Value, res: &ResourceInfo) -> Value {
     o
 }
 
-fn selectors(q: &HashMap<String, String>) -> Result<Selectors, ApiError> {
+fn selectors(q: &HashMap<String, String>, res: &ResourceInfo) -> Result<Selectors, ApiError> {
     Ok(Selectors {
         labels: LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?,
-        fields: FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?,
+        fields: FieldSelector::parse(
+            q.get("fieldSelector").map_or("", String::as_str),
+            &res.group,
+            &res.plural,
+        )?,
     })
 }
 
@@ -520,7 +524,7 @@ fn verb_reply(
                 res: res.clone(),
                 namespace: path.namespace.clone(),
                 resource_version: q.get("resourceVersion").cloned().unwrap_or_default(),
-                selectors: selectors(q)?,
+                selectors: selectors(q, res)?,
                 bookmarks: q.get("allowWatchBookmarks").is_some_and(|v| v == "true"),
                 send_initial_events: q.get("sendInitialEvents").is_some_and(|v| v == "true"),
                 timeout,
@@ -613,7 +617,7 @@ fn verb_reply(
             Ok(Reply::Json(200, with_type_meta(&obj, res)))
         }
         "deletecollection" if part == Part::Main => {
-            let sel = selectors(q)?;
+            let sel = selectors(q, res)?;
             let opts = delete_options(body, q)?;
             let keys: Vec<ObjKey> = store
                 .objects
@@ -781,7 +785,7 @@ fn list(
             store.compacted
         )));
     }
-    let sel = selectors(q)?;
+    let sel = selectors(q, res)?;
     let mut items: Vec<Value> = store
         .list(&res.group, &res.plural, path.namespace.as_deref())
         .into_iter()

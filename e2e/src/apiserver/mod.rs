@@ -19,6 +19,7 @@ mod status;
 mod store;
 mod table;
 mod watch;
+mod wire;
 mod workload;
 mod writes;
 

@@ -418,7 +418,7 @@ fn pod_status(pod: &Value, failure: Option<&(String, Failure)>, now: &str) -> Va
     let mut status = json!({
         "phase": if running { "Running" } else { "Pending" },
         "startTime": started,
-        "qosClass": "Burstable",
+        "qosClass": qos_class(&spec),
         "conditions": [
             cond("PodScheduled", true, None, None),
             cond("Initialized", !init_failing, init_failing.then_some("ContainersNotInitialized"), None),
@@ -536,20 +536,95 @@ pub fn run_job(store: &mut Store, cfg: &Config, key: &ObjKey, job: &Value, ctx: 
     writes::server_write(store, cfg, key, next);
 }
 
-/// A pod a client created itself (no ReplicaSet, StatefulSet or Job owns it): the kubelet view
-/// decides at once whether it runs.
-pub fn bare_pod(store: &mut Store, cfg: &Config, key: &ObjKey, pod: &Value, now: &str) {
+/// A quantity (`500m`, `1`, `2Gi`, `1e3`) in base units, for comparing requests with limits.
+fn quantity(q: &Value) -> Option<f64> {
+    let q = match q {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(q.len());
+    let (num, suffix) = q.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let factor = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        e if e.starts_with(['e', 'E']) => 10f64.powf(e[1..].parse().ok()?),
+        _ => return None,
+    };
+    Some(num * factor)
+}
+
+/// The pod's QoS class as kube-apiserver computes it on create (`qos.GetPodQOS`): BestEffort
+/// without any CPU or memory request or limit, Guaranteed when every container limits both and
+/// requests what it limits (an unset request is defaulted to the limit), Burstable otherwise.
+pub fn qos_class(spec: &Value) -> &'static str {
+    const COMPUTE: [&str; 2] = ["cpu", "memory"];
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|f| spec.get(*f).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let set = |c: &Value, kind: &str, r: &str| {
+        c.pointer(&format!("/resources/{kind}/{r}"))
+            .and_then(quantity)
+            .filter(|q| *q > 0.0)
+    };
+    let any = containers.iter().any(|c| {
+        COMPUTE
+            .iter()
+            .any(|r| set(c, "requests", r).is_some() || set(c, "limits", r).is_some())
+    });
+    if !any {
+        return "BestEffort";
+    }
+    let guaranteed = containers.iter().all(|c| {
+        COMPUTE
+            .iter()
+            .all(|r| match (set(c, "limits", r), set(c, "requests", r)) {
+                (Some(limit), Some(request)) => (limit - request).abs() < 1e-9,
+                (Some(_), None) => true,
+                _ => false,
+            })
+    });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+/// Whether the kubelet still has to decide about a pod a client created itself: no controller
+/// owns it (ReplicaSet, StatefulSet and Job pods are the workloads' business), it is not being
+/// deleted, and it has not started (a pod still Pending is looked at again, as the kubelet
+/// retries).
+pub fn awaits_kubelet(pod: &Value) -> bool {
     let controlled = pod
         .pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
         .is_some_and(|o| o.iter().any(|r| r["controller"] == json!(true)));
-    // A pod that started is left alone; one still Pending (it could not start) is looked at
-    // again, as the kubelet retries.
     let started = pod
         .pointer("/status/phase")
         .and_then(Value::as_str)
         .is_some_and(|p| p != "Pending");
-    if controlled || started || pod.pointer("/metadata/deletionTimestamp").is_some() {
+    !controlled && !started && pod.pointer("/metadata/deletionTimestamp").is_none()
+}
+
+/// A pod a client created itself (see [`awaits_kubelet`]): the kubelet view decides whether
+/// it runs. Called after `Config::workload_timing` (a real kubelet answers after the create,
+/// never inside it) and again when the namespace's ConfigMaps or Secrets change.
+pub fn bare_pod(store: &mut Store, cfg: &Config, key: &ObjKey, pod: &Value, now: &str) {
+    if !awaits_kubelet(pod) {
         return;
     }
     let spec = pod.get("spec").cloned().unwrap_or(json!({}));

@@ -139,6 +139,7 @@ const BUILTINS: &[Builtin] = &[
     b("", "v1", "serviceaccounts", "ServiceAccount", &["sa"], NS),
     b("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", &["pvc"], NS | STATUS),
     b("", "v1", "events", "Event", &["ev"], NS),
+    b("", "v1", "nodes", "Node", &["no"], STATUS),
     b("", "v1", "pods", "Pod", &["po"], NS | STATUS | ALL),
     b("events.k8s.io", "v1", "events", "Event", &["ev"], NS),
     b("apps", "v1", "deployments", "Deployment", &["deploy"], NS | STATUS | ALL),
@@ -174,7 +175,8 @@ pub fn builtins() -> Vec<ResourceInfo> {
                 Vec::new()
             },
             status: r.status,
-            generation: r.status && r.plural != "namespaces" && r.plural != "pods",
+            // Namespaces, Nodes and Pods have a status but their strategies keep no generation.
+            generation: r.status && !matches!(r.plural, "namespaces" | "nodes" | "pods"),
             crd: None,
             printer_columns: Vec::new(),
             scale: None,

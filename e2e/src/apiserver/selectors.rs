@@ -101,13 +101,104 @@ impl LabelSelector {
     }
 }
 
-/// A parsed `fieldSelector`. Like the apiserver for most kinds, only `metadata.name` and
-/// `metadata.namespace` are supported; anything else is a 400.
+/// The fields a kind can be selected by, as kube-apiserver registers them per kind
+/// (`AddFieldLabelConversionFunc` in pkg/apis/core/v1/conversion.go); any other field is a 400
+/// `field label not supported: <field>`. Kinds without a registered conversion (everything else
+/// served here, custom resources included) take the default: `metadata.name` and
+/// `metadata.namespace`. Not served: the `selectableFields` of CRD versions, the pod field
+/// `status.podIPs` and `spec.host` (a legacy alias), and the fields of `events.k8s.io` Events
+/// (which a real server converts to and from core Events).
+fn selectable_fields(group: &str, plural: &str) -> &'static [&'static str] {
+    const META: &[&str] = &["metadata.name", "metadata.namespace"];
+    if !group.is_empty() {
+        return META;
+    }
+    match plural {
+        "pods" => &[
+            "metadata.name",
+            "metadata.namespace",
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
+        // Cluster-scoped kinds with their own conversion do not accept metadata.namespace.
+        "nodes" => &["metadata.name", "spec.unschedulable"],
+        "namespaces" => &["metadata.name", "status.phase"],
+        "secrets" => &["metadata.name", "metadata.namespace", "type"],
+        "services" => &[
+            "metadata.name",
+            "metadata.namespace",
+            "spec.clusterIP",
+            "spec.type",
+        ],
+        "events" => &[
+            "metadata.name",
+            "metadata.namespace",
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        _ => META,
+    }
+}
+
+/// A field's value as the registry's `GetAttrs` computes it: the string at the field's path,
+/// `false` for an unset boolean, the defaulted value where the real server always has one
+/// (defaulting is not simulated for built-in kinds), and "" for anything missing.
+fn field_value(group: &str, plural: &str, field: &str, obj: &Value) -> String {
+    let at = |pointer: &str| obj.pointer(pointer);
+    let text = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    match (group, plural, field) {
+        ("", "nodes", "spec.unschedulable") | ("", "pods", "spec.hostNetwork") => {
+            let pointer = format!("/{}", field.replace('.', "/"));
+            at(&pointer)
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                .to_string()
+        }
+        // ToSelectableFields takes the first of status.podIPs.
+        ("", "pods", "status.podIP") => text(at("/status/podIPs/0/ip").or(at("/status/podIP"))),
+        ("", "secrets", "type") => at("/type")
+            .and_then(Value::as_str)
+            .unwrap_or("Opaque")
+            .to_string(),
+        ("", "services", "spec.type") => at("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string(),
+        ("", "events", "source") => text(at("/source/component")),
+        _ => text(at(&format!("/{}", field.replace('.', "/")))),
+    }
+}
+
+/// A parsed `fieldSelector` for one kind (see [`selectable_fields`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FieldSelector(Vec<(String, bool, String)>);
+pub struct FieldSelector {
+    group: String,
+    plural: String,
+    reqs: Vec<(String, bool, String)>,
+}
 
 impl FieldSelector {
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
+    pub fn parse(s: &str, group: &str, plural: &str) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
         for part in split_top_level(s) {
             let (field, eq, value) = if let Some((k, v)) = part.split_once("!=") {
@@ -122,25 +213,23 @@ impl FieldSelector {
                 )));
             };
             let field = field.trim();
-            if !matches!(field, "metadata.name" | "metadata.namespace") {
+            if !selectable_fields(group, plural).contains(&field) {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {field}"
                 )));
             }
             reqs.push((field.to_string(), eq, value.trim().to_string()));
         }
-        Ok(Self(reqs))
+        Ok(Self {
+            group: group.to_string(),
+            plural: plural.to_string(),
+            reqs,
+        })
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        self.0.iter().all(|(field, eq, value)| {
-            let pointer = if field == "metadata.name" {
-                "/metadata/name"
-            } else {
-                "/metadata/namespace"
-            };
-            let actual = obj.pointer(pointer).and_then(Value::as_str).unwrap_or("");
-            (actual == value) == *eq
+        self.reqs.iter().all(|(field, eq, value)| {
+            (field_value(&self.group, &self.plural, field, obj) == *value) == *eq
         })
     }
 }
@@ -186,16 +275,52 @@ mod tests {
     #[test]
     fn field_selector_supports_name_and_namespace_only() {
         let obj = json!({"metadata": {"name": "a", "namespace": "ns"}});
+        let parse = |s| FieldSelector::parse(s, "", "configmaps");
         assert!(
-            FieldSelector::parse("metadata.name=a,metadata.namespace!=x")
+            parse("metadata.name=a,metadata.namespace!=x")
                 .expect("parses")
                 .matches(&obj)
         );
+        assert!(!parse("metadata.name=b").expect("parses").matches(&obj));
+        assert!(parse("spec.nodeName=x").is_err());
+    }
+
+    #[test]
+    fn field_selector_kind_specific_fields() {
+        let node = json!({"metadata": {"name": "n"}, "spec": {}});
+        let nodes = |s| FieldSelector::parse(s, "", "nodes");
         assert!(
-            !FieldSelector::parse("metadata.name=b")
+            nodes("spec.unschedulable==false")
                 .expect("parses")
-                .matches(&obj)
+                .matches(&node)
         );
-        assert!(FieldSelector::parse("spec.nodeName=x").is_err());
+        assert!(
+            !nodes("spec.unschedulable=true")
+                .expect("parses")
+                .matches(&node)
+        );
+        assert!(
+            nodes("metadata.namespace=x").is_err(),
+            "cluster-scoped: no namespace field"
+        );
+        let pod = json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}});
+        let pods = |s| FieldSelector::parse(s, "", "pods");
+        assert!(
+            pods("status.phase=Running,spec.nodeName=")
+                .expect("parses")
+                .matches(&pod)
+        );
+        assert!(
+            pods("spec.hostNetwork!=true")
+                .expect("parses")
+                .matches(&pod)
+        );
+        let secret = json!({"metadata": {"name": "s"}});
+        assert!(
+            FieldSelector::parse("type=Opaque", "", "secrets")
+                .expect("parses")
+                .matches(&secret)
+        );
+        assert!(FieldSelector::parse("status.phase=Running", "apps", "deployments").is_err());
     }
 }

@@ -90,7 +90,17 @@ impl ApiError {
         };
         let causes: Vec<Value> = causes
             .iter()
-            .map(|(f, m)| json!({"reason": "FieldValueInvalid", "message": m, "field": f}))
+            .map(|(f, m)| {
+                // The reason follows the field.ErrorType the message starts with.
+                let reason = if m.starts_with("Forbidden") {
+                    "FieldValueForbidden"
+                } else if m.starts_with("Required value") {
+                    "FieldValueRequired"
+                } else {
+                    "FieldValueInvalid"
+                };
+                json!({"reason": reason, "message": m, "field": f})
+            })
             .collect();
         Self::new(422, "Invalid", format!("{q} \"{name}\" is invalid: {body}"))
             .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))

@@ -188,7 +188,7 @@ impl State {
 }
 
 fn line(v: &Value) -> Bytes {
-    let mut s = v.to_string();
+    let mut s = super::wire::to_json(v);
     s.push('\n');
     Bytes::from(s)
 }

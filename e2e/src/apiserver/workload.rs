@@ -54,6 +54,35 @@ pub fn schedule(store: &mut Store, cfg: &Config, key: &ObjKey, obj: &Value) {
     }
 }
 
+/// Called after every write of a Pod: one a client created itself gets the kubelet's verdict
+/// after the workload timing, as a later write (the create answers Pending, as on a real
+/// server, where the scheduler and the kubelet act after the create).
+pub fn schedule_pod(store: &mut Store, cfg: &Config, key: &ObjKey, pod: &Value) {
+    // Once the kubelet has said something (container statuses), only a change of the
+    // namespace's ConfigMaps or Secrets makes it look again (`recheck_bare_pods`).
+    let judged = pod.pointer("/status/containerStatuses").is_some();
+    if judged || !super::pods::awaits_kubelet(pod) {
+        return;
+    }
+    match cfg.workload_timing {
+        WorkloadTiming::Immediate => super::pods::bare_pod(store, cfg, key, pod, &writes::now()),
+        WorkloadTiming::After(delay) => push_once(store, key, Instant::now() + delay),
+        WorkloadTiming::Manual => push_once(store, key, Instant::now()),
+    }
+}
+
+/// A pod's verdict is pending at most once: its own status writes must not queue it again.
+fn push_once(store: &mut Store, key: &ObjKey, due: Instant) {
+    if !store.rollouts.iter().any(|p| &p.key == key) {
+        store.rollouts.push(Pending {
+            key: key.clone(),
+            generation: 1,
+            due,
+            timer: false,
+        });
+    }
+}
+
 /// After a ConfigMap or Secret changed in `namespace`: the kubelet retries containers that
 /// could not start (a Secret created late, a setting added), so every workload there that is not
 /// ready is looked at again.
@@ -142,6 +171,10 @@ fn complete(store: &mut Store, cfg: &Config, key: &ObjKey, want_generation: i64)
     };
     if key.plural == "jobs" {
         super::pods::run_job(store, cfg, key, &obj, &ctx());
+        return;
+    }
+    if key.group.is_empty() && key.plural == "pods" {
+        super::pods::bare_pod(store, cfg, key, &obj, &writes::now());
         return;
     }
     let failure = super::pods::failure(store, cfg, &key.namespace, &obj);

@@ -301,6 +301,9 @@ fn validate_crd(mut crd: Value, old: Option<&Value>) -> Result<Value, ApiError> 
                 .to_string(),
         ));
     }
+    // kube-apiserver refuses CEL rules whose estimated worst-case cost exceeds its budgets
+    // (per rule, and for the whole schema) when the CRD is written, not when objects are.
+    causes.extend(validation::cost::crd_cost_errors(&crd));
     if !causes.is_empty() {
         return Err(ApiError::invalid(
             "CustomResourceDefinition",
@@ -453,6 +456,12 @@ pub fn create(
     if is_namespace(res) {
         obj["status"] = json!({"phase": "Active"});
         obj["spec"] = json!({"finalizers": ["kubernetes"]});
+    }
+    if res.group.is_empty() && res.plural == "pods" {
+        // The pod strategy's PrepareForCreate: every new pod is Pending with its QoS class;
+        // the kubelet's status comes later.
+        let qos = super::pods::qos_class(obj.get("spec").unwrap_or(&Value::Null));
+        obj["status"] = json!({"phase": "Pending", "qosClass": qos});
     }
     let schema = schema(store, res);
     match applied_by {
@@ -841,7 +850,7 @@ fn after_write(store: &mut Store, cfg: &Config, res: &ResourceInfo, key: &ObjKey
         workload::schedule(store, cfg, key, stored);
     }
     if res.group.is_empty() && res.plural == "pods" {
-        super::pods::bare_pod(store, cfg, key, stored, &now());
+        workload::schedule_pod(store, cfg, key, stored);
     }
     if res.group == super::cnpg::GROUP && res.plural == super::cnpg::PLURAL {
         super::cnpg::reconcile(store, cfg, key, stored);

@@ -59,15 +59,21 @@ pub struct MaintenanceWindow {
     /// When the window opens, as a five-field cron expression (minute hour day-of-month month
     /// day-of-week), e.g. `0 2 * * 6` for Saturdays at 02:00.
     #[x_kube(validation = Rule::new("self.matches('^\\\\s*(\\\\S+\\\\s+){4}\\\\S+\\\\s*$') && self.matches('^[0-9*/,\\\\- A-Za-z]+$')").message("schedule must be a five-field cron expression such as '0 2 * * 6' (minute hour day-of-month month day-of-week)"))]
+    #[x_kube(validation = Rule::new(super::rules::cron_field_rule(0)).message(Message::Message(super::rules::cron_field_message(0))))]
+    #[x_kube(validation = Rule::new(super::rules::cron_field_rule(1)).message(Message::Message(super::rules::cron_field_message(1))))]
+    #[x_kube(validation = Rule::new(super::rules::cron_field_rule(2)).message(Message::Message(super::rules::cron_field_message(2))))]
+    #[x_kube(validation = Rule::new(super::rules::cron_field_rule(3)).message(Message::Message(super::rules::cron_field_message(3))))]
+    #[x_kube(validation = Rule::new(super::rules::cron_field_rule(4)).message(Message::Message(super::rules::cron_field_message(4))))]
     #[schemars(length(min = 9, max = 100))]
     pub schedule: String,
     /// How long the window stays open, e.g. `2h` or `1h30m`.
     #[x_kube(validation = Rule::new("self.matches('^([0-9]+(h|m|s))+$')").message("duration must look like 30m, 2h or 1h30m"))]
+    #[x_kube(validation = Rule::new(super::rules::NONZERO_DURATION).message("duration must be longer than zero: a window of length zero never opens, and upgrades would wait for it forever"))]
     #[schemars(length(min = 2, max = 20))]
     pub duration: String,
-    /// IANA time zone the schedule is read in.
+    /// IANA time zone the schedule is read in (case-sensitive, as listed in the tz database).
     #[serde(default = "default_time_zone")]
-    #[x_kube(validation = Rule::new("self == 'UTC' || self.matches('^[A-Z][A-Za-z_]+(/[A-Za-z0-9_+-]+)+$')").message("timeZone must be an IANA time zone such as Europe/Berlin or UTC"))]
+    #[x_kube(validation = Rule::new(super::rules::time_zone_rule()).message("timeZone must be an IANA time zone such as Europe/Berlin or UTC, spelt exactly as in the tz database (names are case-sensitive)"))]
     #[schemars(length(min = 3, max = 64))]
     pub time_zone: String,
 }

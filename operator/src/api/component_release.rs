@@ -174,6 +174,8 @@ pub struct Compatibility {
 pub struct Rollout {
     /// Waves in order. A site not named by any wave receives the release with the last wave.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(w, w.name == self[size(self) - 1].name || !has(w.siteSelector) || w.siteSelector == null || size(w.siteSelector.matchLabels) > 0)").message("only the last wave may have a siteSelector with empty matchLabels: it selects every site, so the waves after it would never receive the release; give it labels or make it the last wave"))]
+    #[x_kube(validation = Rule::new("self.all(a, self.all(b, a.name == b.name || !has(a.sites) || !has(b.sites) || !a.sites.exists(s, s in b.sites)))").message("a site may be in one wave only, but a siteId is listed in the sites of two waves; remove it from one of them"))]
     #[schemars(length(max = 20))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub waves: Vec<Wave>,
@@ -181,6 +183,7 @@ pub struct Rollout {
     /// How long an upgraded site may take to become ready before it is rolled back.
     #[serde(default = "default_progress_deadline")]
     #[x_kube(validation = Rule::new("self.matches('^([0-9]+(h|m|s))+$')").message("progressDeadline must be a duration such as 30m, 2h or 1h30m"))]
+    #[x_kube(validation = Rule::new(super::rules::NONZERO_DURATION).message("progressDeadline must be longer than zero: it is how long an upgraded site may take to become ready before it is rolled back (leave it out for the default, 30m)"))]
     #[schemars(length(min = 2, max = 20))]
     pub progress_deadline: String,
 }
@@ -200,6 +203,7 @@ pub struct Wave {
     /// Sites in this wave, by `siteId`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100), inner(length(max = 63)))]
+    #[schemars(transform = site_id_items)]
     pub sites: Vec<String>,
     /// Sites in this wave, by the labels of their DizSite.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,6 +212,20 @@ pub struct Wave {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "date-time"))]
     pub not_before: Option<String>,
+}
+
+/// Each entry of `sites` gets its own rule, so that a refusal names the entry
+/// (`spec.rollout.waves[0].sites[1]`); schemars' `inner(...)` takes no CEL.
+fn site_id_items(schema: &mut schemars::Schema) {
+    if let Some(items) = schema.get_mut("items").and_then(|i| i.as_object_mut()) {
+        items.insert(
+            "x-kubernetes-validations".to_string(),
+            serde_json::json!([{
+                "rule": "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+                "message": "sites are named by the siteId of their DizSite: lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. erlangen)",
+            }]),
+        );
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -24,6 +24,10 @@ use super::{Channel, LocalObjectRef, MaintenanceWindow, SecretKeyRef};
     category = "miracum",
     namespaced,
     status = "DizSiteStatus",
+    // On the root, where `self.metadata.name` is visible: the site's name prefixes every object
+    // the operator creates for it (see catalog::MAX_SITE_NAME_LEN).
+    validation = Rule::new(format!("size(self.metadata.name) <= {}", crate::catalog::MAX_SITE_NAME_LEN)).message(Message::Message(format!("metadata.name must be at most {} characters: the site's objects are named <name>-<component>, and Kubernetes limits the length of those names", crate::catalog::MAX_SITE_NAME_LEN))),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must start with a lowercase letter and contain only lowercase letters, digits and '-' (no dots): it names the site's Services, which must be DNS labels"),
     printcolumn(name = "Site", type_ = "string", json_path = ".spec.siteId"),
     printcolumn(
         name = "Release",
@@ -105,6 +109,7 @@ pub struct DizSiteSpec {
 pub struct ReleaseRef {
     /// Name of a ComponentRelease to pin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(super::rules::DNS_SUBDOMAIN).message("release.name must be the name of a ComponentRelease: lowercase letters, digits, '-' and '.', such as miracolix-2026.1"))]
     #[schemars(length(min = 1, max = 253))]
     pub name: Option<String>,
     /// Channel to follow: the site moves to the newest certified release on it.
@@ -124,6 +129,7 @@ pub enum DeletionPolicy {
 /// Every component a site can run. Absent means disabled.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::component_rules::add)]
 pub struct Components {
     /// Blaze FHIR server: the site's clinical data store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -224,13 +230,29 @@ pub enum ResourcePreset {
 }
 
 /// Requests and limits that replace the preset's values where set.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(limit_at_least_request("cpu")).field_path(".limits.cpu").message("limits.cpu must be at least requests.cpu: a container cannot be promised more CPU than it may use"))]
+#[x_kube(validation = Rule::new(limit_at_least_request("memory")).field_path(".limits.memory").message("limits.memory must be at least requests.memory: a container cannot be promised more memory than it may use"))]
 pub struct ResourceOverrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<CpuMemory>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<CpuMemory>,
+}
+
+/// Both set, both quantities, and the limit not below the request. Where the preset supplies
+/// one side, the catalogue compares them when it builds the pod.
+fn limit_at_least_request(resource: &str) -> String {
+    let (req, lim) = (
+        format!("self.requests.{resource}"),
+        format!("self.limits.{resource}"),
+    );
+    format!(
+        "!has(self.requests) || self.requests == null || !has(self.limits) || self.limits == null \
+         || !has({req}) || !has({lim}) || !isQuantity({req}) || !isQuantity({lim}) \
+         || !quantity({lim}).isLessThan(quantity({req}))"
+    )
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
@@ -239,11 +261,14 @@ pub struct CpuMemory {
     /// CPU, e.g. `500m` or `2`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("isQuantity(self)").message("cpu must be a Kubernetes quantity such as 500m or 2"))]
+    #[x_kube(validation = Rule::new("!isQuantity(self) || quantity(self).sign() >= 0").message("cpu must not be negative"))]
     #[schemars(length(min = 1, max = 32))]
     pub cpu: Option<String>,
     /// Memory, e.g. `512Mi` or `8Gi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("isQuantity(self)").message("memory must be a Kubernetes quantity such as 512Mi or 8Gi"))]
+    #[x_kube(validation = Rule::new("!isQuantity(self) || quantity(self).sign() >= 0").message("memory must not be negative"))]
+    #[x_kube(validation = Rule::new("!self.endsWith('m')").message("memory in 'm' is millibytes (512m is half a byte): write Mi or Gi, e.g. 512Mi"))]
     #[schemars(length(min = 1, max = 32))]
     pub memory: Option<String>,
 }
@@ -375,6 +400,8 @@ pub struct AuthSpec {
 pub struct OidcSpec {
     /// Issuer URL, e.g. `https://login.uk-erlangen.de/realms/diz`.
     #[x_kube(validation = Rule::new("self.startsWith('https://') && isURL(self)").message("issuerUrl must be an https:// URL"))]
+    #[x_kube(validation = Rule::new(super::rules::NO_WHITESPACE).message("issuerUrl must not contain spaces or line breaks (look for a trailing space)"))]
+    #[x_kube(validation = Rule::new("!self.contains('/.well-known/')").message("issuerUrl is the issuer itself, not its discovery document: remove /.well-known/openid-configuration (e.g. https://login.uk-erlangen.de/realms/diz)"))]
     #[schemars(length(min = 9, max = 2048))]
     pub issuer_url: String,
     #[schemars(length(min = 1, max = 256))]

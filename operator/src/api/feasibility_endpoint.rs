@@ -61,6 +61,7 @@ pub struct DataSource {
     /// FHIR base URL to query. Defaults to the site's Blaze FHIR server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("isURL(self) && (self.startsWith('http://') || self.startsWith('https://'))").message("fhirBaseUrl must be an http(s) URL such as http://blaze:8080/fhir"))]
+    #[x_kube(validation = Rule::new(super::rules::NO_WHITESPACE).message("fhirBaseUrl must not contain spaces or line breaks (look for a trailing space)"))]
     #[schemars(length(min = 8, max = 2048))]
     pub fhir_base_url: Option<String>,
     /// Query executor.
@@ -128,6 +129,7 @@ fn default_rate() -> i32 {
 pub struct PortalLink {
     /// FHIR endpoint of the central DSF, e.g. `https://dsf.forschen-fuer-gesundheit.de/fhir`.
     #[x_kube(validation = Rule::new("self.startsWith('https://') && isURL(self)").message("dsfFhirUrl must be an https:// URL"))]
+    #[x_kube(validation = Rule::new(super::rules::NO_WHITESPACE).message("dsfFhirUrl must not contain spaces or line breaks (look for a trailing space)"))]
     #[schemars(length(min = 9, max = 2048))]
     pub dsf_fhir_url: String,
     /// The site's organisation identifier in the DSF allow list, e.g. `uk-erlangen.de`.

@@ -6,12 +6,14 @@
 
 pub mod common;
 pub mod component_release;
+pub mod component_rules;
 pub mod conditions;
 pub mod diz_site;
 pub mod feasibility_endpoint;
 pub mod proposal_inbox;
 pub mod reasons;
 pub mod release_revocation;
+pub mod rules;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -68,6 +68,7 @@ pub struct UacSettings {
     /// How long the UAC has to decide, e.g. `336h` (two weeks).
     #[serde(default = "default_review_deadline")]
     #[x_kube(validation = Rule::new("self.matches('^([0-9]+(h|m|s))+$')").message("reviewDeadline must be a duration such as 336h (two weeks)"))]
+    #[x_kube(validation = Rule::new(super::rules::NONZERO_DURATION).message("reviewDeadline must be longer than zero: it is how long the UAC has to decide (e.g. 336h, two weeks)"))]
     #[schemars(length(min = 2, max = 20))]
     pub review_deadline: String,
 }
@@ -82,6 +83,7 @@ pub struct UacMember {
     #[schemars(length(min = 1, max = 256))]
     pub name: String,
     #[x_kube(validation = Rule::new(r"self.matches('^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$')").message("email must be an e-mail address"))]
+    #[x_kube(validation = Rule::new(super::rules::NO_SCHEME).message("email must be a plain address such as uac@uk-erlangen.de, without mailto: or another scheme"))]
     #[schemars(length(min = 3, max = 320))]
     pub email: String,
 }
@@ -91,6 +93,7 @@ pub struct UacMember {
 pub struct DecisionTarget {
     /// FHIR endpoint of the central DSF that collects decisions.
     #[x_kube(validation = Rule::new("self.startsWith('https://') && isURL(self)").message("dsfFhirUrl must be an https:// URL"))]
+    #[x_kube(validation = Rule::new(super::rules::NO_WHITESPACE).message("dsfFhirUrl must not contain spaces or line breaks (look for a trailing space)"))]
     #[schemars(length(min = 9, max = 2048))]
     pub dsf_fhir_url: String,
     /// Organisation identifier of the central office, e.g. `forschen-fuer-gesundheit.de`.
@@ -109,6 +112,7 @@ pub struct Notification {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(r"self.matches('^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$')").message("email must be an e-mail address"))]
+    #[x_kube(validation = Rule::new(super::rules::NO_SCHEME).message("email must be a plain address such as uac@uk-erlangen.de, without mailto: or another scheme"))]
     #[schemars(length(min = 3, max = 320))]
     pub email: Option<String>,
     /// Webhook URL; the payload never contains patient data, only proposal ids and states.
@@ -124,6 +128,7 @@ pub struct Notification {
 #[serde(rename_all = "camelCase")]
 pub struct WebhookTarget {
     #[x_kube(validation = Rule::new("self.startsWith('https://') && isURL(self)").message("webhook url must be an https:// URL"))]
+    #[x_kube(validation = Rule::new(super::rules::NO_WHITESPACE).message("webhook url must not contain spaces or line breaks (look for a trailing space)"))]
     #[schemars(length(min = 9, max = 2048))]
     pub url: String,
     /// Secret key holding a token sent as `Authorization: Bearer`.

@@ -227,6 +227,11 @@ reasons! {
         meaning: "components or settings that cannot work together",
         action: FIX_SPEC,
     }
+    LIMIT_BELOW_REQUEST = "LimitBelowRequest" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "a resource limit is below its request once `resourceOverrides` are merged with the preset",
+        action: "raise the limit or lower the request under `resourceOverrides`, or choose another preset",
+    }
     INVALID_SITE_NAME = "InvalidSiteName" {
         seen: [READY_F, STALLED_T, WARNING],
         meaning: "the DizSite's name is too long or malformed to name its objects (`<name>-<component>`)",

@@ -263,9 +263,19 @@ pub enum CatalogError {
         detail: String,
     },
     #[error(
-        "the DizSite name '{name}' cannot name its objects: {why} (child objects are called <name>-<component>)"
+        "metadata.name '{name}' cannot name the site's objects: {why} (child objects are called <name>-<component>)"
     )]
     InvalidSiteName { name: String, why: String },
+    #[error(
+        "spec.components.{field}.resourceOverrides: the {resource} limit {limit} would be below the {resource} request {request} once merged with the resource preset; set both resourceOverrides.requests.{resource} and resourceOverrides.limits.{resource}, or neither"
+    )]
+    LimitBelowRequest {
+        component: Component,
+        field: &'static str,
+        resource: &'static str,
+        request: String,
+        limit: String,
+    },
     #[error("cannot convert a child object: {0}")]
     Serialize(String),
 }
@@ -292,6 +302,7 @@ impl CatalogError {
             CatalogError::StorageNotSupported { .. } => reasons::STORAGE_NOT_SUPPORTED,
             CatalogError::UnsupportedCombination { .. } => reasons::UNSUPPORTED_COMBINATION,
             CatalogError::InvalidSiteName { .. } => reasons::INVALID_SITE_NAME,
+            CatalogError::LimitBelowRequest { .. } => reasons::LIMIT_BELOW_REQUEST,
             CatalogError::Serialize(_) => reasons::SERIALIZATION_FAILED,
         }
     }
@@ -307,7 +318,8 @@ impl CatalogError {
             | CatalogError::EnvCollision { component, .. }
             | CatalogError::TooManyReplicas { component, .. }
             | CatalogError::StorageNotSupported { component, .. }
-            | CatalogError::UnsupportedCombination { component, .. } => Some(*component),
+            | CatalogError::UnsupportedCombination { component, .. }
+            | CatalogError::LimitBelowRequest { component, .. } => Some(*component),
             CatalogError::InvalidSiteName { .. } | CatalogError::Serialize(_) => None,
         }
     }
@@ -374,7 +386,10 @@ fn check_and_build(input: &SiteInput) -> (Vec<Child>, Vec<CatalogError>) {
             spec,
         };
         match build_component(&ctx) {
-            Ok(c) => children.extend(c),
+            Ok(c) => {
+                errors.extend(check_limits(component, spec, &c));
+                children.extend(c);
+            }
             Err(e) => errors.extend(e),
         }
     }
@@ -419,6 +434,108 @@ fn check_site_name(name: &str) -> Result<(), CatalogError> {
         ));
     }
     Ok(())
+}
+
+/// `resourceOverrides` replace the preset field by field, so an override can pass the CRD's
+/// "limits at least requests" rule (which sees only the overrides) and still leave a container
+/// whose limit is below its request, which the API server refuses for the pod. Compared on the
+/// built containers, where the preset and the overrides are merged.
+fn check_limits(component: Component, spec: &ComponentSpec, built: &[Child]) -> Vec<CatalogError> {
+    if spec.resource_overrides.is_none() {
+        return Vec::new();
+    }
+    let mut errors = Vec::new();
+    for child in built {
+        let data = &child.object.data;
+        let pod = data
+            .pointer("/spec/template/spec")
+            .or_else(|| data.pointer("/spec/jobTemplate/spec/template/spec"));
+        let containers = pod
+            .and_then(|p| p.get("containers"))
+            .and_then(serde_json::Value::as_array);
+        for c in containers.into_iter().flatten() {
+            for resource in ["cpu", "memory"] {
+                let get = |kind: &str| {
+                    c.pointer(&format!("/resources/{kind}/{resource}"))
+                        .and_then(serde_json::Value::as_str)
+                };
+                let (Some(request), Some(limit)) = (get("requests"), get("limits")) else {
+                    continue;
+                };
+                if let (Some(r), Some(l)) = (quantity_nanos(request), quantity_nanos(limit))
+                    && l < r
+                {
+                    let e = CatalogError::LimitBelowRequest {
+                        component,
+                        field: component.field(),
+                        resource,
+                        request: request.to_string(),
+                        limit: limit.to_string(),
+                    };
+                    if !errors.contains(&e) {
+                        errors.push(e);
+                    }
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// A Kubernetes quantity in billionths (`500m` is 500,000,000), exactly for every value the
+/// CRD admits up to exbibytes; `None` for what is not a quantity or does not fit.
+fn quantity_nanos(q: &str) -> Option<i128> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let (negative, number) = match number.strip_prefix('-') {
+        Some(n) => (true, n),
+        None => (false, number.strip_prefix('+').unwrap_or(number)),
+    };
+    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if !digits(int) || !digits(frac) {
+        return None;
+    }
+    let int: i128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let frac9: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+    let mut nanos = int
+        .checked_mul(1_000_000_000)?
+        .checked_add(frac9.parse().ok()?)?;
+    let (binary, decimal): (u32, i32) = match suffix {
+        "" => (0, 0),
+        "Ki" => (1, 0),
+        "Mi" => (2, 0),
+        "Gi" => (3, 0),
+        "Ti" => (4, 0),
+        "Pi" => (5, 0),
+        "Ei" => (6, 0),
+        "n" => (0, -9),
+        "u" => (0, -6),
+        "m" => (0, -3),
+        "k" => (0, 3),
+        "M" => (0, 6),
+        "G" => (0, 9),
+        "T" => (0, 12),
+        "P" => (0, 15),
+        "E" => (0, 18),
+        e => {
+            let exp = e.strip_prefix(['e', 'E'])?;
+            (0, exp.parse().ok()?)
+        }
+    };
+    nanos = nanos.checked_mul(1024i128.checked_pow(binary)?)?;
+    if decimal >= 0 {
+        nanos = nanos.checked_mul(10i128.checked_pow(decimal.unsigned_abs())?)?;
+    } else {
+        nanos /= 10i128.checked_pow(decimal.unsigned_abs())?;
+    }
+    Some(if negative { -nanos } else { nanos })
 }
 
 /// Spec-level checks of one enabled component; building needs none of them to fail except
@@ -626,6 +743,22 @@ pub fn duplicate_keys(children: &[Child]) -> Vec<(String, String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantities_compare_exactly() {
+        let q = |s: &str| quantity_nanos(s).unwrap_or_else(|| panic!("{s} parses"));
+        assert_eq!(q("250m"), q("0.25"));
+        assert_eq!(q("256Mi"), q("0.25Gi"));
+        assert_eq!(q("1k"), q("1e3"));
+        assert_eq!(q("1"), 1_000_000_000);
+        assert!(q("1Gi") > q("1G"));
+        assert!(q("500m") < q("1"));
+        assert!(q("-1") < q("0"));
+        assert_eq!(q("8Ei"), 8 * 1_152_921_504_606_846_976 * 1_000_000_000);
+        for bad in ["", "Gi", "1.2.3", "1x", "abc"] {
+            assert_eq!(quantity_nanos(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn image_ref_uses_the_digest_never_the_tag() {

@@ -10,6 +10,7 @@ use clap::Subcommand;
 use base64::Engine as _;
 
 use super::EXIT_NOT_CERTIFIED;
+use crate::admission::{self, AdmissionError};
 use crate::api::{
     ComponentRelease, ComponentReleaseSpec, GROUP, ReleaseFormat, ReleaseRevocation,
     ReleaseRevocationSpec, ReleaseSignature, VERSION,
@@ -44,7 +45,7 @@ pub enum ReleaseCommand {
     Sign(SignArgs),
     /// Verify the signatures of a ComponentRelease or ReleaseRevocation. Exit status 0 only
     /// when it is certified, 1 when it is not (the reason is printed), 2 when the input cannot
-    /// be read.
+    /// be read or is refused by the CRD.
     Verify(VerifyArgs),
     /// Write a signed ReleaseRevocation of releases, by fingerprint.
     Revoke(RevokeArgs),
@@ -196,6 +197,12 @@ pub enum ReleaseCliError {
     },
     #[error("{path}: {detail}")]
     NotARelease { path: String, detail: String },
+    /// The CRD refuses it: no cluster would admit it, so it is neither signed nor verified.
+    #[error("{path}: {source}")]
+    Refused {
+        path: String,
+        source: AdmissionError,
+    },
     #[error("{path}: {source}")]
     NotCanonical {
         path: String,
@@ -228,7 +235,7 @@ pub fn run(args: &ReleaseArgs) -> Result<ExitCode, ReleaseCliError> {
 }
 
 fn canonicalize(args: &CanonicalizeArgs) -> Result<ExitCode, ReleaseCliError> {
-    let doc = Document::read(&args.file)?;
+    let doc = Document::read(&args.file, Admit::AsWritten)?;
     let bytes = match &doc.spec {
         Spec::Release(spec) => {
             let format = args
@@ -244,7 +251,7 @@ fn canonicalize(args: &CanonicalizeArgs) -> Result<ExitCode, ReleaseCliError> {
 }
 
 fn fingerprint(args: &FingerprintArgs) -> Result<ExitCode, ReleaseCliError> {
-    let doc = Document::read(&args.file)?;
+    let doc = Document::read(&args.file, Admit::AsWritten)?;
     let Spec::Release(spec) = &doc.spec else {
         return Err(ReleaseCliError::NotForRevocations {
             path: doc.path.clone(),
@@ -260,7 +267,7 @@ fn fingerprint(args: &FingerprintArgs) -> Result<ExitCode, ReleaseCliError> {
 }
 
 fn sign(args: &SignArgs) -> Result<ExitCode, ReleaseCliError> {
-    let mut doc = Document::read(&args.file)?;
+    let mut doc = Document::read(&args.file, Admit::WithoutSignature)?;
     let key_pem = read(&args.key)?;
     let key = SigningKey::from_pem(&key_pem, &args.key.display().to_string())?;
     let signature = match &doc.spec {
@@ -272,6 +279,10 @@ fn sign(args: &SignArgs) -> Result<ExitCode, ReleaseCliError> {
         other => other.into(),
     })?;
     doc.set_signature(&signature, args.add)?;
+    // Checked as signed, not as read: the signature being replaced does not matter, the new one
+    // is part of what a cluster admits (a key id too long for the CRD, say). Nothing is
+    // certified that no cluster would take.
+    doc.admit()?;
     let text = if args.signature_only {
         let spec = &doc.raw["spec"];
         let block = if args.add {
@@ -314,6 +325,11 @@ fn revoke(args: &RevokeArgs) -> Result<ExitCode, ReleaseCliError> {
     if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
         meta.retain(|k, _| k == "name");
     }
+    // Nothing is signed that no cluster would take (a name that is not a DNS name, say).
+    admission::admit(&value).map_err(|source| ReleaseCliError::Refused {
+        path: "the revocation".into(),
+        source,
+    })?;
     let text = yaml::to_string(&value).map_err(|source| ReleaseCliError::Yaml {
         path: "the revocation".into(),
         source: Box::new(source),
@@ -336,7 +352,8 @@ fn normalize(args: &NormalizeArgs) -> Result<ExitCode, ReleaseCliError> {
 }
 
 fn verify(args: &VerifyArgs) -> Result<ExitCode, ReleaseCliError> {
-    let doc = Document::read(&args.file)?;
+    // A document no cluster admits is not a verdict's business: it is broken input.
+    let doc = Document::read(&args.file, Admit::AsWritten)?;
     let detached = match &args.signature {
         Some(path) => Some(read(path)?),
         None => None,
@@ -437,6 +454,14 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, ReleaseCliError> {
     }
 }
 
+/// What of a document read from a file must be admissible.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    AsWritten,
+    /// For signing: the signature it carries is about to be replaced.
+    WithoutSignature,
+}
+
 enum Spec {
     Release(ComponentReleaseSpec),
     Revocation(ReleaseRevocationSpec),
@@ -452,7 +477,9 @@ struct Document {
 }
 
 impl Document {
-    fn read(path: &Path) -> Result<Self, ReleaseCliError> {
+    /// Reads the document and admits it as the API server would (strict field validation,
+    /// defaults, CEL) before anything else looks at it.
+    fn read(path: &Path, admit: Admit) -> Result<Self, ReleaseCliError> {
         let text = String::from_utf8(read(path)?).map_err(|e| ReleaseCliError::NotARelease {
             path: path.display().to_string(),
             detail: format!("not UTF-8 text: {e}"),
@@ -479,16 +506,8 @@ impl Document {
             raw["apiVersion"] == api_version.as_str(),
             raw["kind"].as_str(),
         ) {
-            (true, Some("ComponentRelease")) => Spec::Release(
-                serde_json::from_value::<ComponentRelease>(raw.clone())
-                    .map_err(|e| not_a_release(format!("not a valid ComponentRelease: {e}")))?
-                    .spec,
-            ),
-            (true, Some("ReleaseRevocation")) => Spec::Revocation(
-                serde_json::from_value::<ReleaseRevocation>(raw.clone())
-                    .map_err(|e| not_a_release(format!("not a valid ReleaseRevocation: {e}")))?
-                    .spec,
-            ),
+            (true, Some("ComponentRelease")) => None,
+            (true, Some("ReleaseRevocation")) => Some(()),
             _ => {
                 return Err(not_a_release(format!(
                     "expected apiVersion {api_version} and kind ComponentRelease (or \
@@ -497,7 +516,39 @@ impl Document {
                 )));
             }
         };
+        let mut candidate = raw.clone();
+        if admit == Admit::WithoutSignature
+            && let Some(spec) = candidate.get_mut("spec").and_then(|s| s.as_object_mut())
+        {
+            spec.remove("signature");
+        }
+        admission::admit(&candidate).map_err(|source| ReleaseCliError::Refused {
+            path: path.clone(),
+            source,
+        })?;
+        let spec = match spec {
+            None => Spec::Release(
+                serde_json::from_value::<ComponentRelease>(raw.clone())
+                    .map_err(|e| not_a_release(format!("not a valid ComponentRelease: {e}")))?
+                    .spec,
+            ),
+            Some(()) => Spec::Revocation(
+                serde_json::from_value::<ReleaseRevocation>(raw.clone())
+                    .map_err(|e| not_a_release(format!("not a valid ReleaseRevocation: {e}")))?
+                    .spec,
+            ),
+        };
         Ok(Self { path, raw, spec })
+    }
+
+    /// Admits the document as it is now (after signing) as the API server would.
+    fn admit(&self) -> Result<(), ReleaseCliError> {
+        admission::admit(&self.raw)
+            .map(drop)
+            .map_err(|source| ReleaseCliError::Refused {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     fn first_signature(&self) -> Option<&ReleaseSignature> {

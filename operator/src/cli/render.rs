@@ -4,11 +4,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::admission::{self, AdmissionError};
 use crate::api::{ComponentRelease, DizSite};
 use crate::catalog::{self, SiteInput};
 use crate::controller::apply::rendered;
 use crate::controller::certification::Certifier;
 use crate::controller::dizsite::select;
+use crate::release::window;
 use crate::yaml::{self, YamlError};
 
 #[derive(Debug, clap::Args)]
@@ -40,6 +42,12 @@ pub enum RenderError {
         path: String,
         source: Box<YamlError>,
     },
+    /// Refused as the API server would refuse it (schema, unknown fields, CEL rules).
+    #[error("{path}: {source}")]
+    Refused {
+        path: String,
+        source: AdmissionError,
+    },
     #[error("{path}: not a valid {kind}: {source}")]
     Decode {
         path: String,
@@ -61,7 +69,9 @@ pub enum RenderError {
 }
 
 /// The documents of `kind` in a (multi-document) YAML file; other kinds are skipped, so one file
-/// may hold a whole GitOps directory's worth of objects.
+/// may hold a whole GitOps directory's worth of objects. Each is admitted as the API server would
+/// admit it (strict field validation, defaults, CEL rules) before it is used: what a cluster
+/// refuses is never rendered.
 fn read_docs<T: serde::de::DeserializeOwned>(
     path: &PathBuf,
     kind: &'static str,
@@ -79,7 +89,11 @@ fn read_docs<T: serde::de::DeserializeOwned>(
     docs.into_iter()
         .filter(|d| d.get("kind").and_then(serde_json::Value::as_str) == Some(kind))
         .map(|d| {
-            serde_json::from_value(d).map_err(|source| RenderError::Decode {
+            let admitted = admission::admit(&d).map_err(|source| RenderError::Refused {
+                path: shown.clone(),
+                source,
+            })?;
+            serde_json::from_value(admitted).map_err(|source| RenderError::Decode {
                 path: shown.clone(),
                 kind,
                 source,
@@ -95,6 +109,11 @@ pub fn render(
     certifier: &dyn Certifier,
     cnpg_available: bool,
 ) -> Result<Vec<serde_json::Value>, RenderError> {
+    // The window only gates the operator's upgrades, but a window that can never be evaluated
+    // is a broken spec the controller reports; a pipeline should hear it before it deploys.
+    if let Some(w) = &site.spec.maintenance_window {
+        window::check(w).map_err(|e| RenderError::Invalid(vec![e.with_field_path()]))?;
+    }
     // The rules of a first install: what the site would run if it were created now.
     let candidates = select::releases(releases, None, certifier);
     let release = select::resolve(select::for_new_site(

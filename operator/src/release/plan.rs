@@ -799,7 +799,7 @@ impl<'a> View<'a> {
         {
             None | Some(Ok(WindowState::Open { .. })) => None,
             Some(Ok(WindowState::Closed { opens_at })) => Some(Gate::WaitingForWindow { opens_at }),
-            Some(Err(e)) => Some(Gate::InvalidWindow(e.to_string())),
+            Some(Err(e)) => Some(Gate::InvalidWindow(e.with_field_path())),
         }
     }
 
@@ -1324,6 +1324,19 @@ pub fn plan(f: &Facts<'_>) -> Plan {
                     warning: true,
                     reason,
                     message: message.clone(),
+                });
+            }
+            // A window or rollout that cannot be evaluated blocks upgrades until the spec
+            // changes: say so where site admins look, not only in the condition.
+            if let Decision::Stay {
+                waiting: Some(gate @ (Gate::InvalidWindow(_) | Gate::InvalidRollout(_))),
+                ..
+            } = &decision
+            {
+                notes.push(Note {
+                    warning: true,
+                    reason: gate.reason(),
+                    message: gate.message(),
                 });
             }
             // Keep what runs applied, as long as it may run at all.

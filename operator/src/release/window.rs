@@ -93,6 +93,26 @@ pub enum WindowError {
     OutOfRange(String),
 }
 
+impl WindowError {
+    /// The field of `spec.maintenanceWindow` the problem is in, for messages that must say what
+    /// to change.
+    pub fn field_path(&self) -> &'static str {
+        match self {
+            WindowError::FieldCount { .. }
+            | WindowError::Field { .. }
+            | WindowError::NeverMatches(_) => "spec.maintenanceWindow.schedule",
+            WindowError::Duration { .. } => "spec.maintenanceWindow.duration",
+            WindowError::UnknownTimeZone { .. } => "spec.maintenanceWindow.timeZone",
+            WindowError::OutOfRange(_) => "spec.maintenanceWindow",
+        }
+    }
+
+    /// `<field path>: <problem>`.
+    pub fn with_field_path(&self) -> String {
+        format!("{}: {self}", self.field_path())
+    }
+}
+
 impl From<jiff::Error> for WindowError {
     fn from(e: jiff::Error) -> Self {
         WindowError::OutOfRange(e.to_string())
@@ -377,8 +397,10 @@ impl Schedule {
     }
 }
 
-/// Whether the window is open at `now`, and when it next closes or opens.
-pub fn window_state(w: &MaintenanceWindow, now: Timestamp) -> Result<WindowState, WindowError> {
+/// The window's parts, or what is wrong with them: the checks the CRD's rules cannot make
+/// (a range that runs backwards, a date that never comes) as well as those they make, for
+/// objects admitted before a rule existed and for `render`, which sees no API server.
+pub fn check(w: &MaintenanceWindow) -> Result<(Schedule, SignedDuration, TimeZone), WindowError> {
     let schedule = Schedule::parse(&w.schedule)?;
     let duration = parse_duration(&w.duration)?;
     if duration.is_zero() {
@@ -391,6 +413,12 @@ pub fn window_state(w: &MaintenanceWindow, now: Timestamp) -> Result<WindowState
         zone: w.time_zone.clone(),
         message: e.to_string(),
     })?;
+    Ok((schedule, duration, tz))
+}
+
+/// Whether the window is open at `now`, and when it next closes or opens.
+pub fn window_state(w: &MaintenanceWindow, now: Timestamp) -> Result<WindowState, WindowError> {
+    let (schedule, duration, tz) = check(w)?;
 
     // The only occurrences that can cover `now` started in (now - duration, now].
     let first = schedule.next_after(&tz, now.checked_sub(duration)?)?;
@@ -507,6 +535,31 @@ mod tests {
                 opens_at: ts("2104-02-29T00:00:00Z")
             }
         );
+    }
+
+    #[test]
+    fn errors_name_the_field_to_change() {
+        let e = check(&window("5-1 2 * * *", "1h", "UTC")).expect_err("backwards");
+        assert_eq!(
+            e.with_field_path(),
+            "spec.maintenanceWindow.schedule: schedule field minute (\"5-1\"): range 5-1 runs backwards; write it as 1-5 or as a list"
+        );
+        let e = check(&window("0 0 31 2 *", "1h", "UTC")).expect_err("31 February");
+        assert!(
+            e.with_field_path()
+                .starts_with("spec.maintenanceWindow.schedule: ")
+        );
+        let e = check(&window("0 2 * * *", "0m", "UTC")).expect_err("zero");
+        assert!(
+            e.with_field_path()
+                .starts_with("spec.maintenanceWindow.duration: ")
+        );
+        let e = check(&window("0 2 * * *", "1h", "Europe/Atlantis")).expect_err("zone");
+        assert!(
+            e.with_field_path()
+                .starts_with("spec.maintenanceWindow.timeZone: ")
+        );
+        check(&window("0 2 * * 6", "2h", "Europe/Berlin")).expect("valid");
     }
 
     #[test]

@@ -10,9 +10,13 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use kube::core::cel::{RootContext, Validator};
+use kube::core::cel::RootContext;
 use regex::Regex;
 use serde_json::{Map, Value, json};
+
+mod cel;
+pub mod cost;
+pub use cel::ROOT_PATH;
 
 /// What to do with fields the schema does not declare.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -310,16 +314,38 @@ pub fn validate_with_schema(
     apply_defaults(schema, &mut defaulted);
     let mut errors = Vec::new();
     check(schema, &defaulted, "", true, &mut errors);
-    // The apiserver skips CEL when the schema check found type errors: the rules would be
-    // evaluated against values of the wrong type and only add noise.
-    let blocking = errors.iter().any(|e| e.kind == FieldErrorKind::TypeInvalid);
-    if !blocking {
+    // As the apiserver's `hasBlockingErr`: after a type, required, enum or size violation the
+    // object does not have the shape the rules were written for, so they are not evaluated, and
+    // it says so.
+    let blocking = errors.iter().any(|e| {
+        matches!(
+            e.kind,
+            FieldErrorKind::NotSupported
+                | FieldErrorKind::Required
+                | FieldErrorKind::TooLong
+                | FieldErrorKind::TooMany
+                | FieldErrorKind::TypeInvalid
+        )
+    });
+    if blocking && cel::has_rules(schema) {
+        errors.push(FieldError::new(
+            cel::ROOT_PATH,
+            FieldErrorKind::Invalid,
+            Some(go_quote("null")),
+            "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation".to_string(),
+        ));
+    } else if !blocking {
         let old_defaulted = old.map(|o| {
             let mut o = o.clone();
             apply_defaults(schema, &mut o);
             o
         });
-        errors.extend(cel_errors(schema, &defaulted, old_defaulted.as_ref(), root));
+        errors.extend(cel::errors(
+            schema,
+            &defaulted,
+            old_defaulted.as_ref(),
+            root,
+        ));
     }
     if errors.is_empty() {
         Ok(defaulted)
@@ -885,60 +911,6 @@ fn check_junctors(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fi
             "{subject} in body must not validate the schema (not)"
         )));
     }
-}
-
-thread_local! {
-    /// Registering every Kubernetes CEL function is not free; one validator per thread is
-    /// what kube-cel itself does for its free `validate` function.
-    static CEL: Validator = Validator::new();
-}
-
-fn cel_errors(
-    schema: &Value,
-    obj: &Value,
-    old: Option<&Value>,
-    root: Option<&RootContext>,
-) -> Vec<FieldError> {
-    let result = CEL.with(|v| v.validate_with_context(schema, obj, old, root));
-    let Err(failures) = result else {
-        return Vec::new();
-    };
-    failures
-        .into_vec()
-        .into_iter()
-        .map(|e| {
-            // The apiserver prints the value's type, not the value, for CEL failures.
-            let value = lookup(obj, &e.field_path).map_or("object", type_name);
-            FieldError::new(
-                &e.field_path,
-                FieldErrorKind::from_cel_reason(e.reason.as_deref()),
-                Some(go_quote(value)),
-                e.message,
-            )
-        })
-        .collect()
-}
-
-/// Resolves `spec.items[2].name` within an object.
-fn lookup<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut current = obj;
-    for segment in path.split('.').filter(|s| !s.is_empty()) {
-        let (name, rest) = match segment.find('[') {
-            Some(i) => (&segment[..i], &segment[i..]),
-            None => (segment, ""),
-        };
-        if !name.is_empty() {
-            current = current.get(name)?;
-        }
-        for idx in rest
-            .split(['[', ']'])
-            .filter(|s| !s.is_empty())
-            .map(str::parse::<usize>)
-        {
-            current = current.get(idx.ok()?)?;
-        }
-    }
-    Some(current)
 }
 
 #[cfg(test)]

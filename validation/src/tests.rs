@@ -339,7 +339,7 @@ fn cel_rules_report_their_message_verbatim() {
     );
     assert_eq!(
         one(s, json!({"spec": {"siteId": "forbidden"}})),
-        r#"spec.siteId: Forbidden: "string": no"#
+        r#"spec.siteId: Forbidden: no"#
     );
 }
 
@@ -362,8 +362,24 @@ fn cel_transition_rules_use_the_old_object() {
 #[test]
 fn cel_is_skipped_after_type_errors() {
     let e = errs(cel_schema(), json!({"spec": {"min": "a", "max": 1}}));
-    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e.len(), 2, "{e:?}");
     assert_eq!(e[0].kind, FieldErrorKind::TypeInvalid);
+    // kube-apiserver's hasBlockingErr says so, at the root.
+    assert_eq!(
+        e[1].to_string(),
+        r#"<nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"#
+    );
+    // Enum, required and size violations block the rules too.
+    let enum_schema = spec_schema(json!({"type": "object", "properties": {
+        "mode": {"type": "string", "enum": ["a"]}, "min": {"type": "integer"}, "max": {"type": "integer"},
+    }, "x-kubernetes-validations": [{"rule": "self.min <= self.max", "message": "min > max"}]}));
+    let e = errs(
+        enum_schema,
+        json!({"spec": {"mode": "b", "min": 2, "max": 1}}),
+    );
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(e[0].kind, FieldErrorKind::NotSupported);
+    assert_eq!(e[1].path, ROOT_PATH);
 }
 
 fn crd() -> Value {
@@ -423,4 +439,200 @@ fn validate_object_picks_the_version_and_returns_the_stored_form() {
     );
     let wrong = json!({"apiVersion": "diz.miracum.org/v9", "metadata": {"name": "x"}});
     assert!(validate_object(&crd(), &wrong, None).is_err());
+}
+
+#[test]
+fn cel_skips_null_values_as_the_apiserver_does() {
+    // The rule of a nullable field set to null is not evaluated; the parent sees the null.
+    let s = spec_schema(json!({"type": "object", "properties": {
+        "db": {"type": "object", "nullable": true, "properties": {"size": {"type": "string"}},
+            "x-kubernetes-validations": [{"rule": "has(self.size)", "message": "db needs a size"}]},
+    }}));
+    let stored = ok(s.clone(), json!({"spec": {"db": null}}));
+    assert_eq!(stored["spec"]["db"], Value::Null);
+    assert_eq!(
+        one(s, json!({"spec": {"db": {}}})),
+        r#"spec.db: Invalid value: "object": db needs a size"#
+    );
+    let parent = spec_schema(json!({"type": "object", "properties": {
+        "db": {"type": "object", "nullable": true, "properties": {"size": {"type": "string"}}},
+    }, "x-kubernetes-validations": [
+        {"rule": "!has(self.db) || self.db != null", "message": "spec.db: give it a value or remove the key", "fieldPath": ".db"},
+    ]}));
+    assert_eq!(
+        one(parent.clone(), json!({"spec": {"db": null}})),
+        r#"spec.db: Invalid value: "object": spec.db: give it a value or remove the key"#
+    );
+    ok(parent, json!({"spec": {"db": {"size": "1Gi"}}}));
+}
+
+#[test]
+fn cel_root_rules_are_reported_at_nil() {
+    let s = json!({"type": "object", "properties": {"spec": {"type": "object"}},
+        "x-kubernetes-validations": [{"rule": "size(self.metadata.name) <= 5", "message": "metadata.name is too long"}]});
+    let e = errs(s, json!({"metadata": {"name": "far-too-long"}, "spec": {}}));
+    assert_eq!(
+        e[0].to_string(),
+        r#"<nil>: Invalid value: "object": metadata.name is too long"#
+    );
+}
+
+#[test]
+fn cel_old_self_of_list_items_is_correlated_by_map_keys() {
+    let s = spec_schema(json!({"type": "object", "properties": {
+        "waves": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+            "items": {"type": "object", "properties": {
+                "name": {"type": "string"},
+                "size": {"type": "integer", "x-kubernetes-validations": [{"rule": "self >= oldSelf", "message": "size cannot shrink"}]},
+            }}},
+        "plain": {"type": "array", "items": {"type": "object", "properties": {
+                "size": {"type": "integer", "x-kubernetes-validations": [{"rule": "self >= oldSelf", "message": "plain cannot shrink"}]},
+            }}},
+    }}));
+    let old = json!({"spec": {"waves": [{"name": "a", "size": 5}, {"name": "b", "size": 1}],
+        "plain": [{"size": 5}]}});
+    // Reordered: each item is compared with the old item of the same name, not position.
+    let reordered = json!({"spec": {"waves": [{"name": "b", "size": 1}, {"name": "a", "size": 5}],
+        "plain": [{"size": 1}]}});
+    validate_with_schema(&s, &reordered, Some(&old), UnknownFields::Pruning, None)
+        .expect("same items, other order; atomic list items have no oldSelf");
+    let shrunk = json!({"spec": {"waves": [{"name": "b", "size": 1}, {"name": "a", "size": 4}]}});
+    let e = validate_with_schema(&s, &shrunk, Some(&old), UnknownFields::Pruning, None)
+        .expect_err("a shrank");
+    assert_eq!(
+        e[0].to_string(),
+        r#"spec.waves[1].size: Invalid value: "integer": size cannot shrink"#
+    );
+}
+
+#[test]
+fn cel_duplicate_and_required_reasons_render_like_field_errors() {
+    let s = spec_schema(
+        json!({"type": "object", "properties": {"a": {"type": "string"}},
+        "x-kubernetes-validations": [
+            {"rule": "has(self.a)", "message": "a is needed", "reason": "FieldValueRequired", "fieldPath": ".a"},
+            {"rule": "false", "message": "ignored", "reason": "FieldValueDuplicate"},
+        ]}),
+    );
+    let e = errs(s, json!({"spec": {}}));
+    assert_eq!(e[0].to_string(), "spec.a: Required value: a is needed");
+    assert_eq!(e[1].to_string(), r#"spec: Duplicate value: "object""#);
+}
+
+mod cost {
+    use super::*;
+    use crate::cost::{STATIC_ESTIMATED_COST_LIMIT, crd_cost_errors, estimate, rule_costs};
+
+    #[test]
+    fn simple_rules_are_cheap() {
+        let s = json!({"type": "integer"});
+        assert!(estimate("self >= 0", &s, false) <= 3);
+    }
+
+    #[test]
+    fn regex_cost_follows_string_and_pattern_length() {
+        // ceil((100 + 1) * 0.1) * ceil(8 * 0.25) = 11 * 2, plus the receiver and the call.
+        let s = json!({"type": "string", "maxLength": 100});
+        let c = estimate("self.matches('^[a-z]+')", &s, false);
+        assert!((22..=25).contains(&c), "{c}");
+        // Without maxLength the string may fill the request.
+        let unbounded = estimate("self.matches('^[a-z]+')", &json!({"type": "string"}), false);
+        assert!(unbounded > 100 * c, "{unbounded}");
+    }
+
+    #[test]
+    fn comprehensions_multiply_by_the_range_and_rules_by_their_cardinality() {
+        let bounded = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "items": {"type": "array", "maxItems": 10,
+                "items": {"type": "string", "maxLength": 10,
+                    "x-kubernetes-validations": [{"rule": "self.startsWith('a')"}]}},
+        }, "x-kubernetes-validations": [{"rule": "self.items.all(i, i.size() > 1)"}]}}});
+        let costs = rule_costs(&bounded);
+        assert_eq!(costs.len(), 2);
+        let all = &costs[0];
+        assert_eq!(
+            all.path,
+            "properties[spec].x-kubernetes-validations[0].rule"
+        );
+        assert_eq!(all.cardinality, 1);
+        assert!(
+            all.expression_cost >= 10 && all.expression_cost < 200,
+            "{all:?}"
+        );
+        let item = &costs[1];
+        assert_eq!(
+            item.path,
+            "properties[spec].properties[items].items.x-kubernetes-validations[0].rule"
+        );
+        assert_eq!(item.cardinality, 10);
+    }
+
+    fn crd_with(schema: Value) -> Value {
+        json!({"spec": {"versions": [{"name": "v1", "schema": {"openAPIV3Schema": schema}}]}})
+    }
+
+    #[test]
+    fn unbounded_nested_comprehensions_are_refused_as_the_apiserver_refuses_them() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "names": {"type": "array", "items": {"type": "string"}},
+        }, "x-kubernetes-validations": [
+            {"rule": "self.names.all(a, self.names.exists_one(b, a == b))"},
+        ]}}});
+        let errors = crd_cost_errors(&crd_with(schema));
+        assert!(!errors.is_empty());
+        assert_eq!(
+            errors[0].0,
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
+        );
+        assert_eq!(
+            errors[0].1,
+            "Forbidden: estimated rule cost exceeds budget by factor of more than 100x (try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)"
+        );
+        // With bounds, the same rule fits.
+        let bounded = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "names": {"type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 63}},
+        }, "x-kubernetes-validations": [
+            {"rule": "self.names.all(a, self.names.exists_one(b, a == b))"},
+        ]}}});
+        assert_eq!(crd_cost_errors(&crd_with(bounded.clone())), Vec::new());
+        assert!(rule_costs(&bounded)[0].total() < STATIC_ESTIMATED_COST_LIMIT);
+    }
+
+    #[test]
+    fn the_crd_total_is_limited_too() {
+        // Each rule fits on its own (about 4 million for 10,000 items); thirty of them do not.
+        let rules: Vec<Value> = (0..30)
+            .map(|_| json!({"rule": "self.matches('^[a-z]+$')"}))
+            .collect();
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "names": {"type": "array", "maxItems": 10000,
+                "items": {"type": "string", "maxLength": 2000, "x-kubernetes-validations": rules}},
+        }}}});
+        let errors = crd_cost_errors(&crd_with(schema));
+        assert!(
+            errors
+                .iter()
+                .all(|e| !e.1.contains("estimated rule cost exceeds")),
+            "{errors:?}"
+        );
+        assert!(
+            errors[0]
+                .1
+                .contains("contributed to estimated rule cost total")
+        );
+        let last = errors.last().expect("refused");
+        assert_eq!(last.0, "spec.versions[0].schema.openAPIV3Schema");
+        assert!(
+            last.1.starts_with("Forbidden: x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema exceeds budget by factor of"),
+            "{}",
+            last.1
+        );
+    }
+
+    #[test]
+    fn root_rules_see_a_bounded_metadata_name() {
+        let s = json!({"type": "object", "properties": {"spec": {"type": "object"}}});
+        let c = estimate("self.metadata.name.matches('^[a-z]+$')", &s, true);
+        assert!(c < 300, "{c}");
+    }
 }
