@@ -177,14 +177,11 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
         && before.target.as_deref() != Some(candidate.name.as_str())
         && !retry
     {
-        let sites = Api::<DizSite>::all(ctx.client.clone())
-            .list(&ListParams::default())
-            .await
-            .map_err(|source| Error::Read {
-                what: "DizSites",
-                source,
-            })?
-            .items;
+        // The watched namespaces' sites only: a namespaced install reads no others.
+        let sites = ctx.list_dizsites().await.map_err(|source| Error::Read {
+            what: "DizSites",
+            source,
+        })?;
         rollout::halted_by(&sites, site, &candidate.name, &candidate.fingerprint)
     } else {
         None
