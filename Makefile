@@ -9,7 +9,7 @@ tools: ## Install the command-line tools the tests shell out to into .tools/bin 
 # (GitHub, where cargo-deny fetches advisories, is unreachable from the build machines).
 CARGO_DENY ?= $(abspath $(CURDIR)/../shared/tools/cargo-deny-offline)
 
-.PHONY: tools build test chart-test crds lint deny sbom fmt e2e e2e-kind sim demo clean
+.PHONY: tools build test chart-test crds docs lint deny sbom fmt e2e e2e-kind sim demo clean
 
 build: ## Build the operator and the test API server
 	$(CARGO) build --locked --workspace --all-targets
@@ -20,11 +20,17 @@ test: tools chart-test ## Run every test: unit, CRD/example validation, conforma
 chart-test: tools ## Helm chart + kustomize base: lint, render, validate against Kubernetes 1.33, chart = kustomize, schema refuses bad values
 	scripts/chart-test.sh
 
-crds: ## Regenerate crds/, docs/reference.md and docs/components.md from the Rust types and the component descriptors
+crds: ## Regenerate crds/ from the Rust types, then every generated page of docs/ (make docs)
 	$(CARGO) run --locked -q -p miracolix-operator -- crds --out-dir crds
 	cp crds/*.yaml charts/miracolix-operator/crds/
+	$(MAKE) --no-print-directory docs
+
+docs: ## Regenerate the pages of docs/ that come from the code: reference, components, conditions, metrics, cli
 	$(CARGO) run --locked -q -p miracolix-operator -- reference > docs/reference.md
 	$(CARGO) run --locked -q -p miracolix-operator -- components > docs/components.md
+	$(CARGO) run --locked -q -p miracolix-operator -- docs conditions > docs/conditions.md
+	$(CARGO) run --locked -q -p miracolix-operator -- docs metrics > docs/metrics.md
+	$(CARGO) run --locked -q -p miracolix-operator -- docs cli > docs/cli.md
 
 lint: ## cargo fmt --check, clippy with warnings as errors, cargo deny check
 	$(CARGO) fmt --all -- --check

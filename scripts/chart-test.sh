@@ -8,7 +8,8 @@
 #   4. kubectl kustomize manifests/ (namespaced base) and manifests/cluster-wide/: validated the same way
 #   5. chart = kustomize, both modes: default values = manifests/ (namespaced), ci/cluster-wide-values.yaml
 #      = manifests/cluster-wide/: same objects, RBAC, pod spec, Service, NetworkPolicy
-#   6. invalid values are refused (values.schema.json and template checks)
+#   6. invalid values are refused (values.schema.json and template checks); a private key given as
+#      a trusted key is refused without helm printing it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -164,8 +165,17 @@ refuse digest digest 'image: {digest: "sha256:abc"}'
 refuse namespace watchNamespaces 'watchNamespaces: [Diz_Erlangen]'
 refuse no-namespaces 'watchNamespaces is empty' 'watchNamespaces: []'
 refuse cluster-wide-type clusterWide 'clusterWide: "yes"'
-refuse private-key keys 'trustedKeys: {keys: {k1: "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n-----BEGIN PRIVATE KEY-----"}}'
-refuse not-a-key keys 'trustedKeys: {keys: {k1: "hello"}}'
+refuse not-a-key 'a PEM public key' 'trustedKeys: {keys: {k1: "hello"}}'
+# A private key given by mistake is refused without being printed: CI logs keep helm's output.
+secret_marker="MC4CAQAwBQYDK2VwBCIEINOTPRINTEDNOTPRINTED"
+for case in 'private-only|-----BEGIN PRIVATE KEY-----\n'"$secret_marker"'\n-----END PRIVATE KEY-----' \
+    'public-and-private|-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----\n-----BEGIN PRIVATE KEY-----\n'"$secret_marker"'\n-----END PRIVATE KEY-----' \
+    'ec-private|-----BEGIN EC PRIVATE KEY-----\n'"$secret_marker"'\n-----END EC PRIVATE KEY-----'; do
+    refuse "key-${case%%|*}" 'contains a PRIVATE KEY (not printed here)' "trustedKeys: {keys: {k1: \"${case#*|}\"}}"
+    if grep -qF -- "$secret_marker" "$out/bad-key-${case%%|*}.log"; then
+        fail "helm printed the private key of case ${case%%|*} in its error"
+    fi
+done
 refuse both-secrets 'either existingSecret or keys' 'trustedKeys: {existingSecret: s, keys: {k1: "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"}}'
 refuse api-cidr apiServerCIDR 'networkPolicy: {apiServerCIDR: everywhere}'
 

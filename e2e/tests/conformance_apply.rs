@@ -442,3 +442,105 @@ async fn dropping_a_keyed_list_item_removes_the_whole_item() {
         .unwrap_or_default();
     assert!(ports.is_empty(), "{ports:?}");
 }
+
+/// Conflicts are about values, not spellings. kube-apiserver decodes a body into the kind's
+/// Go type (a CRD's `minimum` is a float64) or, for custom resources, into unstructured JSON
+/// where an integral number is an int64 after the round trip through storage; either way `1`
+/// and `1.0` are the same value, and structured-merge-diff compares values. So a second
+/// manager applying an equal number co-owns the field without a conflict.
+#[tokio::test]
+async fn an_equal_number_spelled_differently_is_no_conflict() {
+    let (_s, client) = server();
+    common::install_widgets(&client).await;
+    let api = common::widgets(&client);
+    let widget = |replicas: Value| {
+        json!({"apiVersion": "conformance.example.org/v1", "kind": "Widget",
+            "metadata": {"name": "w"}, "spec": {"siteId": "w", "replicas": replicas}})
+    };
+    api.patch(
+        "w",
+        &PatchParams::apply("alice"),
+        &Patch::Apply(widget(json!(1.0))),
+    )
+    .await
+    .expect("alice applies 1.0");
+    let got = api
+        .patch(
+            "w",
+            &PatchParams::apply("bob"),
+            &Patch::Apply(widget(json!(1))),
+        )
+        .await
+        .expect("bob applies 1: the same value, no conflict");
+    assert_eq!(
+        got.data["spec"]["replicas"],
+        json!(1),
+        "served as an integer"
+    );
+    let owners: Vec<String> = got
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| {
+            serde_json::to_value(&m.fields_v1).is_ok_and(|f| f["f:spec"]["f:replicas"].is_object())
+        })
+        .filter_map(|m| m.manager)
+        .collect();
+    assert_eq!(owners, ["alice", "bob"], "both own spec.replicas");
+    let err = api_error(
+        api.patch(
+            "w",
+            &PatchParams::apply("bob"),
+            &Patch::Apply(widget(json!(2))),
+        )
+        .await
+        .expect_err("a different value still conflicts"),
+    );
+    assert_eq!(err.code, 409);
+}
+
+/// What an admin does after the operator installed its CRDs (`run --manage-crds`): re-apply
+/// `crds/` with `kubectl apply --server-side`. The operator applies with its field manager
+/// (numbers such as `minimum: 1.0` as serde writes an f64); kubectl sends the same CRD with the
+/// numbers as Go writes them (`1`). A real server sees equal values and reports no conflict.
+#[tokio::test]
+async fn re_applying_identical_crds_after_the_operator_is_no_conflict() {
+    let (_s, client) = server();
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    for crd in miracolix_operator::api::all_crds() {
+        let name = crd.metadata.name.clone().expect("name");
+        crds.patch(
+            &name,
+            &PatchParams::apply("miracolix-operator").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("the operator applies its CRD");
+        let mut as_kubectl_sends_it = serde_json::to_value(&crd).expect("json");
+        as_go_prints_them(&mut as_kubectl_sends_it);
+        crds.patch(
+            &name,
+            &PatchParams::apply("kubectl"),
+            &Patch::Apply(&as_kubectl_sends_it),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("kubectl re-applies {name} without a conflict: {e}"));
+    }
+}
+
+/// Integral floats as Go's encoding/json prints a float64: `1.0` becomes `1`.
+fn as_go_prints_them(v: &mut Value) {
+    match v {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                // Exact: the CRDs' bounds are small whole numbers.
+                *v = json!(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(as_go_prints_them),
+        Value::Object(m) => m.values_mut().for_each(as_go_prints_them),
+        _ => {}
+    }
+}

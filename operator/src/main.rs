@@ -26,6 +26,10 @@ fn main() -> ExitCode {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Docs(args) => {
+            print!("{}", cli::docs::markdown(args.page));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Release(args) => cli::release::run(args).map_err(|e| e.to_string()),
         Command::Render(args) => cli::render::run(args)
             .map(|yaml| {

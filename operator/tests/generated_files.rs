@@ -1,4 +1,5 @@
-//! Checked-in generated files must match what the code generates: `make crds` refreshes them.
+//! Checked-in generated files must match what the code generates: `make crds` (CRDs and every
+//! generated page) and `make docs` (the pages) refresh them.
 
 use std::path::PathBuf;
 
@@ -58,6 +59,19 @@ fn component_catalogue_matches_the_descriptors() {
         on_disk == miracolix_operator::catalog::docs::markdown(),
         "docs/components.md is stale: run `make crds` and commit the result"
     );
+}
+
+#[test]
+fn generated_pages_match_the_code() {
+    use miracolix_operator::cli::docs::{Page, markdown};
+    for (page, path) in Page::ALL {
+        let on_disk = std::fs::read_to_string(repo_root().join(path))
+            .unwrap_or_else(|e| panic!("{path} missing ({e}); run `make docs`"));
+        assert!(
+            on_disk == markdown(page),
+            "{path} is stale: run `make docs` and commit the result"
+        );
+    }
 }
 
 #[test]

@@ -119,11 +119,11 @@ ClusterRole (they are cluster-scoped), in both install modes: the minimal cluste
 {{- if .Values.crds.manageOnStartup }}
 # crds.manageOnStartup: the operator server-side applies its own four CRDs at start-up (Helm never
 # upgrades crds/). Restricted by resourceNames to exactly those four.
-# No `create`: Kubernetes cannot restrict `create` by resourceNames (a POST to the collection has no
-# name at authorization time), so granting it would allow creating any CRD in the cluster. Server-
-# side apply is a PATCH to .../customresourcedefinitions/<name>, authorized as `patch` on that name,
-# which also creates a missing object; and the install paths (Helm crds/, `kubectl apply -f crds/`)
-# create the CRDs before the operator starts anyway.
+# No `create`: the install paths (Helm crds/, `kubectl apply -f crds/`) create the CRDs before the
+# operator starts, and the operator only updates them. Server-side apply is a PATCH to
+# .../customresourcedefinitions/<name>, authorized as `patch` on that name; an apply that would
+# create a missing CRD is also authorized as `create`, which is not granted, so a CRD deleted by
+# hand is refused (403, logged) and must be applied again with kubectl.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   resourceNames:

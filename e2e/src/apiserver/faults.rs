@@ -13,6 +13,8 @@ pub enum FaultCode {
     TooManyRequests,
     /// 409 Conflict (as on a stale resourceVersion).
     Conflict,
+    /// 403 Forbidden, as for a request the client's RBAC does not allow.
+    Forbidden,
 }
 
 impl FaultCode {
@@ -25,8 +27,26 @@ impl FaultCode {
                 "Conflict",
                 "injected fault: the object has been modified; please apply your changes to the latest version and try again",
             ),
+            Self::Forbidden => ApiError::new(
+                403,
+                "Forbidden",
+                "injected fault: forbidden: the client is not allowed to do this",
+            ),
         }
     }
+}
+
+/// Refuses every request of one verb on one resource, reads included: a client without the
+/// RBAC for it, or an admission webhook that says no.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// As in [`RequestRecord::verb`]: `get`, `list`, `patch`, `delete`, ...
+    pub verb: String,
+    /// The plural, e.g. `deployments`.
+    pub resource: String,
+    /// Empty for the main resource, else e.g. `status`.
+    pub subresource: String,
+    pub code: FaultCode,
 }
 
 /// Faults applied to requests. The default injects nothing.
@@ -38,6 +58,8 @@ pub struct Faults {
     /// failing run can be replayed.
     pub write_error_rate: Option<(f64, FaultCode)>,
     pub seed: u64,
+    /// Requests refused by verb and resource.
+    pub refusals: Vec<Refusal>,
     /// Added before every response.
     pub latency: Duration,
     writes: u64,
@@ -58,6 +80,19 @@ impl Faults {
             seed,
             ..Self::default()
         }
+    }
+
+    /// Refuses `verb` on `resource` (`resource/subresource` for a subresource) with `code`.
+    #[must_use]
+    pub fn refuse(mut self, verb: &str, resource: &str, code: FaultCode) -> Self {
+        let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
+        self.refusals.push(Refusal {
+            verb: verb.to_string(),
+            resource: resource.to_string(),
+            subresource: subresource.to_string(),
+            code,
+        });
+        self
     }
 
     pub fn latency(latency: Duration) -> Self {
@@ -81,6 +116,17 @@ impl Faults {
         x ^= x >> 27;
         self.rng = x;
         (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Decides whether this request fails: a matching refusal, else the write faults.
+    pub fn on_request(&mut self, r: &RequestRecord) -> Option<ApiError> {
+        let refused = self.refusals.iter().find(|f| {
+            f.verb == r.verb && f.resource == r.resource && f.subresource == r.subresource
+        });
+        if let Some(f) = refused {
+            return Some(f.code.error());
+        }
+        if r.is_write() { self.on_write() } else { None }
     }
 
     /// Decides whether this write fails.

@@ -11,7 +11,7 @@ mod fieldset;
 mod gc;
 mod handlers;
 mod patch;
-mod pods;
+pub(crate) mod pods;
 mod resources;
 mod routes;
 mod selectors;
@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use faults::{FaultCode, Faults, RequestRecord};
+pub use faults::{FaultCode, Faults, Refusal, RequestRecord};
 pub use resources::ResourceInfo;
 pub use status::ApiError;
 
@@ -235,8 +235,8 @@ impl TestApiServer {
         self.set_faults(Faults::default());
     }
 
-    fn injected_fault(&self) -> Option<ApiError> {
-        lock(&self.inner.faults).on_write()
+    fn injected_fault(&self, request: &RequestRecord) -> Option<ApiError> {
+        lock(&self.inner.faults).on_request(request)
     }
 
     fn latency(&self) -> Duration {

@@ -432,3 +432,156 @@ fn pod_status(pod: &Value, failure: Option<&(String, Failure)>, now: &str) -> Va
     }
     status
 }
+
+/// A Job's run: one pod `<job>-<suffix>` that the kubelet view lets run to completion or fail,
+/// then the Job's status and conditions as the Job controller writes them (`Complete`, or
+/// `Failed` with `BackoffLimitExceeded`; Kubernetes 1.31+ also sets `SuccessCriteriaMet` /
+/// `FailureTarget` first). Retries within `backoffLimit` are not simulated: a pod that cannot
+/// start fails every retry the same way.
+pub fn run_job(store: &mut Store, cfg: &Config, key: &ObjKey, job: &Value, ctx: &WriteCtx) {
+    if job.pointer("/status/completionTime").is_some()
+        || job
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Failed" && c["status"] == "True")
+            })
+        || job.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true)
+    {
+        return;
+    }
+    let failure = failure(store, cfg, &key.namespace, job);
+    let Some(pod_res) = store.find_resource("", "v1", "pods") else {
+        return;
+    };
+    let name = format!("{}-{}", key.name, &short_hash(&(key.name.as_str(), 0))[..5]);
+    let pk = okey("", "pods", &key.namespace, &name);
+    if store.get(&pk).is_none() {
+        let template = job.pointer("/spec/template").cloned().unwrap_or(json!({}));
+        let mut labels = template
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        labels.insert("job-name".into(), json!(key.name));
+        labels.insert("batch.kubernetes.io/job-name".into(), json!(key.name));
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": key.namespace, "labels": labels,
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": key.name,
+                    "uid": str_at(job, "/metadata/uid"), "controller": true, "blockOwnerDeletion": true}]},
+            "spec": template.get("spec").cloned().unwrap_or(json!({})),
+        });
+        if writes::create(store, cfg, &pod_res, &key.namespace, pod, ctx, None).is_err() {
+            return;
+        }
+    }
+    let now = ctx.now.clone();
+    if let Some(current) = store.get(&pk).cloned() {
+        let mut next = current.clone();
+        next["status"] = match &failure {
+            Some(f) => pod_status(&current, Some(f), &now),
+            None => {
+                let mut s = pod_status(&current, None, &now);
+                // The process ran to completion.
+                s["phase"] = json!("Succeeded");
+                if let Some(cs) = s["containerStatuses"].as_array_mut() {
+                    for c in cs {
+                        c["ready"] = json!(false);
+                        c["started"] = json!(false);
+                        c["state"] = json!({"terminated": {"exitCode": 0, "reason": "Completed",
+                            "startedAt": now, "finishedAt": now}});
+                    }
+                }
+                if let Some(conds) = s["conditions"].as_array_mut() {
+                    for c in conds {
+                        if c["type"] == "Ready" || c["type"] == "ContainersReady" {
+                            c["status"] = json!("False");
+                            c["reason"] = json!("PodCompleted");
+                        }
+                    }
+                }
+                s
+            }
+        };
+        if next["status"] != current["status"] {
+            writes::server_write(store, cfg, &pk, next);
+        }
+    }
+    let cond = |t: &str, reason: &str, message: &str| {
+        json!({"type": t, "status": "True", "reason": reason, "message": message,
+            "lastProbeTime": now, "lastTransitionTime": now})
+    };
+    let status = match &failure {
+        None => json!({
+            "startTime": now, "completionTime": now, "succeeded": 1, "ready": 0,
+            "terminating": 0, "uncountedTerminatedPods": {},
+            "conditions": [
+                cond("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"),
+                cond("Complete", "CompletionsReached", "Reached expected number of succeeded pods"),
+            ],
+        }),
+        Some((_, f)) => json!({
+            "startTime": now, "failed": 1, "ready": 0, "terminating": 0,
+            "uncountedTerminatedPods": {},
+            "conditions": [
+                cond("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
+                cond("Failed", "BackoffLimitExceeded", &format!("Job has reached the specified backoff limit ({})", f.message())),
+            ],
+        }),
+    };
+    let mut next = job.clone();
+    next["status"] = status;
+    writes::server_write(store, cfg, key, next);
+}
+
+/// A pod a client created itself (no ReplicaSet, StatefulSet or Job owns it): the kubelet view
+/// decides at once whether it runs.
+pub fn bare_pod(store: &mut Store, cfg: &Config, key: &ObjKey, pod: &Value, now: &str) {
+    let controlled = pod
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|o| o.iter().any(|r| r["controller"] == json!(true)));
+    // A pod that started is left alone; one still Pending (it could not start) is looked at
+    // again, as the kubelet retries.
+    let started = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .is_some_and(|p| p != "Pending");
+    if controlled || started || pod.pointer("/metadata/deletionTimestamp").is_some() {
+        return;
+    }
+    let spec = pod.get("spec").cloned().unwrap_or(json!({}));
+    let failure = kubelet::check_pod(
+        &spec,
+        &key.namespace,
+        &objects(store, &key.namespace),
+        &cfg.contracts,
+    )
+    .into_iter()
+    .next();
+    let mut next = pod.clone();
+    next["status"] = pod_status(pod, failure.as_ref(), now);
+    if next["status"] != pod["status"] {
+        writes::server_write(store, cfg, key, next);
+    }
+}
+
+/// Pods nobody controls that could not start yet, in a namespace, for the kubelet's retry.
+pub fn recheck_bare_pods(store: &mut Store, cfg: &Config, namespace: &str, now: &str) {
+    let pending: Vec<(ObjKey, Value)> = store
+        .list("", "pods", Some(namespace))
+        .into_iter()
+        .filter(|p| p.pointer("/status/phase").and_then(Value::as_str) == Some("Pending"))
+        .map(|p| {
+            (
+                okey("", "pods", namespace, str_at(p, "/metadata/name")),
+                p.clone(),
+            )
+        })
+        .collect();
+    for (key, pod) in pending {
+        bare_pod(store, cfg, &key, &pod, now);
+    }
+}

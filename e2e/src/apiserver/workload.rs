@@ -140,6 +140,10 @@ fn complete(store: &mut Store, cfg: &Config, key: &ObjKey, want_generation: i64)
     let Some(res) = store.resource_for_key(key) else {
         return;
     };
+    if key.plural == "jobs" {
+        super::pods::run_job(store, cfg, key, &obj, &ctx());
+        return;
+    }
     let failure = super::pods::failure(store, cfg, &key.namespace, &obj);
     let failing = failure.is_some();
     let replicas = obj

@@ -177,6 +177,27 @@ fn random_suffix(store: &mut Store) -> String {
         .collect()
 }
 
+/// Numbers as kube-apiserver stores and serves them: an integral float (`1.0`, as serde writes
+/// an `f64`) is the integer `1`. The real server decodes into Go types or into unstructured
+/// JSON, and both come back out of storage as Go's encoder prints them, so `1.0` and `1` are
+/// one value there: they validate as `type: integer`, compare equal in server-side apply (no
+/// conflict between two managers applying the same bound) and make no change on re-apply.
+pub fn go_numbers(v: &mut Value) {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            // Beyond ±2^53 a float is not an exact integer anyway; Go would print an exponent.
+            const EXACT: f64 = 9_007_199_254_740_992.0;
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= EXACT) {
+                // In range and integral: the conversion is exact.
+                *v = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(go_numbers),
+        Value::Object(m) => m.values_mut().for_each(go_numbers),
+        _ => {}
+    }
+}
+
 fn ensure_type_meta(obj: &mut Value, res: &ResourceInfo) {
     if !obj.is_object() {
         *obj = json!({});
@@ -324,6 +345,7 @@ pub fn create(
     ctx: &WriteCtx,
     applied_by: Option<&str>,
 ) -> Result<Value, ApiError> {
+    go_numbers(&mut obj);
     ensure_type_meta(&mut obj, res);
     if res.namespaced {
         match meta_str(&obj, "namespace") {
@@ -509,6 +531,7 @@ pub fn update(
         .get(key)
         .cloned()
         .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, &key.name))?;
+    go_numbers(&mut candidate);
     ensure_type_meta(&mut candidate, res);
     if let Some(rv) = meta_str(&candidate, "resourceVersion")
         && !rv.is_empty()
@@ -812,6 +835,13 @@ fn after_write(store: &mut Store, cfg: &Config, res: &ResourceInfo, key: &ObjKey
     }
     if res.group.is_empty() && matches!(res.plural.as_str(), "configmaps" | "secrets") {
         workload::recheck_namespace(store, cfg, &key.namespace);
+        super::pods::recheck_bare_pods(store, cfg, &key.namespace, &now());
+    }
+    if res.group == "batch" && res.plural == "jobs" {
+        workload::schedule(store, cfg, key, stored);
+    }
+    if res.group.is_empty() && res.plural == "pods" {
+        super::pods::bare_pod(store, cfg, key, stored, &now());
     }
     if res.group == super::cnpg::GROUP && res.plural == super::cnpg::PLURAL {
         super::cnpg::reconcile(store, cfg, key, stored);

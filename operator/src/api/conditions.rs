@@ -41,10 +41,18 @@ impl DesiredCondition {
         reason: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
+        let reason = reason.into();
+        // Every reason the operator writes is documented (docs/conditions.md is generated from
+        // `reasons::ALL`): a test that runs into an unlisted one fails here, naming it.
+        debug_assert!(
+            super::reasons::find(&reason).is_some(),
+            "condition reason {reason:?} is not in api::reasons: add it there with what it \
+             means and what to do"
+        );
         Self {
             type_,
             status: if status { TRUE } else { FALSE },
-            reason: reason.into(),
+            reason,
             message: message.into(),
         }
     }
@@ -156,7 +164,12 @@ mod tests {
         );
         let next = merge(
             &first,
-            &[DesiredCondition::new(READY, false, "Degraded", "x")],
+            &[DesiredCondition::new(
+                READY,
+                false,
+                "ComponentsFailing",
+                "x",
+            )],
             Some(1),
             &at(2),
         );

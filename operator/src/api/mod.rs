@@ -10,6 +10,7 @@ pub mod conditions;
 pub mod diz_site;
 pub mod feasibility_endpoint;
 pub mod proposal_inbox;
+pub mod reasons;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -178,7 +178,7 @@ fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
         "JAVA_TOOL_OPTIONS",
         format!("-XX:MaxRAMPercentage={HEAP_PERCENT}"),
     );
-    if let Some(limit) = memory_limit_mib(ctx, &PRESETS) {
+    if let Some(limit) = pod::memory_limit_mib(ctx, &PRESETS) {
         // The off-heap block cache, in MiB (default 128: environment-variables.md:44): the
         // same quarter of the limit as the heap.
         w.set("DB_BLOCK_CACHE_SIZE", (limit / 4).to_string());
@@ -207,54 +207,4 @@ fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     w.readiness = Some(pod::http_probe("/health", "http"));
     w.liveness = Some(pod::http_probe("/health", "http"));
     pod::build(ctx, w)
-}
-
-/// The memory limit of a component's primary container in MiB, as the preset and
-/// `resourceOverrides` make it; `None` if the quantity is not one this parser knows (the
-/// caller then leaves the image's default).
-pub(crate) fn memory_limit_mib(ctx: &Ctx, presets: &Presets) -> Option<u64> {
-    let resources = pod::resources(ctx, presets, true);
-    let limit = resources.limits.as_ref()?.get("memory")?;
-    quantity_mib(&limit.0)
-}
-
-/// A memory quantity in MiB (rounded down): `512Mi`, `2Gi`, `1.5Gi`, `1G`, `1073741824`.
-fn quantity_mib(q: &str) -> Option<u64> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(q.len());
-    let (number, suffix) = q.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let factor: f64 = match suffix {
-        "" => 1.0,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        _ => return None,
-    };
-    let mib = number * factor / (1024.0 * 1024.0);
-    // Truncation is intended: a heap a fraction of a MiB smaller is never a problem.
-    (mib.is_finite() && mib >= 1.0).then_some(mib as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::quantity_mib;
-
-    #[test]
-    fn memory_quantities_in_mib() {
-        assert_eq!(quantity_mib("512Mi"), Some(512));
-        assert_eq!(quantity_mib("2Gi"), Some(2048));
-        assert_eq!(quantity_mib("1.5Gi"), Some(1536));
-        assert_eq!(quantity_mib("1G"), Some(953));
-        assert_eq!(quantity_mib("1073741824"), Some(1024));
-        assert_eq!(quantity_mib("1e9"), None);
-        assert_eq!(quantity_mib("100m"), None);
-    }
 }

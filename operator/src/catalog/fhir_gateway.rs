@@ -237,7 +237,7 @@ fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
         "MANAGEMENT_ENDPOINTS_WEB_EXPOSURE_INCLUDE",
         "health,info,prometheus",
     );
-    if let Some(limit) = blaze::memory_limit_mib(ctx, &PRESETS) {
+    if let Some(limit) = pod::memory_limit_mib(ctx, &PRESETS) {
         w.set(
             "JAVA_TOOL_OPTIONS",
             format!("-Xmx{}m", limit * HEAP_PERCENT / 100),

@@ -19,7 +19,7 @@
 use super::component::{DatabaseNeed, Descriptor, Exposure, Need, no_checks, no_settings};
 use super::contract::{Endpoint, ImageContract, ImageUser, Jvm, Write, WriteKind};
 use super::pod::{self, Presets, Res, RunAs, Security, Workload};
-use super::{CatalogError, Child, Ctx, HTTP_8080, Part, blaze, database};
+use super::{CatalogError, Child, Ctx, HTTP_8080, Part, blaze};
 
 pub static COMPONENT: Descriptor = Descriptor {
     name: "flare",
@@ -152,17 +152,7 @@ fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
         "FLARE_CACHE_MEM_SIZE_MB",
         cache_mem_mib(ctx).unwrap_or(512).to_string(),
     );
-    if let Some(oidc) = ctx.oidc()
-        && let Some(secret) = &oidc.client_secret_ref
-    {
-        w.set("FLARE_FHIR_OAUTH_ISSUER_URI", oidc.issuer_url.clone());
-        w.set("FLARE_FHIR_OAUTH_CLIENT_ID", oidc.client_id.clone());
-        w.env.push(database::secret_env(
-            "FLARE_FHIR_OAUTH_CLIENT_SECRET",
-            &secret.name,
-            &secret.key,
-        ));
-    }
+    pod::fhir_oauth_client(ctx, &mut w, "FLARE_FHIR_OAUTH");
     // The cache statistics answer as soon as the application context is up (upstream's own
     // health check, .github/integration-test/oauth/docker-compose.yml:106).
     let probe = || pod::http_probe("/cache/stats", "http");
@@ -175,46 +165,5 @@ fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
 /// The in-memory cache: an eighth of the container's memory limit (a quarter of the heap), as
 /// in upstream's default sizing; follows `resourceOverrides`.
 fn cache_mem_mib(ctx: &Ctx) -> Option<u64> {
-    let res = pod::resources(ctx, &PRESETS, true);
-    let limit = res.limits?.get("memory")?.0.clone();
-    Some((mebibytes(&limit)? / 8).max(16))
-}
-
-/// A memory quantity in MiB (`512Mi`, `8Gi`, `1G`, `1.5Gi`, bytes).
-fn mebibytes(q: &str) -> Option<u64> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(q.len());
-    let (num, suffix) = q.split_at(split);
-    let num: f64 = num.parse().ok()?;
-    let bytes = num
-        * match suffix {
-            "" => 1.0,
-            "Ki" => 1024.0,
-            "Mi" => 1024.0 * 1024.0,
-            "Gi" => 1024.0 * 1024.0 * 1024.0,
-            "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-            "k" => 1e3,
-            "M" => 1e6,
-            "G" => 1e9,
-            "T" => 1e12,
-            _ => return None,
-        };
-    (bytes.is_finite() && bytes >= 0.0).then(|| (bytes / (1024.0 * 1024.0)) as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn memory_quantities_in_mebibytes() {
-        assert_eq!(mebibytes("2Gi"), Some(2048));
-        assert_eq!(mebibytes("512Mi"), Some(512));
-        assert_eq!(mebibytes("1.5Gi"), Some(1536));
-        assert_eq!(mebibytes("1G"), Some(953));
-        assert_eq!(mebibytes("1048576"), Some(1));
-        assert_eq!(mebibytes("2Xi"), None);
-    }
+    Some((pod::memory_limit_mib(ctx, &PRESETS)? / 8).max(16))
 }

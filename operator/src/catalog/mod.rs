@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::core::{ApiResource, DynamicObject};
 
+use crate::api::reasons;
 use crate::api::{ComponentImage, ComponentSpec, DizSiteSpec, OidcSpec};
 
 pub use component::Component;
@@ -282,17 +283,17 @@ impl CatalogError {
     /// CamelCase reason for conditions and Events.
     pub fn reason(&self) -> &'static str {
         match self {
-            CatalogError::DependencyDisabled { .. } => "DependencyDisabled",
-            CatalogError::ImageMissing { .. } => "ImageMissing",
-            CatalogError::DatabaseRequired { .. } => "DatabaseRequired",
-            CatalogError::DatabaseNotSupported { .. } => "DatabaseNotSupported",
-            CatalogError::CloudNativePgUnavailable { .. } => "CloudNativePgUnavailable",
-            CatalogError::EnvCollision { .. } => "EnvCollision",
-            CatalogError::TooManyReplicas { .. } => "TooManyReplicas",
-            CatalogError::StorageNotSupported { .. } => "StorageNotSupported",
-            CatalogError::UnsupportedCombination { .. } => "UnsupportedCombination",
-            CatalogError::InvalidSiteName { .. } => "InvalidSiteName",
-            CatalogError::Serialize(_) => "SerializationFailed",
+            CatalogError::DependencyDisabled { .. } => reasons::DEPENDENCY_DISABLED,
+            CatalogError::ImageMissing { .. } => reasons::IMAGE_MISSING,
+            CatalogError::DatabaseRequired { .. } => reasons::DATABASE_REQUIRED,
+            CatalogError::DatabaseNotSupported { .. } => reasons::DATABASE_NOT_SUPPORTED,
+            CatalogError::CloudNativePgUnavailable { .. } => reasons::CLOUD_NATIVE_PG_UNAVAILABLE,
+            CatalogError::EnvCollision { .. } => reasons::ENV_COLLISION,
+            CatalogError::TooManyReplicas { .. } => reasons::TOO_MANY_REPLICAS,
+            CatalogError::StorageNotSupported { .. } => reasons::STORAGE_NOT_SUPPORTED,
+            CatalogError::UnsupportedCombination { .. } => reasons::UNSUPPORTED_COMBINATION,
+            CatalogError::InvalidSiteName { .. } => reasons::INVALID_SITE_NAME,
+            CatalogError::Serialize(_) => reasons::SERIALIZATION_FAILED,
         }
     }
 

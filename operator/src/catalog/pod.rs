@@ -841,9 +841,72 @@ pub(crate) fn config_file(
     )
 }
 
+/// The OAuth client credentials the FHIR clients of the MII (FLARE, TORCH) use towards an
+/// OIDC-protected Blaze: `<prefix>_ISSUER_URI`, `<prefix>_CLIENT_ID` and `<prefix>_CLIENT_SECRET`
+/// (from the site's Secret). Set only when the site names a client secret: both images turn
+/// OAuth on only when all three are set, and half a configuration would start unauthenticated.
+pub(crate) fn fhir_oauth_client(ctx: &Ctx, w: &mut Workload, prefix: &str) {
+    if let Some(oidc) = ctx.oidc()
+        && let Some(secret) = &oidc.client_secret_ref
+    {
+        w.set(&format!("{prefix}_ISSUER_URI"), oidc.issuer_url.clone());
+        w.set(&format!("{prefix}_CLIENT_ID"), oidc.client_id.clone());
+        w.env.push(super::database::secret_env(
+            &format!("{prefix}_CLIENT_SECRET"),
+            &secret.name,
+            &secret.key,
+        ));
+    }
+}
+
+/// The memory limit of a component's primary container in MiB, as the preset and
+/// `resourceOverrides` make it; `None` if the quantity is not one this parser knows (the
+/// caller then leaves the image's default).
+pub(crate) fn memory_limit_mib(ctx: &Ctx, presets: &Presets) -> Option<u64> {
+    let resources = resources(ctx, presets, true);
+    let limit = resources.limits.as_ref()?.get("memory")?;
+    quantity_mib(&limit.0)
+}
+
+/// A memory quantity in MiB (rounded down): `512Mi`, `2Gi`, `1.5Gi`, `1G`, `1073741824`.
+fn quantity_mib(q: &str) -> Option<u64> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor: f64 = match suffix {
+        "" => 1.0,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        _ => return None,
+    };
+    let mib = number * factor / (1024.0 * 1024.0);
+    // Truncation is intended: a heap a fraction of a MiB smaller is never a problem.
+    (mib.is_finite() && mib >= 1.0).then_some(mib as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_quantities_in_mib() {
+        assert_eq!(quantity_mib("512Mi"), Some(512));
+        assert_eq!(quantity_mib("2Gi"), Some(2048));
+        assert_eq!(quantity_mib("1.5Gi"), Some(1536));
+        assert_eq!(quantity_mib("1G"), Some(953));
+        assert_eq!(quantity_mib("1073741824"), Some(1024));
+        assert_eq!(quantity_mib("1e9"), None);
+        assert_eq!(quantity_mib("100m"), None);
+    }
 
     #[test]
     fn volume_names_are_dns_labels() {

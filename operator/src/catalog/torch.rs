@@ -31,7 +31,7 @@ use super::component::{
 };
 use super::contract::{Endpoint, ImageContract, ImageUser, Jvm, Required, Write, WriteKind};
 use super::pod::{self, Presets, Res, RunAs, Security, Workload, WorkloadKind};
-use super::{CatalogError, Child, Ctx, HTTP_8080, Part, blaze, database};
+use super::{CatalogError, Child, Ctx, HTTP_8080, Part, blaze};
 
 pub static COMPONENT: Descriptor = Descriptor {
     name: "torch",
@@ -201,17 +201,7 @@ fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
         "JAVA_TOOL_OPTIONS",
         format!("-XX:MaxRAMPercentage={HEAP_PERCENT}"),
     );
-    if let Some(oidc) = ctx.oidc()
-        && let Some(secret) = &oidc.client_secret_ref
-    {
-        w.set("TORCH_FHIR_OAUTH_ISSUER_URI", oidc.issuer_url.clone());
-        w.set("TORCH_FHIR_OAUTH_CLIENT_ID", oidc.client_id.clone());
-        w.env.push(database::secret_env(
-            "TORCH_FHIR_OAUTH_CLIENT_SECRET",
-            &secret.name,
-            &secret.key,
-        ));
-    }
+    pod::fhir_oauth_client(ctx, &mut w, "TORCH_FHIR_OAUTH");
     let probe = || pod::http_probe("/actuator/health", "http");
     w.startup = Some(pod::startup(probe(), 300));
     w.readiness = Some(probe());

@@ -5,6 +5,7 @@
 //! usage error, as clap also uses 2). Scripts can tell "not certified" from "broken input".
 
 pub mod crds;
+pub mod docs;
 pub mod reference;
 pub mod release;
 pub mod release_status;
@@ -39,6 +40,9 @@ pub enum Command {
     Components,
     /// Print the image contracts of the catalogue as JSON (what the test API server enforces).
     Contracts,
+    /// Print a page of the documentation that is generated from the code (Markdown): the
+    /// condition reasons, the metrics or this command-line reference.
+    Docs(docs::DocsArgs),
     /// Release certification: canonical form, signing, verification.
     Release(release::ReleaseArgs),
     /// Print the objects the operator would apply for a DizSite (for GitOps pipelines).

@@ -58,8 +58,20 @@ pub struct RunArgs {
     /// How often a standby tries to take the Lease.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub retry_period: Duration,
-    /// Server-side apply the CRDs at start-up and wait until they are Established.
-    #[arg(long, env = "MANAGE_CRDS", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Server-side apply the CRDs at start-up and wait until they are Established
+    /// (`--manage-crds=false`: leave the CRDs to the cluster's administrator).
+    // A bare `--manage-crds` means true; a value needs `=`, so `--manage-crds false` is refused
+    // instead of silently reading `false` as an argument of its own.
+    #[arg(
+        long,
+        env = "MANAGE_CRDS",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
     pub manage_crds: bool,
 }
 
@@ -87,7 +99,12 @@ pub enum RunError {
 pub fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only on a terminal: in a pod, a file or a pipe, escape codes would break `grep`
+    // on the fields (docs/operations.md).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     let _ = if format == "json" {
         builder.json().try_init()
     } else {
@@ -414,5 +431,26 @@ mod tests {
         assert_eq!(a.renew_deadline, Duration::from_secs(10));
         assert_eq!(a.renew_period, Duration::from_secs(5));
         assert_eq!(a.retry_period, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn manage_crds_works_as_a_flag_and_with_a_value() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["x", "--trusted-keys", "/k"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).map(|c| c.run.manage_crds)
+        };
+        // The default comes from MANAGE_CRDS when the environment sets it.
+        if std::env::var_os("MANAGE_CRDS").is_none() {
+            assert!(parse(&[]).expect("default"));
+        }
+        assert!(parse(&["--manage-crds"]).expect("bare flag"));
+        assert!(parse(&["--manage-crds=true"]).expect("=true"));
+        assert!(!parse(&["--manage-crds=false"]).expect("=false"));
+        assert!(
+            parse(&["--manage-crds", "false"]).is_err(),
+            "a value needs ="
+        );
+        assert!(parse(&["--manage-crds=maybe"]).is_err());
     }
 }

@@ -8,6 +8,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
 
 use super::diff;
+use crate::api::reasons;
 use crate::catalog::{Child, FIELD_MANAGER, MANAGED_BY, SITE_LABEL};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +52,10 @@ pub enum ApplyError {
 impl ApplyError {
     pub fn reason(&self) -> &'static str {
         match self {
-            ApplyError::Apply { .. } => "ApplyFailed",
-            ApplyError::Read { .. } | ApplyError::List { .. } => "ReadFailed",
-            ApplyError::Delete { .. } => "DeleteFailed",
-            ApplyError::Encode { .. } => "InternalError",
+            ApplyError::Apply { .. } => reasons::APPLY_FAILED,
+            ApplyError::Read { .. } | ApplyError::List { .. } => reasons::READ_FAILED,
+            ApplyError::Delete { .. } => reasons::DELETE_FAILED,
+            ApplyError::Encode { .. } => reasons::INTERNAL_ERROR,
         }
     }
 }

@@ -20,6 +20,7 @@ use serde_json::json;
 use super::Context;
 use super::certification::NotCertified;
 use crate::api::conditions::{self, CERTIFIED, DesiredCondition};
+use crate::api::reasons;
 use crate::api::{ComponentRelease, ComponentReleaseStatus, DizSite};
 use crate::catalog::FIELD_MANAGER;
 
@@ -36,8 +37,8 @@ pub enum Error {
 impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::ListSites(_) => "ReadFailed",
-            Error::Status(_) => "StatusWriteFailed",
+            Error::ListSites(_) => reasons::READ_FAILED,
+            Error::Status(_) => reasons::STATUS_WRITE_FAILED,
         }
     }
 }
@@ -54,12 +55,12 @@ pub fn desired_status(
     let (certified, reason, key_id, condition) = match verdict {
         Ok(key_id) => (
             true,
-            "Verified".to_string(),
+            reasons::VERIFIED.to_string(),
             Some(key_id.clone()),
             DesiredCondition::new(
                 CERTIFIED,
                 true,
-                "Verified",
+                reasons::VERIFIED,
                 format!("signature verified with trusted key {key_id}"),
             ),
         ),

@@ -176,7 +176,12 @@ pub async fn run_dizsite(
         .run(reconcile_dizsite, dizsite::error_policy, ctx)
         .for_each(|res| async move {
             match res {
-                Ok((obj, _)) => tracing::debug!(site = %obj, "reconciled"),
+                // `site` as `<namespace>/<name>` on every line about a site, so one grep finds
+                // them all (docs/operations.md).
+                Ok((obj, _)) => tracing::debug!(
+                    site = %format!("{}/{}", obj.namespace.as_deref().unwrap_or_default(), obj.name),
+                    "reconciled"
+                ),
                 Err(e) => tracing::debug!(error = %e, "reconcile error"),
             }
         })

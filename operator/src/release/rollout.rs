@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 
 use super::window::{self, WindowState, parse_duration};
+use crate::api::reasons;
 use crate::api::{ComponentRelease, MaintenanceWindow, Wave};
 
 /// Used when `spec.rollout.progressDeadline` is absent or unreadable.
@@ -80,11 +81,11 @@ impl Gate {
     /// A CamelCase condition reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            Gate::Allowed => "RolloutAllowed",
-            Gate::WaitingForWave { .. } => "WaitingForWave",
-            Gate::WaitingForWindow { .. } => "WaitingForMaintenanceWindow",
-            Gate::InvalidWindow(_) => "InvalidMaintenanceWindow",
-            Gate::InvalidRollout(_) => "InvalidRollout",
+            Gate::Allowed => reasons::ROLLOUT_ALLOWED,
+            Gate::WaitingForWave { .. } => reasons::WAITING_FOR_WAVE,
+            Gate::WaitingForWindow { .. } => reasons::WAITING_FOR_MAINTENANCE_WINDOW,
+            Gate::InvalidWindow(_) => reasons::INVALID_MAINTENANCE_WINDOW,
+            Gate::InvalidRollout(_) => reasons::INVALID_ROLLOUT,
         }
     }
 }

@@ -10,10 +10,11 @@ use base64::Engine as _;
 use super::canonical::canonicalize;
 use super::der::{self, Reader};
 use super::trust::TrustStore;
+use crate::api::reasons;
 use crate::api::{ComponentReleaseSpec, ReleaseSignature, SignatureAlgorithm};
 
 /// Status/Event reason of a certified release.
-pub const CERTIFIED_REASON: &str = "Verified";
+pub const CERTIFIED_REASON: &str = reasons::VERIFIED;
 
 const ED25519_SIGNATURE_LEN: usize = 64;
 const P256_SCALAR_LEN: usize = 32;
@@ -40,12 +41,12 @@ pub enum Reason {
 impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
-            Reason::Unsigned => "Unsigned",
-            Reason::UnknownKey => "UnknownKey",
-            Reason::AlgorithmMismatch => "AlgorithmMismatch",
-            Reason::MalformedSignature => "MalformedSignature",
-            Reason::BadSignature => "BadSignature",
-            Reason::NotCanonical => "NotCanonical",
+            Reason::Unsigned => reasons::UNSIGNED,
+            Reason::UnknownKey => reasons::UNKNOWN_KEY,
+            Reason::AlgorithmMismatch => reasons::ALGORITHM_MISMATCH,
+            Reason::MalformedSignature => reasons::MALFORMED_SIGNATURE,
+            Reason::BadSignature => reasons::BAD_SIGNATURE,
+            Reason::NotCanonical => reasons::NOT_CANONICAL,
         }
     }
 }

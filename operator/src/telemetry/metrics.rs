@@ -17,6 +17,23 @@ pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 pub const OK: &str = "ok";
 pub const ERROR: &str = "error";
 
+/// What each label's values are, for the generated `docs/metrics.md` (a test fails when a
+/// served label is missing here).
+pub const LABELS: &[(&str, &str)] = &[
+    ("kind", "`DizSite` or `ComponentRelease`"),
+    ("result", "`ok` or `error`"),
+    (
+        "reason",
+        "why the reconcile failed: a reason of [conditions.md](conditions.md#reasons) marked \"failed reconcile\", e.g. `ApplyFailed`, `ReadFailed`, `StatusWriteFailed`",
+    ),
+    ("namespace", "the DizSite's namespace"),
+    ("site", "the DizSite's name"),
+    (
+        "release",
+        "the ComponentRelease the site runs (`status.currentRelease`)",
+    ),
+];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     kind: String,
@@ -80,7 +97,7 @@ impl Default for Metrics {
 
 /// Reconciles range from a no-op resync (milliseconds) to a first install that applies dozens of
 /// objects through a slow API server (tens of seconds).
-const DURATION_BUCKETS: [f64; 12] = [
+pub const DURATION_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 

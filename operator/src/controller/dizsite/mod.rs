@@ -17,7 +17,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
@@ -29,6 +29,7 @@ use super::Context;
 use super::apply::{self, ApplyError};
 use crate::api::conditions::READY;
 use crate::api::conditions::{self, DesiredCondition, STALLED};
+use crate::api::reasons;
 use crate::api::{ComponentRelease, DeletionPolicy, DizSite, DizSiteStatus};
 use crate::catalog::{self, CatalogError, FIELD_MANAGER, SiteInput};
 use crate::release::rollout::SiteFacts;
@@ -61,10 +62,17 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Apply(e) => e.reason(),
-            Error::Read { .. } => "ReadFailed",
-            Error::Status(_) => "StatusWriteFailed",
-            Error::Finalizer(_) => "FinalizerFailed",
-            Error::NoNamespace => "InvalidObject",
+            Error::Read { .. } => reasons::READ_FAILED,
+            Error::Status(_) => reasons::STATUS_WRITE_FAILED,
+            // The finalizer helper wraps every failure of the reconcile itself: report the
+            // cause (ApplyFailed, StatusWriteFailed, …), not the wrapper.
+            Error::Finalizer(e) => match e.as_ref() {
+                FinalizerError::ApplyFailed(inner) | FinalizerError::CleanupFailed(inner) => {
+                    inner.reason()
+                }
+                _ => reasons::FINALIZER_FAILED,
+            },
+            Error::NoNamespace => reasons::INVALID_OBJECT,
         }
     }
 }
@@ -155,7 +163,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
         Ok(c) => c,
         Err(e) => {
             let msg = format!("release {} cannot be encoded: {e}", wanted.name_any());
-            stall(site, ns, ctx, "NotCanonical", &msg, Some(false)).await?;
+            stall(site, ns, ctx, reasons::NOT_CANONICAL, &msg, Some(false)).await?;
             return Ok(Action::requeue(RESYNC));
         }
     };
@@ -222,7 +230,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
             let reason = errors
                 .first()
                 .map(CatalogError::reason)
-                .unwrap_or("InvalidSpec");
+                .unwrap_or(reasons::INVALID_SPEC);
             let message = errors
                 .iter()
                 .map(ToString::to_string)
@@ -267,7 +275,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
             outcome.applied.len(),
             outcome.deleted.len()
         );
-        publish(ctx, site, EventType::Normal, "Applied", &note).await;
+        publish(ctx, site, EventType::Normal, reasons::APPLIED, &note).await;
     }
 
     // status: the workloads count ready replicas; their pods say why the others are not.
@@ -325,14 +333,14 @@ async fn announce(
         Decision::Upgrade { from, to } if before.target.as_deref() != Some(to.as_str()) => {
             let from = from.as_deref().unwrap_or("nothing (first install)");
             let note = format!("upgrading from {from} to {to}");
-            publish(ctx, site, EventType::Normal, "Upgrading", &note).await;
+            publish(ctx, site, EventType::Normal, reasons::UPGRADING, &note).await;
         }
         Decision::Rollback { from, to, reason } => {
             let note = format!("rolled back from {from} to {to}: {reason}");
-            publish(ctx, site, EventType::Warning, "RolledBack", &note).await;
+            publish(ctx, site, EventType::Warning, reasons::ROLLED_BACK, &note).await;
         }
         Decision::Hold { reason, .. } => {
-            publish_if_new(site, ctx, EventType::Warning, "Held", reason).await;
+            publish_if_new(site, ctx, EventType::Warning, reasons::HELD, reason).await;
         }
         _ => {
             if before.target.is_some() && after.target.is_none() && after.current.is_some() {
@@ -340,7 +348,7 @@ async fn announce(
                     "now running {}",
                     after.current.as_deref().unwrap_or_default()
                 );
-                publish(ctx, site, EventType::Normal, "Upgraded", &note).await;
+                publish(ctx, site, EventType::Normal, reasons::UPGRADED, &note).await;
             }
         }
     }
@@ -397,7 +405,7 @@ async fn cleanup_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action,
             ctx,
             site,
             EventType::Normal,
-            "DataDeleted",
+            reasons::DATA_DELETED,
             "deletionPolicy is Delete: volumes and databases of the site were deleted",
         )
         .await;
@@ -406,12 +414,12 @@ async fn cleanup_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action,
             ctx,
             site,
             EventType::Normal,
-            "DataRetained",
+            reasons::DATA_RETAINED,
             "deletionPolicy is Retain: volumes and databases of the site are kept",
         )
         .await;
     }
-    tracing::info!(site = %name, namespace = ns, removed = removed.len(), "site cleaned up");
+    tracing::info!(site = %format!("{ns}/{name}"), removed = removed.len(), "site cleaned up");
     Ok(Action::await_change())
 }
 

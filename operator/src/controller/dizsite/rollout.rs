@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::conditions::{DesiredCondition, RELEASE_UP_TO_DATE};
+use crate::api::reasons;
 use crate::api::{DizSite, DizSiteStatus, FailedReleaseStatus};
 use crate::release::rollout::Gate;
 use crate::release::upgrade::{Decision, FailedRelease, RolloutStatus};
@@ -98,14 +99,14 @@ pub fn up_to_date_condition(
             waiting: Some(gate),
             ..
         } => f(gate.reason(), gate.message()),
-        Decision::Hold { reason, .. } => f("Held", reason.clone()),
+        Decision::Hold { reason, .. } => f(reasons::HELD, reason.clone()),
         Decision::Rollback { from, to, reason } => f(
-            "RolledBack",
+            reasons::ROLLED_BACK,
             format!("rolled back from {from} to {to}: {reason}"),
         ),
         _ => match (&after.target, &after.current) {
             (Some(target), current) => f(
-                "Upgrading",
+                reasons::UPGRADING,
                 format!(
                     "upgrading from {} to {target}",
                     current.as_deref().unwrap_or("nothing (first install)")
@@ -114,11 +115,11 @@ pub fn up_to_date_condition(
             (None, Some(current)) if current == candidate => DesiredCondition::new(
                 RELEASE_UP_TO_DATE,
                 true,
-                "UpToDate",
+                reasons::UP_TO_DATE,
                 format!("running {current}, the release the spec asks for"),
             ),
             (None, current) => f(
-                "Pending",
+                reasons::PENDING,
                 format!(
                     "running {}, the spec asks for {candidate}",
                     current.as_deref().unwrap_or("nothing")

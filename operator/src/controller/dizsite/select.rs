@@ -1,5 +1,6 @@
 //! Which ComponentRelease a site runs: the pinned one, or the newest certified one on its channel.
 
+use crate::api::reasons;
 use crate::api::{ComponentRelease, ReleaseRef};
 use crate::catalog::ResolvedRelease;
 use crate::controller::certification::{Certifier, NotCertified};
@@ -20,10 +21,10 @@ pub enum SelectError {
 impl SelectError {
     pub fn reason(&self) -> &'static str {
         match self {
-            SelectError::NotFound { .. } => "ReleaseNotFound",
-            SelectError::NotCertified { .. } => "ReleaseNotCertified",
-            SelectError::NoCertifiedOnChannel { .. } => "NoCertifiedRelease",
-            SelectError::Unspecified => "InvalidSpec",
+            SelectError::NotFound { .. } => reasons::RELEASE_NOT_FOUND,
+            SelectError::NotCertified { .. } => reasons::RELEASE_NOT_CERTIFIED,
+            SelectError::NoCertifiedOnChannel { .. } => reasons::NO_CERTIFIED_RELEASE,
+            SelectError::Unspecified => reasons::INVALID_SPEC,
         }
     }
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::api::conditions::{
     DesiredCondition, NETWORK_RESTRICTED, PUBLISHED, READY, RECONCILING, RELEASE_CERTIFIED, STALLED,
 };
+use crate::api::reasons;
 use crate::api::{ComponentStatus, DizSiteSpec};
 use crate::catalog::{self, COMPONENT_LABEL, Component, Exposure, SiteInput};
 
@@ -221,18 +222,18 @@ pub fn applied_conditions(release: &str, health: &[WorkloadHealth]) -> Vec<Desir
     let certified = DesiredCondition::new(
         RELEASE_CERTIFIED,
         true,
-        "Verified",
+        reasons::VERIFIED,
         format!("release {release} is certified"),
     );
-    let not_stalled = DesiredCondition::new(STALLED, false, "Progressing", "");
+    let not_stalled = DesiredCondition::new(STALLED, false, reasons::PROGRESSING, "");
     if !failing.is_empty() {
         let msg = format!(
             "components failing to become ready on release {release}: {}",
             failing.join(", ")
         );
         return vec![
-            DesiredCondition::new(READY, false, "ComponentsFailing", msg.clone()),
-            DesiredCondition::new(RECONCILING, true, "ComponentsFailing", msg),
+            DesiredCondition::new(READY, false, reasons::COMPONENTS_FAILING, msg.clone()),
+            DesiredCondition::new(RECONCILING, true, reasons::COMPONENTS_FAILING, msg),
             not_stalled,
             certified,
         ];
@@ -240,16 +241,16 @@ pub fn applied_conditions(release: &str, health: &[WorkloadHealth]) -> Vec<Desir
     if waiting.is_empty() {
         let msg = format!("all {} workloads ready on release {release}", health.len());
         vec![
-            DesiredCondition::new(READY, true, "Ready", msg),
-            DesiredCondition::new(RECONCILING, false, "Ready", ""),
-            DesiredCondition::new(STALLED, false, "Ready", ""),
+            DesiredCondition::new(READY, true, reasons::READY_REASON, msg),
+            DesiredCondition::new(RECONCILING, false, reasons::READY_REASON, ""),
+            DesiredCondition::new(STALLED, false, reasons::READY_REASON, ""),
             certified,
         ]
     } else {
         let msg = format!("waiting for {}", waiting.join(", "));
         vec![
-            DesiredCondition::new(READY, false, "Progressing", msg.clone()),
-            DesiredCondition::new(RECONCILING, true, "Progressing", msg),
+            DesiredCondition::new(READY, false, reasons::PROGRESSING, msg.clone()),
+            DesiredCondition::new(RECONCILING, true, reasons::PROGRESSING, msg),
             not_stalled,
             certified,
         ]
@@ -271,7 +272,7 @@ pub fn stalled_conditions(
         out.push(DesiredCondition::new(
             RELEASE_CERTIFIED,
             ok,
-            if ok { "Verified" } else { reason },
+            if ok { reasons::VERIFIED } else { reason },
             if ok { "" } else { message },
         ));
     }
@@ -295,7 +296,7 @@ pub fn published_condition(site: &SiteInput) -> DesiredCondition {
         return DesiredCondition::new(
             PUBLISHED,
             true,
-            "NoIngress",
+            reasons::NO_INGRESS,
             "the site has no spec.ingress: nothing is published",
         );
     };
@@ -309,7 +310,7 @@ pub fn published_condition(site: &SiteInput) -> DesiredCondition {
         return DesiredCondition::new(
             PUBLISHED,
             true,
-            "Published",
+            reasons::PUBLISHED_REASON,
             if paths.is_empty() {
                 format!("nothing to publish on {}", ingress.host)
             } else {
@@ -330,7 +331,7 @@ pub fn published_condition(site: &SiteInput) -> DesiredCondition {
     DesiredCondition::new(
         PUBLISHED,
         false,
-        "LoginRequired",
+        reasons::LOGIN_REQUIRED,
         format!(
             "not published on {} because the site sets no spec.auth.oidc: {}; they run inside the cluster only. Set spec.auth.oidc to publish them behind a login",
             ingress.host,
@@ -345,7 +346,7 @@ pub fn network_condition(site: &SiteInput) -> DesiredCondition {
         return DesiredCondition::new(
             NETWORK_RESTRICTED,
             false,
-            "NetworkPoliciesDisabled",
+            reasons::NETWORK_POLICIES_DISABLED,
             "spec.networkPolicy.enabled is false: the site's pods accept connections from anywhere in the cluster and reach any address",
         );
     }
@@ -354,7 +355,7 @@ pub fn network_condition(site: &SiteInput) -> DesiredCondition {
         return DesiredCondition::new(
             NETWORK_RESTRICTED,
             true,
-            "Restricted",
+            reasons::RESTRICTED,
             "default deny; only the catalogue's edges, access labels honoured from the site's namespace and spec.networkPolicy.clientNamespaces, egress outside the cluster only to the CIDRs the site lists",
         );
     }
@@ -368,7 +369,7 @@ pub fn network_condition(site: &SiteInput) -> DesiredCondition {
     DesiredCondition::new(
         NETWORK_RESTRICTED,
         false,
-        "EgressUnrestricted",
+        reasons::EGRESS_UNRESTRICTED,
         format!(
             "egress to any address: {}; list where the OIDC issuer (port 443) and the external databases are in spec.networkPolicy.oidcIssuerCIDRs and externalDatabaseCIDRs",
             list.join(", ")
@@ -386,7 +387,7 @@ pub fn paused_conditions() -> Vec<DesiredCondition> {
     vec![DesiredCondition::new(
         RECONCILING,
         false,
-        "Paused",
+        reasons::PAUSED,
         "spec.paused is true: no changes are applied until it is false",
     )]
 }

@@ -1,0 +1,416 @@
+//! Every reason the operator writes, in one list: condition reasons of DizSites and
+//! ComponentReleases, a ComponentRelease's `status.reason`, Event reasons, and the `reason` label
+//! of `miracolix_reconcile_errors_total` (also the `reason` field of the log line of a failed
+//! reconcile).
+//!
+//! The code sets reasons only through these constants, the user documentation
+//! (`docs/conditions.md`, `miracolix-operator docs conditions`) is generated from [`ALL`], and
+//! `operator/tests/condition_reasons.rs` checks both directions: no reason is written as a
+//! string literal outside this list, and every reason in it is asserted by some test.
+
+use super::conditions::{
+    CERTIFIED, NETWORK_RESTRICTED, PUBLISHED, READY, RECONCILING, RELEASE_CERTIFIED,
+    RELEASE_UP_TO_DATE, STALLED,
+};
+
+/// Where a reason shows up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// A DizSite condition of this type, with this status (`true`: `True`).
+    Site(&'static str, bool),
+    /// A ComponentRelease's `status.reason` and its condition of this type, with this status.
+    Release(&'static str, bool),
+    /// An Event on a DizSite; `true`: type `Warning`, else `Normal`.
+    SiteEvent(bool),
+    /// An Event on a ComponentRelease (always a `Warning`).
+    ReleaseEvent,
+    /// A failed reconcile: the `reason` label of `miracolix_reconcile_errors_total` and the
+    /// `reason` field of the operator's `reconcile failed` log line.
+    ReconcileError,
+}
+
+impl Seen {
+    /// How the documentation names the place, e.g. "`Ready`=False".
+    pub fn describe(self) -> String {
+        let status = |s: bool| if s { "True" } else { "False" };
+        match self {
+            Seen::Site(type_, s) => format!("DizSite `{type_}`={}", status(s)),
+            Seen::Release(type_, s) => {
+                format!("ComponentRelease `status.reason`, `{type_}`={}", status(s))
+            }
+            Seen::SiteEvent(true) => "DizSite Event (Warning)".to_string(),
+            Seen::SiteEvent(false) => "DizSite Event (Normal)".to_string(),
+            Seen::ReleaseEvent => "ComponentRelease Event (Warning)".to_string(),
+            Seen::ReconcileError => "failed reconcile (metric, log)".to_string(),
+        }
+    }
+}
+
+/// One reason with what it means and what to do about it.
+#[derive(Clone, Copy, Debug)]
+pub struct ReasonInfo {
+    /// The CamelCase reason as it is written.
+    pub name: &'static str,
+    /// The name of its constant in this module, e.g. `COMPONENTS_FAILING`.
+    pub constant: &'static str,
+    pub seen: &'static [Seen],
+    pub meaning: &'static str,
+    pub action: &'static str,
+}
+
+/// The condition types a DizSite carries, with what `True` means.
+pub const SITE_CONDITIONS: &[(&str, &str)] = &[
+    (
+        READY,
+        "every enabled component runs the release the site is on, with all replicas (and its CloudNativePG database) ready",
+    ),
+    (
+        RECONCILING,
+        "the operator is working towards the spec: objects applied, pods not all ready yet, or a write to retry",
+    ),
+    (
+        STALLED,
+        "the operator cannot make progress without a change by a human; the reason says which",
+    ),
+    (
+        RELEASE_CERTIFIED,
+        "the release the site runs or targets is signed by a trusted key",
+    ),
+    (
+        RELEASE_UP_TO_DATE,
+        "the site runs the release its spec asks for (False while waiting, upgrading, held or rolled back)",
+    ),
+    (
+        PUBLISHED,
+        "every part the site would publish is on its Ingress with a login (False, LoginRequired: parts stay inside the cluster for lack of spec.auth.oidc). Not read by kstatus: Ready is unaffected",
+    ),
+    (
+        NETWORK_RESTRICTED,
+        "the site's NetworkPolicies leave nothing open to any address (False while egress to the OIDC issuer or external databases is unrestricted, or NetworkPolicies are off). Not read by kstatus",
+    ),
+];
+
+/// The condition type a ComponentRelease carries.
+pub const RELEASE_CONDITIONS: &[(&str, &str)] = &[(
+    CERTIFIED,
+    "the release's signature verifies with a trusted key: sites may run it",
+)];
+
+const READY_F: Seen = Seen::Site(READY, false);
+const STALLED_T: Seen = Seen::Site(STALLED, true);
+const RECONCILING_T: Seen = Seen::Site(RECONCILING, true);
+const WARNING: Seen = Seen::SiteEvent(true);
+const NORMAL: Seen = Seen::SiteEvent(false);
+const NOT_UP_TO_DATE: Seen = Seen::Site(RELEASE_UP_TO_DATE, false);
+const NOT_CERTIFIED: Seen = Seen::Release(CERTIFIED, false);
+
+/// What to do about a spec the catalogue cannot build.
+const FIX_SPEC: &str = "fix the DizSite spec as the message says (it names the field); the site stays as it was until then";
+
+macro_rules! reasons {
+    ($($constant:ident = $name:literal { seen: [$($seen:expr),* $(,)?], meaning: $meaning:expr, action: $action:expr $(,)? })*) => {
+        $(
+            #[doc = concat!("`", $name, "`: ", $meaning)]
+            pub const $constant: &str = $name;
+        )*
+        /// Every reason, in the order of the documentation.
+        pub const ALL: &[ReasonInfo] = &[
+            $(ReasonInfo {
+                name: $name,
+                constant: stringify!($constant),
+                seen: &[$($seen),*],
+                meaning: $meaning,
+                action: $action,
+            }),*
+        ];
+    };
+}
+
+reasons! {
+    // The site's health, after a successful apply.
+    READY_REASON = "Ready" {
+        seen: [Seen::Site(READY, true), Seen::Site(RECONCILING, false), Seen::Site(STALLED, false)],
+        meaning: "every enabled component is ready on the release the site runs",
+        action: "nothing",
+    }
+    PROGRESSING = "Progressing" {
+        seen: [READY_F, RECONCILING_T, Seen::Site(STALLED, false)],
+        meaning: "the objects are applied and some pods are not ready yet, none of them failing; the message lists them (`component (ready/wanted ready)`). `Stalled`=False carries this reason whenever nothing stalls",
+        action: "wait; if it lasts, `kubectl describe pods` in the site's namespace: a Secret or ConfigMap mounted as a file that does not exist shows only there (a `FailedMount` Event), until the Deployment gives up and the site reports `ComponentsFailing`",
+    }
+    COMPONENTS_FAILING = "ComponentsFailing" {
+        seen: [READY_F, RECONCILING_T],
+        meaning: "a component's pods cannot start or become ready: the kubelet reports why (the message names the component with that reason, e.g. `mainzelliste (mainzelliste: CreateContainerConfigError: secret \"mainzelliste-api\" not found)`), or its Deployment gave up (`ProgressDeadlineExceeded`; the message names the component)",
+        action: "fix what the message names (create the missing Secret or key, correct the setting) and the kubelet retries by itself; otherwise `kubectl describe pod` and the pod's logs of that component. During an upgrade a site that stays not ready past the progress deadline is rolled back",
+    }
+    PAUSED = "Paused" {
+        seen: [Seen::Site(RECONCILING, false)],
+        meaning: "`spec.paused` is true: nothing is applied or removed; `Ready` keeps its last value",
+        action: "set `spec.paused: false` to resume",
+    }
+    VERIFIED = "Verified" {
+        seen: [Seen::Site(RELEASE_CERTIFIED, true), Seen::Release(CERTIFIED, true)],
+        meaning: "the release's signature verifies with a trusted key",
+        action: "nothing",
+    }
+
+    // Which release: Stalled until a human acts.
+    RELEASE_NOT_FOUND = "ReleaseNotFound" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "the ComponentRelease named in `spec.release.name` does not exist",
+        action: "apply the release, or correct the name (`kubectl get crel`)",
+    }
+    NO_CERTIFIED_RELEASE = "NoCertifiedRelease" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "the channel in `spec.release.channel` has no certified release (the message counts the uncertified ones)",
+        action: "wait for the release managers, or check `kubectl get crel` for releases that are not certified and why",
+    }
+    RELEASE_NOT_CERTIFIED = "ReleaseNotCertified" {
+        seen: [READY_F, STALLED_T, Seen::Site(RELEASE_CERTIFIED, false), WARNING],
+        meaning: "the release the site asks for (or runs) is not certified; the message carries the release's own reason (`Unsigned`, `UnknownKey`, `AlgorithmMismatch`, `MalformedSignature`, `BadSignature`, `NotCanonical`, see below). Nothing is changed on the site",
+        action: "`kubectl get crel <name>` shows the reason. `UnknownKey`: is the key in the operator's trusted-keys Secret (then restart the operator)? `BadSignature`: do not run it, tell the release managers",
+    }
+    INVALID_SPEC = "InvalidSpec" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "`spec.release` names neither a release nor a channel (the schema normally refuses this)",
+        action: "set `spec.release.name` or `spec.release.channel`",
+    }
+
+    // The spec cannot be built with this release: Stalled.
+    DEPENDENCY_DISABLED = "DependencyDisabled" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "an enabled component needs another one that is disabled, e.g. `spec.components.torch needs spec.components.blaze (…), which is disabled`",
+        action: "enable the component it names, or disable the one that needs it",
+    }
+    IMAGE_MISSING = "ImageMissing" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "an enabled component needs an image the release does not contain",
+        action: "choose a release that provides the image, or disable the component",
+    }
+    DATABASE_REQUIRED = "DatabaseRequired" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "a component needs a database and `database` is not set",
+        action: "set `database.external` (a Secret with `host`, `port`, `username`, `password`, `database`) or `database.cloudNativePG`",
+    }
+    DATABASE_NOT_SUPPORTED = "DatabaseNotSupported" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "the database set for a component is one it cannot use",
+        action: FIX_SPEC,
+    }
+    CLOUD_NATIVE_PG_UNAVAILABLE = "CloudNativePgUnavailable" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "a component asks for a CloudNativePG database, but CloudNativePG is not installed (no `clusters.postgresql.cnpg.io` CRD)",
+        action: "install CloudNativePG, or use `database.external`",
+    }
+    ENV_COLLISION = "EnvCollision" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "a component's `env` sets a variable the operator sets itself",
+        action: "remove it from `env`",
+    }
+    TOO_MANY_REPLICAS = "TooManyReplicas" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "a component runs with more replicas than it supports (the message says why)",
+        action: "lower `replicas`",
+    }
+    STORAGE_NOT_SUPPORTED = "StorageNotSupported" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "`storage` is set for a component that keeps no data on a volume",
+        action: "remove `storage` from that component",
+    }
+    UNSUPPORTED_COMBINATION = "UnsupportedCombination" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "components or settings that cannot work together",
+        action: FIX_SPEC,
+    }
+    INVALID_SITE_NAME = "InvalidSiteName" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "the DizSite's name is too long or malformed to name its objects (`<name>-<component>`)",
+        action: "recreate the site under a shorter name",
+    }
+    SERIALIZATION_FAILED = "SerializationFailed" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "a child object could not be converted: a bug in the operator",
+        action: "file an issue with the message and the operator's logs",
+    }
+
+    // Certification of a ComponentRelease (its status.reason, Certified condition and Events).
+    UNSIGNED = "Unsigned" {
+        seen: [NOT_CERTIFIED, Seen::ReleaseEvent],
+        meaning: "the release has no `spec.signature`",
+        action: "release managers: sign it (`miracolix-operator release sign`)",
+    }
+    UNKNOWN_KEY = "UnknownKey" {
+        seen: [NOT_CERTIFIED, Seen::ReleaseEvent],
+        meaning: "signed with a key id this operator does not trust (unknown, misspelt or revoked)",
+        action: "is `<keyId>.pem` in the operator's trusted-keys Secret? After adding it, restart the operator (it reads its keys at start-up)",
+    }
+    ALGORITHM_MISMATCH = "AlgorithmMismatch" {
+        seen: [NOT_CERTIFIED, Seen::ReleaseEvent],
+        meaning: "the signature's algorithm is not the algorithm of the trusted key with that id",
+        action: "release managers: sign with the key's algorithm",
+    }
+    MALFORMED_SIGNATURE = "MalformedSignature" {
+        seen: [NOT_CERTIFIED, Seen::ReleaseEvent],
+        meaning: "the signature is not valid base64 or not a well-formed signature of its algorithm",
+        action: "release managers: paste the signature again (one line, standard base64)",
+    }
+    BAD_SIGNATURE = "BadSignature" {
+        seen: [NOT_CERTIFIED, Seen::ReleaseEvent],
+        meaning: "a well-formed signature that does not verify: the content changed after signing, or another key signed it",
+        action: "do not run it; tell the release managers",
+    }
+    NOT_CANONICAL = "NotCanonical" {
+        seen: [NOT_CERTIFIED, Seen::ReleaseEvent, READY_F, STALLED_T, Seen::Site(RELEASE_CERTIFIED, false), WARNING],
+        meaning: "the release's content breaks the canonical encoding's rules (e.g. a non-ASCII value), so no signature can vouch for it",
+        action: "release managers: fix the content and sign again",
+    }
+
+    // Rollout (ReleaseUpToDate).
+    UP_TO_DATE = "UpToDate" {
+        seen: [Seen::Site(RELEASE_UP_TO_DATE, true)],
+        meaning: "the site runs the release its spec asks for",
+        action: "nothing",
+    }
+    UPGRADING = "Upgrading" {
+        seen: [NOT_UP_TO_DATE, NORMAL],
+        meaning: "moving to the target release (`status.targetRelease`); health-gated by the release's progress deadline",
+        action: "wait",
+    }
+    UPGRADED = "Upgraded" {
+        seen: [NORMAL],
+        meaning: "an upgrade completed: the site now runs the target release",
+        action: "nothing",
+    }
+    PENDING = "Pending" {
+        seen: [NOT_UP_TO_DATE],
+        meaning: "the site runs one release and the spec asks for another, decided on the next reconcile (e.g. a newer release appeared while an upgrade was completing)",
+        action: "wait",
+    }
+    WAITING_FOR_WAVE = "WaitingForWave" {
+        seen: [NOT_UP_TO_DATE],
+        meaning: "the upgrade waits for the site's rollout wave; the message names the wave and when it starts. The site stays `Ready` on its current release",
+        action: "nothing; `miracolix-operator release status` shows the rollout across sites",
+    }
+    WAITING_FOR_MAINTENANCE_WINDOW = "WaitingForMaintenanceWindow" {
+        seen: [NOT_UP_TO_DATE],
+        meaning: "the upgrade waits for the site's maintenance window; the message says when it opens",
+        action: "nothing",
+    }
+    INVALID_MAINTENANCE_WINDOW = "InvalidMaintenanceWindow" {
+        seen: [NOT_UP_TO_DATE],
+        meaning: "`spec.maintenanceWindow` cannot be evaluated (a schedule that never matches, an unknown time zone): upgrades are blocked",
+        action: "fix the window",
+    }
+    INVALID_ROLLOUT = "InvalidRollout" {
+        seen: [NOT_UP_TO_DATE],
+        meaning: "the release's waves cannot be evaluated (a `notBefore` that is not an RFC 3339 time): upgrades in that wave and later ones are blocked",
+        action: "tell the release managers",
+    }
+    ROLLOUT_ALLOWED = "RolloutAllowed" {
+        seen: [],
+        meaning: "internal: the rollout gate lets an upgrade start now (reported as `Upgrading`)",
+        action: "",
+    }
+    ROLLED_BACK = "RolledBack" {
+        seen: [NOT_UP_TO_DATE, WARNING],
+        meaning: "the target release did not become ready within its progress deadline and the site went back to the previous release. The condition says so for one reconcile; from then on the failed release is `Held`",
+        action: "read the message and the components' pod events",
+    }
+    HELD = "Held" {
+        seen: [NOT_UP_TO_DATE, WARNING],
+        meaning: "the site does not move to the release: it failed on this site and was rolled back (the message says when and why; `status.failedReleases` lists it), or it was rolled back at another site of this cluster (rollout halted), or a first install is not ready past the progress deadline and has nothing to roll back to",
+        action: "after a fix, `kubectl annotate dizsite <site> diz.miracum.org/retry-release=<release>` to try again, or wait for a release with new images (tried automatically)",
+    }
+
+    // Work that failed and is retried with backoff (1 s … 5 min).
+    APPLY_FAILED = "ApplyFailed" {
+        seen: [READY_F, RECONCILING_T, WARNING, Seen::ReconcileError],
+        meaning: "the API server refused to apply a child object",
+        action: "the message has the API error: usually RBAC (was the operator installed with `watchNamespaces` that exclude this namespace?), an admission webhook or a quota",
+    }
+    DELETE_FAILED = "DeleteFailed" {
+        seen: [READY_F, RECONCILING_T, WARNING, Seen::ReconcileError],
+        meaning: "the API server refused to delete a child object that is no longer wanted",
+        action: "as for `ApplyFailed`",
+    }
+    READ_FAILED = "ReadFailed" {
+        seen: [READY_F, RECONCILING_T, WARNING, Seen::ReconcileError],
+        meaning: "the operator could not read what it needs (releases, sites, CRDs, children)",
+        action: "as for `ApplyFailed`; the operator's RBAC is the usual cause",
+    }
+    INTERNAL_ERROR = "InternalError" {
+        seen: [READY_F, RECONCILING_T, WARNING, Seen::ReconcileError],
+        meaning: "a child object could not be encoded: a bug in the operator",
+        action: "file an issue with the message and the operator's logs",
+    }
+    STATUS_WRITE_FAILED = "StatusWriteFailed" {
+        seen: [Seen::ReconcileError],
+        meaning: "the operator could not write a status or clear the retry annotation; the status shows the last state it could write",
+        action: "the operator's logs (`\"reason\":\"StatusWriteFailed\"`) have the API error",
+    }
+    FINALIZER_FAILED = "FinalizerFailed" {
+        seen: [Seen::ReconcileError],
+        meaning: "the operator could not add or remove its finalizer `diz.miracum.org/cleanup`",
+        action: "the operator's logs have the API error (usually RBAC: `patch` on dizsites)",
+    }
+    INVALID_OBJECT = "InvalidObject" {
+        seen: [Seen::ReconcileError],
+        meaning: "a DizSite without a namespace reached the controller: a bug",
+        action: "file an issue with the operator's logs",
+    }
+
+    // What the spec leaves less safe than it could be (Published, NetworkRestricted): not
+    // kstatus conditions, Ready is unaffected (docs/security.md).
+    PUBLISHED_REASON = "Published" {
+        seen: [Seen::Site(PUBLISHED, true)],
+        meaning: "every part the site would publish is on its Ingress, each with a login (the message lists the paths)",
+        action: "nothing",
+    }
+    NO_INGRESS = "NoIngress" {
+        seen: [Seen::Site(PUBLISHED, true)],
+        meaning: "the site has no `spec.ingress`: nothing is published",
+        action: "nothing",
+    }
+    LOGIN_REQUIRED = "LoginRequired" {
+        seen: [Seen::Site(PUBLISHED, false), WARNING],
+        meaning: "the site has an ingress but no `spec.auth.oidc`, so the parts without a login of their own (DQA) or with an OIDC-only login (OHDSI WebAPI and Atlas, Blaze) are not published: they run inside the cluster only. The message names each path",
+        action: "set `spec.auth.oidc` to publish them behind a login (DQA, behind the login proxy, also needs `clientSecretRef` and `cookieSecretRef`), or accept that they stay inside",
+    }
+    RESTRICTED = "Restricted" {
+        seen: [Seen::Site(NETWORK_RESTRICTED, true)],
+        meaning: "default deny; only the catalogue's edges; access labels honoured in the site's namespace and `spec.networkPolicy.clientNamespaces`; egress out of the cluster only to the CIDRs the site lists",
+        action: "nothing",
+    }
+    EGRESS_UNRESTRICTED = "EgressUnrestricted" {
+        seen: [Seen::Site(NETWORK_RESTRICTED, false), WARNING],
+        meaning: "egress to the OIDC issuer (443) or to external databases (the engine's port) goes to any address; the message names each NetworkPolicy and port",
+        action: "list where they are in `spec.networkPolicy.oidcIssuerCIDRs` and `externalDatabaseCIDRs`",
+    }
+    NETWORK_POLICIES_DISABLED = "NetworkPoliciesDisabled" {
+        seen: [Seen::Site(NETWORK_RESTRICTED, false), WARNING],
+        meaning: "`spec.networkPolicy.enabled` is false: the site's pods accept connections from anywhere in the cluster and reach any address",
+        action: "turn NetworkPolicies on, unless the cluster enforces the same otherwise",
+    }
+
+    // Events about the site's objects.
+    APPLIED = "Applied" {
+        seen: [NORMAL],
+        meaning: "objects were created, changed or removed (the note counts them); an unchanged site writes nothing",
+        action: "nothing",
+    }
+    DATA_RETAINED = "DataRetained" {
+        seen: [NORMAL],
+        meaning: "the site was deleted with `deletionPolicy: Retain`: its volumes and databases are kept",
+        action: "delete them by hand when they are no longer needed",
+    }
+    DATA_DELETED = "DataDeleted" {
+        seen: [NORMAL],
+        meaning: "the site was deleted with `deletionPolicy: Delete`: its volumes and databases were deleted",
+        action: "nothing (irreversible)",
+    }
+}
+
+/// The entry for a reason, if it is one.
+pub fn find(name: &str) -> Option<&'static ReasonInfo> {
+    ALL.iter().find(|r| r.name == name)
+}
