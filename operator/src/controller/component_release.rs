@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
@@ -89,11 +89,11 @@ pub fn desired_status(
 pub async fn reconcile(release: Arc<ComponentRelease>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = release.name_any();
     let verdict = ctx.certifier.verdict(&release);
-    let sites: Vec<String> = Api::<DizSite>::all(ctx.client.clone())
-        .list(&ListParams::default())
+    // The sites of the watched namespaces: a namespaced install lists no others.
+    let sites: Vec<String> = ctx
+        .list_dizsites()
         .await
         .map_err(Error::ListSites)?
-        .items
         .iter()
         .filter(|s| {
             s.status
@@ -164,14 +164,22 @@ pub async fn run(
 ) {
     let client = ctx.client.clone();
     let wc = watcher::Config::default();
-    Controller::new(Api::<ComponentRelease>::all(client.clone()), wc.clone())
-        // A site moving to or from a release changes the release's `sites`.
-        .watches(Api::<DizSite>::all(client), wc, |site| {
-            site.status
-                .as_ref()
-                .and_then(|s| s.current_release.clone())
-                .map(|r| ObjectRef::<ComponentRelease>::new(&r))
-        })
+    let mut controller = Controller::new(Api::<ComponentRelease>::all(client.clone()), wc.clone());
+    // A site moving to or from a release changes the release's `sites`: watched in the
+    // operator's namespaces only, one watch each.
+    for scope in &ctx.scopes {
+        controller = controller.watches(
+            super::api_for::<DizSite>(&client, scope),
+            wc.clone(),
+            |site| {
+                site.status
+                    .as_ref()
+                    .and_then(|s| s.current_release.clone())
+                    .map(|r| ObjectRef::<ComponentRelease>::new(&r))
+            },
+        );
+    }
+    controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile_instrumented, error_policy, ctx)
         .for_each(|res| async move {

@@ -185,14 +185,11 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
         && before.target.as_deref() != Some(candidate.name.as_str())
         && !retry
     {
-        let sites = Api::<DizSite>::all(ctx.client.clone())
-            .list(&ListParams::default())
-            .await
-            .map_err(|source| Error::Read {
-                what: "DizSites",
-                source,
-            })?
-            .items;
+        // The watched namespaces' sites only: a namespaced install reads no others.
+        let sites = ctx.list_dizsites().await.map_err(|source| Error::Read {
+            what: "DizSites",
+            source,
+        })?;
         rollout::halted_by(&sites, site, &candidate.name, &candidate.fingerprint)
     } else {
         None
@@ -304,6 +301,9 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
         &after,
         &candidate.name,
     ));
+    let notices = status::notice_conditions(&input);
+    warn_notices(site, ctx, &notices).await;
+    conds.extend(notices);
     announce(site, ctx, &decision, &before, &after).await;
     if retry && matches!(decision, Decision::Upgrade { .. }) {
         clear_retry_annotation(site, ns, ctx).await?;
@@ -514,6 +514,25 @@ async fn publish(ctx: &Context, site: &DizSite, type_: EventType, reason: &str, 
     };
     if let Err(e) = ctx.recorder.publish(&ev, &site.object_ref(&())).await {
         tracing::warn!(error = %e, "cannot publish event");
+    }
+}
+
+/// A Warning Event when a notice condition (`Published`, `NetworkRestricted`) turns False or
+/// changes its message, so the site admin hears of an unpublished part or an open path once,
+/// not at every reconcile.
+async fn warn_notices(site: &DizSite, ctx: &Context, notices: &[DesiredCondition]) {
+    let existing = site
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or(&[]);
+    for n in notices.iter().filter(|n| n.status == conditions::FALSE) {
+        let known = conditions::find(existing, n.type_).is_some_and(|c| {
+            c.status == n.status && c.reason == n.reason && c.message == n.message
+        });
+        if !known {
+            publish(ctx, site, EventType::Warning, &n.reason, &n.message).await;
+        }
     }
 }
 
