@@ -5,7 +5,11 @@ KUBECONFIG_SIM ?= $(CURDIR)/target/sim/kubeconfig
 tools: ## Install the command-line tools the tests shell out to into .tools/bin (helm, kubectl) and pip (idempotent)
 	scripts/install-tools.sh
 
-.PHONY: tools build test chart-test crds docs lint fmt e2e e2e-kind conformance-kube-rs sim demo clean
+# cargo-deny with the RustSec advisory snapshot, from the shared directory next to the repository
+# (GitHub, where cargo-deny fetches advisories, is unreachable from the build machines).
+CARGO_DENY ?= $(abspath $(CURDIR)/../shared/tools/cargo-deny-offline)
+
+.PHONY: tools build test chart-test crds docs lint deny sbom fmt e2e e2e-kind conformance-kube-rs sim demo clean
 
 build: ## Build the operator and the test API server
 	$(CARGO) build --locked --workspace --all-targets
@@ -28,9 +32,18 @@ docs: ## Regenerate the pages of docs/ that come from the code: reference, compo
 	$(CARGO) run --locked -q -p miracolix-operator -- docs metrics > docs/metrics.md
 	$(CARGO) run --locked -q -p miracolix-operator -- docs cli > docs/cli.md
 
-lint: ## cargo fmt --check and clippy with warnings as errors
+lint: ## cargo fmt --check, clippy with warnings as errors, cargo deny check
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(MAKE) --no-print-directory deny
+
+deny: ## cargo deny check (advisories, licenses, bans, sources) against deny.toml, offline
+	@test -x "$(CARGO_DENY)" || { echo "make deny: $(CARGO_DENY) is missing. cargo-deny runs offline from ../shared/tools/cargo-deny-offline (the shared directory beside the repository, with the RustSec advisory snapshot); check out ../shared next to this repository or set CARGO_DENY to a cargo-deny wrapper." >&2; exit 2; }
+	$(CARGO) fetch --locked
+	$(CARGO_DENY)
+
+sbom: ## CycloneDX SBOM of the operator image: target/sbom/miracolix-operator.cdx.json
+	python3 scripts/sbom.py -o target/sbom/miracolix-operator.cdx.json
 
 fmt:
 	$(CARGO) fmt --all

@@ -5,8 +5,9 @@
 #   3. helm template for each; every built-in object valid for Kubernetes ${K8S_VERSION}
 #      (kubernetes-validate --strict), custom kinds (ServiceMonitor) checked by shape, install
 #      invariants (restricted pod, probes, leader election/PDB/Lease, Roles per watched namespace)
-#   4. kubectl kustomize manifests/: validated the same way
-#   5. chart (default values) and kustomize: same objects, RBAC, pod spec, Service, NetworkPolicy
+#   4. kubectl kustomize manifests/ (namespaced base) and manifests/cluster-wide/: validated the same way
+#   5. chart = kustomize, both modes: default values = manifests/ (namespaced), ci/cluster-wide-values.yaml
+#      = manifests/cluster-wide/: same objects, RBAC, pod spec, Service, NetworkPolicy
 #   6. invalid values are refused (values.schema.json and template checks); a private key given as
 #      a trusted key is refused without helm printing it
 set -euo pipefail
@@ -46,7 +47,7 @@ fi
 step "Chart appVersion = operator version (Cargo.toml) = kustomize image tag"
 app_version=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$CHART/Chart.yaml")
 cargo_version=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
-kust_tag=$(sed -n 's/^ *newTag: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' manifests/kustomization.yaml)
+kust_tag=$(sed -n 's/^ *newTag: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' manifests/base/kustomization.yaml)
 if [ "$app_version" = "$cargo_version" ] && [ "$app_version" = "$kust_tag" ]; then
     echo "  $app_version"
 else
@@ -79,13 +80,21 @@ for v in "${values_sets[@]}"; do
     fi
 done
 
-step "kubectl kustomize manifests/"
+step "kubectl kustomize manifests/ (namespaced base)"
 if "$KUBECTL" kustomize manifests/ >"$out/kustomize.yaml" 2>"$out/kustomize.log"; then
     rendered+=("$out/kustomize.yaml")
     echo "  ok"
 else
     cat "$out/kustomize.log" >&2
     fail "kubectl kustomize manifests/"
+fi
+step "kubectl kustomize manifests/cluster-wide/ (opt-in overlay)"
+if "$KUBECTL" kustomize manifests/cluster-wide/ >"$out/kustomize-cluster-wide.yaml" 2>"$out/kustomize-cw.log"; then
+    rendered+=("$out/kustomize-cluster-wide.yaml")
+    echo "  ok"
+else
+    cat "$out/kustomize-cw.log" >&2
+    fail "kubectl kustomize manifests/cluster-wide/"
 fi
 
 step "Validate every rendered object against Kubernetes $K8S_VERSION (strict) + install invariants"
@@ -95,12 +104,19 @@ else
     fail "rendered manifests are invalid (see above)"
 fi
 
-step "Chart (default values) and kustomize install the same thing"
+step "Chart (default values) and kustomize (manifests/) install the same thing: namespaced"
 if [ -s "$out/helm-default.yaml" ] && [ -s "$out/kustomize.yaml" ] &&
     python3 scripts/chart_check.py compare "$out/helm-default.yaml" "$out/kustomize.yaml"; then
     echo "  ok"
 else
     fail "chart and kustomize differ (see above)"
+fi
+step "Chart (clusterWide: true) and kustomize (manifests/cluster-wide/) install the same thing"
+if [ -s "$out/helm-cluster-wide-values.yaml" ] && [ -s "$out/kustomize-cluster-wide.yaml" ] &&
+    python3 scripts/chart_check.py compare "$out/helm-cluster-wide-values.yaml" "$out/kustomize-cluster-wide.yaml"; then
+    echo "  ok"
+else
+    fail "chart (clusterWide) and kustomize cluster-wide overlay differ (see above)"
 fi
 
 step "Rendered values reach the objects (ci/*.yaml)"
@@ -147,6 +163,8 @@ refuse unknown-key replica 'replica: 2'
 refuse log-level logLevel 'logLevel: loud'
 refuse digest digest 'image: {digest: "sha256:abc"}'
 refuse namespace watchNamespaces 'watchNamespaces: [Diz_Erlangen]'
+refuse no-namespaces 'watchNamespaces is empty' 'watchNamespaces: []'
+refuse cluster-wide-type clusterWide 'clusterWide: "yes"'
 refuse not-a-key 'a PEM public key' 'trustedKeys: {keys: {k1: "hello"}}'
 # A private key given by mistake is refused without being printed: CI logs keep helm's output.
 secret_marker="MC4CAQAwBQYDK2VwBCIEINOTPRINTEDNOTPRINTED"

@@ -173,8 +173,8 @@ def check_invariants(path, docs):
     if watched:
         for o in by_kind(docs, "ClusterRole"):
             for r in o.get("rules", []):
-                if set(r.get("resources", [])) & {"deployments", "persistentvolumeclaims"}:
-                    problem(f"{path} {ident(o)}", "namespaced mode must not grant site writes cluster-wide")
+                if set(r.get("resources", [])) & {"deployments", "persistentvolumeclaims", "dizsites"}:
+                    problem(f"{path} {ident(o)}", "namespaced mode must not grant site rights (nor DizSite reads) cluster-wide")
 
     # nothing in RBAC may be a wildcard, and nobody gets Secrets
     for o in by_kind(docs, "ClusterRole") + by_kind(docs, "Role"):

@@ -134,6 +134,52 @@ fn minimal_spec(c: Component) -> DizSiteSpec {
         .remove(0)
 }
 
+/// The smallest site that runs `c` with its parts published behind a login: an ingress and
+/// OIDC with every secret the login proxy needs.
+fn published_spec(c: Component) -> DizSiteSpec {
+    let yaml = format!(
+        "siteId: test\nrelease:\n  name: miracolix-2026.1\n{}ingress:\n  host: diz.example.org\n  tls:\n    secretName: diz-tls\nauth:\n  oidc:\n    issuerUrl: https://login.example.org/realms/diz\n    clientId: diz\n    clientSecretRef: {{name: oidc, key: client-secret}}\n    cookieSecretRef: {{name: login-proxy, key: cookie-secret}}\n",
+        catalog::minimal_components_yaml(c)
+    );
+    miracolix_operator::yaml::from_multi_doc(&yaml)
+        .expect("published spec parses")
+        .remove(0)
+}
+
+/// Components with a part that runs the login proxy when published.
+fn proxied() -> Vec<Component> {
+    Component::all()
+        .filter(|c| {
+            c.parts()
+                .iter()
+                .any(|p| matches!(p.exposure, catalog::Exposure::BehindLoginProxy(_)))
+        })
+        .collect()
+}
+
+#[test]
+fn every_component_published_behind_the_login_proxy_meets_its_contracts() {
+    let contracts = contracts();
+    let proxied = proxied();
+    assert!(!proxied.is_empty(), "DQA runs behind the login proxy");
+    let mut all = Vec::new();
+    for c in proxied {
+        let children = build("test", "diz-test", &published_spec(c));
+        let runs_proxy = children.iter().filter_map(pod_spec).any(|p| {
+            p["containers"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|k| k["name"] == "login-proxy"))
+        });
+        assert!(runs_proxy, "{c}: published, but no login proxy runs");
+        all.extend(failures(&children, &objects(&children), &contracts));
+    }
+    assert!(
+        all.is_empty(),
+        "pods that would not start:\n{}",
+        all.join("\n")
+    );
+}
+
 #[test]
 fn every_component_alone_meets_its_contracts() {
     let contracts = contracts();
@@ -205,8 +251,12 @@ fn every_contract_belongs_to_a_release_image_and_cites_its_source() {
 /// A required secret setting must come from a Secret: never a plain value or a ConfigMap.
 #[test]
 fn secret_settings_come_from_secrets() {
+    let proxied = proxied();
     for c in Component::all() {
-        let children = build("test", "diz-test", &minimal_spec(c));
+        let mut children = build("test", "diz-test", &minimal_spec(c));
+        if proxied.contains(&c) {
+            children.extend(build("test", "diz-test", &published_spec(c)));
+        }
         for child in &children {
             let Some(pod) = pod_spec(child) else { continue };
             for container in pod["containers"].as_array().into_iter().flatten() {
@@ -242,7 +292,26 @@ fn a_violated_contract_is_reported_with_the_kubelets_reason() {
         let owner = Component::all()
             .find(|x| x.descriptor().contracts.iter().any(|k| k.image == c.image))
             .expect("the contract's component");
-        let children = build("test", "diz-test", &minimal_spec(owner));
+        // The login proxy runs only where a part is published behind it.
+        let runs_on = |spec: &DizSiteSpec| {
+            build("test", "diz-test", spec).iter().any(|ch| {
+                pod_spec(ch).is_some_and(|p| {
+                    p["containers"].as_array().is_some_and(|cs| {
+                        cs.iter().any(|k| {
+                            k["image"]
+                                .as_str()
+                                .is_some_and(|i| i.starts_with(&format!("{}@", c.repository)))
+                        })
+                    })
+                })
+            })
+        };
+        let spec = if runs_on(&minimal_spec(owner)) {
+            minimal_spec(owner)
+        } else {
+            published_spec(owner)
+        };
+        let children = build("test", "diz-test", &spec);
         let objects = objects(&children);
         let Some((child, mut pod)) = children.iter().find_map(|ch| {
             let pod = pod_spec(ch)?;

@@ -673,3 +673,64 @@ async fn a_missing_secret_keeps_the_site_not_ready_naming_component_and_reason()
     h.wait_condition(conditions::READY, "True").await;
     h.stop().await;
 }
+
+/// A site with an ingress but no OIDC: Blaze (which logs in only through OIDC) stays off the
+/// Ingress, the site says so in `Published=False` with one Warning Event, and is Ready all the
+/// same; with OIDC it is published and the condition turns True.
+#[tokio::test]
+async fn a_site_without_oidc_names_what_stays_off_the_ingress_once() {
+    let h = Harness::start().await;
+    let mut spec = marburg();
+    spec["ingress"] = json!({"host": "diz.uni-marburg.example", "tls": {"secretName": "diz-tls"}});
+    h.create_site(spec).await;
+    let site = h.wait_condition(conditions::PUBLISHED, "False").await;
+    let st = site.status.expect("status");
+    let published = conditions::find(&st.conditions, conditions::PUBLISHED).expect("Published");
+    assert_eq!(published.reason, "LoginRequired");
+    assert!(published.message.contains("/fhir"), "{}", published.message);
+    h.wait_condition(conditions::READY, "True").await;
+    assert!(
+        names::<k8s_openapi::api::networking::v1::Ingress>(&h.client)
+            .await
+            .is_empty(),
+        "nothing to publish: no Ingress"
+    );
+    let warnings = || async {
+        Api::<k8s_openapi::api::events::v1::Event>::namespaced(h.client.clone(), NS)
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("LoginRequired"))
+            .count()
+    };
+    assert_eq!(warnings().await, 1, "one Warning Event");
+    // Another reconcile of the unchanged site repeats nothing.
+    let site = h.sites().get("marburg").await.expect("site");
+    controller::dizsite::reconcile(Arc::new(site), h.context())
+        .await
+        .expect("reconcile");
+    assert_eq!(warnings().await, 1, "no repeated Warning");
+
+    h.sites()
+        .patch(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"auth": {"oidc": {
+                "issuerUrl": "https://login.uni-marburg.example/realms/diz",
+                "clientId": "diz",
+            }}}})),
+        )
+        .await
+        .expect("OIDC added");
+    let site = h.wait_condition(conditions::PUBLISHED, "True").await;
+    let st = site.status.expect("status");
+    let published = conditions::find(&st.conditions, conditions::PUBLISHED).expect("Published");
+    assert!(published.message.contains("/fhir"), "{}", published.message);
+    assert_eq!(
+        names::<k8s_openapi::api::networking::v1::Ingress>(&h.client).await,
+        vec!["marburg"]
+    );
+    h.stop().await;
+}

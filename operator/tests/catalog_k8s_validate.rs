@@ -68,6 +68,9 @@ const OIDC: &str = "auth:
     clientSecretRef:
       name: oidc
       key: secret
+    cookieSecretRef:
+      name: login-proxy
+      key: cookie-secret
 ";
 const GATEWAY: &str = "  fhirGateway:
     database:

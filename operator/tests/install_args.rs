@@ -10,7 +10,8 @@ fn the_deployment_arguments_parse() {
         .parent()
         .expect("parent")
         .to_path_buf();
-    let text = std::fs::read_to_string(root.join("manifests/deployment.yaml")).expect("deployment");
+    let text =
+        std::fs::read_to_string(root.join("manifests/base/deployment.yaml")).expect("deployment");
     let docs: Vec<serde_json::Value> =
         miracolix_operator::yaml::from_multi_doc(&text).expect("yaml");
     let deployment = docs
@@ -38,4 +39,19 @@ fn the_deployment_arguments_parse() {
         run.trusted_keys,
         std::path::PathBuf::from("/etc/miracolix/trusted-keys")
     );
+    // The namespaced default: the operator watches exactly the namespaces it has a Role in.
+    let rbac = std::fs::read_to_string(root.join("manifests/base/rbac-namespaced.yaml"))
+        .expect("rbac-namespaced.yaml");
+    let roles: Vec<serde_json::Value> =
+        miracolix_operator::yaml::from_multi_doc(&rbac).expect("yaml");
+    let mut with_role: Vec<String> = roles
+        .iter()
+        .filter(|d| d["kind"] == "Role" && d["metadata"]["name"] == "miracolix-operator")
+        .filter_map(|d| d["metadata"]["namespace"].as_str().map(str::to_string))
+        .collect();
+    let mut watched = run.namespaces.clone();
+    with_role.sort();
+    watched.sort();
+    assert!(!watched.is_empty(), "the default install is namespaced");
+    assert_eq!(watched, with_role, "--namespace list and Roles differ");
 }

@@ -45,6 +45,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/*
+"true" for the namespaced install (the default): --namespace per watchNamespaces entry and a Role
+in each. Fails when it has no namespace to watch.
+*/}}
+{{- define "miracolix-operator.namespaced" -}}
+{{- if not .Values.clusterWide }}
+{{- if not .Values.watchNamespaces }}
+{{- fail "watchNamespaces is empty: list the namespaces of your DizSites (the namespaced install, the default), or set clusterWide: true to watch every namespace" }}
+{{- end }}true
+{{- end }}
+{{- end }}
+
 {{/* "true" when the operator runs with --leader-elect. */}}
 {{- define "miracolix-operator.leaderElect" -}}
 {{- if or (gt (int .Values.replicas) 1) .Values.leaderElection.enabled }}true{{ end }}
@@ -81,8 +93,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-RBAC rules for cluster-scoped objects and cluster-wide reads. Always in a ClusterRole, whatever
-watchNamespaces says.
+RBAC rules for cluster-scoped objects: ComponentReleases, ReleaseRevocations and the CRDs by name. Always in a
+ClusterRole (they are cluster-scoped), in both install modes: the minimal cluster-wide part.
 */}}
 {{- define "miracolix-operator.rules.cluster" -}}
 # ComponentReleases and ReleaseRevocations are cluster-scoped: the controllers read them (a site's
@@ -122,21 +134,9 @@ watchNamespaces says.
 {{- end }}
 
 {{/*
-Cluster-wide read of DizSites. The ComponentRelease controller watches DizSites in all namespaces
-(a release's status lists the sites running it), even when watchNamespaces is set. The rollout
-halt check reads only the site's own namespace: a site never halts a release for other namespaces.
-*/}}
-{{- define "miracolix-operator.rules.sitesRead" -}}
-# DizSites cluster-wide, read only: the ComponentRelease controller watches all sites (a release's
-# status lists the sites running it).
-- apiGroups: ["diz.miracum.org"]
-  resources: ["dizsites"]
-  verbs: ["list", "watch"]
-{{- end }}
-
-{{/*
-RBAC rules for what the DizSite controller does inside a site's namespace. In a ClusterRole when
-watching all namespaces, in one Role per namespace otherwise.
+RBAC rules for what the operator does inside a site's namespace (DizSites, their children, their
+Events). In one Role per watched namespace (the default), in a ClusterRole with clusterWide: true.
+The operator reads DizSites only in the namespaces it watches (Context::list_dizsites).
 */}}
 {{- define "miracolix-operator.rules.site" -}}
 # DizSites: the controller watches them (and lists the site's namespace: a rollback there halts a

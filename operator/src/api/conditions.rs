@@ -15,6 +15,13 @@ pub const RELEASE_UP_TO_DATE: &str = "ReleaseUpToDate";
 pub const CERTIFIED: &str = "Certified";
 /// A ComponentRelease is revoked by a certified ReleaseRevocation.
 pub const REVOKED: &str = "Revoked";
+/// Every part the site means to publish is on its Ingress (False with reason `LoginRequired`
+/// while parts stay inside the cluster for lack of `spec.auth.oidc`). Not a kstatus condition:
+/// an unpublished part is a safe state the site admin chooses, so `Ready` is unaffected.
+pub const PUBLISHED: &str = "Published";
+/// The site's NetworkPolicies restrict every path in and out (False while egress is open to any
+/// address, or while NetworkPolicies are switched off). Not a kstatus condition either.
+pub const NETWORK_RESTRICTED: &str = "NetworkRestricted";
 
 pub const TRUE: &str = "True";
 pub const FALSE: &str = "False";

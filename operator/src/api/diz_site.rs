@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -409,9 +409,17 @@ pub struct OidcSpec {
     /// Client secret, for confidential clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_ref: Option<SecretKeyRef>,
+    /// The cookie secret of the login proxy (oauth2-proxy) that the operator puts in front of
+    /// components without a login of their own (DQA) when they are published: a Secret key
+    /// holding 16, 24 or 32 random bytes, raw or base64 (e.g. `openssl rand -base64 32 | tr -d
+    /// '\n' | tr -- '+/' '-_'`). Required, with `clientSecretRef`, when such a component is
+    /// published on `spec.ingress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie_secret_ref: Option<SecretKeyRef>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+// Not `Eq`: k8s-openapi's LabelSelector is not.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkPolicySpec {
     /// Create NetworkPolicies for the site.
@@ -421,6 +429,46 @@ pub struct NetworkPolicySpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 20))]
     pub ingress_namespace_labels: BTreeMap<String, String>,
+    /// Namespaces, besides the site's own, whose pods may reach the site's entry points (the
+    /// FHIR gateway, Blaze, …) by carrying the access label `diz.miracum.org/access-<part>:
+    /// "true"`: one namespace label selector each, e.g. `{matchLabels:
+    /// {kubernetes.io/metadata.name: etl}}`. A pod with the label in any other namespace is not
+    /// admitted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    #[x_kube(validation = Rule::new("self.all(s, (has(s.matchLabels) && size(s.matchLabels) > 0) || (has(s.matchExpressions) && size(s.matchExpressions) > 0))").message("every clientNamespaces entry must select by matchLabels or matchExpressions: an empty selector would admit pods from every namespace"))]
+    pub client_namespaces: Vec<LabelSelector>,
+    /// Labels of the namespace CloudNativePG's operator runs in (default
+    /// `kubernetes.io/metadata.name: cnpg-system`): its pods may reach the site's database pods
+    /// on the instance manager's port 8000 and on PostgreSQL's 5432.
+    #[serde(
+        default,
+        rename = "cloudNativePGOperatorNamespaceLabels",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    #[schemars(extend("maxProperties" = 20))]
+    pub cloud_native_pg_operator_namespace_labels: BTreeMap<String, String>,
+    /// Where the OIDC issuer is: the CIDRs (e.g. `10.20.0.15/32`) the parts that talk to it may
+    /// reach on 443. Empty: any address, which the `NetworkRestricted` condition reports.
+    #[serde(
+        default,
+        rename = "oidcIssuerCIDRs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schemars(length(max = 20))]
+    #[x_kube(validation = Rule::new("self.all(c, isCIDR(c))").message("oidcIssuerCIDRs must be CIDRs such as 10.20.0.15/32"))]
+    pub oidc_issuer_cidrs: Vec<String>,
+    /// Where the external database servers are (`database.external`): the CIDRs the components
+    /// may reach on the engine's port. Empty: any address, which the `NetworkRestricted`
+    /// condition reports.
+    #[serde(
+        default,
+        rename = "externalDatabaseCIDRs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schemars(length(max = 20))]
+    #[x_kube(validation = Rule::new("self.all(c, isCIDR(c))").message("externalDatabaseCIDRs must be CIDRs such as 10.20.0.0/24"))]
+    pub external_database_cidrs: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -9,7 +9,8 @@
 //! string literal outside this list, and every reason in it is asserted by some test.
 
 use super::conditions::{
-    CERTIFIED, READY, RECONCILING, RELEASE_CERTIFIED, RELEASE_UP_TO_DATE, REVOKED, STALLED,
+    CERTIFIED, NETWORK_RESTRICTED, PUBLISHED, READY, RECONCILING, RELEASE_CERTIFIED,
+    RELEASE_UP_TO_DATE, REVOKED, STALLED,
 };
 
 /// Where a reason shows up.
@@ -85,6 +86,14 @@ pub const SITE_CONDITIONS: &[(&str, &str)] = &[
     (
         RELEASE_UP_TO_DATE,
         "the site runs the release its spec asks for (False while waiting, upgrading, held or rolled back)",
+    ),
+    (
+        PUBLISHED,
+        "every part the site would publish is on its Ingress with a login (False, LoginRequired: parts stay inside the cluster for lack of spec.auth.oidc). Not read by kstatus: Ready is unaffected",
+    ),
+    (
+        NETWORK_RESTRICTED,
+        "the site's NetworkPolicies leave nothing open to any address (False while egress to the OIDC issuer or external databases is unrestricted, or NetworkPolicies are off). Not read by kstatus",
     ),
 ];
 
@@ -452,6 +461,39 @@ reasons! {
         seen: [Seen::ReconcileError],
         meaning: "a DizSite without a namespace reached the controller: a bug",
         action: "file an issue with the operator's logs",
+    }
+
+    // What the spec leaves less safe than it could be (Published, NetworkRestricted): not
+    // kstatus conditions, Ready is unaffected (docs/security.md).
+    PUBLISHED_REASON = "Published" {
+        seen: [Seen::Site(PUBLISHED, true)],
+        meaning: "every part the site would publish is on its Ingress, each with a login (the message lists the paths)",
+        action: "nothing",
+    }
+    NO_INGRESS = "NoIngress" {
+        seen: [Seen::Site(PUBLISHED, true)],
+        meaning: "the site has no `spec.ingress`: nothing is published",
+        action: "nothing",
+    }
+    LOGIN_REQUIRED = "LoginRequired" {
+        seen: [Seen::Site(PUBLISHED, false), WARNING],
+        meaning: "the site has an ingress but no `spec.auth.oidc`, so the parts without a login of their own (DQA) or with an OIDC-only login (OHDSI WebAPI and Atlas, Blaze) are not published: they run inside the cluster only. The message names each path",
+        action: "set `spec.auth.oidc` to publish them behind a login (DQA, behind the login proxy, also needs `clientSecretRef` and `cookieSecretRef`), or accept that they stay inside",
+    }
+    RESTRICTED = "Restricted" {
+        seen: [Seen::Site(NETWORK_RESTRICTED, true)],
+        meaning: "default deny; only the catalogue's edges; access labels honoured in the site's namespace and `spec.networkPolicy.clientNamespaces`; egress out of the cluster only to the CIDRs the site lists",
+        action: "nothing",
+    }
+    EGRESS_UNRESTRICTED = "EgressUnrestricted" {
+        seen: [Seen::Site(NETWORK_RESTRICTED, false), WARNING],
+        meaning: "egress to the OIDC issuer (443) or to external databases (the engine's port) goes to any address; the message names each NetworkPolicy and port",
+        action: "list where they are in `spec.networkPolicy.oidcIssuerCIDRs` and `externalDatabaseCIDRs`",
+    }
+    NETWORK_POLICIES_DISABLED = "NetworkPoliciesDisabled" {
+        seen: [Seen::Site(NETWORK_RESTRICTED, false), WARNING],
+        meaning: "`spec.networkPolicy.enabled` is false: the site's pods accept connections from anywhere in the cluster and reach any address",
+        action: "turn NetworkPolicies on, unless the cluster enforces the same otherwise",
     }
 
     // Events about the site's objects.

@@ -80,28 +80,36 @@ pub(crate) const METRICS_8081: Port = Port {
 };
 
 /// Whether a part gets a path on the site's Ingress (when the site has one), and on what
-/// condition. The condition is about login: an exposed service must authenticate its users.
+/// condition. The condition is about login: a service on the ingress must authenticate its users,
+/// so nothing is ever published without a login (docs/security.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exposure {
     /// Never published: reached only inside the cluster.
     Never,
     /// Published at this path only when the site sets `spec.auth.oidc`: the service
-    /// authenticates through the site's OIDC provider and answers anyone without it.
+    /// authenticates through the site's OIDC provider itself, and answers anyone without it.
     WithOidc(&'static str),
     /// Published at this path; the service has a login of its own.
     OwnLogin(&'static str),
-    /// Published at this path whether or not anyone logs in. Kept only where the first
-    /// catalogue published a service this way; each use is a known gap of the threat model
-    /// (docs/security.md) to be closed by requiring OIDC.
-    Unauthenticated(&'static str),
+    /// The service has no login at all: published at this path only when the site sets
+    /// `spec.auth.oidc`, and then only through the login proxy ([`super::login_proxy`]) that runs
+    /// next to it in the pod. The Ingress routes to the proxy's port, never to the service's.
+    BehindLoginProxy(&'static str),
 }
 
 impl Exposure {
     pub fn path(self) -> Option<&'static str> {
         match self {
             Exposure::Never => None,
-            Exposure::WithOidc(p) | Exposure::OwnLogin(p) | Exposure::Unauthenticated(p) => Some(p),
+            Exposure::WithOidc(p) | Exposure::OwnLogin(p) | Exposure::BehindLoginProxy(p) => {
+                Some(p)
+            }
         }
+    }
+
+    /// Published only when the site sets `spec.auth.oidc`.
+    pub fn needs_oidc(self) -> bool {
+        matches!(self, Exposure::WithOidc(_) | Exposure::BehindLoginProxy(_))
     }
 }
 
@@ -278,9 +286,19 @@ impl Component {
         self.0.parts
     }
 
-    /// The release image keys this component runs, one per part.
+    /// The release image keys this component may run: one per part, and the login proxy's when
+    /// a part is published behind it ([`Exposure::BehindLoginProxy`]).
     pub fn images(self) -> Vec<&'static str> {
-        self.0.parts.iter().map(|p| p.image).collect()
+        let mut keys: Vec<&'static str> = self.0.parts.iter().map(|p| p.image).collect();
+        if self
+            .0
+            .parts
+            .iter()
+            .any(|p| matches!(p.exposure, Exposure::BehindLoginProxy(_)))
+        {
+            keys.push(super::login_proxy::IMAGE);
+        }
+        keys
     }
 
     pub fn database_need(self) -> DatabaseNeed {

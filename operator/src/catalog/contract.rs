@@ -111,11 +111,16 @@ pub struct ImageContract {
     pub jvm: Option<Jvm>,
 }
 
-/// Every contract of the registered components, in registry order.
+/// Every contract of the registered components, in registry order, each image once (the login
+/// proxy's contract is listed by every component that can run it).
 pub fn all() -> Vec<&'static ImageContract> {
-    super::Component::all()
-        .flat_map(|c| c.descriptor().contracts.iter())
-        .collect()
+    let mut out: Vec<&'static ImageContract> = Vec::new();
+    for c in super::Component::all().flat_map(|c| c.descriptor().contracts.iter()) {
+        if !out.iter().any(|o| o.image == c.image) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The contracts as the test API server reads them.

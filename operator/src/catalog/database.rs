@@ -247,8 +247,10 @@ pub(crate) fn cnpg_cluster(ctx: &Ctx) -> Result<Option<Child>, CatalogError> {
             ..ObjectMeta::default()
         },
         // Pods of the cluster deliberately do not inherit the site label: the site's
-        // default-deny NetworkPolicy would otherwise cut CloudNativePG's own replication and
-        // instance-manager traffic, which its operator secures itself.
+        // default-deny NetworkPolicy would also cut their egress (the instance manager's calls
+        // to the API server). They get a policy of their own instead, which denies ingress but
+        // from the database's clients, the instances and CloudNativePG's operator
+        // (network_policy::database_policy).
         data: json!({
             "spec": {
                 "instances": cnpg.instances,

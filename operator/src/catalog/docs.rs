@@ -62,9 +62,9 @@ fn exposure(e: Exposure) -> String {
         Exposure::Never => "never".to_string(),
         Exposure::WithOidc(p) => format!("`{p}`, only with `spec.auth.oidc`"),
         Exposure::OwnLogin(p) => format!("`{p}` (its own login)"),
-        Exposure::Unauthenticated(p) => {
-            format!("`{p}`, **without login** (known gap, see the security notes)")
-        }
+        Exposure::BehindLoginProxy(p) => format!(
+            "`{p}`, only with `spec.auth.oidc`, behind the login proxy (`oauth2-proxy`; no login of its own)"
+        ),
     }
 }
 

@@ -35,16 +35,23 @@
 //! - database settings: `I2B2_*` or `FHIR_GW_*` (upper-cased MDR system names `i2b2` and
 //!   `fhir_gw` plus `_HOST`, `_PORT`, `_DBNAME`, `_USER`, `_PASSWORD`).
 //!
-//! Known gaps: the app has no login and sends the database password of a chosen preset to the
-//! browser (dqa-dqagui@v0.2.5:R/moduleConfig.R:661-676), and it is wired with the owner account
-//! of the database it reads: sites must put authentication in front of `/dqa` and should give it
-//! a read-only account. Whether `<SYS>_SCHEMA` reaches the SQL (the i2b2 tables are unqualified)
+//! The app has no login, and it sends the database password of a chosen preset to the browser
+//! (dqa-dqagui@v0.2.5:R/moduleConfig.R:661-676). It is therefore published only behind the login
+//! proxy ([`super::login_proxy`], oauth2-proxy in the same pod), which needs `spec.auth.oidc`:
+//! without OIDC DQA runs unpublished, reachable inside the cluster only (nothing else in the
+//! catalogue calls it, so by NetworkPolicy it is reachable by nobody but `kubectl port-forward`),
+//! and the DizSite's `Published` condition says so.
+//!
+//! Known gaps: it is wired with the owner account of the database it reads (sites should give it
+//! a read-only account). Whether `<SYS>_SCHEMA` reaches the SQL (the i2b2 tables are unqualified)
 //! and whether LaTeX writes below `.TinyTeX` at render time is not verified.
 
 use super::component::{Access, DatabaseNeed, Descriptor, Exposure, Need, Provider, no_settings};
 use super::contract::{Endpoint, ImageContract, ImageUser, Write, WriteKind};
 use super::pod::{self, Presets, Res, RunAs, Workload};
-use super::{CatalogError, Child, Component, Ctx, Part, Port, SiteInput, fhir_gateway, i2b2};
+use super::{
+    CatalogError, Child, Component, Ctx, Part, Port, SiteInput, fhir_gateway, i2b2, login_proxy,
+};
 
 pub static COMPONENT: Descriptor = Descriptor {
     name: "dqa",
@@ -74,7 +81,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     }],
     checks,
     security_exceptions: &[],
-    contracts: &[CONTRACT],
+    contracts: &[CONTRACT, login_proxy::CONTRACT],
     build,
 };
 
@@ -92,9 +99,8 @@ const PARTS: [Part; 1] = [Part {
     role: "data-quality",
     image: "dqa",
     ports: &[HTTP],
-    // It has no login of its own: sites put the host on the intranet or add authentication at
-    // the ingress controller.
-    exposure: Exposure::Unauthenticated(PATH),
+    // It has no login of its own: published only behind the login proxy, with OIDC.
+    exposure: Exposure::BehindLoginProxy(PATH),
     entry_point: false,
     calls: &[],
     uses_database: false,

@@ -11,18 +11,26 @@ use k8s_openapi::api::networking::v1::{
     IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
 };
 
-use super::{CatalogError, Child, Exposure, Part, SiteInput, enabled_components, site_meta};
+use super::{
+    CatalogError, Child, Component, Exposure, Part, SiteInput, enabled_components, login_proxy,
+    site_meta,
+};
 use crate::api::IssuerKind;
 
-/// Whether a part gets a path on the site's Ingress.
+fn has_oidc(site: &SiteInput) -> bool {
+    site.spec.auth.as_ref().is_some_and(|a| a.oidc.is_some())
+}
+
+/// Whether a part gets a path on the site's Ingress: the site has one, and the part has a login
+/// (its own, or the site's OIDC through itself or the login proxy).
 pub fn is_exposed(site: &SiteInput, part: &Part) -> bool {
     if site.spec.ingress.is_none() {
         return false;
     }
     match part.exposure {
         Exposure::Never => false,
-        Exposure::WithOidc(_) => site.spec.auth.as_ref().is_some_and(|a| a.oidc.is_some()),
-        Exposure::OwnLogin(_) | Exposure::Unauthenticated(_) => true,
+        Exposure::WithOidc(_) | Exposure::BehindLoginProxy(_) => has_oidc(site),
+        Exposure::OwnLogin(_) => true,
     }
 }
 
@@ -32,6 +40,20 @@ pub fn exposed_parts(site: &SiteInput) -> Vec<&'static Part> {
         .into_iter()
         .flat_map(|c| c.parts())
         .filter(|p| is_exposed(site, p))
+        .collect()
+}
+
+/// Parts the site would publish on its Ingress if it had a login for them: the site has an
+/// ingress but no `spec.auth.oidc`, and the part is published only with it. They run, reachable
+/// inside the cluster only; the DizSite's `Published` condition names them.
+pub fn unpublished(site: &SiteInput) -> Vec<(Component, &'static Part)> {
+    if site.spec.ingress.is_none() || has_oidc(site) {
+        return Vec::new();
+    }
+    enabled_components(site.spec)
+        .into_iter()
+        .flat_map(|c| c.parts().iter().map(move |p| (c, p)))
+        .filter(|(_, p)| p.exposure.needs_oidc())
         .collect()
 }
 
@@ -53,7 +75,8 @@ pub(crate) fn build(site: &SiteInput) -> Result<Vec<Child>, CatalogError> {
         .iter()
         .filter_map(|p| {
             let path = p.exposure.path()?;
-            let port = p.ports.first()?;
+            // Behind the login proxy the Ingress reaches the proxy's port, never the service's.
+            let port = login_proxy::published_port(site, p)?;
             Some(HTTPIngressPath {
                 path: Some(path.to_string()),
                 path_type: "Prefix".to_string(),

@@ -33,6 +33,7 @@ mod gics;
 mod gpas;
 mod i2b2;
 pub mod ingress;
+pub mod login_proxy;
 pub mod mainzelliste;
 pub mod network_policy;
 mod ohdsi;
@@ -557,7 +558,13 @@ fn check_component(
         }
     }
     errors.extend((component.descriptor().checks)(input));
+    errors.extend(login_proxy::check(input, component));
+    let proxied = login_proxy::runs_for(input, component);
     for key in component.images() {
+        // The login proxy's image is needed only where a part is published behind it.
+        if key == login_proxy::IMAGE && !proxied {
+            continue;
+        }
         if !input.release.images.contains_key(key) {
             errors.push(CatalogError::ImageMissing {
                 component,

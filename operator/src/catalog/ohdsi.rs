@@ -7,8 +7,11 @@
 //! provider sends users back to a public URL (refused otherwise, see [`checks`]). Without OIDC
 //! WebAPI runs with `DisabledSecurity`, which lets every request through — source management and
 //! jobs against the CDM included (OHDSI/WebAPI@v2.15.0:src/main/java/org/ohdsi/webapi/shiro/management/DisabledSecurity.java:31-37)
-//! — and both are still published without any login (`Exposure::Unauthenticated`): a known gap
-//! of the threat model, to be closed by requiring OIDC. Achilles only talks to the database.
+//! — so both are published only with OIDC (`Exposure::WithOidc`): without it they run
+//! unpublished (reachable by `kubectl port-forward` only, the NetworkPolicies admit nobody) and
+//! the DizSite's `Published` condition says so. Atlas itself is static files, but it is useful
+//! only next to WebAPI and shows its configuration to anyone. Achilles only talks to the
+//! database.
 //!
 //! Image facts were read at OHDSI/WebAPI and OHDSI/Atlas `v2.15.0` (the pinned versions) and
 //! nginxinc/docker-nginx-unprivileged `1.27.2` (Atlas' base image).
@@ -63,7 +66,7 @@ const PARTS: [Part; 3] = [
         role: "webapi",
         image: "ohdsi-webapi",
         ports: &[HTTP_8080],
-        exposure: Exposure::Unauthenticated("/WebAPI"),
+        exposure: Exposure::WithOidc("/WebAPI"),
         entry_point: false,
         calls: &[],
         uses_database: true,
@@ -74,7 +77,7 @@ const PARTS: [Part; 3] = [
         role: "frontend",
         image: "ohdsi-atlas",
         ports: &[HTTP_8080],
-        exposure: Exposure::Unauthenticated("/atlas"),
+        exposure: Exposure::WithOidc("/atlas"),
         entry_point: false,
         calls: &[],
         uses_database: false,

@@ -513,14 +513,16 @@ pub(crate) fn build(ctx: &Ctx, w: Workload) -> Result<Vec<Child>, Vec<CatalogErr
         )]));
     }
 
-    if !part.ports.is_empty() {
+    // The login proxy's port joins the part's own when the part is published behind it.
+    let service_ports = super::login_proxy::service_ports(ctx.site, part);
+    if !service_ports.is_empty() {
         let svc = Service {
             metadata: meta(ctx, name.clone(), &labels),
             spec: Some(ServiceSpec {
                 type_: Some("ClusterIP".into()),
                 selector: Some(selector.clone()),
                 ports: Some(
-                    part.ports
+                    service_ports
                         .iter()
                         .map(|p| ServicePort {
                             name: Some(p.name.into()),
@@ -625,6 +627,7 @@ pub(crate) fn build(ctx: &Ctx, w: Workload) -> Result<Vec<Child>, Vec<CatalogErr
             ..Container::default()
         }]
     });
+    let login_proxy = super::login_proxy::container(ctx, part).map_err(ser)?;
     let is_job = matches!(w.kind, WorkloadKind::CronJob { .. });
     let pod = PodTemplateSpec {
         metadata: Some(ObjectMeta {
@@ -634,7 +637,10 @@ pub(crate) fn build(ctx: &Ctx, w: Workload) -> Result<Vec<Child>, Vec<CatalogErr
         }),
         spec: Some(PodSpec {
             init_containers,
-            containers: std::iter::once(container).chain(w.sidecars).collect(),
+            containers: std::iter::once(container)
+                .chain(login_proxy)
+                .chain(w.sidecars)
+                .collect(),
             // No component talks to the Kubernetes API.
             automount_service_account_token: Some(false),
             // Service links would inject dozens of `<SITE>_<PART>_PORT…` variables that can

@@ -310,10 +310,12 @@ async fn run_controllers(
         return Ok(());
     };
     health.set_api_reachable();
-    let ctx = Arc::new(
-        Context::new(client.clone(), Arc::new(trust), Arc::new(SystemClock)).with_metrics(metrics),
-    );
     let scopes = scopes(args);
+    let ctx = Arc::new(
+        Context::new(client.clone(), Arc::new(trust), Arc::new(SystemClock))
+            .with_metrics(metrics)
+            .with_scopes(scopes.clone()),
+    );
     let manage_crds = args.manage_crds;
     let work = |stopped: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>| {
         let ctx = ctx.clone();

@@ -168,11 +168,11 @@ pub async fn reconcile(release: Arc<ComponentRelease>, ctx: Arc<Context>) -> Res
         .map_err(Error::ListSites)?
         .items;
     let revoked = revoked_by(&fp, &revocations, ctx.certifier.as_ref());
-    let sites: Vec<String> = Api::<DizSite>::all(ctx.client.clone())
-        .list(&ListParams::default())
+    // The sites of the watched namespaces: a namespaced install lists no others.
+    let sites: Vec<String> = ctx
+        .list_dizsites()
         .await
         .map_err(Error::ListSites)?
-        .items
         .iter()
         // By content: a site running other content under this name does not run this release.
         .filter(|s| {
@@ -247,16 +247,23 @@ pub async fn run(
 ) {
     let client = ctx.client.clone();
     let wc = watcher::Config::default();
-    let controller = Controller::new(Api::<ComponentRelease>::all(client.clone()), wc.clone());
+    let mut controller = Controller::new(Api::<ComponentRelease>::all(client.clone()), wc.clone());
     let releases = controller.store();
+    // A site moving to or from a release changes the release's `sites`: watched in the
+    // operator's namespaces only, one watch each.
+    for scope in &ctx.scopes {
+        controller = controller.watches(
+            super::api_for::<DizSite>(&client, scope),
+            wc.clone(),
+            |site| {
+                site.status
+                    .as_ref()
+                    .and_then(|s| s.current_release.clone())
+                    .map(|r| ObjectRef::<ComponentRelease>::new(&r))
+            },
+        );
+    }
     controller
-        // A site moving to or from a release changes the release's `sites`.
-        .watches(Api::<DizSite>::all(client.clone()), wc.clone(), |site| {
-            site.status
-                .as_ref()
-                .and_then(|s| s.current_release.clone())
-                .map(|r| ObjectRef::<ComponentRelease>::new(&r))
-        })
         // A revocation concerns the releases it names, whatever their names: look at all.
         .watches(Api::<ReleaseRevocation>::all(client), wc, move |_| {
             releases

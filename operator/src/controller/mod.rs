@@ -56,6 +56,10 @@ pub struct Context {
     /// Where the instrumented reconcilers record; a private registry unless `with_metrics`
     /// hands in the one `/metrics` serves.
     pub metrics: Metrics,
+    /// The namespaces the operator watches: every read of DizSites (the release controller's
+    /// list of sites, the rollout's look at other sites) stays inside them, so a namespaced
+    /// install needs no cluster-wide read of DizSites.
+    pub scopes: Vec<Scope>,
 }
 
 impl Context {
@@ -71,7 +75,29 @@ impl Context {
             clock,
             backoff: Backoff::default(),
             metrics: Metrics::default(),
+            scopes: vec![Scope::AllNamespaces],
         }
+    }
+
+    /// Reads DizSites only in these namespaces (the watched ones).
+    #[must_use]
+    pub fn with_scopes(mut self, scopes: Vec<Scope>) -> Self {
+        self.scopes = if scopes.is_empty() {
+            vec![Scope::AllNamespaces]
+        } else {
+            scopes
+        };
+        self
+    }
+
+    /// Every DizSite the operator watches: one list per watched namespace, or one cluster-wide.
+    pub async fn list_dizsites(&self) -> Result<Vec<DizSite>, kube::Error> {
+        let mut sites = Vec::new();
+        for scope in &self.scopes {
+            let api: Api<DizSite> = api_for(&self.client, scope);
+            sites.extend(api.list(&kube::api::ListParams::default()).await?.items);
+        }
+        Ok(sites)
     }
 
     /// Records into `metrics` (the registry the metrics endpoint serves).
@@ -111,7 +137,7 @@ impl Scope {
     }
 }
 
-fn api_for<K>(client: &Client, scope: &Scope) -> Api<K>
+pub(crate) fn api_for<K>(client: &Client, scope: &Scope) -> Api<K>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
 {

@@ -298,7 +298,12 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                 cnpg_available: cnpg,
             };
             match catalog::build(&input) {
-                Ok(children) => Some((resolved, children)),
+                // What the site publishes and how far its network is restricted, told apart
+                // from readiness (`Published`, `NetworkRestricted`).
+                Ok(children) => {
+                    let notices = status::notice_conditions(&input);
+                    Some((resolved.clone(), children, notices))
+                }
                 Err(errors) => {
                     let reason = errors
                         .first()
@@ -351,7 +356,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
 
     // apply what the plan deploys; nothing at all when it deploys nothing
     let (health, mut conds) = match built {
-        Some((resolved, mut children)) => {
+        Some((resolved, mut children, notices)) => {
             let outcome = async {
                 let mut outcome = apply::apply_children(&ctx.client, ns, &children).await?;
                 // The record is desired too: it must survive the orphan sweep.
@@ -385,7 +390,9 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                 workloads(&outcome.live),
                 &pod_problems_of(site, ns, ctx).await,
             );
-            let conds = applied_conditions(&resolved.name, &health);
+            let mut conds = applied_conditions(&resolved.name, &health);
+            warn_notices(site, ctx, &notices).await;
+            conds.extend(notices);
             (health, conds)
         }
         None => {
@@ -702,6 +709,25 @@ async fn publish(ctx: &Context, site: &DizSite, type_: EventType, reason: &str, 
     };
     if let Err(e) = ctx.recorder.publish(&ev, &site.object_ref(&())).await {
         tracing::warn!(error = %e, "cannot publish event");
+    }
+}
+
+/// A Warning Event when a notice condition (`Published`, `NetworkRestricted`) turns False or
+/// changes its message, so the site admin hears of an unpublished part or an open path once,
+/// not at every reconcile.
+async fn warn_notices(site: &DizSite, ctx: &Context, notices: &[DesiredCondition]) {
+    let existing = site
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or(&[]);
+    for n in notices.iter().filter(|n| n.status == conditions::FALSE) {
+        let known = conditions::find(existing, n.type_).is_some_and(|c| {
+            c.status == n.status && c.reason == n.reason && c.message == n.message
+        });
+        if !known {
+            publish(ctx, site, EventType::Warning, &n.reason, &n.message).await;
+        }
     }
 }
 

@@ -7,10 +7,12 @@ use kube::ResourceExt;
 use kube::core::{ApiResource, DynamicObject};
 use serde_json::Value;
 
-use crate::api::conditions::{DesiredCondition, READY, RECONCILING, RELEASE_CERTIFIED, STALLED};
+use crate::api::conditions::{
+    DesiredCondition, NETWORK_RESTRICTED, PUBLISHED, READY, RECONCILING, RELEASE_CERTIFIED, STALLED,
+};
 use crate::api::reasons;
 use crate::api::{ComponentStatus, DizSiteSpec};
-use crate::catalog::{COMPONENT_LABEL, Component};
+use crate::catalog::{self, COMPONENT_LABEL, Component, Exposure, SiteInput};
 
 /// Readiness of one workload (Deployment or StatefulSet).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,6 +286,100 @@ pub fn retrying_conditions(reason: &str, message: &str) -> Vec<DesiredCondition>
         DesiredCondition::new(RECONCILING, true, reason, message),
         DesiredCondition::new(STALLED, false, reason, ""),
     ]
+}
+
+/// `Published`: which parts the site's Ingress publishes, and which it does not for lack of a
+/// login. A part without a login of its own is never published without `spec.auth.oidc`
+/// (docs/security.md); the site still runs it, reachable inside the cluster only.
+pub fn published_condition(site: &SiteInput) -> DesiredCondition {
+    let Some(ingress) = &site.spec.ingress else {
+        return DesiredCondition::new(
+            PUBLISHED,
+            true,
+            reasons::NO_INGRESS,
+            "the site has no spec.ingress: nothing is published",
+        );
+    };
+    let unpublished = catalog::ingress::unpublished(site);
+    if unpublished.is_empty() {
+        let paths: Vec<String> = catalog::ingress::exposed_parts(site)
+            .iter()
+            .filter_map(|p| p.exposure.path())
+            .map(str::to_string)
+            .collect();
+        return DesiredCondition::new(
+            PUBLISHED,
+            true,
+            reasons::PUBLISHED_REASON,
+            if paths.is_empty() {
+                format!("nothing to publish on {}", ingress.host)
+            } else {
+                format!("published on {}: {}", ingress.host, paths.join(", "))
+            },
+        );
+    }
+    let parts: Vec<String> = unpublished
+        .iter()
+        .map(|(c, p)| {
+            let how = match p.exposure {
+                Exposure::BehindLoginProxy(_) => "no login of its own",
+                _ => "logs in through OIDC only",
+            };
+            format!("{} ({c}: {how})", p.exposure.path().unwrap_or(p.name))
+        })
+        .collect();
+    DesiredCondition::new(
+        PUBLISHED,
+        false,
+        reasons::LOGIN_REQUIRED,
+        format!(
+            "not published on {} because the site sets no spec.auth.oidc: {}; they run inside the cluster only. Set spec.auth.oidc to publish them behind a login",
+            ingress.host,
+            parts.join(", ")
+        ),
+    )
+}
+
+/// `NetworkRestricted`: whether the site's NetworkPolicies leave a path open to any address.
+pub fn network_condition(site: &SiteInput) -> DesiredCondition {
+    if !catalog::network_policy::enabled(site) {
+        return DesiredCondition::new(
+            NETWORK_RESTRICTED,
+            false,
+            reasons::NETWORK_POLICIES_DISABLED,
+            "spec.networkPolicy.enabled is false: the site's pods accept connections from anywhere in the cluster and reach any address",
+        );
+    }
+    let open = catalog::network_policy::open_egress(site);
+    if open.is_empty() {
+        return DesiredCondition::new(
+            NETWORK_RESTRICTED,
+            true,
+            reasons::RESTRICTED,
+            "default deny; only the catalogue's edges, access labels honoured from the site's namespace and spec.networkPolicy.clientNamespaces, egress outside the cluster only to the CIDRs the site lists",
+        );
+    }
+    let list: Vec<String> = open
+        .iter()
+        .map(|(policy, ports)| {
+            let ports: Vec<String> = ports.iter().map(i32::to_string).collect();
+            format!("{policy} (port {})", ports.join(", "))
+        })
+        .collect();
+    DesiredCondition::new(
+        NETWORK_RESTRICTED,
+        false,
+        reasons::EGRESS_UNRESTRICTED,
+        format!(
+            "egress to any address: {}; list where the OIDC issuer (port 443) and the external databases are in spec.networkPolicy.oidcIssuerCIDRs and externalDatabaseCIDRs",
+            list.join(", ")
+        ),
+    )
+}
+
+/// The conditions that report what the site's spec leaves less safe than it could be.
+pub fn notice_conditions(site: &SiteInput) -> Vec<DesiredCondition> {
+    vec![published_condition(site), network_condition(site)]
 }
 
 /// Conditions while `spec.paused` is true: readiness is left as last observed.
