@@ -363,7 +363,15 @@ fn part_policy(site: &SiteInput, component: Component, part: &'static Part) -> N
             ports: Some(tcp(ports)),
         });
     }
-    let first_port: Vec<i32> = part.ports.iter().take(1).map(|p| p.port).collect();
+    // An entry point's clients reach its first port and its sidecars' (TORCH's callers fetch
+    // results from its file server).
+    let first_port: Vec<i32> = part
+        .ports
+        .iter()
+        .take(1)
+        .chain(part.sidecars.iter().map(|s| &s.port))
+        .map(|p| p.port)
+        .collect();
     if part.entry_point {
         ingress_rules.push(NetworkPolicyIngressRule {
             from: Some(access_peers(site, part)),
