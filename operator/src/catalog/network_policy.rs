@@ -198,7 +198,7 @@ fn access_peers(site: &SiteInput, part: &Part) -> Vec<NetworkPolicyPeer> {
 }
 
 /// The parts (component, part) whose pods connect to `component`'s database: its own parts that
-/// use it, and the primary part of every component that reads it directly (DQA).
+/// use it, and the primary part of every component whose needs reach it as `Access::Database`.
 fn database_clients(site: &SiteInput, component: Component) -> Vec<(Component, &'static Part)> {
     let mut clients: Vec<(Component, &'static Part)> = component
         .parts()
