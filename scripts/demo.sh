@@ -54,7 +54,7 @@ echo
 kubectl get miracum -A
 echo
 echo "==> what the operator deployed"
-kubectl get deployments,statefulsets,cronjobs,services,networkpolicies,ingresses,clusters.postgresql.cnpg.io \
+kubectl get pods,deployments,statefulsets,cronjobs,services,networkpolicies,ingresses,clusters.postgresql.cnpg.io \
   -A -l app.kubernetes.io/managed-by=miracolix-operator
 echo
 echo "==> summary"

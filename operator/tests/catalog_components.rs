@@ -159,6 +159,7 @@ const CASES: &[Case] = &[
         objects: &[
             ("PersistentVolumeClaim", "test-torch-output"),
             ("ConfigMap", "test-torch"),
+            ("ConfigMap", "test-torch-files"),
             ("Service", "test-torch"),
             ("Deployment", "test-torch"),
         ],
@@ -1068,7 +1069,7 @@ fn flare_and_torch_size_their_heap_from_the_limit_and_keep_a_writable_cache() {
     assert_eq!(torch["JAVA_TOOL_OPTIONS"], "-XX:MaxRAMPercentage=70.0");
     assert_eq!(
         torch["TORCH_OUTPUT_FILE_SERVER_URL"],
-        "http://test-torch:8080/output"
+        "http://test-torch:8081"
     );
     let large =
         Fixture::spec_yaml("components:\n  blaze: {}\n  flare:\n    resources: large\n").build();
@@ -1112,4 +1113,50 @@ fn flare_and_torch_log_in_to_blaze_only_with_a_client_secret() {
             Some(("oidc".into(), "secret".into()))
         );
     }
+}
+
+/// TORCH hands out result links below its file server, which serves the output volume read-only
+/// next to it (as upstream deploys it), pinned by the release like every image.
+#[test]
+fn torch_results_are_served_by_its_file_server() {
+    let children = Fixture::spec_yaml(case(common::component("torch")).spec).build();
+    let d = json(find(&children, "Deployment", "test-torch"));
+    let cm = json(find(&children, "ConfigMap", "test-torch"));
+    assert_eq!(
+        cm["data"]["TORCH_OUTPUT_FILE_SERVER_URL"],
+        "http://test-torch:8081"
+    );
+    let containers = d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers");
+    let files = containers
+        .iter()
+        .find(|c| c["name"] == "files")
+        .expect("a file server container");
+    assert!(
+        files["image"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("nginxinc/nginx-unprivileged@sha256:")),
+        "{}",
+        files["image"]
+    );
+    let output = files["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["mountPath"] == "/app/output")
+        .expect("the output volume");
+    assert_eq!(
+        output["readOnly"], true,
+        "the file server never writes results"
+    );
+    assert_eq!(files["securityContext"]["readOnlyRootFilesystem"], true);
+    let svc = json(find(&children, "Service", "test-torch"));
+    assert!(
+        svc["spec"]["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .any(|p| p["port"] == 8081 && p["targetPort"] == "files")
+    );
 }

@@ -410,7 +410,8 @@ pub struct OidcSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_ref: Option<SecretKeyRef>,
     /// The cookie secret of the login proxy (oauth2-proxy) that the operator puts in front of
-    /// components without a login of their own (DQA) when they are published: a Secret key
+    /// components without a login of their own (their exposure in docs/components.md) when they
+    /// are published: a Secret key
     /// holding 16, 24 or 32 random bytes, raw or base64 (e.g. `openssl rand -base64 32 | tr -d
     /// '\n' | tr -- '+/' '-_'`). Required, with `clientSecretRef`, when such a component is
     /// published on `spec.ingress`.

@@ -477,8 +477,8 @@ reasons! {
     }
     LOGIN_REQUIRED = "LoginRequired" {
         seen: [Seen::Site(PUBLISHED, false), WARNING],
-        meaning: "the site has an ingress but no `spec.auth.oidc`, so the parts without a login of their own (DQA) or with an OIDC-only login (OHDSI WebAPI and Atlas, Blaze) are not published: they run inside the cluster only. The message names each path",
-        action: "set `spec.auth.oidc` to publish them behind a login (DQA, behind the login proxy, also needs `clientSecretRef` and `cookieSecretRef`), or accept that they stay inside",
+        meaning: "the site has an ingress but no `spec.auth.oidc`, so the parts published only with a login (behind the login proxy, or through their own OIDC login; see docs/components.md) are not published: they run inside the cluster only. The message names each path",
+        action: "set `spec.auth.oidc` to publish them behind a login (parts behind the login proxy also need `clientSecretRef` and `cookieSecretRef`), or accept that they stay inside",
     }
     RESTRICTED = "Restricted" {
         seen: [Seen::Site(NETWORK_RESTRICTED, true)],

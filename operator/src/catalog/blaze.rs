@@ -114,6 +114,7 @@ const PARTS: [Part; 1] = [Part {
     // The hospital's ETL may load straight into Blaze.
     entry_point: true,
     calls: &[],
+    sidecars: &[],
     uses_database: false,
     uses_oidc: true,
 }];

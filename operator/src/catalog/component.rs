@@ -131,10 +131,23 @@ pub struct Part {
     pub entry_point: bool,
     /// Other parts of the same component it calls: (part name, ports).
     pub calls: &'static [(&'static str, &'static [i32])],
+    /// Helper containers in the part's pod, each with its release image and the port its
+    /// Service exposes (e.g. TORCH's result file server).
+    pub sidecars: &'static [Sidecar],
     /// Talks to the component's database.
     pub uses_database: bool,
     /// Talks to the OIDC issuer when `spec.auth.oidc` is set.
     pub uses_oidc: bool,
+}
+
+/// A helper container of a part, declared as data so that its image is pinned by the release
+/// like every other and its port joins the part's Service; the component's builder makes the
+/// container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sidecar {
+    /// Release image key.
+    pub image: &'static str,
+    pub port: Port,
 }
 
 /// How a component reaches what it needs.
@@ -289,7 +302,12 @@ impl Component {
     /// The release image keys this component may run: one per part, and the login proxy's when
     /// a part is published behind it ([`Exposure::BehindLoginProxy`]).
     pub fn images(self) -> Vec<&'static str> {
-        let mut keys: Vec<&'static str> = self.0.parts.iter().map(|p| p.image).collect();
+        let mut keys: Vec<&'static str> = self
+            .0
+            .parts
+            .iter()
+            .flat_map(|p| std::iter::once(p.image).chain(p.sidecars.iter().map(|s| s.image)))
+            .collect();
         if self
             .0
             .parts

@@ -3,9 +3,10 @@
 //! It reads i2b2's database when i2b2 is enabled (the star schema the tool was written for),
 //! otherwise the FHIR gateway's.
 //!
-//! The image. The release pins `ghcr.io/miracum/dqa`, and the contract is keyed on that
-//! repository, but **no public source builds or publishes an image of that name**: `0.3.6` is
-//! the version of the DQAstats R package (miracum/dqa-dqastats tag v0.3.6), not an image tag;
+//! The image. The release pins `harbor.miracum.org/dqa/miracumdqa`, the consortium's own
+//! registry, where MIRACUM DQA is published (the first catalogue named `ghcr.io/miracum/dqa`
+//! 0.3.6, which nobody publishes: 0.3.6 is the version of the DQAstats R package, miracum/
+//! dqa-dqastats tag v0.3.6). **No public source of the image exists**:
 //! DQAstats publishes a batch image `ghcr.io/miracum/dqastats` (dqa-dqastats@v0.3.6:docker/.env,
 //! docker/build_image.sh); the public Shiny GUI recipe (miracum/dqa-dqagui@v0.2.5:docker/) is
 //! published as `joundso/dqagui` and starts in demo mode; the MIRACUM tool itself
@@ -103,6 +104,7 @@ const PARTS: [Part; 1] = [Part {
     exposure: Exposure::BehindLoginProxy(PATH),
     entry_point: false,
     calls: &[],
+    sidecars: &[],
     uses_database: false,
     uses_oidc: false,
 }];
@@ -152,8 +154,8 @@ server {\n\
 const CONTRACT: ImageContract = ImageContract {
     image: "dqa",
     // The repository the release pins; no public source produces it (module comment).
-    repository: "ghcr.io/miracum/dqa",
-    source: "miracum/dqa-dqagui@v0.2.5 (docker/; public Shiny recipe, not the source of ghcr.io/miracum/dqa, for which none is public) + rstudio/shiny-server@89625e0",
+    repository: "harbor.miracum.org/dqa/miracumdqa",
+    source: "miracum/dqa-dqagui@v0.2.5 (docker/; public Shiny recipe, not the source of harbor.miracum.org/dqa/miracumdqa, for which none is public) + rstudio/shiny-server@89625e0",
     user: ImageUser {
         declared: "shiny",
         uid: Some(SHINY_UID),

@@ -148,6 +148,7 @@ const PARTS: [Part; 1] = [Part {
     // The hospital's ETL jobs load data through it.
     entry_point: true,
     calls: &[],
+    sidecars: &[],
     uses_database: true,
     uses_oidc: false,
 }];

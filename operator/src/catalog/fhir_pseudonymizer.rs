@@ -172,6 +172,7 @@ const PARTS: [Part; 1] = [Part {
     exposure: Exposure::Never,
     entry_point: false,
     calls: &[],
+    sidecars: &[],
     uses_database: false,
     uses_oidc: false,
 }];

@@ -51,6 +51,7 @@ const PARTS: [Part; 1] = [Part {
     // The site's DSF sends it feasibility queries.
     entry_point: true,
     calls: &[],
+    sidecars: &[],
     uses_database: false,
     uses_oidc: true,
 }];

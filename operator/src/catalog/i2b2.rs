@@ -77,6 +77,7 @@ const PARTS: [Part; 2] = [
         exposure: Exposure::Never,
         entry_point: false,
         calls: &[],
+        sidecars: &[],
         uses_database: true,
         uses_oidc: false,
     },
@@ -92,6 +93,7 @@ const PARTS: [Part; 2] = [
         entry_point: false,
         // Its Apache passes `/i2b2/` on to the core server.
         calls: &[("i2b2-core-server", &[8080])],
+        sidecars: &[],
         uses_database: false,
         uses_oidc: false,
     },

@@ -263,9 +263,10 @@ pub(crate) fn container(ctx: &Ctx, part: &Part) -> Result<Option<Container>, Cat
     }))
 }
 
-/// The ports of a part's Service: its own, and the proxy's when it runs one.
+/// The ports of a part's Service: its own, its sidecars', and the proxy's when it runs one.
 pub fn service_ports(site: &SiteInput, part: &Part) -> Vec<Port> {
     let mut ports = part.ports.to_vec();
+    ports.extend(part.sidecars.iter().map(|s| s.port));
     if runs(site, part) {
         ports.push(PORT);
     }

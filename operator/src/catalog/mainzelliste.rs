@@ -115,6 +115,7 @@ const PARTS: [Part; 1] = [Part {
     // Clinical systems register patients in it.
     entry_point: true,
     calls: &[],
+    sidecars: &[],
     uses_database: true,
     uses_oidc: false,
 }];

@@ -198,7 +198,7 @@ fn access_peers(site: &SiteInput, part: &Part) -> Vec<NetworkPolicyPeer> {
 }
 
 /// The parts (component, part) whose pods connect to `component`'s database: its own parts that
-/// use it, and the primary part of every component that reads it directly (DQA).
+/// use it, and the primary part of every component whose needs reach it as `Access::Database`.
 fn database_clients(site: &SiteInput, component: Component) -> Vec<(Component, &'static Part)> {
     let mut clients: Vec<(Component, &'static Part)> = component
         .parts()
@@ -363,7 +363,15 @@ fn part_policy(site: &SiteInput, component: Component, part: &'static Part) -> N
             ports: Some(tcp(ports)),
         });
     }
-    let first_port: Vec<i32> = part.ports.iter().take(1).map(|p| p.port).collect();
+    // An entry point's clients reach its first port and its sidecars' (TORCH's callers fetch
+    // results from its file server).
+    let first_port: Vec<i32> = part
+        .ports
+        .iter()
+        .take(1)
+        .chain(part.sidecars.iter().map(|s| &s.port))
+        .map(|p| p.port)
+        .collect();
     if part.entry_point {
         ingress_rules.push(NetworkPolicyIngressRule {
             from: Some(access_peers(site, part)),

@@ -811,7 +811,7 @@ pub(crate) fn pvc(
 }
 
 /// ConfigMap key for a file path: its file name, which is unique within a part.
-fn file_key(path: &str) -> String {
+pub(crate) fn file_key(path: &str) -> String {
     path.rsplit('/').next().unwrap_or(path).to_string()
 }
 

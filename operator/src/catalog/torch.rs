@@ -15,23 +15,30 @@
 //! together. A site with `spec.auth.oidc` but no `clientSecretRef` gets TORCH without
 //! authentication, and Blaze answers it with 401 until the site names the client secret.
 //!
-//! **Result download is not served yet.** TORCH writes results to its output volume and hands out
-//! links below `TORCH_OUTPUT_FILE_SERVER_URL`, but serves no files itself: upstream serves the
-//! volume with an nginx sidecar (docs/deployment.md:26-46,54-85), and no such image is part of
-//! the release. The links name this site's TORCH Service (`/output/…`), where TORCH answers 404,
-//! instead of the caller's own localhost (the default); until a file server is added, results
-//! are read from the volume `<site>-torch-output`.
+//! **Results are served by a file server next to TORCH**, as upstream deploys it
+//! (docs/deployment.md:26-46,54-85): TORCH writes results to its output volume and hands out
+//! links below `TORCH_OUTPUT_FILE_SERVER_URL`, but serves no files itself. The pod runs
+//! nginx-unprivileged (release image `torch-files`) with the volume mounted read-only and a
+//! configuration of the operator's (`root` on the volume, no directory listing, port 8081 since
+//! TORCH has 8080); the links name this site's TORCH Service on that port. Like TORCH itself the
+//! file server authenticates nobody: its port is open to exactly TORCH's callers.
 //!
 //! Image facts were read at medizininformatik-initiative/torch `v1.0.0` (the pinned version).
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Volume, VolumeMount};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, PersistentVolumeClaimVolumeSource, ResourceRequirements, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::component::{
-    DatabaseNeed, Descriptor, Exposure, Need, ReplicaLimit, no_checks, no_settings,
+    DatabaseNeed, Descriptor, Exposure, Need, ReplicaLimit, Sidecar, no_checks, no_settings,
 };
 use super::contract::{Endpoint, ImageContract, ImageUser, Jvm, Required, Write, WriteKind};
 use super::pod::{self, Presets, Res, RunAs, Security, Workload, WorkloadKind};
-use super::{CatalogError, Child, Ctx, HTTP_8080, Part, blaze};
+use super::{CatalogError, Child, Ctx, HTTP_8080, Part, Port, blaze};
 
 pub static COMPONENT: Descriptor = Descriptor {
     name: "torch",
@@ -53,7 +60,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     }],
     checks: no_checks,
     security_exceptions: &[],
-    contracts: &[CONTRACT],
+    contracts: &[CONTRACT, FILES_CONTRACT],
     build,
 };
 
@@ -66,6 +73,10 @@ const PARTS: [Part; 1] = [Part {
     // The site's DSF triggers extractions.
     entry_point: true,
     calls: &[],
+    sidecars: &[Sidecar {
+        image: FILES_IMAGE,
+        port: FILES_PORT,
+    }],
     uses_database: false,
     uses_oidc: true,
 }];
@@ -76,6 +87,42 @@ const PARTS: [Part; 1] = [Part {
 /// the entrypoint regenerates only when CA files are mounted at `/app/certs`
 /// (docker-entrypoint.sh:15-37; the catalogue mounts none), and `/actuator/health/liveness` and
 /// `/readiness`, which Spring Boot adds on Kubernetes (framework behaviour, not read here).
+/// Release image key of the result file server.
+pub const FILES_IMAGE: &str = "torch-files";
+/// The file server's port: TORCH has 8080 in the same pod.
+const FILES_PORT: Port = Port {
+    name: "files",
+    port: 8081,
+};
+
+/// nginx-unprivileged, as upstream TORCH deploys its file server. Facts read at
+/// nginxinc/docker-nginx-unprivileged `1.27.2` (docs/upstream/ohdsi.md reads the same base for
+/// Atlas). The operator runs `nginx` with its own configuration, so the image's entrypoint
+/// scripts (which rewrite `conf.d/default.conf`) do not run.
+const FILES_CONTRACT: ImageContract = ImageContract {
+    image: FILES_IMAGE,
+    repository: "nginxinc/nginx-unprivileged",
+    source: "nginxinc/docker-nginx-unprivileged@1.27.2",
+    user: ImageUser {
+        declared: "101",
+        uid: Some(101),
+        gid: Some(101),
+        cite: "nginxinc/docker-nginx-unprivileged@1.27.2:mainline/alpine-slim/Dockerfile:15-21,138 (addgroup -g 101, adduser -u 101, USER $UID)",
+    },
+    writes: &[Write {
+        path: "/tmp",
+        kind: WriteKind::Dir,
+        why: "the pid file and the client, proxy and fastcgi temp paths of the unprivileged build",
+        cite: "nginxinc/docker-nginx-unprivileged@1.27.2:mainline/alpine-slim/Dockerfile:117-120",
+    }],
+    required: &[],
+    // What the image's own default configuration listens on; the operator's configuration
+    // moves it to 8081.
+    ports: &[8080],
+    endpoints: &[],
+    jvm: None,
+};
+
 const CONTRACT: ImageContract = ImageContract {
     image: "torch",
     repository: "ghcr.io/medizininformatik-initiative/torch",
@@ -189,9 +236,13 @@ fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     // `http://localhost:8080` would send the DSF polling itself (application.yml:5-7,
     // docs/configuration.md:24-28).
     w.set("TORCH_BASE_URL", own.clone());
-    // The base of every result link (application.yml:46-49); see the module comment: nothing
-    // serves it yet.
-    w.set("TORCH_OUTPUT_FILE_SERVER_URL", format!("{own}/output"));
+    // The base of every result link (application.yml:46-49): the file server next to TORCH.
+    w.set(
+        "TORCH_OUTPUT_FILE_SERVER_URL",
+        ctx.url("torch", FILES_PORT.port),
+    );
+    w.files.push((FILES_CONF_PATH, files_conf()));
+    w.sidecars.push(file_server(ctx).map_err(|e| vec![e])?);
     // Cohorts by CQL on Blaze, never through FLARE (see the module comment); documented in
     // docs/configuration.md:219-227, default true (application.yml:43).
     w.set("TORCH_USE_CQL", "true");
@@ -208,4 +259,97 @@ fn build(ctx: &Ctx) -> Result<Vec<Child>, Vec<CatalogError>> {
     w.liveness = Some(probe());
     children.extend(pod::build(ctx, w)?);
     Ok(children)
+}
+
+/// Where the file server's configuration is mounted (not over the image's own files).
+const FILES_CONF_PATH: &str = "/etc/nginx/torch/nginx.conf";
+
+/// The file server's configuration: the output volume read-only at its root, no listing, temp
+/// paths and pid under `/tmp` (the only writable path), as upstream's nginx.conf.template does.
+fn files_conf() -> String {
+    format!(
+        "worker_processes 1;\n\
+         pid /tmp/nginx.pid;\n\
+         error_log /dev/stderr warn;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n\
+         \x20 access_log /dev/stdout;\n\
+         \x20 client_body_temp_path /tmp/client_temp;\n\
+         \x20 proxy_temp_path /tmp/proxy_temp;\n\
+         \x20 fastcgi_temp_path /tmp/fastcgi_temp;\n\
+         \x20 uwsgi_temp_path /tmp/uwsgi_temp;\n\
+         \x20 scgi_temp_path /tmp/scgi_temp;\n\
+         \x20 server {{\n\
+         \x20   listen {port};\n\
+         \x20   root {OUTPUT_PATH};\n\
+         \x20   autoindex off;\n\
+         \x20 }}\n\
+         }}\n",
+        port = FILES_PORT.port
+    )
+}
+
+/// nginx serving the output volume read-only, with the same restricted profile as TORCH.
+fn file_server(ctx: &Ctx) -> Result<Container, CatalogError> {
+    let image = ctx.image(FILES_IMAGE)?;
+    Ok(Container {
+        name: "files".into(),
+        image: Some(super::image_ref(image)),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec![
+            "nginx".into(),
+            "-c".into(),
+            FILES_CONF_PATH.into(),
+            "-g".into(),
+            "daemon off;".into(),
+        ]),
+        ports: Some(vec![ContainerPort {
+            name: Some(FILES_PORT.name.into()),
+            container_port: FILES_PORT.port,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity("10m".into())),
+                ("memory".to_string(), Quantity("32Mi".into())),
+            ])),
+            limits: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity("200m".into())),
+                ("memory".to_string(), Quantity("64Mi".into())),
+            ])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(pod::container_security(Security {
+            run_as: RunAs::User(101),
+            read_only_root: true,
+        })),
+        // No probe: the port is the operator's configuration, not the image's (the contract
+        // knows only the image's default); nginx either starts listening on it or exits, which
+        // the pod's status shows. TORCH's own probes decide the pod's readiness.
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "output".into(),
+                mount_path: OUTPUT_PATH.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            // TORCH's own /tmp emptyDir: nginx keeps its pid and temp files there.
+            VolumeMount {
+                name: pod::volume_name("/tmp"),
+                mount_path: "/tmp".into(),
+                ..VolumeMount::default()
+            },
+            // The configuration is TORCH's only mounted file (`w.files`), so its volume is
+            // `file-0`; TORCH's container gets it too, at a path it never reads.
+            VolumeMount {
+                name: "file-0".into(),
+                mount_path: FILES_CONF_PATH.into(),
+                sub_path: Some(pod::file_key(FILES_CONF_PATH)),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    })
 }

@@ -137,6 +137,7 @@ const PARTS: [Part; 1] = [Part {
     exposure: Exposure::Never,
     entry_point: false,
     calls: &[],
+    sidecars: &[],
     uses_database: true,
     uses_oidc: false,
 }];
