@@ -12,7 +12,7 @@ use kube::{Client, Config, ResourceExt};
 use serde::Serialize;
 
 use crate::api::DizSite;
-use crate::api::conditions::READY;
+use crate::api::conditions::{READY, RELEASE_UP_TO_DATE};
 
 /// A release manager looks at many hospitals at once; one unreachable cluster must not stall
 /// the whole report.
@@ -61,18 +61,27 @@ pub struct StatusRow {
     pub current: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The site's health: its `Ready` condition, `status (reason)`.
     pub state: String,
+    /// Where the site stands in the rollout: its `ReleaseUpToDate` condition, `status (reason)`
+    /// (e.g. `False (WaitingForWave)`, `False (WaitingForMaintenanceWindow)`, `False (Held)`,
+    /// `False (Upgrading)`, `True (UpToDate)`). A site that is Ready may still wait for a
+    /// newer release: this column, not `state`, says whether the rollout reached it.
+    pub rollout: String,
 }
 
 impl StatusRow {
     pub fn from_site(context: &str, site: &DizSite) -> Self {
         let status = site.status.as_ref();
-        let ready = status.and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
-        let state = match ready {
+        let condition = |type_: &str| match status
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        {
             Some(c) if c.reason.is_empty() => c.status.clone(),
             Some(c) => format!("{} ({})", c.status, c.reason),
             None => "Unknown".to_string(),
         };
+        let state = condition(READY);
+        let rollout = condition(RELEASE_UP_TO_DATE);
         Self {
             context: context.to_string(),
             site_id: Some(site.spec.site_id.clone()),
@@ -81,6 +90,7 @@ impl StatusRow {
             current: status.and_then(|s| s.current_release.clone()),
             target: status.and_then(|s| s.target_release.clone()),
             state,
+            rollout,
         }
     }
 
@@ -93,14 +103,15 @@ impl StatusRow {
             current: None,
             target: None,
             state: format!("Unreachable: {error}"),
+            rollout: "Unknown".to_string(),
         }
     }
 }
 
 /// The rows as an aligned text table, one line per row plus a header.
 pub fn format_table(rows: &[StatusRow]) -> String {
-    const HEADER: [&str; 5] = ["SITE", "CONTEXT", "CURRENT", "TARGET", "STATE"];
-    let cells: Vec<[String; 5]> = rows
+    const HEADER: [&str; 6] = ["SITE", "CONTEXT", "CURRENT", "TARGET", "ROLLOUT", "STATE"];
+    let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
             let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
@@ -109,6 +120,7 @@ pub fn format_table(rows: &[StatusRow]) -> String {
                 r.context.clone(),
                 dash(&r.current),
                 dash(&r.target),
+                r.rollout.clone(),
                 // A multi-line error would break the table's columns.
                 r.state.replace(['\n', '\r'], " "),
             ]
@@ -121,7 +133,7 @@ pub fn format_table(rows: &[StatusRow]) -> String {
         }
     }
     let mut out = String::new();
-    let mut line = |cols: [&str; 5]| {
+    let mut line = |cols: [&str; 6]| {
         let mut l = String::new();
         for (i, (c, w)) in cols.iter().zip(widths).enumerate() {
             if i + 1 == cols.len() {
@@ -135,7 +147,7 @@ pub fn format_table(rows: &[StatusRow]) -> String {
     };
     line(HEADER);
     for row in &cells {
-        line([&row[0], &row[1], &row[2], &row[3], &row[4]]);
+        line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
     }
     out
 }
@@ -220,6 +232,7 @@ async fn list_sites(kubeconfig: &Kubeconfig, context: &str) -> Result<Vec<DizSit
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::reasons;
 
     fn row(
         site: &str,
@@ -236,6 +249,7 @@ mod tests {
             current: Some(current.to_string()),
             target: target.map(str::to_string),
             state: state.to_string(),
+            rollout: "True (UpToDate)".to_string(),
         }
     }
 
@@ -265,17 +279,20 @@ mod tests {
     fn table_is_aligned_sorted_and_shows_unreachable_contexts() {
         let table = format_table(&sample());
         let expected = "\
-SITE      CONTEXT        CURRENT        TARGET         STATE
-erlangen  erlangen-prod  stable-2026.2  -              True (Ready)
-mainz     mainz-test     stable-2026.1  stable-2026.2  False (Upgrading)
--         mainz-prod     -              -              Unreachable: connection refused retry later
+SITE      CONTEXT        CURRENT        TARGET         ROLLOUT          STATE
+erlangen  erlangen-prod  stable-2026.2  -              True (UpToDate)  True (Ready)
+mainz     mainz-test     stable-2026.1  stable-2026.2  True (UpToDate)  False (Upgrading)
+-         mainz-prod     -              -              Unknown          Unreachable: connection refused retry later
 ";
         assert_eq!(table, expected);
     }
 
     #[test]
     fn empty_table_has_a_header() {
-        assert_eq!(format_table(&[]), "SITE  CONTEXT  CURRENT  TARGET  STATE\n");
+        assert_eq!(
+            format_table(&[]),
+            "SITE  CONTEXT  CURRENT  TARGET  ROLLOUT  STATE\n"
+        );
     }
 
     #[test]
@@ -320,14 +337,24 @@ mainz     mainz-test     stable-2026.1  stable-2026.2  False (Upgrading)
         site.status = Some(DizSiteStatus {
             current_release: Some("stable-2026.1".to_string()),
             target_release: Some("stable-2026.2".to_string()),
-            conditions: vec![Condition {
-                type_: READY.to_string(),
-                status: "False".to_string(),
-                reason: "WaitingForMaintenanceWindow".to_string(),
-                message: String::new(),
-                observed_generation: None,
-                last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
-            }],
+            conditions: vec![
+                Condition {
+                    type_: READY.to_string(),
+                    status: "True".to_string(),
+                    reason: reasons::READY_REASON.to_string(),
+                    message: String::new(),
+                    observed_generation: None,
+                    last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+                },
+                Condition {
+                    type_: RELEASE_UP_TO_DATE.to_string(),
+                    status: "False".to_string(),
+                    reason: reasons::WAITING_FOR_MAINTENANCE_WINDOW.to_string(),
+                    message: String::new(),
+                    observed_generation: None,
+                    last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+                },
+            ],
             ..DizSiteStatus::default()
         });
         let row = StatusRow::from_site("ctx", &site);
@@ -335,6 +362,9 @@ mainz     mainz-test     stable-2026.1  stable-2026.2  False (Upgrading)
         assert_eq!(row.namespace.as_deref(), Some("diz"));
         assert_eq!(row.current.as_deref(), Some("stable-2026.1"));
         assert_eq!(row.target.as_deref(), Some("stable-2026.2"));
-        assert_eq!(row.state, "False (WaitingForMaintenanceWindow)");
+        // Ready, yet not reached by the rollout: the row says both.
+        assert_eq!(row.state, "True (Ready)");
+        assert_eq!(row.rollout, "False (WaitingForMaintenanceWindow)");
+        assert!(format_table(&[row]).contains("False (WaitingForMaintenanceWindow)"));
     }
 }
