@@ -1019,3 +1019,48 @@ async fn a_window_that_cannot_be_evaluated_blocks_upgrades_and_names_the_field()
             .collect::<Vec<_>>()
     );
 }
+
+/// kstatus: a site whose image never becomes ready is Progressing (Reconciling) with the failing
+/// component named, and Stalled once that has lasted longer than the progress deadline, so
+/// Argo CD and Flux stop waiting for it.
+#[tokio::test]
+async fn a_never_ready_image_escalates_to_stalled_past_the_progress_deadline() {
+    let w = World::new("2026-01-20T12:00:00Z");
+    w.server.add_failing_image("c".repeat(64));
+    w.publish(
+        "2026.1",
+        json!([{"name": "all", "siteSelector": {"matchLabels": {}}}]),
+        'c',
+        false,
+    );
+    w.add_site(
+        "marburg",
+        json!({}),
+        json!({"schedule": "0 20 * * *", "duration": "3h", "timeZone": "UTC"}),
+    )
+    .await;
+    let cond = |site: &DizSite, t: &str| {
+        conditions::find(&site.status.as_ref().expect("status").conditions, t)
+            .cloned()
+            .unwrap_or_else(|| panic!("{t}"))
+    };
+    let m = w.settle("marburg").await;
+    let ready = cond(&m, conditions::READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "ComponentsFailing")
+    );
+    assert!(ready.message.contains("flare"), "{}", ready.message);
+    assert_eq!(cond(&m, conditions::STALLED).status, "False");
+    assert_eq!(cond(&m, conditions::RECONCILING).status, "True");
+
+    w.clock.advance(SignedDuration::from_mins(31));
+    let m = w.settle("marburg").await;
+    let stalled = cond(&m, conditions::STALLED);
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "ComponentsFailing")
+    );
+    assert!(stalled.message.contains("flare"), "{}", stalled.message);
+    assert_eq!(cond(&m, conditions::RECONCILING).status, "False");
+}

@@ -153,8 +153,8 @@ reasons! {
         action: "wait; if it lasts, `kubectl describe pods` in the site's namespace: a Secret or ConfigMap mounted as a file that does not exist shows only there (a `FailedMount` Event), until the Deployment gives up and the site reports `ComponentsFailing`",
     }
     COMPONENTS_FAILING = "ComponentsFailing" {
-        seen: [READY_F, RECONCILING_T],
-        meaning: "a component's pods cannot start or become ready: the kubelet reports why (the message names the component with that reason, e.g. `mainzelliste (mainzelliste: CreateContainerConfigError: secret \"mainzelliste-api\" not found)`), or its Deployment gave up (`ProgressDeadlineExceeded`; the message names the component)",
+        seen: [READY_F, RECONCILING_T, Seen::Site(RECONCILING, false), STALLED_T],
+        meaning: "a component's pods cannot start or become ready: the kubelet reports why (the message names the component with that reason, e.g. `mainzelliste (mainzelliste: CreateContainerConfigError: secret \"mainzelliste-api\" not found)`), or its Deployment gave up (`ProgressDeadlineExceeded`; the message names the component). While it lasts less than the progress deadline (30 minutes) the site is Reconciling; past it, Stalled (kstatus: it will not get better by waiting)",
         action: "fix what the message names (create the missing Secret or key, correct the setting) and the kubelet retries by itself; otherwise `kubectl describe pod` and the pod's logs of that component. During an upgrade a site that stays not ready past the progress deadline is rolled back",
     }
     PAUSED = "Paused" {

@@ -22,8 +22,8 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use self::status::{
-    applied_conditions, component_statuses, paused_conditions, pod_problems, retrying_conditions,
-    stalled_conditions, with_problems, workloads,
+    applied_conditions, component_statuses, escalate, paused_conditions, pod_problems,
+    retrying_conditions, stalled_conditions, with_problems, workloads,
 };
 use super::Context;
 use super::apply::{self, ApplyError};
@@ -391,6 +391,12 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                 &pod_problems_of(site, ns, ctx).await,
             );
             let mut conds = applied_conditions(&resolved.name, &health);
+            escalate(
+                &mut conds,
+                previous_conditions(site),
+                ctx.clock.now(),
+                crate::release::plan::DEFAULT_PROGRESS_DEADLINE,
+            );
             warn_notices(site, ctx, &notices).await;
             conds.extend(notices);
             (health, conds)
@@ -406,6 +412,12 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                 .map(|c| c.name.clone())
                 .unwrap_or_default();
             let mut conds = applied_conditions(&running, &health);
+            escalate(
+                &mut conds,
+                previous_conditions(site),
+                ctx.clock.now(),
+                crate::release::plan::DEFAULT_PROGRESS_DEADLINE,
+            );
             conds.retain(|c| c.type_ != RELEASE_CERTIFIED);
             conds.push(DesiredCondition::new(
                 RELEASE_CERTIFIED,
@@ -736,4 +748,13 @@ pub fn error_policy(site: Arc<DizSite>, error: &Error, ctx: Arc<Context>) -> Act
     let delay = ctx.backoff.next(&key);
     tracing::warn!(site = %key, reason = error.reason(), error = %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
+}
+
+/// The conditions the site reported last (empty before its first status).
+fn previous_conditions(
+    site: &DizSite,
+) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+    site.status
+        .as_ref()
+        .map_or(&[], |s| s.conditions.as_slice())
 }

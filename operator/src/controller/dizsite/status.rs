@@ -257,6 +257,54 @@ pub fn applied_conditions(release: &str, health: &[WorkloadHealth]) -> Vec<Desir
     }
 }
 
+/// kstatus escalation: a site whose components keep failing to become ready for longer than
+/// the progress deadline is Stalled. It will not get better by waiting (an image that exits, a
+/// Secret that is missing, a setting the image refuses): someone must act, and Argo CD or Flux
+/// stop showing it as progressing. The failure counts from when Ready turned False (its
+/// `lastTransitionTime`); an upgrade in flight is decided by the rollout plan's health gate
+/// (rolled back at the same deadline) before this applies.
+pub fn escalate(
+    conds: &mut [DesiredCondition],
+    previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    now: k8s_openapi::jiff::Timestamp,
+    deadline: k8s_openapi::jiff::SignedDuration,
+) {
+    let Some(ready) = conds.iter().find(|c| c.type_ == READY) else {
+        return;
+    };
+    if ready.status != "False" || ready.reason != reasons::COMPONENTS_FAILING {
+        return;
+    }
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == READY && c.status == "False")
+        .map_or(now, |c| c.last_transition_time.0);
+    if now.duration_since(since) < deadline {
+        return;
+    }
+    let message = format!(
+        "{} — failing for longer than the progress deadline ({}): fix the cause named here",
+        ready.message,
+        humanize(deadline)
+    );
+    for c in conds.iter_mut() {
+        if c.type_ == STALLED {
+            *c = DesiredCondition::new(STALLED, true, reasons::COMPONENTS_FAILING, message.clone());
+        } else if c.type_ == RECONCILING {
+            *c = DesiredCondition::new(RECONCILING, false, reasons::COMPONENTS_FAILING, "");
+        }
+    }
+}
+
+fn humanize(d: k8s_openapi::jiff::SignedDuration) -> String {
+    let mins = d.as_secs() / 60;
+    if mins >= 60 && mins % 60 == 0 {
+        format!("{}h", mins / 60)
+    } else {
+        format!("{mins}m")
+    }
+}
+
 /// Conditions when the spec cannot be acted on without a human (bad reference, bad combination).
 pub fn stalled_conditions(
     reason: &str,
@@ -497,6 +545,70 @@ mod tests {
         .expect("cluster");
         let h = database_health(&obj).expect("health");
         assert_eq!((h.replicas, h.ready, h.database), (3, 2, true));
+    }
+
+    #[test]
+    fn components_failing_past_the_deadline_are_stalled() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+        use k8s_openapi::jiff::{SignedDuration, Timestamp};
+        let mut x = w("flare", 1, 0);
+        x.problem = Some("flare: CrashLoopBackOff".into());
+        let t0: Timestamp = "2026-11-01T10:00:00Z".parse().expect("ts");
+        let was_failing = vec![Condition {
+            type_: READY.into(),
+            status: "False".into(),
+            reason: reasons::COMPONENTS_FAILING.into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: Time(t0),
+        }];
+        let deadline = SignedDuration::from_mins(30);
+        let find = |c: &[DesiredCondition], t: &str| {
+            c.iter().find(|d| d.type_ == t).cloned().expect("condition")
+        };
+        // Within the deadline: still progressing (Reconciling), not Stalled.
+        let mut c = applied_conditions("r", std::slice::from_ref(&x));
+        escalate(
+            &mut c,
+            &was_failing,
+            t0 + SignedDuration::from_mins(29),
+            deadline,
+        );
+        assert_eq!(find(&c, STALLED).status, "False");
+        assert_eq!(find(&c, RECONCILING).status, "True");
+        // Past it: Stalled with the cause, no longer Reconciling; Ready stays False.
+        let mut c = applied_conditions("r", std::slice::from_ref(&x));
+        escalate(
+            &mut c,
+            &was_failing,
+            t0 + SignedDuration::from_mins(31),
+            deadline,
+        );
+        let stalled = find(&c, STALLED);
+        assert_eq!(
+            (stalled.status, stalled.reason.as_str()),
+            ("True", reasons::COMPONENTS_FAILING)
+        );
+        assert!(
+            stalled.message.contains("flare: CrashLoopBackOff"),
+            "{}",
+            stalled.message
+        );
+        assert_eq!(find(&c, RECONCILING).status, "False");
+        assert_eq!(find(&c, READY).status, "False");
+        // A site that was Ready a moment ago starts counting now.
+        let mut c = applied_conditions("r", std::slice::from_ref(&x));
+        escalate(&mut c, &[], t0 + SignedDuration::from_mins(31), deadline);
+        assert_eq!(find(&c, STALLED).status, "False");
+        // Waiting (not failing) never escalates.
+        let mut c = applied_conditions("r", &[w("flare", 1, 0)]);
+        escalate(
+            &mut c,
+            &was_failing,
+            t0 + SignedDuration::from_mins(90),
+            deadline,
+        );
+        assert_eq!(find(&c, STALLED).status, "False");
     }
 
     #[test]
