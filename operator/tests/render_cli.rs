@@ -216,3 +216,73 @@ fn what_cel_cannot_see_is_refused_before_anything_is_printed() {
         "spec.components.blaze.resourceOverrides: the memory limit 1Gi would be below the memory request",
     );
 }
+
+/// `render` applies the controller's rollout plan to the site's state: given the release the site
+/// runs (`--current`) and a time (`--at`), it prints what the controller would apply then — the
+/// running release while the site's wave has not started, the newer one after.
+#[test]
+fn render_applies_the_rollout_plan_for_the_current_release_and_time() {
+    let dir = TempDir::new("plan");
+    // Release 2026.2: FLARE's digest changes; pilot in March, the consortium wave a week later.
+    let text = std::fs::read_to_string(example(RELEASE)).expect("example release");
+    let unsigned: String = text
+        .lines()
+        .take_while(|l| !l.trim_start().starts_with("signature:"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .replace("name: miracolix-2026.1", "name: miracolix-2026.2")
+        .replace("version: \"2026.1\"", "version: \"2026.2\"")
+        .replace(
+            "upgradeFrom: [\"2025.2\", \"2025.2.1\"]",
+            "upgradeFrom: [\"2026.1\"]",
+        )
+        .replace("2026-02-02T06:00:00Z", "2026-03-02T06:00:00Z")
+        .replace("2026-02-09T06:00:00Z", "2026-03-09T06:00:00Z");
+    let flare = "351161822aced463f3af1350d869ac8cf822bc35b6ed8529f27a893741766b5b";
+    assert!(
+        unsigned.contains(flare),
+        "the example pins FLARE by this digest"
+    );
+    let unsigned = unsigned.replace(flare, &"b".repeat(64));
+    let unsigned_path = dir.write("2026.2-unsigned.yaml", &unsigned);
+    let signed_path = dir.0.join("2026.2.yaml");
+    let out = Command::new(BIN)
+        .args(["release", "sign", "-f", s(&unsigned_path)])
+        .args(["--key", s(&example("keys/demo-release-signing.pem"))])
+        .args(["--key-id", "miracolix-demo-2026", "-o", s(&signed_path)])
+        .output()
+        .expect("sign runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = |at: &str| {
+        let out = Command::new(BIN)
+            .args(["render", "-f", s(&example("22-site-marburg.yaml"))])
+            .args([
+                "--release",
+                s(&example(RELEASE)),
+                "--release",
+                s(&signed_path),
+            ])
+            .args(["--trusted-keys", s(&example("trusted-keys"))])
+            .args(["--current", "miracolix-2026.1", "--at", at])
+            .output()
+            .expect("render runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Marburg is in the consortium wave: before it starts it stays on 2026.1 ...
+    let before = run("2026-03-05T12:00:00Z");
+    assert!(before.contains(flare), "still 2026.1's FLARE");
+    assert!(!before.contains(&"b".repeat(64)));
+    // ... and after it the controller would upgrade it (Marburg has no maintenance window).
+    let after = run("2026-03-10T12:00:00Z");
+    assert!(after.contains(&"b".repeat(64)), "2026.2's FLARE");
+    // A release name the files do not hold is bad input.
+    let out = Command::new(BIN)
+        .args(["render", "-f", s(&example("22-site-marburg.yaml"))])
+        .args(["--release", s(&example(RELEASE))])
+        .args(["--trusted-keys", s(&example("trusted-keys"))])
+        .args(["--current", "miracolix-2025.9"])
+        .output()
+        .expect("render runs");
+    assert_refused(&out, "--current miracolix-2025.9");
+}

@@ -28,6 +28,15 @@ pub struct RenderArgs {
     /// Render as if CloudNativePG were installed in the target cluster.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub cnpg_available: bool,
+    /// The ComponentRelease (by name, from the `--release` files) the site runs now, as the
+    /// operator's rollout record says (`kubectl get configmap <site>-rollout`). Without it the
+    /// site is rendered as a first install.
+    #[arg(long, value_name = "RELEASE")]
+    pub current: Option<String>,
+    /// The time to plan for (RFC 3339, e.g. 2026-02-03T01:30:00Z); now by default. Waves and
+    /// maintenance windows are judged at this time, exactly as the controller would.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<k8s_openapi::jiff::Timestamp>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +71,10 @@ pub enum RenderError {
     Select(#[from] select::SelectError),
     #[error("the site cannot be deployed:\n  {}", .0.join("\n  "))]
     Invalid(Vec<String>),
+    #[error(
+        "--current {0}: no ComponentRelease of that name in the --release files; give the file of the release the site runs"
+    )]
+    UnknownCurrent(String),
     #[error("cannot encode: {0}")]
     Encode(#[from] serde_json::Error),
     #[error(transparent)]
@@ -103,24 +116,68 @@ fn read_docs<T: serde::de::DeserializeOwned>(
 }
 
 /// The documents `render` prints, in apply order.
+/// What the controller knows of a site besides its spec: the release it runs (`None`: nothing
+/// yet) and the time.
+#[derive(Clone, Debug)]
+pub struct RenderState {
+    pub current: Option<String>,
+    pub now: k8s_openapi::jiff::Timestamp,
+}
+
+impl RenderState {
+    /// A first install, now.
+    pub fn first_install() -> Self {
+        Self {
+            current: None,
+            now: k8s_openapi::jiff::Timestamp::now(),
+        }
+    }
+}
+
 pub fn render(
     site: &DizSite,
     releases: &[ComponentRelease],
     certifier: &dyn Certifier,
     cnpg_available: bool,
 ) -> Result<Vec<serde_json::Value>, RenderError> {
-    // The window only gates the operator's upgrades, but a window that can never be evaluated
-    // is a broken spec the controller reports; a pipeline should hear it before it deploys.
+    render_at(
+        site,
+        releases,
+        certifier,
+        cnpg_available,
+        &RenderState::first_install(),
+    )
+}
+
+/// The objects the controller would apply for the site in the given state: the same rollout
+/// plan (waves, windows, never backwards, revocations) decides the release.
+pub fn render_at(
+    site: &DizSite,
+    releases: &[ComponentRelease],
+    certifier: &dyn Certifier,
+    cnpg_available: bool,
+    state: &RenderState,
+) -> Result<Vec<serde_json::Value>, RenderError> {
     if let Some(w) = &site.spec.maintenance_window {
         window::check(w).map_err(|e| RenderError::Invalid(vec![e.with_field_path()]))?;
     }
-    // The rules of a first install: what the site would run if it were created now.
-    let candidates = select::releases(releases, None, certifier);
-    let release = select::resolve(select::for_new_site(
+    let record = match &state.current {
+        None => None,
+        Some(name) => {
+            let current = releases
+                .iter()
+                .find(|r| r.metadata.name.as_deref() == Some(name.as_str()))
+                .ok_or_else(|| RenderError::UnknownCurrent(name.clone()))?;
+            Some(crate::release::record::Record::running(name, &current.spec))
+        }
+    };
+    let candidates = select::releases(releases, record.as_ref(), certifier);
+    let release = select::resolve(select::for_site(
         site,
         &candidates,
         &[],
-        k8s_openapi::jiff::Timestamp::now(),
+        record.as_ref(),
+        state.now,
     )?);
     let name = site.metadata.name.clone().unwrap_or_default();
     let namespace = site
@@ -169,6 +226,16 @@ pub fn run(args: &RenderArgs) -> Result<String, RenderError> {
     let trust = crate::release::trust::TrustStore::from_dir(&args.trusted_keys)
         .map_err(|e| RenderError::Keys(e.to_string()))?;
     let certifier: Arc<dyn Certifier> = Arc::new(trust);
-    let docs = render(site, &releases, certifier.as_ref(), args.cnpg_available)?;
+    let state = RenderState {
+        current: args.current.clone(),
+        now: args.at.unwrap_or_else(k8s_openapi::jiff::Timestamp::now),
+    };
+    let docs = render_at(
+        site,
+        &releases,
+        certifier.as_ref(),
+        args.cnpg_available,
+        &state,
+    )?;
     yaml::to_multi_doc(&docs).map_err(|e| RenderError::Write(Box::new(e)))
 }

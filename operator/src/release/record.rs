@@ -112,6 +112,18 @@ pub enum RecordError {
 }
 
 impl Record {
+    /// The record of a site that runs `spec` (under `name`) with no upgrade in flight.
+    pub fn running(name: &str, spec: &ComponentReleaseSpec) -> Self {
+        // As the plan fingerprints a release: in the format its signatures declare.
+        let fingerprint =
+            super::plan::fingerprint(spec, super::plan::declared_format(spec)).unwrap_or_default();
+        Self {
+            running: ReleaseId::new(name, fingerprint.clone()),
+            upgrade: None,
+            contents: BTreeMap::from([(fingerprint, content_json(spec))]),
+        }
+    }
+
     pub fn to_data(&self) -> BTreeMap<String, String> {
         let mut data = BTreeMap::new();
         data.insert(RELEASE.to_string(), self.running.name.clone());

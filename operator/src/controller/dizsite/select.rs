@@ -83,6 +83,18 @@ pub fn for_new_site<'a>(
     revocations: &[Revocation],
     now: k8s_openapi::jiff::Timestamp,
 ) -> Result<&'a Release, SelectError> {
+    for_site(site, releases, revocations, None, now)
+}
+
+/// The release the plan deploys for a site that runs what `record` says (`None`: nothing yet)
+/// at `now`: the rules the controller applies, for `render`.
+pub fn for_site<'a>(
+    site: &DizSite,
+    releases: &'a [Release],
+    revocations: &[Revocation],
+    record: Option<&Record>,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Result<&'a Release, SelectError> {
     let labels = site.labels().clone();
     let annotations = BTreeMap::new();
     let name = site.name_any();
@@ -100,7 +112,7 @@ pub fn for_new_site<'a>(
         },
         releases,
         revocations,
-        record: None,
+        record,
         status: &RolloutStatus::default(),
         workloads: &[],
         halts: &[],
