@@ -31,8 +31,16 @@ pub struct RenderArgs {
     /// The ComponentRelease (by name, from the `--release` files) the site runs now, as the
     /// operator's rollout record says (`kubectl get configmap <site>-rollout`). Without it the
     /// site is rendered as a first install.
-    #[arg(long, value_name = "RELEASE")]
+    #[arg(long, value_name = "RELEASE", conflicts_with = "from_cluster")]
     pub current: Option<String>,
+    /// Read the release the site runs from its rollout record in the cluster
+    /// (`<site>-rollout` in the site's namespace, through the kubeconfig, `KUBECONFIG` or
+    /// `~/.kube/config`); a site without a record is rendered as a first install.
+    #[arg(long)]
+    pub from_cluster: bool,
+    /// With `--from-cluster`: the kubeconfig context to read from (the current one by default).
+    #[arg(long, requires = "from_cluster")]
+    pub context: Option<String>,
     /// The time to plan for (RFC 3339, e.g. 2026-02-03T01:30:00Z); now by default. Waves and
     /// maintenance windows are judged at this time, exactly as the controller would.
     #[arg(long, value_name = "TIME")]
@@ -75,6 +83,8 @@ pub enum RenderError {
         "--current {0}: no ComponentRelease of that name in the --release files; give the file of the release the site runs"
     )]
     UnknownCurrent(String),
+    #[error("cannot read the site's rollout record from the cluster: {0}")]
+    Cluster(String),
     #[error("cannot encode: {0}")]
     Encode(#[from] serde_json::Error),
     #[error(transparent)]
@@ -120,15 +130,26 @@ fn read_docs<T: serde::de::DeserializeOwned>(
 /// yet) and the time.
 #[derive(Clone, Debug)]
 pub struct RenderState {
-    pub current: Option<String>,
+    pub current: Current,
     pub now: k8s_openapi::jiff::Timestamp,
+}
+
+/// What the site runs.
+#[derive(Clone, Debug)]
+pub enum Current {
+    /// Nothing yet: a first install.
+    Nothing,
+    /// The release of this name among the given ones.
+    Named(String),
+    /// What the site's rollout record in the cluster says.
+    Record(Box<crate::release::record::Record>),
 }
 
 impl RenderState {
     /// A first install, now.
     pub fn first_install() -> Self {
         Self {
-            current: None,
+            current: Current::Nothing,
             now: k8s_openapi::jiff::Timestamp::now(),
         }
     }
@@ -162,14 +183,15 @@ pub fn render_at(
         window::check(w).map_err(|e| RenderError::Invalid(vec![e.with_field_path()]))?;
     }
     let record = match &state.current {
-        None => None,
-        Some(name) => {
+        Current::Nothing => None,
+        Current::Named(name) => {
             let current = releases
                 .iter()
                 .find(|r| r.metadata.name.as_deref() == Some(name.as_str()))
                 .ok_or_else(|| RenderError::UnknownCurrent(name.clone()))?;
             Some(crate::release::record::Record::running(name, &current.spec))
         }
+        Current::Record(record) => Some(record.as_ref().clone()),
     };
     let candidates = select::releases(releases, record.as_ref(), certifier);
     let release = select::resolve(select::for_site(
@@ -226,8 +248,16 @@ pub fn run(args: &RenderArgs) -> Result<String, RenderError> {
     let trust = crate::release::trust::TrustStore::from_dir(&args.trusted_keys)
         .map_err(|e| RenderError::Keys(e.to_string()))?;
     let certifier: Arc<dyn Certifier> = Arc::new(trust);
+    let current = match (&args.current, args.from_cluster) {
+        (Some(name), _) => Current::Named(name.clone()),
+        (None, true) => match read_record(site, args.context.as_deref())? {
+            Some(record) => Current::Record(Box::new(record)),
+            None => Current::Nothing,
+        },
+        (None, false) => Current::Nothing,
+    };
     let state = RenderState {
-        current: args.current.clone(),
+        current,
         now: args.at.unwrap_or_else(k8s_openapi::jiff::Timestamp::now),
     };
     let docs = render_at(
@@ -238,4 +268,48 @@ pub fn run(args: &RenderArgs) -> Result<String, RenderError> {
         &state,
     )?;
     yaml::to_multi_doc(&docs).map_err(|e| RenderError::Write(Box::new(e)))
+}
+
+/// The site's rollout record from the cluster (`None`: the site has none yet, or the cluster has
+/// no such site). Only the record is read: the releases come from the files, so what is rendered
+/// is exactly what those files and that record make the controller apply.
+fn read_record(
+    site: &DizSite,
+    context: Option<&str>,
+) -> Result<Option<crate::release::record::Record>, RenderError> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+
+    let cluster = |e: String| RenderError::Cluster(e);
+    let namespace = site.metadata.namespace.clone().ok_or_else(|| {
+        cluster("the DizSite file has no metadata.namespace: the record is namespaced".into())
+    })?;
+    let name = crate::release::record::record_name(&site.metadata.name.clone().unwrap_or_default());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| cluster(e.to_string()))?;
+    let data = runtime.block_on(async {
+        let kubeconfig = Kubeconfig::read().map_err(|e| e.to_string())?;
+        let options = KubeConfigOptions {
+            context: context.map(str::to_string),
+            ..KubeConfigOptions::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| e.to_string())?;
+        let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+        let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, &namespace);
+        let found = tokio::time::timeout(std::time::Duration::from_secs(15), api.get_opt(&name))
+            .await
+            .map_err(|_| "no answer within 15s".to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(found.map(|cm| cm.data.unwrap_or_default()))
+    });
+    match data.map_err(cluster)? {
+        None => Ok(None),
+        Some(data) => crate::release::record::Record::from_data(&data)
+            .map(Some)
+            .map_err(|e| cluster(format!("{namespace}/{name}: {e}"))),
+    }
 }
