@@ -674,6 +674,60 @@ async fn a_missing_secret_keeps_the_site_not_ready_naming_component_and_reason()
     h.stop().await;
 }
 
+/// A missing Secret mounted as a file (Mainzelliste's configuration) leaves the pod in
+/// ContainerCreating; the kubelet names it only in a FailedMount Event, which the operator reads
+/// for such pods: the site names the component and the Secret.
+#[tokio::test]
+async fn a_missing_secret_mounted_as_a_file_is_named_from_the_kubelets_event() {
+    let h = Harness::start().await;
+    let secret = |name: &str, keys: &[&str]| {
+        let data: serde_json::Map<String, Value> = keys
+            .iter()
+            .map(|k| ((*k).to_string(), json!("ZGVtbw==")))
+            .collect();
+        json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": NS}, "data": data})
+    };
+    for (name, keys) in [
+        (
+            "ml-db",
+            &["host", "port", "username", "password", "database"][..],
+        ),
+        ("mainzelliste-api", &["api-key"][..]),
+    ] {
+        h.server.create(secret(name, keys)).expect("secret");
+    }
+    let mut spec = marburg();
+    spec["components"]["mainzelliste"] = json!({
+        "apiKeySecretRef": {"name": "mainzelliste-api", "key": "api-key"},
+        "configSecretRef": {"name": "mainzelliste-config", "key": "mainzelliste.docker.conf"},
+        "database": {"external": {"name": "ml-db"}}
+    });
+    h.create_site(spec).await;
+    let message = within("the site names the unmountable Secret", async {
+        loop {
+            let site = h.sites().get("marburg").await.expect("site");
+            if let Some(c) = site
+                .status
+                .as_ref()
+                .and_then(|s| conditions::find(&s.conditions, conditions::READY).cloned())
+                && c.reason == "ComponentsFailing"
+                && c.message.contains("FailedMount")
+            {
+                break c.message;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        message.contains("mainzelliste")
+            && message.contains("secret \"mainzelliste-config\" not found"),
+        "{message}"
+    );
+    h.stop().await;
+}
+
 /// A site with an ingress but no OIDC: Blaze (which logs in only through OIDC) stays off the
 /// Ingress, the site says so in `Published=False` with one Warning Event, and is Ready all the
 /// same; with OIDC it is published and the condition turns True.

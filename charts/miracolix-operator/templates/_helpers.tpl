@@ -183,10 +183,11 @@ The operator reads DizSites only in the namespaces it watches (Context::list_diz
   resources: ["clusters"]
   verbs: ["get", "list", "patch", "delete"]
 # Events on DizSites (Applied, Upgrading, RolledBack, DataRetained, …): create, and patch to bump
-# the count of a repeated event. events.k8s.io/v1 only.
+# the count of a repeated event; list to read the kubelet's FailedMount Events of the site's
+# pods (a missing Secret mounted as a file shows nowhere else). events.k8s.io/v1 only.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create", "patch", "list"]
 {{- end }}
 
 {{/* Events only: for ComponentRelease events, which Kubernetes puts in the `default` namespace. */}}

@@ -210,6 +210,9 @@ pub fn sync(
                 if next["status"] != current["status"] {
                     writes::server_write(store, cfg, &pk, next);
                 }
+                if let Some((_, Failure::ContainerCreating(message))) = failure {
+                    failed_mount_event(store, cfg, &current, message, ctx);
+                }
             }
         }
     }
@@ -363,6 +366,11 @@ fn pod_status(pod: &Value, failure: Option<&(String, Failure)>, now: &str) -> Va
                     Failure::NotReady(_) => {
                         s["state"] = json!({"running": {"startedAt": started}});
                         s["started"] = json!(true);
+                    }
+                    // A volume that cannot be mounted: the kubelet says so only in a
+                    // FailedMount Event (see `failed_mount_event`), the state has no message.
+                    Failure::ContainerCreating(_) => {
+                        s["state"] = json!({"waiting": {"reason": f.reason()}});
                     }
                     _ => {
                         s["state"] =
@@ -638,6 +646,9 @@ pub fn bare_pod(store: &mut Store, cfg: &Config, key: &ObjKey, pod: &Value, now:
     .next();
     let mut next = pod.clone();
     next["status"] = pod_status(pod, failure.as_ref(), now);
+    if let Some((_, Failure::ContainerCreating(message))) = &failure {
+        failed_mount_event(store, cfg, pod, message, &WriteCtx::internal("kubelet"));
+    }
     if next["status"] != pod["status"] {
         writes::server_write(store, cfg, key, next);
     }
@@ -659,4 +670,34 @@ pub fn recheck_bare_pods(store: &mut Store, cfg: &Config, namespace: &str, now: 
     for (key, pod) in pending {
         bare_pod(store, cfg, &key, &pod, now);
     }
+}
+
+/// The Event a kubelet records when a pod's volume cannot be mounted (a Secret or ConfigMap
+/// that does not exist): `Warning FailedMount` about the pod, with the reason in the note. It is
+/// the only place a real cluster names the missing object; the container just waits in
+/// `ContainerCreating`. Written once per pod (a real kubelet repeats and counts it).
+fn failed_mount_event(store: &mut Store, cfg: &Config, pod: &Value, message: &str, ctx: &WriteCtx) {
+    let Some(res) = store.find_resource("events.k8s.io", "v1", "events") else {
+        return;
+    };
+    let namespace = str_at(pod, "/metadata/namespace").to_string();
+    let pod_name = str_at(pod, "/metadata/name").to_string();
+    let name = format!("{pod_name}.failedmount");
+    if store
+        .get(&okey("events.k8s.io", "events", &namespace, &name))
+        .is_some()
+    {
+        return;
+    }
+    let event = json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": name, "namespace": namespace},
+        "eventTime": format!("{}", ctx.now).replace('Z', ".000000Z"),
+        "reportingController": "kubelet", "reportingInstance": "kubelet-simulated",
+        "action": "MountVolume", "reason": "FailedMount", "type": "Warning",
+        "note": message,
+        "regarding": {"apiVersion": "v1", "kind": "Pod", "name": pod_name,
+            "namespace": namespace, "uid": str_at(pod, "/metadata/uid")},
+    });
+    let _ = writes::create(store, cfg, &res, &namespace, event, ctx, None);
 }

@@ -150,7 +150,7 @@ reasons! {
     PROGRESSING = "Progressing" {
         seen: [READY_F, RECONCILING_T, Seen::Site(STALLED, false)],
         meaning: "the objects are applied and some pods are not ready yet, none of them failing; the message lists them (`component (ready/wanted ready)`). `Stalled`=False carries this reason whenever nothing stalls",
-        action: "wait; if it lasts, `kubectl describe pods` in the site's namespace: a Secret or ConfigMap mounted as a file that does not exist shows only there (a `FailedMount` Event), until the Deployment gives up and the site reports `ComponentsFailing`",
+        action: "wait; if it lasts, `kubectl describe pods` in the site's namespace. A Secret or ConfigMap mounted as a file that does not exist is reported as `ComponentsFailing` (from the kubelet's `FailedMount` Event)",
     }
     COMPONENTS_FAILING = "ComponentsFailing" {
         seen: [READY_F, RECONCILING_T, Seen::Site(RECONCILING, false), STALLED_T],

@@ -522,7 +522,42 @@ async fn pod_problems_of(
         )))
         .await
     {
-        Ok(list) => pod_problems(&list.items),
+        Ok(list) => {
+            // Only needed when a pod waits in ContainerCreating: the kubelet's FailedMount
+            // Events are where a volume that cannot be mounted is named.
+            let creating = list.items.iter().any(|p| {
+                p.status.as_ref().is_some_and(|s| {
+                    s.init_container_statuses
+                        .iter()
+                        .flatten()
+                        .chain(s.container_statuses.iter().flatten())
+                        .any(|c| {
+                            matches!(
+                                c.state
+                                    .as_ref()
+                                    .and_then(|s| s.waiting.as_ref())
+                                    .and_then(|w| w.reason.as_deref()),
+                                Some("ContainerCreating" | "PodInitializing")
+                            )
+                        })
+                })
+            });
+            let events = if creating {
+                match Api::<k8s_openapi::api::events::v1::Event>::namespaced(ctx.client.clone(), ns)
+                    .list(&ListParams::default())
+                    .await
+                {
+                    Ok(events) => events.items,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot list the namespace's events");
+                        Vec::new()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            pod_problems(&list.items, &events)
+        }
         Err(e) => {
             tracing::debug!(error = %e, "cannot list the site's pods");
             Default::default()

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::core::{ApiResource, DynamicObject};
 use serde_json::Value;
@@ -113,7 +114,7 @@ const STARTING: &[&str] = &["ContainerCreating", "PodInitializing"];
 /// terminated reason a kubelet reports for a container (`CreateContainerConfigError: secret
 /// "x" not found`, `CrashLoopBackOff (last exit: OOMKilled)`), or a readiness that fails. This
 /// is where a real cluster says why a workload is not ready; the workload objects only count.
-pub fn pod_problems(pods: &[Pod]) -> BTreeMap<String, String> {
+pub fn pod_problems(pods: &[Pod], events: &[Event]) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for pod in pods {
         let Some(component) = pod.labels().get(COMPONENT_LABEL).cloned() else {
@@ -150,6 +151,26 @@ pub fn pod_problems(pods: &[Pod]) -> BTreeMap<String, String> {
                 problem = Some(text);
                 break;
             }
+        }
+        // A volume that cannot be mounted (a Secret or ConfigMap mounted as a file that does not
+        // exist) leaves the container in ContainerCreating; the kubelet names the cause only in
+        // a FailedMount Event about the pod.
+        if problem.is_none() {
+            let name = pod.name_any();
+            problem = events
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some("FailedMount"))
+                .find(|e| {
+                    e.regarding.as_ref().is_some_and(|r| {
+                        r.kind.as_deref() == Some("Pod") && r.name.as_deref() == Some(name.as_str())
+                    })
+                })
+                .map(|e| {
+                    format!(
+                        "pod {name}: FailedMount: {}",
+                        e.note.clone().unwrap_or_default()
+                    )
+                });
         }
         if problem.is_none() {
             let unready = status.conditions.iter().flatten().any(|c| {
@@ -497,7 +518,7 @@ mod tests {
                     "message": "container has runAsNonRoot and image has non-numeric user (mosaic), cannot verify user is non-root"}}}]}
         }))
         .expect("pod");
-        let p = pod_problems(&[pod]);
+        let p = pod_problems(&[pod], &[]);
         assert!(
             p["gpas"].starts_with("gpas: CreateContainerConfigError: container has runAsNonRoot"),
             "{p:?}"
@@ -515,6 +536,35 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_mount_is_named_from_the_kubelets_event() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s-ml-abc", "labels": {COMPONENT_LABEL: "mainzelliste"}},
+            "status": {"phase": "Pending", "containerStatuses": [{
+                "name": "mainzelliste", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ContainerCreating"}}}]}
+        }))
+        .expect("pod");
+        let event: Event = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s-ml-abc.failedmount"},
+            "eventTime": "2026-11-29T10:00:00.000000Z",
+            "reason": "FailedMount", "type": "Warning",
+            "note": "MountVolume.SetUp failed for volume \"config\" : secret \"mainzelliste-config\" not found",
+            "regarding": {"kind": "Pod", "name": "s-ml-abc"}
+        }))
+        .expect("event");
+        assert!(
+            pod_problems(std::slice::from_ref(&pod), &[]).is_empty(),
+            "starting, as far as the pod says"
+        );
+        let p = pod_problems(&[pod], &[event]);
+        assert!(
+            p["mainzelliste"].contains("FailedMount")
+                && p["mainzelliste"].contains("secret \"mainzelliste-config\" not found"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
     fn starting_pods_are_no_problem() {
         let pod: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "s-blaze-0", "labels": {COMPONENT_LABEL: "blaze"}},
@@ -523,7 +573,7 @@ mod tests {
                 "state": {"waiting": {"reason": "ContainerCreating"}}}]}
         }))
         .expect("pod");
-        assert!(pod_problems(&[pod]).is_empty());
+        assert!(pod_problems(&[pod], &[]).is_empty());
     }
 
     #[test]
