@@ -692,7 +692,7 @@ fn failed_mount_event(store: &mut Store, cfg: &Config, pod: &Value, message: &st
     let event = json!({
         "apiVersion": "events.k8s.io/v1", "kind": "Event",
         "metadata": {"name": name, "namespace": namespace},
-        "eventTime": format!("{}", ctx.now).replace('Z', ".000000Z"),
+        "eventTime": ctx.now.replace('Z', ".000000Z"),
         "reportingController": "kubelet", "reportingInstance": "kubelet-simulated",
         "action": "MountVolume", "reason": "FailedMount", "type": "Warning",
         "note": message,
