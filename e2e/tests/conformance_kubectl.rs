@@ -245,6 +245,47 @@ spec:
         ])
         .await;
     assert_eq!(replicas, "3");
+    // The columns kube-apiserver prints for built-in kinds, as kubectl shows them.
+    let header = |table: &str| -> Vec<String> {
+        table
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    let deploys = k.ok(&["get", "deploy"]).await;
+    assert_eq!(
+        header(&deploys),
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "{deploys}"
+    );
+    assert!(
+        deploys
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.split_whitespace().nth(1) == Some("3/3")),
+        "{deploys}"
+    );
+    let pods = k.ok(&["get", "pods"]).await;
+    assert_eq!(
+        header(&pods),
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{pods}"
+    );
+    assert!(
+        pods.lines()
+            .skip(1)
+            .all(|l| l.contains(" 1/1 ") && l.contains(" Running ")),
+        "{pods}"
+    );
+    let rs = k.ok(&["get", "rs"]).await;
+    assert_eq!(
+        header(&rs),
+        ["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        "{rs}"
+    );
     k.ok(&["delete", "deployment", "web"]).await;
     let (_, out, err) = k.run(&["get", "deploy"]).await;
     assert!(

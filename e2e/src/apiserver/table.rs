@@ -139,6 +139,34 @@ pub fn table(
         priority: 0,
         json_path: ".metadata.creationTimestamp".to_string(),
     };
+    if res.crd.is_none()
+        && let Some(cols) = builtin_columns(&res.group, &res.plural)
+    {
+        let mut defs = vec![json!({"name": "Name", "type": "string", "format": "name",
+            "description": "Name must be unique within a namespace.", "priority": 0})];
+        defs.extend(cols.iter().map(|(name, type_)| {
+            json!({"name": name, "type": type_, "format": "", "description": "", "priority": 0})
+        }));
+        defs.push(json!({"name": "Age", "type": "string", "format": "", "description": age.description, "priority": 0}));
+        let rows: Vec<Value> = objects
+            .iter()
+            .map(|o| {
+                let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
+                cells.extend(builtin_cells(&res.plural, o));
+                cells.push(
+                    o.pointer("/metadata/creationTimestamp")
+                        .and_then(Value::as_str)
+                        .map_or(Value::Null, |t| Value::String(human_age(t))),
+                );
+                json!({"cells": cells, "object": if include_object { o.clone() } else { partial(o) }})
+            })
+            .collect();
+        return json!({
+            "kind": "Table", "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": resource_version},
+            "columnDefinitions": defs, "rows": rows,
+        });
+    }
     let columns: Vec<PrinterColumn> = if res.printer_columns.is_empty() {
         vec![age]
     } else {
@@ -164,6 +192,192 @@ pub fn table(
     })
 }
 
+/// The columns kube-apiserver prints for the built-in kinds people look at most (its
+/// printers in pkg/printers/internalversion): besides Name, before Age.
+fn builtin_columns(group: &str, plural: &str) -> Option<Vec<(&'static str, &'static str)>> {
+    Some(match (group, plural) {
+        ("", "pods") => vec![
+            ("Ready", "string"),
+            ("Status", "string"),
+            ("Restarts", "string"),
+        ],
+        ("apps", "deployments") => vec![
+            ("Ready", "string"),
+            ("Up-to-date", "integer"),
+            ("Available", "integer"),
+        ],
+        ("apps", "statefulsets") => vec![("Ready", "string")],
+        ("apps", "replicasets") => vec![
+            ("Desired", "integer"),
+            ("Current", "integer"),
+            ("Ready", "integer"),
+        ],
+        ("batch", "jobs") => vec![("Status", "string"), ("Completions", "string")],
+        ("", "namespaces") => vec![("Status", "string")],
+        ("", "services") => vec![
+            ("Type", "string"),
+            ("Cluster-IP", "string"),
+            ("Port(s)", "string"),
+        ],
+        _ => return None,
+    })
+}
+
+fn int_at(o: &Value, p: &str) -> i64 {
+    o.pointer(p).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn builtin_cells(plural: &str, o: &Value) -> Vec<Value> {
+    match plural {
+        "pods" => {
+            let statuses = o
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let total = o
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let ready = statuses
+                .iter()
+                .filter(|c| c["ready"] == json!(true))
+                .count();
+            let restarts: i64 = statuses
+                .iter()
+                .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                .sum();
+            vec![
+                json!(format!("{ready}/{total}")),
+                json!(pod_status(o)),
+                json!(restarts.to_string()),
+            ]
+        }
+        "deployments" => vec![
+            json!(format!(
+                "{}/{}",
+                int_at(o, "/status/readyReplicas"),
+                o.pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1)
+            )),
+            json!(int_at(o, "/status/updatedReplicas")),
+            json!(int_at(o, "/status/availableReplicas")),
+        ],
+        "statefulsets" => vec![json!(format!(
+            "{}/{}",
+            int_at(o, "/status/readyReplicas"),
+            o.pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1)
+        ))],
+        "replicasets" => vec![
+            json!(
+                o.pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1)
+            ),
+            json!(int_at(o, "/status/replicas")),
+            json!(int_at(o, "/status/readyReplicas")),
+        ],
+        "jobs" => {
+            let done = o
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|c| {
+                    c["status"] == "True" && (c["type"] == "Complete" || c["type"] == "Failed")
+                })
+                .and_then(|c| c["type"].as_str())
+                .unwrap_or("Running");
+            vec![
+                json!(done),
+                json!(format!(
+                    "{}/{}",
+                    int_at(o, "/status/succeeded"),
+                    o.pointer("/spec/completions")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1)
+                )),
+            ]
+        }
+        "namespaces" => vec![json!(
+            o.pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("Active")
+        )],
+        "services" => {
+            let ports: Vec<String> = o
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    format!(
+                        "{}/{}",
+                        p["port"].as_i64().unwrap_or(0),
+                        p["protocol"].as_str().unwrap_or("TCP")
+                    )
+                })
+                .collect();
+            vec![
+                json!(
+                    o.pointer("/spec/type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("ClusterIP")
+                ),
+                json!(
+                    o.pointer("/spec/clusterIP")
+                        .and_then(Value::as_str)
+                        .unwrap_or("<none>")
+                ),
+                json!(if ports.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    ports.join(",")
+                }),
+            ]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The STATUS kubectl shows for a pod: the reason of the first container that waits or
+/// terminated (`Init:` for init containers), else the phase.
+fn pod_status(o: &Value) -> String {
+    let state_reason = |c: &Value| {
+        c.pointer("/state/waiting/reason")
+            .or_else(|| c.pointer("/state/terminated/reason"))
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
+    for c in o
+        .pointer("/status/initContainerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(r) = state_reason(c).filter(|r| r != "Completed") {
+            return format!("Init:{r}");
+        }
+    }
+    for c in o
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(r) = state_reason(c) {
+            return r;
+        }
+    }
+    o.pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("Pending")
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +392,28 @@ mod tests {
         );
         assert_eq!(json_path(&obj, ".spec.a[1]"), vec![&json!(2)]);
         assert!(json_path(&obj, ".spec.missing").is_empty());
+    }
+
+    #[test]
+    fn pods_print_like_kubectl() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
+            "status": {"phase": "Pending", "containerStatuses": [
+                {"name": "a", "ready": true, "restartCount": 0, "state": {"running": {}}},
+                {"name": "b", "ready": false, "restartCount": 3,
+                 "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
+        assert_eq!(
+            builtin_cells("pods", &pod),
+            vec![json!("1/2"), json!("CrashLoopBackOff"), json!("3")]
+        );
+        let running = json!({"spec": {"containers": [{"name": "a"}]}, "status": {"phase": "Running",
+            "containerStatuses": [{"name": "a", "ready": true, "restartCount": 0, "state": {"running": {}}}]}});
+        assert_eq!(builtin_cells("pods", &running)[1], json!("Running"));
+        let init = json!({"spec": {"containers": [{"name": "a"}]}, "status": {"phase": "Pending",
+            "initContainerStatuses": [{"name": "seed", "state": {"waiting": {"reason": "CreateContainerConfigError"}}}],
+            "containerStatuses": [{"name": "a", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}}]}});
+        assert_eq!(
+            builtin_cells("pods", &init)[1],
+            json!("Init:CreateContainerConfigError")
+        );
     }
 }
