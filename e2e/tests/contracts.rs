@@ -13,7 +13,7 @@ use miracolix_operator::catalog::{self, Child, Component, ResolvedRelease, SiteI
 use serde_json::Value;
 
 fn contracts() -> Contracts {
-    Contracts::from_json(&contract::contracts_json()).expect("the catalogue's contracts parse")
+    repo::catalogue_contracts()
 }
 
 fn release() -> ResolvedRelease {

@@ -47,10 +47,7 @@ impl Harness {
             .with_test_writer()
             .try_init();
         let server = TestApiServer::with_config(Config {
-            contracts: miracolix_e2e::kubelet::Contracts::from_json(
-                &miracolix_operator::catalog::contract::contracts_json(),
-            )
-            .expect("the catalogue's contracts parse"),
+            contracts: repo::catalogue_contracts(),
             workload_timing: WorkloadTiming::Immediate,
             ..Config::default()
         });

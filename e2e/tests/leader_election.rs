@@ -2,6 +2,8 @@
 //! runs the DizSite controller, failover after the lease expires (manual clock), release on
 //! shutdown, and a leader that finds another holder stops its controllers.
 
+mod repo;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,10 +51,7 @@ fn server() -> TestApiServer {
         .with_test_writer()
         .try_init();
     let server = TestApiServer::with_config(Config {
-        contracts: miracolix_e2e::kubelet::Contracts::from_json(
-            &miracolix_operator::catalog::contract::contracts_json(),
-        )
-        .expect("the catalogue's contracts parse"),
+        contracts: repo::catalogue_contracts(),
         workload_timing: WorkloadTiming::Immediate,
         ..Config::default()
     });

@@ -66,10 +66,7 @@ struct Request {
 /// Every request the operator made during a full run watching `scopes`.
 async fn exercised(scopes: Vec<Scope>) -> Vec<Request> {
     let server = TestApiServer::with_config(Config {
-        contracts: miracolix_e2e::kubelet::Contracts::from_json(
-            &miracolix_operator::catalog::contract::contracts_json(),
-        )
-        .expect("the catalogue's contracts parse"),
+        contracts: repo::catalogue_contracts(),
         workload_timing: WorkloadTiming::Immediate,
         ..Config::default()
     });

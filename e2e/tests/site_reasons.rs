@@ -41,10 +41,7 @@ struct World {
 impl World {
     fn new() -> Self {
         let server = TestApiServer::with_config(Config {
-            contracts: miracolix_e2e::kubelet::Contracts::from_json(
-                &miracolix_operator::catalog::contract::contracts_json(),
-            )
-            .expect("the catalogue's contracts parse"),
+            contracts: repo::catalogue_contracts(),
             workload_timing: WorkloadTiming::Immediate,
             ..Config::default()
         });

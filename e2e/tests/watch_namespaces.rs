@@ -1,6 +1,8 @@
 //! `run --namespace a --namespace b`: one DizSite controller per namespace sharing one context;
 //! sites elsewhere are left alone.
 
+mod repo;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,10 +33,7 @@ fn docs(rel: &str) -> Vec<Value> {
 #[tokio::test]
 async fn one_controller_per_watched_namespace_and_others_untouched() {
     let server = TestApiServer::with_config(Config {
-        contracts: miracolix_e2e::kubelet::Contracts::from_json(
-            &miracolix_operator::catalog::contract::contracts_json(),
-        )
-        .expect("the catalogue's contracts parse"),
+        contracts: repo::catalogue_contracts(),
         workload_timing: WorkloadTiming::Immediate,
         ..Config::default()
     });

@@ -3,6 +3,8 @@
 //! the same CRDs), so what a cluster refuses is never rendered, and a refusal prints nothing on
 //! standard output.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -223,36 +225,8 @@ fn what_cel_cannot_see_is_refused_before_anything_is_printed() {
 #[test]
 fn render_applies_the_rollout_plan_for_the_current_release_and_time() {
     let dir = TempDir::new("plan");
-    // Release 2026.2: FLARE's digest changes; pilot in March, the consortium wave a week later.
-    let text = std::fs::read_to_string(example(RELEASE)).expect("example release");
-    let unsigned: String = text
-        .lines()
-        .take_while(|l| !l.trim_start().starts_with("signature:"))
-        .map(|l| format!("{l}\n"))
-        .collect::<String>()
-        .replace("name: miracolix-2026.1", "name: miracolix-2026.2")
-        .replace("version: \"2026.1\"", "version: \"2026.2\"")
-        .replace(
-            "upgradeFrom: [\"2025.2\", \"2025.2.1\"]",
-            "upgradeFrom: [\"2026.1\"]",
-        )
-        .replace("2026-02-02T06:00:00Z", "2026-03-02T06:00:00Z")
-        .replace("2026-02-09T06:00:00Z", "2026-03-09T06:00:00Z");
-    let flare = "351161822aced463f3af1350d869ac8cf822bc35b6ed8529f27a893741766b5b";
-    assert!(
-        unsigned.contains(flare),
-        "the example pins FLARE by this digest"
-    );
-    let unsigned = unsigned.replace(flare, &"b".repeat(64));
-    let unsigned_path = dir.write("2026.2-unsigned.yaml", &unsigned);
-    let signed_path = dir.0.join("2026.2.yaml");
-    let out = Command::new(BIN)
-        .args(["release", "sign", "-f", s(&unsigned_path)])
-        .args(["--key", s(&example("keys/demo-release-signing.pem"))])
-        .args(["--key-id", "miracolix-demo-2026", "-o", s(&signed_path)])
-        .output()
-        .expect("sign runs");
-    assert!(out.status.success(), "{}", stderr(&out));
+    let signed_path = common::signed_release_2026_2(&dir.0);
+    let flare = common::FLARE_2026_1;
     let run = |at: &str| {
         let out = Command::new(BIN)
             .args(["render", "-f", s(&example("22-site-marburg.yaml"))])

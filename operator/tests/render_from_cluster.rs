@@ -2,7 +2,9 @@
 //! cluster (the test API server over HTTP, through a kubeconfig), and the controller's plan
 //! decides from it — the same answer `--current` gives, and a first install without a record.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use miracolix_e2e::TestApiServer;
@@ -11,55 +13,9 @@ use miracolix_operator::release::record::{Record, record_name};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_miracolix-operator");
-const FLARE_2026_1: &str = "351161822aced463f3af1350d869ac8cf822bc35b6ed8529f27a893741766b5b";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("operator/ has a parent")
-        .to_path_buf()
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
-}
-
-/// Release 2026.2 (FLARE's digest changed, waves in March), signed with the demo key.
-fn release_2026_2(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(root().join("examples/10-release-miracolix-2026.1.yaml"))
-        .expect("example release");
-    let unsigned: String = text
-        .lines()
-        .take_while(|l| !l.trim_start().starts_with("signature:"))
-        .map(|l| format!("{l}\n"))
-        .collect::<String>()
-        .replace("name: miracolix-2026.1", "name: miracolix-2026.2")
-        .replace("version: \"2026.1\"", "version: \"2026.2\"")
-        .replace(
-            "upgradeFrom: [\"2025.2\", \"2025.2.1\"]",
-            "upgradeFrom: [\"2026.1\"]",
-        )
-        .replace("2026-02-02T06:00:00Z", "2026-03-02T06:00:00Z")
-        .replace("2026-02-09T06:00:00Z", "2026-03-09T06:00:00Z")
-        .replace(FLARE_2026_1, &"b".repeat(64));
-    let unsigned_path = dir.join("2026.2-unsigned.yaml");
-    std::fs::write(&unsigned_path, unsigned).expect("write");
-    let signed = dir.join("2026.2.yaml");
-    let out = Command::new(BIN)
-        .args(["release", "sign", "-f", s(&unsigned_path)])
-        .args([
-            "--key",
-            s(&root().join("examples/keys/demo-release-signing.pem")),
-        ])
-        .args(["--key-id", "miracolix-demo-2026", "-o", s(&signed)])
-        .output()
-        .expect("sign runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    signed
 }
 
 fn render(kubeconfig: &Path, release_2: &Path, at: &str) -> Output {
@@ -67,15 +23,18 @@ fn render(kubeconfig: &Path, release_2: &Path, at: &str) -> Output {
         .args([
             "render",
             "-f",
-            s(&root().join("examples/22-site-marburg.yaml")),
+            s(&common::repo_root().join("examples/22-site-marburg.yaml")),
         ])
         .args([
             "--release",
-            s(&root().join("examples/10-release-miracolix-2026.1.yaml")),
+            s(&common::repo_root().join("examples/10-release-miracolix-2026.1.yaml")),
             "--release",
             s(release_2),
         ])
-        .args(["--trusted-keys", s(&root().join("examples/trusted-keys"))])
+        .args([
+            "--trusted-keys",
+            s(&common::repo_root().join("examples/trusted-keys")),
+        ])
         .args(["--from-cluster", "--at", at])
         .env("KUBECONFIG", kubeconfig)
         .output()
@@ -87,7 +46,7 @@ async fn render_reads_the_running_release_from_the_sites_rollout_record() {
     let dir = std::env::temp_dir().join(format!("miracolix-render-cluster-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let release_2 = release_2026_2(&dir);
+    let release_2 = common::signed_release_2026_2(&dir);
 
     let server = TestApiServer::new();
     server
@@ -123,8 +82,10 @@ async fn render_reads_the_running_release_from_the_sites_rollout_record() {
 
     // The record says the site runs 2026.1: before its wave it stays there, after it upgrades.
     let doc: Value = miracolix_operator::yaml::from_multi_doc::<Value>(
-        &std::fs::read_to_string(root().join("examples/10-release-miracolix-2026.1.yaml"))
-            .expect("release"),
+        &std::fs::read_to_string(
+            common::repo_root().join("examples/10-release-miracolix-2026.1.yaml"),
+        )
+        .expect("release"),
     )
     .expect("yaml")
     .remove(0);
@@ -143,7 +104,7 @@ async fn render_reads_the_running_release_from_the_sites_rollout_record() {
         String::from_utf8_lossy(&before.stderr)
     );
     let before = String::from_utf8_lossy(&before.stdout).into_owned();
-    assert!(before.contains(FLARE_2026_1) && !before.contains(&"b".repeat(64)));
+    assert!(before.contains(common::FLARE_2026_1) && !before.contains(&"b".repeat(64)));
     let after =
         tokio::task::block_in_place(|| render(&kubeconfig, &release_2, "2026-03-10T12:00:00Z"));
     assert!(String::from_utf8_lossy(&after.stdout).contains(&"b".repeat(64)));

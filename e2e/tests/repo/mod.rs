@@ -17,3 +17,11 @@ pub fn docs(path: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
     miracolix_operator::yaml::from_multi_doc(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
+
+/// The catalogue's image contracts, as the test API server's kubelet enforces them.
+pub fn catalogue_contracts() -> miracolix_e2e::kubelet::Contracts {
+    miracolix_e2e::kubelet::Contracts::from_json(
+        &miracolix_operator::catalog::contract::contracts_json(),
+    )
+    .expect("the catalogue's contracts parse")
+}

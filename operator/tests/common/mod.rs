@@ -139,3 +139,52 @@ pub fn to_yaml(children: &[Child]) -> String {
 pub fn component(name: &str) -> Component {
     Component::named(name).unwrap_or_else(|| panic!("{name} is not in the component registry"))
 }
+
+/// FLARE's digest in the example release 2026.1.
+pub const FLARE_2026_1: &str = "351161822aced463f3af1350d869ac8cf822bc35b6ed8529f27a893741766b5b";
+
+/// Release 2026.2 of the example, signed with the demo key into `dir`: FLARE's digest becomes
+/// `b…b`, it upgrades from 2026.1, and its pilot and consortium waves start in March (a week
+/// apart). For the tests of `render`'s rollout plan.
+pub fn signed_release_2026_2(dir: &std::path::Path) -> PathBuf {
+    let text =
+        std::fs::read_to_string(repo_root().join("examples/10-release-miracolix-2026.1.yaml"))
+            .expect("example release");
+    let unsigned: String = text
+        .lines()
+        .take_while(|l| !l.trim_start().starts_with("signature:"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .replace("name: miracolix-2026.1", "name: miracolix-2026.2")
+        .replace("version: \"2026.1\"", "version: \"2026.2\"")
+        .replace(
+            "upgradeFrom: [\"2025.2\", \"2025.2.1\"]",
+            "upgradeFrom: [\"2026.1\"]",
+        )
+        .replace("2026-02-02T06:00:00Z", "2026-03-02T06:00:00Z")
+        .replace("2026-02-09T06:00:00Z", "2026-03-09T06:00:00Z");
+    assert!(
+        unsigned.contains(FLARE_2026_1),
+        "the example pins FLARE by this digest"
+    );
+    let unsigned = unsigned.replace(FLARE_2026_1, &"b".repeat(64));
+    let unsigned_path = dir.join("2026.2-unsigned.yaml");
+    std::fs::write(&unsigned_path, unsigned).expect("write the unsigned release");
+    let signed = dir.join("2026.2.yaml");
+    let key = repo_root().join("examples/keys/demo-release-signing.pem");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_miracolix-operator"))
+        .args(["release", "sign", "-f"])
+        .arg(&unsigned_path)
+        .arg("--key")
+        .arg(&key)
+        .args(["--key-id", "miracolix-demo-2026", "-o"])
+        .arg(&signed)
+        .output()
+        .expect("sign runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    signed
+}
