@@ -391,12 +391,6 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                 &pod_problems_of(site, ns, ctx).await,
             );
             let mut conds = applied_conditions(&resolved.name, &health);
-            escalate(
-                &mut conds,
-                previous_conditions(site),
-                ctx.clock.now(),
-                crate::release::plan::DEFAULT_PROGRESS_DEADLINE,
-            );
             warn_notices(site, ctx, &notices).await;
             conds.extend(notices);
             (health, conds)
@@ -412,12 +406,6 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                 .map(|c| c.name.clone())
                 .unwrap_or_default();
             let mut conds = applied_conditions(&running, &health);
-            escalate(
-                &mut conds,
-                previous_conditions(site),
-                ctx.clock.now(),
-                crate::release::plan::DEFAULT_PROGRESS_DEADLINE,
-            );
             conds.retain(|c| c.type_ != RELEASE_CERTIFIED);
             conds.push(DesiredCondition::new(
                 RELEASE_CERTIFIED,
@@ -432,6 +420,13 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
             (health, conds)
         }
     };
+    // Whichever way the workloads were reported: failing past the deadline is Stalled.
+    escalate(
+        &mut conds,
+        previous_conditions(site),
+        ctx.clock.now(),
+        crate::release::plan::DEFAULT_PROGRESS_DEADLINE,
+    );
     announce(site, ctx, &plan, None).await;
     if !plan.clear_annotations.is_empty() {
         clear_annotations(site, ns, ctx, &plan.clear_annotations).await?;
