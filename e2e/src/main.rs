@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use miracolix_e2e::apiserver::authn::ADMIN_TOKEN;
 use miracolix_e2e::apiserver::http::write_kubeconfig;
 use miracolix_e2e::{Config, TestApiServer, WorkloadTiming};
 
@@ -30,6 +31,11 @@ struct Args {
     /// enforces: pods that break them never become ready and report why.
     #[arg(long)]
     contracts: Option<PathBuf>,
+    /// Enforce RBAC from the stored Roles, ClusterRoles and bindings, as a real cluster does,
+    /// and serve HTTPS (self-signed; kubectl sends tokens only over TLS). The kubeconfig's token
+    /// is the admin's (system:masters); `kubectl create token` issues ServiceAccount tokens.
+    #[arg(long)]
+    authorization: bool,
 }
 
 #[tokio::main]
@@ -53,14 +59,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         failing_images: args.failing_images,
         contracts,
+        authorization: args.authorization,
         ..Config::default()
     });
-    let handle = server
-        .serve(SocketAddr::from(([127, 0, 0, 1], args.port)))
-        .await?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
+    // kubectl sends a kubeconfig's token only over TLS.
+    let handle = if args.authorization {
+        server.serve_tls(addr).await?
+    } else {
+        server.serve(addr).await?
+    };
     println!("miracolix-testapi serving on {}", handle.url());
     if let Some(path) = &args.kubeconfig {
-        write_kubeconfig(path, &handle.url(), None)?;
+        write_kubeconfig(path, &handle.url(), Some(ADMIN_TOKEN))?;
         println!("export KUBECONFIG={}", path.display());
     } else {
         println!(

@@ -173,5 +173,8 @@ pub fn bootstrap(store: &mut Store, cfg: &Config) {
                 "name": "system:masters"}],
         }),
     );
+    for obj in super::authz::bootstrap_policy() {
+        create(store, obj);
+    }
     run(store, cfg);
 }

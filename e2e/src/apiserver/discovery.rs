@@ -82,7 +82,7 @@ pub fn resource_list<'a>(
     for r in resources.filter(|r| r.group == group && r.version == version) {
         let mut doc = json!({
             "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-            "kind": r.kind, "verbs": VERBS,
+            "kind": r.kind, "verbs": super::reviews::verbs(r).unwrap_or(VERBS),
         });
         if !r.short_names.is_empty() {
             doc["shortNames"] = json!(r.short_names);
@@ -203,7 +203,7 @@ fn resource_discovery(r: &ResourceInfo) -> Value {
         "responseKind": kind(&r.group, &r.version, &r.kind),
         "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": r.singular,
-        "verbs": VERBS,
+        "verbs": super::reviews::verbs(r).unwrap_or(VERBS),
     });
     if !r.short_names.is_empty() {
         doc["shortNames"] = json!(r.short_names);

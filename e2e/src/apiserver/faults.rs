@@ -160,6 +160,8 @@ pub struct RequestRecord {
     pub namespace: String,
     pub name: String,
     pub user_agent: String,
+    /// The authenticated user's name (empty when authentication failed).
+    pub user: String,
     /// For patches: the content type (tells apply from merge patches).
     pub patch_type: String,
     pub field_manager: String,

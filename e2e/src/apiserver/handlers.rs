@@ -80,6 +80,12 @@ pub struct Outcome {
 
 pub fn handle(server: &TestApiServer, req: &Request<Bytes>, host: &str) -> Outcome {
     let route = routes::parse(req.uri().path());
+    if let Err(e) = super::authz::check_path(server, req, &route) {
+        return Outcome {
+            response: error_response(&e),
+            record: None,
+        };
+    }
     let plain = |v: Value| Outcome {
         response: json_response(200, &v),
         record: None,
@@ -188,6 +194,7 @@ fn resource_request(server: &TestApiServer, req: &Request<Bytes>, path: Resource
         namespace: path.namespace.clone().unwrap_or_default(),
         name: path.name.clone().unwrap_or_default(),
         user_agent,
+        user: String::new(),
         patch_type: if verb == "patch" {
             header_str(req, header::CONTENT_TYPE).to_string()
         } else {
@@ -197,10 +204,26 @@ fn resource_request(server: &TestApiServer, req: &Request<Bytes>, path: Resource
         path: req.uri().to_string(),
         code: 0,
     };
-    let result = match server.injected_fault(&record) {
-        Some(e) => Err(e),
-        None => run(server, req, &path, verb, &q, &field_manager),
-    };
+    let attributes = super::authz::Attributes::of_request(
+        verb,
+        &path.group,
+        &path.plural,
+        path.subresource.as_deref().unwrap_or_default(),
+        &record.namespace,
+        &record.name,
+        &q,
+    );
+    let result = server.authenticate(req.headers()).and_then(|user| {
+        record.user = user.username.clone();
+        super::authz::enforce(server, &user, &attributes)?;
+        match server.injected_fault(&record) {
+            Some(e) => Err(e),
+            None => match super::reviews::serve(server, req, &path, verb, &user) {
+                Some(answer) => answer.map(|(code, v)| json_response(code, &v)),
+                None => run(server, req, &path, verb, &q, &field_manager),
+            },
+        }
+    });
     let response = match result {
         Ok(r) => r,
         Err(e) => error_response(&e),

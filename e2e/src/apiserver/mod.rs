@@ -3,6 +3,8 @@
 //! real kube-apiserver is listed in `docs/testing.md` ("Where the test API server differs").
 
 mod apply;
+pub mod authn;
+pub mod authz;
 mod cnpg;
 mod controllers;
 mod discovery;
@@ -13,11 +15,14 @@ mod handlers;
 mod patch;
 pub(crate) mod pods;
 mod resources;
+mod review_proto;
+mod reviews;
 mod routes;
 mod selectors;
 mod status;
 mod store;
 mod table;
+mod tls;
 mod watch;
 mod wire;
 mod workload;
@@ -60,6 +65,10 @@ pub struct Config {
     /// Image contracts the simulated kubelet enforces (see [`crate::kubelet`]); images without
     /// one are only checked for what the kubelet itself checks.
     pub contracts: crate::kubelet::Contracts,
+    /// Enforce RBAC as kube-apiserver with `--authorization-mode=RBAC` does (see [`authz`]):
+    /// requests authenticate with a bearer token ([`authn`]) and are authorized from the
+    /// stored Roles, ClusterRoles and bindings. Off: every request is allowed.
+    pub authorization: bool,
 }
 
 impl Default for Config {
@@ -70,6 +79,7 @@ impl Default for Config {
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(10),
             contracts: crate::kubelet::Contracts::default(),
+            authorization: false,
         }
     }
 }
@@ -81,6 +91,7 @@ struct Inner {
     log: Mutex<Vec<RequestRecord>>,
     /// Held by [`TestApiServer::pause_controllers`].
     controllers_paused: Mutex<bool>,
+    tokens: Mutex<authn::Tokens>,
 }
 
 /// A handle to one server; clones share it.
@@ -114,6 +125,7 @@ impl TestApiServer {
                 faults: Mutex::new(Faults::default()),
                 log: Mutex::new(Vec::new()),
                 controllers_paused: Mutex::new(false),
+                tokens: Mutex::new(authn::Tokens::default()),
             }),
         };
         {

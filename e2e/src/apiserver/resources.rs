@@ -155,6 +155,13 @@ const BUILTINS: &[Builtin] = &[
     b("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", &[], NS),
     b("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", &[], 0),
     b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", &[], 0),
+    // Create-only APIs answered by `reviews.rs`, never stored.
+    b("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", &[], 0),
+    b("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", &[], 0),
+    b("authorization.k8s.io", "v1", "localsubjectaccessreviews", "LocalSubjectAccessReview", &[], NS),
+    b("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", &[], 0),
+    b("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", &[], 0),
+    b("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", &[], 0),
     b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", &["crd", "crds"], STATUS),
 ];
 

@@ -409,7 +409,10 @@ pub fn create(
             ));
         }
     };
-    if !is_dns_subdomain(&name) {
+    // RBAC objects only need a valid path segment (`ValidateRBACName`): `system:discovery`.
+    if !is_dns_subdomain(&name)
+        && !(res.group == super::authz::RBAC_GROUP && super::authz::is_path_segment(&name))
+    {
         return Err(ApiError::invalid(
             &res.kind,
             &res.group,
