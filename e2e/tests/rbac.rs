@@ -1,10 +1,11 @@
-//! RBAC proven from behaviour: the operator runs its whole job against the test API server, which
-//! records every request; each request must be authorized by the install's Roles, ClusterRoles and
-//! bindings (evaluated as the API server's RBAC authorizer does: verb, group, resource, namespace,
-//! resourceNames), and every granted (verb, group, resource) must have been used. Both install
-//! modes: the namespaced default (`manifests/base/`, one Role per watched namespace) and the
-//! cluster-wide opt-in (`manifests/cluster-wide/`). `scripts/chart-test.sh` checks that the Helm
-//! chart renders the same RBAC in both modes.
+//! RBAC proven from behaviour: the operator runs its whole job against the test API server with
+//! authorization enforced, as its ServiceAccount and under exactly the install's Roles,
+//! ClusterRoles and bindings, and the example sites still converge; no request of it is refused.
+//! The server records every request, and every granted (verb, group, resource) must have been used
+//! (evaluated with the server's own RBAC rule matcher). Both install modes: the namespaced default
+//! (`manifests/base/`, one Role per watched namespace) and the cluster-wide opt-in
+//! (`manifests/cluster-wide/`). Without one grant the site reports the refusal instead of Ready.
+//! `scripts/chart-test.sh` checks that the Helm chart renders the same RBAC in both modes.
 
 mod repo;
 
@@ -14,8 +15,9 @@ use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
+use miracolix_e2e::apiserver::authz::{Attributes, PolicyRule};
 use miracolix_e2e::{Config, TestApiServer, WorkloadTiming};
-use miracolix_operator::api::{DizSite, conditions};
+use miracolix_operator::api::{DizSite, conditions, reasons};
 use miracolix_operator::clock::SystemClock;
 use miracolix_operator::controller::{self, Context, Scope, component_release, release_revocation};
 use miracolix_operator::leader::{LeaderElector, LeaseConfig};
@@ -51,30 +53,51 @@ async fn wait_ready(client: &kube::Client, ns: &str, name: &str) {
     .expect("watch");
 }
 
-/// One request the operator made.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Request {
-    verb: String,
-    group: String,
-    /// `resource` or `resource/subresource`.
-    resource: String,
-    /// Empty for cluster-scoped objects and cluster-wide collections.
-    namespace: String,
-    name: String,
-}
+/// The operator's user: its ServiceAccount.
+const OPERATOR_USER: &str = "system:serviceaccount:miracolix-system:miracolix-operator";
 
-/// Every request the operator made during a full run watching `scopes`.
-async fn exercised(scopes: Vec<Scope>) -> Vec<Request> {
+/// A server enforcing RBAC with the install's objects of `mode` (each passed through `edit`
+/// first) and the example namespaces, and a client authenticating as the operator's
+/// ServiceAccount.
+fn installed(mode: Mode, edit: impl Fn(&mut Value)) -> (TestApiServer, kube::Client) {
     let server = TestApiServer::with_config(Config {
         contracts: repo::catalogue_contracts(),
         workload_timing: WorkloadTiming::Immediate,
+        authorization: true,
         ..Config::default()
     });
-    let admin = server.client_as("e2e-admin");
-    let op = server.client_as(OPERATOR);
     server
         .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "miracolix-system"}}))
         .expect("operator namespace");
+    for ns in docs("examples/00-namespaces.yaml") {
+        server.create(ns).expect("site namespace");
+    }
+    for mut obj in install(mode).into_iter().filter(|o| {
+        [
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "ClusterRole",
+            "ClusterRoleBinding",
+        ]
+        .contains(&o["kind"].as_str().unwrap_or_default())
+    }) {
+        edit(&mut obj);
+        server
+            .create(obj.clone())
+            .unwrap_or_else(|e| panic!("{obj}: {e:?}"));
+    }
+    let token = server
+        .service_account_token("miracolix-system", OPERATOR)
+        .expect("the operator's ServiceAccount is installed");
+    let op = server.client_with_token(OPERATOR, &token);
+    (server, op)
+}
+
+/// Every request the operator made during a full run watching `scopes` under the RBAC of `mode`.
+async fn exercised(mode: Mode, scopes: Vec<Scope>) -> Vec<Attributes> {
+    let (server, op) = installed(mode, |_| {});
+    let admin = server.client_as("e2e-admin");
 
     // Start-up: CRDs kept current, leader election (acquire, renew, release).
     miracolix_operator::crd_install::ensure_crds(&op, Duration::from_secs(10))
@@ -92,7 +115,6 @@ async fn exercised(scopes: Vec<Scope>) -> Vec<Request> {
 
     for path in [
         "e2e/fixtures/cnpg-cluster-crd.yaml",
-        "examples/00-namespaces.yaml",
         "scripts/demo-secrets.yaml",
         "examples/10-release-miracolix-2026.1.yaml",
         "examples/20-site-erlangen.yaml",
@@ -253,26 +275,25 @@ async fn exercised(scopes: Vec<Scope>) -> Vec<Request> {
         .expect("revocations task");
     elector.release().await.expect("release the lease");
 
-    server
+    let requests: Vec<_> = server
         .requests()
         .into_iter()
-        .filter(|r| r.user_agent.contains(OPERATOR) && !r.resource.is_empty())
-        .map(|r| Request {
-            resource: if r.subresource.is_empty() {
-                r.resource
-            } else {
-                format!("{}/{}", r.resource, r.subresource)
-            },
-            verb: r.verb,
-            group: r.group,
-            namespace: r.namespace,
-            name: r.name,
-        })
-        .collect()
+        .filter(|r| r.user == OPERATOR_USER)
+        .collect();
+    let refused: Vec<_> = requests
+        .iter()
+        .filter(|r| matches!(r.code, 401 | 403))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "{mode:?}: the API server refused requests of the operator: {refused:#?}"
+    );
+    assert!(!requests.is_empty(), "the operator made no requests");
+    requests.iter().map(Attributes::of_record).collect()
 }
 
 /// One atom of a rule, where it applies: `namespace` None for a ClusterRole bound by a
-/// ClusterRoleBinding (every namespace and cluster-scoped objects), else the Role's namespace.
+/// ClusterRoleBinding (every namespace and cluster-scoped objects), else the binding's namespace.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Grant {
     role: String,
@@ -285,13 +306,16 @@ struct Grant {
 }
 
 impl Grant {
-    /// The API server's RBAC authorizer for one rule atom.
-    fn allows(&self, r: &Request) -> bool {
-        self.verb == r.verb
-            && self.group == r.group
-            && self.resource == r.resource
-            && self.namespace.as_ref().is_none_or(|ns| *ns == r.namespace)
-            && (self.names.is_empty() || self.names.contains(&r.name))
+    /// The test API server's RBAC rule matcher (the one it enforces with) for one rule atom.
+    fn allows(&self, r: &Attributes) -> bool {
+        let rule = PolicyRule {
+            verbs: vec![self.verb.clone()],
+            api_groups: vec![self.group.clone()],
+            resources: vec![self.resource.clone()],
+            resource_names: self.names.clone(),
+            non_resource_urls: Vec::new(),
+        };
+        self.namespace.as_ref().is_none_or(|ns| *ns == r.namespace) && rule.allows(r)
     }
 }
 
@@ -400,9 +424,9 @@ fn granted(mode: Mode) -> Vec<Grant> {
 
 /// Every request authorized, every grant used (a Role's atom counts as used when it authorized a
 /// request in any namespace the Role is in).
-fn assert_grants_equal_calls(mode: Mode, used: &[Request]) {
+fn assert_grants_equal_calls(mode: Mode, used: &[Attributes]) {
     let grants = granted(mode);
-    let denied: Vec<&Request> = used
+    let denied: Vec<&Attributes> = used
         .iter()
         .filter(|r| !grants.iter().any(|g| g.allows(r)))
         .collect::<BTreeSet<_>>()
@@ -441,10 +465,10 @@ async fn namespaced_install_grants_exactly_what_the_operator_uses() {
         .iter()
         .map(|ns| Scope::Namespace((*ns).to_string()))
         .collect();
-    let used = exercised(scopes).await;
+    let used = exercised(Mode::Namespaced, scopes).await;
     // The operator asked for nothing cluster-wide but its cluster-scoped kinds: no DizSite, no
     // site object outside the watched namespaces.
-    let outside: Vec<&Request> = used
+    let outside: Vec<&Attributes> = used
         .iter()
         .filter(|r| {
             let cluster_scoped = [
@@ -454,7 +478,7 @@ async fn namespaced_install_grants_exactly_what_the_operator_uses() {
                 "releaserevocations/status",
                 "customresourcedefinitions",
             ]
-            .contains(&r.resource.as_str());
+            .contains(&r.combined_resource().as_str());
             let own = ["miracolix-system", "default"].contains(&r.namespace.as_str());
             !cluster_scoped && !own && !WATCHED.contains(&r.namespace.as_str())
         })
@@ -468,7 +492,7 @@ async fn namespaced_install_grants_exactly_what_the_operator_uses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_wide_install_grants_exactly_what_the_operator_uses() {
-    let used = exercised(vec![Scope::AllNamespaces]).await;
+    let used = exercised(Mode::ClusterWide, vec![Scope::AllNamespaces]).await;
     assert_grants_equal_calls(Mode::ClusterWide, &used);
 }
 
@@ -476,12 +500,8 @@ async fn cluster_wide_install_grants_exactly_what_the_operator_uses() {
 /// outside the site namespaces; only the cluster-wide opt-in reaches kube-system.
 #[test]
 fn a_leaked_operator_token_reaches_only_the_listed_namespaces() {
-    let patch = |resource: &str, group: &str, namespace: &str| Request {
-        verb: "patch".into(),
-        group: group.into(),
-        resource: resource.into(),
-        namespace: namespace.into(),
-        name: "x".into(),
+    let patch = |resource: &str, group: &str, namespace: &str| {
+        Attributes::resource("patch", group, resource, namespace, "x")
     };
     let namespaced = granted(Mode::Namespaced);
     let cluster_wide = granted(Mode::ClusterWide);
@@ -509,17 +529,135 @@ fn a_leaked_operator_token_reaches_only_the_listed_namespaces() {
         );
     }
     // Reading DizSites cluster-wide (other tenants' specs) needs the opt-in too.
-    let list_all = Request {
-        verb: "list".into(),
-        group: "diz.miracum.org".into(),
-        resource: "dizsites".into(),
-        namespace: String::new(),
-        name: String::new(),
-    };
+    let list_all = Attributes::resource("list", "diz.miracum.org", "dizsites", "", "");
     assert!(!namespaced.iter().any(|g| g.allows(&list_all)));
     assert!(cluster_wide.iter().any(|g| g.allows(&list_all)));
     // Never Secrets, in either mode.
     for grants in [&namespaced, &cluster_wide] {
         assert!(grants.iter().all(|g| g.resource != "secrets"));
     }
+}
+
+/// Enforcement has teeth: the namespaced install without `patch` on NetworkPolicies in one site's
+/// namespace. The operator's server-side apply of the site's NetworkPolicies is refused with
+/// kube-apiserver's 403, and the site says so (Ready=False, ApplyFailed, the API error in the
+/// message) instead of becoming Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_grant_is_reported_instead_of_ready() {
+    let (server, op) = installed(Mode::Namespaced, |obj| {
+        if obj["kind"] != "Role" || obj["metadata"]["namespace"] != "diz-erlangen" {
+            return;
+        }
+        let rules = obj["rules"].as_array().cloned().unwrap_or_default();
+        let mut edited = Vec::new();
+        for rule in rules {
+            let resources = rule["resources"].as_array().cloned().unwrap_or_default();
+            if !resources.contains(&json!("networkpolicies")) {
+                edited.push(rule);
+                continue;
+            }
+            let others: Vec<Value> = resources
+                .into_iter()
+                .filter(|r| r != "networkpolicies")
+                .collect();
+            if !others.is_empty() {
+                let mut rest = rule.clone();
+                rest["resources"] = json!(others);
+                edited.push(rest);
+            }
+            let mut netpol = rule.clone();
+            netpol["resources"] = json!(["networkpolicies"]);
+            netpol["verbs"] = json!(
+                rule["verbs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|v| *v != "patch")
+                    .collect::<Vec<_>>()
+            );
+            edited.push(netpol);
+        }
+        obj["rules"] = json!(edited);
+    });
+    let admin = server.client_as("e2e-admin");
+    miracolix_operator::crd_install::ensure_crds(&op, Duration::from_secs(10))
+        .await
+        .expect("CRDs applied");
+    for path in [
+        "e2e/fixtures/cnpg-cluster-crd.yaml",
+        "scripts/demo-secrets.yaml",
+        "examples/10-release-miracolix-2026.1.yaml",
+        "examples/20-site-erlangen.yaml",
+    ] {
+        for doc in docs(path) {
+            server
+                .create(doc)
+                .unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        }
+    }
+    let trust = TrustStore::from_dir(&root().join("examples/trusted-keys")).expect("keys");
+    let scopes = vec![Scope::Namespace("diz-erlangen".to_string())];
+    let ctx = Arc::new(
+        Context::new(op.clone(), Arc::new(trust), Arc::new(SystemClock))
+            .with_scopes(scopes.clone()),
+    );
+    let (tx, _) = broadcast::channel::<()>(1);
+    let stop = |tx: &broadcast::Sender<()>| {
+        let mut rx = tx.subscribe();
+        async move {
+            let _ = rx.recv().await;
+        }
+    };
+    let sites = tokio::spawn(controller::run_dizsites(ctx.clone(), scopes, stop(&tx)));
+    let releases = tokio::spawn(component_release::run(ctx, stop(&tx)));
+
+    let forbidden = format!(
+        r#"is forbidden: User "{OPERATOR_USER}" cannot patch resource "networkpolicies" in API group "networking.k8s.io" in the namespace "diz-erlangen""#
+    );
+    let api: Api<DizSite> = Api::namespaced(admin.clone(), "diz-erlangen");
+    let site = within(
+        "erlangen reports the refused NetworkPolicy",
+        await_condition(api, "erlangen", |s: Option<&DizSite>| {
+            s.and_then(|s| s.status.as_ref()).is_some_and(|st| {
+                st.conditions.iter().any(|c| {
+                    c.type_ == conditions::READY
+                        && c.status == "False"
+                        && c.reason == reasons::APPLY_FAILED
+                        && c.message.contains("networkpolicies.networking.k8s.io")
+                        && c.message.contains(&forbidden)
+                })
+            })
+        }),
+    )
+    .await
+    .expect("watch")
+    .expect("the site exists");
+    let st = site.status.expect("status");
+    assert!(
+        st.conditions
+            .iter()
+            .any(|c| c.type_ == conditions::RECONCILING
+                && c.status == "True"
+                && c.reason == reasons::APPLY_FAILED),
+        "{:#?}",
+        st.conditions
+    );
+    let refused: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.user == OPERATOR_USER && r.code == 403)
+        .collect();
+    assert!(
+        !refused.is_empty()
+            && refused
+                .iter()
+                .all(|r| r.verb == "patch" && r.resource == "networkpolicies"),
+        "only the NetworkPolicy patches are refused: {refused:#?}"
+    );
+
+    let _ = tx.send(());
+    within("controllers stop", sites).await.expect("sites task");
+    within("release controller stops", releases)
+        .await
+        .expect("releases task");
 }
