@@ -800,3 +800,60 @@ async fn kubectl_auth_can_i_whoami_and_create_token() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// The clusterrole-aggregation controller: an aggregated ClusterRole collects the rules of the
+/// ClusterRoles its selectors match, and follows them when they change.
+#[tokio::test]
+async fn aggregated_cluster_roles_collect_their_pieces() {
+    let piece = |name: &str, resource: &str| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": {"example.org/aggregate-to-reader": "true"}},
+            "rules": [{"apiGroups": [""], "resources": [resource], "verbs": ["get"]}]})
+    };
+    let server = server_with(vec![
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "reader"},
+            "aggregationRule": {"clusterRoleSelectors": [
+                {"matchLabels": {"example.org/aggregate-to-reader": "true"}}]}}),
+        piece("reader-configmaps", "configmaps"),
+        binding(
+            "ClusterRoleBinding",
+            None,
+            "reader",
+            "ClusterRole",
+            "reader",
+            json!([{"kind": "ServiceAccount", "name": "sa", "namespace": "a"}]),
+        ),
+    ]);
+    let get = |resource: &str| Attributes::resource("get", "", resource, "a", "x");
+    assert!(allowed(
+        &server.authorize(&sa("a", "sa"), &get("configmaps"))
+    ));
+    assert!(!allowed(
+        &server.authorize(&sa("a", "sa"), &get("services"))
+    ));
+    let rules = server
+        .object("rbac.authorization.k8s.io", "clusterroles", "", "reader")
+        .expect("reader")["rules"]
+        .clone();
+    assert_eq!(
+        rules,
+        json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}])
+    );
+
+    // A new piece, written through the API, is aggregated by the controller after the response.
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(server.client());
+    roles
+        .create(
+            &Default::default(),
+            &serde_json::from_value(piece("reader-services", "services")).expect("role"),
+        )
+        .await
+        .expect("create");
+    common::within("the aggregated role follows", async {
+        while !allowed(&server.authorize(&sa("a", "sa"), &get("services"))) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}

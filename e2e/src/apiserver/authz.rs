@@ -420,6 +420,72 @@ pub fn forbidden(user: &UserInfo, a: &Attributes, reason: &str) -> ApiError {
     e
 }
 
+/// kube-controller-manager's clusterrole-aggregation controller
+/// (`pkg/controller/clusterroleaggregation`): a ClusterRole with an `aggregationRule` gets the
+/// rules of every other ClusterRole one of its `clusterRoleSelectors` matches, by name order,
+/// without duplicates.
+pub(super) fn aggregate_cluster_roles(store: &mut Store, cfg: &super::Config) {
+    let roles: Vec<(ObjKey, Value)> = store
+        .objects
+        .iter()
+        .filter(|(k, _)| k.group == RBAC_GROUP && k.plural == "clusterroles")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (key, role) in &roles {
+        let Some(selectors) = role
+            .pointer("/aggregationRule/clusterRoleSelectors")
+            .and_then(Value::as_array)
+        else {
+            continue;
+        };
+        let selectors: Vec<super::selectors::LabelSelector> = selectors
+            .iter()
+            .filter_map(|s| super::selectors::LabelSelector::parse(&selector_string(s)).ok())
+            .collect();
+        let mut rules: Vec<Value> = Vec::new();
+        // `roles` is in key order, which is name order for cluster-scoped objects.
+        for (other_key, other) in &roles {
+            if other_key == key || !selectors.iter().any(|s| s.matches(other)) {
+                continue;
+            }
+            for rule in other["rules"].as_array().into_iter().flatten() {
+                if !rules.contains(rule) {
+                    rules.push(rule.clone());
+                }
+            }
+        }
+        if role["rules"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            != rules.as_slice()
+        {
+            let mut updated = role.clone();
+            updated["rules"] = Value::Array(rules);
+            super::writes::server_write(store, cfg, key, updated);
+        }
+    }
+}
+
+/// A `metav1.LabelSelector` (matchLabels, matchExpressions) in the query-string syntax.
+fn selector_string(s: &Value) -> String {
+    let mut terms: Vec<String> = Vec::new();
+    for (k, v) in s["matchLabels"].as_object().into_iter().flatten() {
+        terms.push(format!("{k}={}", v.as_str().unwrap_or_default()));
+    }
+    for e in s["matchExpressions"].as_array().into_iter().flatten() {
+        let key = e["key"].as_str().unwrap_or_default();
+        let values = strings(e.get("values")).join(",");
+        terms.push(match e["operator"].as_str().unwrap_or_default() {
+            "In" => format!("{key} in ({values})"),
+            "NotIn" => format!("{key} notin ({values})"),
+            "DoesNotExist" => format!("!{key}"),
+            _ => key.to_string(),
+        });
+    }
+    terms.join(",")
+}
+
 /// The default policy kube-apiserver bootstraps besides `cluster-admin`
 /// (`plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go`, 1.33): discovery and
 /// health for every authenticated user, health and version for everyone, and the self-reviews

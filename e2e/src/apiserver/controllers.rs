@@ -16,6 +16,7 @@ pub fn run(store: &mut Store, cfg: &Config) {
     store.controllers_pending = false;
     establish_crds(store, cfg);
     service_accounts(store, cfg);
+    super::authz::aggregate_cluster_roles(store, cfg);
     // The controllers' writes set the flag again; nothing is left to do for them.
     store.controllers_pending = false;
 }

@@ -839,7 +839,8 @@ fn after_write(store: &mut Store, cfg: &Config, res: &ResourceInfo, key: &ObjKey
         refresh_custom_resources(store);
         store.controllers_pending = true;
     }
-    if is_namespace(res) {
+    if is_namespace(res) || (res.group == super::authz::RBAC_GROUP && res.plural == "clusterroles")
+    {
         store.controllers_pending = true;
     }
     if res.group == "apps" && matches!(res.plural.as_str(), "deployments" | "statefulsets") {
