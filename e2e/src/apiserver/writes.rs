@@ -410,9 +410,9 @@ pub fn create(
         }
     };
     // RBAC objects only need a valid path segment (`ValidateRBACName`): `system:discovery`.
-    if !is_dns_subdomain(&name)
-        && !(res.group == super::authz::RBAC_GROUP && super::authz::is_path_segment(&name))
-    {
+    let valid = is_dns_subdomain(&name)
+        || (res.group == super::authz::RBAC_GROUP && super::authz::is_path_segment(&name));
+    if !valid {
         return Err(ApiError::invalid(
             &res.kind,
             &res.group,
