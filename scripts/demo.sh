@@ -20,7 +20,8 @@ echo "==> building the operator and the test API server"
 cargo build --locked -q -p miracolix-operator -p miracolix-e2e --bins
 
 echo "==> starting the test API server (workloads become ready after 2s when their pods meet the image contracts)"
-"$bin/miracolix-operator" contracts >"$work/contracts.json"
+# The catalogue's contracts and those of the components the example releases define (XNAT).
+"$bin/miracolix-operator" contracts --release examples/11-release-miracolix-imaging-2026.1.yaml >"$work/contracts.json"
 "$bin/miracolix-testapi" --port 0 --kubeconfig "$work/kubeconfig" --ready-delay 2 \
   --contracts "$work/contracts.json" >"$work/server.log" 2>&1 &
 pids+=($!)

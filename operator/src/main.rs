@@ -19,13 +19,12 @@ fn main() -> ExitCode {
             print!("{}", miracolix_operator::catalog::docs::markdown());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Contracts => {
-            println!(
-                "{}",
-                miracolix_operator::catalog::contract::contracts_json()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Contracts(args) => cli::contracts::run(args)
+            .map(|json| {
+                println!("{json}");
+                ExitCode::SUCCESS
+            })
+            .map_err(|e| e.to_string()),
         Command::Docs(args) => {
             print!("{}", cli::docs::markdown(args.page));
             Ok(ExitCode::SUCCESS)

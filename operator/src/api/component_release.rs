@@ -25,18 +25,25 @@ pub fn image_keys() -> Vec<&'static str> {
     keys
 }
 
+/// On the spec, where the definitions are visible: every image key is the catalogue's or
+/// names a component the release defines.
 fn image_keys_rule() -> String {
     let list = image_keys()
         .iter()
         .map(|k| format!("'{k}'"))
         .collect::<Vec<_>>()
         .join(", ");
-    format!("self.all(k, k in [{list}])")
+    format!(
+        "self.components.all(k, k in [{list}] || (has(self.componentDefinitions) && self.componentDefinitions.exists(d, d.name == k)))"
+    )
 }
+
+const DEFINED_IMAGES_PINNED: &str =
+    "!has(self.componentDefinitions) || self.componentDefinitions.all(d, d.name in self.components)";
 
 fn image_keys_message() -> String {
     format!(
-        "unknown component image; known images are: {}",
+        "unknown component image; known images are: {} (or the name of a component in spec.componentDefinitions)",
         image_keys().join(", ")
     )
 }
@@ -68,7 +75,9 @@ fn image_keys_message() -> String {
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new(SIGNED_CONTENT_IMMUTABLE).message("the signed content of a release (version, channel, components, notAfter, compatibility.upgradeFrom, rollout) is immutable: a release is its signed content. Publish a new ComponentRelease instead; only signatures and compatibility.notes may change"))]
+#[x_kube(validation = Rule::new(image_keys_rule()).field_path(".components").message(Message::Message(image_keys_message())))]
+#[x_kube(validation = Rule::new(DEFINED_IMAGES_PINNED).field_path(".componentDefinitions").message("every component the release defines needs its image under spec.components, keyed by the definition's name and pinned by digest"))]
+#[x_kube(validation = Rule::new(SIGNED_CONTENT_IMMUTABLE).message("the signed content of a release (version, channel, components, componentDefinitions, notAfter, compatibility.upgradeFrom, rollout) is immutable: a release is its signed content. Publish a new ComponentRelease instead; only signatures and compatibility.notes may change"))]
 pub struct ComponentReleaseSpec {
     /// Release version: calendar (`2026.1`, `2026.1.2`) or semantic (`1.4.0`, `1.5.0-rc.1`).
     #[x_kube(validation = Rule::new(r"self.matches('^v?[0-9]+\\.[0-9]+(\\.[0-9]+)?(-[0-9A-Za-z.-]+)?$')").message("version must be a calendar version like 2026.1 or 2026.1.2, or a semantic version like 1.4.0 or 1.5.0-rc.1"))]
@@ -80,10 +89,17 @@ pub struct ComponentReleaseSpec {
     pub channel: Channel,
 
     /// Images by component, each pinned by digest. Keys are component image names such as
-    /// `blaze` or `fhir-pseudonymizer`.
-    #[x_kube(validation = Rule::new(image_keys_rule()).message(Message::Message(image_keys_message())))]
+    /// `blaze` or `fhir-pseudonymizer`, or the name of a component in `componentDefinitions`.
     #[schemars(extend("maxProperties" = 40, "minProperties" = 1))]
     pub components: BTreeMap<String, ComponentImage>,
+
+    /// Components beyond the built-in catalogue, defined as data (see docs/concepts.md). Each
+    /// one's image is pinned under its name in `components`. Signed (format
+    /// `miracolix-release-v2`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = super::component_definition::MAX_DEFINITIONS))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub component_definitions: Vec<super::ComponentDefinition>,
 
     /// After this time (RFC 3339) the release expires: it is no longer deployed, and sites
     /// running it move to the newest certified release at their next maintenance window.
@@ -120,6 +136,8 @@ pub struct ComponentReleaseSpec {
 const SIGNED_CONTENT_IMMUTABLE: &str = "self.version == oldSelf.version \
     && self.channel == oldSelf.channel \
     && self.components == oldSelf.components \
+    && has(self.componentDefinitions) == has(oldSelf.componentDefinitions) \
+    && (!has(self.componentDefinitions) || self.componentDefinitions == oldSelf.componentDefinitions) \
     && has(self.notAfter) == has(oldSelf.notAfter) \
     && (!has(self.notAfter) || self.notAfter == oldSelf.notAfter) \
     && has(self.rollout) == has(oldSelf.rollout) \

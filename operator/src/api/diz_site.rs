@@ -168,6 +168,13 @@ pub struct Components {
     /// MIRACUM data quality assessment (Shiny app).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dqa: Option<ComponentSpec>,
+    /// Components the site's release defines beyond the built-in catalogue
+    /// (`spec.componentDefinitions` of the ComponentRelease), by name, with the same knobs as the
+    /// built-in ones. A name the release does not define stalls the site.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = super::component_definition::MAX_DEFINITIONS))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub from_release: Vec<super::ReleasedComponentSpec>,
 }
 
 /// How one component runs.

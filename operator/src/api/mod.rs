@@ -5,6 +5,7 @@
 //! site admin, because that message is what `kubectl apply` prints.
 
 pub mod common;
+pub mod component_definition;
 pub mod component_release;
 pub mod component_rules;
 pub mod conditions;
@@ -19,6 +20,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use common::*;
+pub use component_definition::*;
 pub use component_release::*;
 pub use diz_site::*;
 pub use feasibility_endpoint::*;

@@ -246,6 +246,16 @@ reasons! {
         meaning: "the DizSite's name is too long or malformed to name its objects (`<name>-<component>`)",
         action: "recreate the site under a shorter name",
     }
+    COMPONENT_NOT_IN_RELEASE = "ComponentNotInRelease" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "`spec.components.fromRelease` names a component that the release the site runs does not define (`spec.componentDefinitions`)",
+        action: "choose a release that defines it, correct the name, or remove the entry",
+    }
+    DEFINITION_UNUSABLE = "DefinitionUnusable" {
+        seen: [READY_F, STALLED_T, WARNING],
+        meaning: "the release defines the component the site enables under `spec.components.fromRelease`, but the definition cannot be used (a name of the built-in catalogue, an unknown component it calls, no pinned image)",
+        action: "release managers: correct the definition and publish a new release; sites: choose another release",
+    }
     SERIALIZATION_FAILED = "SerializationFailed" {
         seen: [READY_F, STALLED_T, WARNING],
         meaning: "a child object could not be converted: a bug in the operator",

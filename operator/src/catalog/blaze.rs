@@ -43,6 +43,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     security_exceptions: &[],
     contracts: &[CONTRACT],
     build,
+    defined: None,
 };
 
 /// What the image demands of its pod, read at the pinned tag. Not in the contract, because

@@ -231,6 +231,9 @@ pub struct Descriptor {
     /// What each of its images demands of the pod (one per image key of its parts).
     pub contracts: &'static [super::contract::ImageContract],
     pub build: BuildFn,
+    /// For a component a release defines ([`super::generic`]): its definition. `None` for the
+    /// built-in components, whose spec is the API field [`Descriptor::spec`] reads.
+    pub defined: Option<&'static super::generic::Defined>,
 }
 
 /// For components without settings of their own.
@@ -287,7 +290,19 @@ impl Component {
     }
 
     pub fn spec(self, c: &Components) -> Option<&ComponentSpec> {
+        if self.0.defined.is_some() {
+            return c
+                .from_release
+                .iter()
+                .find(|e| e.name == self.0.name)
+                .map(|e| &e.spec);
+        }
         (self.0.spec)(c)
+    }
+
+    /// Defined by a release rather than built into the catalogue.
+    pub fn is_defined_by_release(self) -> bool {
+        self.0.defined.is_some()
     }
 
     /// Present and not `enabled: false`.

@@ -84,6 +84,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     security_exceptions: &[],
     contracts: &[CONTRACT, login_proxy::CONTRACT],
     build,
+    defined: None,
 };
 
 const HTTP: Port = Port {

@@ -64,6 +64,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     security_exceptions: &[],
     contracts: &[CONTRACT],
     build,
+    defined: None,
 };
 
 /// Set together, probes and actuator endpoints work as the upstream chart has them

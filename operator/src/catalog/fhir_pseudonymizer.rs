@@ -78,6 +78,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     security_exceptions: &[],
     contracts: &[CONTRACT],
     build,
+    defined: None,
 };
 
 /// The pseudonymizer's own settings under `spec.components.fhirPseudonymizer`.

@@ -40,6 +40,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     security_exceptions: &[],
     contracts: &[CONTRACT],
     build,
+    defined: None,
 };
 
 const PARTS: [Part; 1] = [Part {

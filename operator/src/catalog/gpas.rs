@@ -65,6 +65,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     }],
     contracts: &[CONTRACT],
     build,
+    defined: None,
 };
 
 const PARTS: [Part; 1] = [Part {

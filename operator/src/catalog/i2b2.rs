@@ -65,6 +65,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     }],
     contracts: &[CORE_SERVER_CONTRACT, WEBCLIENT_CONTRACT],
     build,
+    defined: None,
 };
 
 const PARTS: [Part; 2] = [

@@ -36,7 +36,7 @@ pub fn is_exposed(site: &SiteInput, part: &Part) -> bool {
 
 /// Exposed parts of the enabled components, in catalogue order.
 pub fn exposed_parts(site: &SiteInput) -> Vec<&'static Part> {
-    enabled_components(site.spec)
+    enabled_components(site)
         .into_iter()
         .flat_map(|c| c.parts())
         .filter(|p| is_exposed(site, p))
@@ -50,7 +50,7 @@ pub fn unpublished(site: &SiteInput) -> Vec<(Component, &'static Part)> {
     if site.spec.ingress.is_none() || has_oidc(site) {
         return Vec::new();
     }
-    enabled_components(site.spec)
+    enabled_components(site)
         .into_iter()
         .flat_map(|c| c.parts().iter().map(move |p| (c, p)))
         .filter(|(_, p)| p.exposure.needs_oidc())

@@ -86,6 +86,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     security_exceptions: &[],
     contracts: &[CONTRACT],
     build,
+    defined: None,
 };
 
 /// Mainzelliste's own settings under `spec.components.mainzelliste`.

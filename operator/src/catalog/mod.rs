@@ -29,6 +29,7 @@ mod dqa;
 mod fhir_gateway;
 pub mod fhir_pseudonymizer;
 mod flare;
+pub mod generic;
 mod gics;
 mod gpas;
 mod i2b2;
@@ -122,11 +123,30 @@ pub fn image_keys() -> Vec<&'static str> {
 }
 
 /// What the release resolved to, images by key.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResolvedRelease {
     pub name: String,
     pub version: String,
     pub images: BTreeMap<String, ComponentImage>,
+    /// The components the release defines beyond the catalogue ([`generic`]), in the order
+    /// written.
+    pub components: Vec<Component>,
+    /// Definitions of the release that cannot be used, by name, and why.
+    pub invalid_definitions: Vec<(String, generic::DefinitionError)>,
+}
+
+impl ResolvedRelease {
+    /// A release's images and the components it defines.
+    pub fn of(name: &str, spec: &crate::api::ComponentReleaseSpec) -> ResolvedRelease {
+        let (components, invalid_definitions) = generic::components(spec);
+        ResolvedRelease {
+            name: name.to_string(),
+            version: spec.version.clone(),
+            images: spec.components.clone(),
+            components,
+            invalid_definitions,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -277,8 +297,37 @@ pub enum CatalogError {
         request: String,
         limit: String,
     },
+    #[error(
+        "spec.components.fromRelease[name={name}]: release {release} defines no component {name}; {}",
+        defined_text(.defined)
+    )]
+    ComponentNotInRelease {
+        name: String,
+        release: String,
+        /// The names it does define.
+        defined: Vec<String>,
+    },
+    #[error(
+        "spec.components.fromRelease[name={name}]: the definition of {name} in release {release} cannot be used: {why}; the release's publisher must correct it"
+    )]
+    DefinitionUnusable {
+        name: String,
+        release: String,
+        why: String,
+    },
     #[error("cannot convert a child object: {0}")]
     Serialize(String),
+}
+
+fn defined_text(defined: &[String]) -> String {
+    if defined.is_empty() {
+        "it defines none: choose a release that defines it or remove the entry".to_string()
+    } else {
+        format!(
+            "it defines {}: choose one of those, a release that defines it, or remove the entry",
+            defined.join(", ")
+        )
+    }
 }
 
 fn needs_text(one_of: &[Component]) -> String {
@@ -304,6 +353,8 @@ impl CatalogError {
             CatalogError::UnsupportedCombination { .. } => reasons::UNSUPPORTED_COMBINATION,
             CatalogError::InvalidSiteName { .. } => reasons::INVALID_SITE_NAME,
             CatalogError::LimitBelowRequest { .. } => reasons::LIMIT_BELOW_REQUEST,
+            CatalogError::ComponentNotInRelease { .. } => reasons::COMPONENT_NOT_IN_RELEASE,
+            CatalogError::DefinitionUnusable { .. } => reasons::DEFINITION_UNUSABLE,
             CatalogError::Serialize(_) => reasons::SERIALIZATION_FAILED,
         }
     }
@@ -321,7 +372,10 @@ impl CatalogError {
             | CatalogError::StorageNotSupported { component, .. }
             | CatalogError::UnsupportedCombination { component, .. }
             | CatalogError::LimitBelowRequest { component, .. } => Some(*component),
-            CatalogError::InvalidSiteName { .. } | CatalogError::Serialize(_) => None,
+            CatalogError::InvalidSiteName { .. }
+            | CatalogError::ComponentNotInRelease { .. }
+            | CatalogError::DefinitionUnusable { .. }
+            | CatalogError::Serialize(_) => None,
         }
     }
 }
@@ -353,11 +407,49 @@ pub fn build(input: &SiteInput) -> Result<Vec<Child>, Vec<CatalogError>> {
     }
 }
 
-/// Components enabled in the spec, in registry order.
-pub fn enabled_components(spec: &DizSiteSpec) -> Vec<Component> {
+/// Components enabled in the spec, in registry order, then those the release defines, in the
+/// order the release lists them.
+pub fn enabled_components(site: &SiteInput) -> Vec<Component> {
     Component::all()
-        .filter(|c| c.enabled(&spec.components))
+        .chain(site.release.components.iter().copied())
+        .filter(|c| c.enabled(&site.spec.components))
         .collect()
+}
+
+/// Entries of `spec.components.fromRelease` the release does not define (or defines unusably).
+fn check_from_release(input: &SiteInput) -> Vec<CatalogError> {
+    let mut errors = Vec::new();
+    for entry in &input.spec.components.from_release {
+        if let Some((_, why)) = input
+            .release
+            .invalid_definitions
+            .iter()
+            .find(|(n, _)| *n == entry.name)
+        {
+            errors.push(CatalogError::DefinitionUnusable {
+                name: entry.name.clone(),
+                release: input.release.name.clone(),
+                why: why.to_string(),
+            });
+        } else if !input
+            .release
+            .components
+            .iter()
+            .any(|c| c.name() == entry.name)
+        {
+            errors.push(CatalogError::ComponentNotInRelease {
+                name: entry.name.clone(),
+                release: input.release.name.clone(),
+                defined: input
+                    .release
+                    .components
+                    .iter()
+                    .map(|c| c.name().to_string())
+                    .collect(),
+            });
+        }
+    }
+    errors
 }
 
 fn check_and_build(input: &SiteInput) -> (Vec<Child>, Vec<CatalogError>) {
@@ -366,8 +458,9 @@ fn check_and_build(input: &SiteInput) -> (Vec<Child>, Vec<CatalogError>) {
         // Every object name derives from the site name; building would only add noise.
         return (Vec::new(), vec![e]);
     }
+    errors.extend(check_from_release(input));
     let mut children = Vec::new();
-    for component in enabled_components(input.spec) {
+    for component in enabled_components(input) {
         let Some(spec) = component.spec(&input.spec.components) else {
             continue;
         };

@@ -125,7 +125,7 @@ pub(crate) fn build(site: &SiteInput) -> Result<Vec<Child>, CatalogError> {
         },
         None,
     )?];
-    for component in enabled_components(site.spec) {
+    for component in enabled_components(site) {
         for part in component.parts() {
             children.push(Child::from_typed(
                 part_policy(site, component, part),
@@ -206,7 +206,7 @@ fn database_clients(site: &SiteInput, component: Component) -> Vec<(Component, &
         .filter(|p| p.uses_database)
         .map(|p| (component, p))
         .collect();
-    for reader in enabled_components(site.spec) {
+    for reader in enabled_components(site) {
         let reads = reader
             .dependencies(site.spec)
             .iter()
@@ -297,7 +297,7 @@ pub fn open_egress(site: &SiteInput) -> Vec<(String, Vec<i32>)> {
         return Vec::new();
     }
     let mut out = Vec::new();
-    for component in enabled_components(site.spec) {
+    for component in enabled_components(site) {
         for part in component.parts() {
             let policy = part_policy(site, component, part);
             let ports: Vec<i32> = policy
@@ -324,7 +324,7 @@ fn part_policy(site: &SiteInput, component: Component, part: &'static Part) -> N
     let mut egress_rules = vec![dns_rule()];
 
     // Callers: components whose chosen dependency is this part.
-    for caller in enabled_components(site.spec) {
+    for caller in enabled_components(site) {
         for dep in caller.dependencies(site.spec) {
             if let (
                 Some(chosen),

@@ -58,6 +58,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     security_exceptions: &[],
     contracts: &[WEBAPI_CONTRACT, ATLAS_CONTRACT],
     build,
+    defined: None,
 };
 
 const PARTS: [Part; 3] = [

@@ -62,6 +62,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     security_exceptions: &[],
     contracts: &[CONTRACT, FILES_CONTRACT],
     build,
+    defined: None,
 };
 
 const PARTS: [Part; 1] = [Part {

@@ -60,6 +60,7 @@ pub static COMPONENT: Descriptor = Descriptor {
     security_exceptions: &[],
     contracts: &[CONTRACT],
     build,
+    defined: None,
 };
 
 pub const GRPC: Port = Port {

@@ -4,6 +4,7 @@
 //! release is not certified); 2 the command could not do its work (unreadable input, bad key,
 //! usage error, as clap also uses 2). Scripts can tell "not certified" from "broken input".
 
+pub mod contracts;
 pub mod crds;
 pub mod docs;
 pub mod reference;
@@ -38,8 +39,9 @@ pub enum Command {
     Reference,
     /// Print the component catalogue (Markdown) generated from the component descriptors.
     Components,
-    /// Print the image contracts of the catalogue as JSON (what the test API server enforces).
-    Contracts,
+    /// Print the image contracts of the catalogue, and of the components the given releases
+    /// define, as JSON (what the test API server enforces).
+    Contracts(contracts::ContractsArgs),
     /// Print a page of the documentation that is generated from the code (Markdown): the
     /// condition reasons, the metrics or this command-line reference.
     Docs(docs::DocsArgs),

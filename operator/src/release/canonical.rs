@@ -48,10 +48,23 @@
 //! rollout.wave.0.notBefore=2026-02-02T06:00:00Z         (only when set)
 //! ```
 //!
+//! ```text
+//! definition.xnat.contract.uid=1000                     (per defined component, see below)
+//! ```
+//!
 //! Waves are numbered from 0 in the order written, which is the order they roll out in. A
 //! label key may contain neither `=` nor anything outside printable ASCII, so a `matchLabel`
 //! line splits at its second `=` unambiguously. `compatibility.notes` is free text for people
 //! and stays unsigned, so it may be corrected without re-signing.
+//!
+//! **Defined components** (`componentDefinitions`) come last, ascending by name: one line per
+//! value of the definition's JSON form (as the API types serialise it, defaults filled in),
+//! named by its path: `definition.<name>.<field>[.<field or index>...]=<value>`, object fields in
+//! ascending byte order, list items numbered from 0 in written order (`settings.0.name`), numbers
+//! and booleans as JSON writes them. Every field of a definition is signed: what the component
+//! runs, as whom, with which settings, volumes, network edges and exposure. A release without
+//! definitions encodes exactly as before they existed, so existing v2 signatures stay valid; a
+//! release with definitions cannot be encoded in v1 (its v1 signature never certifies it).
 //!
 //! # Format `miracolix-revocation-v1`
 //!
@@ -128,6 +141,13 @@ pub enum CanonicalError {
     InvalidFingerprint { field: String, value: String },
     #[error("the revocation names no fingerprint")]
     NoFingerprints,
+    #[error(
+        "the release defines components (spec.componentDefinitions), which format {format} does \
+         not cover; sign it in miracolix-release-v2"
+    )]
+    DefinitionsNeedV2 { format: ReleaseFormat },
+    #[error("{field}: {detail}")]
+    Unencodable { field: String, detail: String },
 }
 
 /// Encodes the certified content of a release in `format`.
@@ -175,8 +195,76 @@ pub fn canonical_string(
     }
     if format == ReleaseFormat::V2 {
         rollout_fields(&mut out, spec)?;
+        definition_fields(&mut out, spec)?;
+    } else if !spec.component_definitions.is_empty() {
+        // Unsigned definitions would run unsigned code paths: a v1 signature cannot certify them.
+        return Err(CanonicalError::DefinitionsNeedV2 { format });
     }
     Ok(out)
+}
+
+/// The v2 lines of `componentDefinitions`, last: for each definition in ascending order of its
+/// name, one `definition.<name>.<path>=<value>` line per value of its JSON form (see the module
+/// docs). A release without definitions encodes exactly as before they existed.
+fn definition_fields(out: &mut String, spec: &ComponentReleaseSpec) -> Result<(), CanonicalError> {
+    let mut defs: Vec<_> = spec.component_definitions.iter().collect();
+    defs.sort_by(|a, b| a.name.cmp(&b.name));
+    for (i, def) in defs.iter().enumerate() {
+        check_component_key(&def.name)?;
+        if defs.get(i + 1).is_some_and(|next| next.name == def.name) {
+            return Err(CanonicalError::Unencodable {
+                field: format!("definition.{}", def.name),
+                detail: "two definitions share the name".to_string(),
+            });
+        }
+        let prefix = format!("definition.{}", def.name);
+        let value = serde_json::to_value(def).map_err(|e| CanonicalError::Unencodable {
+            field: prefix.clone(),
+            detail: e.to_string(),
+        })?;
+        leaves(out, &prefix, &value)?;
+    }
+    Ok(())
+}
+
+/// One line per string, number or boolean below `value`: object keys in ascending byte order,
+/// array items in written order by index. Absent fields and empty lists write nothing; the
+/// types are fixed by the API, so a path never holds a string in one release and a number in
+/// another.
+fn leaves(out: &mut String, path: &str, value: &serde_json::Value) -> Result<(), CanonicalError> {
+    use serde_json::Value;
+    match value {
+        Value::Null => Ok(()),
+        Value::Bool(b) => field(out, path, if *b { "true" } else { "false" }),
+        Value::Number(n) => field(out, path, &n.to_string()),
+        Value::String(s) => field(out, path, s),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                leaves(out, &format!("{path}.{i}"), item)?;
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            for key in keys {
+                // API field names: letters and digits only, never a number (which would read
+                // as an array index), so the path splits unambiguously at its dots.
+                let plain = key.chars().all(|c| c.is_ascii_alphanumeric())
+                    && key.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+                if !plain {
+                    return Err(CanonicalError::Unencodable {
+                        field: path.to_string(),
+                        detail: format!("the key {key:?} is not an API field name"),
+                    });
+                }
+                if let Some(v) = map.get(key) {
+                    leaves(out, &format!("{path}.{key}"), v)?;
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The v2 lines after the components: `compatibility.upgradeFrom`, then `rollout`.

@@ -143,9 +143,5 @@ pub fn for_site<'a>(
 }
 
 pub fn resolve(rel: &Release) -> ResolvedRelease {
-    ResolvedRelease {
-        name: rel.name.clone(),
-        version: rel.spec.version.clone(),
-        images: rel.spec.components.clone(),
-    }
+    ResolvedRelease::of(&rel.name, &rel.spec)
 }

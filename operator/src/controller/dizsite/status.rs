@@ -206,17 +206,27 @@ pub fn with_problems(
     health
 }
 
-/// Per-component status, in catalogue order, for every component (enabled or not).
+/// Per-component status, in catalogue order, for every component (enabled or not), then for
+/// every component the site enables from its release (`spec.components.fromRelease`), in the
+/// order listed. Workloads are matched by their component label, which is the component's name
+/// for both.
 pub fn component_statuses(spec: &DizSiteSpec, health: &[WorkloadHealth]) -> Vec<ComponentStatus> {
-    Component::all()
-        .map(|c| {
+    let builtin = Component::all().map(|c| (c.name(), c.enabled(&spec.components)));
+    let released = spec
+        .components
+        .from_release
+        .iter()
+        .map(|e| (e.name.as_str(), e.spec.enabled));
+    builtin
+        .chain(released)
+        .map(|(name, enabled)| {
             let mine: Vec<&WorkloadHealth> = health
                 .iter()
-                .filter(|w| w.component == c.name() && !w.database)
+                .filter(|w| w.component == name && !w.database)
                 .collect();
             ComponentStatus {
-                name: c.name().to_string(),
-                enabled: c.enabled(&spec.components),
+                name: name.to_string(),
+                enabled,
                 image: mine.iter().find_map(|w| w.image.clone()),
                 replicas: mine.iter().map(|w| w.replicas).sum(),
                 ready_replicas: mine.iter().map(|w| w.ready).sum(),
