@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{ComponentSpec, SecretKeyRef};
 
 /// At most this many definitions per release.
-pub const MAX_DEFINITIONS: u32 = 10;
+pub const MAX_DEFINITIONS: u32 = 4;
 
 /// Longest definition name: object names are `<site>-<name>` and `<site>-<name>-db-rw` (the
 /// CloudNativePG Service), which must stay within the length the built-in components keep
@@ -95,7 +95,7 @@ pub struct ComponentDefinition {
     pub name: String,
 
     /// What the component is, in words a site admin recognises (e.g. `the XNAT imaging platform`).
-    #[schemars(length(min = 1, max = 200))]
+    #[schemars(length(min = 1, max = 100))]
     pub description: String,
 
     /// `app.kubernetes.io/component` of its pods: its role, e.g. `imaging-platform`.
@@ -115,7 +115,7 @@ pub struct ComponentDefinition {
     /// Environment of the container: plain values, keys of Secrets the site provides, or
     /// coordinates of the component's database.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 50))]
+    #[schemars(length(max = 20))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub settings: Vec<Setting>,
 
@@ -196,7 +196,7 @@ pub struct Setting {
     /// A plain value. `$(MIRACOLIX_DB_HOST)`, `$(MIRACOLIX_DB_PORT)` and `$(MIRACOLIX_DB_NAME)`
     /// are expanded when the component has a database (e.g. a JDBC URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 1024))]
+    #[schemars(length(min = 1, max = 512))]
     pub value: Option<String>,
     /// A key of a Secret that each site creates in its namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -287,12 +287,12 @@ pub struct DefinedContract {
     /// Directories the process writes: each is a volume under the read-only root filesystem
     /// (the storage volume where it lies below `storage.mountPath`, else an emptyDir).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20))]
+    #[schemars(length(max = 16))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["path"]))]
     pub writable_paths: Vec<WritablePath>,
     /// Settings without which the process does not start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20))]
+    #[schemars(length(max = 10))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub required_settings: Vec<RequiredSetting>,
 }
@@ -304,7 +304,7 @@ pub struct WritablePath {
     #[schemars(length(min = 2, max = 253))]
     pub path: String,
     /// What the process does there.
-    #[schemars(length(min = 1, max = 200))]
+    #[schemars(length(min = 1, max = 100))]
     pub why: String,
 }
 
