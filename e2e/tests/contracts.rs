@@ -19,11 +19,7 @@ fn contracts() -> Contracts {
 fn release() -> ResolvedRelease {
     let doc = repo::docs("examples/10-release-miracolix-2026.1.yaml").remove(0);
     let r: ComponentRelease = serde_json::from_value(doc).expect("example release");
-    ResolvedRelease {
-        name: r.metadata.name.clone().expect("name"),
-        version: r.spec.version.clone(),
-        images: r.spec.components.clone(),
-    }
+    ResolvedRelease::of(&r.metadata.name.clone().expect("name"), &r.spec)
 }
 
 fn build(name: &str, namespace: &str, spec: &DizSiteSpec) -> Vec<Child> {

@@ -464,6 +464,7 @@ mod tests {
             version: "2026.1".into(),
             channel: Channel::Stable,
             components,
+            component_definitions: Vec::new(),
             not_after: None,
             compatibility: None,
             rollout: None,

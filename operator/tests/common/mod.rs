@@ -32,11 +32,7 @@ fn read_example<T: serde::de::DeserializeOwned>(file: &str) -> T {
 /// The example release 2026.1, resolved.
 pub fn release() -> ResolvedRelease {
     let r: ComponentRelease = read_example("10-release-miracolix-2026.1.yaml");
-    ResolvedRelease {
-        name: r.metadata.name.clone().expect("release has a name"),
-        version: r.spec.version.clone(),
-        images: r.spec.components.clone(),
-    }
+    ResolvedRelease::of(&r.metadata.name.clone().expect("release has a name"), &r.spec)
 }
 
 pub fn example_site(file: &str) -> DizSite {

@@ -39,6 +39,7 @@ fn rel(name: &str, version: &str, d: char) -> Release {
             version: version.into(),
             channel: Channel::Stable,
             components,
+            component_definitions: Vec::new(),
             not_after: None,
             compatibility: None,
             rollout: None,
