@@ -663,6 +663,75 @@ mod tests {
     }
 
     #[test]
+    fn definitions_are_encoded_last_field_by_field_and_never_in_v1() {
+        let def: crate::api::ComponentDefinition = serde_json::from_value(serde_json::json!({
+            "name": "tool", "description": "a tool", "role": "tool",
+            "ports": [{"name": "http", "port": 8080}],
+            "health": {"readinessPath": "/health"},
+            "settings": [{"name": "B", "value": "x=y"}, {"name": "A", "database": "password"}],
+            "resources": {
+                "small": {"cpu": "1", "cpuLimit": "1", "memory": "1Gi"},
+                "medium": {"cpu": "1", "cpuLimit": "1", "memory": "1Gi"},
+                "large": {"cpu": "1", "cpuLimit": "1", "memory": "1Gi"},
+            },
+            "contract": {"source": "example/tool@v1", "uid": 1000, "gid": 0},
+        }))
+        .expect("definition");
+        let mut with = spec();
+        with.component_definitions.push(def);
+        let text = canonical_string(&with, ReleaseFormat::V2).expect("encodes");
+        let without = canonical_string(&spec(), ReleaseFormat::V2).expect("encodes");
+        // Appended after everything else: a release without definitions encodes as before.
+        let added = text.strip_prefix(&without).expect("a suffix");
+        assert_eq!(
+            added,
+            "definition.tool.contract.gid=0\n\
+             definition.tool.contract.source=example/tool@v1\n\
+             definition.tool.contract.uid=1000\n\
+             definition.tool.description=a tool\n\
+             definition.tool.health.readinessPath=/health\n\
+             definition.tool.health.startupSeconds=300\n\
+             definition.tool.name=tool\n\
+             definition.tool.ports.0.name=http\n\
+             definition.tool.ports.0.port=8080\n\
+             definition.tool.resources.large.cpu=1\n\
+             definition.tool.resources.large.cpuLimit=1\n\
+             definition.tool.resources.large.memory=1Gi\n\
+             definition.tool.resources.medium.cpu=1\n\
+             definition.tool.resources.medium.cpuLimit=1\n\
+             definition.tool.resources.medium.memory=1Gi\n\
+             definition.tool.resources.small.cpu=1\n\
+             definition.tool.resources.small.cpuLimit=1\n\
+             definition.tool.resources.small.memory=1Gi\n\
+             definition.tool.role=tool\n\
+             definition.tool.settings.0.name=B\n\
+             definition.tool.settings.0.value=x=y\n\
+             definition.tool.settings.1.database=password\n\
+             definition.tool.settings.1.name=A\n"
+        );
+        // The written order of list items is signed: reordering settings is another release.
+        let mut reordered = with.clone();
+        reordered.component_definitions[0].settings.reverse();
+        assert_ne!(
+            canonicalize(&reordered, ReleaseFormat::V2),
+            canonicalize(&with, ReleaseFormat::V2)
+        );
+        assert_eq!(
+            canonical_string(&with, ReleaseFormat::V1),
+            Err(CanonicalError::DefinitionsNeedV2 {
+                format: ReleaseFormat::V1
+            })
+        );
+        // Values obey the same rules as every other signed value.
+        let mut newline = with.clone();
+        newline.component_definitions[0].description = "a\ntool".into();
+        assert!(matches!(
+            canonicalize(&newline, ReleaseFormat::V2),
+            Err(CanonicalError::ForbiddenCharacter { .. })
+        ));
+    }
+
+    #[test]
     fn v2_tells_an_empty_selector_from_none_and_refuses_ambiguous_label_keys() {
         let mut empty = spec();
         empty.rollout = Some(Rollout {
