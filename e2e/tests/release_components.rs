@@ -57,7 +57,8 @@ fn the_definitions_contract_is_handed_to_the_kubelet() {
 /// fails the way the process would.
 #[test]
 fn the_kubelet_holds_xnat_to_its_contract() {
-    let release: ComponentRelease = serde_json::from_value(docs(RELEASE).remove(0)).expect("release");
+    let release: ComponentRelease =
+        serde_json::from_value(docs(RELEASE).remove(0)).expect("release");
     let site: DizSite = serde_json::from_value(docs(SITE).remove(0)).expect("site");
     let resolved = ResolvedRelease::of("miracolix-imaging-2026.1", &release.spec);
     let children = catalog::build(&SiteInput {
@@ -71,12 +72,18 @@ fn the_kubelet_holds_xnat_to_its_contract() {
     .expect("builds");
     let sts = children
         .iter()
-        .find(|c| c.object.metadata.name.as_deref() == Some("magdeburg-xnat") && c.resource.kind == "StatefulSet")
+        .find(|c| {
+            c.object.metadata.name.as_deref() == Some("magdeburg-xnat")
+                && c.resource.kind == "StatefulSet"
+        })
         .expect("XNAT's StatefulSet");
     let pod = serde_json::to_value(&sts.object).expect("json")["spec"]["template"]["spec"].clone();
     let mut objects = Objects::default();
     for (secret, keys) in [
-        ("magdeburg-xnat-db-app", vec!["host", "port", "username", "password", "dbname"]),
+        (
+            "magdeburg-xnat-db-app",
+            vec!["host", "port", "username", "password", "dbname"],
+        ),
         ("oidc-client", vec!["client-secret"]),
         ("login-proxy", vec!["cookie-secret"]),
     ] {
@@ -95,9 +102,9 @@ fn the_kubelet_holds_xnat_to_its_contract() {
     mounts.retain(|m| m["mountPath"] != "/usr/local/tomcat/work");
     let failures = check_pod(&broken, NS, &objects, &contracts);
     assert!(
-        failures
-            .iter()
-            .any(|(c, f)| c == "xnat" && f.message().contains("/usr/local/tomcat/work: Read-only file system")),
+        failures.iter().any(|(c, f)| c == "xnat"
+            && f.message()
+                .contains("/usr/local/tomcat/work: Read-only file system")),
         "{failures:?}"
     );
 
@@ -129,7 +136,12 @@ impl Harness {
         });
         for crd in std::fs::read_dir(root().join("crds")).expect("crds") {
             let path = crd.expect("entry").path();
-            let rel = path.strip_prefix(root()).expect("rel").to_str().expect("utf8").to_string();
+            let rel = path
+                .strip_prefix(root())
+                .expect("rel")
+                .to_str()
+                .expect("utf8")
+                .to_string();
             for doc in docs(&rel) {
                 server.create(doc).expect("CRD installs");
             }
@@ -209,7 +221,10 @@ async fn the_xnat_example_site_becomes_ready_with_xnat_in_its_status() {
         .expect("site created");
     let ready = h.wait("magdeburg", conditions::READY, "True").await;
     let st = ready.status.expect("status");
-    assert_eq!(st.current_release.as_deref(), Some("miracolix-imaging-2026.1"));
+    assert_eq!(
+        st.current_release.as_deref(),
+        Some("miracolix-imaging-2026.1")
+    );
     let of = |name: &str| {
         st.components
             .iter()

@@ -103,7 +103,10 @@ fn egress_to(policy: &Value, target: &str) -> Value {
         .as_array()
         .into_iter()
         .flatten()
-        .find(|r| r.pointer("/to/0/podSelector/matchLabels/app.kubernetes.io~1name") == Some(&Value::from(target)))
+        .find(|r| {
+            r.pointer("/to/0/podSelector/matchLabels/app.kubernetes.io~1name")
+                == Some(&Value::from(target))
+        })
         .cloned()
         .unwrap_or_else(|| panic!("no egress rule to {target} in {policy:#}"))
 }
@@ -115,7 +118,10 @@ fn ingress_from(policy: &Value, source: &str) -> Value {
         .as_array()
         .into_iter()
         .flatten()
-        .find(|r| r.pointer("/from/0/podSelector/matchLabels/diz.miracum.org~1component") == Some(&Value::from(source)))
+        .find(|r| {
+            r.pointer("/from/0/podSelector/matchLabels/diz.miracum.org~1component")
+                == Some(&Value::from(source))
+        })
         .cloned()
         .unwrap_or_else(|| panic!("no ingress rule from {source} in {policy:#}"));
     let text = serde_json::to_string(&rule)
@@ -193,8 +199,11 @@ fn a_defined_component_gets_the_network_policies_a_built_in_caller_gets() {
     without.spec.components.flare = None;
     let errors = catalog::build(&without.input()).expect_err("the tool needs Blaze");
     assert!(
-        errors.iter().any(|e| e.reason() == reasons::DEPENDENCY_DISABLED
-            && e.to_string().starts_with("spec.components.fromRelease[name=tool] needs")),
+        errors
+            .iter()
+            .any(|e| e.reason() == reasons::DEPENDENCY_DISABLED
+                && e.to_string()
+                    .starts_with("spec.components.fromRelease[name=tool] needs")),
         "{errors:#?}"
     );
 }
@@ -239,7 +248,12 @@ fn a_defined_component_reports_the_same_status_as_a_built_in_one() {
         tool.image.as_deref(),
         Some(format!("registry.example.org/tool@sha256:{}", "7".repeat(64)).as_str())
     );
-    assert!(blaze.image.as_deref().is_some_and(|i| i.contains("@sha256:")));
+    assert!(
+        blaze
+            .image
+            .as_deref()
+            .is_some_and(|i| i.contains("@sha256:"))
+    );
     // Listed after the catalogue, in the order the site lists them.
     assert_eq!(statuses.last().map(|s| s.name.as_str()), Some("tool"));
 }
@@ -289,7 +303,11 @@ fn the_image_must_get_the_settings_its_contract_requires() {
     f.release = ResolvedRelease::of("needs-token", &spec);
     let errors = catalog::build(&f.input()).expect_err("TOOL_TOKEN is not set");
     assert_eq!(errors[0].reason(), reasons::UNSUPPORTED_COMBINATION);
-    assert!(errors[0].to_string().contains("TOOL_TOKEN"), "{}", errors[0]);
+    assert!(
+        errors[0].to_string().contains("TOOL_TOKEN"),
+        "{}",
+        errors[0]
+    );
     // A plain value is not enough for a credential; a Secret key is.
     let with_env = |env: &str| {
         let mut f = site();
@@ -306,6 +324,9 @@ fn the_image_must_get_the_settings_its_contract_requires() {
     assert!(with_env("{name: TOOL_TOKEN, secretKeyRef: {name: tool, key: token}}").is_ok());
 }
 
+/// A change to a definition.
+type Tamper = Box<dyn Fn(&mut ComponentDefinition)>;
+
 /// The example release that defines XNAT is certified; every change to its definition makes the
 /// signature fail, exactly as a changed digest does.
 #[test]
@@ -316,22 +337,43 @@ fn a_tampered_definition_is_refused_like_any_tampered_release() {
         "{:?}",
         verify(&release.spec, &trust())
     );
-    let tamperings: Vec<(&str, Box<dyn Fn(&mut ComponentDefinition)>)> = vec![
+    let tamperings: Vec<(&str, Tamper)> = vec![
         ("run as another uid", Box::new(|d| d.contract.uid = 0)),
-        ("drop a writable path", Box::new(|d| {
-            d.contract.writable_paths.pop();
-        })),
-        ("publish without the proxy path", Box::new(|d| d.exposure = None)),
-        ("open a network edge", Box::new(|d| {
-            d.calls.push(serde_json::from_value(serde_json::json!({"component": "blaze"})).expect("call"));
-        })),
-        ("change a setting", Box::new(|d| d.settings[0].value = Some("org.evil.Driver".into()))),
-        ("grow the storage", Box::new(|d| {
-            if let Some(s) = d.storage.as_mut() {
-                s.mount_path = "/".into();
-            }
-        })),
-        ("change a probe", Box::new(|d| d.health.readiness_path = "/".into())),
+        (
+            "drop a writable path",
+            Box::new(|d| {
+                d.contract.writable_paths.pop();
+            }),
+        ),
+        (
+            "publish without the proxy path",
+            Box::new(|d| d.exposure = None),
+        ),
+        (
+            "open a network edge",
+            Box::new(|d| {
+                d.calls.push(
+                    serde_json::from_value(serde_json::json!({"component": "blaze"}))
+                        .expect("call"),
+                );
+            }),
+        ),
+        (
+            "change a setting",
+            Box::new(|d| d.settings[0].value = Some("org.evil.Driver".into())),
+        ),
+        (
+            "grow the storage",
+            Box::new(|d| {
+                if let Some(s) = d.storage.as_mut() {
+                    s.mount_path = "/".into();
+                }
+            }),
+        ),
+        (
+            "change a probe",
+            Box::new(|d| d.health.readiness_path = "/".into()),
+        ),
     ];
     for (what, tamper) in tamperings {
         let mut spec = release.spec.clone();
@@ -349,7 +391,10 @@ fn a_tampered_definition_is_refused_like_any_tampered_release() {
     dropped.component_definitions.clear();
     assert!(matches!(
         verify(&dropped, &trust()),
-        Verdict::NotCertified { reason: Reason::BadSignature, .. }
+        Verdict::NotCertified {
+            reason: Reason::BadSignature,
+            ..
+        }
     ));
     // A v1 signature covers no definitions, so it never certifies a release that has them.
     let mut v1 = release.spec.clone();
@@ -358,7 +403,10 @@ fn a_tampered_definition_is_refused_like_any_tampered_release() {
     }
     assert!(matches!(
         verify(&v1, &trust()),
-        Verdict::NotCertified { reason: Reason::NotCanonical, .. }
+        Verdict::NotCertified {
+            reason: Reason::NotCanonical,
+            ..
+        }
     ));
 }
 
@@ -388,7 +436,9 @@ fn the_xnat_example_renders_with_its_database_volume_and_login_proxy() {
     common::find(&children, "Cluster", "magdeburg-xnat-db");
     let ingress = json(common::find(&children, "Ingress", "magdeburg"));
     assert!(
-        serde_json::to_string(&ingress).expect("json").contains("\"/xnat\""),
+        serde_json::to_string(&ingress)
+            .expect("json")
+            .contains("\"/xnat\""),
         "{ingress:#}"
     );
 }

@@ -27,9 +27,7 @@ pub const MAX_NAME_LEN: u32 = 12;
 /// Names a definition may not take: every built-in component name and release image key (the
 /// definition's image is pinned under its name in `spec.components`).
 pub fn reserved_names() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = crate::catalog::Component::all()
-        .map(|c| c.name())
-        .collect();
+    let mut names: Vec<&'static str> = crate::catalog::Component::all().map(|c| c.name()).collect();
     for key in super::image_keys() {
         if !names.contains(&key) {
             names.push(key);
@@ -78,7 +76,8 @@ const NAME_RULE: &str = r"self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')";
 /// An environment variable name.
 const ENV_NAME_RULE: &str = r"self.matches('^[A-Za-z_][A-Za-z0-9_]*$')";
 /// An absolute path without `..`, whitespace or a trailing slash.
-const PATH_RULE: &str = r"self.matches('^(/[A-Za-z0-9._-]+)+$') && !self.contains('/../') && !self.endsWith('/..')";
+const PATH_RULE: &str =
+    r"self.matches('^(/[A-Za-z0-9._-]+)+$') && !self.contains('/../') && !self.endsWith('/..')";
 
 /// One component a release defines.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]

@@ -42,8 +42,7 @@ fn image_keys_rule() -> String {
     )
 }
 
-const DEFINED_IMAGES_PINNED: &str =
-    "!has(self.componentDefinitions) || self.componentDefinitions.all(d, d.name in self.components)";
+const DEFINED_IMAGES_PINNED: &str = "!has(self.componentDefinitions) || self.componentDefinitions.all(d, d.name in self.components)";
 
 fn image_keys_message() -> String {
     format!(

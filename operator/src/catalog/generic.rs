@@ -77,7 +77,8 @@ pub fn descriptor(
     def: &ComponentDefinition,
     image: &ComponentImage,
 ) -> Result<&'static Descriptor, DefinitionError> {
-    if Component::named(&def.name).is_some() || crate::api::image_keys().contains(&def.name.as_str())
+    if Component::named(&def.name).is_some()
+        || crate::api::image_keys().contains(&def.name.as_str())
     {
         return Err(DefinitionError::Reserved(def.name.clone()));
     }

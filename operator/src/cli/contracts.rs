@@ -29,7 +29,7 @@ pub enum ContractsError {
     Yaml {
         path: String,
         #[source]
-        source: crate::yaml::YamlError,
+        source: Box<crate::yaml::YamlError>,
     },
     #[error("{path}: ComponentRelease {name}: {source}")]
     Release {
@@ -61,7 +61,7 @@ pub fn run(args: &ContractsArgs) -> Result<String, ContractsError> {
         let docs: Vec<serde_json::Value> =
             crate::yaml::from_multi_doc(&text).map_err(|source| ContractsError::Yaml {
                 path: shown.clone(),
-                source,
+                source: Box::new(source),
             })?;
         for doc in docs {
             if doc.get("kind").and_then(serde_json::Value::as_str) != Some("ComponentRelease") {

@@ -32,7 +32,10 @@ fn read_example<T: serde::de::DeserializeOwned>(file: &str) -> T {
 /// The example release 2026.1, resolved.
 pub fn release() -> ResolvedRelease {
     let r: ComponentRelease = read_example("10-release-miracolix-2026.1.yaml");
-    ResolvedRelease::of(&r.metadata.name.clone().expect("release has a name"), &r.spec)
+    ResolvedRelease::of(
+        &r.metadata.name.clone().expect("release has a name"),
+        &r.spec,
+    )
 }
 
 pub fn example_site(file: &str) -> DizSite {
