@@ -3,84 +3,16 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+mod kubectl;
 
-use miracolix_e2e::apiserver::http::{ServerHandle, write_kubeconfig};
-use miracolix_e2e::{Config, TestApiServer, WorkloadTiming};
+use kubectl::{Kubectl, kubectl_137};
 
-const KUBECTL: &str = "/usr/bin/kubectl";
-
-/// kubectl 1.37 from `make tools` (scripts/install-tools.sh), which uses aggregated discovery.
-fn kubectl_137() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/kubectl")
+/// The widget CRD of the conformance suites, installed with kubectl.
+trait Widgets {
+    async fn install_widgets(&self);
 }
 
-struct Kubectl {
-    dir: PathBuf,
-    bin: PathBuf,
-    server: TestApiServer,
-    _handle: ServerHandle,
-}
-
-impl Kubectl {
-    async fn start(name: &str) -> Option<Self> {
-        Self::start_with(name, Path::new(KUBECTL)).await
-    }
-
-    async fn start_with(name: &str, bin: &Path) -> Option<Self> {
-        if !bin.exists() {
-            println!("skipped: {} not installed (make tools)", bin.display());
-            return None;
-        }
-        let server = TestApiServer::with_config(Config {
-            workload_timing: WorkloadTiming::Immediate,
-            ..Config::default()
-        });
-        let handle = server
-            .serve(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .expect("bind");
-        let dir = std::env::temp_dir().join(format!("miracolix-e2e-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        write_kubeconfig(&dir.join("kubeconfig"), &handle.url(), Some("test-token"))
-            .expect("kubeconfig");
-        Some(Self {
-            dir,
-            bin: bin.to_path_buf(),
-            server,
-            _handle: handle,
-        })
-    }
-
-    fn file(&self, name: &str, content: &str) -> String {
-        let p = self.dir.join(name);
-        std::fs::write(&p, content).expect("write manifest");
-        p.display().to_string()
-    }
-
-    /// Runs kubectl; returns (success, stdout, stderr).
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = common::within(
-            &format!("kubectl {}", args.join(" ")),
-            tokio::process::Command::new(&self.bin)
-                .args(args)
-                .env("KUBECONFIG", self.dir.join("kubeconfig"))
-                .env("HOME", &self.dir)
-                .arg("--cache-dir")
-                .arg(self.dir.join("cache"))
-                .output(),
-        )
-        .await
-        .expect("kubectl runs");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
+impl Widgets for Kubectl {
     /// Applies the widget CRD and waits until it is Established.
     async fn install_widgets(&self) {
         let crd = self.file("crd.yaml", &crd_yaml());
@@ -92,18 +24,6 @@ impl Kubectl {
             "--timeout=10s",
         ])
         .await;
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args).await;
-        assert!(ok, "kubectl {} failed:\n{out}\n{err}", args.join(" "));
-        out
-    }
-}
-
-impl Drop for Kubectl {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

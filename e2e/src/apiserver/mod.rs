@@ -8,6 +8,7 @@ pub mod authz;
 mod cnpg;
 mod controllers;
 mod discovery;
+mod events_view;
 mod faults;
 mod fieldset;
 mod gc;

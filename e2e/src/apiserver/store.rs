@@ -159,6 +159,11 @@ impl Store {
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
         let old = self.objects.insert(key.clone(), obj.clone());
+        // One stored object, two APIs: the other group's Event changes in the same write.
+        if let Some((twin_key, twin)) = super::events_view::twin(&key, &obj) {
+            let twin_old = self.objects.insert(twin_key.clone(), twin.clone());
+            self.record(twin_key, type_, twin, twin_old);
+        }
         self.record(key, type_, obj.clone(), old);
         obj
     }
@@ -167,6 +172,12 @@ impl Store {
         let mut obj = self.objects.remove(key)?;
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
+        if let Some(twin_key) = super::events_view::twin_key(key)
+            && let Some(mut twin) = self.objects.remove(&twin_key)
+        {
+            twin["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
+            self.record(twin_key, EventType::Deleted, twin, None);
+        }
         self.record(key.clone(), EventType::Deleted, obj.clone(), None);
         Some(obj)
     }
