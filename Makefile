@@ -9,7 +9,7 @@ tools: ## Install the command-line tools the tests shell out to into .tools/bin 
 # (GitHub, where cargo-deny fetches advisories, is unreachable from the build machines).
 CARGO_DENY ?= $(abspath $(CURDIR)/../shared/tools/cargo-deny-offline)
 
-.PHONY: tools build test chart-test crds docs lint deny sbom fmt e2e e2e-kind conformance-kube-rs sim demo clean
+.PHONY: tools build test chart-test crds docs lint deny sbom fmt e2e e2e-kind conformance-kube-rs protobuf-schema sim demo clean
 
 build: ## Build the operator and the test API server
 	$(CARGO) build --locked --workspace --all-targets
@@ -60,6 +60,9 @@ conformance-kube-rs: ## kube-rs's own cluster tests (published kube, kube-client
 
 e2e-kind: ## Same e2e suite on a kind cluster with the operator image (needs Docker + kind; not on the build machines)
 	scripts/e2e-kind.sh
+
+protobuf-schema: ## Regenerate e2e/src/apiserver/protobuf_schema.json (test API server's protobuf decoding) from k8s-pb and kubernetes-validate
+	python3 scripts/gen_protobuf_schema.py
 
 sim: ## Start the test API server in the foreground and print how to use kubectl with it
 	$(CARGO) run --locked -q -p miracolix-e2e --bin miracolix-testapi -- --kubeconfig $(KUBECONFIG_SIM)

@@ -126,10 +126,9 @@ async fn describe_and_events_show_the_operators_events() {
             .ok(&["events", "-n", NS, "--for", &format!("dizsite/{SITE}")])
             .await;
         assert!(
-            listed
-                .lines()
-                .any(|l| l.contains("Normal") && l.contains(reasons::APPLIED)
-                    && l.contains(&format!("DizSite/{SITE}"))),
+            listed.lines().any(|l| l.contains("Normal")
+                && l.contains(reasons::APPLIED)
+                && l.contains(&format!("DizSite/{SITE}"))),
             "{} events --for lists them:\n{listed}",
             bin.display()
         );
@@ -143,11 +142,167 @@ async fn describe_and_events_show_the_operators_events() {
         assert_eq!(core, new);
         // Deleting through one group deletes the other's view.
         let name = k
-            .ok(&["get", "events.v1.", "-n", NS, "-o", "jsonpath={.items[0].metadata.name}"])
+            .ok(&[
+                "get",
+                "events.v1.",
+                "-n",
+                NS,
+                "-o",
+                "jsonpath={.items[0].metadata.name}",
+            ])
             .await;
         k.ok(&["delete", "events.v1.events.k8s.io", &name, "-n", NS])
             .await;
         let (found, _, err) = k.run(&["get", "events.v1.", &name, "-n", NS]).await;
         assert!(!found && err.contains("NotFound"), "{err}");
+    }
+}
+
+/// kubectl's generators send protobuf: the objects are stored as kube-apiserver stores them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generators_create_built_in_objects_from_protobuf() {
+    for bin in [Path::new(KUBECTL), &kubectl_137()] {
+        let Some(k) = Kubectl::start_with("generators", bin).await else {
+            continue;
+        };
+        k.ok(&["create", "namespace", "team"]).await;
+        k.ok(&[
+            "create",
+            "configmap",
+            "settings",
+            "-n",
+            "team",
+            "--from-literal=mode=fast",
+            "--from-literal=empty=",
+        ])
+        .await;
+        k.ok(&[
+            "create",
+            "secret",
+            "generic",
+            "creds",
+            "-n",
+            "team",
+            "--from-literal=password=s3cr3t",
+        ])
+        .await;
+        k.ok(&[
+            "create",
+            "deployment",
+            "web",
+            "-n",
+            "team",
+            "--image=nginx:1",
+            "--replicas=0",
+            "--port=8080",
+        ])
+        .await;
+        k.ok(&[
+            "create",
+            "service",
+            "clusterip",
+            "web",
+            "-n",
+            "team",
+            "--tcp=80:8080",
+        ])
+        .await;
+        k.ok(&["create", "serviceaccount", "robot", "-n", "team"])
+            .await;
+        k.ok(&[
+            "create",
+            "role",
+            "reader",
+            "-n",
+            "team",
+            "--verb=get,list",
+            "--resource=pods",
+        ])
+        .await;
+        k.ok(&[
+            "create",
+            "rolebinding",
+            "robot-reads",
+            "-n",
+            "team",
+            "--role=reader",
+            "--serviceaccount=team:robot",
+        ])
+        .await;
+        k.ok(&["create", "job", "once", "-n", "team", "--image=busybox:1"])
+            .await;
+        k.ok(&[
+            "create",
+            "cronjob",
+            "nightly",
+            "-n",
+            "team",
+            "--image=busybox:1",
+            "--schedule=0 3 * * *",
+        ])
+        .await;
+        let s = &k.server;
+        let get = |group: &str, plural: &str, name: &str| {
+            s.object(group, plural, "team", name)
+                .unwrap_or_else(|| panic!("{} created {plural}/{name}", bin.display()))
+        };
+        let ns = s
+            .object("", "namespaces", "", "team")
+            .expect("namespace created");
+        assert_eq!(
+            ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "team"
+        );
+        let cm = get("", "configmaps", "settings");
+        assert_eq!(cm["data"], json!({"mode": "fast", "empty": ""}), "{cm}");
+        // Created by kubectl-create, as kubectl asked (`fieldManager=kubectl-create`).
+        assert_eq!(
+            cm["metadata"]["managedFields"][0]["manager"],
+            "kubectl-create"
+        );
+        let secret = get("", "secrets", "creds");
+        assert_eq!(secret["data"], json!({"password": "czNjcjN0"}), "{secret}");
+        let deploy = get("apps", "deployments", "web");
+        assert_eq!(
+            deploy["spec"]["replicas"], 0,
+            "a pointer's zero is kept: {deploy}"
+        );
+        assert_eq!(
+            deploy["spec"]["template"]["spec"]["containers"][0],
+            json!({"name": "nginx", "image": "nginx:1", "resources": {},
+                "ports": [{"containerPort": 8080}]}),
+            "{deploy}"
+        );
+        assert!(
+            deploy["spec"].get("paused").is_none(),
+            "zero non-pointers are left out"
+        );
+        let svc = get("", "services", "web");
+        assert_eq!(
+            svc["spec"]["ports"][0],
+            json!({"name": "80-8080", "port": 80, "protocol": "TCP", "targetPort": 8080}),
+            "{svc}"
+        );
+        let binding = get("rbac.authorization.k8s.io", "rolebindings", "robot-reads");
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": "robot", "namespace": "team"}])
+        );
+        let cron = get("batch", "cronjobs", "nightly");
+        assert_eq!(cron["spec"]["schedule"], "0 3 * * *");
+        // What kubectl prints back is read from the JSON answer.
+        let out = k
+            .ok(&[
+                "get",
+                "cm",
+                "settings",
+                "-n",
+                "team",
+                "-o",
+                "jsonpath={.data.mode}",
+            ])
+            .await;
+        assert_eq!(out, "fast");
+        k.ok(&["delete", "namespace", "team"]).await;
     }
 }

@@ -19,7 +19,7 @@ use super::status::ApiError;
 use super::store::{ObjKey, Store};
 use super::watch::{self, Body, WatchRequest};
 use super::writes::{self, DeleteOptions, Managed, Propagation, WriteCtx};
-use super::{TestApiServer, discovery, gc, table};
+use super::{TestApiServer, discovery, gc, protobuf, table};
 use crate::validation::UnknownFields;
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -410,14 +410,21 @@ fn run(
     if path.namespace.is_some() && !res.namespaced {
         return Err(not_found_path());
     }
-    if header_str(req, header::CONTENT_TYPE).contains("protobuf") {
-        // client-go falls back to JSON on 415, as it does against servers without protobuf.
-        return Err(ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
-        ));
-    }
+    let decoded;
+    let req = if protobuf::is_protobuf(header_str(req, header::CONTENT_TYPE)) {
+        if res.is_custom() {
+            // Custom resources have no protobuf encoding on kube-apiserver either.
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+            ));
+        }
+        decoded = protobuf::json_request(req)?;
+        &decoded
+    } else {
+        req
+    };
     let is_write = matches!(
         verb,
         "create" | "update" | "patch" | "delete" | "deletecollection"

@@ -15,6 +15,7 @@ mod gc;
 mod handlers;
 mod patch;
 pub(crate) mod pods;
+mod protobuf;
 mod resources;
 mod review_proto;
 mod reviews;
