@@ -306,3 +306,36 @@ async fn generators_create_built_in_objects_from_protobuf() {
         k.ok(&["delete", "namespace", "team"]).await;
     }
 }
+
+/// `kubectl explain` from OpenAPI v3: custom resources from their CRD's schema, built-in kinds
+/// from Kubernetes 1.33's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_reads_the_crd_and_built_in_schemas() {
+    for bin in [Path::new(KUBECTL), &kubectl_137()] {
+        let server = reconciled_site().await;
+        let Some(k) = Kubectl::serve("explain", bin, server).await else {
+            continue;
+        };
+        let spec = k.ok(&["explain", "dizsite.spec"]).await;
+        assert!(spec.contains("KIND:       DizSite"), "{spec}");
+        assert!(spec.contains("GROUP:      diz.miracum.org"), "{spec}");
+        assert!(spec.contains("VERSION:    v1alpha1"), "{spec}");
+        for field in ["siteId", "release", "components"] {
+            assert!(
+                spec.contains(&format!("  {field}\t<")),
+                "{} explain: {field}\n{spec}",
+                bin.display()
+            );
+        }
+        let recursive = k
+            .ok(&["explain", "dizsite.spec.components", "--recursive"])
+            .await;
+        assert!(recursive.contains("  blaze\t<Object>"), "{recursive}");
+        assert!(recursive.contains("    resources\t<"), "{recursive}");
+        let replicas = k.ok(&["explain", "deployment.spec.replicas"]).await;
+        assert!(replicas.contains("FIELD: replicas <integer>"), "{replicas}");
+        assert!(replicas.contains("Number of desired pods."), "{replicas}");
+        let meta = k.ok(&["explain", "dizsite.metadata.labels"]).await;
+        assert!(meta.contains("FIELD: labels <map[string]string>"), "{meta}");
+    }
+}

@@ -117,60 +117,6 @@ pub fn resource_list<'a>(
     )
 }
 
-fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        format!("api/{version}")
-    } else {
-        format!("apis/{group}/{version}")
-    }
-}
-
-/// The OpenAPI v3 index. kubectl reads it to learn whether the server validates fields
-/// itself (`fieldValidation`); when so, it skips client-side schema validation, which would
-/// need real schemas.
-pub fn openapi_v3_root<'a>(resources: impl Iterator<Item = &'a ResourceInfo>) -> Value {
-    let mut paths = serde_json::Map::new();
-    for r in resources {
-        let p = gv_path(&r.group, &r.version);
-        let url = format!("/openapi/v3/{p}?hash=0");
-        paths.insert(p, json!({"serverRelativeURL": url}));
-    }
-    json!({"paths": paths})
-}
-
-/// A group-version OpenAPI document with only the PATCH operations and their
-/// `fieldValidation` parameter: enough for kubectl's capability check, no schemas.
-pub fn openapi_v3_group_version<'a>(
-    resources: impl Iterator<Item = &'a ResourceInfo>,
-    path: &str,
-) -> Option<Value> {
-    let mut paths = serde_json::Map::new();
-    for r in resources.filter(|r| gv_path(&r.group, &r.version) == path) {
-        let url = if r.namespaced {
-            format!("/{path}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
-        } else {
-            format!("/{path}/{}/{{name}}", r.plural)
-        };
-        paths.insert(url, json!({"patch": {
-            "operationId": format!("patch{}", r.kind),
-            "x-kubernetes-group-version-kind": {"group": r.group, "version": r.version, "kind": r.kind},
-            "x-kubernetes-action": "patch",
-            "parameters": [
-                {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
-                {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
-                {"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}},
-            ],
-            "responses": {"200": {"description": "OK"}},
-        }}));
-    }
-    if paths.is_empty() {
-        return None;
-    }
-    Some(
-        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0"}, "paths": paths}),
-    )
-}
-
 /// The media type of aggregated discovery (`apidiscovery.k8s.io/v2`), which clients ask for
 /// first and recognise the answer by.
 pub const AGGREGATED_V2: &str =

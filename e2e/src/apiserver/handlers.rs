@@ -19,7 +19,7 @@ use super::status::ApiError;
 use super::store::{ObjKey, Store};
 use super::watch::{self, Body, WatchRequest};
 use super::writes::{self, DeleteOptions, Managed, Propagation, WriteCtx};
-use super::{TestApiServer, discovery, gc, protobuf, table};
+use super::{TestApiServer, discovery, gc, openapi, protobuf, table};
 use crate::validation::UnknownFields;
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -129,16 +129,14 @@ pub fn handle(server: &TestApiServer, req: &Request<Bytes>, host: &str) -> Outco
                 },
             }
         }
-        Route::OpenApiV3 => plain(discovery::openapi_v3_root(store.resources())),
-        Route::OpenApiV3GroupVersion(gv) => {
-            match discovery::openapi_v3_group_version(store.resources(), &gv) {
-                Some(v) => plain(v),
-                None => Outcome {
-                    response: error_response(&not_found_path()),
-                    record: None,
-                },
-            }
-        }
+        Route::OpenApiV3 => plain(openapi::index(&store)),
+        Route::OpenApiV3GroupVersion(gv) => match openapi::group_version(&store, &gv) {
+            Some(v) => plain(v),
+            None => Outcome {
+                response: error_response(&not_found_path()),
+                record: None,
+            },
+        },
         Route::OpenApiV2 | Route::Unknown => Outcome {
             response: error_response(&not_found_path()),
             record: None,

@@ -13,6 +13,7 @@ mod faults;
 mod fieldset;
 mod gc;
 mod handlers;
+mod openapi;
 mod patch;
 pub(crate) mod pods;
 mod protobuf;
