@@ -457,41 +457,58 @@ async fn leases_use_optimistic_concurrency() {
 }
 
 #[tokio::test]
-async fn events_are_accepted_and_listed_in_both_groups() {
+async fn events_are_one_object_in_both_groups() {
     let (_s, client) = server();
     let core: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(client.clone());
     let ev: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
         "metadata": {"generateName": "x-"}, "involvedObject": {"kind": "ConfigMap", "name": "a"},
         "reason": "Test", "message": "hello", "type": "Normal"}))
     .expect("event");
-    core.create(&PostParams::default(), &ev)
+    let old = core
+        .create(&PostParams::default(), &ev)
         .await
         .expect("core event");
-    assert_eq!(
-        core.list(&ListParams::default())
-            .await
-            .expect("list")
-            .items
-            .len(),
-        1
-    );
     let new: Api<k8s_openapi::api::events::v1::Event> = Api::default_namespaced(client);
     let ev: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
         "metadata": {"generateName": "y-"}, "eventTime": "2025-01-01T00:00:00.000000Z",
         "reportingController": "test", "reportingInstance": "t", "action": "Act", "reason": "Test",
-        "regarding": {"kind": "ConfigMap", "name": "a"}, "note": "hi", "type": "Normal"}))
+        "regarding": {"kind": "ConfigMap", "name": "b"}, "note": "hi", "type": "Normal"}))
     .expect("event");
-    new.create(&PostParams::default(), &ev)
+    let created = new
+        .create(&PostParams::default(), &ev)
         .await
         .expect("events.k8s.io event");
+    // kube-apiserver stores one object per Event and serves it in both groups' shapes.
+    let core_list = core.list(&ListParams::default()).await.expect("list").items;
+    let new_list = new.list(&ListParams::default()).await.expect("list").items;
+    assert_eq!((core_list.len(), new_list.len()), (2, 2));
+    let name = created.metadata.name.clone().expect("name");
+    let as_core = core.get(&name).await.expect("the core view");
+    assert_eq!(as_core.message.as_deref(), Some("hi"));
+    assert_eq!(as_core.involved_object.name.as_deref(), Some("b"));
+    assert_eq!(as_core.reporting_component.as_deref(), Some("test"));
+    assert_eq!(as_core.metadata.uid, created.metadata.uid);
     assert_eq!(
-        new.list(&ListParams::default())
-            .await
-            .expect("list")
-            .items
-            .len(),
-        1
+        as_core.metadata.resource_version,
+        created.metadata.resource_version
     );
+    let as_new = new
+        .get(old.metadata.name.as_deref().expect("name"))
+        .await
+        .expect("the events.k8s.io view");
+    assert_eq!(as_new.note.as_deref(), Some("hello"));
+    assert_eq!(as_new.regarding.and_then(|r| r.name).as_deref(), Some("a"));
+    // A field selector on the core fields finds the operator's kind of Event.
+    let found = core
+        .list(&ListParams::default().fields("involvedObject.name=b"))
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(found.len(), 1);
+    new.delete(&name, &Default::default())
+        .await
+        .expect("delete");
+    assert!(core.get_opt(&name).await.expect("get").is_none());
 }
 
 #[tokio::test]

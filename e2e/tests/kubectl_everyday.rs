@@ -339,3 +339,118 @@ async fn explain_reads_the_crd_and_built_in_schemas() {
         assert!(meta.contains("FIELD: labels <map[string]string>"), "{meta}");
     }
 }
+
+/// `get -o wide` shows the wide columns kube-apiserver prints; `get all` lists the kinds of the
+/// `all` category.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_wide_and_get_all() {
+    for bin in [Path::new(KUBECTL), &kubectl_137()] {
+        let Some(k) = Kubectl::start_with("wide", bin).await else {
+            continue;
+        };
+        k.ok(&["create", "namespace", "team"]).await;
+        k.ok(&[
+            "create",
+            "deployment",
+            "web",
+            "-n",
+            "team",
+            "--image=nginx:1",
+        ])
+        .await;
+        k.ok(&[
+            "create",
+            "service",
+            "clusterip",
+            "web",
+            "-n",
+            "team",
+            "--tcp=80:8080",
+        ])
+        .await;
+        k.ok(&["create", "configmap", "settings", "-n", "team"])
+            .await;
+        k.ok(&[
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "team",
+            "--timeout=10s",
+        ])
+        .await;
+        let deploy = k.ok(&["get", "deploy", "-n", "team", "-o", "wide"]).await;
+        assert_eq!(
+            kubectl::header(&deploy),
+            [
+                "NAME",
+                "READY",
+                "UP-TO-DATE",
+                "AVAILABLE",
+                "AGE",
+                "CONTAINERS",
+                "IMAGES",
+                "SELECTOR"
+            ],
+            "{deploy}"
+        );
+        let row: Vec<&str> = deploy
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        assert_eq!(row[5..], ["nginx", "nginx:1", "app=web"], "{deploy}");
+        let pods = k.ok(&["get", "pods", "-n", "team", "-o", "wide"]).await;
+        assert_eq!(
+            kubectl::header(&pods).join(" "),
+            "NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES",
+            "{pods}"
+        );
+        let svc = k
+            .ok(&["get", "svc", "web", "-n", "team", "-o", "wide"])
+            .await;
+        assert_eq!(
+            kubectl::header(&svc),
+            [
+                "NAME",
+                "TYPE",
+                "CLUSTER-IP",
+                "EXTERNAL-IP",
+                "PORT(S)",
+                "AGE",
+                "SELECTOR"
+            ],
+            "{svc}"
+        );
+        let rs = k.ok(&["get", "rs", "-n", "team", "-o", "wide"]).await;
+        assert_eq!(
+            kubectl::header(&rs)[5..],
+            ["CONTAINERS", "IMAGES", "SELECTOR"],
+            "{rs}"
+        );
+        // Without -o wide the priority-1 columns stay hidden.
+        let plain = k.ok(&["get", "deploy", "-n", "team"]).await;
+        assert_eq!(
+            kubectl::header(&plain),
+            ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+        );
+        let all = k.ok(&["get", "all", "-n", "team"]).await;
+        for shown in [
+            "pod/web-",
+            "service/web",
+            "deployment.apps/web",
+            "replicaset.apps/web-",
+        ] {
+            assert!(
+                all.contains(shown),
+                "{} get all shows {shown}:\n{all}",
+                bin.display()
+            );
+        }
+        assert!(
+            !all.contains("configmap"),
+            "ConfigMaps are not in `all`:\n{all}"
+        );
+    }
+}

@@ -85,10 +85,12 @@ pub fn human_age(timestamp: &str) -> String {
     let Ok(t) = chrono::DateTime::parse_from_rfc3339(timestamp) else {
         return "<unknown>".to_string();
     };
-    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
-        .num_seconds()
-        .max(0);
-    match secs {
+    human_duration((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds())
+}
+
+/// A number of seconds as `human_age` prints it.
+fn human_duration(secs: i64) -> String {
+    match secs.max(0) {
         s if s < 120 => format!("{s}s"),
         s if s < 3600 * 3 => format!("{}m", s / 60),
         s if s < 86400 * 2 => format!("{}h", s / 3600),
@@ -148,6 +150,10 @@ pub fn table(
             json!({"name": name, "type": type_, "format": "", "description": "", "priority": 0})
         }));
         defs.push(json!({"name": "Age", "type": "string", "format": "", "description": age.description, "priority": 0}));
+        // The server always prints the wide columns; kubectl shows them with `-o wide`.
+        defs.extend(wide_columns(&res.plural).iter().map(|name| {
+            json!({"name": name, "type": "string", "format": "", "description": "", "priority": 1})
+        }));
         let rows: Vec<Value> = objects
             .iter()
             .map(|o| {
@@ -158,6 +164,7 @@ pub fn table(
                         .and_then(Value::as_str)
                         .map_or(Value::Null, |t| Value::String(human_age(t))),
                 );
+                cells.extend(wide_cells(&res.plural, o));
                 json!({"cells": cells, "object": if include_object { o.clone() } else { partial(o) }})
             })
             .collect();
@@ -193,7 +200,7 @@ pub fn table(
 }
 
 /// The columns kube-apiserver prints for the built-in kinds people look at most (its
-/// printers in pkg/printers/internalversion): besides Name, before Age.
+/// printers in pkg/printers/internalversion, 1.33): besides Name, before Age.
 fn builtin_columns(group: &str, plural: &str) -> Option<Vec<(&'static str, &'static str)>> {
     Some(match (group, plural) {
         ("", "pods") => vec![
@@ -212,15 +219,141 @@ fn builtin_columns(group: &str, plural: &str) -> Option<Vec<(&'static str, &'sta
             ("Current", "integer"),
             ("Ready", "integer"),
         ],
-        ("batch", "jobs") => vec![("Status", "string"), ("Completions", "string")],
+        ("batch", "jobs") => vec![
+            ("Status", "string"),
+            ("Completions", "string"),
+            ("Duration", "string"),
+        ],
         ("", "namespaces") => vec![("Status", "string")],
         ("", "services") => vec![
             ("Type", "string"),
             ("Cluster-IP", "string"),
+            ("External-IP", "string"),
             ("Port(s)", "string"),
         ],
         _ => return None,
     })
+}
+
+/// The `priority: 1` columns kube-apiserver prints after Age for these kinds
+/// (pkg/printers/internalversion/printers.go, 1.33).
+fn wide_columns(plural: &str) -> &'static [&'static str] {
+    match plural {
+        "pods" => &["IP", "Node", "Nominated Node", "Readiness Gates"],
+        "deployments" | "replicasets" | "jobs" => &["Containers", "Images", "Selector"],
+        "statefulsets" => &["Containers", "Images"],
+        "services" => &["Selector"],
+        _ => &[],
+    }
+}
+
+fn str_at<'a>(o: &'a Value, p: &str) -> &'a str {
+    o.pointer(p).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn none_if_empty(s: String) -> Value {
+    Value::String(if s.is_empty() {
+        "<none>".to_string()
+    } else {
+        s
+    })
+}
+
+/// `metav1.FormatLabelSelector`: `k=v` for matchLabels, then `k in (a,b)`, `k notin (a)`,
+/// `k`, `!k` for expressions; `<none>` for the empty selector.
+fn format_selector(sel: Option<&Value>) -> Value {
+    let Some(sel) = sel else {
+        return none_if_empty(String::new());
+    };
+    let mut parts: Vec<String> = sel
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = e["key"].as_str().unwrap_or_default();
+        let values: Vec<&str> = e["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        parts.push(match e["operator"].as_str().unwrap_or_default() {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "DoesNotExist" => format!("!{key}"),
+            _ => key.to_string(),
+        });
+    }
+    none_if_empty(parts.join(","))
+}
+
+/// The wide cells, in the order of [`wide_columns`].
+fn wide_cells(plural: &str, o: &Value) -> Vec<Value> {
+    let containers = |template: &str| {
+        let list: Vec<&Value> = o
+            .pointer(&format!("{template}/spec/containers"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .collect();
+        let names: Vec<&str> = list.iter().map(|c| str_at(c, "/name")).collect();
+        let images: Vec<&str> = list.iter().map(|c| str_at(c, "/image")).collect();
+        (json!(names.join(",")), json!(images.join(",")))
+    };
+    match plural {
+        "pods" => {
+            let gates =
+                o.pointer("/spec/readinessGates")
+                    .and_then(Value::as_array)
+                    .filter(|g| !g.is_empty())
+                    .map(|gates| {
+                        let conditions = o.pointer("/status/conditions").and_then(Value::as_array);
+                        let met = gates
+                            .iter()
+                            .filter(|g| {
+                                conditions.into_iter().flatten().any(|c| {
+                                    c["type"] == g["conditionType"] && c["status"] == "True"
+                                })
+                            })
+                            .count();
+                        format!("{met}/{}", gates.len())
+                    });
+            vec![
+                none_if_empty(str_at(o, "/status/podIPs/0/ip").to_string()),
+                none_if_empty(str_at(o, "/spec/nodeName").to_string()),
+                none_if_empty(str_at(o, "/status/nominatedNodeName").to_string()),
+                none_if_empty(gates.unwrap_or_default()),
+            ]
+        }
+        "deployments" | "replicasets" | "jobs" => {
+            let (names, images) = containers("/spec/template");
+            vec![names, images, format_selector(o.pointer("/spec/selector"))]
+        }
+        "statefulsets" => {
+            let (names, images) = containers("/spec/template");
+            vec![names, images]
+        }
+        "services" => {
+            // printService: the selector map as `k=v`, sorted by key.
+            let sel: Vec<String> = o
+                .pointer("/spec/selector")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect();
+            vec![none_if_empty(sel.join(","))]
+        }
+        _ => Vec::new(),
+    }
 }
 
 fn int_at(o: &Value, p: &str) -> i64 {
@@ -300,6 +433,7 @@ fn builtin_cells(plural: &str, o: &Value) -> Vec<Value> {
                         .and_then(Value::as_i64)
                         .unwrap_or(1)
                 )),
+                job_duration(o),
             ]
         }
         "namespaces" => vec![json!(
@@ -332,6 +466,7 @@ fn builtin_cells(plural: &str, o: &Value) -> Vec<Value> {
                         .and_then(Value::as_str)
                         .unwrap_or("<none>")
                 ),
+                external_ip(o),
                 json!(if ports.is_empty() {
                     "<none>".to_string()
                 } else {
@@ -340,6 +475,61 @@ fn builtin_cells(plural: &str, o: &Value) -> Vec<Value> {
             ]
         }
         _ => Vec::new(),
+    }
+}
+
+/// printJob's DURATION: from start to completion, or until now while running; empty before
+/// the Job started.
+fn job_duration(o: &Value) -> Value {
+    let at = |p: &str| {
+        o.pointer(p)
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    let Some(start) = at("/status/startTime") else {
+        return json!("");
+    };
+    let end = at("/status/completionTime").unwrap_or_else(chrono::Utc::now);
+    json!(human_duration((end - start).num_seconds()))
+}
+
+/// printService's EXTERNAL-IP: `spec.externalIPs`, for LoadBalancers the ingress addresses
+/// (`<pending>` while there are none), for ExternalName the name.
+fn external_ip(o: &Value) -> Value {
+    let mut ips: Vec<String> = o
+        .pointer("/spec/externalIPs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(String::from)
+        .collect();
+    match str_at(o, "/spec/type") {
+        "LoadBalancer" => {
+            let ingress: Vec<String> = o
+                .pointer("/status/loadBalancer/ingress")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|i| {
+                    let ip = str_at(i, "/ip");
+                    if ip.is_empty() {
+                        str_at(i, "/hostname")
+                    } else {
+                        ip
+                    }
+                    .to_string()
+                })
+                .collect();
+            ips.extend(ingress);
+            if ips.is_empty() {
+                return json!("<pending>");
+            }
+            json!(ips.join(","))
+        }
+        "ExternalName" => json!(str_at(o, "/spec/externalName")),
+        _ => none_if_empty(ips.join(",")),
     }
 }
 
@@ -392,6 +582,70 @@ mod tests {
         );
         assert_eq!(json_path(&obj, ".spec.a[1]"), vec![&json!(2)]);
         assert!(json_path(&obj, ".spec.missing").is_empty());
+    }
+
+    #[test]
+    fn wide_columns_follow_age() {
+        let deploy = json!({"metadata": {"name": "web"}, "spec": {"replicas": 1,
+            "selector": {"matchLabels": {"app": "web", "tier": "a"},
+                "matchExpressions": [{"key": "env", "operator": "In", "values": ["x", "y"]}]},
+            "template": {"spec": {"containers": [{"name": "a", "image": "i:1"}, {"name": "b", "image": "j:2"}]}}}});
+        assert_eq!(
+            wide_cells("deployments", &deploy),
+            vec![
+                json!("a,b"),
+                json!("i:1,j:2"),
+                json!("app=web,tier=a,env in (x,y)")
+            ]
+        );
+        let pod = json!({"spec": {"nodeName": "n1", "readinessGates": [{"conditionType": "G"}]},
+            "status": {"podIPs": [{"ip": "10.0.0.1"}], "conditions": [{"type": "G", "status": "True"}]}});
+        assert_eq!(
+            wide_cells("pods", &pod),
+            vec![
+                json!("10.0.0.1"),
+                json!("n1"),
+                json!("<none>"),
+                json!("1/1")
+            ]
+        );
+        let t = table(
+            &super::super::resources::builtins()
+                .into_iter()
+                .find(|r| r.plural == "services")
+                .expect("services"),
+            &[
+                json!({"metadata": {"name": "s"}, "spec": {"type": "LoadBalancer", "selector": {"app": "s"}}}),
+            ],
+            "1",
+            false,
+        );
+        let names: Vec<(&str, i64)> = t["columnDefinitions"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap_or_default(),
+                    c["priority"].as_i64().unwrap_or(0),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("Name", 0),
+                ("Type", 0),
+                ("Cluster-IP", 0),
+                ("External-IP", 0),
+                ("Port(s)", 0),
+                ("Age", 0),
+                ("Selector", 1)
+            ]
+        );
+        let cells = &t["rows"][0]["cells"];
+        assert_eq!(cells[3], "<pending>");
+        assert_eq!(cells[6], "app=s");
     }
 
     #[test]
