@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generates e2e/src/apiserver/protobuf_schema.json: for each protobuf message the test API
-server decodes, its fields by tag with their JSON names and wire types.
+server decodes or encodes, its fields by tag with their JSON names and wire types.
 
 Inputs (facts from Kubernetes, nothing hand-written):
 - the prost-generated Kubernetes protobuf types of the `k8s-pb` crate (field tags, scalar
@@ -37,6 +37,9 @@ ROOTS = [
     "io.k8s.api.rbac.v1.ClusterRoleBinding", "io.k8s.api.autoscaling.v1.Scale",
     "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions",
 ]
+# Their lists, for list responses, and Status (a delete's answer).
+ROOTS += [r + "List" for r in ROOTS if r.startswith("io.k8s.api.") and not r.endswith(".Scale")]
+ROOTS += ["io.k8s.apimachinery.pkg.apis.meta.v1.Status"]
 
 # Rust module path of k8s-pb -> OpenAPI definition prefix.
 PREFIXES = {
@@ -153,6 +156,9 @@ def main():
         kind = props.get("kind", {}).get("enum")
         if name in ROOTS and gv and kind:
             out["kinds"][f"{gv[0]}/{kind[0]}"] = name
+        elif name in ROOTS and kind:
+            # Status and DeleteOptions are written in every group version.
+            out["kinds"][kind[0]] = name
     out["messages"] = dict(sorted(out["messages"].items()))
     out["kinds"] = dict(sorted(out["kinds"].items()))
     with open(OUT, "w") as f:

@@ -490,7 +490,10 @@ fn run(
             if render(req) == Render::Metadata {
                 v = as_metadata(v, &res);
             }
-            json_response(code, &v)
+            match protobuf_answer(req, &res, code, &v) {
+                Some(r) => r,
+                None => json_response(code, &v),
+            }
         }
     };
     for w in ctx.warnings.borrow().iter() {
@@ -500,6 +503,27 @@ fn run(
         }
     }
     Ok(response)
+}
+
+/// The answer in protobuf, for clients that prefer it, when kube-apiserver would give one:
+/// built-in kinds only (custom resources have no protobuf encoding).
+fn protobuf_answer(
+    req: &Request<Bytes>,
+    res: &ResourceInfo,
+    code: u16,
+    v: &Value,
+) -> Option<Response<Body>> {
+    if res.is_custom() || !protobuf::wants_protobuf(header_str(req, header::ACCEPT)) {
+        return None;
+    }
+    let bytes = protobuf::encode(v)?;
+    let mut r = Response::new(full(bytes));
+    *r.status_mut() = StatusCode::from_u16(code).ok()?;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(protobuf::MEDIA_TYPE),
+    );
+    Some(r)
 }
 
 #[allow(clippy::too_many_arguments)]

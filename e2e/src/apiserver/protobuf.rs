@@ -14,8 +14,9 @@
 //! `runAsUser: 0`, `automountServiceAccountToken: false`); messages are kept even when empty
 //! (`emptyDir: {}`, `resources: {}`), as Go writes structs.
 //!
-//! Responses stay JSON: every client that sends protobuf also accepts JSON
-//! (`Accept: application/vnd.kubernetes.protobuf,application/json`).
+//! Responses are protobuf when the client prefers it (the first `Accept` media type) and the
+//! answer is a built-in object, list or Status ([`encode`]); custom resources, Tables,
+//! metadata-only answers and watch streams stay JSON, which clients accept alongside.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -454,6 +455,173 @@ fn message_value(schema: &Schema, name: &str, bytes: &[u8]) -> Result<Value, Api
     Ok(Value::Object(out))
 }
 
+const STATUS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Status";
+
+/// Whether the client prefers protobuf: the first media type of `Accept` (client-go lists its
+/// preference first, e.g. `application/vnd.kubernetes.protobuf,application/json`). Tables,
+/// metadata-only answers and watch streams ask with parameters and stay JSON.
+pub fn wants_protobuf(accept: &str) -> bool {
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.trim() == MEDIA_TYPE)
+}
+
+/// The message of an object's `apiVersion`/`kind`, if it has a protobuf encoding here.
+fn message_of<'s>(schema: &'s Schema, obj: &Value) -> Option<&'s str> {
+    let api_version = obj.get("apiVersion")?.as_str()?;
+    let kind = obj.get("kind")?.as_str()?;
+    match kind {
+        "Status" => Some(STATUS),
+        "DeleteOptions" => Some(DELETE_OPTIONS),
+        _ => schema
+            .kinds
+            .get(&format!("{api_version}/{kind}"))
+            .map(String::as_str),
+    }
+}
+
+/// An object as kube-apiserver writes it in protobuf (the enveloped `runtime.Unknown`), or
+/// `None` when its kind has no protobuf encoding here (custom resources, Tables, ...).
+pub fn encode(obj: &Value) -> Option<Vec<u8>> {
+    let schema = SCHEMA.as_ref()?;
+    let message = message_of(schema, obj)?;
+    let mut raw = Vec::new();
+    write_message(schema, message, obj, &mut raw);
+    let mut type_meta = Vec::new();
+    for (tag, field) in [(1, "apiVersion"), (2, "kind")] {
+        write_len(
+            tag,
+            obj[field].as_str().unwrap_or_default().as_bytes(),
+            &mut type_meta,
+        );
+    }
+    let mut unknown = Vec::new();
+    write_len(1, &type_meta, &mut unknown);
+    write_len(2, &raw, &mut unknown);
+    // contentEncoding and contentType are empty strings, written as Go writes them.
+    write_len(3, b"", &mut unknown);
+    write_len(4, b"", &mut unknown);
+    Some([MAGIC, unknown.as_slice()].concat())
+}
+
+fn write_key(tag: u32, wire_type: u64, out: &mut Vec<u8>) {
+    prost::encoding::encode_varint((u64::from(tag) << 3) | wire_type, out);
+}
+
+fn write_len(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
+    write_key(tag, 2, out);
+    prost::encoding::encode_varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+fn write_varint(tag: u32, v: u64, out: &mut Vec<u8>) {
+    write_key(tag, 0, out);
+    prost::encoding::encode_varint(v, out);
+}
+
+/// One value of a field: a scalar, or a nested message.
+fn write_value(schema: &Schema, tag: u32, field: &Field, v: &Value, out: &mut Vec<u8>) {
+    if let Some(m) = &field.3 {
+        let mut nested = Vec::new();
+        write_message(schema, m, v, &mut nested);
+        write_len(tag, &nested, out);
+        return;
+    }
+    match (field.1.as_str(), v) {
+        ("string", Value::String(s)) => write_len(tag, s.as_bytes(), out),
+        ("bytes", Value::String(s)) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .unwrap_or_default();
+            write_len(tag, &bytes, out);
+        }
+        ("bool", Value::Bool(b)) => write_varint(tag, u64::from(*b), out),
+        // Negative numbers are sign-extended to 64 bits, for int32 too.
+        ("int32" | "int64", Value::Number(n)) => {
+            write_varint(tag, n.as_i64().unwrap_or_default() as u64, out);
+        }
+        _ => {}
+    }
+}
+
+fn write_message(schema: &Schema, name: &str, v: &Value, out: &mut Vec<u8>) {
+    match name {
+        TIME | MICRO_TIME => {
+            if let Some(t) = v
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            {
+                write_varint(1, t.timestamp() as u64, out);
+                write_varint(2, u64::from(t.timestamp_subsec_nanos()), out);
+            }
+            return;
+        }
+        QUANTITY => {
+            let s = match v {
+                Value::Number(n) => n.to_string(),
+                other => other.as_str().unwrap_or_default().to_string(),
+            };
+            write_len(1, s.as_bytes(), out);
+            return;
+        }
+        INT_OR_STRING => {
+            match v {
+                Value::String(s) => {
+                    write_varint(1, 1, out);
+                    write_varint(2, 0, out);
+                    write_len(3, s.as_bytes(), out);
+                }
+                other => {
+                    write_varint(1, 0, out);
+                    write_varint(2, other.as_i64().unwrap_or_default() as u64, out);
+                    write_len(3, b"", out);
+                }
+            }
+            return;
+        }
+        FIELDS_V1 => {
+            write_len(1, v.to_string().as_bytes(), out);
+            return;
+        }
+        _ => {}
+    }
+    let (Some(fields), Some(obj)) = (schema.messages.get(name), v.as_object()) else {
+        return;
+    };
+    let mut tags: Vec<&u32> = fields.keys().collect();
+    tags.sort();
+    for tag in tags {
+        let field = &fields[tag];
+        let Field(json_name, _, label, _) = field;
+        if json_name.is_empty() {
+            // An embedded struct: its fields are this object's.
+            write_value(schema, *tag, field, v, out);
+            continue;
+        }
+        let Some(value) = obj.get(json_name).filter(|x| !x.is_null()) else {
+            continue;
+        };
+        match (label.as_str(), value) {
+            ("rep", Value::Array(items)) => {
+                for item in items {
+                    write_value(schema, *tag, field, item, out);
+                }
+            }
+            ("map", Value::Object(entries)) => {
+                for (k, item) in entries {
+                    let mut entry = Vec::new();
+                    write_len(1, k.as_bytes(), &mut entry);
+                    write_value(schema, 2, field, item, &mut entry);
+                    write_len(*tag, &entry, out);
+                }
+            }
+            ("opt", _) => write_value(schema, *tag, field, value, out),
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -649,6 +817,69 @@ mod tests {
                 "metadata": {"name": "s", "deletionTimestamp": "2026-01-01T00:00:00Z"},
                 "data": {"k": "AHY="}, "type": "Opaque"})
         );
+    }
+
+    #[test]
+    fn encoded_objects_decode_to_themselves_and_with_prost() {
+        use prost::Message;
+        use serde_json::json;
+        let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "team", "uid": "u-1", "resourceVersion": "7",
+                "generation": 2, "creationTimestamp": "2026-01-01T00:00:00Z",
+                "labels": {"app": "web"},
+                "managedFields": [{"manager": "kubectl-create", "operation": "Update",
+                    "apiVersion": "apps/v1", "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:spec": {"f:replicas": {}}}}]},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}}, "strategy": {},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                    "containers": [{"name": "web", "image": "nginx:1", "resources": {"limits": {"cpu": "500m"}},
+                        "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                        "livenessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 10}}],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]}}},
+            "status": {"observedGeneration": 2, "replicas": 1}});
+        let bytes = encode(&deploy).expect("encodable");
+        assert_eq!(decode(&bytes).expect("decodes"), deploy);
+        // And prost reads the same message.
+        let unknown =
+            k8s_pb::apimachinery::pkg::runtime::Unknown::decode(&bytes[4..]).expect("an Unknown");
+        let typed =
+            k8s_pb::api::apps::v1::Deployment::decode(unknown.raw.as_deref().unwrap_or_default())
+                .expect("a Deployment");
+        let spec = typed.spec.expect("spec");
+        assert_eq!(spec.replicas, Some(0));
+        let pod = spec.template.and_then(|t| t.spec).expect("pod spec");
+        assert_eq!(pod.containers[0].image.as_deref(), Some("nginx:1"));
+        assert_eq!(
+            pod.volumes[0]
+                .volume_source
+                .as_ref()
+                .and_then(|s| s.empty_dir.as_ref())
+                .and_then(|e| e.size_limit.as_ref())
+                .and_then(|q| q.string.as_deref()),
+            Some("1Gi")
+        );
+        let list = json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": "9"},
+            "items": [{"metadata": {"name": "a"}, "data": {"k": "v"}}]});
+        assert_eq!(
+            decode(&encode(&list).expect("a list")).expect("decodes"),
+            list
+        );
+        let widget = json!({"apiVersion": "example.org/v1", "kind": "Widget"});
+        assert!(encode(&widget).is_none(), "custom resources stay JSON");
+    }
+
+    #[test]
+    fn the_preferred_media_type_decides() {
+        assert!(wants_protobuf(
+            "application/vnd.kubernetes.protobuf,application/json"
+        ));
+        assert!(!wants_protobuf(
+            "application/json,application/vnd.kubernetes.protobuf"
+        ));
+        assert!(!wants_protobuf(
+            "application/vnd.kubernetes.protobuf;stream=watch"
+        ));
+        assert!(!wants_protobuf(""));
     }
 
     #[test]
