@@ -35,10 +35,16 @@ ROOTS = [
     "io.k8s.api.policy.v1.PodDisruptionBudget", "io.k8s.api.rbac.v1.Role",
     "io.k8s.api.rbac.v1.RoleBinding", "io.k8s.api.rbac.v1.ClusterRole",
     "io.k8s.api.rbac.v1.ClusterRoleBinding", "io.k8s.api.autoscaling.v1.Scale",
+    "io.k8s.api.authentication.v1.SelfSubjectReview", "io.k8s.api.authentication.v1.TokenReview",
+    "io.k8s.api.authentication.v1.TokenRequest",
+    "io.k8s.api.authorization.v1.LocalSubjectAccessReview",
+    "io.k8s.api.authorization.v1.SelfSubjectAccessReview",
+    "io.k8s.api.authorization.v1.SelfSubjectRulesReview",
+    "io.k8s.api.authorization.v1.SubjectAccessReview",
     "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions",
 ]
-# Their lists, for list responses, and Status (a delete's answer).
-ROOTS += [r + "List" for r in ROOTS if r.startswith("io.k8s.api.") and not r.endswith(".Scale")]
+# Their lists (where the kind has one), for list responses, and Status (a delete's answer).
+LISTS = [r + "List" for r in ROOTS if r.startswith("io.k8s.api.")]
 ROOTS += ["io.k8s.apimachinery.pkg.apis.meta.v1.Status"]
 
 # Rust module path of k8s-pb -> OpenAPI definition prefix.
@@ -119,6 +125,7 @@ def main():
                 ref = resolve(type_text, mod_path) if kind == "message" else None
                 fields.append((tag, rust, kind, label, ref))
             messages[definition_prefix(mod_path) + "." + name] = fields
+    ROOTS.extend(name for name in LISTS if name in messages)
     out = {"k8s-pb": version, "kubernetes": K8S_VERSION, "messages": {}, "kinds": {}}
     todo = list(ROOTS)
     # An embedded struct has no definition of its own: its JSON names are its parent's.

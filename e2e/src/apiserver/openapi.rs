@@ -175,7 +175,8 @@ fn custom_schema(crd: &Value, r: &ResourceInfo) -> Option<Value> {
 /// returns its name.
 fn builtin_schema(generator: &mut SchemaGenerator, r: &ResourceInfo) -> Option<String> {
     use k8s_openapi::api::{
-        apps::v1 as apps, batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
+        apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz,
+        batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
         events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
     };
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
@@ -209,6 +210,20 @@ fn builtin_schema(generator: &mut SchemaGenerator, r: &ResourceInfo) -> Option<S
         ("rbac.authorization.k8s.io", "v1", "ClusterRole") => add::<rbac::ClusterRole>(g),
         ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => {
             add::<rbac::ClusterRoleBinding>(g)
+        }
+        ("authentication.k8s.io", "v1", "SelfSubjectReview") => add::<authn::SelfSubjectReview>(g),
+        ("authentication.k8s.io", "v1", "TokenReview") => add::<authn::TokenReview>(g),
+        ("authorization.k8s.io", "v1", "LocalSubjectAccessReview") => {
+            add::<authz::LocalSubjectAccessReview>(g)
+        }
+        ("authorization.k8s.io", "v1", "SelfSubjectAccessReview") => {
+            add::<authz::SelfSubjectAccessReview>(g)
+        }
+        ("authorization.k8s.io", "v1", "SelfSubjectRulesReview") => {
+            add::<authz::SelfSubjectRulesReview>(g)
+        }
+        ("authorization.k8s.io", "v1", "SubjectAccessReview") => {
+            add::<authz::SubjectAccessReview>(g)
         }
         ("apiextensions.k8s.io", "v1", "CustomResourceDefinition") => {
             add::<apiextensions::CustomResourceDefinition>(g)
