@@ -18,7 +18,6 @@ mod patch;
 pub(crate) mod pods;
 mod protobuf;
 mod resources;
-mod review_proto;
 mod reviews;
 mod routes;
 mod selectors;

@@ -77,9 +77,8 @@ fn answer(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let body: Value = if content_type.contains("protobuf") {
-        let plural = if token { "token" } else { path.plural.as_str() };
-        super::review_proto::decode(req.body(), plural)?
+    let body: Value = if super::protobuf::is_protobuf(content_type) {
+        super::protobuf::decode(req.body())?
     } else if req.body().is_empty() {
         json!({})
     } else {
