@@ -8,8 +8,10 @@ Inputs (facts from Kubernetes, nothing hand-written):
 - the Kubernetes 1.33 OpenAPI definitions shipped by the PyPI package `kubernetes-validate`
   (the JSON names of the fields, and apiVersion/kind of each top-level type).
 
-Run `make protobuf-schema` after bumping k8s-pb or the Kubernetes version.
+Run `make protobuf-schema` after bumping k8s-pb or the Kubernetes version; `--check` only
+compares (e2e/tests/conformance_protobuf.rs runs it).
 """
+import glob
 import json
 import os
 import re
@@ -61,6 +63,18 @@ STRUCT = re.compile(r"pub struct (\w+) \{((?:\n(?!\}).*)*)\n?\}")
 
 
 def k8s_pb_src():
+    """k8s-pb's sources at the version Cargo.lock pins: in cargo's registry cache (no cargo run
+    needed, so the freshness test can call this while cargo holds its locks), else where
+    `cargo metadata` says."""
+    lock = open(os.path.join(os.path.dirname(__file__), "..", "Cargo.lock")).read()
+    m = re.search(r'name = "k8s-pb"\nversion = "([^"]+)"', lock)
+    if not m:
+        sys.exit("k8s-pb is not in Cargo.lock")
+    version = m.group(1)
+    cargo_home = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
+    found = glob.glob(os.path.join(cargo_home, "registry", "src", "*", f"k8s-pb-{version}", "src"))
+    if found:
+        return found[0], version
     meta = json.loads(subprocess.check_output(
         ["cargo", "metadata", "--format-version", "1", "--locked"], cwd=os.path.dirname(__file__)))
     for p in meta["packages"]:
@@ -168,9 +182,14 @@ def main():
             out["kinds"][kind[0]] = name
     out["messages"] = dict(sorted(out["messages"].items()))
     out["kinds"] = dict(sorted(out["kinds"].items()))
+    text = json.dumps(out, indent=0, separators=(",", ":")) + "\n"
+    if "--check" in sys.argv:
+        if open(OUT).read() != text:
+            sys.exit(f"{os.path.normpath(OUT)} is out of date: run make protobuf-schema")
+        print(f"{os.path.normpath(OUT)} is current")
+        return
     with open(OUT, "w") as f:
-        json.dump(out, f, indent=0, separators=(",", ":"))
-        f.write("\n")
+        f.write(text)
     print(f"{len(out['messages'])} messages, {len(out['kinds'])} kinds -> {os.path.normpath(OUT)}")
 
 

@@ -144,3 +144,29 @@ async fn custom_resources_stay_json() {
     let (status, _, body) = send(&client, req).await;
     assert_eq!(status, 415, "{}", String::from_utf8_lossy(&body));
 }
+
+/// The checked-in table is what `make protobuf-schema` makes from the locked k8s-pb and the
+/// Kubernetes 1.33 OpenAPI of kubernetes-validate.
+#[test]
+fn the_protobuf_table_is_current() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let has_validate = std::process::Command::new("python3")
+        .args(["-c", "import kubernetes_validate"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_validate {
+        println!("skipped: python3 with kubernetes-validate not installed (make tools)");
+        return;
+    }
+    let out = std::process::Command::new("python3")
+        .arg(root.join("scripts/gen_protobuf_schema.py"))
+        .arg("--check")
+        .output()
+        .expect("the generator runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
