@@ -248,6 +248,60 @@ async fn site_becomes_ready_and_a_noop_resync_writes_nothing() {
     );
 }
 
+/// The server stores quantities canonically (`0.5` → `500m`, `1.5Gi` → `1536Mi`) and fills in
+/// defaults the operator never sets; a site whose overrides are written otherwise must still
+/// converge to a state where a resync writes nothing.
+#[tokio::test]
+async fn non_canonical_resource_overrides_still_make_a_noop_resync_write_nothing() {
+    let mut h = Harness::start().await;
+    h.create_site(json!({
+        "siteId": "marburg",
+        "release": {"name": "miracolix-2026.1"},
+        "components": {
+            "blaze": {"resources": "small", "resourceOverrides": {
+                "requests": {"cpu": "0.5", "memory": "1.5Gi"},
+                "limits": {"cpu": "1.5", "memory": "2048Mi"},
+            }},
+            "flare": {"resources": "small"},
+        },
+    }))
+    .await;
+    h.wait_condition(conditions::READY, "True").await;
+
+    // What the server stores is the canonical form, so the operator's desired object (which
+    // says `0.5`) and the live one (`500m`) differ textually.
+    let sts: StatefulSet = Api::namespaced(h.client.clone(), NS)
+        .get("marburg-blaze")
+        .await
+        .expect("blaze StatefulSet");
+    let resources = sts
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|p| p.containers.into_iter().next())
+        .and_then(|c| c.resources)
+        .expect("blaze resources");
+    let q = |m: &Option<
+        std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    >,
+             k: &str| { m.as_ref().and_then(|m| m.get(k)).map(|q| q.0.clone()) };
+    assert_eq!(q(&resources.requests, "cpu").as_deref(), Some("500m"));
+    assert_eq!(q(&resources.requests, "memory").as_deref(), Some("1536Mi"));
+    assert_eq!(q(&resources.limits, "cpu").as_deref(), Some("1500m"));
+    assert_eq!(q(&resources.limits, "memory").as_deref(), Some("2Gi"));
+
+    h.stop_controller().await;
+    let site = h.sites().get("marburg").await.expect("site");
+    h.server.clear_requests();
+    controller::dizsite::reconcile(Arc::new(site), h.context())
+        .await
+        .expect("reconcile succeeds");
+    assert_eq!(
+        h.operator_writes(),
+        Vec::<String>::new(),
+        "a no-op reconcile must not write, whatever form the quantities were written in"
+    );
+}
+
 #[tokio::test]
 async fn disabling_a_component_removes_its_objects_but_keeps_its_volume() {
     let h = Harness::start().await;

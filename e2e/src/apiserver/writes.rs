@@ -11,7 +11,7 @@ use super::fieldset::Schema;
 use super::resources::{self, ResourceInfo};
 use super::status::ApiError;
 use super::store::{EventType, ObjKey, Store};
-use super::{Config, gc, workload};
+use super::{Config, builtin, gc, workload};
 use crate::validation::{self, UnknownFields};
 
 /// Who writes and how.
@@ -209,7 +209,7 @@ fn ensure_type_meta(obj: &mut Value, res: &ResourceInfo) {
     }
 }
 
-/// Validates (and prunes/defaults) a custom resource or a CRD; built-ins pass unchanged.
+/// Validates (and prunes/defaults) a custom resource, a CRD or a built-in object.
 fn validate(
     store: &Store,
     res: &ResourceInfo,
@@ -221,7 +221,12 @@ fn validate(
         return validate_crd(obj, old);
     }
     let Some(crd_name) = &res.crd else {
-        return Ok(obj);
+        let warn = ctx.warn_unknown && ctx.unknown_fields != UnknownFields::Strict;
+        let decoding = builtin::Decoding {
+            unknown: ctx.unknown_fields,
+            warnings: warn.then_some(&ctx.warnings),
+        };
+        return builtin::admit(store, res, obj, old, &decoding);
     };
     let crd = store
         .get(&crd_key(crd_name))
