@@ -578,7 +578,7 @@ fn check_limits(component: Component, spec: &ComponentSpec, built: &[Child]) -> 
 
 /// A Kubernetes quantity in billionths (`500m` is 500,000,000), exactly for every value the
 /// CRD admits up to exbibytes; `None` for what is not a quantity or does not fit.
-fn quantity_nanos(q: &str) -> Option<i128> {
+pub(crate) fn quantity_nanos(q: &str) -> Option<i128> {
     let q = q.trim();
     let split = q
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))

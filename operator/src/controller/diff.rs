@@ -26,15 +26,78 @@ pub fn desired_hash(desired: &Value) -> String {
 
 /// Whether every field in `desired` has the same value in `live`. Arrays are compared element by
 /// element in order (the API server never reorders lists); objects may carry extra keys in `live`.
+/// Values the server rewrites into a canonical form compare by meaning: numbers by value, and
+/// resource quantities by amount (`0.5` is stored as `500m`, `1.5Gi` as `1536Mi`).
 pub fn is_subset(desired: &Value, live: &Value) -> bool {
+    subset(desired, live, Place::default())
+}
+
+/// Where a value sits: its own key and the key of the object holding it.
+#[derive(Clone, Copy, Default)]
+struct Place<'a> {
+    key: Option<&'a str>,
+    holder: Option<&'a str>,
+}
+
+impl Place<'_> {
+    /// Resource lists (`resources.requests/limits`, a claim's `resources.requests`) and
+    /// `emptyDir.sizeLimit` hold `resource.Quantity` values.
+    fn is_quantity(&self) -> bool {
+        matches!(self.holder, Some("requests" | "limits")) || self.key == Some("sizeLimit")
+    }
+
+    /// kube-apiserver also rounds resource lists up to milli units (`SetDefaults_ResourceList`).
+    fn rounds_to_milli(&self) -> bool {
+        matches!(self.holder, Some("requests" | "limits"))
+    }
+}
+
+fn subset(desired: &Value, live: &Value, at: Place<'_>) -> bool {
     match (desired, live) {
         (Value::Object(d), Value::Object(l)) => d.iter().all(|(k, dv)| {
-            l.get(k).is_some_and(|lv| is_subset(dv, lv)) || (dv.is_null() && !l.contains_key(k))
+            let child = Place {
+                key: Some(k),
+                holder: at.key,
+            };
+            l.get(k).is_some_and(|lv| subset(dv, lv, child)) || (dv.is_null() && !l.contains_key(k))
         }),
         (Value::Array(d), Value::Array(l)) => {
-            d.len() == l.len() && d.iter().zip(l).all(|(dv, lv)| is_subset(dv, lv))
+            d.len() == l.len()
+                && d.iter()
+                    .zip(l)
+                    .all(|(dv, lv)| subset(dv, lv, Place::default()))
         }
         (Value::Number(d), Value::Number(l)) => d.as_f64() == l.as_f64(),
+        _ if at.is_quantity() => same_quantity(desired, live, at.rounds_to_milli()),
+        _ => desired == live,
+    }
+}
+
+/// Two quantities (strings or numbers) with the same amount; what does not parse compares
+/// textually.
+fn same_quantity(desired: &Value, live: &Value, milli: bool) -> bool {
+    let amount = |v: &Value| {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        let nanos = crate::catalog::quantity_nanos(&text)?;
+        Some(if milli {
+            // Up, away from zero, to whole millis.
+            let m = 1_000_000;
+            let r = nanos % m;
+            if r == 0 {
+                nanos
+            } else {
+                nanos - r + m * r.signum()
+            }
+        } else {
+            nanos
+        })
+    };
+    match (amount(desired), amount(live)) {
+        (Some(d), Some(l)) => d == l,
         _ => desired == live,
     }
 }
@@ -143,6 +206,57 @@ mod tests {
         let mut l = live_from(&d);
         l["metadata"]["annotations"] = json!({});
         assert!(!unchanged(&d, &l));
+    }
+
+    #[test]
+    fn quantities_compare_by_amount_where_the_server_canonicalises_them() {
+        let pod = |requests: Value, limits: Value, size: Value| {
+            json!({"spec": {"containers": [{"name": "c", "resources": {
+                "requests": requests, "limits": limits}}],
+                "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": size}}]}})
+        };
+        // (what the operator wrote, what the server stores, same?)
+        let cases = [
+            (json!("0.5"), json!("500m"), true),
+            (json!("1.5Gi"), json!("1536Mi"), true),
+            (json!("1000m"), json!("1"), true),
+            (json!("2048Mi"), json!("2Gi"), true),
+            (json!("1e3"), json!("1k"), true),
+            (json!(0.5), json!("500m"), true),
+            (json!("0.0001"), json!("1m"), true),
+            (json!("0.5"), json!("501m"), false),
+            (json!("1Gi"), json!("1G"), false),
+            (json!("garbage"), json!("garbage"), true),
+            (json!("garbage"), json!("other"), false),
+        ];
+        for (written, stored, same) in cases {
+            for (d, l) in [
+                (
+                    pod(json!({"cpu": written}), json!({}), json!("1Gi")),
+                    pod(json!({"cpu": stored}), json!({}), json!("1Gi")),
+                ),
+                (
+                    pod(json!({}), json!({"memory": written}), json!("1Gi")),
+                    pod(json!({}), json!({"memory": stored}), json!("1Gi")),
+                ),
+            ] {
+                assert_eq!(is_subset(&d, &l), same, "{written} vs {stored}");
+            }
+        }
+        // sizeLimit is a quantity but not rounded to milli units.
+        assert!(is_subset(
+            &pod(json!({}), json!({}), json!("0.5Gi")),
+            &pod(json!({}), json!({}), json!("512Mi"))
+        ));
+        assert!(!is_subset(
+            &pod(json!({}), json!({}), json!("0.0001")),
+            &pod(json!({}), json!({}), json!("1m"))
+        ));
+        // Elsewhere, strings stay strings: an env value "0.5" is not "500m".
+        assert!(!is_subset(
+            &json!({"env": [{"name": "X", "value": "0.5"}]}),
+            &json!({"env": [{"name": "X", "value": "500m"}]})
+        ));
     }
 
     #[test]
