@@ -2,7 +2,8 @@
 //!
 //! 1. **decode**: fields the kind's published OpenAPI schema does not declare are dropped (the
 //!    default, with a `Warning` per field under `fieldValidation=Warn`) or refused
-//!    (`Strict`: 400 `strict decoding error: unknown field "spec.foo"`); a value of the wrong
+//!    (`Strict`: 400 `Deployment in version "v1" cannot be handled as a Deployment: strict
+//!    decoding error: unknown field "spec.foo"`); a value of the wrong
 //!    JSON type, an unparseable quantity or bad base64 is a 400 `... cannot be handled as a
 //!    Deployment: json: cannot unmarshal ...`; quantities are stored in canonical form
 //!    (`quantity`);
@@ -99,16 +100,15 @@ fn decode(
     );
     if !unknown.is_empty() {
         if decoding.unknown == UnknownFields::Strict {
-            let errors = unknown
-                .into_iter()
-                .map(|path| FieldError {
-                    path,
-                    kind: FieldErrorKind::UnknownField,
-                    value: None,
-                    message: String::new(),
-                })
+            // The decoder's strict error, wrapped by transformDecodeError like any decode error.
+            let fields: Vec<String> = unknown
+                .iter()
+                .map(|p| format!("unknown field \"{p}\""))
                 .collect();
-            return Err(invalid(res, &obj, errors));
+            return Err(decode_error(
+                res,
+                &format!("strict decoding error: {}", fields.join(", ")),
+            ));
         }
         if let Some(w) = decoding.warnings {
             w.borrow_mut()
