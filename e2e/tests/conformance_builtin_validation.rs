@@ -327,7 +327,21 @@ async fn quantities_are_canonical_and_defaults_are_filled_in() {
         .replace("web", &PostParams::default(), &again)
         .await
         .expect("replace");
-    assert_eq!(replaced.spec.and_then(|s| s.cluster_ip), Some(ip));
+    assert_eq!(replaced.spec.and_then(|s| s.cluster_ip), Some(ip.clone()));
+    // ...and may not change it.
+    if let Some(spec) = again.spec.as_mut() {
+        spec.cluster_ip = Some("10.96.0.99".to_string());
+    }
+    again.metadata.resource_version = None;
+    let err = api_error(
+        svc.replace("web", &PostParams::default(), &again)
+            .await
+            .expect_err("immutable"),
+    );
+    assert_eq!(
+        err.message,
+        "Service \"web\" is invalid: spec.clusterIPs[0]: Invalid value: \"10.96.0.99\": field is immutable"
+    );
 }
 
 /// Server-side apply of a manifest the server canonicalises and defaults: the applier owns only

@@ -292,6 +292,13 @@ pub fn unknown_fields_in(schema: &Value, obj: &Value) -> Vec<String> {
     paths
 }
 
+/// `obj` with the fields `schema` does not declare removed (nulls in non-nullable fields too).
+pub fn prune_with_schema(schema: &Value, obj: &Value) -> Value {
+    let mut pruned = obj.clone();
+    prune(schema, &mut pruned, "", true, &mut Vec::new());
+    pruned
+}
+
 /// The `openAPIV3Schema` of the CRD version that `api_version` (`group/version`) names.
 pub fn schema_for_api_version<'a>(crd: &'a Value, api_version: &str) -> Option<&'a Value> {
     let group = crd.pointer("/spec/group").and_then(Value::as_str)?;

@@ -129,7 +129,6 @@ fn shape(res: &ResourceInfo, schema: &Value, v: &Value, prefix: &str) -> Result<
     match validation::validate_with_schema(schema, v, None, UnknownFields::Pruning, None) {
         Ok(pruned) => Ok(pruned),
         Err(errors) => {
-            let mut pruned = v.clone();
             for e in &errors {
                 let path = if prefix.is_empty() {
                     e.path.clone()
@@ -160,45 +159,13 @@ fn shape(res: &ResourceInfo, schema: &Value, v: &Value, prefix: &str) -> Result<
                     e
                 })
                 .collect();
-            pruned = prune_only(schema, &pruned);
+            let pruned = validation::prune_with_schema(schema, v);
             if required.is_empty() {
                 Ok(pruned)
             } else {
                 Err(invalid(res, &pruned, required))
             }
         }
-    }
-}
-
-fn prune_only(schema: &Value, v: &Value) -> Value {
-    // Pruning without checks: validate_with_schema with an empty-constraint view is not
-    // available, so drop the unknown paths one by one.
-    let mut out = v.clone();
-    for path in validation::unknown_fields_in(schema, v) {
-        remove_path(&mut out, &path);
-    }
-    out
-}
-
-/// Removes `a.b[2].c` from `v`.
-fn remove_path(v: &mut Value, path: &str) {
-    let segments = split_path(path);
-    let Some((last, parents)) = segments.split_last() else {
-        return;
-    };
-    let mut cur = v;
-    for seg in parents {
-        let next = match seg {
-            Seg::Key(k) => cur.get_mut(k.as_str()),
-            Seg::Index(i) => cur.get_mut(*i),
-        };
-        match next {
-            Some(n) => cur = n,
-            None => return,
-        }
-    }
-    if let (Seg::Key(k), Some(m)) = (last, cur.as_object_mut()) {
-        m.remove(k.as_str());
     }
 }
 
@@ -231,14 +198,11 @@ fn type_error(schema: &Value, rel_path: &str, full_path: &str, v: &Value) -> Str
     let mut value = v;
     let mut parent_go = schema.get("x-go").and_then(Value::as_str).unwrap_or("");
     let segments = split_path(rel_path);
-    for (i, seg) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len();
+    for seg in &segments {
         match seg {
             Seg::Key(k) => {
-                if !last && let Some(g) = node.get("x-go").and_then(Value::as_str) {
-                    parent_go = g;
-                }
-                if last && let Some(g) = node.get("x-go").and_then(Value::as_str) {
+                // The innermost struct the field belongs to.
+                if let Some(g) = node.get("x-go").and_then(Value::as_str) {
                     parent_go = g;
                 }
                 node = node

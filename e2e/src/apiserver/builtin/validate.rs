@@ -801,7 +801,16 @@ pub fn object(group: &str, kind: &str, obj_v: &Value, old: Option<&Value>) -> Ve
         ("batch", "Job") => job(&mut errs, spec, "spec"),
         ("batch", "CronJob") => cron_job(&mut errs, root, spec),
         ("", "Pod") => pod_spec(&mut errs, spec, "spec"),
-        ("", "Service") => service(&mut errs, spec),
+        ("", "Service") => {
+            service(&mut errs, spec);
+            // ValidateServiceUpdate: the cluster IP is immutable once allocated.
+            if let (Some(new), Some(old)) = (cluster_ip(Some(spec)), cluster_ip(old_spec))
+                && new != old
+                && str_of(spec, "type") != Some("ExternalName")
+            {
+                errs.invalid_str("spec.clusterIPs[0]", new, "field is immutable");
+            }
+        }
         ("", "ConfigMap") => config_data(&mut errs, root, &["data", "binaryData"]),
         ("", "Secret") => config_data(&mut errs, root, &["data", "stringData"]),
         ("", "PersistentVolumeClaim") => pvc_spec(&mut errs, spec, "spec"),
@@ -814,6 +823,11 @@ pub fn object(group: &str, kind: &str, obj_v: &Value, old: Option<&Value>) -> Ve
         _ => {}
     }
     errs.0
+}
+
+fn cluster_ip(spec: Option<&Map<String, Value>>) -> Option<&str> {
+    spec.and_then(|s| str_of(s, "clusterIP"))
+        .filter(|ip| !ip.is_empty())
 }
 
 fn restart_always(errs: &mut Errors, spec: &Map<String, Value>, path: &str) {
