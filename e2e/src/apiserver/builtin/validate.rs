@@ -1340,9 +1340,8 @@ impl PointerGet for Map<String, Value> {
 
 /// `ValidateNetworkPolicySpec`.
 fn network_policy(errs: &mut Errors, spec: &Map<String, Value>) {
-    match obj(spec, "podSelector") {
-        Some(sel) => label_selector(errs, sel, "spec.podSelector"),
-        None => {}
+    if let Some(sel) = obj(spec, "podSelector") {
+        label_selector(errs, sel, "spec.podSelector");
     }
     for (i, t) in spec
         .get("policyTypes")
