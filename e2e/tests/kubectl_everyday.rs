@@ -269,8 +269,13 @@ async fn generators_create_built_in_objects_from_protobuf() {
         );
         assert_eq!(
             deploy["spec"]["template"]["spec"]["containers"][0],
+            // As sent, plus the defaults kube-apiserver applies (SetDefaults_Container,
+            // SetDefaults_ContainerPort).
             json!({"name": "nginx", "image": "nginx:1", "resources": {},
-                "ports": [{"containerPort": 8080}]}),
+                "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                "imagePullPolicy": "IfNotPresent",
+                "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "File"}),
             "{deploy}"
         );
         assert!(
