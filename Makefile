@@ -2,20 +2,26 @@
 CARGO ?= cargo
 KUBECONFIG_SIM ?= $(CURDIR)/target/sim/kubeconfig
 
-tools: ## Install the command-line tools the tests shell out to into .tools/bin (helm, kubectl) and pip (idempotent)
+tools: ## Install the command-line tools the tests shell out to: helm, kubectl, actionlint into .tools/bin; buildah, bubblewrap, shellcheck (apt); pip (idempotent)
 	scripts/install-tools.sh
 
 # cargo-deny with the RustSec advisory snapshot, from the shared directory next to the repository
 # (GitHub, where cargo-deny fetches advisories, is unreachable from the build machines).
 CARGO_DENY ?= $(abspath $(CURDIR)/../shared/tools/cargo-deny-offline)
 
-.PHONY: tools build test chart-test crds docs lint deny sbom fmt e2e e2e-kind conformance-kube-rs protobuf-schema sim demo clean
+.PHONY: tools build test chart-test image image-test crds docs lint actionlint deny sbom fmt e2e e2e-kind conformance-kube-rs protobuf-schema sim demo clean
 
 build: ## Build the operator and the test API server
 	$(CARGO) build --locked --workspace --all-targets
 
-test: tools chart-test ## Run every test: unit, CRD/example validation, conformance of the test API server, e2e, install artefacts
+test: tools chart-test image-test ## Run every test: unit, CRD/example validation, conformance of the test API server, e2e, install artefacts, the image
 	$(CARGO) test --locked --workspace --all-targets
+
+image: tools ## The operator image as an OCI archive, no container engine: target/image/miracolix-operator-<version>-linux-<arch>.oci.tar (+ .cdx.json SBOM, .digest)
+	scripts/image.sh
+
+image-test: image ## Unpack the image and run it as uid 65532 on a read-only root (bubblewrap); config, labels, files, size budget, Dockerfile equivalence
+	python3 scripts/image_test.py
 
 chart-test: tools ## Helm chart + kustomize base: lint, render, validate against Kubernetes 1.33, chart = kustomize, schema refuses bad values
 	scripts/chart-test.sh
@@ -32,17 +38,21 @@ docs: ## Regenerate the pages of docs/ that come from the code: reference, compo
 	$(CARGO) run --locked -q -p miracolix-operator -- docs metrics > docs/metrics.md
 	$(CARGO) run --locked -q -p miracolix-operator -- docs cli > docs/cli.md
 
-lint: ## cargo fmt --check, clippy with warnings as errors, cargo deny check
+lint: ## cargo fmt --check, clippy with warnings as errors, cargo deny check, actionlint on .github/workflows
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(MAKE) --no-print-directory deny
+	$(MAKE) --no-print-directory actionlint
+
+actionlint: tools ## Check the GitHub workflows (.github/workflows/*.yml) with actionlint (and shellcheck on their run: steps)
+	.tools/bin/actionlint -no-color -pyflakes= && echo "actionlint: .github/workflows ok"
 
 deny: ## cargo deny check (advisories, licenses, bans, sources) against deny.toml, offline
 	@test -x "$(CARGO_DENY)" || { echo "make deny: $(CARGO_DENY) is missing. cargo-deny runs offline from ../shared/tools/cargo-deny-offline (the shared directory beside the repository, with the RustSec advisory snapshot); check out ../shared next to this repository or set CARGO_DENY to a cargo-deny wrapper." >&2; exit 2; }
 	$(CARGO) fetch --locked
 	$(CARGO_DENY)
 
-sbom: ## CycloneDX SBOM of the operator image: target/sbom/miracolix-operator.cdx.json
+sbom: ## CycloneDX SBOM of the operator image: target/sbom/miracolix-operator.cdx.json (make image writes one next to each archive)
 	python3 scripts/sbom.py -o target/sbom/miracolix-operator.cdx.json
 
 fmt:
@@ -58,7 +68,7 @@ demo: ## Main job: test API server + kubectl + operator until the example sites 
 conformance-kube-rs: ## kube-rs's own cluster tests (published kube, kube-client, kube-runtime at the locked version) against the test API server; slow (builds them once), not part of make test; KUBE_RS_SRC=<kube-rs git dir> adds its e2e programs
 	scripts/conformance-kube-rs.sh
 
-e2e-kind: ## Same e2e suite on a kind cluster with the operator image (needs Docker + kind; not on the build machines)
+e2e-kind: image ## Same e2e suite on a kind cluster with the image of make image (needs Docker, kind and skopeo; not on the build machines)
 	scripts/e2e-kind.sh
 
 protobuf-schema: ## Regenerate e2e/src/apiserver/protobuf_schema.json (test API server's protobuf decoding) from k8s-pb and kubernetes-validate

@@ -44,15 +44,20 @@ else
     fail "charts/miracolix-operator/crds/ differs from crds/: cp crds/*.yaml $CHART/crds/"
 fi
 
-step "Chart appVersion = operator version (Cargo.toml) = kustomize image tag"
+step "Chart appVersion = operator version (Cargo.toml) = kustomize image tag = Dockerfile VERSION; CHANGELOG"
 app_version=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$CHART/Chart.yaml")
 cargo_version=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
 kust_tag=$(sed -n 's/^ *newTag: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' manifests/base/kustomization.yaml)
-if [ "$app_version" = "$cargo_version" ] && [ "$app_version" = "$kust_tag" ]; then
+# The Dockerfile's default VERSION label too (the image `make image` builds takes Cargo's version
+# itself; scripts/image_test.py checks its label), and CHANGELOG.md has a section for the version.
+docker_version=$(sed -n 's/^ARG VERSION=\(.*\)$/\1/p' Dockerfile)
+if [ "$app_version" = "$cargo_version" ] && [ "$app_version" = "$kust_tag" ] && [ "$app_version" = "$docker_version" ]; then
     echo "  $app_version"
 else
-    fail "versions differ: Chart appVersion '$app_version', Cargo '$cargo_version', kustomize newTag '$kust_tag'"
+    fail "versions differ: Chart appVersion '$app_version', Cargo '$cargo_version', kustomize newTag '$kust_tag', Dockerfile ARG VERSION '$docker_version'"
 fi
+grep -q "^## \[$cargo_version\]" CHANGELOG.md ||
+    fail "CHANGELOG.md has no section '## [$cargo_version]' for the version in Cargo.toml"
 
 # values files: default plus every ci/*.yaml
 values_sets=(default)

@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
-"""CycloneDX 1.5 SBOM of the operator image: `make sbom` writes target/sbom/miracolix-operator.cdx.json.
+"""CycloneDX 1.5 SBOM of the operator image: `make sbom` writes target/sbom/miracolix-operator.cdx.json;
+`make image` writes one next to each image archive (target/image/*.cdx.json).
 
-What the image contains, and nothing else:
+What the image (scripts/image.sh, docs/image.md) contains, and nothing else:
   - every crate compiled into the operator binary: the normal (non-dev, non-build) dependency
-    graph of the `miracolix-operator` package for the image's target (x86_64-unknown-linux-musl),
-    as `cargo metadata --filter-platform` resolves it from Cargo.lock, each with its version,
-    package URL (purl), license expression and the SHA-256 checksum Cargo.lock pins;
-  - the image's base (the final `FROM` of the Dockerfile), with the digest it is pinned by.
+    graph of the `miracolix-operator` package for the image's target (x86_64-unknown-linux-gnu or
+    aarch64-unknown-linux-gnu), as `cargo metadata --filter-platform` resolves it from Cargo.lock,
+    each with its version, package URL (purl), license expression and the SHA-256 checksum
+    Cargo.lock pins;
+  - the Debian packages whose files are in the image: glibc, linked statically into the binary
+    (from libc6-dev), and the CA bundle (ca-certificates), at the versions dpkg reports on the
+    machine that builds.
 Build-only crates (build scripts' dependencies, the test API server, dev-dependencies) do not reach
 the image and are not listed; `cargo deny` (make deny) judges those too.
 
 The output is deterministic (no timestamp; the serial number is derived from the content), so a
-rebuild from the same commit gives the same file. Why a script and not cargo-cyclonedx:
-docs/dependencies-supply-chain.md. Needs python3 (stdlib only) and cargo; runs offline once
-`cargo fetch --locked` has run.
+rebuild from the same commit on the same machine gives the same file. Why a script and not
+cargo-cyclonedx: docs/dependencies-supply-chain.md. Needs python3 (stdlib only), cargo and
+dpkg-query; runs offline once `cargo fetch --locked` has run.
 
 usage: scripts/sbom.py [--target TRIPLE] [-o FILE]
 """
@@ -31,7 +35,12 @@ from urllib.parse import quote
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "miracolix-operator"
-DEFAULT_TARGET = "x86_64-unknown-linux-musl"
+DEFAULT_TARGET = "x86_64-unknown-linux-gnu"
+# Debian packages whose files the image holds: (package, why). scripts/image.sh puts them there.
+DEBIAN_PACKAGES = (
+    ("libc6-dev", "glibc, linked statically into the operator binary (-C target-feature=+crt-static)"),
+    ("ca-certificates", "/etc/ssl/certs/ca-certificates.crt"),
+)
 CRATES_IO = "registry+https://github.com/rust-lang/crates.io-index"
 
 
@@ -51,31 +60,44 @@ def lock_checksums():
     return {(p["name"], p["version"]): p.get("checksum") for p in lock.get("package", [])}
 
 
-def base_image():
-    """The final stage's `FROM image[:tag]@sha256:…` of the Dockerfile."""
-    last = None
-    with open(os.path.join(ROOT, "Dockerfile")) as f:
-        for line in f:
-            m = re.match(r"^FROM\s+(\S+)", line)
-            if m:
-                last = m.group(1)
-    if last is None or "@sha256:" not in last:
-        sys.exit(f"sbom: the Dockerfile's final FROM is not pinned by digest: {last}")
-    ref, digest = last.split("@", 1)
-    name, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "")
-    return name, tag, digest
+def debian_packages():
+    """(name, version, arch, source, why) of each package in DEBIAN_PACKAGES, as dpkg reports it."""
+    out = []
+    for name, why in DEBIAN_PACKAGES:
+        try:
+            fields = subprocess.run(
+                ["dpkg-query", "-W", "-f", "${Version}\t${Architecture}\t${source:Package}", name],
+                check=True, capture_output=True, text=True,
+            ).stdout.split("\t")
+        except (OSError, subprocess.CalledProcessError) as e:
+            sys.exit(f"sbom: cannot ask dpkg for {name} ({e}): the image is built on Debian "
+                     "(make tools installs the packages)")
+        version, arch, source = fields
+        out.append((name, version, arch, source or name, why))
+    return out
+
+
+def debian_release():
+    """`12` on bookworm: the distro qualifier of a deb purl."""
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("VERSION_ID="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return None
 
 
 def purl_cargo(name, version):
     return f"pkg:cargo/{quote(name)}@{quote(version)}"
 
 
-def purl_oci(name, tag, digest):
-    repository, _, short = name.rpartition("/")
-    qualifiers = f"repository_url={quote(name, safe='/')}"
-    if tag:
-        qualifiers += f"&tag={quote(tag)}"
-    return f"pkg:oci/{quote(short)}@{quote(digest)}?{qualifiers}"
+def purl_deb(name, version, arch, release):
+    qualifiers = f"arch={quote(arch)}"
+    if release:
+        qualifiers += f"&distro=debian-{quote(release)}"
+    return f"pkg:deb/debian/{quote(name)}@{quote(version)}?{qualifiers}"
 
 
 def host_triple():
@@ -150,21 +172,24 @@ def build(target):
             c["externalReferences"] = [{"type": "vcs", "url": p["repository"]}]
         components.append(c)
 
-    name, tag, digest = base_image()
-    base_ref = purl_oci(name, tag, digest)
-    components.append({
-        "type": "container",
-        "bom-ref": base_ref,
-        "name": name,
-        "version": tag or digest,
-        "purl": base_ref,
-        "hashes": [{"alg": "SHA-256", "content": digest.removeprefix("sha256:")}],
-        "description": "base image of the operator image (the Dockerfile's final stage)",
-    })
+    release = debian_release()
+    deb_refs = []
+    for name, version, arch, source, why in debian_packages():
+        deb_ref = purl_deb(name, version, arch, release)
+        deb_refs.append(deb_ref)
+        components.append({
+            "type": "library",
+            "bom-ref": deb_ref,
+            "name": name,
+            "version": version,
+            "purl": deb_ref,
+            "description": why,
+            "properties": [{"name": "debian:source", "value": source}],
+        })
 
     root = packages[root_id]
     root_ref = f"pkg:cargo/{PACKAGE}@{root['version']}"
-    dependencies = [{"ref": root_ref, "dependsOn": [ref(d) for d in edges[root_id]] + [base_ref]}]
+    dependencies = [{"ref": root_ref, "dependsOn": [ref(d) for d in edges[root_id]] + deb_refs}]
     for pid in sorted(seen - {root_id}, key=ref):
         dependencies.append({"ref": ref(pid), "dependsOn": [ref(d) for d in edges[pid]]})
 

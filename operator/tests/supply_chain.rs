@@ -1,6 +1,6 @@
 //! Supply chain (docs/dependencies-supply-chain.md): the image's SBOM lists exactly the crates
-//! compiled into the operator, with the checksums Cargo.lock pins, and the base image by digest;
-//! every Dockerfile base is pinned by digest.
+//! compiled into the operator, with the checksums Cargo.lock pins, and the Debian packages whose
+//! files the image holds (static glibc, CA bundle); every Dockerfile base is pinned by digest.
 
 mod common;
 
@@ -60,7 +60,7 @@ fn cargo_tree() -> BTreeSet<(String, String)> {
             "-e",
             "normal",
             "--target",
-            "x86_64-unknown-linux-musl",
+            "x86_64-unknown-linux-gnu",
             "--prefix",
             "none",
             "--locked",
@@ -85,16 +85,6 @@ fn cargo_tree() -> BTreeSet<(String, String)> {
         .collect()
 }
 
-fn final_base() -> String {
-    let text = std::fs::read_to_string(repo_root().join("Dockerfile")).expect("Dockerfile");
-    text.lines()
-        .rev()
-        .filter_map(|l| l.strip_prefix("FROM "))
-        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
-        .next()
-        .expect("a FROM line")
-}
-
 #[test]
 fn the_sbom_lists_exactly_the_crates_compiled_into_the_operator_with_their_lock_checksums() {
     let bom = sbom();
@@ -104,7 +94,7 @@ fn the_sbom_lists_exactly_the_crates_compiled_into_the_operator_with_their_lock_
     let lock = lock();
     let mut listed = BTreeSet::new();
     for c in bom["components"].as_array().expect("components") {
-        if c["type"] != "library" {
+        if !c["purl"].as_str().unwrap_or_default().starts_with("pkg:cargo/") {
             continue;
         }
         let name = c["name"].as_str().expect("name").to_string();
@@ -143,27 +133,52 @@ fn the_sbom_lists_exactly_the_crates_compiled_into_the_operator_with_their_lock_
     assert!(!listed.iter().any(|(n, _)| n == "miracolix-e2e"));
 }
 
+/// The version dpkg reports for a Debian package of the build machine.
+fn dpkg_version(package: &str) -> String {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", package])
+        .output()
+        .expect("dpkg-query runs (the image is built on Debian)");
+    assert!(out.status.success(), "{package} is not installed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
-fn the_sbom_names_the_base_image_by_its_pinned_digest() {
+fn the_sbom_names_the_debian_packages_whose_files_are_in_the_image() {
     let bom = sbom();
-    let base = final_base();
-    let (name, digest) = base
-        .split_once('@')
-        .expect("the final FROM is pinned by digest");
-    let container = bom["components"]
+    let components = bom["components"].as_array().expect("components");
+    for (package, source) in [("libc6-dev", "glibc"), ("ca-certificates", "ca-certificates")] {
+        let c = components
+            .iter()
+            .find(|c| c["name"] == package)
+            .unwrap_or_else(|| panic!("{package} is not in the SBOM"));
+        let version = dpkg_version(package);
+        assert_eq!(c["version"], version.as_str(), "{package}");
+        let purl = c["purl"].as_str().expect("purl");
+        assert!(
+            purl.starts_with(&format!("pkg:deb/debian/{package}@")),
+            "{purl}"
+        );
+        assert_eq!(c["properties"][0]["value"], source, "{package}");
+    }
+    // The operator depends on them, so a scanner walking the graph from the root reaches them.
+    let root = bom["metadata"]["component"]["bom-ref"].clone();
+    let depends_on = bom["dependencies"]
         .as_array()
-        .expect("components")
+        .expect("dependencies")
         .iter()
-        .find(|c| c["type"] == "container")
-        .expect("the base image is a component");
-    assert_eq!(
-        container["name"],
-        name.rsplit_once(':').map_or(name, |(n, _)| n)
-    );
-    assert_eq!(
-        container["hashes"][0]["content"],
-        digest.trim_start_matches("sha256:")
-    );
+        .find(|d| d["ref"] == root)
+        .expect("the operator's dependencies");
+    for package in ["libc6-dev", "ca-certificates"] {
+        assert!(
+            depends_on["dependsOn"]
+                .as_array()
+                .expect("dependsOn")
+                .iter()
+                .any(|r| r.as_str().unwrap_or_default().contains(&format!("/{package}@"))),
+            "{package}"
+        );
+    }
 }
 
 #[test]
@@ -175,7 +190,9 @@ fn every_dockerfile_base_is_pinned_by_digest() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert!(bases.len() >= 2, "{bases:?}");
-    for base in bases {
+    assert_eq!(bases.last(), Some(&"scratch"), "the runtime stage starts empty");
+    // `scratch` is not an image but the empty start of one: nothing to pin.
+    for base in bases.into_iter().filter(|b| *b != "scratch") {
         let digest = base
             .split_once("@sha256:")
             .map(|(_, d)| d)

@@ -23,7 +23,8 @@ pub const EXIT_ERROR: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(
     name = "miracolix-operator",
-    version,
+    // The git revision comes from operator/build.rs (`unknown` in dev builds and without .git).
+    version = concat!(env!("CARGO_PKG_VERSION"), " (rev ", env!("MIRACOLIX_GIT_REVISION"), ")"),
     about = "Runs the MIRACUM DIZ stack on Kubernetes"
 )]
 pub struct Cli {
