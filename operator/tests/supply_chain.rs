@@ -94,7 +94,11 @@ fn the_sbom_lists_exactly_the_crates_compiled_into_the_operator_with_their_lock_
     let lock = lock();
     let mut listed = BTreeSet::new();
     for c in bom["components"].as_array().expect("components") {
-        if !c["purl"].as_str().unwrap_or_default().starts_with("pkg:cargo/") {
+        if !c["purl"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("pkg:cargo/")
+        {
             continue;
         }
         let name = c["name"].as_str().expect("name").to_string();
@@ -147,7 +151,10 @@ fn dpkg_version(package: &str) -> String {
 fn the_sbom_names_the_debian_packages_whose_files_are_in_the_image() {
     let bom = sbom();
     let components = bom["components"].as_array().expect("components");
-    for (package, source) in [("libc6-dev", "glibc"), ("ca-certificates", "ca-certificates")] {
+    for (package, source) in [
+        ("libc6-dev", "glibc"),
+        ("ca-certificates", "ca-certificates"),
+    ] {
         let c = components
             .iter()
             .find(|c| c["name"] == package)
@@ -175,7 +182,10 @@ fn the_sbom_names_the_debian_packages_whose_files_are_in_the_image() {
                 .as_array()
                 .expect("dependsOn")
                 .iter()
-                .any(|r| r.as_str().unwrap_or_default().contains(&format!("/{package}@"))),
+                .any(|r| r
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(&format!("/{package}@"))),
             "{package}"
         );
     }
@@ -190,7 +200,11 @@ fn every_dockerfile_base_is_pinned_by_digest() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert!(bases.len() >= 2, "{bases:?}");
-    assert_eq!(bases.last(), Some(&"scratch"), "the runtime stage starts empty");
+    assert_eq!(
+        bases.last(),
+        Some(&"scratch"),
+        "the runtime stage starts empty"
+    );
     // `scratch` is not an image but the empty start of one: nothing to pin.
     for base in bases.into_iter().filter(|b| *b != "scratch") {
         let digest = base
