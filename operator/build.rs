@@ -47,15 +47,15 @@ fn git_revision() -> Option<String> {
     let revision = git(&["rev-parse", "--short=12", "HEAD"])?;
     // HEAD names a branch; the branch's ref file (or packed-refs) moves on commit. Paths from
     // git itself, so worktrees (where .git is a file) work too.
-    for path in ["HEAD", "packed-refs"] {
-        if let Some(p) = git(&["rev-parse", "--git-path", path]) {
-            println!("cargo:rerun-if-changed={}", absolute(p).display());
+    // Only files that exist: cargo re-runs a build script on every build for a missing one.
+    let mut watch = vec!["HEAD".to_string(), "packed-refs".to_string()];
+    watch.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    for path in watch {
+        if let Some(p) = git(&["rev-parse", "--git-path", &path]).map(absolute)
+            && p.exists()
+        {
+            println!("cargo:rerun-if-changed={}", p.display());
         }
-    }
-    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"])
-        && let Some(p) = git(&["rev-parse", "--git-path", &branch])
-    {
-        println!("cargo:rerun-if-changed={}", absolute(p).display());
     }
     Some(revision)
 }
