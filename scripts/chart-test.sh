@@ -8,7 +8,8 @@
 #   4. kubectl kustomize manifests/ (namespaced base) and manifests/cluster-wide/: validated the same way
 #   5. chart = kustomize, both modes: default values = manifests/ (namespaced), ci/cluster-wide-values.yaml
 #      = manifests/cluster-wide/: same objects, RBAC, pod spec, Service, NetworkPolicy
-#   6. invalid values are refused (values.schema.json and template checks); a private key given as
+#   6. the release's edit of values.yaml (image.digest) makes the chart pull by digest
+#   7. invalid values are refused (values.schema.json and template checks); a private key given as
 #      a trusted key is refused without helm printing it
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -149,6 +150,23 @@ for want in 'miracum-2025.pem: |' 'miracum-2026.pem: |' 'checksum/trusted-keys:'
     grep -qF -- "$want" "$tk" 2>/dev/null || fail "trusted-keys render lacks: $want"
 done
 [ ${#failures[@]} -eq "$before" ] && echo "  ok"
+
+step "The release pins the chart's default image by digest (the edit .github/workflows/release.yml makes)"
+# The workflow replaces the one line `  digest: ""` of values.yaml with the release's index digest;
+# the same edit on a copy must yield a Deployment that pulls repository@digest.
+release_digest="sha256:$(printf release | sha256sum | cut -d' ' -f1)"
+if [ "$(grep -c '^  digest: ""$' "$CHART/values.yaml")" != 1 ]; then
+    fail "values.yaml must have exactly one line '  digest: \"\"' (image.digest) for the release workflow to pin"
+else
+    cp -r "$CHART" "$out/release-chart"
+    sed -i "s|^  digest: \"\"|  digest: \"${release_digest}\"|" "$out/release-chart/values.yaml"
+    if "$HELM" template "$RELEASE" "$out/release-chart" -n "$NAMESPACE" 2>&1 |
+        grep -q "image: \"\{0,1\}ghcr.io/miracum/miracolix-operator@${release_digest}"; then
+        echo "  image: ghcr.io/miracum/miracolix-operator@sha256:…"
+    else
+        fail "a chart with image.digest set does not pull the image by that digest"
+    fi
+fi
 
 step "Invalid values are refused"
 refuse() { # name, expected text in the error, values YAML
