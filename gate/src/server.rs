@@ -1,0 +1,409 @@
+//! HTTP: the query listener (FLARE's API) and the ops listener (`/healthz`, `/readyz`,
+//! `/metrics`), on hyper like the operator's probe server.
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use rand_chacha::ChaCha20Rng;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::audit::{AuditLog, Entry};
+use crate::auth::{AuthError, Authenticator};
+use crate::executor::{Executor, ExecutorError};
+use crate::mechanism::Rules;
+use crate::metrics::Metrics;
+use crate::query::{self, MAX_QUERY_BYTES};
+use crate::ratelimit::RateLimiter;
+use crate::store::{Decision, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GateConfig {
+    pub rules: Rules,
+    pub requests_per_hour: u32,
+    /// Sum of ε one requester may spend per UTC day.
+    pub daily_epsilon_budget: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot open the audit log {path}: {source}")]
+    Audit {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+struct Inner {
+    store: Store,
+    rng: ChaCha20Rng,
+    audit: AuditLog,
+    limiter: RateLimiter,
+}
+
+/// One gate. Cheap to clone (shared state behind an `Arc`).
+#[derive(Clone)]
+pub struct Gate {
+    config: GateConfig,
+    auth: Arc<Authenticator>,
+    executor: Executor,
+    inner: Arc<Mutex<Inner>>,
+    metrics: Metrics,
+    clock: fn() -> DateTime<Utc>,
+}
+
+/// A finished HTTP answer.
+type Answer = Response<Full<Bytes>>;
+
+impl Gate {
+    /// `rng` is seeded by the caller: from the OS in production (`SeedableRng::from_os_rng`), fixed
+    /// in tests.
+    pub fn new(
+        config: GateConfig,
+        auth: Authenticator,
+        executor: Executor,
+        store: Store,
+        audit_path: &Path,
+        rng: ChaCha20Rng,
+    ) -> Result<Self, StartError> {
+        let audit = AuditLog::open(audit_path).map_err(|source| StartError::Audit {
+            path: audit_path.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            config,
+            auth: Arc::new(auth),
+            executor,
+            inner: Arc::new(Mutex::new(Inner {
+                store,
+                rng,
+                audit,
+                limiter: RateLimiter::new(config.requests_per_hour),
+            })),
+            metrics: Metrics::default(),
+            clock: Utc::now,
+        })
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Routes one request of the query listener.
+    pub async fn handle(&self, req: Request<Incoming>) -> Answer {
+        match (req.method(), req.uri().path()) {
+            (&Method::POST, "/query/execute") => self.execute(req).await,
+            // The DSF process's connection test (FlareWebserviceClientImpl.testConnection).
+            // FLARE's real stats describe its cache; the gate reveals nothing about either.
+            (&Method::GET, "/cache/stats") => json_answer(StatusCode::OK, &json!({})),
+            (_, "/query/execute") => error(StatusCode::METHOD_NOT_ALLOWED, "use POST"),
+            _ => error(
+                StatusCode::NOT_FOUND,
+                "the gate answers POST /query/execute",
+            ),
+        }
+    }
+
+    async fn execute(&self, req: Request<Incoming>) -> Answer {
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let requester = match self.auth.authenticate(authorization) {
+            Ok(r) => r,
+            Err(e) => {
+                let (code, outcome) = match &e {
+                    AuthError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+                    _ => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+                };
+                // Not audited under a name the caller chose; counted without a requester.
+                self.metrics.query("", outcome);
+                let mut answer = error(code, &e.to_string());
+                if code == StatusCode::UNAUTHORIZED {
+                    answer.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        header::HeaderValue::from_static("Bearer"),
+                    );
+                }
+                return answer;
+            }
+        };
+        if let Some(ct) = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+        {
+            let media = ct.split(';').next().unwrap_or("").trim();
+            if !media.eq_ignore_ascii_case(crate::executor::SQ_JSON)
+                && !media.eq_ignore_ascii_case("application/json")
+            {
+                return error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "send the structured query as application/sq+json",
+                );
+            }
+        }
+        let body = match Limited::new(req.into_body(), MAX_QUERY_BYTES)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("the structured query exceeds {MAX_QUERY_BYTES} bytes"),
+                );
+            }
+        };
+        let query = match query::parse(body) {
+            Ok(q) => q,
+            Err(e) => {
+                self.record(&requester, "bad-query", None, None, 0.0);
+                return error(StatusCode::BAD_REQUEST, &e.to_string());
+            }
+        };
+        let now = (self.clock)();
+        let admitted = self
+            .lock()
+            .limiter
+            .admit(&requester, now.timestamp_millis());
+        if let Err(wait) = admitted {
+            self.record(
+                &requester,
+                "rate-limited",
+                Some(&query.fingerprint),
+                None,
+                0.0,
+            );
+            let mut answer = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "rate limit: at most {} queries per hour; retry in {wait} s",
+                    self.config.requests_per_hour
+                ),
+            );
+            answer
+                .headers_mut()
+                .insert(header::RETRY_AFTER, wait.into());
+            return answer;
+        }
+        let true_count = match self.executor.count(query.body.clone()).await {
+            Ok(c) => c,
+            Err(ExecutorError::Rejected(reason)) => {
+                self.record(&requester, "bad-query", Some(&query.fingerprint), None, 0.0);
+                return error(StatusCode::BAD_REQUEST, &reason);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "executor failed");
+                self.record(
+                    &requester,
+                    "executor-error",
+                    Some(&query.fingerprint),
+                    None,
+                    0.0,
+                );
+                return error(StatusCode::BAD_GATEWAY, &e.to_string());
+            }
+        };
+        let decided = {
+            let mut guard = self.lock();
+            let inner = &mut *guard;
+            let decision = inner.store.decide(
+                &requester,
+                &query.fingerprint,
+                true_count,
+                &self.config.rules,
+                self.config.daily_epsilon_budget,
+                &now.format("%Y-%m-%d").to_string(),
+                &now.to_rfc3339(),
+                &mut inner.rng,
+            );
+            let entry = |outcome: &str, released: Option<u64>, epsilon: f64| Entry {
+                time: now.to_rfc3339(),
+                requester: requester.clone(),
+                outcome: outcome.into(),
+                fingerprint: Some(query.fingerprint.clone()),
+                released,
+                epsilon,
+            };
+            // The audit line is written before the answer leaves; if it cannot be written the
+            // answer is withheld (a release the site cannot see must not happen).
+            match decision {
+                Ok(Decision::Cached { released }) => inner
+                    .audit
+                    .append(&entry("cached", Some(released), 0.0))
+                    .map(|()| Ok((released, 0.0, "cached"))),
+                Ok(Decision::Fresh { released, epsilon }) => inner
+                    .audit
+                    .append(&entry("released", Some(released), epsilon))
+                    .map(|()| Ok((released, epsilon, "released"))),
+                Ok(Decision::OverBudget { spent, budget }) => inner
+                    .audit
+                    .append(&entry("over-budget", None, 0.0))
+                    .map(|()| Err((spent, budget))),
+                Err(e) => Err(std::io::Error::other(e)),
+            }
+        };
+        match decided {
+            Ok(Ok((released, epsilon, outcome))) => {
+                self.metrics.query(&requester, outcome);
+                if epsilon > 0.0 {
+                    self.metrics.spent(&requester, epsilon);
+                }
+                json_answer(StatusCode::OK, &json!(released))
+            }
+            Ok(Err((spent, budget))) => {
+                self.metrics.query(&requester, "over-budget");
+                let tomorrow = (now.date_naive() + chrono::Days::new(1))
+                    .and_hms_opt(0, 0, 0)
+                    .map(|t| t.and_utc());
+                let wait = tomorrow
+                    .map(|t| (t - now).num_seconds().max(1))
+                    .unwrap_or(86_400);
+                let mut answer = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!(
+                        "privacy budget exhausted: {requester} spent ε {spent} of {budget} today (UTC); repeats of answered queries are still served"
+                    ),
+                );
+                answer
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, wait.into());
+                answer
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the answer; withholding it");
+                self.metrics.query(&requester, "state-error");
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the gate cannot record the answer; nothing was released",
+                )
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent SQLite state (transactions), so the
+        // poisoned guard is safe to reuse.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A refusal's audit line and metric.
+    fn record(
+        &self,
+        requester: &str,
+        outcome: &str,
+        fingerprint: Option<&str>,
+        released: Option<u64>,
+        epsilon: f64,
+    ) {
+        self.metrics.query(requester, outcome);
+        let entry = Entry {
+            time: (self.clock)().to_rfc3339(),
+            requester: requester.to_string(),
+            outcome: outcome.to_string(),
+            fingerprint: fingerprint.map(str::to_string),
+            released,
+            epsilon,
+        };
+        if let Err(e) = self.lock().audit.append(&entry) {
+            tracing::error!(error = %e, "cannot append to the audit log");
+        }
+    }
+
+    /// Routes one request of the ops listener.
+    pub fn ops(&self, method: &Method, path: &str) -> Answer {
+        if method != Method::GET {
+            return error(StatusCode::METHOD_NOT_ALLOWED, "use GET");
+        }
+        match path {
+            "/healthz" | "/livez" | "/readyz" => text(StatusCode::OK, "ok\n"),
+            "/metrics" => {
+                let mut r = Response::new(Full::new(Bytes::from(self.metrics.render())));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+                );
+                r
+            }
+            _ => error(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    /// Serves the query API on `api` and the ops endpoints on `ops` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        api: TcpListener,
+        ops: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, is_api) = tokio::select! {
+                () = &mut shutdown => break,
+                a = api.accept() => (a, true),
+                o = ops.accept() => (o, false),
+            };
+            let stream = match stream {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot accept");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let gate = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let gate = gate.clone();
+                    async move {
+                        let answer = if is_api {
+                            gate.handle(req).await
+                        } else {
+                            gate.ops(req.method(), req.uri().path())
+                        };
+                        Ok::<_, Infallible>(answer)
+                    }
+                });
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(error = %e, "connection ended");
+                }
+            });
+        }
+    }
+}
+
+fn json_answer(code: StatusCode, body: &serde_json::Value) -> Answer {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// FLARE's error shape (`QueryController.Error`): `{"error": "…"}`.
+fn error(code: StatusCode, message: &str) -> Answer {
+    json_answer(code, &json!({ "error": message }))
+}
+
+fn text(code: StatusCode, body: &str) -> Answer {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = code;
+    r
+}
