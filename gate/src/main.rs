@@ -109,7 +109,7 @@ async fn run(args: Args) -> Result<(), MainError> {
             "--round-to and --requests-per-hour must be at least 1".into(),
         ));
     }
-    if !(args.daily_epsilon_budget >= args.epsilon) {
+    if args.daily_epsilon_budget.is_nan() || args.daily_epsilon_budget < args.epsilon {
         return Err(MainError::Invalid(
             "--daily-epsilon-budget must be at least --epsilon, or no query could be answered"
                 .into(),
