@@ -12,10 +12,16 @@ use serde::{Deserialize, Serialize};
 
 use super::Channel;
 
-/// Images a release may pin that no catalogue component runs (yet): the Data Sharing
-/// Framework's FHIR server, BPE and their proxies, which the feasibility path will deploy.
-pub const RESERVED_IMAGE_KEYS: &[&str] =
-    &["dsf-fhir", "dsf-fhir-proxy", "dsf-bpe", "dsf-bpe-proxy"];
+/// Images a release may pin that no catalogue component runs: the Data Sharing Framework's FHIR
+/// server, BPE and their proxies (reserved), and the feasibility privacy gate, which a
+/// FeasibilityEndpoint runs (`controller/feasibility/build.rs`).
+pub const RESERVED_IMAGE_KEYS: &[&str] = &[
+    "dsf-fhir",
+    "dsf-fhir-proxy",
+    "dsf-bpe",
+    "dsf-bpe-proxy",
+    "miracolix-gate",
+];
 
 /// Every image a release may pin: those the catalogue's components run (derived from the
 /// component registry), then the reserved ones.

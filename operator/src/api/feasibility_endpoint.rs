@@ -98,6 +98,12 @@ pub struct PrivacyRules {
     #[serde(default = "default_rate")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 999").message("requestsPerHour must be between 1 and 999 (the consortium limit)"))]
     pub requests_per_hour: i32,
+    /// Sum of ε one requester may spend per UTC day (fresh answers only; repeats are served from
+    /// the gate's cache for free). Past it the gate refuses new queries until midnight UTC. Must
+    /// be at least `epsilon`. Behind the DSF the requester is the whole portal.
+    #[serde(default = "default_daily_budget")]
+    #[x_kube(validation = Rule::new("self >= 0.5 && self <= 1000.0").message("dailyEpsilonBudget must be between 0.5 and 1000 (the sum of epsilon one requester may spend per day)"))]
+    pub daily_epsilon_budget: f64,
 }
 
 impl Default for PrivacyRules {
@@ -107,6 +113,7 @@ impl Default for PrivacyRules {
             round_to: default_round_to(),
             suppress_below: default_suppress_below(),
             requests_per_hour: default_rate(),
+            daily_epsilon_budget: default_daily_budget(),
         }
     }
 }
@@ -122,6 +129,10 @@ fn default_suppress_below() -> i32 {
 }
 fn default_rate() -> i32 {
     999
+}
+/// 100 fresh answers a day at the default ε 0.5 (docs/feasibility.md).
+fn default_daily_budget() -> f64 {
+    50.0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]

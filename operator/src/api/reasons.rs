@@ -29,6 +29,9 @@ pub enum Seen {
     /// A ReleaseRevocation's `status.reason` and `Certified` condition with this status (and a
     /// Warning Event on it when not certified).
     Revocation(bool),
+    /// A FeasibilityEndpoint condition of this type, with this status (and a Warning Event on it
+    /// when `Stalled`=True).
+    Endpoint(&'static str, bool),
     /// A failed reconcile: the `reason` label of `miracolix_reconcile_errors_total` and the
     /// `reason` field of the operator's `reconcile failed` log line.
     ReconcileError,
@@ -48,6 +51,7 @@ impl Seen {
             Seen::ReleaseEvent => "ComponentRelease Event (Warning)".to_string(),
             Seen::ReleaseCondition(type_, s) => format!("ComponentRelease `{type_}`={}", status(s)),
             Seen::Revocation(s) => format!("ReleaseRevocation `Certified`={}", status(s)),
+            Seen::Endpoint(type_, s) => format!("FeasibilityEndpoint `{type_}`={}", status(s)),
             Seen::ReconcileError => "failed reconcile (metric, log)".to_string(),
         }
     }
@@ -117,6 +121,8 @@ const NORMAL: Seen = Seen::SiteEvent(false);
 const NOT_UP_TO_DATE: Seen = Seen::Site(RELEASE_UP_TO_DATE, false);
 const NOT_CERTIFIED: Seen = Seen::Release(CERTIFIED, false);
 const REVOCATION_REFUSED: Seen = Seen::Revocation(false);
+const EP_READY_F: Seen = Seen::Endpoint(READY, false);
+const EP_STALLED_T: Seen = Seen::Endpoint(STALLED, true);
 
 /// What to do about a spec the catalogue cannot build.
 const FIX_SPEC: &str = "fix the DizSite spec as the message says (it names the field); the site stays as it was until then";
@@ -143,8 +149,8 @@ macro_rules! reasons {
 reasons! {
     // The site's health, after a successful apply.
     READY_REASON = "Ready" {
-        seen: [Seen::Site(READY, true), Seen::Site(RECONCILING, false), Seen::Site(STALLED, false)],
-        meaning: "every enabled component is ready on the release the site runs",
+        seen: [Seen::Site(READY, true), Seen::Site(RECONCILING, false), Seen::Site(STALLED, false), Seen::Endpoint(READY, true), Seen::Endpoint(RECONCILING, false), Seen::Endpoint(STALLED, false)],
+        meaning: "every enabled component is ready on the release the site runs (a FeasibilityEndpoint: its gate is available)",
         action: "nothing",
     }
     PROGRESSING = "Progressing" {
@@ -504,6 +510,43 @@ reasons! {
         seen: [Seen::Site(NETWORK_RESTRICTED, false), WARNING],
         meaning: "`spec.networkPolicy.enabled` is false: the site's pods accept connections from anywhere in the cluster and reach any address",
         action: "turn NetworkPolicies on, unless the cluster enforces the same otherwise",
+    }
+
+    // A FeasibilityEndpoint's gate.
+    GATE_STARTING = "GateStarting" {
+        seen: [EP_READY_F, Seen::Endpoint(RECONCILING, true)],
+        meaning: "the gate's objects are applied and its pod is not available yet",
+        action: "wait; if it lasts, `kubectl describe pod -l diz.miracum.org/feasibility-endpoint=<name>`",
+    }
+    SITE_NOT_DEPLOYED = "SiteNotDeployed" {
+        seen: [EP_READY_F, Seen::Endpoint(RECONCILING, true)],
+        meaning: "the DizSite in `spec.siteRef` runs no release yet, so the gate's image is not known",
+        action: "wait for the site to deploy (`kubectl get dizsite`)",
+    }
+    SITE_NOT_FOUND = "SiteNotFound" {
+        seen: [EP_READY_F, EP_STALLED_T],
+        meaning: "the DizSite named in `spec.siteRef` does not exist in the endpoint's namespace",
+        action: "correct `spec.siteRef.name` or create the site",
+    }
+    EXECUTOR_NOT_RUN = "ExecutorNotRun" {
+        seen: [EP_READY_F, EP_STALLED_T],
+        meaning: "the site does not run the executor `spec.dataSource.executor` names (FLARE: `spec.components.flare` is absent or disabled)",
+        action: "enable the executor in the DizSite",
+    }
+    EXECUTOR_NOT_SUPPORTED = "ExecutorNotSupported" {
+        seen: [EP_READY_F, EP_STALLED_T],
+        meaning: "`spec.dataSource.executor: cql`: the gate speaks FLARE's API only, so Blaze with CQL cannot be put behind it",
+        action: "use `executor: flare`",
+    }
+    GATE_IMAGE_MISSING = "GateImageMissing" {
+        seen: [EP_READY_F, EP_STALLED_T],
+        meaning: "the release the site runs pins no `miracolix-gate` image",
+        action: "move the site to a release that pins the gate",
+    }
+    PRIVACY_INVALID = "PrivacyInvalid" {
+        seen: [EP_READY_F, EP_STALLED_T],
+        meaning: "`spec.privacy` cannot work as set: `dailyEpsilonBudget` is smaller than `epsilon`, so no query could be answered",
+        action: "raise `dailyEpsilonBudget` to at least `epsilon`",
     }
 
     // Events about the site's objects.

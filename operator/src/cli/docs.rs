@@ -152,6 +152,10 @@ fn seen(r: &ReasonInfo) -> String {
                 if *v { "True" } else { "False" },
                 if *v { "" } else { ", Event on it (Warning)" }
             )),
+            Seen::Endpoint(t, v) => parts.push(format!(
+                "FeasibilityEndpoint `{t}`={}",
+                if *v { "True" } else { "False" }
+            )),
             Seen::ReconcileError => parts.push("failed reconcile".into()),
         }
     }

@@ -335,6 +335,11 @@ async fn run_controllers(
             tracing::info!(?scopes, "starting controllers");
             // One signal stops every controller.
             let (tx, rx) = watch::channel(false);
+            // FeasibilityEndpoints: one controller per scope, like DizSites.
+            let endpoints =
+                futures::future::join_all(scopes.iter().cloned().map(|scope| {
+                    controller::feasibility::run(ctx.clone(), scope, stop_future(&rx))
+                }));
             let sites = controller::run_dizsites(ctx.clone(), scopes, stop_future(&rx));
             let releases = controller::component_release::run(ctx.clone(), stop_future(&rx));
             let revocations = controller::release_revocation::run(ctx, stop_future(&rx));
@@ -343,7 +348,7 @@ async fn run_controllers(
                 stopped.await;
                 let _ = tx.send(true);
             };
-            tokio::join!(sites, releases, revocations, relay);
+            tokio::join!(sites, endpoints, releases, revocations, relay);
             health.set_controllers_started(false);
             tracing::info!("controllers stopped");
             Ok::<(), RunError>(())

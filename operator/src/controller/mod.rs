@@ -5,6 +5,7 @@ pub mod certification;
 pub mod component_release;
 pub mod diff;
 pub mod dizsite;
+pub mod feasibility;
 pub mod release_revocation;
 
 use std::collections::HashMap;

@@ -1,0 +1,371 @@
+//! The gate's objects for one FeasibilityEndpoint, built without a client.
+//!
+//! - ConfigMap `<endpoint>-gate`: `callers.json` (the DSF token's SHA-256, never the token);
+//! - PersistentVolumeClaim `<endpoint>-gate-state`: the answer cache, the budget and the audit
+//!   log. It has **no owner reference**: deleting the endpoint leaves the audit log, the site's
+//!   record of what left it (delete the claim by hand once it is archived);
+//! - Deployment `<endpoint>-gate`: one replica (SQLite has one writer; `Recreate` so two pods never
+//!   share the volume), restricted pod (uid 65532, read-only root, no capabilities);
+//! - Service `<endpoint>-gate` (8080 the FLARE-compatible API, 8081 metrics);
+//! - NetworkPolicy `<endpoint>-gate`: in, the API only from pods labelled
+//!   `diz.miracum.org/access-feasibility-gate: "true"` in the namespace (the DSF BPE); out, only
+//!   FLARE's port and DNS. The gate pod carries `diz.miracum.org/access-flare: "true"`, the label
+//!   the site's FLARE policy admits (catalog/network_policy.rs).
+//!
+//! None of the objects carries the site label: the DizSite controller removes site-labelled
+//! objects it did not build.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ResourceRequirements, SeccompProfile, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+
+use crate::api::{ComponentImage, FeasibilityEndpoint};
+use crate::catalog::network_policy::access_label;
+use crate::catalog::pod::{self, RESTRICTED};
+use crate::catalog::{CatalogError, Child, MANAGED_BY, PART_OF};
+
+/// The key of the gate's image in a ComponentRelease's `components`.
+pub const GATE_IMAGE_KEY: &str = "miracolix-gate";
+/// Label on every gate object: the endpoint it belongs to.
+pub const ENDPOINT_LABEL: &str = "diz.miracum.org/feasibility-endpoint";
+/// The part name the opt-in label for the gate's callers is built from.
+pub const GATE_PART: &str = "feasibility-gate";
+pub const API_PORT: i32 = 8080;
+pub const OPS_PORT: i32 = 8081;
+const FLARE_PORT: i32 = 8080;
+const STATE_DIR: &str = "/var/lib/miracolix-gate";
+const CONFIG_DIR: &str = "/etc/miracolix-gate";
+
+/// What the builder needs beyond the endpoint.
+#[derive(Debug, Clone)]
+pub struct GateInput<'a> {
+    pub endpoint: &'a FeasibilityEndpoint,
+    pub site_name: &'a str,
+    pub image: &'a ComponentImage,
+    /// Hex SHA-256 of the token the site's DSF sends.
+    pub dsf_token_sha256: &'a str,
+}
+
+pub fn gate_name(endpoint: &FeasibilityEndpoint) -> String {
+    format!("{}-gate", endpoint.name_any())
+}
+
+fn selector_labels(endpoint: &FeasibilityEndpoint) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), GATE_IMAGE_KEY.into()),
+        ("app.kubernetes.io/instance".into(), gate_name(endpoint)),
+        (ENDPOINT_LABEL.into(), endpoint.name_any()),
+    ])
+}
+
+fn labels(endpoint: &FeasibilityEndpoint) -> BTreeMap<String, String> {
+    let mut l = selector_labels(endpoint);
+    l.insert("app.kubernetes.io/component".into(), "feasibility".into());
+    l.insert("app.kubernetes.io/part-of".into(), PART_OF.into());
+    l.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+    l
+}
+
+pub fn owner_reference(endpoint: &FeasibilityEndpoint) -> OwnerReference {
+    OwnerReference {
+        api_version: format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
+        kind: "FeasibilityEndpoint".into(),
+        name: endpoint.name_any(),
+        uid: endpoint.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+fn meta(endpoint: &FeasibilityEndpoint, name: String, owned: bool) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: endpoint.namespace(),
+        labels: Some(labels(endpoint)),
+        owner_references: owned.then(|| vec![owner_reference(endpoint)]),
+        ..ObjectMeta::default()
+    }
+}
+
+fn selector(pairs: &[(&str, &str)]) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        ..LabelSelector::default()
+    }
+}
+
+fn tcp(port: i32) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        port: Some(IntOrString::Int(port)),
+        protocol: Some("TCP".into()),
+        ..NetworkPolicyPort::default()
+    }
+}
+
+/// `callers.json` for the gate: the DSF's token hash.
+pub fn callers_json(dsf_token_sha256: &str) -> String {
+    serde_json::json!({
+        "tokens": [{"requester": "dsf", "sha256": dsf_token_sha256}]
+    })
+    .to_string()
+}
+
+/// Every object of the gate, in apply order (config and volume before the workload).
+pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
+    let ep = input.endpoint;
+    let name = gate_name(ep);
+    let privacy = &ep.spec.privacy;
+    let callers = callers_json(input.dsf_token_sha256);
+    let config = ConfigMap {
+        metadata: meta(ep, name.clone(), true),
+        data: Some(BTreeMap::from([(
+            "callers.json".to_string(),
+            callers.clone(),
+        )])),
+        ..ConfigMap::default()
+    };
+    let state_claim = format!("{name}-state");
+    let pvc = PersistentVolumeClaim {
+        metadata: meta(ep, state_claim.clone(), false),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity("1Gi".into()),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    };
+    let env = |k: &str, v: String| EnvVar {
+        name: k.into(),
+        value: Some(v),
+        ..EnvVar::default()
+    };
+    let mut pod_labels = labels(ep);
+    pod_labels.insert(access_label("flare"), "true".into());
+    // A config change restarts the pod (the gate reads its config once).
+    let hash = ring::digest::digest(&ring::digest::SHA256, callers.as_bytes());
+    let hash: String = hash.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let container = Container {
+        name: "gate".into(),
+        image: Some(crate::catalog::image_ref(input.image)),
+        env: Some(vec![
+            env(
+                "GATE_EXECUTOR_URL",
+                format!("http://{}-flare:{FLARE_PORT}", input.site_name),
+            ),
+            env("GATE_EPSILON", privacy.epsilon.to_string()),
+            env("GATE_ROUND_TO", privacy.round_to.to_string()),
+            env("GATE_SUPPRESS_BELOW", privacy.suppress_below.to_string()),
+            env(
+                "GATE_REQUESTS_PER_HOUR",
+                privacy.requests_per_hour.to_string(),
+            ),
+            env(
+                "GATE_DAILY_EPSILON_BUDGET",
+                privacy.daily_epsilon_budget.to_string(),
+            ),
+            env("GATE_STATE_DIR", STATE_DIR.into()),
+            env("GATE_CALLERS", format!("{CONFIG_DIR}/callers.json")),
+        ]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("http".into()),
+                container_port: API_PORT,
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("metrics".into()),
+                container_port: OPS_PORT,
+                ..ContainerPort::default()
+            },
+        ]),
+        liveness_probe: Some(pod::http_probe("/healthz", "metrics")),
+        readiness_probe: Some(pod::http_probe("/readyz", "metrics")),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity("50m".into())),
+                ("memory".to_string(), Quantity("64Mi".into())),
+            ])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_string(),
+                Quantity("128Mi".into()),
+            )])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(pod::container_security(RESTRICTED)),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "state".into(),
+                mount_path: STATE_DIR.into(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "config".into(),
+                mount_path: CONFIG_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    };
+    let deployment = Deployment {
+        metadata: meta(ep, name.clone(), true),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: selector(
+                &selector_labels(ep)
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".into()),
+                ..DeploymentStrategy::default()
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(BTreeMap::from([(
+                        pod::CONFIG_HASH_ANNOTATION.to_string(),
+                        hash,
+                    )])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(pod::NONROOT),
+                        run_as_group: Some(pod::NONROOT),
+                        fs_group: Some(pod::NONROOT),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(vec![
+                        Volume {
+                            name: "state".into(),
+                            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                                claim_name: state_claim,
+                                ..PersistentVolumeClaimVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                        Volume {
+                            name: "config".into(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: name.clone(),
+                                ..ConfigMapVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                    ]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    };
+    let port = |n: &str, p: i32| ServicePort {
+        name: Some(n.into()),
+        port: p,
+        target_port: Some(IntOrString::String(n.into())),
+        protocol: Some("TCP".into()),
+        ..ServicePort::default()
+    };
+    let service = Service {
+        metadata: meta(ep, name.clone(), true),
+        spec: Some(ServiceSpec {
+            selector: Some(selector_labels(ep)),
+            ports: Some(vec![port("http", API_PORT), port("metrics", OPS_PORT)]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    };
+    let gate_pods = selector(
+        &selector_labels(ep)
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let policy = NetworkPolicy {
+        metadata: meta(ep, name, true),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(gate_pods),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![NetworkPolicyPeer {
+                    pod_selector: Some(selector(&[(&access_label(GATE_PART), "true")])),
+                    ..NetworkPolicyPeer::default()
+                }]),
+                ports: Some(vec![tcp(API_PORT)]),
+            }]),
+            egress: Some(vec![
+                NetworkPolicyEgressRule {
+                    to: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(selector(&[
+                            (crate::catalog::SITE_LABEL, input.site_name),
+                            (crate::catalog::COMPONENT_LABEL, "flare"),
+                        ])),
+                        ..NetworkPolicyPeer::default()
+                    }]),
+                    ports: Some(vec![tcp(FLARE_PORT)]),
+                },
+                NetworkPolicyEgressRule {
+                    to: Some(vec![NetworkPolicyPeer {
+                        namespace_selector: Some(LabelSelector::default()),
+                        pod_selector: Some(selector(&[("k8s-app", "kube-dns")])),
+                        ..NetworkPolicyPeer::default()
+                    }]),
+                    ports: Some(vec![
+                        NetworkPolicyPort {
+                            port: Some(IntOrString::Int(53)),
+                            protocol: Some("UDP".into()),
+                            ..NetworkPolicyPort::default()
+                        },
+                        tcp(53),
+                    ]),
+                },
+            ]),
+        }),
+    };
+    Ok(vec![
+        Child::from_typed(config, None)?,
+        Child::from_typed(pvc, None)?,
+        Child::from_typed(deployment, None)?,
+        Child::from_typed(service, None)?,
+        Child::from_typed(policy, None)?,
+    ])
+}

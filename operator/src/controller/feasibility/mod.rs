@@ -1,0 +1,397 @@
+//! FeasibilityEndpoint controller: runs the privacy gate (`gate/`, docs/feasibility.md) in front of
+//! the site's FLARE.
+//!
+//! observe (site, its release, the DSF token Secret) → [`plan`] (pure, table-tested) → apply the
+//! gate's objects ([`build`]) → status from the live Deployment. Stalled cases change nothing.
+
+pub mod build;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::{Controller, watcher};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::{Context, Scope, api_for};
+use crate::api::conditions::{self, DesiredCondition, READY, RECONCILING, STALLED};
+use crate::api::reasons;
+use crate::api::{
+    ComponentRelease, DizSite, Executor, FeasibilityEndpoint, FeasibilityEndpointStatus,
+};
+use crate::catalog::component::Component;
+use crate::catalog::{Child, FIELD_MANAGER};
+use crate::controller::apply::{self, ApplyError};
+
+const RESYNC: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {what}: {source}")]
+    Read {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("cannot build the gate: {0}")]
+    Build(String),
+    #[error("cannot write the status: {0}")]
+    Status(#[source] kube::Error),
+    #[error("cannot create the DSF token Secret: {0}")]
+    Token(String),
+}
+
+impl Error {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Read { .. } => reasons::READ_FAILED,
+            Error::Apply(e) => e.reason(),
+            Error::Build(_) | Error::Token(_) => reasons::INTERNAL_ERROR,
+            Error::Status(_) => reasons::STATUS_WRITE_FAILED,
+        }
+    }
+}
+
+/// What the reconcile read.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub site: Option<DizSite>,
+    /// The release the site runs (`status.currentRelease`), if any and found.
+    pub release: Option<ComponentRelease>,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Nothing can be done until a human changes something.
+    Stall {
+        reason: &'static str,
+        message: String,
+    },
+    /// Waiting for something that will come by itself.
+    Wait {
+        reason: &'static str,
+        message: String,
+    },
+    /// Deploy the gate for this site with this image.
+    Deploy {
+        site_name: String,
+        image: crate::api::ComponentImage,
+    },
+}
+
+/// The decision, first rule that fires wins:
+/// 1. the site exists (`SiteNotFound`);
+/// 2. the executor is FLARE (`ExecutorNotSupported`);
+/// 3. the site runs FLARE (`ExecutorNotRun`);
+/// 4. the privacy settings can answer at least one query (`PrivacyInvalid`);
+/// 5. the site runs a release (`SiteNotDeployed`, waiting);
+/// 6. that release pins the gate (`GateImageMissing`);
+/// 7. deploy.
+pub fn plan(endpoint: &FeasibilityEndpoint, observed: &Observed) -> Plan {
+    let site_ref = &endpoint.spec.site_ref.name;
+    let Some(site) = &observed.site else {
+        return Plan::Stall {
+            reason: reasons::SITE_NOT_FOUND,
+            message: format!("spec.siteRef: DizSite {site_ref:?} does not exist in this namespace"),
+        };
+    };
+    if endpoint.spec.data_source.executor == Executor::Cql {
+        return Plan::Stall {
+            reason: reasons::EXECUTOR_NOT_SUPPORTED,
+            message: "spec.dataSource.executor: cql is not supported behind the privacy gate, which speaks FLARE's API; use flare".into(),
+        };
+    }
+    let runs_flare = Component::named("flare").is_some_and(|c| c.enabled(&site.spec.components));
+    if !runs_flare {
+        return Plan::Stall {
+            reason: reasons::EXECUTOR_NOT_RUN,
+            message: format!(
+                "spec.dataSource.executor: flare, but DizSite {site_ref:?} does not run FLARE (spec.components.flare)"
+            ),
+        };
+    }
+    let privacy = &endpoint.spec.privacy;
+    if privacy.daily_epsilon_budget < privacy.epsilon {
+        return Plan::Stall {
+            reason: reasons::PRIVACY_INVALID,
+            message: format!(
+                "spec.privacy.dailyEpsilonBudget ({}) is smaller than spec.privacy.epsilon ({}): no query could be answered",
+                privacy.daily_epsilon_budget, privacy.epsilon
+            ),
+        };
+    }
+    let Some(current) = site.status.as_ref().and_then(|s| s.current_release.clone()) else {
+        return Plan::Wait {
+            reason: reasons::SITE_NOT_DEPLOYED,
+            message: format!("DizSite {site_ref:?} runs no release yet"),
+        };
+    };
+    let image = observed
+        .release
+        .as_ref()
+        .filter(|r| r.name_any() == current)
+        .and_then(|r| r.spec.components.get(build::GATE_IMAGE_KEY));
+    match image {
+        Some(image) => Plan::Deploy {
+            site_name: site.name_any(),
+            image: image.clone(),
+        },
+        None => Plan::Stall {
+            reason: reasons::GATE_IMAGE_MISSING,
+            message: format!(
+                "release {current:?} that DizSite {site_ref:?} runs pins no {:?} image",
+                build::GATE_IMAGE_KEY
+            ),
+        },
+    }
+}
+
+/// Conditions for a plan and, when deployed, the gate's availability.
+pub fn conditions_for(plan: &Plan, gate_available: bool) -> Vec<DesiredCondition> {
+    match plan {
+        Plan::Stall { reason, message } => vec![
+            DesiredCondition::new(READY, false, *reason, message.clone()),
+            DesiredCondition::new(RECONCILING, false, *reason, message.clone()),
+            DesiredCondition::new(STALLED, true, *reason, message.clone()),
+        ],
+        Plan::Wait { reason, message } => vec![
+            DesiredCondition::new(READY, false, *reason, message.clone()),
+            DesiredCondition::new(RECONCILING, true, *reason, message.clone()),
+            DesiredCondition::new(STALLED, false, *reason, message.clone()),
+        ],
+        Plan::Deploy { .. } if gate_available => {
+            let m = "the privacy gate is available";
+            vec![
+                DesiredCondition::new(READY, true, reasons::READY_REASON, m),
+                DesiredCondition::new(RECONCILING, false, reasons::READY_REASON, m),
+                DesiredCondition::new(STALLED, false, reasons::READY_REASON, m),
+            ]
+        }
+        Plan::Deploy { .. } => {
+            let m = "the gate's objects are applied; its pod is not available yet";
+            vec![
+                DesiredCondition::new(READY, false, reasons::GATE_STARTING, m),
+                DesiredCondition::new(RECONCILING, true, reasons::GATE_STARTING, m),
+                DesiredCondition::new(STALLED, false, reasons::GATE_STARTING, m),
+            ]
+        }
+    }
+}
+
+/// Whether the live Deployment has an available replica of its current generation.
+pub fn available(deployment: Option<&Deployment>) -> bool {
+    let Some(d) = deployment else { return false };
+    let status = d.status.as_ref();
+    let observed = status.and_then(|s| s.observed_generation) >= d.metadata.generation;
+    observed && status.and_then(|s| s.available_replicas).unwrap_or(0) >= 1
+}
+
+/// The Secret holding the token the site's DSF sends (key `token`).
+pub fn token_secret_name(endpoint: &FeasibilityEndpoint) -> String {
+    format!("{}-dsf-token", build::gate_name(endpoint))
+}
+
+async fn observe(
+    endpoint: &FeasibilityEndpoint,
+    ns: &str,
+    ctx: &Context,
+) -> Result<Observed, Error> {
+    let sites: Api<DizSite> = Api::namespaced(ctx.client.clone(), ns);
+    let site = sites
+        .get_opt(&endpoint.spec.site_ref.name)
+        .await
+        .map_err(|source| Error::Read {
+            what: format!("DizSite {}", endpoint.spec.site_ref.name),
+            source,
+        })?;
+    let release = match site
+        .as_ref()
+        .and_then(|s| s.status.as_ref())
+        .and_then(|s| s.current_release.clone())
+    {
+        Some(name) => Api::<ComponentRelease>::all(ctx.client.clone())
+            .get_opt(&name)
+            .await
+            .map_err(|source| Error::Read {
+                what: format!("ComponentRelease {name}"),
+                source,
+            })?,
+        None => None,
+    };
+    Ok(Observed { site, release })
+}
+
+/// The DSF token's SHA-256, creating the Secret with a random token the first time. The token is
+/// never rotated by the operator: the site copied it into its DSF configuration.
+async fn dsf_token_sha256(
+    endpoint: &FeasibilityEndpoint,
+    ns: &str,
+    ctx: &Context,
+) -> Result<String, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let name = token_secret_name(endpoint);
+    let existing = api.get_opt(&name).await.map_err(|source| Error::Read {
+        what: format!("Secret {name}"),
+        source,
+    })?;
+    let token = match existing
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+        .and_then(|d| d.get("token"))
+    {
+        Some(t) => t.0.clone(),
+        None => {
+            let mut raw = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+                .map_err(|_| Error::Token("no randomness".into()))?;
+            let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            let secret = Secret {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: Some(ns.to_string()),
+                    owner_references: Some(vec![build::owner_reference(endpoint)]),
+                    ..Default::default()
+                },
+                data: Some(std::collections::BTreeMap::from([(
+                    "token".to_string(),
+                    ByteString(token.clone().into_bytes()),
+                )])),
+                ..Secret::default()
+            };
+            api.create(&PostParams::default(), &secret)
+                .await
+                .map_err(|e| Error::Token(e.to_string()))?;
+            token.into_bytes()
+        }
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, &token);
+    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+pub async fn reconcile(
+    endpoint: Arc<FeasibilityEndpoint>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let ns = endpoint.namespace().unwrap_or_default();
+    let observed = observe(&endpoint, &ns, &ctx).await?;
+    let plan = plan(&endpoint, &observed);
+    let mut gate_available = false;
+    if let Plan::Deploy { site_name, image } = &plan {
+        let sha = dsf_token_sha256(&endpoint, &ns, &ctx).await?;
+        let children: Vec<Child> = build::build(&build::GateInput {
+            endpoint: &endpoint,
+            site_name,
+            image,
+            dsf_token_sha256: &sha,
+        })
+        .map_err(|e| Error::Build(e.to_string()))?;
+        let outcome = apply::apply_children(&ctx.client, &ns, &children).await?;
+        let deployment = outcome
+            .live
+            .iter()
+            .find(|(ar, _)| ar.kind == "Deployment")
+            .and_then(|(_, obj)| obj.clone().try_parse::<Deployment>().ok());
+        gate_available = available(deployment.as_ref());
+    }
+    let desired = conditions_for(&plan, gate_available);
+    write_status(&endpoint, &ns, &ctx, &desired).await?;
+    if let Plan::Stall { reason, message } = &plan {
+        let was = endpoint
+            .status
+            .as_ref()
+            .and_then(|s| conditions::find(&s.conditions, STALLED))
+            .is_some_and(|c| c.status == conditions::TRUE && c.reason == *reason);
+        if !was {
+            let ev = Event {
+                type_: EventType::Warning,
+                reason: reason.to_string(),
+                note: Some(message.chars().take(1000).collect()),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(e) = ctx.recorder.publish(&ev, &endpoint.object_ref(&())).await {
+                tracing::warn!(error = %e, "cannot publish event");
+            }
+        }
+    }
+    Ok(match plan {
+        Plan::Deploy { .. } if !gate_available => Action::requeue(Duration::from_secs(10)),
+        Plan::Wait { .. } => Action::requeue(Duration::from_secs(30)),
+        _ => Action::requeue(RESYNC),
+    })
+}
+
+async fn write_status(
+    endpoint: &FeasibilityEndpoint,
+    ns: &str,
+    ctx: &Context,
+    desired: &[DesiredCondition],
+) -> Result<(), Error> {
+    let old = endpoint.status.clone().unwrap_or_default();
+    let generation = endpoint.metadata.generation;
+    let new = FeasibilityEndpointStatus {
+        observed_generation: generation,
+        conditions: conditions::merge(&old.conditions, desired, generation, &Time(ctx.clock.now())),
+    };
+    if endpoint.status.as_ref() == Some(&new) {
+        return Ok(());
+    }
+    let api: Api<FeasibilityEndpoint> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = json!({
+        "apiVersion": "diz.miracum.org/v1alpha1",
+        "kind": "FeasibilityEndpoint",
+        "status": new,
+    });
+    api.patch_status(
+        &endpoint.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Status)?;
+    Ok(())
+}
+
+pub fn error_policy(
+    endpoint: Arc<FeasibilityEndpoint>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    tracing::warn!(
+        endpoint = %format!("{}/{}", endpoint.namespace().unwrap_or_default(), endpoint.name_any()),
+        reason = error.reason(),
+        error = %error,
+        "reconcile failed"
+    );
+    Action::requeue(ctx.backoff.next(&format!("feas/{}", endpoint.name_any())))
+}
+
+/// Runs the FeasibilityEndpoint controller for one scope until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    scope: Scope,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let wc = watcher::Config::default();
+    Controller::new(api_for::<FeasibilityEndpoint>(&client, &scope), wc.clone())
+        .owns(api_for::<Deployment>(&client, &scope), wc)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+#[cfg(test)]
+mod tests;
