@@ -32,7 +32,12 @@ pub struct CallersConfig {
 pub struct StaticToken {
     pub requester: String,
     /// Hex SHA-256 of the token.
+    #[serde(default)]
     pub sha256: String,
+    /// Or a file holding the token itself (a mounted Secret the site created; surrounding
+    /// whitespace is ignored). Read once at start and kept only as its hash.
+    #[serde(default)]
+    pub token_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,8 +72,10 @@ pub enum ConfigError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("tokens[{0}].sha256 must be 64 lowercase hex digits")]
+    #[error("tokens[{0}].sha256 must be 64 lowercase hex digits (or set tokenFile)")]
     BadHash(usize),
+    #[error("tokens[{0}].tokenFile {1} is empty")]
+    EmptyToken(usize, String),
 }
 
 /// Why a caller is refused. `Unauthenticated` maps to 401, `Forbidden` to 403.
@@ -96,11 +103,22 @@ impl Authenticator {
                 source,
             })
         };
-        let config: CallersConfig =
+        let mut config: CallersConfig =
             serde_json::from_slice(&read(path)?).map_err(|source| ConfigError::Parse {
                 path: path.display().to_string(),
                 source,
             })?;
+        for (i, t) in config.tokens.iter_mut().enumerate() {
+            if let Some(file) = &t.token_file {
+                let raw = read(Path::new(file))?;
+                let token = String::from_utf8_lossy(&raw);
+                let token = token.trim();
+                if token.is_empty() {
+                    return Err(ConfigError::EmptyToken(i, file.clone()));
+                }
+                t.sha256 = token_sha256(token);
+            }
+        }
         let jwks = match &config.oidc {
             Some(oidc) => {
                 let p = Path::new(&oidc.jwks_file);
@@ -236,6 +254,7 @@ mod tests {
                 tokens: vec![StaticToken {
                     requester: "dsf".into(),
                     sha256: token_sha256("s3cret"),
+                    token_file: None,
                 }],
                 oidc: None,
             },
@@ -260,11 +279,30 @@ mod tests {
     }
 
     #[test]
+    fn token_file_is_read_once_and_hashed() {
+        let dir = std::env::temp_dir().join(format!("gate-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("token"), "from-secret\n").expect("token");
+        let config =
+            serde_json::json!({"tokens": [{"requester": "dsf", "tokenFile": dir.join("token")}]});
+        std::fs::write(dir.join("callers.json"), config.to_string()).expect("config");
+        let a = Authenticator::load(&dir.join("callers.json")).expect("load");
+        assert_eq!(a.authenticate(Some("Bearer from-secret")), Ok("dsf".into()));
+        std::fs::write(dir.join("token"), " \n").expect("token");
+        assert!(matches!(
+            Authenticator::load(&dir.join("callers.json")),
+            Err(ConfigError::EmptyToken(0, _))
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn bad_hash_names_the_entry() {
         let config = CallersConfig {
             tokens: vec![StaticToken {
                 requester: "dsf".into(),
                 sha256: "s3cret".into(),
+                token_file: None,
             }],
             oidc: None,
         };

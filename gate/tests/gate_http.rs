@@ -122,6 +122,7 @@ async fn start(name: &str, config: GateConfig) -> Harness {
             tokens: vec![StaticToken {
                 requester: "dsf".into(),
                 sha256: token_sha256("dsf-token"),
+                token_file: None,
             }],
             oidc: Some(OidcConfig {
                 issuer: ISSUER.into(),

@@ -107,8 +107,9 @@ ClusterRole (they are cluster-scoped), in both install modes: the minimal cluste
 - apiGroups: ["diz.miracum.org"]
   resources: ["componentreleases/status", "releaserevocations/status"]
   verbs: ["patch"]
-# Deliberately absent: feasibilityendpoints and proposalinboxes. No controller reads them yet;
-# their rules ship with the controllers that need them.
+# Deliberately absent: proposalinboxes. No controller reads them yet; their rules ship with the
+# controller that needs them. FeasibilityEndpoints are namespaced: their rules are in the
+# per-namespace Role (rbac-namespaced.yaml).
 # CRDs: `get` to detect CloudNativePG (clusters.postgresql.cnpg.io) before building databases, and
 # to read this operator's own CRDs. Restricted by name: the operator cannot read other CRDs.
 - apiGroups: ["apiextensions.k8s.io"]
@@ -148,6 +149,16 @@ The operator reads DizSites only in the namespaces it watches (Context::list_diz
 # DizSite status: conditions, current/target release, component health (server-side apply).
 - apiGroups: ["diz.miracum.org"]
   resources: ["dizsites/status"]
+  verbs: ["patch"]
+# FeasibilityEndpoints: the controller watches them and writes their status (conditions,
+# observedGeneration). Its gate's objects are covered by the rules below (deployments, services,
+# configmaps, networkpolicies, persistentvolumeclaims). The DSF token Secret is mounted by the gate,
+# never read by the operator.
+- apiGroups: ["diz.miracum.org"]
+  resources: ["feasibilityendpoints"]
+  verbs: ["list", "watch"]
+- apiGroups: ["diz.miracum.org"]
+  resources: ["feasibilityendpoints/status"]
   verbs: ["patch"]
 # The site's workloads. get: compare with the desired object (no-op detection); list: find orphans
 # by the site's labels; watch: Deployments and StatefulSets are owned and watched for health;

@@ -1,6 +1,7 @@
 //! The gate's objects for one FeasibilityEndpoint, built without a client.
 //!
-//! - ConfigMap `<endpoint>-gate`: `callers.json` (the DSF token's SHA-256, never the token);
+//! - ConfigMap `<endpoint>-gate`: `callers.json` (where the DSF token is mounted: the Secret
+//!   `<endpoint>-gate-dsf-token`, key `token`, which the site creates and the operator never reads);
 //! - PersistentVolumeClaim `<endpoint>-gate-state`: the answer cache, the budget and the audit
 //!   log. It has **no owner reference**: deleting the endpoint leaves the audit log, the site's
 //!   record of what left it (delete the claim by hand once it is archived);
@@ -21,8 +22,8 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy}
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SeccompProfile, Service, ServicePort, ServiceSpec,
-    Volume, VolumeMount, VolumeResourceRequirements,
+    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretVolumeSource, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -56,8 +57,6 @@ pub struct GateInput<'a> {
     pub endpoint: &'a FeasibilityEndpoint,
     pub site_name: &'a str,
     pub image: &'a ComponentImage,
-    /// Hex SHA-256 of the token the site's DSF sends.
-    pub dsf_token_sha256: &'a str,
 }
 
 pub fn gate_name(endpoint: &FeasibilityEndpoint) -> String {
@@ -121,10 +120,18 @@ fn tcp(port: i32) -> NetworkPolicyPort {
     }
 }
 
-/// `callers.json` for the gate: the DSF's token hash.
-pub fn callers_json(dsf_token_sha256: &str) -> String {
+/// The Secret (key `token`) the site creates with the bearer token its DSF sends; the gate mounts
+/// it and keeps only its hash. The operator never reads it.
+pub fn token_secret_name(endpoint: &FeasibilityEndpoint) -> String {
+    format!("{}-dsf-token", gate_name(endpoint))
+}
+
+const TOKEN_DIR: &str = "/etc/miracolix-gate/dsf";
+
+/// `callers.json` for the gate: the DSF's token, read from the mounted Secret.
+pub fn callers_json() -> String {
     serde_json::json!({
-        "tokens": [{"requester": "dsf", "sha256": dsf_token_sha256}]
+        "tokens": [{"requester": "dsf", "tokenFile": format!("{TOKEN_DIR}/token")}]
     })
     .to_string()
 }
@@ -134,7 +141,7 @@ pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
     let ep = input.endpoint;
     let name = gate_name(ep);
     let privacy = &ep.spec.privacy;
-    let callers = callers_json(input.dsf_token_sha256);
+    let callers = callers_json();
     let config = ConfigMap {
         metadata: meta(ep, name.clone(), true),
         data: Some(BTreeMap::from([(
@@ -166,7 +173,8 @@ pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
     };
     let mut pod_labels = labels(ep);
     pod_labels.insert(access_label("flare"), "true".into());
-    // A config change restarts the pod (the gate reads its config once).
+    // A config change restarts the pod (the gate reads its config once). A new token in the
+    // Secret needs a restart too (`kubectl rollout restart`).
     let hash = ring::digest::digest(&ring::digest::SHA256, callers.as_bytes());
     let hash: String = hash.as_ref()[..8]
         .iter()
@@ -232,6 +240,12 @@ pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
                 read_only: Some(true),
                 ..VolumeMount::default()
             },
+            VolumeMount {
+                name: "dsf-token".into(),
+                mount_path: TOKEN_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
         ]),
         ..Container::default()
     };
@@ -287,6 +301,14 @@ pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
                             config_map: Some(ConfigMapVolumeSource {
                                 name: name.clone(),
                                 ..ConfigMapVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                        Volume {
+                            name: "dsf-token".into(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(token_secret_name(ep)),
+                                ..SecretVolumeSource::default()
                             }),
                             ..Volume::default()
                         },

@@ -10,11 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::{Controller, watcher};
@@ -47,8 +45,6 @@ pub enum Error {
     Build(String),
     #[error("cannot write the status: {0}")]
     Status(#[source] kube::Error),
-    #[error("cannot create the DSF token Secret: {0}")]
-    Token(String),
 }
 
 impl Error {
@@ -56,7 +52,7 @@ impl Error {
         match self {
             Error::Read { .. } => reasons::READ_FAILED,
             Error::Apply(e) => e.reason(),
-            Error::Build(_) | Error::Token(_) => reasons::INTERNAL_ERROR,
+            Error::Build(_) => reasons::INTERNAL_ERROR,
             Error::Status(_) => reasons::STATUS_WRITE_FAILED,
         }
     }
@@ -197,19 +193,13 @@ pub fn available(deployment: Option<&Deployment>) -> bool {
     observed && status.and_then(|s| s.available_replicas).unwrap_or(0) >= 1
 }
 
-/// The Secret holding the token the site's DSF sends (key `token`).
-pub fn token_secret_name(endpoint: &FeasibilityEndpoint) -> String {
-    format!("{}-dsf-token", build::gate_name(endpoint))
-}
-
 async fn observe(
     endpoint: &FeasibilityEndpoint,
     ns: &str,
     ctx: &Context,
 ) -> Result<Observed, Error> {
     let sites: Api<DizSite> = Api::namespaced(ctx.client.clone(), ns);
-    let site = sites
-        .get_opt(&endpoint.spec.site_ref.name)
+    let site = by_name(&sites, &endpoint.spec.site_ref.name)
         .await
         .map_err(|source| Error::Read {
             what: format!("DizSite {}", endpoint.spec.site_ref.name),
@@ -220,8 +210,7 @@ async fn observe(
         .and_then(|s| s.status.as_ref())
         .and_then(|s| s.current_release.clone())
     {
-        Some(name) => Api::<ComponentRelease>::all(ctx.client.clone())
-            .get_opt(&name)
+        Some(name) => by_name(&Api::<ComponentRelease>::all(ctx.client.clone()), &name)
             .await
             .map_err(|source| Error::Read {
                 what: format!("ComponentRelease {name}"),
@@ -232,51 +221,14 @@ async fn observe(
     Ok(Observed { site, release })
 }
 
-/// The DSF token's SHA-256, creating the Secret with a random token the first time. The token is
-/// never rotated by the operator: the site copied it into its DSF configuration.
-async fn dsf_token_sha256(
-    endpoint: &FeasibilityEndpoint,
-    ns: &str,
-    ctx: &Context,
-) -> Result<String, Error> {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let name = token_secret_name(endpoint);
-    let existing = api.get_opt(&name).await.map_err(|source| Error::Read {
-        what: format!("Secret {name}"),
-        source,
-    })?;
-    let token = match existing
-        .as_ref()
-        .and_then(|s| s.data.as_ref())
-        .and_then(|d| d.get("token"))
-    {
-        Some(t) => t.0.clone(),
-        None => {
-            let mut raw = [0u8; 32];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
-                .map_err(|_| Error::Token("no randomness".into()))?;
-            let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-            let secret = Secret {
-                metadata: kube::api::ObjectMeta {
-                    name: Some(name.clone()),
-                    namespace: Some(ns.to_string()),
-                    owner_references: Some(vec![build::owner_reference(endpoint)]),
-                    ..Default::default()
-                },
-                data: Some(std::collections::BTreeMap::from([(
-                    "token".to_string(),
-                    ByteString(token.clone().into_bytes()),
-                )])),
-                ..Secret::default()
-            };
-            api.create(&PostParams::default(), &secret)
-                .await
-                .map_err(|e| Error::Token(e.to_string()))?;
-            token.into_bytes()
-        }
-    };
-    let digest = ring::digest::digest(&ring::digest::SHA256, &token);
-    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+/// One object by name through `list` with a field selector: the operator's RBAC grants `list`
+/// and `watch` on DizSites and ComponentReleases, not `get`.
+async fn by_name<K>(api: &Api<K>, name: &str) -> Result<Option<K>, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let lp = kube::api::ListParams::default().fields(&format!("metadata.name={name}"));
+    Ok(api.list(&lp).await?.items.into_iter().next())
 }
 
 pub async fn reconcile(
@@ -288,12 +240,10 @@ pub async fn reconcile(
     let plan = plan(&endpoint, &observed);
     let mut gate_available = false;
     if let Plan::Deploy { site_name, image } = &plan {
-        let sha = dsf_token_sha256(&endpoint, &ns, &ctx).await?;
         let children: Vec<Child> = build::build(&build::GateInput {
             endpoint: &endpoint,
             site_name,
             image,
-            dsf_token_sha256: &sha,
         })
         .map_err(|e| Error::Build(e.to_string()))?;
         let outcome = apply::apply_children(&ctx.client, &ns, &children).await?;

@@ -210,7 +210,6 @@ fn gate_objects_are_restricted_owned_and_not_site_labelled() {
         endpoint: &ep,
         site_name: "erlangen",
         image: &image,
-        dsf_token_sha256: "ab",
     })
     .expect("build");
     let kinds: Vec<&str> = children.iter().map(|c| c.resource.kind.as_str()).collect();
