@@ -1,0 +1,310 @@
+//! The FeasibilityEndpoint controller against the test API server: Stalled with the reason while
+//! the site is missing or runs no FLARE, then the gate's objects and Ready; deleting the endpoint
+//! removes the gate (garbage collection by owner reference) but not the site nor the gate's state
+//! volume (the audit log).
+
+mod repo;
+
+use repo::root;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+use miracolix_e2e::{Config, TestApiServer, WorkloadTiming};
+use miracolix_operator::api::{
+    ComponentRelease, DizSite, FeasibilityEndpoint, conditions, reasons,
+};
+use miracolix_operator::clock::SystemClock;
+use miracolix_operator::controller::{Context, Scope, feasibility};
+use miracolix_operator::release::trust::TrustStore;
+use serde_json::json;
+
+const NS: &str = "diz-marburg";
+const DIGEST: &str = "sha256:00000000000000000000000000000000000000000000000000000000000000aa";
+
+async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(20), fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after 20s waiting for: {what}"),
+    }
+}
+
+async fn wait_reason(
+    api: &Api<FeasibilityEndpoint>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+) -> FeasibilityEndpoint {
+    let (t, s, r) = (type_.to_string(), status.to_string(), reason.to_string());
+    let cond = await_condition(
+        api.clone(),
+        "marburg",
+        move |o: Option<&FeasibilityEndpoint>| {
+            o.and_then(|e| e.status.as_ref())
+                .and_then(|st| conditions::find(&st.conditions, &t))
+                .is_some_and(|c| c.status == s && c.reason == r)
+        },
+    );
+    match tokio::time::timeout(Duration::from_secs(20), cond).await {
+        Ok(found) => found.expect("watch").expect("endpoint exists"),
+        Err(_) => {
+            let now = api.get("marburg").await.ok().and_then(|e| e.status);
+            let deployment = Api::<Deployment>::namespaced(api.clone().into_client(), NS)
+                .get_opt("marburg-gate")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|d| d.status);
+            let pods =
+                Api::<k8s_openapi::api::core::v1::Pod>::namespaced(api.clone().into_client(), NS)
+                    .list(&Default::default())
+                    .await
+                    .map(|l| l.items.into_iter().map(|p| p.status).collect::<Vec<_>>());
+            eprintln!("pods: {pods:?}");
+            let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(
+                api.clone().into_client(),
+                NS,
+            )
+            .list(&Default::default())
+            .await
+            .map(|l| l.items.into_iter().map(|e| e.note).collect::<Vec<_>>());
+            eprintln!("events: {events:?}");
+            panic!(
+                "timed out after 20s waiting for {type_}={status} ({reason}); status: {now:?}; gate Deployment: {deployment:?}"
+            )
+        }
+    }
+}
+
+#[tokio::test]
+async fn endpoint_stalls_then_runs_the_gate_and_deletion_keeps_the_site() {
+    let server = TestApiServer::with_config(Config {
+        workload_timing: WorkloadTiming::Immediate,
+        ..Config::default()
+    });
+    for crd in std::fs::read_dir(root().join("crds")).expect("crds") {
+        let path = crd.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("crd");
+        for doc in miracolix_operator::yaml::from_multi_doc(&text).expect("yaml") {
+            server.create(doc).expect("CRD installs");
+        }
+    }
+    server
+        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
+        .expect("namespace");
+    let client = server.client_as("e2e-test");
+    let image = |repo: &str| json!({"repository": repo, "digest": DIGEST, "version": "1"});
+    let release: ComponentRelease = serde_json::from_value(json!({
+        "apiVersion": "diz.miracum.org/v1alpha1", "kind": "ComponentRelease",
+        "metadata": {"name": "gate-test"},
+        "spec": {"version": "2026.9", "channel": "candidate", "components": {
+            "blaze": image("ghcr.io/samply/blaze"),
+            "flare": image("ghcr.io/medizininformatik-initiative/flare"),
+            "miracolix-gate": image("ghcr.io/miracum/miracolix-operator"),
+        }},
+    }))
+    .expect("release");
+    Api::<ComponentRelease>::all(client.clone())
+        .create(&PostParams::default(), &release)
+        .await
+        .expect("release created");
+
+    // The site creates the token its DSF sends (docs/feasibility.md); the gate mounts it.
+    let token: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "marburg-gate-dsf-token", "namespace": NS},
+        "stringData": {"token": "0123456789abcdef"},
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &token)
+        .await
+        .expect("token Secret");
+    let endpoints: Api<FeasibilityEndpoint> = Api::namespaced(client.clone(), NS);
+    let endpoint: FeasibilityEndpoint = serde_json::from_value(json!({
+        "apiVersion": "diz.miracum.org/v1alpha1", "kind": "FeasibilityEndpoint",
+        "metadata": {"name": "marburg", "namespace": NS},
+        "spec": {
+            "siteRef": {"name": "marburg"},
+            "privacy": {"epsilon": 0.25, "suppressBelow": 10},
+            "portal": {
+                "dsfFhirUrl": "https://dsf.example/fhir",
+                "organizationIdentifier": "ukgm.de",
+                "clientCertificateSecretRef": {"name": "dsf-cert"}
+            }
+        },
+    }))
+    .expect("endpoint");
+    endpoints
+        .create(&PostParams::default(), &endpoint)
+        .await
+        .expect("endpoint created");
+
+    // The controller runs in-process with its own identity.
+    let trust = TrustStore::from_dir(&root().join("examples/trusted-keys")).expect("demo key");
+    let ctx = Arc::new(Context::new(
+        server.client_as("miracolix-operator"),
+        Arc::new(trust),
+        Arc::new(SystemClock),
+    ));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(feasibility::run(ctx, Scope::Namespace(NS.into()), async {
+        let _ = rx.await;
+    }));
+
+    // 1. No site yet.
+    let stalled = wait_reason(
+        &endpoints,
+        conditions::STALLED,
+        "True",
+        reasons::SITE_NOT_FOUND,
+    )
+    .await;
+    let ready = conditions::find(
+        &stalled.status.as_ref().expect("status").conditions,
+        conditions::READY,
+    )
+    .expect("Ready");
+    assert_eq!(ready.status, "False");
+
+    // 2. A site without FLARE: Stalled naming the field.
+    let sites: Api<DizSite> = Api::namespaced(client.clone(), NS);
+    let site: DizSite = serde_json::from_value(json!({
+        "apiVersion": "diz.miracum.org/v1alpha1", "kind": "DizSite",
+        "metadata": {"name": "marburg", "namespace": NS},
+        "spec": {"siteId": "marburg", "release": {"name": "gate-test"}, "components": {"blaze": {}}},
+    }))
+    .expect("site");
+    sites
+        .create(&PostParams::default(), &site)
+        .await
+        .expect("site created");
+    // The endpoint does not watch sites; a spec change of the endpoint triggers the next look.
+    let touch = |n: i32| json!({"spec": {"privacy": {"requestsPerHour": n}}});
+    endpoints
+        .patch(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(&touch(500)),
+        )
+        .await
+        .expect("touch");
+    let stalled = wait_reason(
+        &endpoints,
+        conditions::STALLED,
+        "True",
+        reasons::EXECUTOR_NOT_RUN,
+    )
+    .await;
+    let msg = &conditions::find(
+        &stalled.status.as_ref().expect("status").conditions,
+        conditions::STALLED,
+    )
+    .expect("Stalled")
+    .message;
+    assert!(msg.contains("spec.components.flare"), "{msg}");
+
+    // 3. FLARE enabled, the site running the release (its status as the DizSite controller writes it).
+    sites
+        .patch(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"components": {"blaze": {}, "flare": {}}}})),
+        )
+        .await
+        .expect("enable flare");
+    sites
+        .patch_status(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": {"currentRelease": "gate-test"}})),
+        )
+        .await
+        .expect("site status");
+    endpoints
+        .patch(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(&touch(400)),
+        )
+        .await
+        .expect("touch");
+    let ready = wait_reason(&endpoints, conditions::READY, "True", reasons::READY_REASON).await;
+    assert_eq!(
+        ready.status.as_ref().and_then(|s| s.observed_generation),
+        ready.metadata.generation,
+        "observedGeneration"
+    );
+
+    let deployment = Api::<Deployment>::namespaced(client.clone(), NS)
+        .get("marburg-gate")
+        .await
+        .expect("gate Deployment");
+    let pod = deployment
+        .spec
+        .clone()
+        .and_then(|s| s.template.spec)
+        .expect("pod spec");
+    assert_eq!(
+        pod.containers[0].image.as_deref(),
+        Some(format!("ghcr.io/miracum/miracolix-operator@{DIGEST}").as_str())
+    );
+    let env: Vec<(String, String)> = pod.containers[0]
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.name, e.value.unwrap_or_default()))
+        .collect();
+    assert!(
+        env.contains(&("GATE_EPSILON".into(), "0.25".into())),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&("GATE_REQUESTS_PER_HOUR".into(), "400".into())),
+        "{env:?}"
+    );
+    Api::<Service>::namespaced(client.clone(), NS)
+        .get("marburg-gate")
+        .await
+        .expect("Service");
+    Api::<ConfigMap>::namespaced(client.clone(), NS)
+        .get("marburg-gate")
+        .await
+        .expect("ConfigMap");
+    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), NS)
+        .get("marburg-gate")
+        .await
+        .expect("NetworkPolicy");
+    let egress = serde_json::to_string(&policy.spec.and_then(|s| s.egress)).expect("json");
+    assert!(
+        egress.contains("\"diz.miracum.org/component\":\"flare\""),
+        "{egress}"
+    );
+
+    // 4. Deleting the endpoint removes the gate, not the site and not the audit volume.
+    endpoints
+        .delete("marburg", &DeleteParams::foreground())
+        .await
+        .expect("delete");
+    let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
+    let gone = await_condition(deployments, "marburg-gate", |o: Option<&Deployment>| {
+        o.is_none()
+    });
+    within("gate Deployment garbage-collected", gone)
+        .await
+        .expect("watch");
+    sites.get("marburg").await.expect("the site stays");
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), NS)
+        .get("marburg-gate-state")
+        .await
+        .expect("the gate's state volume (audit log) stays");
+
+    let _ = tx.send(());
+    within("controller shutdown", task).await.expect("task");
+}
