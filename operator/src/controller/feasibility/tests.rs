@@ -63,102 +63,100 @@ fn reason(p: &Plan) -> &'static str {
     }
 }
 
+fn check(name: &str, ep: FeasibilityEndpoint, observed: Observed) -> &'static str {
+    let p = plan(&ep, &observed);
+    if let Plan::Stall { message, .. } = &p {
+        assert!(
+            message.contains("spec.") || message.contains("release"),
+            "{name}: {message}"
+        );
+    }
+    reason(&p)
+}
+
+fn on(components: serde_json::Value, current: Option<&str>, with_gate: Option<bool>) -> Observed {
+    Observed {
+        site: Some(site(components, current)),
+        release: with_gate.map(release),
+    }
+}
+
+/// One row per rule of `plan`, in its order.
 #[test]
 fn plan_rules_in_order() {
-    let flare = json!({"blaze": {}, "flare": {}});
-    let rows: Vec<(&str, FeasibilityEndpoint, Observed, &str)> = vec![
-        (
-            "no site",
-            endpoint(json!({})),
-            Observed::default(),
-            reasons::SITE_NOT_FOUND,
-        ),
-        (
+    let flare = || json!({"blaze": {}, "flare": {}});
+    assert_eq!(
+        check("no site", endpoint(json!({})), Observed::default()),
+        reasons::SITE_NOT_FOUND
+    );
+    assert_eq!(
+        check(
             "cql executor",
             endpoint(json!({"dataSource": {"executor": "cql"}})),
-            Observed {
-                site: Some(site(flare.clone(), Some("r1"))),
-                release: Some(release(true)),
-            },
-            reasons::EXECUTOR_NOT_SUPPORTED,
+            on(flare(), Some("r1"), Some(true))
         ),
-        (
+        reasons::EXECUTOR_NOT_SUPPORTED
+    );
+    assert_eq!(
+        check(
             "site without flare",
             endpoint(json!({})),
-            Observed {
-                site: Some(site(json!({"blaze": {}}), Some("r1"))),
-                release: Some(release(true)),
-            },
-            reasons::EXECUTOR_NOT_RUN,
+            on(json!({"blaze": {}}), Some("r1"), Some(true))
         ),
-        (
+        reasons::EXECUTOR_NOT_RUN
+    );
+    assert_eq!(
+        check(
             "flare disabled",
             endpoint(json!({})),
-            Observed {
-                site: Some(site(
-                    json!({"blaze": {}, "flare": {"enabled": false}}),
-                    Some("r1"),
-                )),
-                release: Some(release(true)),
-            },
-            reasons::EXECUTOR_NOT_RUN,
+            on(
+                json!({"blaze": {}, "flare": {"enabled": false}}),
+                Some("r1"),
+                Some(true)
+            )
         ),
-        (
+        reasons::EXECUTOR_NOT_RUN
+    );
+    assert_eq!(
+        check(
             "budget below epsilon",
             endpoint(json!({"privacy": {"epsilon": 0.5, "dailyEpsilonBudget": 0.25}})),
-            Observed {
-                site: Some(site(flare.clone(), Some("r1"))),
-                release: Some(release(true)),
-            },
-            reasons::PRIVACY_INVALID,
+            on(flare(), Some("r1"), Some(true))
         ),
-        (
+        reasons::PRIVACY_INVALID
+    );
+    assert_eq!(
+        check(
             "site not deployed",
             endpoint(json!({})),
-            Observed {
-                site: Some(site(flare.clone(), None)),
-                release: None,
-            },
-            reasons::SITE_NOT_DEPLOYED,
+            on(flare(), None, None)
         ),
-        (
+        reasons::SITE_NOT_DEPLOYED
+    );
+    assert_eq!(
+        check(
             "release without gate",
             endpoint(json!({})),
-            Observed {
-                site: Some(site(flare.clone(), Some("r1"))),
-                release: Some(release(false)),
-            },
-            reasons::GATE_IMAGE_MISSING,
+            on(flare(), Some("r1"), Some(false))
         ),
-        (
+        reasons::GATE_IMAGE_MISSING
+    );
+    assert_eq!(
+        check(
             "release not found",
             endpoint(json!({})),
-            Observed {
-                site: Some(site(flare.clone(), Some("r1"))),
-                release: None,
-            },
-            reasons::GATE_IMAGE_MISSING,
+            on(flare(), Some("r1"), None)
         ),
-        (
+        reasons::GATE_IMAGE_MISSING
+    );
+    assert_eq!(
+        check(
             "deploy",
             endpoint(json!({})),
-            Observed {
-                site: Some(site(flare, Some("r1"))),
-                release: Some(release(true)),
-            },
-            "Deploy",
+            on(flare(), Some("r1"), Some(true))
         ),
-    ];
-    for (name, ep, observed, want) in rows {
-        let p = plan(&ep, &observed);
-        assert_eq!(reason(&p), want, "{name}: {p:?}");
-        if let Plan::Stall { message, .. } = &p {
-            assert!(
-                message.contains("spec.") || message.contains("release"),
-                "{name}: {message}"
-            );
-        }
-    }
+        "Deploy"
+    );
 }
 
 #[test]
@@ -172,11 +170,16 @@ fn conditions_follow_the_plan_and_the_gate() {
         c.iter().map(|d| (d.type_, d.status)).collect::<Vec<_>>(),
         [(READY, "False"), (RECONCILING, "False"), (STALLED, "True")]
     );
+    assert_eq!(c[2].reason, reasons::SITE_NOT_FOUND);
     let wait = Plan::Wait {
         reason: reasons::SITE_NOT_DEPLOYED,
         message: "m".into(),
     };
-    assert_eq!(conditions_for(&wait, false)[1].status, "True");
+    let waiting = conditions_for(&wait, false);
+    assert_eq!(
+        (waiting[1].status, waiting[1].reason.as_str()),
+        ("True", reasons::SITE_NOT_DEPLOYED)
+    );
     let deploy = Plan::Deploy {
         site_name: "erlangen".into(),
         image: ComponentImage {
