@@ -153,9 +153,22 @@ async fn exercised(mode: Mode, scopes: Vec<Scope>) -> Vec<Attributes> {
             let _ = rx.recv().await;
         }
     };
+    // FeasibilityEndpoints: one controller per scope, as `run` starts them.
+    let endpoints = tokio::spawn(futures::future::join_all(
+        scopes
+            .iter()
+            .cloned()
+            .map(|scope| controller::feasibility::run(ctx.clone(), scope, stop(&tx)))
+            .collect::<Vec<_>>(),
+    ));
     let sites = tokio::spawn(controller::run_dizsites(ctx.clone(), scopes, stop(&tx)));
     let releases = tokio::spawn(component_release::run(ctx.clone(), stop(&tx)));
     let revocations = tokio::spawn(release_revocation::run(ctx, stop(&tx)));
+    // Erlangen's FeasibilityEndpoint: the example release pins no gate, so it is Stalled (status
+    // patch, Warning Event) once the site runs the release.
+    for doc in docs("examples/30-feasibility-erlangen.yaml") {
+        server.create(doc).expect("feasibility endpoint");
+    }
     // A revocation (unsigned: reported as not honoured, changes nothing) for its controller.
     server
         .create(json!({
@@ -265,8 +278,25 @@ async fn exercised(mode: Mode, scopes: Vec<Scope>) -> Vec<Attributes> {
     })
     .await;
 
+    within("the FeasibilityEndpoint's status", async {
+        let api: Api<miracolix_operator::api::FeasibilityEndpoint> =
+            Api::namespaced(admin.clone(), "diz-erlangen");
+        while api
+            .get("erlangen")
+            .await
+            .expect("get")
+            .status
+            .is_none_or(|s| s.conditions.is_empty())
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     let _ = tx.send(());
     within("controllers stop", sites).await.expect("sites task");
+    within("feasibility controllers stop", endpoints)
+        .await
+        .expect("endpoints task");
     within("release controller stops", releases)
         .await
         .expect("releases task");
