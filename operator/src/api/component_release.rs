@@ -129,6 +129,13 @@ pub struct ComponentReleaseSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
 
+    /// The consortium's privacy floor for feasibility: a FeasibilityEndpoint at a site running
+    /// this release may be stricter, never looser (else it is Stalled naming the field). Signed
+    /// (format `miracolix-release-v2`); ignored for a release certified in v1. The
+    /// FeasibilityEndpoint CRD's static limits stay the outer bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy_floor: Option<PrivacyFloor>,
+
     /// Signature over the canonical encoding of the release (see docs/release-signing.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<ReleaseSignature>,
@@ -316,6 +323,33 @@ impl std::fmt::Display for ReleaseFormat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.tag())
     }
+}
+
+/// Bounds on `FeasibilityEndpoint.spec.privacy`; every field optional (absent: no bound beyond
+/// the CRD's).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrivacyFloor {
+    /// Largest ε an endpoint may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self > 0.0 && self <= 0.5").message("maxEpsilon must be greater than 0 and at most 0.5"))]
+    pub max_epsilon: Option<f64>,
+    /// Smallest `roundTo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 10 && self <= 1000").message("minRoundTo must be between 10 and 1000"))]
+    pub min_round_to: Option<i32>,
+    /// Smallest `suppressBelow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 5 && self <= 1000").message("minSuppressBelow must be between 5 and 1000"))]
+    pub min_suppress_below: Option<i32>,
+    /// Largest `requestsPerHour`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 999").message("maxRequestsPerHour must be between 1 and 999"))]
+    pub max_requests_per_hour: Option<i32>,
+    /// Largest `dailyEpsilonBudget`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0.5 && self <= 1000.0").message("maxDailyEpsilonBudget must be between 0.5 and 1000"))]
+    pub max_daily_epsilon_budget: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]

@@ -538,6 +538,11 @@ reasons! {
         meaning: "`spec.dataSource.executor: cql`: the gate speaks FLARE's API only, so Blaze with CQL cannot be put behind it",
         action: "use `executor: flare`",
     }
+    PRIVACY_BELOW_FLOOR = "PrivacyBelowFloor" {
+        seen: [EP_READY_F, EP_STALLED_T],
+        meaning: "`spec.privacy` is looser than the signed privacy floor (`spec.privacyFloor`) of the release the site runs; the message names every looser field with both values. Nothing is deployed or changed",
+        action: "make the named settings at least as strict as the floor (stricter is always allowed)",
+    }
     GATE_IMAGE_MISSING = "GateImageMissing" {
         seen: [EP_READY_F, EP_STALLED_T],
         meaning: "the release the site runs pins no `miracolix-gate` image",

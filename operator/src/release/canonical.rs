@@ -50,6 +50,11 @@
 //!
 //! ```text
 //! definition.xnat.contract.uid=1000                     (per defined component, see below)
+//! privacy.maxEpsilon=0.5                                (each privacy line only when set)
+//! privacy.minRoundTo=10
+//! privacy.minSuppressBelow=5
+//! privacy.maxRequestsPerHour=999
+//! privacy.maxDailyEpsilonBudget=50
 //! ```
 //!
 //! Waves are numbered from 0 in the order written, which is the order they roll out in. A
@@ -196,6 +201,7 @@ pub fn canonical_string(
     if format == ReleaseFormat::V2 {
         rollout_fields(&mut out, spec)?;
         definition_fields(&mut out, spec)?;
+        privacy_fields(&mut out, spec)?;
     } else if !spec.component_definitions.is_empty() {
         // Unsigned definitions would run unsigned code paths: a v1 signature cannot certify them.
         return Err(CanonicalError::DefinitionsNeedV2 { format });
@@ -203,7 +209,7 @@ pub fn canonical_string(
     Ok(out)
 }
 
-/// The v2 lines of `componentDefinitions`, last: for each definition in ascending order of its
+/// The v2 lines of `componentDefinitions`, after the rollout: for each definition in ascending order of its
 /// name, one `definition.<name>.<path>=<value>` line per value of its JSON form (see the module
 /// docs). A release without definitions encodes exactly as before they existed.
 fn definition_fields(out: &mut String, spec: &ComponentReleaseSpec) -> Result<(), CanonicalError> {
@@ -223,6 +229,30 @@ fn definition_fields(out: &mut String, spec: &ComponentReleaseSpec) -> Result<()
             detail: e.to_string(),
         })?;
         leaves(out, &prefix, &value)?;
+    }
+    Ok(())
+}
+
+/// The v2 lines of the privacy floor, last (after the definitions), each only when set. Numbers as Rust prints them: the
+/// shortest decimal that reads back as the same value (`0.5`, `0.25`, `50`, `10`).
+fn privacy_fields(out: &mut String, spec: &ComponentReleaseSpec) -> Result<(), CanonicalError> {
+    let Some(floor) = &spec.privacy_floor else {
+        return Ok(());
+    };
+    if let Some(v) = floor.max_epsilon {
+        field(out, "privacy.maxEpsilon", &v.to_string())?;
+    }
+    if let Some(v) = floor.min_round_to {
+        field(out, "privacy.minRoundTo", &v.to_string())?;
+    }
+    if let Some(v) = floor.min_suppress_below {
+        field(out, "privacy.minSuppressBelow", &v.to_string())?;
+    }
+    if let Some(v) = floor.max_requests_per_hour {
+        field(out, "privacy.maxRequestsPerHour", &v.to_string())?;
+    }
+    if let Some(v) = floor.max_daily_epsilon_budget {
+        field(out, "privacy.maxDailyEpsilonBudget", &v.to_string())?;
     }
     Ok(())
 }
@@ -468,6 +498,7 @@ mod tests {
             not_after: None,
             compatibility: None,
             rollout: None,
+            privacy_floor: None,
             signature: None,
             signatures: Vec::new(),
         }
@@ -612,6 +643,40 @@ mod tests {
             ],
         });
         s
+    }
+
+    #[test]
+    fn v2_signs_the_privacy_floor_and_v1_ignores_it() {
+        let without = canonical_string(&spec(), ReleaseFormat::V2).expect("encodes");
+        let mut s = spec();
+        s.privacy_floor = Some(crate::api::PrivacyFloor {
+            max_epsilon: Some(0.25),
+            min_round_to: None,
+            min_suppress_below: Some(10),
+            max_requests_per_hour: Some(100),
+            max_daily_epsilon_budget: Some(20.0),
+        });
+        let with = canonical_string(&s, ReleaseFormat::V2).expect("encodes");
+        assert_eq!(
+            with,
+            format!(
+                "{without}privacy.maxEpsilon=0.25\nprivacy.minSuppressBelow=10\n\
+                 privacy.maxRequestsPerHour=100\nprivacy.maxDailyEpsilonBudget=20\n"
+            )
+        );
+        // Loosening or dropping the floor changes the signed bytes.
+        let mut looser = s.clone();
+        if let Some(f) = looser.privacy_floor.as_mut() {
+            f.max_epsilon = Some(0.5);
+        }
+        assert_ne!(
+            canonical_string(&looser, ReleaseFormat::V2).expect("encodes"),
+            with
+        );
+        assert_eq!(
+            canonical_string(&s, ReleaseFormat::V1).expect("encodes"),
+            canonical_string(&spec(), ReleaseFormat::V1).expect("encodes")
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::api::conditions::{self, DesiredCondition, READY, RECONCILING, STALLED
 use crate::api::reasons;
 use crate::api::{
     ComponentRelease, DizSite, Executor, FeasibilityEndpoint, FeasibilityEndpointStatus,
+    PrivacyFloor, PrivacyRules, ReleaseFormat,
 };
 use crate::catalog::component::Component;
 use crate::catalog::{Child, FIELD_MANAGER};
@@ -64,6 +65,55 @@ pub struct Observed {
     pub site: Option<DizSite>,
     /// The release the site runs (`status.currentRelease`), if any and found.
     pub release: Option<ComponentRelease>,
+    /// That release's privacy floor, when the release is certified in a format that signs it
+    /// (`miracolix-release-v2`); an unsigned floor is not honoured.
+    pub floor: Option<PrivacyFloor>,
+}
+
+/// The fields of `privacy` looser than `floor`, each named with both values.
+pub fn floor_violations(privacy: &PrivacyRules, floor: &PrivacyFloor) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(max) = floor.max_epsilon
+        && privacy.epsilon > max
+    {
+        out.push(format!(
+            "spec.privacy.epsilon {} is above the release's maxEpsilon {max}",
+            privacy.epsilon
+        ));
+    }
+    if let Some(min) = floor.min_round_to
+        && privacy.round_to < min
+    {
+        out.push(format!(
+            "spec.privacy.roundTo {} is below the release's minRoundTo {min}",
+            privacy.round_to
+        ));
+    }
+    if let Some(min) = floor.min_suppress_below
+        && privacy.suppress_below < min
+    {
+        out.push(format!(
+            "spec.privacy.suppressBelow {} is below the release's minSuppressBelow {min}",
+            privacy.suppress_below
+        ));
+    }
+    if let Some(max) = floor.max_requests_per_hour
+        && privacy.requests_per_hour > max
+    {
+        out.push(format!(
+            "spec.privacy.requestsPerHour {} is above the release's maxRequestsPerHour {max}",
+            privacy.requests_per_hour
+        ));
+    }
+    if let Some(max) = floor.max_daily_epsilon_budget
+        && privacy.daily_epsilon_budget > max
+    {
+        out.push(format!(
+            "spec.privacy.dailyEpsilonBudget {} is above the release's maxDailyEpsilonBudget {max}",
+            privacy.daily_epsilon_budget
+        ));
+    }
+    out
 }
 
 /// What to do.
@@ -92,8 +142,10 @@ pub enum Plan {
 /// 3. the site runs FLARE (`ExecutorNotRun`);
 /// 4. the privacy settings can answer at least one query (`PrivacyInvalid`);
 /// 5. the site runs a release (`SiteNotDeployed`, waiting);
-/// 6. that release pins the gate (`GateImageMissing`);
-/// 7. deploy.
+/// 6. the privacy settings are at least as strict as that release's signed floor
+///    (`PrivacyBelowFloor`, every looser field named);
+/// 7. that release pins the gate (`GateImageMissing`);
+/// 8. deploy.
 pub fn plan(endpoint: &FeasibilityEndpoint, observed: &Observed) -> Plan {
     let site_ref = &endpoint.spec.site_ref.name;
     let Some(site) = &observed.site else {
@@ -133,6 +185,18 @@ pub fn plan(endpoint: &FeasibilityEndpoint, observed: &Observed) -> Plan {
             message: format!("DizSite {site_ref:?} runs no release yet"),
         };
     };
+    if let Some(floor) = &observed.floor {
+        let violations = floor_violations(privacy, floor);
+        if !violations.is_empty() {
+            return Plan::Stall {
+                reason: reasons::PRIVACY_BELOW_FLOOR,
+                message: format!(
+                    "{} (release {current:?}); stricter settings are always allowed",
+                    violations.join("; ")
+                ),
+            };
+        }
+    }
     let image = observed
         .release
         .as_ref()
@@ -218,7 +282,23 @@ async fn observe(
             })?,
         None => None,
     };
-    Ok(Observed { site, release })
+    // The floor counts only when the release's signature covers it.
+    let floor = release.as_ref().and_then(|r| {
+        let signed = ctx
+            .certifier
+            .verdict(&r.spec)
+            .is_ok_and(|c| c.format == ReleaseFormat::V2);
+        if signed {
+            r.spec.privacy_floor.clone()
+        } else {
+            None
+        }
+    });
+    Ok(Observed {
+        site,
+        release,
+        floor,
+    })
 }
 
 /// One object by name through `list` with a field selector: the operator's RBAC grants `list`

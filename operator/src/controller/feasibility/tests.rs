@@ -78,7 +78,48 @@ fn on(components: serde_json::Value, current: Option<&str>, with_gate: Option<bo
     Observed {
         site: Some(site(components, current)),
         release: with_gate.map(release),
+        floor: None,
     }
+}
+
+#[test]
+fn looser_than_the_signed_floor_stalls_naming_each_field_stricter_is_allowed() {
+    let floor = crate::api::PrivacyFloor {
+        max_epsilon: Some(0.25),
+        min_round_to: Some(20),
+        min_suppress_below: Some(10),
+        max_requests_per_hour: Some(100),
+        max_daily_epsilon_budget: Some(10.0),
+    };
+    let mut observed = on(json!({"blaze": {}, "flare": {}}), Some("r1"), Some(true));
+    observed.floor = Some(floor);
+    // The defaults (ε 0.5, roundTo 10, suppressBelow 5, 999/h, budget 50) are looser everywhere.
+    let p = plan(&endpoint(json!({})), &observed);
+    let Plan::Stall { reason, message } = &p else {
+        panic!("{p:?}")
+    };
+    assert_eq!(*reason, reasons::PRIVACY_BELOW_FLOOR);
+    for field in [
+        "epsilon",
+        "roundTo",
+        "suppressBelow",
+        "requestsPerHour",
+        "dailyEpsilonBudget",
+    ] {
+        assert!(
+            message.contains(&format!("spec.privacy.{field} ")),
+            "{field}: {message}"
+        );
+    }
+    // At the floor or stricter: deployed.
+    let strict = endpoint(json!({"privacy": {
+        "epsilon": 0.1, "roundTo": 20, "suppressBelow": 20, "requestsPerHour": 100, "dailyEpsilonBudget": 5.0
+    }}));
+    assert_eq!(reason_of(&plan(&strict, &observed)), "Deploy");
+}
+
+fn reason_of(p: &Plan) -> &'static str {
+    reason(p)
 }
 
 /// One row per rule of `plan`, in its order.

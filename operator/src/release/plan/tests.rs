@@ -43,6 +43,7 @@ fn rel(name: &str, version: &str, d: char) -> Release {
             not_after: None,
             compatibility: None,
             rollout: None,
+            privacy_floor: None,
             signature: None,
             signatures: Vec::new(),
         },
