@@ -275,6 +275,15 @@ def check_dockerfile(labels):
               f"Dockerfile does not COPY {path}")
     for name in ("passwd", "group", "nsswitch.conf"):
         check(f"image/rootfs/etc/{name}" in final, f"Dockerfile does not copy image/rootfs/etc/{name}")
+    # The build stage must see every workspace member, or `cargo build --locked` fails to load the
+    # workspace (the gate became a member and a dependency of the operator binary).
+    text = open(os.path.join(ROOT, "Dockerfile")).read()
+    build = text.split("\nFROM scratch", 1)[0]
+    manifest = open(os.path.join(ROOT, "Cargo.toml")).read()
+    members = re.findall(r'"([^"]+)"', re.search(r"^members\s*=\s*\[([^\]]*)\]", manifest, re.M).group(1))
+    for member in members:
+        check(re.search(rf"^COPY {re.escape(member)} \./{re.escape(member)}$", build, re.M) is not None,
+              f"Dockerfile's build stage does not COPY the workspace member {member}")
 
 
 def main():

@@ -15,6 +15,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cli;
 pub mod executor;
 pub mod mechanism;
 pub mod metrics;

@@ -52,4 +52,7 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Run the controllers.
     Run(run::RunArgs),
+    /// Run the feasibility privacy gate in front of a site's FLARE (what a FeasibilityEndpoint's
+    /// gate Deployment runs; docs/feasibility.md).
+    Gate(miracolix_gate::cli::GateArgs),
 }

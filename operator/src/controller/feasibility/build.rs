@@ -45,6 +45,8 @@ pub const GATE_IMAGE_KEY: &str = "miracolix-gate";
 pub const ENDPOINT_LABEL: &str = "diz.miracum.org/feasibility-endpoint";
 /// The part name the opt-in label for the gate's callers is built from.
 pub const GATE_PART: &str = "feasibility-gate";
+/// The operator binary's subcommand that runs the gate.
+pub const GATE_SUBCOMMAND: &str = "gate";
 pub const API_PORT: i32 = 8080;
 pub const OPS_PORT: i32 = 8081;
 const FLARE_PORT: i32 = 8080;
@@ -183,6 +185,10 @@ pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
     let container = Container {
         name: "gate".into(),
         image: Some(crate::catalog::image_ref(input.image)),
+        // The gate is a subcommand of the operator binary, so `miracolix-gate` pins the operator
+        // image (docs/image.md: one image for everything the project ships). The entrypoint is
+        // the binary; args replace the image's `run`.
+        args: Some(vec![GATE_SUBCOMMAND.into()]),
         env: Some(vec![
             env(
                 "GATE_EXECUTOR_URL",

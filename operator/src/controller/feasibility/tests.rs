@@ -317,4 +317,27 @@ fn gate_objects_are_restricted_owned_and_not_site_labelled() {
     assert_eq!(env["GATE_SUPPRESS_BELOW"], "10");
     assert_eq!(env["GATE_EXECUTOR_URL"], "http://erlangen-flare:8080");
     assert_eq!(pod.automount_service_account_token, Some(false));
+
+    // The container runs the operator image's `gate` subcommand, and every setting the
+    // Deployment passes is one that subcommand knows: parse args plus env (as the flags clap
+    // reads them from) with the operator's own command line, not the process environment.
+    assert_eq!(c.command, None, "the image's entrypoint is the binary");
+    let mut argv = vec!["miracolix-operator".to_string()];
+    argv.extend(c.args.clone().unwrap_or_default());
+    for (name, value) in &env {
+        let flag = name
+            .strip_prefix("GATE_")
+            .unwrap_or_else(|| panic!("env {name} is not a gate setting"))
+            .to_lowercase()
+            .replace('_', "-");
+        argv.push(format!("--{flag}={value}"));
+    }
+    use clap::Parser as _;
+    let cli = crate::cli::Cli::try_parse_from(&argv)
+        .unwrap_or_else(|e| panic!("{argv:?} is not a gate command line: {e}"));
+    let crate::cli::Command::Gate(args) = cli.command else {
+        panic!("{argv:?} does not run the gate");
+    };
+    assert_eq!(args.executor_url, "http://erlangen-flare:8080");
+    assert_eq!(args.epsilon, 0.25);
 }

@@ -1,78 +1,80 @@
-//! `miracolix-gate`: the feasibility privacy gate (see the library docs and docs/feasibility.md).
+//! The gate's command line: `miracolix-operator gate` (the one image runs every binary the
+//! project ships as a subcommand, docs/image.md). The operator binary only parses [`GateArgs`]
+//! and calls [`main`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use miracolix_gate::auth::Authenticator;
-use miracolix_gate::executor::Executor;
-use miracolix_gate::mechanism::Rules;
-use miracolix_gate::store::Store;
-use miracolix_gate::{Gate, GateConfig};
+use crate::auth::Authenticator;
+use crate::executor::Executor;
+use crate::mechanism::Rules;
+use crate::store::Store;
+use crate::{Gate, GateConfig};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "miracolix-gate",
-    version,
-    about = "Feasibility privacy gate in front of FLARE"
-)]
-struct Args {
+/// `miracolix-operator gate`: every setting is also an environment variable (the controller's
+/// Deployment sets those, docs/feasibility.md).
+#[derive(Debug, Clone, clap::Args)]
+pub struct GateArgs {
     /// Query API (FLARE-compatible).
     #[arg(long, env = "GATE_LISTEN", default_value = "0.0.0.0:8080")]
-    listen: SocketAddr,
+    pub listen: SocketAddr,
     /// /healthz, /readyz, /metrics.
     #[arg(long, env = "GATE_OPS_LISTEN", default_value = "0.0.0.0:8081")]
-    ops_listen: SocketAddr,
+    pub ops_listen: SocketAddr,
     /// The executor's base URL, e.g. http://flare:8080.
     #[arg(long, env = "GATE_EXECUTOR_URL")]
-    executor_url: String,
+    pub executor_url: String,
     /// Seconds to wait for the executor (FLARE can take minutes on a large query).
     #[arg(long, env = "GATE_EXECUTOR_TIMEOUT", default_value_t = 300)]
-    executor_timeout: u64,
+    pub executor_timeout: u64,
     /// Laplace ε per fresh answer (sensitivity 1).
     #[arg(long, env = "GATE_EPSILON", default_value_t = 0.5)]
-    epsilon: f64,
+    pub epsilon: f64,
+    /// Answers are rounded to a multiple of this.
     #[arg(long, env = "GATE_ROUND_TO", default_value_t = 10)]
-    round_to: u64,
+    pub round_to: u64,
+    /// A noisy count below this is answered 0.
     #[arg(long, env = "GATE_SUPPRESS_BELOW", default_value_t = 5)]
-    suppress_below: u64,
+    pub suppress_below: u64,
+    /// Queries one requester may send per hour.
     #[arg(long, env = "GATE_REQUESTS_PER_HOUR", default_value_t = 999)]
-    requests_per_hour: u32,
+    pub requests_per_hour: u32,
     /// Sum of ε one requester may spend per UTC day.
     #[arg(long, env = "GATE_DAILY_EPSILON_BUDGET", default_value_t = 50.0)]
-    daily_epsilon_budget: f64,
+    pub daily_epsilon_budget: f64,
     /// Directory for state.db (cache, budget) and audit.jsonl; a persistent volume.
     #[arg(
         long,
         env = "GATE_STATE_DIR",
         default_value = "/var/lib/miracolix-gate"
     )]
-    state_dir: PathBuf,
+    pub state_dir: PathBuf,
     /// Callers config (JSON): static token hashes and OIDC settings.
     #[arg(long, env = "GATE_CALLERS")]
-    callers: PathBuf,
+    pub callers: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
-enum MainError {
+pub enum GateError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Config(#[from] miracolix_gate::auth::ConfigError),
+    Config(#[from] crate::auth::ConfigError),
     #[error(transparent)]
-    Store(#[from] miracolix_gate::store::StoreError),
+    Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Start(#[from] miracolix_gate::server::StartError),
+    Start(#[from] crate::server::StartError),
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
     #[error("no randomness from the operating system: {0}")]
     Random(String),
 }
 
-fn main() -> ExitCode {
+/// Run the gate until SIGINT/SIGTERM; logs as JSON lines on stderr.
+pub fn main(args: GateArgs) -> ExitCode {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
@@ -80,7 +82,6 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -92,32 +93,32 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "gate stopped");
-            eprintln!("miracolix-gate: {e}");
+            eprintln!("gate: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(args: Args) -> Result<(), MainError> {
+async fn run(args: GateArgs) -> Result<(), GateError> {
     if !(args.epsilon > 0.0 && args.epsilon.is_finite()) {
-        return Err(MainError::Invalid(
+        return Err(GateError::Invalid(
             "--epsilon must be greater than 0".into(),
         ));
     }
     if args.round_to == 0 || args.requests_per_hour == 0 {
-        return Err(MainError::Invalid(
+        return Err(GateError::Invalid(
             "--round-to and --requests-per-hour must be at least 1".into(),
         ));
     }
     if args.daily_epsilon_budget.is_nan() || args.daily_epsilon_budget < args.epsilon {
-        return Err(MainError::Invalid(
+        return Err(GateError::Invalid(
             "--daily-epsilon-budget must be at least --epsilon, or no query could be answered"
                 .into(),
         ));
     }
     let auth = Authenticator::load(&args.callers)?;
     let store = Store::open(&args.state_dir.join("state.db"))?;
-    let rng = ChaCha20Rng::try_from_os_rng().map_err(|e| MainError::Random(e.to_string()))?;
+    let rng = ChaCha20Rng::try_from_os_rng().map_err(|e| GateError::Random(e.to_string()))?;
     let config = GateConfig {
         rules: Rules {
             epsilon: args.epsilon,
@@ -141,14 +142,29 @@ async fn run(args: Args) -> Result<(), MainError> {
     )?;
     let api = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|e| MainError::Bind(args.listen, e))?;
+        .map_err(|e| GateError::Bind(args.listen, e))?;
     let ops = tokio::net::TcpListener::bind(args.ops_listen)
         .await
-        .map_err(|e| MainError::Bind(args.ops_listen, e))?;
+        .map_err(|e| GateError::Bind(args.ops_listen, e))?;
     tracing::info!(listen = %args.listen, ops = %args.ops_listen, epsilon = args.epsilon, "gate serving");
-    gate.serve(api, ops, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
+    gate.serve(api, ops, shutdown()).await;
     Ok(())
+}
+
+/// SIGINT or SIGTERM (what the kubelet sends; as PID 1 the gate would otherwise ignore it and be
+/// killed at the end of the grace period, mid-answer).
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
