@@ -73,6 +73,10 @@ pub enum GateError {
     Random(String),
 }
 
+/// Exit status when the gate cannot start or stops on an error: the operator command line's
+/// "the command could not do its work" (`miracolix-operator` `cli::EXIT_ERROR`).
+pub const EXIT_ERROR: u8 = 2;
+
 /// Run the gate until SIGINT/SIGTERM; logs as JSON lines on stderr.
 pub fn main(args: GateArgs) -> ExitCode {
     tracing_subscriber::fmt()
@@ -86,7 +90,7 @@ pub fn main(args: GateArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EXIT_ERROR);
         }
     };
     match runtime.block_on(run(args)) {
@@ -94,7 +98,7 @@ pub fn main(args: GateArgs) -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "gate stopped");
             eprintln!("gate: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }

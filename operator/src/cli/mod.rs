@@ -19,6 +19,8 @@ use clap::{Parser, Subcommand};
 pub const EXIT_NOT_CERTIFIED: u8 = 1;
 /// Exit status when a command failed.
 pub const EXIT_ERROR: u8 = 2;
+// `gate` lives in its own crate and keeps the same convention.
+const _: () = assert!(EXIT_ERROR == miracolix_gate::cli::EXIT_ERROR);
 
 #[derive(Debug, Parser)]
 #[command(
