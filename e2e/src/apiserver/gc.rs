@@ -170,12 +170,16 @@ pub fn sweep(store: &mut Store, cfg: &Config, now: &str) {
 }
 
 fn sweep_once(store: &mut Store, cfg: &Config, now: &str) -> bool {
-    let snapshot: Vec<(ObjKey, Value)> = store
+    // Only objects the loop below can act on are copied: one being deleted with a finalizer
+    // this collector handles, or one with a dangling owner reference. Copying the whole store
+    // on every write (as this did) made each write cost as much as everything stored.
+    let candidates: Vec<(ObjKey, Value)> = store
         .objects
         .iter()
+        .filter(|(k, v)| may_act_on(store, k, v))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    for (key, obj) in &snapshot {
+    for (key, obj) in &candidates {
         let fins = writes::finalizers(obj);
         if being_deleted(obj) {
             if key.group == CRD_GROUP
@@ -206,6 +210,26 @@ fn sweep_once(store: &mut Store, cfg: &Config, now: &str) -> bool {
         }
     }
     false
+}
+
+/// Whether `sweep_once` could change something for this object: the same tests it makes,
+/// read-only.
+fn may_act_on(store: &Store, key: &ObjKey, obj: &Value) -> bool {
+    if being_deleted(obj) {
+        return writes::finalizers(obj).iter().any(|f| {
+            f == ORPHAN_FINALIZER
+                || f == FOREGROUND_FINALIZER
+                || (f == CRD_CLEANUP_FINALIZER
+                    && key.group == CRD_GROUP
+                    && key.plural == CRD_PLURAL)
+        });
+    }
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| owner_state(store, key, r) == OwnerState::Dangling)
+        })
 }
 
 /// `foregroundDeletion`: delete the dependents (in the foreground too), release those that
