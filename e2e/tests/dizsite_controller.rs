@@ -34,6 +34,8 @@ async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
 struct Harness {
     server: TestApiServer,
     client: Client,
+    /// The running controller's context (its caches and metrics).
+    ctx: Arc<Context>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -69,32 +71,26 @@ impl Harness {
             server.create(doc).expect("release");
         }
         let client = server.client_as("e2e-test");
+        let ctx = context(&server);
         let mut h = Self {
             server,
             client,
+            ctx: ctx.clone(),
             stop: None,
             task: None,
         };
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(controller::run_dizsite(
-            h.context(),
-            Scope::AllNamespaces,
-            async {
-                let _ = rx.await;
-            },
-        ));
+        let task = tokio::spawn(controller::run_dizsite(ctx, Scope::AllNamespaces, async {
+            let _ = rx.await;
+        }));
         h.stop = Some(tx);
         h.task = Some(task);
         h
     }
 
+    /// A fresh operator's context (new caches), as after a restart.
     fn context(&self) -> Arc<Context> {
-        let trust = TrustStore::from_dir(&root().join("examples/trusted-keys")).expect("demo key");
-        Arc::new(Context::new(
-            self.server.client_as(OPERATOR),
-            Arc::new(trust),
-            Arc::new(SystemClock),
-        ))
+        context(&self.server)
     }
 
     async fn stop_controller(&mut self) {
@@ -145,6 +141,28 @@ impl Harness {
         }
     }
 
+    /// The operator's requests other than watches, as `verb resource/subresource name`.
+    fn operator_requests(&self) -> Vec<String> {
+        self.server
+            .requests()
+            .into_iter()
+            .filter(|r| r.user_agent.contains(OPERATOR) && r.verb != "watch")
+            .map(|r| format!("{} {}/{} {}", r.verb, r.resource, r.subresource, r.name))
+            .collect()
+    }
+
+    /// Successful DizSite reconciles of the running controller so far.
+    fn reconciles(&self) -> u64 {
+        self.ctx
+            .metrics
+            .render()
+            .lines()
+            .find(|l| l.starts_with("miracolix_reconcile_total{kind=\"DizSite\",result=\"ok\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
     fn operator_writes(&self) -> Vec<String> {
         self.server
             .requests()
@@ -157,6 +175,15 @@ impl Harness {
     async fn stop(mut self) {
         self.stop_controller().await;
     }
+}
+
+fn context(server: &TestApiServer) -> Arc<Context> {
+    let trust = TrustStore::from_dir(&root().join("examples/trusted-keys")).expect("demo key");
+    Arc::new(Context::new(
+        server.client_as(OPERATOR),
+        Arc::new(trust),
+        Arc::new(SystemClock),
+    ))
 }
 
 fn marburg() -> Value {
@@ -222,24 +249,41 @@ async fn site_becomes_ready_and_a_noop_resync_writes_nothing() {
             .contains(&"marburg-blaze".to_string())
     );
 
-    // A resync of an unchanged site, reconciled directly so that nothing else runs meanwhile.
+    // A resync of an unchanged site, reconciled directly so that nothing else runs meanwhile,
+    // by a fresh operator (new caches): its first reconcile reads each child once (the caches
+    // hold trimmed objects; a child is compared field by field once per content), and writes
+    // nothing.
     h.stop_controller().await;
+    let ctx = h.context();
+    ctx.cache()
+        .wait_consistent(&h.client)
+        .await
+        .expect("the caches catch up with the API server");
     let site = h.sites().get("marburg").await.expect("site");
     h.server.clear_requests();
-    let action = controller::dizsite::reconcile(Arc::new(site), h.context())
+    controller::dizsite::reconcile(Arc::new(site.clone()), ctx.clone())
         .await
-        .expect("reconcile succeeds");
-    let reads = h
-        .server
-        .requests()
-        .iter()
-        .filter(|r| r.user_agent.contains(OPERATOR))
-        .count();
-    assert!(reads > 0, "the reconcile did look at the cluster");
+        .expect("first reconcile succeeds");
+    let first = h.operator_requests();
+    assert!(
+        !first.is_empty() && first.iter().all(|r| r.starts_with("get ")),
+        "after a restart, children are read once to verify them, never written: {first:?}"
+    );
     assert_eq!(
         h.operator_writes(),
         Vec::<String>::new(),
         "a no-op reconcile must not write"
+    );
+
+    // Steady state: the next no-op reconcile makes no request at all; it reads the caches.
+    h.server.clear_requests();
+    let action = controller::dizsite::reconcile(Arc::new(site), ctx.clone())
+        .await
+        .expect("reconcile succeeds");
+    assert_eq!(
+        h.operator_requests(),
+        Vec::<String>::new(),
+        "a no-op reconcile at steady state makes no API request but the watches"
     );
     assert_ne!(
         format!("{action:?}"),
@@ -290,9 +334,14 @@ async fn non_canonical_resource_overrides_still_make_a_noop_resync_write_nothing
     assert_eq!(q(&resources.limits, "memory").as_deref(), Some("2Gi"));
 
     h.stop_controller().await;
+    let ctx = h.context();
+    ctx.cache()
+        .wait_consistent(&h.client)
+        .await
+        .expect("the caches catch up with the API server");
     let site = h.sites().get("marburg").await.expect("site");
     h.server.clear_requests();
-    controller::dizsite::reconcile(Arc::new(site), h.context())
+    controller::dizsite::reconcile(Arc::new(site), ctx)
         .await
         .expect("reconcile succeeds");
     assert_eq!(
@@ -300,6 +349,66 @@ async fn non_canonical_resource_overrides_still_make_a_noop_resync_write_nothing
         Vec::<String>::new(),
         "a no-op reconcile must not write, whatever form the quantities were written in"
     );
+}
+
+/// Drift on a child that is neither a Deployment nor a StatefulSet is seen by its watch and
+/// repaired at once (not at the 5-minute resync), and the reconciles that do nothing make no
+/// request once the site is steady.
+#[tokio::test]
+async fn drift_on_any_child_is_repaired_from_its_watch_and_steady_state_makes_no_requests() {
+    let h = Harness::start().await;
+    h.create_site(marburg()).await;
+    h.wait_condition(conditions::READY, "True").await;
+    let services: Api<Service> = Api::namespaced(h.client.clone(), NS);
+    services
+        .patch(
+            "marburg-blaze",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"diz.miracum.org/component": "tampered"}}}),
+            ),
+        )
+        .await
+        .expect("tamper with the Service");
+    within("the Service is restored", async {
+        loop {
+            let svc = services.get("marburg-blaze").await.expect("service");
+            if svc
+                .labels()
+                .get("diz.miracum.org/component")
+                .map(String::as_str)
+                == Some("blaze")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // An unrelated annotation on the site triggers a reconcile of the running controller; once
+    // it ran (the site's reconcile count moved), nothing but watches was requested.
+    let before = h.reconciles();
+    h.server.clear_requests();
+    h.sites()
+        .patch(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"example.org/touched": "1"}}})),
+        )
+        .await
+        .expect("touch");
+    within("the touched site is reconciled", async {
+        while h.reconciles() <= before {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        h.operator_requests(),
+        Vec::<String>::new(),
+        "a no-op reconcile of the running controller makes no API request but the watches"
+    );
+    h.stop().await;
 }
 
 #[tokio::test]
@@ -812,8 +921,13 @@ async fn a_site_without_oidc_names_what_stays_off_the_ingress_once() {
     };
     assert_eq!(warnings().await, 1, "one Warning Event");
     // Another reconcile of the unchanged site repeats nothing.
+    h.ctx
+        .cache()
+        .wait_consistent(&h.client)
+        .await
+        .expect("caches catch up");
     let site = h.sites().get("marburg").await.expect("site");
-    controller::dizsite::reconcile(Arc::new(site), h.context())
+    controller::dizsite::reconcile(Arc::new(site), h.ctx.clone())
         .await
         .expect("reconcile");
     assert_eq!(warnings().await, 1, "no repeated Warning");

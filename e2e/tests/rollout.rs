@@ -213,6 +213,13 @@ impl World {
                 return site;
             }
             last = rv;
+            // The caches must hold what the test just changed before a reconcile reads them.
+            self.ctx
+                .cache()
+                .wait_consistent(&self.client)
+                .await
+                .expect("caches catch up");
+            let site = self.site(name).await;
             tokio::time::timeout(
                 Duration::from_secs(10),
                 controller::dizsite::reconcile(Arc::new(site), self.ctx.clone()),

@@ -64,6 +64,10 @@ async fn cluster(site_id: &str) -> TestApiServer {
         Arc::new(SystemClock),
     ));
     for _ in 0..3 {
+        ctx.cache()
+            .wait_consistent(&server.client())
+            .await
+            .expect("caches catch up");
         let s = api.get(site_id).await.expect("get");
         controller::dizsite::reconcile(Arc::new(s), ctx.clone())
             .await

@@ -110,12 +110,18 @@ ClusterRole (they are cluster-scoped), in both install modes: the minimal cluste
 # Deliberately absent: proposalinboxes. No controller reads them yet; their rules ship with the
 # controller that needs them. FeasibilityEndpoints are namespaced: their rules are in the
 # per-namespace Role (rbac-namespaced.yaml).
-# CRDs: `get` to detect CloudNativePG (clusters.postgresql.cnpg.io) before building databases, and
-# to read this operator's own CRDs. Restricted by name: the operator cannot read other CRDs.
+# CRDs: `get` to read this operator's own CRDs (waiting for them to be established), and
+# `list` + `watch` of CloudNativePG's (clusters.postgresql.cnpg.io, by field selector on its
+# name) to know whether databases can be built. Restricted by name: the operator cannot read
+# other CRDs.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   resourceNames:
     - clusters.postgresql.cnpg.io
+  verbs: ["list", "watch"]
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  resourceNames:
 {{ include "miracolix-operator.crdNames" . | indent 4 }}
   verbs: ["get"]
 {{- if .Values.crds.manageOnStartup }}
@@ -140,8 +146,8 @@ Events). In one Role per watched namespace (the default), in a ClusterRole with 
 The operator reads DizSites only in the namespaces it watches (Context::list_dizsites).
 */}}
 {{- define "miracolix-operator.rules.site" -}}
-# DizSites: the controller watches them (and lists the site's namespace: a rollback there halts a
-# release there); `patch` adds and removes its finalizer (diz.miracum.org/cleanup) and clears the
+# DizSites: the controller watches them (and its cache reads the site's namespace: a rollback
+# there halts a release there); `patch` adds and removes its finalizer (diz.miracum.org/cleanup) and clears the
 # one-shot annotations diz.miracum.org/retry-release and diz.miracum.org/allow-downgrade-to.
 - apiGroups: ["diz.miracum.org"]
   resources: ["dizsites"]
@@ -160,45 +166,49 @@ The operator reads DizSites only in the namespaces it watches (Context::list_diz
 - apiGroups: ["diz.miracum.org"]
   resources: ["feasibilityendpoints/status"]
   verbs: ["patch"]
-# The site's workloads. get: compare with the desired object (no-op detection); list: find orphans
-# by the site's labels; watch: Deployments and StatefulSets are owned and watched for health;
-# patch: server-side apply creates and updates; delete: remove children no longer desired.
+# The site's children. list + watch: every kind the operator creates is watched (label-selected
+# by app.kubernetes.io/managed-by), so drift is repaired within seconds and a reconcile reads
+# caches, not the API server; get: a cached child whose content changed since it last matched
+# is read once and compared field by field; patch: server-side apply creates and updates;
+# delete: remove children no longer desired. No Secrets: the operator references the site's
+# Secrets but never reads them.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
   verbs: ["get", "list", "watch", "patch", "delete"]
-# The site's other children: same as above, minus watch (not watched; the periodic resync
-# restores drift). No Secrets: the operator references the site's Secrets but never reads them.
 - apiGroups: [""]
   resources: ["services", "configmaps"]
-  verbs: ["get", "list", "patch", "delete"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 - apiGroups: ["batch"]
   resources: ["cronjobs"]
-  verbs: ["get", "list", "patch", "delete"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies", "ingresses"]
-  verbs: ["get", "list", "patch", "delete"]
-# The site's pods, read only: their container statuses say why a component is not ready
-# (CreateContainerConfigError, CrashLoopBackOff, OOMKilled), which the DizSite status reports.
+  verbs: ["get", "list", "watch", "patch", "delete"]
+# The site's pods, read only, watched (label-selected by diz.miracum.org/site): their container
+# statuses say why a component is not ready (CreateContainerConfigError, CrashLoopBackOff,
+# OOMKilled), which the DizSite status reports.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
-# Patient data. TORCH's output volume is a claim the operator applies (patch, get for no-op
-# detection); Blaze's claims come from its StatefulSet. list + delete only when a DizSite with
-# deletionPolicy Delete is deleted.
+  verbs: ["list", "watch"]
+# Patient data. TORCH's output volume is a claim the operator applies (patch, get when its
+# content changed); Blaze's claims come from its StatefulSet. Watched like every child; delete
+# only when a DizSite with deletionPolicy Delete is deleted.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["get", "list", "patch", "delete"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 # CloudNativePG databases of the site (when CloudNativePG is installed): server-side apply (patch),
-# get for no-op detection, list + delete only on site deletion with deletionPolicy Delete.
+# watched like every child, get when its content changed, delete only on site deletion with
+# deletionPolicy Delete.
 - apiGroups: ["postgresql.cnpg.io"]
   resources: ["clusters"]
-  verbs: ["get", "list", "patch", "delete"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
 # Events on DizSites (Applied, Upgrading, RolledBack, DataRetained, …): create, and patch to bump
-# the count of a repeated event; list to read the kubelet's FailedMount Events of the site's
-# pods (a missing Secret mounted as a file shows nowhere else). events.k8s.io/v1 only.
+# the count of a repeated event; list + watch of the kubelet's FailedMount Events (field selector
+# reason=FailedMount) about the site's pods: a missing Secret mounted as a file shows nowhere
+# else. events.k8s.io/v1 only.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch", "list"]
+  verbs: ["create", "patch", "list", "watch"]
 {{- end }}
 
 {{/* Events only: for ComponentRelease events, which Kubernetes puts in the `default` namespace. */}}

@@ -170,6 +170,15 @@ fn verb(method: &Method, path: &ResourcePath, q: &HashMap<String, String>) -> &'
     }
 }
 
+/// The name a `fieldSelector` of exactly `metadata.name=<name>` (or `==`) selects.
+fn selected_name(q: &HashMap<String, String>) -> Option<String> {
+    let sel = q.get("fieldSelector")?;
+    let value = sel
+        .strip_prefix("metadata.name==")
+        .or_else(|| sel.strip_prefix("metadata.name="))?;
+    (!value.is_empty() && !value.contains(',')).then(|| value.to_string())
+}
+
 fn resource_request(server: &TestApiServer, req: &Request<Bytes>, path: ResourcePath) -> Outcome {
     let q = routes::query(req.uri().query());
     let verb = verb(req.method(), &path, &q);
@@ -190,7 +199,15 @@ fn resource_request(server: &TestApiServer, req: &Request<Bytes>, path: Resource
         resource: path.plural.clone(),
         subresource: path.subresource.clone().unwrap_or_default(),
         namespace: path.namespace.clone().unwrap_or_default(),
-        name: path.name.clone().unwrap_or_default(),
+        // A list or watch selecting one name by field is authorized for that name, as
+        // kube-apiserver's RequestInfoFactory sets it (so RBAC resourceNames can grant it).
+        name: path.name.clone().unwrap_or_else(|| {
+            if matches!(verb, "list" | "watch") {
+                selected_name(&q).unwrap_or_default()
+            } else {
+                String::new()
+            }
+        }),
         user_agent,
         user: String::new(),
         patch_type: if verb == "patch" {

@@ -106,10 +106,27 @@ impl LabelSelector {
 /// `field label not supported: <field>`. Kinds without a registered conversion (everything else
 /// served here, custom resources included) take the default: `metadata.name` and
 /// `metadata.namespace`. Not served: the `selectableFields` of CRD versions, the pod field
-/// `status.podIPs` and `spec.host` (a legacy alias), and the fields of `events.k8s.io` Events
-/// (which a real server converts to and from core Events).
+/// `status.podIPs` and `spec.host` (a legacy alias). `events.k8s.io` Events take the fields of
+/// `AddFieldLabelConversionsForEvent` (pkg/apis/events/v1/conversion.go), read here from the
+/// events.k8s.io object itself rather than converted to core Event fields.
 fn selectable_fields(group: &str, plural: &str) -> &'static [&'static str] {
     const META: &[&str] = &["metadata.name", "metadata.namespace"];
+    if group == "events.k8s.io" && plural == "events" {
+        return &[
+            "metadata.name",
+            "metadata.namespace",
+            "reason",
+            "type",
+            "reportingController",
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
+        ];
+    }
     if !group.is_empty() {
         return META;
     }

@@ -182,6 +182,10 @@ fn families() -> Vec<Family> {
         Some(reasons::APPLY_FAILED),
     );
     m.site("diz-example", "example", true, Some("miracolix-2026.1"));
+    m.request("get", "deployments", 200);
+    m.watch_restarted("Deployment");
+    m.watch_failed("Deployment");
+    m.queue_depth(0);
     let text = m.render();
     let mut out: BTreeMap<String, Family> = BTreeMap::new();
     let mut order = Vec::new();

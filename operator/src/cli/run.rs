@@ -278,8 +278,19 @@ async fn start_servers(
 }
 
 /// Retries until the API server answers (readiness stays 503 meanwhile) or shutdown.
-async fn connect(stop: &watch::Receiver<bool>) -> Result<Option<kube::Client>, RunError> {
-    let client = kube::Client::try_default().await?;
+async fn connect(
+    stop: &watch::Receiver<bool>,
+    metrics: &Metrics,
+) -> Result<Option<kube::Client>, RunError> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    // Every request is counted by verb, resource and status code (miracolix_api_requests_total).
+    let client = kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&crate::telemetry::requests::RequestMetricsLayer(
+            metrics.clone(),
+        ))
+        .build();
     let mut stopped = std::pin::pin!(stop_future(stop));
     loop {
         match client.apiserver_version().await {
@@ -306,7 +317,7 @@ async fn run_controllers(
     metrics: Metrics,
     stop: &watch::Receiver<bool>,
 ) -> Result<(), RunError> {
-    let Some(client) = connect(stop).await? else {
+    let Some(client) = connect(stop, &metrics).await? else {
         return Ok(());
     };
     health.set_api_reachable();

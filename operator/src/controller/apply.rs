@@ -4,10 +4,11 @@
 use std::collections::BTreeSet;
 
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
 
-use super::diff;
+use super::cache::{Cache, LIVE_HASH, child_key, live_hash};
+use super::diff::{self, DESIRED_HASH_ANNOTATION};
 use crate::api::reasons;
 use crate::catalog::{Child, FIELD_MANAGER, MANAGED_BY, SITE_LABEL};
 
@@ -83,9 +84,16 @@ fn name_of(obj: &DynamicObject) -> String {
     obj.metadata.name.clone().unwrap_or_default()
 }
 
-/// Applies every child that differs from its live object.
+/// Applies every child that differs from its live object, as the cache knows it.
+///
+/// A child is left alone without any request when the cached object carries the desired hash
+/// and its live content is the content last seen to match that desired object
+/// ([`super::cache::Verified`]). A cached child with the desired hash but content not seen
+/// before (someone edited it, or the operator restarted) is read once and compared field by
+/// field ([`diff::unchanged`]); only a difference is written.
 pub async fn apply_children(
     client: &Client,
+    cache: &Cache,
     namespace: &str,
     children: &[Child],
 ) -> Result<ApplyOutcome, ApplyError> {
@@ -94,28 +102,57 @@ pub async fn apply_children(
         let kind = child.resource.kind.clone();
         let name = name_of(&child.object);
         let api = api_for(client, namespace, &child.resource);
+        let key = child_key(&child.resource, namespace, &name);
         let desired = rendered(child).map_err(|source| ApplyError::Encode {
             kind: kind.clone(),
             name: name.clone(),
             source,
         })?;
-        let live = api
-            .get_opt(&name)
-            .await
-            .map_err(|source| ApplyError::Read {
-                kind: kind.clone(),
-                name: name.clone(),
-                source,
-            })?;
-        if let Some(live) = live {
-            let live_json = serde_json::to_value(&live).map_err(|source| ApplyError::Encode {
-                kind: kind.clone(),
-                name: name.clone(),
-                source,
-            })?;
-            if diff::unchanged(&desired, &live_json) {
-                out.live.push((child.resource.clone(), live));
-                continue;
+        let want = desired
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(DESIRED_HASH_ANNOTATION))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if let Some(cached) = cache.child(&child.resource, namespace, &name) {
+            let annotation = |k: &str| {
+                cached
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(k))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            if annotation(DESIRED_HASH_ANNOTATION) == want {
+                if cache
+                    .verified()
+                    .matches(&key, &want, &annotation(LIVE_HASH))
+                {
+                    out.live.push((child.resource.clone(), (*cached).clone()));
+                    continue;
+                }
+                let live = api
+                    .get_opt(&name)
+                    .await
+                    .map_err(|source| ApplyError::Read {
+                        kind: kind.clone(),
+                        name: name.clone(),
+                        source,
+                    })?;
+                if let Some(live) = live {
+                    let live_json =
+                        serde_json::to_value(&live).map_err(|source| ApplyError::Encode {
+                            kind: kind.clone(),
+                            name: name.clone(),
+                            source,
+                        })?;
+                    if diff::unchanged(&desired, &live_json) {
+                        cache.verified().record(key, want, live_hash(&live));
+                        out.live.push((child.resource.clone(), live));
+                        continue;
+                    }
+                }
             }
         }
         // Force: the operator is the authority over its children; a field someone changed by hand
@@ -129,6 +166,7 @@ pub async fn apply_children(
                 name: name.clone(),
                 source,
             })?;
+        cache.verified().record(key, want, live_hash(&applied));
         out.applied.push(format!("{kind}/{name}"));
         out.live.push((child.resource.clone(), applied));
     }
@@ -140,9 +178,11 @@ pub fn site_selector(site: &str) -> String {
     format!("{SITE_LABEL}={site},{}={}", MANAGED_BY.0, MANAGED_BY.1)
 }
 
-/// Deletes objects of the given kinds that carry the site's labels but are not desired.
+/// Deletes objects of the given kinds that carry the site's labels but are not desired (as the
+/// cache knows them).
 pub async fn delete_orphans(
     client: &Client,
+    cache: &Cache,
     namespace: &str,
     site: &str,
     kinds: &[ApiResource],
@@ -153,17 +193,9 @@ pub async fn delete_orphans(
         .iter()
         .map(|c| (c.resource.kind.clone(), name_of(&c.object)))
         .collect();
-    let lp = ListParams::default().labels(&site_selector(site));
     for ar in kinds {
         let api = api_for(client, namespace, ar);
-        let list = api
-            .list_metadata(&lp)
-            .await
-            .map_err(|source| ApplyError::List {
-                kind: ar.kind.clone(),
-                source,
-            })?;
-        for item in list.items {
+        for item in cache.site_children(ar, namespace, site) {
             let name = item.metadata.name.clone().unwrap_or_default();
             if keep.contains(&(ar.kind.clone(), name.clone())) {
                 continue;
@@ -178,12 +210,13 @@ pub async fn delete_orphans(
 /// Deletes every object of the given kinds that carries the site's labels.
 pub async fn delete_all(
     client: &Client,
+    cache: &Cache,
     namespace: &str,
     site: &str,
     kinds: &[ApiResource],
 ) -> Result<Vec<String>, ApplyError> {
     let mut out = ApplyOutcome::default();
-    delete_orphans(client, namespace, site, kinds, &[], &mut out).await?;
+    delete_orphans(client, cache, namespace, site, kinds, &[], &mut out).await?;
     Ok(out.deleted)
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
@@ -29,8 +29,8 @@ const RESYNC: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot list DizSites or ReleaseRevocations: {0}")]
-    ListSites(#[source] kube::Error),
+    #[error("cannot read DizSites or ReleaseRevocations: {0}")]
+    ListSites(#[from] super::cache::NotSynced),
     #[error("cannot write the status: {0}")]
     Status(#[source] kube::Error),
 }
@@ -162,17 +162,12 @@ pub async fn reconcile(release: Arc<ComponentRelease>, ctx: Arc<Context>) -> Res
         Err(_) => declared_format(&release.spec),
     };
     let fp = fingerprint(&release.spec, format).unwrap_or_default();
-    let revocations = Api::<ReleaseRevocation>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::ListSites)?
-        .items;
+    let revocations = ctx.synced().await?.revocations();
     let revoked = revoked_by(&fp, &revocations, ctx.certifier.as_ref());
     // The sites of the watched namespaces: a namespaced install lists no others.
     let sites: Vec<String> = ctx
         .list_dizsites()
-        .await
-        .map_err(Error::ListSites)?
+        .await?
         .iter()
         // By content: a site running other content under this name does not run this release.
         .filter(|s| {

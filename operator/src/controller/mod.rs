@@ -1,6 +1,7 @@
 //! Controllers, one module per kind, sharing the apply machinery and the context.
 
 pub mod apply;
+pub mod cache;
 pub mod certification;
 pub mod component_release;
 pub mod diff;
@@ -13,15 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::Client;
 use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 
+use crate::api::DizSite;
 use crate::api::conditions::{self, READY};
-use crate::api::{ComponentRelease, DizSite, ReleaseRevocation};
 use crate::clock::Clock;
 use crate::telemetry::Metrics;
 use certification::Certifier;
@@ -61,6 +60,9 @@ pub struct Context {
     /// list of sites, the rollout's look at other sites) stays inside them, so a namespaced
     /// install needs no cluster-wide read of DizSites.
     pub scopes: Vec<Scope>,
+    /// The watches every read comes from, started on first use (so a test that calls a
+    /// reconcile directly gets them too).
+    cache: std::sync::OnceLock<cache::Cache>,
 }
 
 impl Context {
@@ -77,7 +79,27 @@ impl Context {
             backoff: Backoff::default(),
             metrics: Metrics::default(),
             scopes: vec![Scope::AllNamespaces],
+            cache: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The caches, started (on the current runtime) on first use; they may not have listed
+    /// everything yet (see [`Context::synced`]).
+    pub fn cache(&self) -> &cache::Cache {
+        self.cache.get_or_init(|| {
+            cache::Cache::start(
+                self.client.clone(),
+                self.scopes.clone(),
+                self.metrics.clone(),
+            )
+        })
+    }
+
+    /// The caches once every watch has listed its kind (bounded wait).
+    pub async fn synced(&self) -> Result<&cache::Cache, cache::NotSynced> {
+        let c = self.cache();
+        c.ready().await?;
+        Ok(c)
     }
 
     /// Reads DizSites only in these namespaces (the watched ones).
@@ -91,14 +113,9 @@ impl Context {
         self
     }
 
-    /// Every DizSite the operator watches: one list per watched namespace, or one cluster-wide.
-    pub async fn list_dizsites(&self) -> Result<Vec<DizSite>, kube::Error> {
-        let mut sites = Vec::new();
-        for scope in &self.scopes {
-            let api: Api<DizSite> = api_for(&self.client, scope);
-            sites.extend(api.list(&kube::api::ListParams::default()).await?.items);
-        }
-        Ok(sites)
+    /// Every DizSite the operator watches (in the watched namespaces), from the cache.
+    pub async fn list_dizsites(&self) -> Result<Vec<DizSite>, cache::NotSynced> {
+        Ok(self.synced().await?.sites())
     }
 
     /// Records into `metrics` (the registry the metrics endpoint serves).
@@ -156,35 +173,11 @@ pub async fn run_dizsite(
 ) {
     let client = ctx.client.clone();
     let sites: Api<DizSite> = api_for(&client, &scope);
-    let wc = watcher::Config::default();
-    let controller = Controller::new(sites, wc.clone());
-    let store = controller.store();
-    controller
-        .owns(api_for::<Deployment>(&client, &scope), wc.clone())
-        .owns(api_for::<StatefulSet>(&client, &scope), wc.clone())
-        // A release changing (new one on a channel, a signature fixed) concerns every site.
-        .watches(Api::<ComponentRelease>::all(client.clone()), wc.clone(), {
-            let store = store.clone();
-            move |_release| {
-                store
-                    .state()
-                    .into_iter()
-                    .map(|s| ObjectRef::from_obj(&*s))
-                    .collect::<Vec<_>>()
-            }
-        })
-        // So does a revocation: sites on a revoked release move on.
-        .watches(
-            Api::<ReleaseRevocation>::all(client.clone()),
-            wc,
-            move |_revocation| {
-                store
-                    .state()
-                    .into_iter()
-                    .map(|s| ObjectRef::from_obj(&*s))
-                    .collect::<Vec<_>>()
-            },
-        )
+    // Every child, pod, FailedMount Event, release, revocation and the CloudNativePG CRD is
+    // watched once, by the cache; a change there triggers the sites it concerns.
+    let triggers = ctx.cache().triggers(&scope);
+    Controller::new(sites, watcher::Config::default())
+        .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)
         .run(reconcile_dizsite, dizsite::error_policy, ctx)
         .for_each(|res| async move {
@@ -231,6 +224,7 @@ pub async fn reconcile_dizsite(
     ctx: Arc<Context>,
 ) -> Result<kube::runtime::controller::Action, dizsite::Error> {
     let started = Instant::now();
+    ctx.cache().started(&site);
     let result = dizsite::reconcile(site.clone(), ctx.clone()).await;
     let error = result.as_ref().err().map(dizsite::Error::reason);
     ctx.metrics.reconciled("DizSite", started.elapsed(), error);

@@ -20,7 +20,10 @@ pub const ERROR: &str = "error";
 /// What each label's values are, for the generated `docs/metrics.md` (a test fails when a
 /// served label is missing here).
 pub const LABELS: &[(&str, &str)] = &[
-    ("kind", "`DizSite` or `ComponentRelease`"),
+    (
+        "kind",
+        "`DizSite` or `ComponentRelease` for reconciles; the watched kind (`Deployment`, `Pod`, …) for watches",
+    ),
     ("result", "`ok` or `error`"),
     (
         "reason",
@@ -31,6 +34,18 @@ pub const LABELS: &[(&str, &str)] = &[
     (
         "release",
         "the ComponentRelease the site runs (`status.currentRelease`)",
+    ),
+    (
+        "verb",
+        "the Kubernetes API verb: `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`, or the HTTP method of a non-resource path",
+    ),
+    (
+        "resource",
+        "the resource (plural, with `/subresource`), e.g. `deployments`, `dizsites/status`; empty for non-resource paths",
+    ),
+    (
+        "code",
+        "the HTTP status code of the answer, `0` when none came",
     ),
 ];
 
@@ -64,6 +79,13 @@ struct ReleaseLabels {
     release: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    verb: String,
+    resource: String,
+    code: String,
+}
+
 type SiteKey = (String, String);
 
 struct Inner {
@@ -73,6 +95,10 @@ struct Inner {
     durations: Family<KindLabels, Histogram>,
     site_ready: Family<SiteLabels, Gauge>,
     site_release: Family<ReleaseLabels, Gauge>,
+    requests: Family<RequestLabels, Counter>,
+    watch_restarts: Family<KindLabels, Counter>,
+    watch_failures: Family<KindLabels, Counter>,
+    queue_depth: Gauge,
     // The info gauge is keyed by the release too, so the old series has to be found and removed
     // when a site moves on; otherwise a site would report two releases at once.
     releases: Mutex<HashMap<SiteKey, String>>,
@@ -111,6 +137,30 @@ impl Metrics {
         );
         let site_ready = Family::<SiteLabels, Gauge>::default();
         let site_release = Family::<ReleaseLabels, Gauge>::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let watch_restarts = Family::<KindLabels, Counter>::default();
+        let watch_failures = Family::<KindLabels, Counter>::default();
+        let queue_depth = Gauge::default();
+        registry.register(
+            "miracolix_api_requests",
+            "Requests to the Kubernetes API server by verb, resource and status code",
+            requests.clone(),
+        );
+        registry.register(
+            "miracolix_watch_restarts",
+            "Watches that listed their kind again after the first list (expired with 410 Gone, failed or dropped)",
+            watch_restarts.clone(),
+        );
+        registry.register(
+            "miracolix_watch_failures",
+            "Errors of a watch (each followed by a retry with backoff)",
+            watch_failures.clone(),
+        );
+        registry.register(
+            "miracolix_reconcile_queue_depth",
+            "DizSites whose reconcile was triggered by a change and has not started yet",
+            queue_depth.clone(),
+        );
         // Counters get their `_total` suffix from the encoder.
         registry.register(
             "miracolix_reconcile",
@@ -144,6 +194,10 @@ impl Metrics {
             durations,
             site_ready,
             site_release,
+            requests,
+            watch_restarts,
+            watch_failures,
+            queue_depth,
             releases: Mutex::new(HashMap::new()),
         }))
     }
@@ -171,6 +225,68 @@ impl Metrics {
                 kind: kind.to_string(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Records one request to the API server (`code` 0: no answer came).
+    pub fn request(&self, verb: &str, resource: &str, code: u16) {
+        self.0
+            .requests
+            .get_or_create(&RequestLabels {
+                verb: verb.to_string(),
+                resource: resource.to_string(),
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// A watch of `kind` listed again after its first list.
+    pub fn watch_restarted(&self, kind: &str) {
+        self.0
+            .watch_restarts
+            .get_or_create(&KindLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// A watch of `kind` failed (it is retried with backoff).
+    pub fn watch_failed(&self, kind: &str) {
+        self.0
+            .watch_failures
+            .get_or_create(&KindLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// How many sites wait for a triggered reconcile.
+    pub fn queue_depth(&self, depth: usize) {
+        self.0
+            .queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Requests made so far by verb, summed over resources and codes (for the benchmark).
+    pub fn requests_by_verb(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for line in self.render().lines() {
+            let Some(rest) = line.strip_prefix("miracolix_api_requests_total{") else {
+                continue;
+            };
+            let verb = rest
+                .split("verb=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_default()
+                .to_string();
+            let n: u64 = line
+                .rsplit(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            *out.entry(verb).or_insert(0) += n;
+        }
+        out
     }
 
     /// Sets a site's readiness and current release (`None`: none installed yet).

@@ -5,6 +5,7 @@
 
 pub mod health;
 pub mod metrics;
+pub mod requests;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, DynamicObject};
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizer, finalizer};
@@ -39,7 +38,6 @@ use crate::release::record::{Record, RecordError, record_name};
 pub const FINALIZER: &str = "diz.miracum.org/cleanup";
 /// Periodic resync even without events, to catch drift the watches missed.
 const RESYNC: Duration = Duration::from_secs(300);
-const CNPG_CRD: &str = "clusters.postgresql.cnpg.io";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -53,6 +51,8 @@ pub enum Error {
     },
     #[error("cannot write the status: {0}")]
     Status(#[source] kube::Error),
+    #[error(transparent)]
+    NotSynced(#[from] super::cache::NotSynced),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("the DizSite has no namespace")]
@@ -63,7 +63,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Apply(e) => e.reason(),
-            Error::Read { .. } => reasons::READ_FAILED,
+            Error::Read { .. } | Error::NotSynced(_) => reasons::READ_FAILED,
             Error::Status(_) => reasons::STATUS_WRITE_FAILED,
             // The finalizer helper wraps every failure of the reconcile itself: report the
             // cause (ApplyFailed, StatusWriteFailed, …), not the wrapper.
@@ -126,19 +126,8 @@ fn backoff_key(site: &DizSite) -> String {
     )
 }
 
-async fn cnpg_available(ctx: &Context) -> Result<bool, Error> {
-    let crds: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
-    crds.get_opt(CNPG_CRD)
-        .await
-        .map(|o| o.is_some())
-        .map_err(|source| Error::Read {
-            what: "CustomResourceDefinitions",
-            source,
-        })
-}
-
 /// What the cluster says about a site before anything is applied: the facts the rollout plan
-/// needs, read fresh on every reconcile (nothing here comes from the DizSite status).
+/// needs, read from the caches on every reconcile (nothing here comes from the DizSite status).
 struct Observed {
     releases: Vec<ComponentRelease>,
     revocations: Vec<ReleaseRevocation>,
@@ -150,48 +139,41 @@ struct Observed {
 }
 
 async fn observe(site: &DizSite, ns: &str, ctx: &Context) -> Result<Observed, Error> {
-    let read = |what: &'static str| move |source| Error::Read { what, source };
-    let releases = Api::<ComponentRelease>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(read("ComponentReleases"))?
-        .items;
-    let revocations = Api::<ReleaseRevocation>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(read("ReleaseRevocations"))?
-        .items;
-    let record = Api::<ConfigMap>::namespaced(ctx.client.clone(), ns)
-        .get_opt(&record_name(&site.name_any()))
-        .await
-        .map_err(read("the rollout record"))?
-        .map(|cm| Record::from_data(&cm.data.unwrap_or_default()))
+    let cache = ctx.synced().await?;
+    let name = site.name_any();
+    let record_cm = cache.child(
+        &ApiResource::erase::<ConfigMap>(&()),
+        ns,
+        &record_name(&name),
+    );
+    let record = record_cm
+        .map(|cm| {
+            let data: std::collections::BTreeMap<String, String> = cm
+                .data
+                .get("data")
+                .and_then(|d| serde_json::from_value(d.clone()).ok())
+                .unwrap_or_default();
+            Record::from_data(&data)
+        })
         .transpose();
-    let selector =
-        ListParams::default().labels(&format!("{}={}", catalog::SITE_LABEL, site.name_any()));
     let mut live = Vec::new();
     for ar in [
         ApiResource::erase::<Deployment>(&()),
         ApiResource::erase::<StatefulSet>(&()),
     ] {
-        let items = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), ns, &ar)
-            .list(&selector)
-            .await
-            .map_err(read("the site's workloads"))?
-            .items;
-        live.extend(items.into_iter().map(|o| (ar.clone(), o)));
+        live.extend(
+            cache
+                .site_children(&ar, ns, &name)
+                .into_iter()
+                .map(|o| (ar.clone(), (*o).clone())),
+        );
     }
-    let neighbours = Api::<DizSite>::namespaced(ctx.client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .map_err(read("DizSites"))?
-        .items;
     Ok(Observed {
-        releases,
-        revocations,
+        releases: cache.releases(),
+        revocations: cache.revocations(),
         record,
         health: workloads(&live),
-        neighbours,
+        neighbours: cache.sites_in(ns),
     })
 }
 
@@ -287,7 +269,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
     let built = match deploy {
         Some(release) => {
             let resolved = select::resolve(release);
-            let cnpg = cnpg_available(ctx).await?;
+            let cnpg = ctx.synced().await?.cnpg_available();
             let uid = site.uid().unwrap_or_default();
             let input = SiteInput {
                 name: &name,
@@ -349,7 +331,8 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
     };
     if plan.record != record
         && let Some(child) = &record_child
-        && let Err(e) = apply::apply_children(&ctx.client, ns, std::slice::from_ref(child)).await
+        && let Err(e) =
+            apply::apply_children(&ctx.client, ctx.cache(), ns, std::slice::from_ref(child)).await
     {
         return retry_later(site, ns, ctx, &plan, e).await;
     }
@@ -358,11 +341,13 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
     let (health, mut conds) = match built {
         Some((resolved, mut children, notices)) => {
             let outcome = async {
-                let mut outcome = apply::apply_children(&ctx.client, ns, &children).await?;
+                let mut outcome =
+                    apply::apply_children(&ctx.client, ctx.cache(), ns, &children).await?;
                 // The record is desired too: it must survive the orphan sweep.
                 children.extend(record_child.clone());
                 apply::delete_orphans(
                     &ctx.client,
+                    ctx.cache(),
                     ns,
                     &name,
                     &workload_kinds(),
@@ -453,7 +438,9 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                             return Ok(Action::requeue(RESYNC));
                         }
                     };
-                    if let Err(e) = apply::apply_children(&ctx.client, ns, &[child]).await {
+                    if let Err(e) =
+                        apply::apply_children(&ctx.client, ctx.cache(), ns, &[child]).await
+                    {
                         return retry_later(site, ns, ctx, &plan, e).await;
                     }
                     announce(site, ctx, &again, None).await;
@@ -503,61 +490,16 @@ async fn retry_later(
     Err(e.into())
 }
 
-/// Why pods do not run, by component; a diagnosis, not a precondition.
+/// Why pods do not run, by component; a diagnosis, not a precondition. From the caches of the
+/// site's pods and of the kubelet's FailedMount Events.
 async fn pod_problems_of(
     site: &DizSite,
     ns: &str,
     ctx: &Context,
 ) -> std::collections::BTreeMap<String, String> {
-    match Api::<Pod>::namespaced(ctx.client.clone(), ns)
-        .list(&ListParams::default().labels(&format!(
-            "{}={}",
-            catalog::SITE_LABEL,
-            site.name_any()
-        )))
-        .await
-    {
-        Ok(list) => {
-            // Only needed when a pod waits in ContainerCreating: the kubelet's FailedMount
-            // Events are where a volume that cannot be mounted is named.
-            let creating = list.items.iter().any(|p| {
-                p.status.as_ref().is_some_and(|s| {
-                    s.init_container_statuses
-                        .iter()
-                        .flatten()
-                        .chain(s.container_statuses.iter().flatten())
-                        .any(|c| {
-                            matches!(
-                                c.state
-                                    .as_ref()
-                                    .and_then(|s| s.waiting.as_ref())
-                                    .and_then(|w| w.reason.as_deref()),
-                                Some("ContainerCreating" | "PodInitializing")
-                            )
-                        })
-                })
-            });
-            let events = if creating {
-                match Api::<k8s_openapi::api::events::v1::Event>::namespaced(ctx.client.clone(), ns)
-                    .list(&ListParams::default())
-                    .await
-                {
-                    Ok(events) => events.items,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "cannot list the namespace's events");
-                        Vec::new()
-                    }
-                }
-            } else {
-                Vec::new()
-            };
-            pod_problems(&list.items, &events)
-        }
-        Err(e) => {
-            tracing::debug!(error = %e, "cannot list the site's pods");
-            Default::default()
-        }
-    }
+    let cache = ctx.cache();
+    let pods = cache.pods(ns, &site.name_any());
+    pod_problems(&pods, &cache.mount_events(ns))
 }
 
 /// The plan's Events. Warnings that repeat a condition already recorded are left out, so a
@@ -621,10 +563,11 @@ async fn stall(
 
 async fn cleanup_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, Error> {
     let name = site.name_any();
-    let mut removed = apply::delete_all(&ctx.client, ns, &name, &workload_kinds()).await?;
+    let cache = ctx.synced().await?;
+    let mut removed = apply::delete_all(&ctx.client, cache, ns, &name, &workload_kinds()).await?;
     if site.spec.deletion_policy == DeletionPolicy::Delete {
-        let cnpg = cnpg_available(ctx).await?;
-        removed.extend(apply::delete_all(&ctx.client, ns, &name, &data_kinds(cnpg)).await?);
+        let cnpg = cache.cnpg_available();
+        removed.extend(apply::delete_all(&ctx.client, cache, ns, &name, &data_kinds(cnpg)).await?);
         publish(
             ctx,
             site,

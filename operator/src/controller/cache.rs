@@ -1,0 +1,1128 @@
+//! What the reconciles read, from watches instead of requests.
+//!
+//! Every kind the operator creates per site is watched (label-selected by
+//! `app.kubernetes.io/managed-by`), as are the site's pods, the kubelet's `FailedMount` Events,
+//! DizSites, ComponentReleases, ReleaseRevocations and the CloudNativePG CRD. A reconcile of a
+//! site whose children are as desired makes no request at all; a change to any child (drift,
+//! a pod failing, a Deployment becoming ready) triggers a reconcile of its site within the
+//! watch's latency, not at the next resync.
+//!
+//! The stores are trimmed before anything is stored (see [`trim_child`]): a child keeps its
+//! metadata without `managedFields`, the few fields the status reads (replicas, the first
+//! image, ready counts, the Progressing condition) and a hash of everything it had except the
+//! status ([`LIVE_HASH`]). Whether a child drifted is then a comparison of that hash with the
+//! hash of the object the operator last saw matching its desired state ([`Verified`]), so the
+//! pod templates need not be kept.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use futures::{Stream, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::Api;
+use kube::core::{ApiResource, DynamicObject, PartialObjectMeta};
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::Value;
+
+use super::Scope;
+use super::diff::DESIRED_HASH_ANNOTATION;
+use crate::api::{ComponentRelease, DizSite, ReleaseRevocation};
+use crate::catalog::{self, MANAGED_BY, SITE_LABEL};
+use crate::telemetry::Metrics;
+
+/// In-memory annotation of a cached child: the hash of the object as the API server had it,
+/// without its status and server-owned metadata. Never written to the cluster.
+pub const LIVE_HASH: &str = "miracolix.cache/live-hash";
+/// The CloudNativePG CRD whose presence decides whether databases are CNPG `Cluster`s.
+pub const CNPG_CRD: &str = "clusters.postgresql.cnpg.io";
+/// How long a reconcile waits for the watches to list what they watch before it fails
+/// (and is retried with backoff) with [`NotSynced`].
+const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A watch has not listed its kind yet (the API server refuses it, or is slow).
+#[derive(Debug, thiserror::Error)]
+#[error("the watch of {what} has not listed it yet{}", last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default())]
+pub struct NotSynced {
+    pub what: String,
+    pub last_error: Option<String>,
+}
+
+/// One store per watched scope (a namespace, or all of them).
+struct Scoped<K: Resource + 'static>
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    what: String,
+    stores: Vec<(Scope, Store<K>)>,
+}
+
+impl<K> Scoped<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    fn for_namespace(&self, ns: &str) -> Option<&Store<K>> {
+        self.stores
+            .iter()
+            .find(|(s, _)| match s {
+                Scope::AllNamespaces => true,
+                Scope::Namespace(n) => n == ns,
+            })
+            .map(|(_, st)| st)
+    }
+
+    fn in_namespace(&self, ns: &str) -> Vec<Arc<K>> {
+        self.for_namespace(ns)
+            .map(|s| s.state_filter(|o| o.meta().namespace.as_deref() == Some(ns)))
+            .unwrap_or_default()
+    }
+
+    fn all(&self) -> Vec<Arc<K>> {
+        self.stores.iter().flat_map(|(_, s)| s.state()).collect()
+    }
+}
+
+/// The site reconciles to run because something they read changed, and which of them have not
+/// started yet (the queue depth).
+struct Triggers {
+    subscribers: Mutex<Vec<(Scope, mpsc::UnboundedSender<ObjectRef<DizSite>>)>>,
+    pending: Mutex<std::collections::HashSet<ObjectRef<DizSite>>>,
+    metrics: Metrics,
+}
+
+impl Triggers {
+    fn started(&self, site: &ObjectRef<DizSite>) {
+        let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if p.remove(site) {
+            self.metrics.queue_depth(p.len());
+        }
+    }
+
+    fn send(&self, site: ObjectRef<DizSite>) {
+        {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if p.insert(site.clone()) {
+                self.metrics.queue_depth(p.len());
+            }
+        }
+        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subs.retain(|(scope, tx)| {
+            let in_scope = match scope {
+                Scope::AllNamespaces => true,
+                Scope::Namespace(n) => site.namespace.as_deref() == Some(n.as_str()),
+            };
+            !in_scope || tx.unbounded_send(site.clone()).is_ok()
+        });
+    }
+}
+
+/// Which live content was last seen to match which desired object, per child: the memory that
+/// lets a trimmed store answer "did anyone change it?" without reading the object.
+#[derive(Default)]
+pub struct Verified(Mutex<HashMap<String, (String, String)>>);
+
+impl Verified {
+    /// Whether `live_hash` is the content last seen to match the desired hash `desired`.
+    pub fn matches(&self, key: &str, desired: &str, live_hash: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .is_some_and(|(d, l)| d == desired && l == live_hash)
+    }
+
+    pub fn record(&self, key: String, desired: String, live_hash: String) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (desired, live_hash));
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The key of a child in [`Verified`].
+pub fn child_key(ar: &ApiResource, ns: &str, name: &str) -> String {
+    format!("{}/{}/{ns}/{name}", ar.api_version, ar.kind)
+}
+
+/// The kinds the operator creates per site (and so watches), CNPG clusters aside.
+pub fn child_kinds() -> Vec<ApiResource> {
+    let mut kinds = super::dizsite::workload_kinds();
+    kinds.extend(super::dizsite::data_kinds(false));
+    kinds
+}
+
+struct Inner {
+    client: Client,
+    scopes: Vec<Scope>,
+    metrics: Metrics,
+    triggers: Arc<Triggers>,
+    verified: Arc<Verified>,
+    errors: Arc<Mutex<BTreeMap<String, String>>>,
+    sites: Scoped<DizSite>,
+    children: BTreeMap<(String, String), Scoped<DynamicObject>>,
+    cnpg_clusters: OnceLock<Scoped<DynamicObject>>,
+    pods: Scoped<Pod>,
+    mount_events: Scoped<Event>,
+    releases: Store<ComponentRelease>,
+    revocations: Store<ReleaseRevocation>,
+    cnpg_crd: Store<PartialObjectMeta<CustomResourceDefinition>>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+/// The operator's informer caches. Cloning shares them.
+#[derive(Clone)]
+pub struct Cache(Arc<Inner>);
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for t in self
+            .tasks
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            t.abort();
+        }
+    }
+}
+
+fn managed() -> watcher::Config {
+    watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1))
+}
+
+impl Cache {
+    /// Starts every watch (in the background, on the current runtime) and returns at once;
+    /// [`Cache::ready`] waits for their first lists.
+    pub fn start(client: Client, scopes: Vec<Scope>, metrics: Metrics) -> Self {
+        let triggers = Arc::new(Triggers {
+            subscribers: Mutex::default(),
+            pending: Mutex::default(),
+            metrics: metrics.clone(),
+        });
+        let verified = Arc::new(Verified::default());
+        let errors = Arc::new(Mutex::new(BTreeMap::new()));
+        let mut tasks = Vec::new();
+        let watch = Watch {
+            metrics: &metrics,
+            errors: &errors,
+        };
+
+        // DizSites: read for the neighbours of a site (a rollback halts a release there) and by
+        // the release controller (which sites run a release).
+        let mut sites_stores = Vec::new();
+        for scope in &scopes {
+            let (store, task) = watch.reflect(
+                "DizSite",
+                super::api_for::<DizSite>(&client, scope),
+                (),
+                watcher::Config::default(),
+                |s: &mut DizSite| s.managed_fields_mut().clear(),
+                |_| {},
+            );
+            tasks.push(task);
+            sites_stores.push((scope.clone(), store));
+        }
+        let sites = Scoped {
+            what: "DizSites".into(),
+            stores: sites_stores,
+        };
+        let all_sites = {
+            let stores: Vec<Store<DizSite>> = sites.stores.iter().map(|(_, s)| s.clone()).collect();
+            let triggers = triggers.clone();
+            move || {
+                for s in &stores {
+                    for site in s.state() {
+                        triggers.send(ObjectRef::from_obj(&*site));
+                    }
+                }
+            }
+        };
+
+        let mut children = BTreeMap::new();
+        for ar in child_kinds() {
+            let scoped = watch.children(&client, &scopes, &ar, &triggers, &verified, &mut tasks);
+            children.insert((ar.group.clone(), ar.kind.clone()), scoped);
+        }
+
+        // The site's pods (why a component is not ready) and the kubelet's FailedMount Events
+        // (the only place a volume that cannot be mounted is named).
+        let mut pods = Vec::new();
+        let mut events = Vec::new();
+        for scope in &scopes {
+            let t = triggers.clone();
+            let (store, task) = watch.reflect(
+                "Pod",
+                super::api_for::<Pod>(&client, scope),
+                (),
+                watcher::Config::default().labels(SITE_LABEL),
+                trim_pod,
+                move |pod: &Pod| {
+                    if let Some(site) = site_of(pod.meta()) {
+                        t.send(site);
+                    }
+                },
+            );
+            tasks.push(task);
+            pods.push((scope.clone(), store.clone()));
+            let t = triggers.clone();
+            let (ev_store, task) = watch.reflect(
+                "Event",
+                super::api_for::<Event>(&client, scope),
+                (),
+                watcher::Config::default().fields("reason=FailedMount"),
+                trim_event,
+                move |ev: &Event| {
+                    // The Event is about a pod; its site is the pod's.
+                    let Some(regarding) = ev.regarding.as_ref() else {
+                        return;
+                    };
+                    let (Some(ns), Some(name)) =
+                        (regarding.namespace.as_deref(), regarding.name.as_deref())
+                    else {
+                        return;
+                    };
+                    if let Some(site) = store
+                        .get(&ObjectRef::new(name).within(ns))
+                        .and_then(|p| site_of(p.meta()))
+                    {
+                        t.send(site);
+                    }
+                },
+            );
+            tasks.push(task);
+            events.push((scope.clone(), ev_store));
+        }
+
+        // A release or a revocation changing concerns every site.
+        let trig = all_sites.clone();
+        let (releases, task) = watch.reflect(
+            "ComponentRelease",
+            Api::<ComponentRelease>::all(client.clone()),
+            (),
+            watcher::Config::default(),
+            |r: &mut ComponentRelease| r.managed_fields_mut().clear(),
+            move |_| trig(),
+        );
+        tasks.push(task);
+        let trig = all_sites.clone();
+        let (revocations, task) = watch.reflect(
+            "ReleaseRevocation",
+            Api::<ReleaseRevocation>::all(client.clone()),
+            (),
+            watcher::Config::default(),
+            |r: &mut ReleaseRevocation| r.managed_fields_mut().clear(),
+            move |_| trig(),
+        );
+        tasks.push(task);
+        // CloudNativePG installed or removed: sites that want a database are rebuilt. Metadata
+        // only, selected by name (RBAC grants list and watch of this one CRD).
+        let crd_seen = Arc::new(tokio::sync::Notify::new());
+        let trig = all_sites;
+        let notify = crd_seen.clone();
+        let (cnpg_crd, task) = watch.reflect(
+            "CustomResourceDefinition",
+            Api::<PartialObjectMeta<CustomResourceDefinition>>::all(client.clone()),
+            (),
+            watcher::Config::default().fields(&format!("metadata.name={CNPG_CRD}")),
+            |c: &mut PartialObjectMeta<CustomResourceDefinition>| {
+                c.managed_fields_mut().clear();
+                c.annotations_mut().clear();
+            },
+            move |_| {
+                notify.notify_one();
+                trig();
+            },
+        );
+        tasks.push(task);
+
+        let cache = Cache(Arc::new(Inner {
+            client,
+            scopes,
+            metrics: metrics.clone(),
+            triggers,
+            verified,
+            errors,
+            sites,
+            children,
+            cnpg_clusters: OnceLock::new(),
+            pods: Scoped {
+                what: "Pods".into(),
+                stores: pods,
+            },
+            mount_events: Scoped {
+                what: "FailedMount Events".into(),
+                stores: events,
+            },
+            releases,
+            revocations,
+            cnpg_crd,
+            tasks: Mutex::new(tasks),
+        }));
+        // CNPG clusters are watched once their CRD exists: a watch of a kind the API server
+        // does not serve would fail and retry for as long as it is missing.
+        let weak = Arc::downgrade(&cache.0);
+        let task = tokio::spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                if !inner.cnpg_crd.is_empty() {
+                    Cache(inner).start_cnpg();
+                    return;
+                }
+                drop(inner);
+                crd_seen.notified().await;
+            }
+        });
+        cache.push_task(task.abort_handle());
+        cache
+    }
+
+    fn push_task(&self, t: tokio::task::AbortHandle) {
+        self.0
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(t);
+    }
+
+    fn start_cnpg(&self) {
+        let inner = &self.0;
+        let ar = catalog::database::cnpg_api_resource();
+        let mut tasks = Vec::new();
+        let watch = Watch {
+            metrics: &inner.metrics,
+            errors: &inner.errors,
+        };
+        let scoped = watch.children(
+            &inner.client,
+            &inner.scopes,
+            &ar,
+            &inner.triggers,
+            &inner.verified,
+            &mut tasks,
+        );
+        if inner.cnpg_clusters.set(scoped).is_ok() {
+            for t in tasks {
+                self.push_task(t);
+            }
+            // Sites wanting a database were stalled until now.
+            for site in inner.sites.all() {
+                inner.triggers.send(ObjectRef::from_obj(&*site));
+            }
+        } else {
+            tasks.iter().for_each(tokio::task::AbortHandle::abort);
+        }
+    }
+
+    /// A stream of the sites in `scope` to reconcile because something they read changed.
+    pub fn triggers(
+        &self,
+        scope: &Scope,
+    ) -> impl Stream<Item = ObjectRef<DizSite>> + Send + 'static {
+        let (tx, rx) = mpsc::unbounded();
+        self.0
+            .triggers
+            .subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((scope.clone(), tx));
+        rx
+    }
+
+    /// A reconcile of `site` starts: it is no longer waiting.
+    pub fn started(&self, site: &DizSite) {
+        self.0.triggers.started(&ObjectRef::from_obj(site));
+    }
+
+    /// Waits (bounded) until every watch has listed its kind once.
+    pub async fn ready(&self) -> Result<(), NotSynced> {
+        let i = &self.0;
+        let deadline = tokio::time::Instant::now() + SYNC_TIMEOUT;
+        macro_rules! wait {
+            ($what:expr, $store:expr) => {
+                if tokio::time::timeout_at(deadline, $store.wait_until_ready())
+                    .await
+                    .map_or(true, |r| r.is_err())
+                {
+                    return Err(self.not_synced($what));
+                }
+            };
+        }
+        for (_, s) in &i.sites.stores {
+            wait!(&i.sites.what, s);
+        }
+        for scoped in i.children.values() {
+            for (_, s) in &scoped.stores {
+                wait!(&scoped.what, s);
+            }
+        }
+        for (_, s) in &i.pods.stores {
+            wait!(&i.pods.what, s);
+        }
+        for (_, s) in &i.mount_events.stores {
+            wait!(&i.mount_events.what, s);
+        }
+        wait!("ComponentReleases", i.releases);
+        wait!("ReleaseRevocations", i.revocations);
+        wait!("the CloudNativePG CRD", i.cnpg_crd);
+        if self.cnpg_available() {
+            // The CRD was just seen: its watch starts a moment later.
+            while i.cnpg_clusters.get().is_none() {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(self.not_synced("CloudNativePG Clusters"));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if let Some(c) = i.cnpg_clusters.get() {
+                for (_, s) in &c.stores {
+                    wait!(&c.what, s);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn not_synced(&self, what: &str) -> NotSynced {
+        NotSynced {
+            what: what.to_string(),
+            last_error: self
+                .0
+                .errors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(what)
+                .cloned(),
+        }
+    }
+
+    pub fn releases(&self) -> Vec<ComponentRelease> {
+        self.0
+            .releases
+            .state()
+            .iter()
+            .map(|r| (**r).clone())
+            .collect()
+    }
+
+    pub fn revocations(&self) -> Vec<ReleaseRevocation> {
+        self.0
+            .revocations
+            .state()
+            .iter()
+            .map(|r| (**r).clone())
+            .collect()
+    }
+
+    pub fn cnpg_available(&self) -> bool {
+        !self.0.cnpg_crd.is_empty()
+    }
+
+    /// The DizSites of one namespace.
+    pub fn sites_in(&self, ns: &str) -> Vec<DizSite> {
+        self.0
+            .sites
+            .in_namespace(ns)
+            .iter()
+            .map(|s| (**s).clone())
+            .collect()
+    }
+
+    /// Every watched DizSite.
+    pub fn sites(&self) -> Vec<DizSite> {
+        self.0.sites.all().iter().map(|s| (**s).clone()).collect()
+    }
+
+    fn children_of(&self, ar: &ApiResource) -> Option<&Scoped<DynamicObject>> {
+        let key = (ar.group.clone(), ar.kind.clone());
+        self.0
+            .children
+            .get(&key)
+            .or_else(|| self.0.cnpg_clusters.get().filter(|c| c.what == ar.plural))
+    }
+
+    /// A child as last seen (trimmed), `None` when it does not exist or its kind is not watched.
+    pub fn child(&self, ar: &ApiResource, ns: &str, name: &str) -> Option<Arc<DynamicObject>> {
+        self.children_of(ar)?
+            .for_namespace(ns)?
+            .get(&ObjectRef::new_with(name, ar.clone()).within(ns))
+    }
+
+    /// The children of kind `ar` labelled as the site's and as managed by the operator.
+    pub fn site_children(&self, ar: &ApiResource, ns: &str, site: &str) -> Vec<Arc<DynamicObject>> {
+        self.children_of(ar)
+            .map(|c| {
+                c.in_namespace(ns)
+                    .into_iter()
+                    .filter(|o| o.labels().get(SITE_LABEL).map(String::as_str) == Some(site))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The site's pods (trimmed to what [`super::dizsite::status::pod_problems`] reads).
+    pub fn pods(&self, ns: &str, site: &str) -> Vec<Pod> {
+        self.0
+            .pods
+            .in_namespace(ns)
+            .into_iter()
+            .filter(|p| p.labels().get(SITE_LABEL).map(String::as_str) == Some(site))
+            .map(|p| (*p).clone())
+            .collect()
+    }
+
+    /// The kubelet's FailedMount Events of one namespace.
+    pub fn mount_events(&self, ns: &str) -> Vec<Event> {
+        self.0
+            .mount_events
+            .in_namespace(ns)
+            .into_iter()
+            .map(|e| (*e).clone())
+            .collect()
+    }
+
+    pub fn verified(&self) -> &Verified {
+        &self.0.verified
+    }
+
+    /// How many objects the stores hold, by kind (for the benchmark's memory accounting).
+    pub fn sizes(&self) -> BTreeMap<String, usize> {
+        let i = &self.0;
+        let mut out = BTreeMap::new();
+        let count = |s: &[(Scope, Store<DynamicObject>)]| s.iter().map(|(_, s)| s.len()).sum();
+        for ((_, kind), c) in &i.children {
+            out.insert(kind.clone(), count(&c.stores));
+        }
+        if let Some(c) = i.cnpg_clusters.get() {
+            out.insert("Cluster".into(), count(&c.stores));
+        }
+        out.insert("DizSite".into(), i.sites.all().len());
+        out.insert("Pod".into(), i.pods.all().len());
+        out.insert("Event".into(), i.mount_events.all().len());
+        out.insert("ComponentRelease".into(), i.releases.len());
+        out.insert("ReleaseRevocation".into(), i.revocations.len());
+        out
+    }
+
+    /// Waits until every store holds exactly what the API server holds (same objects, same
+    /// resourceVersions), read with `client`. For tests that call a reconcile directly right
+    /// after changing something: the watches deliver the change a moment later, and a
+    /// reconcile must not run on what they held before.
+    pub async fn wait_consistent(&self, client: &Client) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        self.ready().await.map_err(|e| e.to_string())?;
+        loop {
+            let mut diff = Vec::new();
+            self.compare(client, &mut diff).await;
+            if diff.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("caches differ from the API server: {diff:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn compare(&self, client: &Client, diff: &mut Vec<String>) {
+        use kube::api::ListParams;
+        fn versions<K: Resource>(items: impl IntoIterator<Item = impl AsRef<K>>) -> Vec<String> {
+            let mut v: Vec<String> = items
+                .into_iter()
+                .map(|o| {
+                    let m = o.as_ref().meta();
+                    format!(
+                        "{}/{}@{}",
+                        m.namespace.clone().unwrap_or_default(),
+                        m.name.clone().unwrap_or_default(),
+                        m.resource_version.clone().unwrap_or_default()
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        }
+        let i = &self.0;
+        let managed_lp =
+            ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
+        for scope in &i.scopes {
+            let ns = match scope {
+                Scope::AllNamespaces => None,
+                Scope::Namespace(n) => Some(n.as_str()),
+            };
+            let store_of = |stores: &[(Scope, Store<DynamicObject>)]| {
+                stores
+                    .iter()
+                    .find(|(s, _)| s == scope)
+                    .map(|(_, s)| s.state())
+                    .unwrap_or_default()
+            };
+            let mut kinds: Vec<(ApiResource, &Scoped<DynamicObject>)> = child_kinds()
+                .into_iter()
+                .filter_map(|ar| {
+                    let c = i.children.get(&(ar.group.clone(), ar.kind.clone()))?;
+                    Some((ar, c))
+                })
+                .collect();
+            if let Some(c) = i.cnpg_clusters.get() {
+                kinds.push((catalog::database::cnpg_api_resource(), c));
+            }
+            for (ar, c) in kinds {
+                let api: Api<DynamicObject> = match ns {
+                    Some(n) => Api::namespaced_with(client.clone(), n, &ar),
+                    None => Api::all_with(client.clone(), &ar),
+                };
+                let Ok(list) = api.list(&managed_lp).await else {
+                    diff.push(format!("cannot list {}", ar.kind));
+                    continue;
+                };
+                let want = versions::<DynamicObject>(list.items.iter().map(Wrap));
+                let have = versions::<DynamicObject>(store_of(&c.stores));
+                if want != have {
+                    diff.push(ar.kind.clone());
+                }
+            }
+            let sites: Api<DizSite> = super::api_for(client, scope);
+            if let Ok(list) = sites.list(&ListParams::default()).await {
+                let want = versions::<DizSite>(list.items.iter().map(Wrap));
+                let have = versions::<DizSite>(
+                    i.sites
+                        .stores
+                        .iter()
+                        .find(|(s, _)| s == scope)
+                        .map(|(_, s)| s.state())
+                        .unwrap_or_default(),
+                );
+                if want != have {
+                    diff.push("DizSite".into());
+                }
+            }
+            let pods: Api<Pod> = super::api_for(client, scope);
+            if let Ok(list) = pods.list(&ListParams::default().labels(SITE_LABEL)).await {
+                let want = versions::<Pod>(list.items.iter().map(Wrap));
+                let have = versions::<Pod>(
+                    i.pods
+                        .stores
+                        .iter()
+                        .find(|(s, _)| s == scope)
+                        .map(|(_, s)| s.state())
+                        .unwrap_or_default(),
+                );
+                if want != have {
+                    diff.push("Pod".into());
+                }
+            }
+        }
+        if let Ok(list) = Api::<ComponentRelease>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            && versions::<ComponentRelease>(list.items.iter().map(Wrap))
+                != versions::<ComponentRelease>(i.releases.state())
+        {
+            diff.push("ComponentRelease".into());
+        }
+        if let Ok(list) = Api::<ReleaseRevocation>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            && versions::<ReleaseRevocation>(list.items.iter().map(Wrap))
+                != versions::<ReleaseRevocation>(i.revocations.state())
+        {
+            diff.push("ReleaseRevocation".into());
+        }
+    }
+}
+
+/// `&K` as `AsRef<K>`, to compare listed objects with stored `Arc<K>`s through one function.
+struct Wrap<'a, K>(&'a K);
+
+impl<K> AsRef<K> for Wrap<'_, K> {
+    fn as_ref(&self) -> &K {
+        self.0
+    }
+}
+
+/// The site a child, pod or Event belongs to, from its labels.
+fn site_of(meta: &kube::core::ObjectMeta) -> Option<ObjectRef<DizSite>> {
+    let site = meta.labels.as_ref()?.get(SITE_LABEL)?;
+    Some(ObjectRef::new(site).within(meta.namespace.as_deref()?))
+}
+
+/// Starts watches and records their failures.
+struct Watch<'a> {
+    metrics: &'a Metrics,
+    errors: &'a Arc<Mutex<BTreeMap<String, String>>>,
+}
+
+impl Watch<'_> {
+    /// A reflector of `api` whose objects are trimmed by `trim` before they are stored;
+    /// `on_change` sees each object once the store holds it.
+    fn reflect<K>(
+        &self,
+        what: &str,
+        api: Api<K>,
+        dyntype: K::DynamicType,
+        config: watcher::Config,
+        trim: impl Fn(&mut K) + Send + Sync + 'static,
+        on_change: impl Fn(&K) + Send + 'static,
+    ) -> (Store<K>, tokio::task::AbortHandle)
+    where
+        K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+        K::DynamicType: std::hash::Hash + Eq + Clone + Default + Send + Sync,
+    {
+        let writer = Writer::new(dyntype);
+        let store = writer.as_reader();
+        let metrics = self.metrics.clone();
+        let errors = self.errors.clone();
+        let what = what.to_string();
+        let stream = reflector::reflector(
+            writer,
+            watcher(api, config)
+                .map_ok(move |ev| ev.modify(|o| trim(o)))
+                .default_backoff(),
+        );
+        let task = tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            let mut listed = false;
+            while let Some(ev) = stream.next().await {
+                match ev {
+                    Ok(watcher::Event::Init) => {
+                        // Every list after the first is a restart: the watch expired (410),
+                        // failed or was dropped.
+                        if listed {
+                            metrics.watch_restarted(&what);
+                        }
+                        listed = true;
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        errors
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&what);
+                    }
+                    Ok(
+                        watcher::Event::Apply(o)
+                        | watcher::Event::InitApply(o)
+                        | watcher::Event::Delete(o),
+                    ) => on_change(&o),
+                    Err(e) => {
+                        tracing::debug!(kind = %what, error = %e, "watch failed; retrying");
+                        metrics.watch_failed(&what);
+                        errors
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(what.clone(), e.to_string());
+                    }
+                }
+            }
+        });
+        (store, task.abort_handle())
+    }
+
+    /// The watches of one child kind, one per scope: trimmed, each change triggering its site.
+    fn children(
+        &self,
+        client: &Client,
+        scopes: &[Scope],
+        ar: &ApiResource,
+        triggers: &Arc<Triggers>,
+        verified: &Arc<Verified>,
+        tasks: &mut Vec<tokio::task::AbortHandle>,
+    ) -> Scoped<DynamicObject> {
+        let mut stores = Vec::new();
+        for scope in scopes {
+            let api: Api<DynamicObject> = match scope {
+                Scope::AllNamespaces => Api::all_with(client.clone(), ar),
+                Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, ar),
+            };
+            let t = triggers.clone();
+            let v = verified.clone();
+            let kind = ar.clone();
+            let writer = Writer::new(ar.clone());
+            let store = writer.as_reader();
+            let metrics = self.metrics.clone();
+            let errors = self.errors.clone();
+            let what = ar.plural.clone();
+            let stream = reflector::reflector(
+                writer,
+                watcher(api, managed())
+                    .map_ok(|ev| ev.modify(trim_child))
+                    .default_backoff(),
+            );
+            let task = tokio::spawn(async move {
+                let mut stream = std::pin::pin!(stream);
+                let mut listed = false;
+                while let Some(ev) = stream.next().await {
+                    match ev {
+                        Ok(watcher::Event::Init) => {
+                            if listed {
+                                metrics.watch_restarted(&kind.kind);
+                            }
+                            listed = true;
+                        }
+                        Ok(watcher::Event::InitDone) => {
+                            errors
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .remove(&what);
+                        }
+                        Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                            if let Some(site) = site_of(&o.metadata) {
+                                t.send(site);
+                            }
+                        }
+                        Ok(watcher::Event::Delete(o)) => {
+                            v.forget(&child_key(
+                                &kind,
+                                o.metadata.namespace.as_deref().unwrap_or_default(),
+                                o.metadata.name.as_deref().unwrap_or_default(),
+                            ));
+                            if let Some(site) = site_of(&o.metadata) {
+                                t.send(site);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(kind = %kind.kind, error = %e, "watch failed; retrying");
+                            metrics.watch_failed(&kind.kind);
+                            errors
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(what.clone(), e.to_string());
+                        }
+                    }
+                }
+            });
+            tasks.push(task.abort_handle());
+            stores.push((scope.clone(), store));
+        }
+        Scoped {
+            what: ar.plural.clone(),
+            stores,
+        }
+    }
+}
+
+/// The hash of an object as the API server holds it, without what the server and other
+/// controllers change on their own (status, resourceVersion, managedFields, generation): equal
+/// hashes mean nobody changed the object's content.
+pub fn live_hash(obj: &DynamicObject) -> String {
+    let mut v = match serde_json::to_value(obj) {
+        Ok(v) => v,
+        Err(_) => return String::new(),
+    };
+    if let Some(o) = v.as_object_mut() {
+        o.remove("status");
+        if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+            for k in ["resourceVersion", "managedFields", "generation"] {
+                m.remove(k);
+            }
+            if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
+                a.remove(LIVE_HASH);
+            }
+        }
+    }
+    super::diff::desired_hash(&v)
+}
+
+/// Paths of a child the status reads; everything else is dropped before the child is stored.
+const KEPT: &[&str] = &[
+    "/spec/replicas",
+    "/spec/instances",
+    "/status/readyReplicas",
+    "/status/observedGeneration",
+    "/status/readyInstances",
+];
+
+/// Trims a watched child to what the reconcile reads: its metadata without managedFields and
+/// foreign annotations, the fields of [`KEPT`], the first container's image, the Progressing
+/// condition, the data of the rollout record, and the [`LIVE_HASH`] of the whole object.
+pub fn trim_child(obj: &mut DynamicObject) {
+    let hash = live_hash(obj);
+    let full = std::mem::take(&mut obj.data);
+    let mut kept = Value::Object(Default::default());
+    for path in KEPT {
+        if let Some(v) = full.pointer(path) {
+            put(&mut kept, path, v.clone());
+        }
+    }
+    if let Some(image) = full.pointer("/spec/template/spec/containers/0/image") {
+        put(
+            &mut kept,
+            "/spec/template/spec/containers",
+            Value::Array(vec![serde_json::json!({"image": image})]),
+        );
+    }
+    if let Some(conds) = full.pointer("/status/conditions").and_then(Value::as_array) {
+        let progressing: Vec<Value> = conds
+            .iter()
+            .filter(|c| c.get("type").and_then(Value::as_str) == Some("Progressing"))
+            .map(|c| serde_json::json!({"type": c.get("type"), "status": c.get("status")}))
+            .collect();
+        put(&mut kept, "/status/conditions", Value::Array(progressing));
+    }
+    // Only rollout-record ConfigMaps carry this label value.
+    let is_record = obj
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("app.kubernetes.io/component"))
+        .is_some_and(|c| c == "rollout-record");
+    if is_record && let Some(data) = full.get("data") {
+        put(&mut kept, "/data", data.clone());
+    }
+    obj.data = kept;
+    let meta = &mut obj.metadata;
+    meta.managed_fields = None;
+    let desired = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(DESIRED_HASH_ANNOTATION))
+        .cloned();
+    let mut annotations = BTreeMap::new();
+    if let Some(d) = desired {
+        annotations.insert(DESIRED_HASH_ANNOTATION.to_string(), d);
+    }
+    annotations.insert(LIVE_HASH.to_string(), hash);
+    meta.annotations = Some(annotations);
+}
+
+fn put(root: &mut Value, path: &str, value: Value) {
+    let mut cur = root;
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    for (i, p) in parts.iter().enumerate() {
+        let Some(obj) = cur.as_object_mut() else {
+            return;
+        };
+        if i + 1 == parts.len() {
+            obj.insert((*p).to_string(), value);
+            return;
+        }
+        cur = obj
+            .entry((*p).to_string())
+            .or_insert_with(|| Value::Object(Default::default()));
+    }
+}
+
+/// A pod trimmed to its labels and container states (what `pod_problems` reads).
+fn trim_pod(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.metadata.annotations = None;
+    pod.metadata.owner_references = None;
+    pod.spec = None;
+    if let Some(st) = pod.status.as_mut() {
+        st.pod_ips = None;
+        st.host_ips = None;
+        st.start_time = None;
+        for c in st
+            .container_statuses
+            .iter_mut()
+            .flatten()
+            .chain(st.init_container_statuses.iter_mut().flatten())
+        {
+            c.image_id = String::new();
+            c.container_id = None;
+            c.volume_mounts = None;
+        }
+    }
+}
+
+fn trim_event(ev: &mut Event) {
+    ev.metadata.managed_fields = None;
+    ev.metadata.annotations = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment() -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {
+                "name": "erlangen-flare", "namespace": "diz", "resourceVersion": "7",
+                "labels": {SITE_LABEL: "erlangen", (catalog::COMPONENT_LABEL): "flare"},
+                "annotations": {DESIRED_HASH_ANNOTATION: "abc", "other": "x"},
+                "managedFields": [{"manager": "m", "operation": "Apply"}],
+            },
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [
+                {"name": "flare", "image": "x@sha256:1", "env": [{"name": "A", "value": "b"}]}
+            ]}}},
+            "status": {"readyReplicas": 1, "observedGeneration": 3, "conditions": [
+                {"type": "Available", "status": "True", "message": "long"},
+                {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+            ]},
+        }))
+        .expect("deployment")
+    }
+
+    #[test]
+    fn a_trimmed_child_keeps_what_the_status_reads_and_its_live_hash() {
+        let full = deployment();
+        let mut d = full.clone();
+        trim_child(&mut d);
+        assert_eq!(d.metadata.managed_fields, None);
+        let a = d.metadata.annotations.clone().expect("annotations");
+        assert_eq!(
+            a.get(DESIRED_HASH_ANNOTATION).map(String::as_str),
+            Some("abc")
+        );
+        assert_eq!(a.get(LIVE_HASH), Some(&live_hash(&full)));
+        assert!(!a.contains_key("other"));
+        assert_eq!(
+            d.data,
+            json!({
+                "spec": {"replicas": 2, "template": {"spec": {"containers": [{"image": "x@sha256:1"}]}}},
+                "status": {"readyReplicas": 1, "observedGeneration": 3,
+                           "conditions": [{"type": "Progressing", "status": "False"}]},
+            })
+        );
+        let health = super::super::dizsite::status::workloads(&[(
+            ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&()),
+            d,
+        )]);
+        assert_eq!(health.len(), 1);
+        let h = &health[0];
+        assert_eq!(h.component, "flare");
+        assert_eq!(h.image.as_deref(), Some("x@sha256:1"));
+        assert_eq!((h.replicas, h.ready, h.failed), (2, 1, true));
+    }
+
+    #[test]
+    fn the_live_hash_ignores_status_and_server_metadata_but_not_content() {
+        let a = deployment();
+        let mut b = a.clone();
+        b.data["status"]["readyReplicas"] = json!(2);
+        b.metadata.resource_version = Some("8".into());
+        b.metadata.managed_fields = None;
+        assert_eq!(live_hash(&a), live_hash(&b));
+        b.data["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = json!("evil");
+        assert_ne!(live_hash(&a), live_hash(&b));
+    }
+
+    #[test]
+    fn verified_matches_only_the_same_desired_and_live_content() {
+        let v = Verified::default();
+        v.record("k".into(), "d1".into(), "l1".into());
+        assert!(v.matches("k", "d1", "l1"));
+        assert!(!v.matches("k", "d2", "l1"));
+        assert!(!v.matches("k", "d1", "l2"));
+        v.forget("k");
+        assert!(!v.matches("k", "d1", "l1"));
+    }
+}
