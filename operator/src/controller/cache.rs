@@ -53,6 +53,50 @@ pub struct NotSynced {
     pub last_error: Option<String>,
 }
 
+/// Which watches have listed their kind at least once, by watch (`<kind>@<scope>`). A
+/// `tokio::sync::watch` rather than `Store::wait_until_ready`, whose one-shot wakes only one of
+/// several reconciles waiting at once.
+#[derive(Clone)]
+struct SyncSet(Arc<tokio::sync::watch::Sender<BTreeMap<String, bool>>>);
+
+impl SyncSet {
+    fn new() -> Self {
+        Self(Arc::new(tokio::sync::watch::Sender::new(BTreeMap::new())))
+    }
+
+    fn register(&self, key: &str) {
+        self.0.send_modify(|m| {
+            m.entry(key.to_string()).or_insert(false);
+        });
+    }
+
+    fn listed(&self, key: &str) {
+        self.0
+            .send_if_modified(|m| m.insert(key.to_string(), true) != Some(true));
+    }
+
+    /// The first watch that has not listed yet, if any.
+    fn pending(&self) -> Option<String> {
+        self.0
+            .borrow()
+            .iter()
+            .find(|(_, v)| !**v)
+            .map(|(k, _)| k.clone())
+    }
+
+    async fn all_listed(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|m| m.values().all(|v| *v)).await;
+    }
+}
+
+fn sync_key(what: &str, scope: Option<&Scope>) -> String {
+    match scope {
+        Some(Scope::Namespace(ns)) => format!("{what}@{ns}"),
+        _ => what.to_string(),
+    }
+}
+
 /// One store per watched scope (a namespace, or all of them).
 struct Scoped<K: Resource + 'static>
 where
@@ -176,6 +220,7 @@ struct Inner {
     triggers: Arc<Triggers>,
     verified: Arc<Verified>,
     errors: Arc<Mutex<BTreeMap<String, String>>>,
+    synced: SyncSet,
     sites: Scoped<DizSite>,
     children: BTreeMap<(String, String), Scoped<DynamicObject>>,
     cnpg_clusters: OnceLock<Scoped<DynamicObject>>,
@@ -220,9 +265,11 @@ impl Cache {
         let verified = Arc::new(Verified::default());
         let errors = Arc::new(Mutex::new(BTreeMap::new()));
         let mut tasks = Vec::new();
+        let synced = SyncSet::new();
         let watch = Watch {
             metrics: &metrics,
             errors: &errors,
+            synced: &synced,
         };
 
         // DizSites: read for the neighbours of a site (a rollback halts a release there) and by
@@ -231,6 +278,7 @@ impl Cache {
         for scope in &scopes {
             let (store, task) = watch.reflect(
                 "DizSite",
+                Some(scope),
                 super::api_for::<DizSite>(&client, scope),
                 (),
                 watcher::Config::default(),
@@ -270,6 +318,7 @@ impl Cache {
             let t = triggers.clone();
             let (store, task) = watch.reflect(
                 "Pod",
+                Some(scope),
                 super::api_for::<Pod>(&client, scope),
                 (),
                 watcher::Config::default().labels(SITE_LABEL),
@@ -285,6 +334,7 @@ impl Cache {
             let t = triggers.clone();
             let (ev_store, task) = watch.reflect(
                 "Event",
+                Some(scope),
                 super::api_for::<Event>(&client, scope),
                 (),
                 watcher::Config::default().fields("reason=FailedMount"),
@@ -315,6 +365,7 @@ impl Cache {
         let trig = all_sites.clone();
         let (releases, task) = watch.reflect(
             "ComponentRelease",
+            None,
             Api::<ComponentRelease>::all(client.clone()),
             (),
             watcher::Config::default(),
@@ -325,6 +376,7 @@ impl Cache {
         let trig = all_sites.clone();
         let (revocations, task) = watch.reflect(
             "ReleaseRevocation",
+            None,
             Api::<ReleaseRevocation>::all(client.clone()),
             (),
             watcher::Config::default(),
@@ -339,6 +391,7 @@ impl Cache {
         let notify = crd_seen.clone();
         let (cnpg_crd, task) = watch.reflect(
             "CustomResourceDefinition",
+            None,
             Api::<PartialObjectMeta<CustomResourceDefinition>>::all(client.clone()),
             (),
             watcher::Config::default().fields(&format!("metadata.name={CNPG_CRD}")),
@@ -360,6 +413,7 @@ impl Cache {
             triggers,
             verified,
             errors,
+            synced,
             sites,
             children,
             cnpg_clusters: OnceLock::new(),
@@ -409,6 +463,7 @@ impl Cache {
         let watch = Watch {
             metrics: &inner.metrics,
             errors: &inner.errors,
+            synced: &inner.synced,
         };
         let scoped = watch.children(
             &inner.client,
@@ -455,45 +510,32 @@ impl Cache {
     pub async fn ready(&self) -> Result<(), NotSynced> {
         let i = &self.0;
         let deadline = tokio::time::Instant::now() + SYNC_TIMEOUT;
-        macro_rules! wait {
-            ($what:expr, $store:expr) => {
-                if tokio::time::timeout_at(deadline, $store.wait_until_ready())
-                    .await
-                    .map_or(true, |r| r.is_err())
-                {
-                    return Err(self.not_synced($what));
-                }
-            };
+        let timed_out = |c: &Self| {
+            let what = i.synced.pending().unwrap_or_default();
+            let kind = what.split('@').next().unwrap_or_default().to_string();
+            let mut e = c.not_synced(&kind);
+            e.what = what;
+            e
+        };
+        if tokio::time::timeout_at(deadline, i.synced.all_listed())
+            .await
+            .is_err()
+        {
+            return Err(timed_out(self));
         }
-        for (_, s) in &i.sites.stores {
-            wait!(&i.sites.what, s);
-        }
-        for scoped in i.children.values() {
-            for (_, s) in &scoped.stores {
-                wait!(&scoped.what, s);
-            }
-        }
-        for (_, s) in &i.pods.stores {
-            wait!(&i.pods.what, s);
-        }
-        for (_, s) in &i.mount_events.stores {
-            wait!(&i.mount_events.what, s);
-        }
-        wait!("ComponentReleases", i.releases);
-        wait!("ReleaseRevocations", i.revocations);
-        wait!("the CloudNativePG CRD", i.cnpg_crd);
         if self.cnpg_available() {
-            // The CRD was just seen: its watch starts a moment later.
+            // The CRD was just seen: the watch of its Clusters starts a moment later.
             while i.cnpg_clusters.get().is_none() {
                 if tokio::time::Instant::now() >= deadline {
-                    return Err(self.not_synced("CloudNativePG Clusters"));
+                    return Err(self.not_synced("clusters"));
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            if let Some(c) = i.cnpg_clusters.get() {
-                for (_, s) in &c.stores {
-                    wait!(&c.what, s);
-                }
+            if tokio::time::timeout_at(deadline, i.synced.all_listed())
+                .await
+                .is_err()
+            {
+                return Err(timed_out(self));
             }
         }
         Ok(())
@@ -767,14 +809,17 @@ fn site_of(meta: &kube::core::ObjectMeta) -> Option<ObjectRef<DizSite>> {
 struct Watch<'a> {
     metrics: &'a Metrics,
     errors: &'a Arc<Mutex<BTreeMap<String, String>>>,
+    synced: &'a SyncSet,
 }
 
 impl Watch<'_> {
     /// A reflector of `api` whose objects are trimmed by `trim` before they are stored;
     /// `on_change` sees each object once the store holds it.
+    #[allow(clippy::too_many_arguments)]
     fn reflect<K>(
         &self,
         what: &str,
+        scope: Option<&Scope>,
         api: Api<K>,
         dyntype: K::DynamicType,
         config: watcher::Config,
@@ -790,6 +835,9 @@ impl Watch<'_> {
         let metrics = self.metrics.clone();
         let errors = self.errors.clone();
         let what = what.to_string();
+        let key = sync_key(&what, scope);
+        let synced = self.synced.clone();
+        synced.register(&key);
         let stream = reflector::reflector(
             writer,
             watcher(api, config)
@@ -814,6 +862,7 @@ impl Watch<'_> {
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .remove(&what);
+                        synced.listed(&key);
                     }
                     Ok(
                         watcher::Event::Apply(o)
@@ -858,6 +907,9 @@ impl Watch<'_> {
             let metrics = self.metrics.clone();
             let errors = self.errors.clone();
             let what = ar.plural.clone();
+            let key = sync_key(&what, Some(scope));
+            let synced = self.synced.clone();
+            synced.register(&key);
             let stream = reflector::reflector(
                 writer,
                 watcher(api, managed())
@@ -880,6 +932,7 @@ impl Watch<'_> {
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
                                 .remove(&what);
+                            synced.listed(&key);
                         }
                         Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
                             if let Some(site) = site_of(&o.metadata) {
