@@ -139,6 +139,12 @@ impl World {
 
     /// One reconcile of the current object, as the controller runs it (with its metrics).
     async fn reconcile(&self) -> Result<(), controller::dizsite::Error> {
+        // The caches must hold what the test just changed before a reconcile reads them.
+        self.ctx
+            .cache()
+            .wait_consistent(&self.client)
+            .await
+            .expect("caches catch up");
         let site = Arc::new(self.site().await);
         tokio::time::timeout(
             Duration::from_secs(10),
@@ -341,7 +347,18 @@ async fn refused_requests_are_reported_with_their_reason() {
         "Warning"
     ));
 
-    // A child cannot be read.
+    // A child cannot be read: children are read only when their content changed since the
+    // operator last saw it match (here someone edited a Service by hand).
+    w.server.clear_faults();
+    w.settle().await;
+    Api::<k8s_openapi::api::core::v1::Service>::namespaced(w.client.clone(), NS)
+        .patch(
+            &format!("{SITE}-blaze"),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"example.org/edited": "by hand"}}})),
+        )
+        .await
+        .expect("edit the Service");
     w.server
         .set_faults(Faults::default().refuse("get", "services", FaultCode::Forbidden));
     let err = w.reconcile().await.expect_err("refused");
