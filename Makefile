@@ -9,7 +9,7 @@ tools: ## Install the command-line tools the tests shell out to: helm, kubectl, 
 # (GitHub, where cargo-deny fetches advisories, is unreachable from the build machines).
 CARGO_DENY ?= $(abspath $(CURDIR)/../shared/tools/cargo-deny-offline)
 
-.PHONY: tools build test chart-test image image-test crds docs lint actionlint deny sbom fmt e2e e2e-kind conformance-kube-rs protobuf-schema sim demo clean
+.PHONY: tools build test chart-test image image-test crds docs lint actionlint deny sbom fmt e2e e2e-kind conformance-kube-rs protobuf-schema sim demo bench clean
 
 build: ## Build the operator and the test API server
 	$(CARGO) build --locked --workspace --all-targets
@@ -73,6 +73,9 @@ e2e-kind: image ## Same e2e suite on a kind cluster with the image of make image
 
 protobuf-schema: ## Regenerate e2e/src/apiserver/protobuf_schema.json (test API server's protobuf decoding) from k8s-pb and kubernetes-validate
 	python3 scripts/gen_protobuf_schema.py
+
+bench: ## Benchmark (not a test): release builds, the test API server and the operator as processes, BENCH_SITES sites (default 200); prints converge time, peak RSS, requests per no-op resync and at steady state, render time (docs/performance.md)
+	scripts/bench.sh
 
 sim: ## Start the test API server in the foreground and print how to use kubectl with it
 	$(CARGO) run --locked -q -p miracolix-e2e --bin miracolix-testapi -- --kubeconfig $(KUBECONFIG_SIM)

@@ -15,7 +15,19 @@ pub enum FaultCode {
     Conflict,
     /// 403 Forbidden, as for a request the client's RBAC does not allow.
     Forbidden,
+    /// 504 Timeout, as kube-apiserver's request-timeout filter answers a request that took too
+    /// long (`apierrors.NewTimeoutError`, reason `Timeout`, with `Retry-After`).
+    Timeout,
 }
+
+/// The errors a busy or failing API server answers, one drawn per injected fault by
+/// [`Faults::request_error_rate`].
+pub const TRANSIENT: [FaultCode; 4] = [
+    FaultCode::Internal,
+    FaultCode::TooManyRequests,
+    FaultCode::Conflict,
+    FaultCode::Timeout,
+];
 
 impl FaultCode {
     fn error(self) -> ApiError {
@@ -31,6 +43,9 @@ impl FaultCode {
                 403,
                 "Forbidden",
                 "injected fault: forbidden: the client is not allowed to do this",
+            ),
+            Self::Timeout => ApiError::timeout(
+                "injected fault: the server was unable to return a response in the time allotted, but may still be processing the request",
             ),
         }
     }
@@ -57,6 +72,12 @@ pub struct Faults {
     /// Fail writes with this probability, drawn from a generator seeded with `seed`, so a
     /// failing run can be replayed.
     pub write_error_rate: Option<(f64, FaultCode)>,
+    /// Fail any request but a watch (reads and writes) with this probability, with an error
+    /// drawn from [`TRANSIENT`], from the generator seeded with `seed`.
+    pub request_error_rate: Option<f64>,
+    /// Only requests whose user agent contains this are failed by `request_error_rate` (empty:
+    /// every client), so a test's own reads stay reliable.
+    pub only_user_agent: String,
     pub seed: u64,
     /// Requests refused by verb and resource.
     pub refusals: Vec<Refusal>,
@@ -77,6 +98,18 @@ impl Faults {
     pub fn error_rate(rate: f64, code: FaultCode, seed: u64) -> Self {
         Self {
             write_error_rate: Some((rate, code)),
+            seed,
+            ..Self::default()
+        }
+    }
+
+    /// Fails `rate` of the requests of clients whose user agent contains `user_agent` (watches
+    /// aside: see `drop_watches` and `expire_watches`) with a 500, 429, 409 or 504, drawn from a
+    /// generator seeded with `seed`.
+    pub fn transient_errors(rate: f64, user_agent: &str, seed: u64) -> Self {
+        Self {
+            request_error_rate: Some(rate),
+            only_user_agent: user_agent.to_string(),
             seed,
             ..Self::default()
         }
@@ -125,6 +158,15 @@ impl Faults {
         });
         if let Some(f) = refused {
             return Some(f.code.error());
+        }
+        if let Some(rate) = self.request_error_rate
+            && r.verb != "watch"
+            && r.user_agent.contains(self.only_user_agent.as_str())
+            && self.next_f64() < rate
+        {
+            // The fraction scaled up picks one of the codes: uniform, and replayable.
+            let pick = (self.next_f64() * TRANSIENT.len() as f64) as usize;
+            return Some(TRANSIENT[pick.min(TRANSIENT.len() - 1)].error());
         }
         if r.is_write() { self.on_write() } else { None }
     }

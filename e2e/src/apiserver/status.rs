@@ -132,6 +132,15 @@ impl ApiError {
         Self::new(500, "InternalError", message)
     }
 
+    /// 504 Timeout as kube-apiserver's timeout filter answers (`apierrors.NewTimeoutError`),
+    /// asking the client to retry after a second.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        let mut e =
+            Self::new(504, "Timeout", message).with_details(json!({"retryAfterSeconds": 1}));
+        e.retry_after = Some(1);
+        e
+    }
+
     pub fn too_many_requests() -> Self {
         let mut e = Self::new(
             429,
