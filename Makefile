@@ -9,7 +9,7 @@ tools: ## Install the command-line tools the tests shell out to: helm, kubectl, 
 # (GitHub, where cargo-deny fetches advisories, is unreachable from the build machines).
 CARGO_DENY ?= $(abspath $(CURDIR)/../shared/tools/cargo-deny-offline)
 
-.PHONY: tools build test chart-test image image-test crds docs lint actionlint deny sbom fmt e2e e2e-kind conformance-kube-rs protobuf-schema sim demo bench clean
+.PHONY: tools build test chart-test image image-test crds docs lint actionlint deny sbom fmt e2e e2e-kind conformance-kube-rs protobuf-schema sim demo bench soak clean
 
 build: ## Build the operator and the test API server
 	$(CARGO) build --locked --workspace --all-targets
@@ -76,6 +76,9 @@ protobuf-schema: ## Regenerate e2e/src/apiserver/protobuf_schema.json (test API 
 
 bench: ## Benchmark (not a test): release builds, the test API server and the operator as processes, BENCH_SITES sites (default 200); prints converge time, peak RSS, requests per no-op resync and at steady state, render time (docs/performance.md)
 	scripts/bench.sh
+
+soak: ## Convergence under faults (minutes; SOAK_SITES=10, SOAK_SECS=60 of fault storm per phase, SOAK_SEED=13): 5 % API errors, dropped and expired watches, leader change, restarts; prints the figures (e2e/tests/soak.rs)
+	$(CARGO) test --locked --release -p miracolix-e2e --test soak -- --ignored --nocapture soak_from_environment
 
 sim: ## Start the test API server in the foreground and print how to use kubectl with it
 	$(CARGO) run --locked -q -p miracolix-e2e --bin miracolix-testapi -- --kubeconfig $(KUBECONFIG_SIM)
