@@ -1041,6 +1041,10 @@ pub fn trim_child(obj: &mut DynamicObject) {
     obj.data = kept;
     let meta = &mut obj.metadata;
     meta.managed_fields = None;
+    meta.owner_references = None;
+    meta.creation_timestamp = None;
+    meta.uid = None;
+    keep_labels(meta);
     let desired = meta
         .annotations
         .as_ref()
@@ -1052,6 +1056,20 @@ pub fn trim_child(obj: &mut DynamicObject) {
     }
     annotations.insert(LIVE_HASH.to_string(), hash);
     meta.annotations = Some(annotations);
+}
+
+/// The labels the reconcile reads: the site's, the component's and the part's role (the rollout
+/// record's `rollout-record`); other labels are not stored.
+const KEPT_LABELS: &[&str] = &[
+    SITE_LABEL,
+    catalog::COMPONENT_LABEL,
+    "app.kubernetes.io/component",
+];
+
+fn keep_labels(meta: &mut kube::core::ObjectMeta) {
+    if let Some(labels) = meta.labels.as_mut() {
+        labels.retain(|k, _| KEPT_LABELS.contains(&k.as_str()));
+    }
 }
 
 fn put(root: &mut Value, path: &str, value: Value) {
@@ -1073,14 +1091,25 @@ fn put(root: &mut Value, path: &str, value: Value) {
 
 /// A pod trimmed to its labels and container states (what `pod_problems` reads).
 fn trim_pod(pod: &mut Pod) {
-    pod.metadata.managed_fields = None;
-    pod.metadata.annotations = None;
-    pod.metadata.owner_references = None;
+    let meta = &mut pod.metadata;
+    meta.managed_fields = None;
+    meta.annotations = None;
+    meta.owner_references = None;
+    meta.creation_timestamp = None;
+    meta.uid = None;
+    meta.generate_name = None;
+    keep_labels(meta);
     pod.spec = None;
     if let Some(st) = pod.status.as_mut() {
         st.pod_ips = None;
+        st.pod_ip = None;
+        st.host_ip = None;
         st.host_ips = None;
         st.start_time = None;
+        st.qos_class = None;
+        if let Some(conds) = st.conditions.as_mut() {
+            conds.retain(|c| c.type_ == "Ready");
+        }
         for c in st
             .container_statuses
             .iter_mut()
@@ -1088,8 +1117,11 @@ fn trim_pod(pod: &mut Pod) {
             .chain(st.init_container_statuses.iter_mut().flatten())
         {
             c.image_id = String::new();
+            c.image = String::new();
             c.container_id = None;
             c.volume_mounts = None;
+            c.resources = None;
+            c.allocated_resources = None;
         }
     }
 }
