@@ -326,7 +326,7 @@ pub async fn reconcile(
             image,
         })
         .map_err(|e| Error::Build(e.to_string()))?;
-        let outcome = apply::apply_children(&ctx.client, &ns, &children).await?;
+        let outcome = apply::apply_children(&ctx.client, ctx.cache(), &ns, &children).await?;
         let deployment = outcome
             .live
             .iter()
