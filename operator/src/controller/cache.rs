@@ -997,6 +997,8 @@ const KEPT: &[&str] = &[
     "/spec/replicas",
     "/spec/instances",
     "/status/readyReplicas",
+    // The FeasibilityEndpoint is Ready once its gate Deployment has an available replica.
+    "/status/availableReplicas",
     "/status/observedGeneration",
     "/status/readyInstances",
 ];
