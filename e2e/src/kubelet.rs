@@ -26,6 +26,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::apiserver::builtin::quantity::Quantity;
+
 /// One image's contract (the JSON the operator's catalogue prints).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -642,29 +644,11 @@ fn resolve_port(port: Option<&Value>, named: &BTreeMap<String, i32>) -> Option<i
 
 const MIB: u64 = 1024 * 1024;
 
-/// A memory quantity in bytes (`512Mi`, `2Gi`, `1G`, `1500M`, `1073741824`).
+/// A memory quantity in bytes (`512Mi`, `2Gi`, `1G`, `1500M`, `1073741824`), parsed as the API
+/// server parses quantities and rounded up to whole bytes as the kubelet reads a limit.
 pub fn parse_bytes(q: &str) -> Option<u64> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(q.len());
-    let (num, suffix) = q.split_at(split);
-    let num: f64 = num.parse().ok()?;
-    let factor: f64 = match suffix {
-        "" => 1.0,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "m" => 1e-3,
-        _ => return None,
-    };
-    let bytes = num * factor;
-    (bytes.is_finite() && bytes >= 0.0).then_some(bytes as u64)
+    let bytes = Quantity::parse(q.trim())?.value()?;
+    u64::try_from(bytes).ok()
 }
 
 /// The heap a set of JVM flags asks for, given the container's memory limit.
@@ -881,6 +865,7 @@ mod tests {
         assert_eq!(parse_bytes("512Mi"), Some(512 * MIB));
         assert_eq!(parse_bytes("2Gi"), Some(2048 * MIB));
         assert_eq!(parse_bytes("1G"), Some(1_000_000_000));
+        assert_eq!(parse_bytes("1.5Gi"), Some(1536 * MIB));
         assert_eq!(parse_bytes("bogus"), None);
     }
 }

@@ -5,7 +5,7 @@
 mod apply;
 pub mod authn;
 pub mod authz;
-mod builtin;
+pub(crate) mod builtin;
 mod cnpg;
 mod controllers;
 mod discovery;

@@ -181,6 +181,20 @@ impl Quantity {
         }
     }
 
+    /// apimachinery's `Quantity.Value()`: the value as an integer, fractions rounded up.
+    pub fn value(&self) -> Option<i128> {
+        if self.scale >= 0 {
+            return self.as_integer();
+        }
+        let divisor = 10_i128.checked_pow(u32::try_from(-self.scale).ok()?)?;
+        let whole = self.mantissa / divisor;
+        Some(if self.mantissa % divisor > 0 {
+            whole + 1
+        } else {
+            whole
+        })
+    }
+
     /// The whole value as an integer, when it is whole and fits.
     fn as_integer(&self) -> Option<i128> {
         if self.scale < 0 {
