@@ -766,6 +766,16 @@ async fn the_controller_recovers_from_a_forced_watch_expiry() {
     h.stop().await;
 }
 
+/// A Secret in the site's namespace with a placeholder value for each key.
+fn secret(name: &str, keys: &[&str]) -> Value {
+    let data: serde_json::Map<String, Value> = keys
+        .iter()
+        .map(|k| ((*k).to_string(), json!("ZGVtbw==")))
+        .collect();
+    json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": NS}, "data": data})
+}
+
 /// A contract violation keeps the site NotReady with the component and the kubelet's reason
 /// named: here the Secret with Mainzelliste's API key does not exist, which a kubelet reports
 /// as CreateContainerConfigError. Once the site admin creates it, the kubelet retries and the
@@ -773,14 +783,6 @@ async fn the_controller_recovers_from_a_forced_watch_expiry() {
 #[tokio::test]
 async fn a_missing_secret_keeps_the_site_not_ready_naming_component_and_reason() {
     let h = Harness::start().await;
-    let secret = |name: &str, keys: &[&str]| {
-        let data: serde_json::Map<String, Value> = keys
-            .iter()
-            .map(|k| ((*k).to_string(), json!("ZGVtbw==")))
-            .collect();
-        json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": name, "namespace": NS}, "data": data})
-    };
     h.server
         .create(secret(
             "ml-db",
@@ -840,14 +842,6 @@ async fn a_missing_secret_keeps_the_site_not_ready_naming_component_and_reason()
 #[tokio::test]
 async fn a_missing_secret_mounted_as_a_file_is_named_from_the_kubelets_event() {
     let h = Harness::start().await;
-    let secret = |name: &str, keys: &[&str]| {
-        let data: serde_json::Map<String, Value> = keys
-            .iter()
-            .map(|k| ((*k).to_string(), json!("ZGVtbw==")))
-            .collect();
-        json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": name, "namespace": NS}, "data": data})
-    };
     for (name, keys) in [
         (
             "ml-db",
