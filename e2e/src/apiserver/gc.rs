@@ -126,14 +126,14 @@ fn remove_finalizer(store: &mut Store, cfg: &Config, key: &ObjKey, mut obj: Valu
 fn owner_state(store: &Store, dependent: &ObjKey, r: &Value) -> OwnerState {
     let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
     let group = s("apiVersion").rsplit_once('/').map_or("", |(g, _)| g);
+    // Borrowed, not cloned: this runs for every owner reference on every write.
     let Some(res) = store
         .resources()
         .find(|x| x.group == group && x.kind == s("kind"))
-        .cloned()
     else {
         return OwnerState::Unknown;
     };
-    let key = ObjKey::new(&res, &dependent.namespace, s("name"));
+    let key = ObjKey::new(res, &dependent.namespace, s("name"));
     match store.get(&key) {
         Some(o) if uid_of(o) == s("uid") => {
             if writes::finalizers(o)
