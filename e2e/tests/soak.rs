@@ -469,7 +469,10 @@ async fn run(cfg: Soak) {
     let installed = started.elapsed();
 
     // Phase 2: an upgrade, and a tampered release on the same channel; the leader is killed
-    // once a site is mid-rollout, and the standby takes over.
+    // once a site is mid-rollout, and the standby takes over. The simulated kubelet holds the
+    // new pods unready until then: with immediate readiness a rollout can start and finish
+    // between two looks, and "mid-rollout" would be a race the test loses on a slow machine.
+    server.set_workload_timing(WorkloadTiming::Manual);
     Api::<ComponentRelease>::all(admin.clone())
         .create(
             &PostParams::default(),
@@ -506,6 +509,8 @@ async fn run(cfg: Soak) {
     .await;
     a.task.abort();
     let _ = a.task.await;
+    server.set_workload_timing(WorkloadTiming::Immediate);
+    server.complete_rollouts();
     wait_role(&b, Role::Leader, Duration::from_secs(30)).await;
     let leader_changes = 1;
     converge(&admin, &sites, "miracolix-2026.2", cfg.storm).await;
