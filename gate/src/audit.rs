@@ -15,9 +15,16 @@ use serde::{Deserialize, Serialize};
 pub struct Entry {
     /// RFC 3339, UTC.
     pub time: String,
+    /// The authenticated requester; empty for a refused login (`unauthenticated`, `forbidden`).
     pub requester: String,
-    /// `released`, `cached`, `rate-limited`, `over-budget`, `bad-query`, `executor-error`.
+    /// `released`, `cached`, `rate-limited`, `over-budget`, `bad-query`, `executor-error`, and
+    /// for refused logins `unauthenticated` (no or a bad credential) and `forbidden` (a valid
+    /// credential of a caller not on the allow list).
     pub outcome: String,
+    /// A refused login only: the name the caller claimed (a JWT's requester claim, unverified
+    /// for `unauthenticated`) or its certificate's DNS names. Never the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,7 +1,8 @@
 //! Who is asking. Every answer is attributed to a requester: the rate limit, the privacy budget,
 //! the answer cache and the audit log are all per requester.
 //!
-//! Two ways to authenticate, both as `Authorization: Bearer …`:
+//! On the plain listener (in the cluster, behind the NetworkPolicy), two ways to authenticate,
+//! both as `Authorization: Bearer …`:
 //! - **Static tokens** for the site's DSF feasibility process. Its FLARE client can only send a
 //!   fixed bearer token or basic credentials (mii-process-feasibility v1.0.0.11,
 //!   `FlareWebserviceClientSpringConfig`: `client.store.auth.bearer.token`). The gate stores only
@@ -10,12 +11,17 @@
 //!   `exp` checked; the requester is a configured claim (`azp` by default, the OAuth client id in
 //!   Keycloak's client-credentials tokens) and must be on the allow list.
 //!
-//! mTLS client certificates are not implemented in the gate yet (docs/feasibility.md).
+//!
+//! On the mTLS listener (direct-broker mode, `tls.rs`) the caller is its client certificate:
+//! the handshake already proved the chain to the broker CA, and the requester is the
+//! certificate's DNS subject alternative name that is on `clientCertificates.allowed`
+//! ([`Authenticator::authenticate_certificate`]). A bearer token sent there is ignored.
 
 use std::path::Path;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -25,6 +31,18 @@ pub struct CallersConfig {
     pub tokens: Vec<StaticToken>,
     #[serde(default)]
     pub oidc: Option<OidcConfig>,
+    /// Callers of the mTLS listener, by certificate.
+    #[serde(default)]
+    pub client_certificates: Option<ClientCertificates>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientCertificates {
+    /// DNS names (subject alternative names) of the client certificates allowed to query; the
+    /// matching name is the requester. Exact names only: a wildcard certificate matches none.
+    #[serde(default)]
+    pub allowed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +94,10 @@ pub enum ConfigError {
     BadHash(usize),
     #[error("tokens[{0}].tokenFile {1} is empty")]
     EmptyToken(usize, String),
+    #[error(
+        "clientCertificates.allowed[{0}] {1:?} is not a DNS name (lowercase letters, digits, '-' and '.'; no wildcard)"
+    )]
+    BadCertificateName(usize, String),
 }
 
 /// Why a caller is refused. `Unauthenticated` maps to 401, `Forbidden` to 403.
@@ -93,6 +115,7 @@ pub enum AuthError {
 pub struct Authenticator {
     tokens: Vec<(String, [u8; 32])>,
     oidc: Option<(OidcConfig, JwkSet)>,
+    certificate_names: Vec<String>,
 }
 
 impl Authenticator {
@@ -142,11 +165,55 @@ impl Authenticator {
                 parse_hex32(&t.sha256).ok_or(ConfigError::BadHash(i))?,
             ));
         }
+        let mut certificate_names = Vec::new();
+        for (i, name) in config
+            .client_certificates
+            .map(|c| c.allowed)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            if !is_dns_name(&name) {
+                return Err(ConfigError::BadCertificateName(i, name));
+            }
+            certificate_names.push(name);
+        }
         let oidc = config.oidc.zip(jwks);
-        Ok(Self { tokens, oidc })
+        Ok(Self {
+            tokens,
+            oidc,
+            certificate_names,
+        })
+    }
+
+    /// The requester behind a client certificate the TLS handshake verified: the first of its
+    /// DNS subject alternative names that is on the allow list. The subject's CN is not
+    /// consulted (RFC 6125 §6.4.4: names belong in the SAN), and names are compared exactly, so
+    /// a wildcard certificate the CA may have issued stands for no one.
+    pub fn authenticate_certificate(&self, cert: &CertificateDer<'_>) -> Result<String, AuthError> {
+        let names = certificate_dns_names(cert)?;
+        names
+            .iter()
+            .find(|n| self.certificate_names.iter().any(|a| a == *n))
+            .cloned()
+            .ok_or_else(|| {
+                AuthError::Forbidden(if names.is_empty() {
+                    "(a certificate without DNS names)".into()
+                } else {
+                    names.join(",")
+                })
+            })
     }
 
     /// The requester behind an `Authorization` header value.
+    /// The claim a JWT's requester is read from (for [`claimed_requester`]).
+    pub fn requester_claim(&self) -> &str {
+        self.oidc
+            .as_ref()
+            .map(|(o, _)| o.requester_claim.as_str())
+            .unwrap_or("azp")
+    }
+
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<String, AuthError> {
         let token = authorization
             .and_then(|h| {
@@ -168,6 +235,56 @@ impl Authenticator {
             _ => Err(AuthError::Invalid("unknown token".into())),
         }
     }
+}
+
+/// The DNS subject alternative names of a certificate, lowercased.
+fn certificate_dns_names(cert: &CertificateDer<'_>) -> Result<Vec<String>, AuthError> {
+    let parsed = webpki::EndEntityCert::try_from(cert)
+        .map_err(|e| AuthError::Invalid(format!("the client certificate cannot be read: {e}")))?;
+    Ok(parsed
+        .valid_dns_names()
+        .map(str::to_ascii_lowercase)
+        .collect())
+}
+
+/// An allow-list entry: a DNS name, no wildcard, no trailing dot, lowercase.
+fn is_dns_name(name: &str) -> bool {
+    name.len() <= 253
+        && !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+/// Longest claimed name kept in an audit line: a caller cannot grow the log by much per request.
+const MAX_CLAIMED: usize = 128;
+
+/// The name a refused caller claimed, for the audit log, never the credential itself: the
+/// `requesterClaim` of a JWT (read without verifying it, so it is only a claim), or `None` for a
+/// static token (its value is the secret) and for no token at all.
+pub fn claimed_requester(authorization: Option<&str>, requester_claim: &str) -> Option<String> {
+    use base64::Engine;
+    let header = authorization?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))?
+        .trim();
+    let mut parts = token.split('.');
+    let (_, payload, _, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next()) else {
+        return None;
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+    let claimed = claims.get(requester_claim)?.as_str()?;
+    Some(claimed.chars().take(MAX_CLAIMED).collect())
 }
 
 fn verify_jwt(token: &str, oidc: &OidcConfig, jwks: &JwkSet) -> Result<String, AuthError> {
@@ -257,6 +374,7 @@ mod tests {
                     token_file: None,
                 }],
                 oidc: None,
+                client_certificates: None,
             },
             None,
         )
@@ -305,6 +423,7 @@ mod tests {
                 token_file: None,
             }],
             oidc: None,
+            client_certificates: None,
         };
         assert!(matches!(
             Authenticator::new(config, None),

@@ -52,9 +52,22 @@ pub struct GateArgs {
         default_value = "/var/lib/miracolix-gate"
     )]
     pub state_dir: PathBuf,
-    /// Callers config (JSON): static token hashes and OIDC settings.
+    /// Callers config (JSON): static token hashes, OIDC settings, allowed client certificates.
     #[arg(long, env = "GATE_CALLERS")]
     pub callers: PathBuf,
+    /// Query API over mutual TLS for a direct broker; served only when --tls-cert, --tls-key and
+    /// --client-ca are all set.
+    #[arg(long, env = "GATE_MTLS_LISTEN", default_value = "0.0.0.0:8443")]
+    pub mtls_listen: SocketAddr,
+    /// The gate's own certificate chain (PEM) for the mTLS listener, e.g. a mounted `tls.crt`.
+    #[arg(long, env = "GATE_TLS_CERT", requires_all = ["tls_key", "client_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "GATE_TLS_KEY", requires_all = ["tls_cert", "client_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) that certifies the brokers' client certificates.
+    #[arg(long, env = "GATE_CLIENT_CA", requires_all = ["tls_cert", "tls_key"])]
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +84,8 @@ pub enum GateError {
     Bind(SocketAddr, std::io::Error),
     #[error("no randomness from the operating system: {0}")]
     Random(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Exit status when the gate cannot start or stops on an error: the operator command line's
@@ -121,6 +136,17 @@ async fn run(args: GateArgs) -> Result<(), GateError> {
         ));
     }
     let auth = Authenticator::load(&args.callers)?;
+    // Read before binding anything: a missing or wrong certificate stops the gate at start.
+    let acceptor = match (&args.tls_cert, &args.tls_key, &args.client_ca) {
+        (Some(cert_chain), Some(key), Some(client_ca)) => {
+            Some(crate::tls::acceptor_from_files(&crate::tls::TlsFiles {
+                cert_chain,
+                key,
+                client_ca,
+            })?)
+        }
+        _ => None,
+    };
     let store = Store::open(&args.state_dir.join("state.db"))?;
     let rng = ChaCha20Rng::try_from_os_rng().map_err(|e| GateError::Random(e.to_string()))?;
     let config = GateConfig {
@@ -150,8 +176,23 @@ async fn run(args: GateArgs) -> Result<(), GateError> {
     let ops = tokio::net::TcpListener::bind(args.ops_listen)
         .await
         .map_err(|e| GateError::Bind(args.ops_listen, e))?;
-    tracing::info!(listen = %args.listen, ops = %args.ops_listen, epsilon = args.epsilon, "gate serving");
-    gate.serve(api, ops, shutdown()).await;
+    let mtls = match acceptor {
+        Some(acceptor) => Some(crate::MtlsListener {
+            listener: tokio::net::TcpListener::bind(args.mtls_listen)
+                .await
+                .map_err(|e| GateError::Bind(args.mtls_listen, e))?,
+            acceptor,
+        }),
+        None => None,
+    };
+    tracing::info!(
+        listen = %args.listen,
+        ops = %args.ops_listen,
+        mtls = mtls.is_some().then(|| args.mtls_listen.to_string()),
+        epsilon = args.epsilon,
+        "gate serving"
+    );
+    gate.serve_with_mtls(api, ops, mtls, shutdown()).await;
     Ok(())
 }
 

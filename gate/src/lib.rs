@@ -23,5 +23,6 @@ pub mod query;
 pub mod ratelimit;
 pub mod server;
 pub mod store;
+pub mod tls;
 
-pub use server::{Gate, GateConfig};
+pub use server::{Gate, GateConfig, MtlsListener, Peer};

@@ -2,43 +2,29 @@
 //!
 //! The MII DSF process limits per requesting network (default 999 per hour, domain notes); the gate
 //! limits per authenticated requester, which is at least as strict for one network and cannot be
-//! dodged by changing source address. The window lives in memory: a restart forgets it, which
-//! only ever allows one extra hour's worth of queries, and the privacy budget (persistent) bounds
-//! what those could reveal.
+//! dodged by changing source address. The window is kept in the gate's SQLite store
+//! (`Store::admit`), so a restart does not hand a requester a fresh hour; this module is the
+//! decision over that window.
 
-use std::collections::{HashMap, VecDeque};
+pub const HOUR_MS: i64 = 3_600_000;
 
-const HOUR_MS: i64 = 3_600_000;
-
-#[derive(Debug, Default)]
-pub struct RateLimiter {
-    per_hour: usize,
-    seen: HashMap<String, VecDeque<i64>>,
+/// The window of one requester at `now_ms`: how many queries it had admitted within the last hour
+/// and when the oldest of them was (Unix milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub admitted: u64,
+    pub oldest_ms: Option<i64>,
 }
 
-impl RateLimiter {
-    pub fn new(per_hour: u32) -> Self {
-        Self {
-            per_hour: per_hour as usize,
-            seen: HashMap::new(),
-        }
+/// Admit one more query, or say how many whole seconds to wait until a slot frees (rounded up:
+/// a client that waits exactly Retry-After seconds is admitted).
+pub fn decide(window: Window, per_hour: u32, now_ms: i64) -> Result<(), u64> {
+    if window.admitted < u64::from(per_hour) {
+        return Ok(());
     }
-
-    /// Admits one query at `now_ms` (Unix milliseconds) or says how many whole seconds to wait.
-    pub fn admit(&mut self, requester: &str, now_ms: i64) -> Result<(), u64> {
-        let window = self.seen.entry(requester.to_string()).or_default();
-        while window.front().is_some_and(|t| *t <= now_ms - HOUR_MS) {
-            window.pop_front();
-        }
-        if window.len() >= self.per_hour {
-            let oldest = window.front().copied().unwrap_or(now_ms);
-            let wait_ms = (oldest + HOUR_MS - now_ms).max(0);
-            // Round up: a client that waits exactly Retry-After seconds is admitted.
-            return Err((wait_ms as u64).div_ceil(1000).max(1));
-        }
-        window.push_back(now_ms);
-        Ok(())
-    }
+    let oldest = window.oldest_ms.unwrap_or(now_ms);
+    let wait_ms = (oldest + HOUR_MS - now_ms).max(0);
+    Err((wait_ms as u64).div_ceil(1000).max(1))
 }
 
 #[cfg(test)]
@@ -46,16 +32,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sliding_hour_per_requester() {
-        let mut r = RateLimiter::new(2);
-        assert_eq!(r.admit("a", 0), Ok(()));
-        assert_eq!(r.admit("a", 1_000), Ok(()));
-        // Third within the hour: wait until the first leaves the window.
-        assert_eq!(r.admit("a", 2_000), Err(3_598));
-        // Another requester has its own window.
-        assert_eq!(r.admit("b", 2_000), Ok(()));
-        // One hour after the first query one slot is free again.
-        assert_eq!(r.admit("a", HOUR_MS), Ok(()));
-        assert_eq!(r.admit("a", HOUR_MS + 1), Err(1));
+    fn admits_below_the_limit_and_names_the_wait_above_it() {
+        let w = |admitted, oldest_ms| Window {
+            admitted,
+            oldest_ms,
+        };
+        let cases = [
+            ("empty window", w(0, None), 2, 0, Ok(())),
+            ("one slot left", w(1, Some(0)), 2, 1_000, Ok(())),
+            // Full: wait until the oldest leaves the window, rounded up to whole seconds.
+            ("full", w(2, Some(0)), 2, 2_000, Err(3_598)),
+            ("full, 1 ms to go", w(2, Some(1)), 2, HOUR_MS, Err(1)),
+            ("full, oldest at the edge", w(2, Some(0)), 2, HOUR_MS, Err(1)),
+        ];
+        for (name, window, per_hour, now, want) in cases {
+            assert_eq!(decide(window, per_hour, now), want, "{name}");
+        }
     }
 }

@@ -14,15 +14,16 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use rand_chacha::ChaCha20Rng;
 use serde_json::json;
+use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::audit::{AuditLog, Entry};
-use crate::auth::{AuthError, Authenticator};
+use crate::auth::{self, AuthError, Authenticator};
 use crate::executor::{Executor, ExecutorError};
 use crate::mechanism::Rules;
 use crate::metrics::Metrics;
 use crate::query::{self, MAX_QUERY_BYTES};
-use crate::ratelimit::RateLimiter;
 use crate::store::{Decision, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,7 +50,6 @@ struct Inner {
     store: Store,
     rng: ChaCha20Rng,
     audit: AuditLog,
-    limiter: RateLimiter,
 }
 
 /// One gate. Cheap to clone (shared state behind an `Arc`).
@@ -89,7 +89,6 @@ impl Gate {
                 store,
                 rng,
                 audit,
-                limiter: RateLimiter::new(config.requests_per_hour),
             })),
             metrics: Metrics::default(),
             clock: Utc::now,
@@ -100,10 +99,12 @@ impl Gate {
         &self.metrics
     }
 
-    /// Routes one request of the query listener.
-    pub async fn handle(&self, req: Request<Incoming>) -> Answer {
+    /// Routes one request of the query listener. `peer` is how the connection came in: the plain
+    /// listener (bearer tokens) or the mTLS listener with the client certificate the handshake
+    /// verified.
+    pub async fn handle(&self, req: Request<Incoming>, peer: &Peer) -> Answer {
         match (req.method(), req.uri().path()) {
-            (&Method::POST, "/query/execute") => self.execute(req).await,
+            (&Method::POST, "/query/execute") => self.execute(req, peer).await,
             // The DSF process's connection test (FlareWebserviceClientImpl.testConnection).
             // FLARE's real stats describe its cache; the gate reveals nothing about either.
             (&Method::GET, "/cache/stats") => json_answer(StatusCode::OK, &json!({})),
@@ -115,22 +116,34 @@ impl Gate {
         }
     }
 
-    async fn execute(&self, req: Request<Incoming>) -> Answer {
+    async fn execute(&self, req: Request<Incoming>, peer: &Peer) -> Answer {
         let authorization = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let requester = match self.auth.authenticate(authorization) {
+        let authenticated = match peer {
+            Peer::Plain => self.auth.authenticate(authorization),
+            Peer::Certificate(cert) => self.auth.authenticate_certificate(cert),
+        };
+        let requester = match authenticated {
             Ok(r) => r,
             Err(e) => {
                 let (code, outcome) = match &e {
                     AuthError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
                     _ => (StatusCode::UNAUTHORIZED, "unauthenticated"),
                 };
-                // Not audited under a name the caller chose; counted without a requester.
-                self.metrics.query("", outcome);
+                // Audited without a requester: the claimed name goes into `claimed` (a JWT's
+                // claim or the certificate's names), never the credential.
+                let claimed = match (&e, peer) {
+                    (AuthError::Forbidden(name), _) => Some(name.clone()),
+                    (_, Peer::Plain) => {
+                        auth::claimed_requester(authorization, self.auth.requester_claim())
+                    }
+                    (_, Peer::Certificate(_)) => None,
+                };
+                self.record_refused_login(outcome, claimed);
                 let mut answer = error(code, &e.to_string());
-                if code == StatusCode::UNAUTHORIZED {
+                if code == StatusCode::UNAUTHORIZED && matches!(peer, Peer::Plain) {
                     answer.headers_mut().insert(
                         header::WWW_AUTHENTICATE,
                         header::HeaderValue::from_static("Bearer"),
@@ -174,10 +187,22 @@ impl Gate {
             }
         };
         let now = (self.clock)();
-        let admitted = self
-            .lock()
-            .limiter
-            .admit(&requester, now.timestamp_millis());
+        let admitted = self.lock().store.admit(
+            &requester,
+            self.config.requests_per_hour,
+            now.timestamp_millis(),
+        );
+        let admitted = match admitted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the rate window; refusing");
+                self.metrics.query(&requester, "state-error");
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the gate cannot record the query; nothing was released",
+                );
+            }
+        };
         if let Err(wait) = admitted {
             self.record(
                 &requester,
@@ -236,6 +261,7 @@ impl Gate {
                 fingerprint: Some(query.fingerprint.clone()),
                 released,
                 epsilon,
+                claimed: None,
             };
             // The audit line is written before the answer leaves; if it cannot be written the
             // answer is withheld (a release the site cannot see must not happen).
@@ -316,6 +342,25 @@ impl Gate {
             fingerprint: fingerprint.map(str::to_string),
             released,
             epsilon,
+            claimed: None,
+        };
+        if let Err(e) = self.lock().audit.append(&entry) {
+            tracing::error!(error = %e, "cannot append to the audit log");
+        }
+    }
+
+    /// A refused login's audit line and metric (counted without a requester: the name is not
+    /// proven).
+    fn record_refused_login(&self, outcome: &str, claimed: Option<String>) {
+        self.metrics.query("", outcome);
+        let entry = Entry {
+            time: (self.clock)().to_rfc3339(),
+            requester: String::new(),
+            outcome: outcome.to_string(),
+            fingerprint: None,
+            released: None,
+            epsilon: 0.0,
+            claimed,
         };
         if let Err(e) = self.lock().audit.append(&entry) {
             tracing::error!(error = %e, "cannot append to the audit log");
@@ -348,12 +393,30 @@ impl Gate {
         ops: TcpListener,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
+        self.serve_with_mtls(api, ops, None, shutdown).await
+    }
+
+    /// As [`Gate::serve`], plus the query API over mTLS on `mtls` (direct-broker mode).
+    pub async fn serve_with_mtls(
+        self,
+        api: TcpListener,
+        ops: TcpListener,
+        mtls: Option<MtlsListener>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
         tokio::pin!(shutdown);
         loop {
-            let (stream, is_api) = tokio::select! {
+            let accept_mtls = async {
+                match &mtls {
+                    Some(m) => m.listener.accept().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let (stream, kind) = tokio::select! {
                 () = &mut shutdown => break,
-                a = api.accept() => (a, true),
-                o = ops.accept() => (o, false),
+                a = api.accept() => (a, Listener::Api),
+                o = ops.accept() => (o, Listener::Ops),
+                m = accept_mtls => (m, Listener::Mtls),
             };
             let stream = match stream {
                 Ok((s, _)) => s,
@@ -364,27 +427,93 @@ impl Gate {
                 }
             };
             let gate = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let gate = gate.clone();
-                    async move {
-                        let answer = if is_api {
-                            gate.handle(req).await
-                        } else {
-                            gate.ops(req.method(), req.uri().path())
+            match (kind, &mtls) {
+                (Listener::Mtls, Some(m)) => {
+                    let acceptor = m.acceptor.clone();
+                    tokio::spawn(async move {
+                        // A client that never finishes its handshake must not hold a task forever.
+                        let handshake =
+                            tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                        let tls = match handshake {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(e)) => {
+                                // No certificate, another CA's, an expired one: refused in the
+                                // handshake, before any HTTP; counted, not audited (no name).
+                                tracing::info!(error = %e, "mTLS handshake refused");
+                                gate.metrics.query("", "unauthenticated");
+                                return;
+                            }
+                            Err(_) => return,
                         };
-                        Ok::<_, Infallible>(answer)
-                    }
-                });
-                if let Err(e) = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    tracing::debug!(error = %e, "connection ended");
+                        let peer = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                            Some(cert) => Peer::Certificate(cert.clone().into_owned()),
+                            None => return,
+                        };
+                        gate.serve_connection(TokioIo::new(tls), Some(Arc::new(peer))).await;
+                    });
                 }
-            });
+                (Listener::Ops, _) => {
+                    tokio::spawn(async move { gate.serve_connection(TokioIo::new(stream), None).await });
+                }
+                _ => {
+                    tokio::spawn(async move {
+                        gate.serve_connection(TokioIo::new(stream), Some(Arc::new(Peer::Plain)))
+                            .await
+                    });
+                }
+            }
         }
     }
+
+    /// HTTP/1 on one connection: the query API when `peer` is set, the ops endpoints otherwise.
+    async fn serve_connection<I>(self, io: TokioIo<I>, peer: Option<Arc<Peer>>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let gate = self;
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let gate = gate.clone();
+            let peer = peer.clone();
+            async move {
+                let answer = match peer {
+                    Some(peer) => gate.handle(req, &peer).await,
+                    None => gate.ops(req.method(), req.uri().path()),
+                };
+                Ok::<_, Infallible>(answer)
+            }
+        });
+        if let Err(e) = hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, service)
+            .await
+        {
+            tracing::debug!(error = %e, "connection ended");
+        }
+    }
+}
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a query connection came in.
+#[derive(Debug, Clone)]
+pub enum Peer {
+    /// The plain listener, inside the cluster: bearer tokens.
+    Plain,
+    /// The mTLS listener: the client certificate the handshake verified against the broker CA.
+    Certificate(CertificateDer<'static>),
+}
+
+/// The direct-broker listener: a TCP listener and the TLS acceptor that requires client
+/// certificates (`tls::acceptor`).
+pub struct MtlsListener {
+    pub listener: TcpListener,
+    pub acceptor: TlsAcceptor,
+}
+
+#[derive(Clone, Copy)]
+enum Listener {
+    Api,
+    Ops,
+    Mtls,
 }
 
 fn json_answer(code: StatusCode, body: &serde_json::Value) -> Answer {

@@ -13,6 +13,7 @@ use rand_core::RngCore;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::mechanism::{self, Rules};
+use crate::ratelimit;
 
 const MIGRATIONS: &[&str] = &[
     // 0 -> 1
@@ -30,6 +31,12 @@ const MIGRATIONS: &[&str] = &[
         spent REAL NOT NULL,
         PRIMARY KEY (requester, day)
      );",
+    // 1 -> 2: the rate limit's sliding window, so that a restart does not reset it.
+    "CREATE TABLE admitted (
+        requester TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+     );
+     CREATE INDEX admitted_by_requester ON admitted (requester, at_ms);",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +91,37 @@ impl Store {
             tx.commit()?;
         }
         Ok(Self { conn })
+    }
+
+    /// The rate limit: admits one query of `requester` at `now_ms` (Unix milliseconds) and
+    /// records it, or says how many seconds to wait (`ratelimit::decide`). Entries older than an
+    /// hour are dropped on the way, so the table holds at most `per_hour` rows per requester.
+    pub fn admit(&mut self, requester: &str, per_hour: u32, now_ms: i64) -> Result<Result<(), u64>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM admitted WHERE requester = ?1 AND at_ms <= ?2",
+            params![requester, now_ms - ratelimit::HOUR_MS],
+        )?;
+        let (admitted, oldest_ms): (i64, Option<i64>) = tx.query_row(
+            "SELECT COUNT(*), MIN(at_ms) FROM admitted WHERE requester = ?1",
+            params![requester],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let window = ratelimit::Window {
+            admitted: admitted.max(0) as u64,
+            oldest_ms,
+        };
+        let decision = ratelimit::decide(window, per_hour, now_ms);
+        if decision.is_ok() {
+            tx.execute(
+                "INSERT INTO admitted (requester, at_ms) VALUES (?1, ?2)",
+                params![requester, now_ms],
+            )?;
+        }
+        tx.commit()?;
+        Ok(decision)
     }
 
     /// Decides and records the answer for `true_count`. `day` is the UTC date (`YYYY-MM-DD`) the
@@ -246,6 +284,19 @@ mod tests {
             .decide("b", "q4", 10, &RULES, 2.0, day, "t", &mut rng)
             .expect("decide");
         assert!(matches!(d, Decision::Fresh { .. }), "{d:?}");
+    }
+
+    #[test]
+    fn rate_window_is_per_requester_and_slides() {
+        let mut store = Store::in_memory().expect("store");
+        const HOUR: i64 = ratelimit::HOUR_MS;
+        assert_eq!(store.admit("a", 2, 0).expect("admit"), Ok(()));
+        assert_eq!(store.admit("a", 2, 1_000).expect("admit"), Ok(()));
+        assert_eq!(store.admit("a", 2, 2_000).expect("admit"), Err(3_598));
+        assert_eq!(store.admit("b", 2, 2_000).expect("admit"), Ok(()));
+        // One hour after the first query one slot is free again; the refusal took none.
+        assert_eq!(store.admit("a", 2, HOUR).expect("admit"), Ok(()));
+        assert_eq!(store.admit("a", 2, HOUR + 1).expect("admit"), Err(1));
     }
 
     #[test]
