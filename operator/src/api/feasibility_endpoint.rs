@@ -53,6 +53,59 @@ pub struct FeasibilityEndpointSpec {
     pub privacy: PrivacyRules,
     /// The link to the central research portal through the Data Sharing Framework (DSF).
     pub portal: PortalLink,
+    /// Direct-broker mode: the gate's query API on the site's ingress over mutual TLS, for a
+    /// broker that calls the site without the DSF (docs/feasibility.md, "Direct mode"). Absent:
+    /// the gate is reachable inside the namespace only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct: Option<DirectAccess>,
+}
+
+/// A DNS name as the API takes host names: lowercase, at least two labels, no wildcard.
+const FQDN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$";
+
+/// How a broker reaches the gate from outside: the ingress passes TLS through to the gate
+/// (ingress-nginx `ssl-passthrough`, which the controller enables with
+/// `--enable-ssl-passthrough`), and the gate itself verifies the broker's client certificate.
+/// No header set by the ingress is trusted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectAccess {
+    /// Host name brokers connect to, e.g. `feasibility.uk-erlangen.de`. All TLS for this host
+    /// goes to the gate, so it must not be the site's `spec.ingress.host`.
+    #[x_kube(validation = Rule::new(format!("self.matches('{FQDN}')")).message("direct.host must be a fully qualified DNS name such as feasibility.uk-erlangen.de"))]
+    #[schemars(length(min = 3, max = 253))]
+    pub host: String,
+    /// IngressClass; the site's `spec.ingress.className` when absent, else the cluster default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub class_name: Option<String>,
+    /// Secret of type `kubernetes.io/tls` (`tls.crt`, `tls.key`): the gate's own certificate
+    /// for `host`, which brokers verify. The gate mounts it; the operator never reads it.
+    pub server_certificate_secret_ref: LocalObjectRef,
+    /// Secret with key `ca.crt`: the CA certificate(s), PEM, that certify the brokers' client
+    /// certificates. A client certificate from any other CA fails the TLS handshake.
+    pub client_ca_secret_ref: LocalObjectRef,
+    /// DNS names (subject alternative names) of the broker client certificates allowed to query.
+    /// Each name is one requester with its own rate limit, budget and audit lines. A certificate
+    /// of the CA with another name is refused with 403 and audited.
+    #[schemars(length(min = 1, max = 50), inner(length(min = 3, max = 253)))]
+    #[schemars(transform = allowed_client_items)]
+    #[x_kube(validation = Rule::new("self.all(n, self.exists_one(m, m == n))").message("direct.allowedClients must not list a name twice"))]
+    pub allowed_clients: Vec<String>,
+}
+
+/// Each entry of `allowedClients` gets its own rule, so that a refusal names the entry
+/// (`spec.direct.allowedClients[1]`); schemars' `inner(...)` takes no CEL.
+fn allowed_client_items(schema: &mut schemars::Schema) {
+    if let Some(items) = schema.get_mut("items").and_then(|i| i.as_object_mut()) {
+        items.insert(
+            "x-kubernetes-validations".to_string(),
+            serde_json::json!([{
+                "rule": format!("self.matches('{FQDN}')"),
+                "message": "direct.allowedClients entries are DNS names such as broker.forschen-fuer-gesundheit.de (the client certificate's subject alternative name; no wildcard)",
+            }]),
+        );
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]

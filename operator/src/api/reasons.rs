@@ -553,6 +553,11 @@ reasons! {
         meaning: "`spec.privacy` cannot work as set: `dailyEpsilonBudget` is smaller than `epsilon`, so no query could be answered",
         action: "raise `dailyEpsilonBudget` to at least `epsilon`",
     }
+    DIRECT_HOST_CONFLICT = "DirectHostConflict" {
+        seen: [EP_READY_F, EP_STALLED_T],
+        meaning: "`spec.direct.host` is the site's `spec.ingress.host`: TLS passthrough would send every connection to that host to the gate and take the site's own Ingress offline. Nothing is deployed or changed",
+        action: "give the gate a host name of its own, e.g. `feasibility.<site domain>`",
+    }
 
     // Events about the site's objects.
     APPLIED = "Applied" {

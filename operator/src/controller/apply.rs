@@ -220,6 +220,22 @@ pub async fn delete_all(
     Ok(out.deleted)
 }
 
+/// Deletes one object the operator built earlier and no longer wants, if the cache holds it (so
+/// a reconcile where it is already gone makes no request).
+pub async fn delete_if_present(
+    client: &Client,
+    cache: &Cache,
+    namespace: &str,
+    resource: &ApiResource,
+    name: &str,
+) -> Result<bool, ApplyError> {
+    if cache.child(resource, namespace, name).is_none() {
+        return Ok(false);
+    }
+    delete_one(&api_for(client, namespace, resource), &resource.kind, name).await?;
+    Ok(true)
+}
+
 async fn delete_one(api: &Api<DynamicObject>, kind: &str, name: &str) -> Result<(), ApplyError> {
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(()),

@@ -13,6 +13,19 @@
 //!   FLARE's port and DNS. The gate pod carries `diz.miracum.org/access-flare: "true"`, the label
 //!   the site's FLARE policy admits (catalog/network_policy.rs).
 //!
+//!
+//! With `spec.direct` (direct-broker mode), also:
+//! - the gate's mTLS listener on 8443 (`GATE_TLS_CERT`, `GATE_TLS_KEY`, `GATE_CLIENT_CA` from
+//!   the site's two Secrets, mounted; `clientCertificates.allowed` in `callers.json`), a Service
+//!   port `https`;
+//! - Ingress `<endpoint>-gate` for `direct.host` with ingress-nginx's
+//!   `nginx.ingress.kubernetes.io/ssl-passthrough: "true"`: the ingress controller forwards the
+//!   TLS stream by SNI without terminating it, so the gate sees the broker's certificate itself
+//!   and no header from the ingress is trusted (ingress-nginx docs, "SSL Passthrough"; the
+//!   controller must run with `--enable-ssl-passthrough`);
+//! - a NetworkPolicy rule admitting port 8443 from the ingress controller's namespace (the
+//!   site's `spec.networkPolicy.ingressNamespaceLabels`, default `ingress-nginx`).
+//!
 //! None of the objects carries the site label: the DizSite controller removes site-labelled
 //! objects it did not build.
 
@@ -26,15 +39,17 @@ use k8s_openapi::api::core::v1::{
     ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
-    NetworkPolicyPort, NetworkPolicySpec,
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, NetworkPolicy, NetworkPolicyEgressRule,
+    NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+    ServiceBackendPort,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use crate::api::{ComponentImage, FeasibilityEndpoint};
+use crate::api::{ComponentImage, DirectAccess, FeasibilityEndpoint};
 use crate::catalog::network_policy::access_label;
 use crate::catalog::pod::{self, RESTRICTED};
 use crate::catalog::{CatalogError, Child, MANAGED_BY, PART_OF};
@@ -49,6 +64,12 @@ pub const GATE_PART: &str = "feasibility-gate";
 pub const GATE_SUBCOMMAND: &str = "gate";
 pub const API_PORT: i32 = 8080;
 pub const OPS_PORT: i32 = 8081;
+/// The mTLS listener (direct-broker mode).
+pub const MTLS_PORT: i32 = 8443;
+/// ingress-nginx: route the TLS stream for the host to the backend without terminating it.
+pub const SSL_PASSTHROUGH: &str = "nginx.ingress.kubernetes.io/ssl-passthrough";
+const TLS_DIR: &str = "/etc/miracolix-gate/tls";
+const CLIENT_CA_DIR: &str = "/etc/miracolix-gate/client-ca";
 const FLARE_PORT: i32 = 8080;
 const STATE_DIR: &str = "/var/lib/miracolix-gate";
 const CONFIG_DIR: &str = "/etc/miracolix-gate";
@@ -59,6 +80,16 @@ pub struct GateInput<'a> {
     pub endpoint: &'a FeasibilityEndpoint,
     pub site_name: &'a str,
     pub image: &'a ComponentImage,
+    /// Where the site's ingress controller runs and which class it is (from the DizSite).
+    pub site_ingress: &'a SiteIngress,
+}
+
+/// What the gate's direct-mode objects take from the site: the same ingress controller and
+/// the same namespace labels the site's own Ingress and NetworkPolicies use.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SiteIngress {
+    pub class_name: Option<String>,
+    pub namespace_labels: BTreeMap<String, String>,
 }
 
 pub fn gate_name(endpoint: &FeasibilityEndpoint) -> String {
@@ -130,12 +161,16 @@ pub fn token_secret_name(endpoint: &FeasibilityEndpoint) -> String {
 
 const TOKEN_DIR: &str = "/etc/miracolix-gate/dsf";
 
-/// `callers.json` for the gate: the DSF's token, read from the mounted Secret.
-pub fn callers_json() -> String {
-    serde_json::json!({
+/// `callers.json` for the gate: the DSF's token, read from the mounted Secret, and in direct
+/// mode the client certificates' names.
+pub fn callers_json(direct: Option<&DirectAccess>) -> String {
+    let mut callers = serde_json::json!({
         "tokens": [{"requester": "dsf", "tokenFile": format!("{TOKEN_DIR}/token")}]
-    })
-    .to_string()
+    });
+    if let Some(d) = direct {
+        callers["clientCertificates"] = serde_json::json!({"allowed": d.allowed_clients});
+    }
+    callers.to_string()
 }
 
 /// Every object of the gate, in apply order (config and volume before the workload).
@@ -143,7 +178,8 @@ pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
     let ep = input.endpoint;
     let name = gate_name(ep);
     let privacy = &ep.spec.privacy;
-    let callers = callers_json();
+    let direct = ep.spec.direct.as_ref();
+    let callers = callers_json(direct);
     let config = ConfigMap {
         metadata: meta(ep, name.clone(), true),
         data: Some(BTreeMap::from([(
@@ -207,19 +243,32 @@ pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
             ),
             env("GATE_STATE_DIR", STATE_DIR.into()),
             env("GATE_CALLERS", format!("{CONFIG_DIR}/callers.json")),
-        ]),
-        ports: Some(vec![
-            ContainerPort {
-                name: Some("http".into()),
-                container_port: API_PORT,
+        ]
+        .into_iter()
+        .chain(direct.into_iter().flat_map(|_| {
+            [
+                env("GATE_MTLS_LISTEN", format!("0.0.0.0:{MTLS_PORT}")),
+                env("GATE_TLS_CERT", format!("{TLS_DIR}/tls.crt")),
+                env("GATE_TLS_KEY", format!("{TLS_DIR}/tls.key")),
+                env("GATE_CLIENT_CA", format!("{CLIENT_CA_DIR}/ca.crt")),
+            ]
+        }))
+        .collect()),
+        ports: Some(
+            [
+                ("http", API_PORT),
+                ("metrics", OPS_PORT),
+                ("https", MTLS_PORT),
+            ]
+            .into_iter()
+            .filter(|(_, port)| *port != MTLS_PORT || direct.is_some())
+            .map(|(n, port)| ContainerPort {
+                name: Some(n.into()),
+                container_port: port,
                 ..ContainerPort::default()
-            },
-            ContainerPort {
-                name: Some("metrics".into()),
-                container_port: OPS_PORT,
-                ..ContainerPort::default()
-            },
-        ]),
+            })
+            .collect(),
+        ),
         liveness_probe: Some(pod::http_probe("/healthz", "metrics")),
         readiness_probe: Some(pod::http_probe("/readyz", "metrics")),
         resources: Some(ResourceRequirements {
@@ -252,7 +301,17 @@ pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
                 read_only: Some(true),
                 ..VolumeMount::default()
             },
-        ]),
+        ]
+        .into_iter()
+        .chain(direct.into_iter().flat_map(|_| {
+            [("tls", TLS_DIR), ("client-ca", CLIENT_CA_DIR)].map(|(n, path)| VolumeMount {
+                name: n.into(),
+                mount_path: path.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            })
+        }))
+        .collect()),
         ..Container::default()
     };
     let deployment = Deployment {
@@ -310,15 +369,16 @@ pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
                             }),
                             ..Volume::default()
                         },
-                        Volume {
-                            name: "dsf-token".into(),
-                            secret: Some(SecretVolumeSource {
-                                secret_name: Some(token_secret_name(ep)),
-                                ..SecretVolumeSource::default()
-                            }),
-                            ..Volume::default()
-                        },
-                    ]),
+                        secret_volume("dsf-token", token_secret_name(ep)),
+                    ]
+                    .into_iter()
+                    .chain(direct.into_iter().flat_map(|d| {
+                        [
+                            secret_volume("tls", d.server_certificate_secret_ref.name.clone()),
+                            secret_volume("client-ca", d.client_ca_secret_ref.name.clone()),
+                        ]
+                    }))
+                    .collect()),
                     ..PodSpec::default()
                 }),
             },
@@ -337,7 +397,12 @@ pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
         metadata: meta(ep, name.clone(), true),
         spec: Some(ServiceSpec {
             selector: Some(selector_labels(ep)),
-            ports: Some(vec![port("http", API_PORT), port("metrics", OPS_PORT)]),
+            ports: Some(
+                [port("http", API_PORT), port("metrics", OPS_PORT)]
+                    .into_iter()
+                    .chain(direct.map(|_| port("https", MTLS_PORT)))
+                    .collect(),
+            ),
             ..ServiceSpec::default()
         }),
         ..Service::default()
@@ -349,17 +414,31 @@ pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
             .collect::<Vec<_>>(),
     );
     let policy = NetworkPolicy {
-        metadata: meta(ep, name, true),
+        metadata: meta(ep, name.clone(), true),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(gate_pods),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![NetworkPolicyPeer {
-                    pod_selector: Some(selector(&[(&access_label(GATE_PART), "true")])),
-                    ..NetworkPolicyPeer::default()
-                }]),
-                ports: Some(vec![tcp(API_PORT)]),
-            }]),
+            ingress: Some(
+                std::iter::once(NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(selector(&[(&access_label(GATE_PART), "true")])),
+                        ..NetworkPolicyPeer::default()
+                    }]),
+                    ports: Some(vec![tcp(API_PORT)]),
+                })
+                // Direct mode: the mTLS port, from the ingress controller's pods only.
+                .chain(direct.map(|_| NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
+                        namespace_selector: Some(LabelSelector {
+                            match_labels: Some(input.site_ingress.namespace_labels.clone()),
+                            ..LabelSelector::default()
+                        }),
+                        ..NetworkPolicyPeer::default()
+                    }]),
+                    ports: Some(vec![tcp(MTLS_PORT)]),
+                }))
+                .collect(),
+            ),
             egress: Some(vec![
                 NetworkPolicyEgressRule {
                     to: Some(vec![NetworkPolicyPeer {
@@ -389,11 +468,71 @@ pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
             ]),
         }),
     };
-    Ok(vec![
+    let mut children = vec![
         Child::from_typed(config, None)?,
         Child::from_typed(pvc, None)?,
         Child::from_typed(deployment, None)?,
         Child::from_typed(service, None)?,
         Child::from_typed(policy, None)?,
-    ])
+    ];
+    if let Some(d) = direct {
+        children.push(Child::from_typed(
+            passthrough_ingress(ep, &name, d, input.site_ingress),
+            None,
+        )?);
+    }
+    Ok(children)
+}
+
+fn secret_volume(name: &str, secret: String) -> Volume {
+    Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+/// The Ingress of direct mode: `direct.host` to the gate's mTLS port, TLS passed through. No
+/// `tls` section: the ingress holds no certificate for this host, the gate does.
+fn passthrough_ingress(
+    ep: &FeasibilityEndpoint,
+    service: &str,
+    direct: &DirectAccess,
+    site: &SiteIngress,
+) -> Ingress {
+    let mut metadata = meta(ep, service.to_string(), true);
+    metadata.annotations = Some(BTreeMap::from([(
+        SSL_PASSTHROUGH.to_string(),
+        "true".to_string(),
+    )]));
+    Ingress {
+        metadata,
+        spec: Some(IngressSpec {
+            ingress_class_name: direct.class_name.clone().or_else(|| site.class_name.clone()),
+            rules: Some(vec![IngressRule {
+                host: Some(direct.host.clone()),
+                http: Some(HTTPIngressRuleValue {
+                    paths: vec![HTTPIngressPath {
+                        path: Some("/".into()),
+                        path_type: "Prefix".into(),
+                        backend: IngressBackend {
+                            service: Some(IngressServiceBackend {
+                                name: service.to_string(),
+                                port: Some(ServiceBackendPort {
+                                    name: Some("https".into()),
+                                    ..ServiceBackendPort::default()
+                                }),
+                            }),
+                            ..IngressBackend::default()
+                        },
+                    }],
+                }),
+            }]),
+            ..IngressSpec::default()
+        }),
+        ..Ingress::default()
+    }
 }

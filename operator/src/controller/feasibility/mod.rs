@@ -6,6 +6,7 @@
 
 pub mod build;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,6 +134,7 @@ pub enum Plan {
     Deploy {
         site_name: String,
         image: crate::api::ComponentImage,
+        site_ingress: build::SiteIngress,
     },
 }
 
@@ -141,11 +143,12 @@ pub enum Plan {
 /// 2. the executor is FLARE (`ExecutorNotSupported`);
 /// 3. the site runs FLARE (`ExecutorNotRun`);
 /// 4. the privacy settings can answer at least one query (`PrivacyInvalid`);
-/// 5. the site runs a release (`SiteNotDeployed`, waiting);
-/// 6. the privacy settings are at least as strict as that release's signed floor
+/// 5. direct mode's host is not the site's own ingress host (`DirectHostConflict`);
+/// 6. the site runs a release (`SiteNotDeployed`, waiting);
+/// 7. the privacy settings are at least as strict as that release's signed floor
 ///    (`PrivacyBelowFloor`, every looser field named);
-/// 7. that release pins the gate (`GateImageMissing`);
-/// 8. deploy.
+/// 8. that release pins the gate (`GateImageMissing`);
+/// 9. deploy.
 pub fn plan(endpoint: &FeasibilityEndpoint, observed: &Observed) -> Plan {
     let site_ref = &endpoint.spec.site_ref.name;
     let Some(site) = &observed.site else {
@@ -179,6 +182,18 @@ pub fn plan(endpoint: &FeasibilityEndpoint, observed: &Observed) -> Plan {
             ),
         };
     }
+    let site_ingress = site.spec.ingress.as_ref();
+    if let (Some(direct), Some(ingress)) = (&endpoint.spec.direct, site_ingress)
+        && direct.host == ingress.host
+    {
+        return Plan::Stall {
+            reason: reasons::DIRECT_HOST_CONFLICT,
+            message: format!(
+                "spec.direct.host {:?} is DizSite {site_ref:?}'s spec.ingress.host: TLS passthrough would take over the site's Ingress; use a host of its own",
+                direct.host
+            ),
+        };
+    }
     let Some(current) = site.status.as_ref().and_then(|s| s.current_release.clone()) else {
         return Plan::Wait {
             reason: reasons::SITE_NOT_DEPLOYED,
@@ -206,6 +221,19 @@ pub fn plan(endpoint: &FeasibilityEndpoint, observed: &Observed) -> Plan {
         Some(image) => Plan::Deploy {
             site_name: site.name_any(),
             image: image.clone(),
+            site_ingress: build::SiteIngress {
+                class_name: site_ingress.and_then(|i| i.class_name.clone()),
+                namespace_labels: site
+                    .spec
+                    .network_policy
+                    .as_ref()
+                    .map(|n| n.ingress_namespace_labels.clone())
+                    .filter(|l| !l.is_empty())
+                    .unwrap_or_else(|| {
+                        let (k, v) = crate::catalog::network_policy::DEFAULT_INGRESS_NAMESPACE;
+                        BTreeMap::from([(k.to_string(), v.to_string())])
+                    }),
+            },
         },
         None => Plan::Stall {
             reason: reasons::GATE_IMAGE_MISSING,
@@ -319,11 +347,17 @@ pub async fn reconcile(
     let observed = observe(&endpoint, &ns, &ctx).await?;
     let plan = plan(&endpoint, &observed);
     let mut gate_available = false;
-    if let Plan::Deploy { site_name, image } = &plan {
+    if let Plan::Deploy {
+        site_name,
+        image,
+        site_ingress,
+    } = &plan
+    {
         let children: Vec<Child> = build::build(&build::GateInput {
             endpoint: &endpoint,
             site_name,
             image,
+            site_ingress,
         })
         .map_err(|e| Error::Build(e.to_string()))?;
         let outcome = apply::apply_children(&ctx.client, ctx.cache(), &ns, &children).await?;
@@ -333,6 +367,14 @@ pub async fn reconcile(
             .find(|(ar, _)| ar.kind == "Deployment")
             .and_then(|(_, obj)| obj.clone().try_parse::<Deployment>().ok());
         gate_available = available(deployment.as_ref());
+        if endpoint.spec.direct.is_none() {
+            // Direct mode switched off: its Ingress goes (the rest of the gate stays).
+            let ingress = kube::core::ApiResource::erase::<k8s_openapi::api::networking::v1::Ingress>(&());
+            let name = build::gate_name(&endpoint);
+            if apply::delete_if_present(&ctx.client, ctx.cache(), &ns, &ingress, &name).await? {
+                tracing::info!(endpoint = %endpoint.name_any(), "direct mode off: Ingress {name} deleted");
+            }
+        }
     }
     let desired = conditions_for(&plan, gate_available);
     write_status(&endpoint, &ns, &ctx, &desired).await?;

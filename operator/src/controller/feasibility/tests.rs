@@ -118,6 +118,31 @@ fn looser_than_the_signed_floor_stalls_naming_each_field_stricter_is_allowed() {
     assert_eq!(reason_of(&plan(&strict, &observed)), "Deploy");
 }
 
+fn direct(host: &str) -> serde_json::Value {
+    json!({
+        "host": host,
+        "serverCertificateSecretRef": {"name": "gate-tls"},
+        "clientCaSecretRef": {"name": "broker-ca"},
+        "allowedClients": ["broker.example.org", "backup-broker.example.org"],
+    })
+}
+
+/// The site with an Ingress on `host` (class `nginx`) and its ingress controller in the
+/// namespace labelled `ingress: yes`.
+fn with_ingress(mut observed: Observed, host: &str) -> Observed {
+    if let Some(site) = observed.site.as_mut() {
+        site.spec.ingress = Some(
+            serde_json::from_value(json!({"host": host, "className": "nginx", "tls": {"secretName": "t"}}))
+                .expect("ingress"),
+        );
+        site.spec.network_policy = Some(
+            serde_json::from_value(json!({"ingressNamespaceLabels": {"ingress": "yes"}}))
+                .expect("network policy"),
+        );
+    }
+    observed
+}
+
 fn reason_of(p: &Plan) -> &'static str {
     reason(p)
 }
@@ -165,6 +190,22 @@ fn plan_rules_in_order() {
             on(flare(), Some("r1"), Some(true))
         ),
         reasons::PRIVACY_INVALID
+    );
+    assert_eq!(
+        check(
+            "direct host is the site's ingress host",
+            endpoint(json!({"direct": direct("diz.uk-erlangen.de")})),
+            with_ingress(on(flare(), Some("r1"), Some(true)), "diz.uk-erlangen.de")
+        ),
+        reasons::DIRECT_HOST_CONFLICT
+    );
+    assert_eq!(
+        check(
+            "direct host of its own",
+            endpoint(json!({"direct": direct("feasibility.uk-erlangen.de")})),
+            with_ingress(on(flare(), Some("r1"), Some(true)), "diz.uk-erlangen.de")
+        ),
+        "Deploy"
     );
     assert_eq!(
         check(
@@ -228,6 +269,7 @@ fn conditions_follow_the_plan_and_the_gate() {
             digest: DIGEST.into(),
             version: "1".into(),
         },
+        site_ingress: build::SiteIngress::default(),
     };
     let starting = conditions_for(&deploy, false);
     assert_eq!(
@@ -254,6 +296,7 @@ fn gate_objects_are_restricted_owned_and_not_site_labelled() {
         endpoint: &ep,
         site_name: "erlangen",
         image: &image,
+        site_ingress: &build::SiteIngress::default(),
     })
     .expect("build");
     let kinds: Vec<&str> = children.iter().map(|c| c.resource.kind.as_str()).collect();
@@ -340,4 +383,136 @@ fn gate_objects_are_restricted_owned_and_not_site_labelled() {
     };
     assert_eq!(args.executor_url, "http://erlangen-flare:8080");
     assert_eq!(args.epsilon, 0.25);
+}
+
+#[test]
+fn direct_mode_adds_the_mtls_listener_a_passthrough_ingress_and_admits_only_the_ingress_controller() {
+    let ep = endpoint(json!({"direct": direct("feasibility.uk-erlangen.de")}));
+    let observed = with_ingress(
+        on(json!({"blaze": {}, "flare": {}}), Some("r1"), Some(true)),
+        "diz.uk-erlangen.de",
+    );
+    let Plan::Deploy {
+        site_name,
+        image,
+        site_ingress,
+    } = plan(&ep, &observed)
+    else {
+        panic!("not deployed")
+    };
+    let children = build::build(&build::GateInput {
+        endpoint: &ep,
+        site_name: &site_name,
+        image: &image,
+        site_ingress: &site_ingress,
+    })
+    .expect("build");
+    let by_kind = |kind: &str| -> serde_json::Value {
+        let c = children
+            .iter()
+            .find(|c| c.resource.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind}"));
+        serde_json::to_value(&c.object).expect("json")
+    };
+
+    // The Ingress: the host, TLS passed through to the gate's https port, the site's class.
+    let ingress = by_kind("Ingress");
+    assert_eq!(
+        ingress["metadata"]["annotations"][build::SSL_PASSTHROUGH],
+        "true"
+    );
+    assert_eq!(ingress["metadata"]["ownerReferences"][0]["uid"], "ep-uid");
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    let rule = &ingress["spec"]["rules"][0];
+    assert_eq!(rule["host"], "feasibility.uk-erlangen.de");
+    assert_eq!(
+        rule["http"]["paths"][0]["backend"]["service"],
+        json!({"name": "erlangen-gate", "port": {"name": "https"}})
+    );
+    assert!(ingress["spec"].get("tls").is_none(), "the ingress holds no certificate");
+
+    // The Service has the port the Ingress names.
+    let service = by_kind("Service");
+    let ports: Vec<(&str, i64)> = service["spec"]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap_or(""), p["port"].as_i64().unwrap_or(0)))
+        .collect();
+    assert!(ports.contains(&("https", 8443)), "{ports:?}");
+
+    // The NetworkPolicy: 8443 from the ingress controller's namespace (the site's labels), 8080
+    // still only from labelled pods.
+    let policy = by_kind("NetworkPolicy");
+    let ingress_rules = policy["spec"]["ingress"].as_array().expect("rules");
+    assert_eq!(ingress_rules.len(), 2, "{ingress_rules:?}");
+    assert_eq!(
+        ingress_rules[1],
+        json!({
+            "from": [{"namespaceSelector": {"matchLabels": {"ingress": "yes"}}}],
+            "ports": [{"port": 8443, "protocol": "TCP"}],
+        })
+    );
+    assert_eq!(ingress_rules[0]["ports"], json!([{"port": 8080, "protocol": "TCP"}]));
+
+    // The pod: the two Secrets mounted, the mTLS settings, and callers.json naming the clients.
+    let d: Deployment = serde_json::from_value(by_kind("Deployment")).expect("deployment");
+    let pod = d.spec.and_then(|s| s.template.spec).expect("pod");
+    let secrets: Vec<String> = pod
+        .volumes
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| v.secret.and_then(|s| s.secret_name))
+        .collect();
+    assert_eq!(secrets, ["erlangen-gate-dsf-token", "gate-tls", "broker-ca"]);
+    let env: std::collections::BTreeMap<_, _> = pod.containers[0]
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.name, e.value.unwrap_or_default()))
+        .collect();
+    assert_eq!(env["GATE_TLS_CERT"], "/etc/miracolix-gate/tls/tls.crt");
+    assert_eq!(env["GATE_TLS_KEY"], "/etc/miracolix-gate/tls/tls.key");
+    assert_eq!(env["GATE_CLIENT_CA"], "/etc/miracolix-gate/client-ca/ca.crt");
+    // Every setting is one the gate's command line knows, and it starts the mTLS listener.
+    let mut argv = vec!["miracolix-operator".to_string(), "gate".to_string()];
+    for (name, value) in &env {
+        let flag = name.trim_start_matches("GATE_").to_lowercase().replace('_', "-");
+        argv.push(format!("--{flag}={value}"));
+    }
+    use clap::Parser as _;
+    let cli = crate::cli::Cli::try_parse_from(&argv)
+        .unwrap_or_else(|e| panic!("{argv:?} is not a gate command line: {e}"));
+    let crate::cli::Command::Gate(args) = cli.command else {
+        panic!("not the gate")
+    };
+    assert_eq!(args.mtls_listen.port(), 8443);
+    assert!(args.tls_cert.is_some() && args.tls_key.is_some() && args.client_ca.is_some());
+    let config = by_kind("ConfigMap");
+    let callers: serde_json::Value =
+        serde_json::from_str(config["data"]["callers.json"].as_str().expect("callers")).expect("json");
+    assert_eq!(
+        callers["clientCertificates"]["allowed"],
+        json!(["broker.example.org", "backup-broker.example.org"])
+    );
+    // The gate itself accepts that config.
+    let parsed: miracolix_gate::auth::CallersConfig =
+        serde_json::from_value(callers).expect("the gate's callers config");
+    assert_eq!(parsed.client_certificates.map(|c| c.allowed.len()), Some(2));
+
+    // Without direct mode none of it.
+    let plain = endpoint(json!({}));
+    let children = build::build(&build::GateInput {
+        endpoint: &plain,
+        site_name: "erlangen",
+        image: &image,
+        site_ingress: &site_ingress,
+    })
+    .expect("build");
+    assert!(children.iter().all(|c| c.resource.kind != "Ingress"));
+    let text = serde_json::to_string(&children.iter().map(|c| &c.object).collect::<Vec<_>>())
+        .expect("json");
+    assert!(!text.contains("8443") && !text.contains("GATE_TLS"), "{text}");
 }
