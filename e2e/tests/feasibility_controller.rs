@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use miracolix_e2e::{Config, TestApiServer, WorkloadTiming};
@@ -184,16 +184,8 @@ async fn endpoint_stalls_then_runs_the_gate_and_deletion_keeps_the_site() {
         .create(&PostParams::default(), &site)
         .await
         .expect("site created");
-    // The endpoint does not watch sites; a spec change of the endpoint triggers the next look.
-    let touch = |n: i32| json!({"spec": {"privacy": {"requestsPerHour": n}}});
-    endpoints
-        .patch(
-            "marburg",
-            &PatchParams::default(),
-            &Patch::Merge(&touch(500)),
-        )
-        .await
-        .expect("touch");
+    // The controller watches sites: the new site alone triggers the next look (the next
+    // requeue of a Stalled endpoint is minutes away; `wait_reason` gives up after 20 s).
     let stalled = wait_reason(
         &endpoints,
         conditions::STALLED,
@@ -226,14 +218,7 @@ async fn endpoint_stalls_then_runs_the_gate_and_deletion_keeps_the_site() {
         )
         .await
         .expect("site status");
-    endpoints
-        .patch(
-            "marburg",
-            &PatchParams::default(),
-            &Patch::Merge(&touch(400)),
-        )
-        .await
-        .expect("touch");
+    // Nothing touches the endpoint: the site's change (spec, then status) makes it Ready.
     let ready = wait_reason(&endpoints, conditions::READY, "True", reasons::READY_REASON).await;
     assert_eq!(
         ready.status.as_ref().and_then(|s| s.observed_generation),
@@ -266,7 +251,7 @@ async fn endpoint_stalls_then_runs_the_gate_and_deletion_keeps_the_site() {
         "{env:?}"
     );
     assert!(
-        env.contains(&("GATE_REQUESTS_PER_HOUR".into(), "400".into())),
+        env.contains(&("GATE_REQUESTS_PER_HOUR".into(), "999".into())),
         "{env:?}"
     );
     Api::<Service>::namespaced(client.clone(), NS)
@@ -286,6 +271,135 @@ async fn endpoint_stalls_then_runs_the_gate_and_deletion_keeps_the_site() {
         egress.contains("\"diz.miracum.org/component\":\"flare\""),
         "{egress}"
     );
+
+    // 3b. Direct-broker mode. A bad spec.direct is refused by the API server, naming the field.
+    let refused = endpoints
+        .patch(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"direct": {
+                "host": "feasibility.ukgm.de",
+                "serverCertificateSecretRef": {"name": "marburg-gate-tls"},
+                "clientCaSecretRef": {"name": "broker-ca"},
+                "allowedClients": ["*.forschen-fuer-gesundheit.de"],
+            }}})),
+        )
+        .await
+        .expect_err("a wildcard client name is refused");
+    let refused = refused.to_string();
+    assert!(
+        refused.contains("spec.direct.allowedClients[0]") && refused.contains("no wildcard"),
+        "{refused}"
+    );
+    // The site's two Secrets (the operator never reads them; the gate mounts them).
+    for secret in [
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+               "metadata": {"name": "marburg-gate-tls", "namespace": NS},
+               "stringData": {"tls.crt": "PEM", "tls.key": "PEM"}}),
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "broker-ca", "namespace": NS},
+               "stringData": {"ca.crt": "PEM"}}),
+    ] {
+        let secret: Secret = serde_json::from_value(secret).expect("secret");
+        Api::<Secret>::namespaced(client.clone(), NS)
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("Secret");
+    }
+    let direct = endpoints
+        .patch(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"direct": {
+                "host": "feasibility.ukgm.de",
+                "serverCertificateSecretRef": {"name": "marburg-gate-tls"},
+                "clientCaSecretRef": {"name": "broker-ca"},
+                "allowedClients": ["broker.forschen-fuer-gesundheit.de"],
+            }}})),
+        )
+        .await
+        .expect("direct mode on");
+    let generation = direct.metadata.generation;
+    let ready_again = await_condition(
+        endpoints.clone(),
+        "marburg",
+        move |o: Option<&FeasibilityEndpoint>| {
+            o.and_then(|e| e.status.as_ref()).is_some_and(|st| {
+                st.observed_generation == generation
+                    && conditions::find(&st.conditions, conditions::READY)
+                        .is_some_and(|c| c.status == "True")
+            })
+        },
+    );
+    within("Ready with direct mode", ready_again)
+        .await
+        .expect("watch");
+    let ingress = Api::<Ingress>::namespaced(client.clone(), NS)
+        .get("marburg-gate")
+        .await
+        .expect("the passthrough Ingress");
+    assert_eq!(
+        ingress
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("nginx.ingress.kubernetes.io/ssl-passthrough"))
+            .map(String::as_str),
+        Some("true")
+    );
+    let rule = ingress
+        .spec
+        .as_ref()
+        .and_then(|s| s.rules.as_ref())
+        .and_then(|r| r.first())
+        .cloned()
+        .expect("rule");
+    assert_eq!(rule.host.as_deref(), Some("feasibility.ukgm.de"));
+    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), NS)
+        .get("marburg-gate")
+        .await
+        .expect("NetworkPolicy");
+    let ingress_rules =
+        serde_json::to_value(policy.spec.and_then(|s| s.ingress)).expect("json");
+    assert_eq!(
+        ingress_rules[1],
+        json!({
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}],
+            "ports": [{"port": 8443, "protocol": "TCP"}],
+        }),
+        "{ingress_rules}"
+    );
+    let service = Api::<Service>::namespaced(client.clone(), NS)
+        .get("marburg-gate")
+        .await
+        .expect("Service");
+    assert!(
+        service
+            .spec
+            .and_then(|s| s.ports)
+            .unwrap_or_default()
+            .iter()
+            .any(|p| p.name.as_deref() == Some("https") && p.port == 8443),
+        "the Service has the port the Ingress names"
+    );
+    // Direct mode off: its Ingress goes, the gate stays.
+    endpoints
+        .patch(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"direct": null}})),
+        )
+        .await
+        .expect("direct mode off");
+    let ingresses = Api::<Ingress>::namespaced(client.clone(), NS);
+    let gone = await_condition(ingresses, "marburg-gate", |o: Option<&Ingress>| o.is_none());
+    within("the passthrough Ingress deleted", gone)
+        .await
+        .expect("watch");
+    Api::<Deployment>::namespaced(client.clone(), NS)
+        .get("marburg-gate")
+        .await
+        .expect("the gate stays");
 
     // 4. Deleting the endpoint removes the gate, not the site and not the audit volume.
     endpoints

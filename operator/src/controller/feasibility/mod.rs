@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -450,6 +451,13 @@ pub fn error_policy(
 }
 
 /// Runs the FeasibilityEndpoint controller for one scope until `shutdown` resolves.
+///
+/// Besides its own endpoints and the gate Deployments it owns, it watches what a reconcile
+/// reads: the DizSites (an endpoint is reconciled when its site changes, e.g. starts running
+/// FLARE or moves to another release) and the ComponentReleases (a new release, or a changed
+/// privacy floor). The reconcile then reads the site and release from the API server, so it sees
+/// at least the version the watch reported. The DSF token Secret is not watched: the operator
+/// cannot read Secrets, and the gate reads it only at start (docs/feasibility.md).
 pub async fn run(
     ctx: Arc<Context>,
     scope: Scope,
@@ -457,12 +465,42 @@ pub async fn run(
 ) {
     let client = ctx.client.clone();
     let wc = watcher::Config::default();
-    Controller::new(api_for::<FeasibilityEndpoint>(&client, &scope), wc.clone())
-        .owns(api_for::<Deployment>(&client, &scope), wc)
+    let controller = Controller::new(api_for::<FeasibilityEndpoint>(&client, &scope), wc.clone())
+        .owns(api_for::<Deployment>(&client, &scope), wc.clone());
+    let endpoints = controller.store();
+    let of_site = endpoints.clone();
+    controller
+        .watches(api_for::<DizSite>(&client, &scope), wc.clone(), move |site| {
+            endpoints_of_site(&of_site.state(), &site)
+        })
+        .watches(
+            Api::<ComponentRelease>::all(client.clone()),
+            wc,
+            move |_release| {
+                endpoints
+                    .state()
+                    .iter()
+                    .map(|e| ObjectRef::from_obj(&**e))
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
         .await;
+}
+
+/// The endpoints whose `spec.siteRef` names `site` (same namespace).
+pub fn endpoints_of_site(
+    endpoints: &[Arc<FeasibilityEndpoint>],
+    site: &DizSite,
+) -> Vec<ObjectRef<FeasibilityEndpoint>> {
+    let (ns, name) = (site.namespace(), site.name_any());
+    endpoints
+        .iter()
+        .filter(|e| e.namespace() == ns && e.spec.site_ref.name == name)
+        .map(|e| ObjectRef::from_obj(&**e))
+        .collect()
 }
 
 #[cfg(test)]

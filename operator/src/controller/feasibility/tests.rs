@@ -516,3 +516,25 @@ fn direct_mode_adds_the_mtls_listener_a_passthrough_ingress_and_admits_only_the_
         .expect("json");
     assert!(!text.contains("8443") && !text.contains("GATE_TLS"), "{text}");
 }
+
+#[test]
+fn a_site_change_reconciles_the_endpoints_that_name_it_in_its_namespace() {
+    let named = |name: &str, ns: &str, site: &str| {
+        let mut e = endpoint(json!({"siteRef": {"name": site}}));
+        e.metadata.name = Some(name.into());
+        e.metadata.namespace = Some(ns.into());
+        Arc::new(e)
+    };
+    let endpoints = [
+        named("a", "diz-erlangen", "erlangen"),
+        named("b", "diz-erlangen", "erlangen"),
+        named("c", "diz-erlangen", "other"),
+        named("d", "elsewhere", "erlangen"),
+    ];
+    let site = site(json!({"flare": {}}), None);
+    let hit: Vec<String> = endpoints_of_site(&endpoints, &site)
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(hit, ["a", "b"]);
+}
