@@ -13,9 +13,10 @@
 //! 3. user: `runAsNonRoot` with no numeric `runAsUser` and an image whose `USER` is a name is
 //!    `CreateContainerConfigError` (the kubelet cannot verify a name is not root); uid 0 under
 //!    `runAsNonRoot` likewise;
-//! 4. the process: a required setting missing, a written path on a read-only filesystem, or a
-//!    path owned by the image's user written as another user: the entrypoint exits
-//!    (`CrashLoopBackOff`, with the process's message);
+//! 4. the process: args that select none of the image's programs (an image that runs several,
+//!    one per subcommand), a required setting missing, a file it reads at start not mounted, a
+//!    written path on a read-only filesystem, or a path owned by the image's user written as
+//!    another user: the entrypoint exits (`CrashLoopBackOff`, with the process's message);
 //! 5. memory: a JVM whose fixed default heap exceeds the memory limit is `OOMKilled`;
 //! 6. probes: an HTTP probe on a path or port the image does not serve fails (404 or connection
 //!    refused): readiness keeps the pod unready, liveness and startup restart it
@@ -36,6 +37,11 @@ pub struct Contract {
     pub repository: String,
     #[serde(default)]
     pub source: String,
+    /// Which program of a multi-program image this is (selected by the container's args).
+    #[serde(default)]
+    pub program: Option<Program>,
+    #[serde(default)]
+    pub reads: Vec<Read>,
     pub user: User,
     #[serde(default)]
     pub writes: Vec<Write>,
@@ -47,6 +53,28 @@ pub struct Contract {
     pub endpoints: Vec<Endpoint>,
     #[serde(default)]
     pub jvm: Option<Jvm>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Program {
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub image_default_args: Vec<String>,
+    #[serde(default)]
+    pub unknown_args_message: String,
+}
+
+/// A file read at start from the path in `env`; `references` name further files inside it
+/// (`a.b`, `a[].b`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Read {
+    pub env: String,
+    #[serde(default)]
+    pub references: Vec<String>,
+    #[serde(default)]
+    pub message: String,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -118,10 +146,56 @@ impl Contracts {
         self.0.is_empty()
     }
 
-    /// The contract of an image reference (`repo@sha256:…`, `repo:tag` or `repo`).
+    /// The contract of an image reference (`repo@sha256:…`, `repo:tag` or `repo`); for an image
+    /// with several programs, the first (they share the image's user).
     pub fn for_image(&self, image: &str) -> Option<&Contract> {
         let repository = repository_of(image);
         self.0.iter().find(|c| c.repository == repository)
+    }
+
+    /// The contract of the program a container runs: by image, and for an image with several
+    /// programs by the container's args (the image's `CMD` when it sets neither `command` nor
+    /// `args`). `Err` with the entrypoint's message when the args select none of them.
+    pub fn for_container(&self, c: &Value) -> Result<Option<&Contract>, String> {
+        let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+        let repository = repository_of(image);
+        let candidates: Vec<&Contract> = self
+            .0
+            .iter()
+            .filter(|k| k.repository == repository)
+            .collect();
+        let programs: Vec<(&Contract, &Program)> = candidates
+            .iter()
+            .filter_map(|k| k.program.as_ref().map(|p| (*k, p)))
+            .collect();
+        let Some((_, first)) = programs.first() else {
+            return Ok(candidates.first().copied());
+        };
+        let args: Vec<String> = match (c.get("args"), c.get("command")) {
+            (Some(Value::Array(a)), _) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            (_, Some(Value::Array(_))) => Vec::new(),
+            _ => first.image_default_args.clone(),
+        };
+        programs
+            .iter()
+            .filter(|(_, p)| args.starts_with(&p.args))
+            .max_by_key(|(_, p)| p.args.len())
+            .map(|(k, _)| Some(*k))
+            .ok_or_else(|| {
+                format!(
+                    "{} '{}' (the image runs: {})",
+                    first.unknown_args_message,
+                    args.first().map(String::as_str).unwrap_or_default(),
+                    programs
+                        .iter()
+                        .map(|(_, p)| p.args.join(" "))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
     }
 }
 
@@ -231,10 +305,12 @@ pub fn check_pod(
     }
     for c in containers(pod, "containers") {
         let failure = kubelet_checks(pod, c, namespace, objects, contracts).or_else(|| {
-            let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
-            contracts
-                .for_image(image)
-                .and_then(|contract| process_checks(pod, c, contract, objects))
+            match contracts.for_container(c) {
+                Err(message) => Some(Failure::CrashLoopBackOff(message)),
+                Ok(contract) => {
+                    contract.and_then(|contract| process_checks(pod, c, contract, objects))
+                }
+            }
         });
         if let Some(f) = failure {
             out.push((name(c).to_string(), f));
@@ -494,6 +570,17 @@ fn process_checks(
         };
         return Some(Failure::CrashLoopBackOff(message));
     }
+    for read in &contract.reads {
+        let Some(Some(path)) = env.get(&read.env) else {
+            continue;
+        };
+        if let Some(missing) = unreadable(pod, c, path, &read.references, objects) {
+            return Some(Failure::CrashLoopBackOff(format!(
+                "{} {missing}: No such file or directory (os error 2)",
+                read.message
+            )));
+        }
+    }
 
     let read_only_root = c
         .pointer("/securityContext/readOnlyRootFilesystem")
@@ -621,6 +708,108 @@ fn process_checks(
         }
     }
     None
+}
+
+/// The first file of `path` and the files it references that the process would not find.
+fn unreadable(
+    pod: &Value,
+    c: &Value,
+    path: &str,
+    references: &[String],
+    objects: &Objects,
+) -> Option<String> {
+    let content = match file_at(pod, c, path, objects) {
+        None => return Some(path.to_string()),
+        Some(content) => content,
+    };
+    let doc: Option<Value> = content.and_then(|t| serde_json::from_str(&t).ok());
+    for r in references {
+        for inner in doc.iter().flat_map(|d| referenced(d, r)) {
+            if file_at(pod, c, &inner, objects).is_none() {
+                return Some(inner);
+            }
+        }
+    }
+    None
+}
+
+/// The strings at `a.b` or `a[].b` (every element of the list `a`) of a JSON document.
+fn referenced(doc: &Value, spec: &str) -> Vec<String> {
+    let mut at = vec![doc];
+    for segment in spec.split('.') {
+        let (field, each) = match segment.strip_suffix("[]") {
+            Some(f) => (f, true),
+            None => (segment, false),
+        };
+        at = at
+            .into_iter()
+            .filter_map(|v| v.get(field))
+            .flat_map(|v| match (each, v) {
+                (true, Value::Array(items)) => items.iter().collect::<Vec<_>>(),
+                (true, _) => Vec::new(),
+                (false, v) => vec![v],
+            })
+            .collect();
+    }
+    at.into_iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+/// What the process finds at `path`: `None` nothing; `Some(None)` a file of unknown content (a
+/// Secret key, a persistent volume); `Some(Some(text))` a ConfigMap key's value.
+fn file_at(pod: &Value, c: &Value, path: &str, objects: &Objects) -> Option<Option<String>> {
+    let mount = containers(c, "volumeMounts")
+        .filter(|m| {
+            let mp = str_at(m, "/mountPath")
+                .unwrap_or_default()
+                .trim_end_matches('/');
+            path == mp || path.starts_with(&format!("{mp}/"))
+        })
+        .max_by_key(|m| str_at(m, "/mountPath").unwrap_or_default().len())?;
+    let mount_path = str_at(mount, "/mountPath")
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    let rel = path[mount_path.len()..].trim_start_matches('/');
+    let key = match str_at(mount, "/subPath").filter(|s| !s.is_empty()) {
+        Some(sub) if rel.is_empty() => sub.to_string(),
+        Some(sub) => format!("{sub}/{rel}"),
+        None => rel.to_string(),
+    };
+    let vol = str_at(mount, "/name").unwrap_or_default();
+    let Some(volume) = containers(pod, "volumes").find(|v| name(v) == vol) else {
+        // A StatefulSet's claim template: a persistent volume.
+        return Some(None);
+    };
+    // A ConfigMap or Secret volume: its keys as files, or only `items`, each at its `path`.
+    let key_of = |source: &Value| -> Option<String> {
+        match source.get("items").and_then(Value::as_array) {
+            Some(items) => items
+                .iter()
+                .find(|i| str_at(i, "/path") == Some(key.as_str()))
+                .and_then(|i| str_at(i, "/key"))
+                .map(str::to_string),
+            None => Some(key.clone()),
+        }
+    };
+    if let Some(cm) = volume.get("configMap") {
+        let data = objects
+            .config_maps
+            .get(str_at(cm, "/name").unwrap_or_default())?;
+        return data.get(&key_of(cm)?).cloned().map(Some);
+    }
+    if let Some(secret) = volume.get("secret") {
+        let keys = objects
+            .secrets
+            .get(str_at(secret, "/secretName").unwrap_or_default())?;
+        return keys.contains(&key_of(secret)?).then_some(None);
+    }
+    if volume.get("emptyDir").is_some() {
+        // Empty when the container starts.
+        return None;
+    }
+    // A persistent volume (or another source): what it holds is not known here.
+    Some(None)
 }
 
 fn container_ports(c: &Value) -> BTreeMap<String, i32> {

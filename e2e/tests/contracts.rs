@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use miracolix_e2e::kubelet::{Contracts, Failure, Objects, check_pod};
 use miracolix_operator::api::{ComponentRelease, DizSite, DizSiteSpec};
-use miracolix_operator::catalog::{self, Child, Component, ResolvedRelease, SiteInput, contract};
+use miracolix_operator::catalog::{
+    self, Child, Component, ResolvedRelease, SiteInput, contract, own_image,
+};
 use serde_json::Value;
 
 fn contracts() -> Contracts {
@@ -217,7 +219,18 @@ fn every_example_site_meets_its_contracts() {
 #[test]
 fn every_contract_belongs_to_a_release_image_and_cites_its_source() {
     let release = release();
-    for c in contract::all() {
+    // The project's own image is read from this repository, not cited from upstream: its
+    // contracts are checked against the code (`catalog::own_image`'s test) and below
+    // (`the_gate_deployment_meets_the_gate_program_contract_and_a_broken_one_does_not`).
+    assert_eq!(
+        release.images[miracolix_operator::controller::feasibility::build::GATE_IMAGE_KEY]
+            .repository,
+        own_image::REPOSITORY
+    );
+    for c in contract::all()
+        .into_iter()
+        .filter(|c| c.repository != own_image::REPOSITORY)
+    {
         assert!(
             release.images.contains_key(c.image),
             "contract for unknown image {}",
@@ -284,7 +297,11 @@ fn secret_settings_come_from_secrets() {
 #[test]
 fn a_violated_contract_is_reported_with_the_kubelets_reason() {
     let contracts = contracts();
-    for c in contract::all() {
+    // The own image's programs are broken on purpose in the gate's test below.
+    for c in contract::all()
+        .into_iter()
+        .filter(|c| c.repository != own_image::REPOSITORY)
+    {
         let owner = Component::all()
             .find(|x| x.descriptor().contracts.iter().any(|k| k.image == c.image))
             .expect("the contract's component");
@@ -400,4 +417,124 @@ fn every_image_has_a_contract_or_a_named_reason() {
             );
         }
     }
+}
+
+/// The feasibility gate runs the operator image's `gate` program: the Deployment the controller
+/// builds meets that contract, and a gate pod that could not start is not ready in the
+/// simulation: without its callers config or token mounted, with args that are no program of
+/// the image, or running the image's default program (the operator) instead.
+#[test]
+fn the_gate_deployment_meets_the_gate_program_contract_and_a_broken_one_does_not() {
+    use miracolix_operator::api::{ComponentImage, FeasibilityEndpoint};
+    use miracolix_operator::controller::feasibility::build::{self, GateInput, SiteIngress};
+    let contracts = contracts();
+    let release = repo::docs("examples/10-release-miracolix-2026.1.yaml").remove(0);
+    let image: ComponentImage =
+        serde_json::from_value(release["spec"]["components"][build::GATE_IMAGE_KEY].clone())
+            .expect("the example release pins the gate");
+    let check = |direct: bool| {
+        let mut doc = repo::docs("examples/30-feasibility-erlangen.yaml").remove(0);
+        if direct {
+            doc["spec"]["direct"] = serde_json::json!({
+                "host": "feasibility.uk-erlangen.de",
+                "serverCertificateSecretRef": {"name": "gate-tls"},
+                "clientCaSecretRef": {"name": "broker-ca"},
+                "allowedClients": ["broker.forschen-fuer-gesundheit.de"],
+            });
+        }
+        let endpoint: FeasibilityEndpoint = serde_json::from_value(doc).expect("endpoint");
+        let children = build::build(&GateInput {
+            endpoint: &endpoint,
+            site_name: "erlangen",
+            image: &image,
+            site_ingress: &SiteIngress::default(),
+        })
+        .expect("gate builds");
+        // The namespace as the site prepares it: the token Secret (and the TLS Secrets) with
+        // their keys; the ConfigMap as built.
+        let mut objects = objects(&children);
+        objects.secrets.insert(
+            build::token_secret_name(&endpoint),
+            BTreeSet::from(["token".to_string()]),
+        );
+        objects.secrets.insert(
+            "gate-tls".into(),
+            BTreeSet::from(["tls.crt".to_string(), "tls.key".to_string()]),
+        );
+        objects
+            .secrets
+            .insert("broker-ca".into(), BTreeSet::from(["ca.crt".to_string()]));
+        let pod = children
+            .iter()
+            .find(|c| c.resource.kind == "Deployment")
+            .and_then(pod_spec)
+            .expect("the gate's pod");
+        (pod, objects)
+    };
+    for direct in [false, true] {
+        let (pod, objects) = check(direct);
+        assert_eq!(
+            check_pod(&pod, "diz-erlangen", &objects, &contracts),
+            [],
+            "direct mode {direct}: the gate as built starts"
+        );
+    }
+
+    let (pod, objects) = check(true);
+    let broken = |what: &str, edit: &dyn Fn(&mut Value)| {
+        let mut p = pod.clone();
+        edit(&mut p);
+        let got = check_pod(&p, "diz-erlangen", &objects, &contracts);
+        let (_, failure) = got
+            .first()
+            .cloned()
+            .unwrap_or_else(|| panic!("{what}: the pod would start"));
+        (failure.reason(), failure.message().to_string())
+    };
+    let drop_mount = |name: &'static str| {
+        move |p: &mut Value| {
+            if let Some(m) = p["containers"][0]["volumeMounts"].as_array_mut() {
+                m.retain(|m| m["name"] != name);
+            }
+        }
+    };
+    let (reason, message) = broken("no callers.json", &drop_mount("config"));
+    assert_eq!(reason, "CrashLoopBackOff");
+    assert!(
+        message.contains("cannot read /etc/miracolix-gate/callers.json"),
+        "{message}"
+    );
+    let (reason, message) = broken("no token", &drop_mount("dsf-token"));
+    assert_eq!(reason, "CrashLoopBackOff");
+    assert!(
+        message.contains("/etc/miracolix-gate/dsf/token"),
+        "the token file callers.json names: {message}"
+    );
+    let (_, message) = broken("no client CA", &drop_mount("client-ca"));
+    assert!(
+        message.contains("/etc/miracolix-gate/client-ca/ca.crt"),
+        "{message}"
+    );
+    let (reason, message) = broken("args that are no program", &|p| {
+        p["containers"][0]["args"] = serde_json::json!(["serve"]);
+    });
+    assert_eq!(reason, "CrashLoopBackOff");
+    assert!(
+        message.contains("unrecognized subcommand 'serve'"),
+        "{message}"
+    );
+    // No args: the image's CMD runs the operator, which serves no /readyz on the gate's ops port.
+    let (reason, message) = broken("the image's default program", &|p| {
+        if let Some(c) = p["containers"][0].as_object_mut() {
+            c.remove("args");
+        }
+    });
+    assert_eq!(reason, "CrashLoopBackOff", "{message}");
+    assert!(message.contains("connection refused"), "{message}");
+    let (_, message) = broken("no executor", &|p| {
+        if let Some(env) = p["containers"][0]["env"].as_array_mut() {
+            env.retain(|e| e["name"] != "GATE_EXECUTOR_URL");
+        }
+    });
+    assert!(message.contains("--executor-url"), "{message}");
 }

@@ -83,8 +83,11 @@ async fn wait_reason(
 
 #[tokio::test]
 async fn endpoint_stalls_then_runs_the_gate_and_deletion_keeps_the_site() {
+    // The simulated kubelet holds the gate's pod to the operator image's `gate` contract
+    // (catalog::own_image): Ready below means the pod as built would start.
     let server = TestApiServer::with_config(Config {
         workload_timing: WorkloadTiming::Immediate,
+        contracts: repo::catalogue_contracts(),
         ..Config::default()
     });
     for crd in std::fs::read_dir(root().join("crds")).expect("crds") {
@@ -272,6 +275,94 @@ async fn endpoint_stalls_then_runs_the_gate_and_deletion_keeps_the_site() {
         "{egress}"
     );
 
+    // 3a. The same pod without its callers config mounted does not become ready: a Deployment
+    // of it (not the operator's, which would take a change back) crash-loops with the gate's
+    // message.
+    let mut broken_pod = deployment
+        .spec
+        .clone()
+        .map(|s| s.template)
+        .expect("template");
+    if let Some(spec) = broken_pod.spec.as_mut() {
+        for c in &mut spec.containers {
+            if let Some(m) = c.volume_mounts.as_mut() {
+                m.retain(|m| m.name != "config");
+            }
+        }
+    }
+    let mut labels = std::collections::BTreeMap::new();
+    labels.insert("app".to_string(), "broken-gate".to_string());
+    if let Some(meta) = broken_pod.metadata.as_mut() {
+        meta.labels = Some(labels.clone());
+    }
+    let broken = Deployment {
+        metadata: kube::api::ObjectMeta {
+            name: Some("broken-gate".into()),
+            namespace: Some(NS.into()),
+            ..Default::default()
+        },
+        spec: Some(k8s_openapi::api::apps::v1::DeploymentSpec {
+            selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                match_labels: Some(labels),
+                ..Default::default()
+            },
+            template: broken_pod,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Api::<Deployment>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &broken)
+        .await
+        .expect("broken gate Deployment");
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), NS);
+    let crashing = async {
+        loop {
+            let list = pods
+                .list(&kube::api::ListParams::default().labels("app=broken-gate"))
+                .await
+                .expect("pods");
+            let waiting = list
+                .items
+                .iter()
+                .flat_map(|p| p.status.iter())
+                .flat_map(|s| s.container_statuses.iter().flatten())
+                .filter_map(|c| c.state.as_ref().and_then(|s| s.waiting.clone()))
+                .find(|w| w.reason.as_deref() == Some("CrashLoopBackOff"));
+            if let Some(w) = waiting {
+                return w;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let waiting = within("the broken gate pod crash-looping", crashing).await;
+    let last = pods
+        .list(&kube::api::ListParams::default().labels("app=broken-gate"))
+        .await
+        .expect("pods")
+        .items
+        .into_iter()
+        .flat_map(|p| p.status.into_iter())
+        .flat_map(|s| s.container_statuses.into_iter().flatten())
+        .map(|c| format!("{:?} {:?}", c.ready, c.last_state))
+        .collect::<Vec<_>>();
+    assert!(
+        format!("{waiting:?} {last:?}").contains("callers.json"),
+        "the gate's own message: {waiting:?} {last:?}"
+    );
+    let broken_status = Api::<Deployment>::namespaced(client.clone(), NS)
+        .get("broken-gate")
+        .await
+        .expect("broken gate")
+        .status;
+    assert_eq!(
+        broken_status
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0),
+        0,
+        "the broken gate is not available"
+    );
+
     // 3b. Direct-broker mode. A bad spec.direct is refused by the API server, naming the field.
     let refused = endpoints
         .patch(
@@ -359,8 +450,7 @@ async fn endpoint_stalls_then_runs_the_gate_and_deletion_keeps_the_site() {
         .get("marburg-gate")
         .await
         .expect("NetworkPolicy");
-    let ingress_rules =
-        serde_json::to_value(policy.spec.and_then(|s| s.ingress)).expect("json");
+    let ingress_rules = serde_json::to_value(policy.spec.and_then(|s| s.ingress)).expect("json");
     assert_eq!(
         ingress_rules[1],
         json!({

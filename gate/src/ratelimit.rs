@@ -43,7 +43,13 @@ mod tests {
             // Full: wait until the oldest leaves the window, rounded up to whole seconds.
             ("full", w(2, Some(0)), 2, 2_000, Err(3_598)),
             ("full, 1 ms to go", w(2, Some(1)), 2, HOUR_MS, Err(1)),
-            ("full, oldest at the edge", w(2, Some(0)), 2, HOUR_MS, Err(1)),
+            (
+                "full, oldest at the edge",
+                w(2, Some(0)),
+                2,
+                HOUR_MS,
+                Err(1),
+            ),
         ];
         for (name, window, per_hour, now, want) in cases {
             assert_eq!(decide(window, per_hour, now), want, "{name}");

@@ -13,8 +13,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use rand_chacha::ChaCha20Rng;
-use serde_json::json;
 use rustls_pki_types::CertificateDer;
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -85,11 +85,7 @@ impl Gate {
             config,
             auth: Arc::new(auth),
             executor,
-            inner: Arc::new(Mutex::new(Inner {
-                store,
-                rng,
-                audit,
-            })),
+            inner: Arc::new(Mutex::new(Inner { store, rng, audit })),
             metrics: Metrics::default(),
             clock: Utc::now,
         })
@@ -445,15 +441,19 @@ impl Gate {
                             }
                             Err(_) => return,
                         };
-                        let peer = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                        let peer = match tls.get_ref().1.peer_certificates().and_then(|c| c.first())
+                        {
                             Some(cert) => Peer::Certificate(cert.clone().into_owned()),
                             None => return,
                         };
-                        gate.serve_connection(TokioIo::new(tls), Some(Arc::new(peer))).await;
+                        gate.serve_connection(TokioIo::new(tls), Some(Arc::new(peer)))
+                            .await;
                     });
                 }
                 (Listener::Ops, _) => {
-                    tokio::spawn(async move { gate.serve_connection(TokioIo::new(stream), None).await });
+                    tokio::spawn(
+                        async move { gate.serve_connection(TokioIo::new(stream), None).await },
+                    );
                 }
                 _ => {
                     tokio::spawn(async move {

@@ -96,7 +96,12 @@ impl Store {
     /// The rate limit: admits one query of `requester` at `now_ms` (Unix milliseconds) and
     /// records it, or says how many seconds to wait (`ratelimit::decide`). Entries older than an
     /// hour are dropped on the way, so the table holds at most `per_hour` rows per requester.
-    pub fn admit(&mut self, requester: &str, per_hour: u32, now_ms: i64) -> Result<Result<(), u64>, StoreError> {
+    pub fn admit(
+        &mut self,
+        requester: &str,
+        per_hour: u32,
+        now_ms: i64,
+    ) -> Result<Result<(), u64>, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

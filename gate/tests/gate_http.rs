@@ -550,7 +550,11 @@ async fn refuses_unknown_callers_and_bad_queries() {
         })
         .collect();
     let line = |outcome: &str, claimed: Option<&str>| {
-        (outcome.to_string(), String::new(), claimed.map(str::to_string))
+        (
+            outcome.to_string(),
+            String::new(),
+            claimed.map(str::to_string),
+        )
     };
     assert_eq!(
         refused,
@@ -744,7 +748,8 @@ async fn mtls_admits_only_certified_allowed_brokers() {
     );
     let (_, metrics) = h.get_ops("/metrics").await;
     assert!(
-        metrics.contains(r#"miracolix_gate_queries_total{requester="",outcome="unauthenticated"} 2"#),
+        metrics
+            .contains(r#"miracolix_gate_queries_total{requester="",outcome="unauthenticated"} 2"#),
         "the two refused handshakes are counted: {metrics}"
     );
 }

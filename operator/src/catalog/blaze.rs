@@ -55,6 +55,8 @@ const CONTRACT: ImageContract = ImageContract {
     image: "blaze",
     repository: "ghcr.io/samply/blaze",
     source: "samply/blaze@v0.30.2",
+    program: None,
+    reads: &[],
     user: ImageUser {
         declared: "1001",
         uid: Some(BLAZE_UID),

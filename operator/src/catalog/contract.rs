@@ -92,6 +92,36 @@ pub struct Jvm {
     pub cite: Cite,
 }
 
+/// Which of an image's programs a contract describes, for an image that runs several (one per
+/// subcommand, like the operator image: `run`, `gate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Program {
+    /// The leading container args that select this program.
+    pub args: &'static [&'static str],
+    /// The image's `CMD`: the args when the container sets neither `command` nor `args`.
+    pub image_default_args: &'static [&'static str],
+    /// What the entrypoint prints and exits with when the args select none of the image's
+    /// programs.
+    pub unknown_args_message: &'static str,
+    pub cite: Cite,
+}
+
+/// A file the process reads at start, at the path an environment variable names: it must be
+/// there (a mounted ConfigMap or Secret key, or a volume), or the process exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Read {
+    /// The variable holding the path; the read happens only when it is set.
+    pub env: &'static str,
+    /// Fields of that file (JSON) that name further files read at start, as `a.b` or `a[].b`
+    /// (every element of the list `a`).
+    pub references: &'static [&'static str],
+    /// What the entrypoint prints when the file is missing, before the path.
+    pub message: &'static str,
+    pub cite: Cite,
+}
+
 /// What one image demands of its pod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -102,6 +132,10 @@ pub struct ImageContract {
     pub repository: &'static str,
     /// `repository@tag` of the source the facts were read at.
     pub source: &'static str,
+    /// The program of a multi-program image this contract is about; `None`: the image runs one.
+    pub program: Option<Program>,
+    /// Files read at start from paths in the environment.
+    pub reads: &'static [Read],
     pub user: ImageUser,
     pub writes: &'static [Write],
     pub required: &'static [Required],
@@ -112,11 +146,18 @@ pub struct ImageContract {
 }
 
 /// Every contract of the registered components, in registry order, each image once (the login
-/// proxy's contract is listed by every component that can run it).
+/// proxy's contract is listed by every component that can run it), then the project's own image
+/// (the operator and the feasibility gate).
 pub fn all() -> Vec<&'static ImageContract> {
     let mut out: Vec<&'static ImageContract> = Vec::new();
-    for c in super::Component::all().flat_map(|c| c.descriptor().contracts.iter()) {
-        if !out.iter().any(|o| o.image == c.image) {
+    for c in super::Component::all()
+        .flat_map(|c| c.descriptor().contracts.iter())
+        .chain(super::own_image::CONTRACTS.iter())
+    {
+        if !out
+            .iter()
+            .any(|o| o.image == c.image && o.program == c.program)
+        {
             out.push(c);
         }
     }

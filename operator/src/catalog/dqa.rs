@@ -157,6 +157,8 @@ const CONTRACT: ImageContract = ImageContract {
     // The repository the release pins; no public source produces it (module comment).
     repository: "harbor.miracum.org/dqa/miracumdqa",
     source: "miracum/dqa-dqagui@v0.2.5 (docker/; public Shiny recipe, not the source of harbor.miracum.org/dqa/miracumdqa, for which none is public) + rstudio/shiny-server@89625e0",
+    program: None,
+    reads: &[],
     user: ImageUser {
         declared: "shiny",
         uid: Some(SHINY_UID),

@@ -88,6 +88,8 @@ const CONTRACT: ImageContract = ImageContract {
     image: "fhir-gateway",
     repository: "ghcr.io/miracum/fhir-gateway",
     source: "miracum/fhir-gateway@v3.14.2",
+    program: None,
+    reads: &[],
     user: ImageUser {
         // `USER 65532:65532`: numeric, so the kubelet can check it against runAsNonRoot.
         declared: "65532",

@@ -130,6 +130,8 @@ const CONTRACT: ImageContract = ImageContract {
     image: "fhir-pseudonymizer",
     repository: "ghcr.io/miracum/fhir-pseudonymizer",
     source: SOURCE,
+    program: None,
+    reads: &[],
     user: ImageUser {
         // `USER 65532:65532`: numeric, so the kubelet can check it against runAsNonRoot.
         declared: "65532",

@@ -70,6 +70,8 @@ const CONTRACT: ImageContract = ImageContract {
     image: "flare",
     repository: "ghcr.io/medizininformatik-initiative/flare",
     source: SOURCE,
+    program: None,
+    reads: &[],
     user: ImageUser {
         declared: "1001",
         uid: Some(1001),

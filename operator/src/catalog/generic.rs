@@ -186,6 +186,8 @@ fn make(def: &ComponentDefinition, image: &ComponentImage) -> Result<Descriptor,
         image: name,
         repository: leak_str(&image.repository),
         source,
+        program: None,
+        reads: &[],
         user: ImageUser {
             declared: leak_str(&def.contract.uid.to_string()),
             uid: Some(def.contract.uid),

@@ -64,6 +64,8 @@ const CONTRACT: ImageContract = ImageContract {
     image: "gics",
     repository: "mosaicgreifswald/gics",
     source: "mosaic-hgw/gICS@a9e0353 (2024.3.0 build files) + mosaic-hgw/Docker@e6a4439 (wildfly:34-20241111)",
+    program: None,
+    reads: &[],
     user: TTP_USER,
     writes: TTP_WRITES,
     required: &[

@@ -170,6 +170,8 @@ pub(crate) const CONTRACT: ImageContract = ImageContract {
     image: "gpas",
     repository: "mosaicgreifswald/gpas",
     source: "mosaic-hgw/Docker@e6a4439 (wildfly:34-20241111) + mosaic-hgw/gICS@a9e0353 (2024.3.0, sibling layout) + mosaic-hgw/gPAS@76e78fd (2023.1.2; no 2024.3.0 source is public)",
+    program: None,
+    reads: &[],
     user: TTP_USER,
     writes: TTP_WRITES,
     // The datasource has defaults (host `mysql`, `gpas_user`/`gpas_password`): without these

@@ -113,6 +113,8 @@ const CORE_SERVER_CONTRACT: ImageContract = ImageContract {
     image: "i2b2-core-server",
     repository: "i2b2/i2b2-core-server",
     source: "i2b2/i2b2-core-server@8fc8372f",
+    program: None,
+    reads: &[],
     user: ImageUser {
         declared: "root",
         uid: Some(0),
@@ -178,6 +180,8 @@ const WEBCLIENT_CONTRACT: ImageContract = ImageContract {
     image: "i2b2-webclient",
     repository: "i2b2/i2b2-webclient",
     source: "i2b2/i2b2-docker-generator@44f02bb9",
+    program: None,
+    reads: &[],
     user: ImageUser {
         // No USER: the image runs as root, and Apache drops its workers to www-data itself.
         declared: "0",

@@ -60,6 +60,8 @@ pub const CONTRACT: ImageContract = ImageContract {
     image: IMAGE,
     repository: "quay.io/oauth2-proxy/oauth2-proxy",
     source: SOURCE,
+    program: None,
+    reads: &[],
     user: ImageUser {
         // The published image (no `-alpine` suffix) is built FROM gcr.io/distroless/static:nonroot
         // and sets no USER of its own, so it inherits the base's numeric user 65532.

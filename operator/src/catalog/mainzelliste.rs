@@ -200,6 +200,8 @@ const CONTRACT: ImageContract = ImageContract {
     image: "mainzelliste",
     repository: "medicalinformatics/mainzelliste",
     source: "samply/docker-common@0.7.7 (base of the 1.13 images) + medicalinformatics/mainzelliste-gui@56f8a80 (upstream's 1.13 deployment) + cerbelding/medicalinformatics.mainzelliste@v1.10 (application; 1.13.0 is not readable)",
+    program: None,
+    reads: &[],
     user: USER,
     writes: &[Write {
         path: CLASSES,

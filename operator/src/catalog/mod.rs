@@ -38,6 +38,7 @@ pub mod login_proxy;
 pub mod mainzelliste;
 pub mod network_policy;
 mod ohdsi;
+pub mod own_image;
 pub mod pod;
 pub mod registry;
 mod torch;

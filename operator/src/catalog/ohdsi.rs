@@ -107,6 +107,8 @@ const WEBAPI_CONTRACT: ImageContract = ImageContract {
     image: "ohdsi-webapi",
     repository: "ohdsi/webapi",
     source: WEBAPI,
+    program: None,
+    reads: &[],
     user: ImageUser {
         declared: "101",
         uid: Some(101),
@@ -187,6 +189,8 @@ const ATLAS_CONTRACT: ImageContract = ImageContract {
     image: "ohdsi-atlas",
     repository: "ohdsi/atlas",
     source: "OHDSI/Atlas@v2.15.0",
+    program: None,
+    reads: &[],
     user: ImageUser {
         declared: "101",
         uid: Some(101),

@@ -104,6 +104,8 @@ const FILES_CONTRACT: ImageContract = ImageContract {
     image: FILES_IMAGE,
     repository: "nginxinc/nginx-unprivileged",
     source: "nginxinc/docker-nginx-unprivileged@1.27.2",
+    program: None,
+    reads: &[],
     user: ImageUser {
         declared: "101",
         uid: Some(101),
@@ -128,6 +130,8 @@ const CONTRACT: ImageContract = ImageContract {
     image: "torch",
     repository: "ghcr.io/medizininformatik-initiative/torch",
     source: "medizininformatik-initiative/torch@v1.0.0",
+    program: None,
+    reads: &[],
     user: ImageUser {
         declared: "1001",
         uid: Some(1001),

@@ -84,6 +84,8 @@ const CONTRACT: ImageContract = ImageContract {
     image: "vfps",
     repository: "ghcr.io/miracum/vfps",
     source: "miracum/vfps@v1.3.6",
+    program: None,
+    reads: &[],
     user: ImageUser {
         declared: "65534",
         uid: Some(VFPS_UID),

@@ -225,35 +225,37 @@ pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
         // image (docs/image.md: one image for everything the project ships). The entrypoint is
         // the binary; args replace the image's `run`.
         args: Some(vec![GATE_SUBCOMMAND.into()]),
-        env: Some(vec![
-            env(
-                "GATE_EXECUTOR_URL",
-                format!("http://{}-flare:{FLARE_PORT}", input.site_name),
-            ),
-            env("GATE_EPSILON", privacy.epsilon.to_string()),
-            env("GATE_ROUND_TO", privacy.round_to.to_string()),
-            env("GATE_SUPPRESS_BELOW", privacy.suppress_below.to_string()),
-            env(
-                "GATE_REQUESTS_PER_HOUR",
-                privacy.requests_per_hour.to_string(),
-            ),
-            env(
-                "GATE_DAILY_EPSILON_BUDGET",
-                privacy.daily_epsilon_budget.to_string(),
-            ),
-            env("GATE_STATE_DIR", STATE_DIR.into()),
-            env("GATE_CALLERS", format!("{CONFIG_DIR}/callers.json")),
-        ]
-        .into_iter()
-        .chain(direct.into_iter().flat_map(|_| {
-            [
-                env("GATE_MTLS_LISTEN", format!("0.0.0.0:{MTLS_PORT}")),
-                env("GATE_TLS_CERT", format!("{TLS_DIR}/tls.crt")),
-                env("GATE_TLS_KEY", format!("{TLS_DIR}/tls.key")),
-                env("GATE_CLIENT_CA", format!("{CLIENT_CA_DIR}/ca.crt")),
+        env: Some(
+            vec![
+                env(
+                    "GATE_EXECUTOR_URL",
+                    format!("http://{}-flare:{FLARE_PORT}", input.site_name),
+                ),
+                env("GATE_EPSILON", privacy.epsilon.to_string()),
+                env("GATE_ROUND_TO", privacy.round_to.to_string()),
+                env("GATE_SUPPRESS_BELOW", privacy.suppress_below.to_string()),
+                env(
+                    "GATE_REQUESTS_PER_HOUR",
+                    privacy.requests_per_hour.to_string(),
+                ),
+                env(
+                    "GATE_DAILY_EPSILON_BUDGET",
+                    privacy.daily_epsilon_budget.to_string(),
+                ),
+                env("GATE_STATE_DIR", STATE_DIR.into()),
+                env("GATE_CALLERS", format!("{CONFIG_DIR}/callers.json")),
             ]
-        }))
-        .collect()),
+            .into_iter()
+            .chain(direct.into_iter().flat_map(|_| {
+                [
+                    env("GATE_MTLS_LISTEN", format!("0.0.0.0:{MTLS_PORT}")),
+                    env("GATE_TLS_CERT", format!("{TLS_DIR}/tls.crt")),
+                    env("GATE_TLS_KEY", format!("{TLS_DIR}/tls.key")),
+                    env("GATE_CLIENT_CA", format!("{CLIENT_CA_DIR}/ca.crt")),
+                ]
+            }))
+            .collect(),
+        ),
         ports: Some(
             [
                 ("http", API_PORT),
@@ -283,35 +285,37 @@ pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
             ..ResourceRequirements::default()
         }),
         security_context: Some(pod::container_security(RESTRICTED)),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "state".into(),
-                mount_path: STATE_DIR.into(),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "config".into(),
-                mount_path: CONFIG_DIR.into(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "dsf-token".into(),
-                mount_path: TOKEN_DIR.into(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-        ]
-        .into_iter()
-        .chain(direct.into_iter().flat_map(|_| {
-            [("tls", TLS_DIR), ("client-ca", CLIENT_CA_DIR)].map(|(n, path)| VolumeMount {
-                name: n.into(),
-                mount_path: path.into(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            })
-        }))
-        .collect()),
+        volume_mounts: Some(
+            vec![
+                VolumeMount {
+                    name: "state".into(),
+                    mount_path: STATE_DIR.into(),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: "config".into(),
+                    mount_path: CONFIG_DIR.into(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: "dsf-token".into(),
+                    mount_path: TOKEN_DIR.into(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+            ]
+            .into_iter()
+            .chain(direct.into_iter().flat_map(|_| {
+                [("tls", TLS_DIR), ("client-ca", CLIENT_CA_DIR)].map(|(n, path)| VolumeMount {
+                    name: n.into(),
+                    mount_path: path.into(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                })
+            }))
+            .collect(),
+        ),
         ..Container::default()
     };
     let deployment = Deployment {
@@ -352,33 +356,35 @@ pub fn build(input: &GateInput) -> Result<Vec<Child>, CatalogError> {
                         ..PodSecurityContext::default()
                     }),
                     containers: vec![container],
-                    volumes: Some(vec![
-                        Volume {
-                            name: "state".into(),
-                            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                                claim_name: state_claim,
-                                ..PersistentVolumeClaimVolumeSource::default()
-                            }),
-                            ..Volume::default()
-                        },
-                        Volume {
-                            name: "config".into(),
-                            config_map: Some(ConfigMapVolumeSource {
-                                name: name.clone(),
-                                ..ConfigMapVolumeSource::default()
-                            }),
-                            ..Volume::default()
-                        },
-                        secret_volume("dsf-token", token_secret_name(ep)),
-                    ]
-                    .into_iter()
-                    .chain(direct.into_iter().flat_map(|d| {
-                        [
-                            secret_volume("tls", d.server_certificate_secret_ref.name.clone()),
-                            secret_volume("client-ca", d.client_ca_secret_ref.name.clone()),
+                    volumes: Some(
+                        vec![
+                            Volume {
+                                name: "state".into(),
+                                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                                    claim_name: state_claim,
+                                    ..PersistentVolumeClaimVolumeSource::default()
+                                }),
+                                ..Volume::default()
+                            },
+                            Volume {
+                                name: "config".into(),
+                                config_map: Some(ConfigMapVolumeSource {
+                                    name: name.clone(),
+                                    ..ConfigMapVolumeSource::default()
+                                }),
+                                ..Volume::default()
+                            },
+                            secret_volume("dsf-token", token_secret_name(ep)),
                         ]
-                    }))
-                    .collect()),
+                        .into_iter()
+                        .chain(direct.into_iter().flat_map(|d| {
+                            [
+                                secret_volume("tls", d.server_certificate_secret_ref.name.clone()),
+                                secret_volume("client-ca", d.client_ca_secret_ref.name.clone()),
+                            ]
+                        }))
+                        .collect(),
+                    ),
                     ..PodSpec::default()
                 }),
             },
@@ -511,7 +517,10 @@ fn passthrough_ingress(
     Ingress {
         metadata,
         spec: Some(IngressSpec {
-            ingress_class_name: direct.class_name.clone().or_else(|| site.class_name.clone()),
+            ingress_class_name: direct
+                .class_name
+                .clone()
+                .or_else(|| site.class_name.clone()),
             rules: Some(vec![IngressRule {
                 host: Some(direct.host.clone()),
                 http: Some(HTTPIngressRuleValue {

@@ -370,7 +370,8 @@ pub async fn reconcile(
         gate_available = available(deployment.as_ref());
         if endpoint.spec.direct.is_none() {
             // Direct mode switched off: its Ingress goes (the rest of the gate stays).
-            let ingress = kube::core::ApiResource::erase::<k8s_openapi::api::networking::v1::Ingress>(&());
+            let ingress =
+                kube::core::ApiResource::erase::<k8s_openapi::api::networking::v1::Ingress>(&());
             let name = build::gate_name(&endpoint);
             if apply::delete_if_present(&ctx.client, ctx.cache(), &ns, &ingress, &name).await? {
                 tracing::info!(endpoint = %endpoint.name_any(), "direct mode off: Ingress {name} deleted");
@@ -470,9 +471,11 @@ pub async fn run(
     let endpoints = controller.store();
     let of_site = endpoints.clone();
     controller
-        .watches(api_for::<DizSite>(&client, &scope), wc.clone(), move |site| {
-            endpoints_of_site(&of_site.state(), &site)
-        })
+        .watches(
+            api_for::<DizSite>(&client, &scope),
+            wc.clone(),
+            move |site| endpoints_of_site(&of_site.state(), &site),
+        )
         .watches(
             Api::<ComponentRelease>::all(client.clone()),
             wc,

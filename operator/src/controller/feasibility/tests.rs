@@ -132,8 +132,10 @@ fn direct(host: &str) -> serde_json::Value {
 fn with_ingress(mut observed: Observed, host: &str) -> Observed {
     if let Some(site) = observed.site.as_mut() {
         site.spec.ingress = Some(
-            serde_json::from_value(json!({"host": host, "className": "nginx", "tls": {"secretName": "t"}}))
-                .expect("ingress"),
+            serde_json::from_value(
+                json!({"host": host, "className": "nginx", "tls": {"secretName": "t"}}),
+            )
+            .expect("ingress"),
         );
         site.spec.network_policy = Some(
             serde_json::from_value(json!({"ingressNamespaceLabels": {"ingress": "yes"}}))
@@ -386,7 +388,8 @@ fn gate_objects_are_restricted_owned_and_not_site_labelled() {
 }
 
 #[test]
-fn direct_mode_adds_the_mtls_listener_a_passthrough_ingress_and_admits_only_the_ingress_controller() {
+fn direct_mode_adds_the_mtls_listener_a_passthrough_ingress_and_admits_only_the_ingress_controller()
+{
     let ep = endpoint(json!({"direct": direct("feasibility.uk-erlangen.de")}));
     let observed = with_ingress(
         on(json!({"blaze": {}, "flare": {}}), Some("r1"), Some(true)),
@@ -429,7 +432,10 @@ fn direct_mode_adds_the_mtls_listener_a_passthrough_ingress_and_admits_only_the_
         rule["http"]["paths"][0]["backend"]["service"],
         json!({"name": "erlangen-gate", "port": {"name": "https"}})
     );
-    assert!(ingress["spec"].get("tls").is_none(), "the ingress holds no certificate");
+    assert!(
+        ingress["spec"].get("tls").is_none(),
+        "the ingress holds no certificate"
+    );
 
     // The Service has the port the Ingress names.
     let service = by_kind("Service");
@@ -437,7 +443,12 @@ fn direct_mode_adds_the_mtls_listener_a_passthrough_ingress_and_admits_only_the_
         .as_array()
         .expect("ports")
         .iter()
-        .map(|p| (p["name"].as_str().unwrap_or(""), p["port"].as_i64().unwrap_or(0)))
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or(""),
+                p["port"].as_i64().unwrap_or(0),
+            )
+        })
         .collect();
     assert!(ports.contains(&("https", 8443)), "{ports:?}");
 
@@ -453,7 +464,10 @@ fn direct_mode_adds_the_mtls_listener_a_passthrough_ingress_and_admits_only_the_
             "ports": [{"port": 8443, "protocol": "TCP"}],
         })
     );
-    assert_eq!(ingress_rules[0]["ports"], json!([{"port": 8080, "protocol": "TCP"}]));
+    assert_eq!(
+        ingress_rules[0]["ports"],
+        json!([{"port": 8080, "protocol": "TCP"}])
+    );
 
     // The pod: the two Secrets mounted, the mTLS settings, and callers.json naming the clients.
     let d: Deployment = serde_json::from_value(by_kind("Deployment")).expect("deployment");
@@ -465,7 +479,10 @@ fn direct_mode_adds_the_mtls_listener_a_passthrough_ingress_and_admits_only_the_
         .into_iter()
         .filter_map(|v| v.secret.and_then(|s| s.secret_name))
         .collect();
-    assert_eq!(secrets, ["erlangen-gate-dsf-token", "gate-tls", "broker-ca"]);
+    assert_eq!(
+        secrets,
+        ["erlangen-gate-dsf-token", "gate-tls", "broker-ca"]
+    );
     let env: std::collections::BTreeMap<_, _> = pod.containers[0]
         .env
         .clone()
@@ -475,11 +492,17 @@ fn direct_mode_adds_the_mtls_listener_a_passthrough_ingress_and_admits_only_the_
         .collect();
     assert_eq!(env["GATE_TLS_CERT"], "/etc/miracolix-gate/tls/tls.crt");
     assert_eq!(env["GATE_TLS_KEY"], "/etc/miracolix-gate/tls/tls.key");
-    assert_eq!(env["GATE_CLIENT_CA"], "/etc/miracolix-gate/client-ca/ca.crt");
+    assert_eq!(
+        env["GATE_CLIENT_CA"],
+        "/etc/miracolix-gate/client-ca/ca.crt"
+    );
     // Every setting is one the gate's command line knows, and it starts the mTLS listener.
     let mut argv = vec!["miracolix-operator".to_string(), "gate".to_string()];
     for (name, value) in &env {
-        let flag = name.trim_start_matches("GATE_").to_lowercase().replace('_', "-");
+        let flag = name
+            .trim_start_matches("GATE_")
+            .to_lowercase()
+            .replace('_', "-");
         argv.push(format!("--{flag}={value}"));
     }
     use clap::Parser as _;
@@ -492,7 +515,8 @@ fn direct_mode_adds_the_mtls_listener_a_passthrough_ingress_and_admits_only_the_
     assert!(args.tls_cert.is_some() && args.tls_key.is_some() && args.client_ca.is_some());
     let config = by_kind("ConfigMap");
     let callers: serde_json::Value =
-        serde_json::from_str(config["data"]["callers.json"].as_str().expect("callers")).expect("json");
+        serde_json::from_str(config["data"]["callers.json"].as_str().expect("callers"))
+            .expect("json");
     assert_eq!(
         callers["clientCertificates"]["allowed"],
         json!(["broker.example.org", "backup-broker.example.org"])
@@ -514,7 +538,10 @@ fn direct_mode_adds_the_mtls_listener_a_passthrough_ingress_and_admits_only_the_
     assert!(children.iter().all(|c| c.resource.kind != "Ingress"));
     let text = serde_json::to_string(&children.iter().map(|c| &c.object).collect::<Vec<_>>())
         .expect("json");
-    assert!(!text.contains("8443") && !text.contains("GATE_TLS"), "{text}");
+    assert!(
+        !text.contains("8443") && !text.contains("GATE_TLS"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -1,0 +1,203 @@
+//! The contracts of the project's own image (docs/image.md): one image, one binary, a program
+//! per subcommand. The operator's Deployment runs `run` (the image's `CMD`); a
+//! FeasibilityEndpoint's gate runs `gate` (`controller/feasibility/build.rs`). The facts are read
+//! from this repository, so they are checked against the code by `contract_matches_the_code`
+//! below rather than cited from upstream.
+
+use super::contract::{Endpoint, ImageContract, ImageUser, Program, Read, Write, WriteKind};
+
+/// The image repository the chart and the example releases pin.
+pub const REPOSITORY: &str = "ghcr.io/miracum/miracolix-operator";
+/// The image's `CMD`.
+const DEFAULT_ARGS: &[&str] = &["run"];
+/// What clap prints for a subcommand the binary does not have.
+const UNKNOWN: &str = "error: unrecognized subcommand";
+
+const USER: ImageUser = ImageUser {
+    declared: "65532:65532",
+    uid: Some(65532),
+    gid: Some(65532),
+    cite: "miracum/miracolix-operator:Dockerfile (USER 65532:65532)",
+};
+
+/// The directory the gate keeps `state.db` and `audit.jsonl` in (`--state-dir`'s default, and
+/// what the controller sets).
+pub const GATE_STATE_DIR: &str = "/var/lib/miracolix-gate";
+
+pub const CONTRACTS: [ImageContract; 2] = [
+    ImageContract {
+        image: "miracolix-operator",
+        repository: REPOSITORY,
+        source: "miracum/miracolix-operator",
+        program: Some(Program {
+            args: &["run"],
+            image_default_args: DEFAULT_ARGS,
+            unknown_args_message: UNKNOWN,
+            cite: "miracum/miracolix-operator:Dockerfile (ENTRYPOINT, CMD [\"run\"]); operator/src/cli/mod.rs",
+        }),
+        reads: &[],
+        user: USER,
+        // Everything it keeps is in the API server; the trusted keys are a read-only mount.
+        writes: &[],
+        // `--trusted-keys` is required, but as a flag (the chart's args), which this contract
+        // model (environment variables) does not describe.
+        required: &[],
+        // --probe-address and --metrics-address defaults (operator/src/cli/run.rs).
+        ports: &[8080, 9090],
+        endpoints: &[
+            Endpoint {
+                path: "/livez",
+                port: 8080,
+                needs: None,
+                cite: "operator/src/telemetry/mod.rs",
+            },
+            Endpoint {
+                path: "/readyz",
+                port: 8080,
+                needs: None,
+                cite: "operator/src/telemetry/mod.rs",
+            },
+        ],
+        jvm: None,
+    },
+    ImageContract {
+        image: "miracolix-gate",
+        repository: REPOSITORY,
+        source: "miracum/miracolix-operator",
+        program: Some(Program {
+            args: &["gate"],
+            image_default_args: DEFAULT_ARGS,
+            unknown_args_message: UNKNOWN,
+            cite: "operator/src/cli/mod.rs (Command::Gate)",
+        }),
+        reads: &[
+            Read {
+                env: "GATE_CALLERS",
+                references: &["tokens[].tokenFile", "oidc.jwksFile"],
+                message: "gate: cannot read",
+                cite: "gate/src/auth.rs (Authenticator::load)",
+            },
+            Read {
+                env: "GATE_TLS_CERT",
+                references: &[],
+                message: "gate: cannot read",
+                cite: "gate/src/tls.rs (acceptor_from_files)",
+            },
+            Read {
+                env: "GATE_TLS_KEY",
+                references: &[],
+                message: "gate: cannot read",
+                cite: "gate/src/tls.rs (acceptor_from_files)",
+            },
+            Read {
+                env: "GATE_CLIENT_CA",
+                references: &[],
+                message: "gate: cannot read",
+                cite: "gate/src/tls.rs (acceptor_from_files)",
+            },
+        ],
+        user: USER,
+        writes: &[Write {
+            path: GATE_STATE_DIR,
+            kind: WriteKind::Dir,
+            why: "state.db (answer cache, budget, rate window) and the append-only audit.jsonl",
+            cite: "gate/src/cli.rs (--state-dir)",
+        }],
+        required: &[
+            super::contract::Required {
+                name: "GATE_EXECUTOR_URL",
+                secret: false,
+                message: "error: the following required arguments were not provided: --executor-url <EXECUTOR_URL>",
+                cite: "gate/src/cli.rs (GateArgs::executor_url, no default)",
+            },
+            super::contract::Required {
+                name: "GATE_CALLERS",
+                secret: false,
+                message: "error: the following required arguments were not provided: --callers <CALLERS>",
+                cite: "gate/src/cli.rs (GateArgs::callers, no default)",
+            },
+        ],
+        // --listen, --ops-listen, --mtls-listen defaults (gate/src/cli.rs).
+        ports: &[8080, 8081, 8443],
+        endpoints: &[
+            Endpoint {
+                path: "/healthz",
+                port: 8081,
+                needs: None,
+                cite: "gate/src/server.rs (Gate::ops)",
+            },
+            Endpoint {
+                path: "/readyz",
+                port: 8081,
+                needs: None,
+                cite: "gate/src/server.rs (Gate::ops)",
+            },
+            Endpoint {
+                path: "/livez",
+                port: 8081,
+                needs: None,
+                cite: "gate/src/server.rs (Gate::ops)",
+            },
+        ],
+        jvm: None,
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    /// The facts above are this repository's code: the subcommands exist, the gate's defaults
+    /// are the ports and state directory the contract names, its required settings are
+    /// required, and the ops listener serves the endpoints.
+    #[test]
+    fn contract_matches_the_code() {
+        let gate = &CONTRACTS[1];
+        let missing = crate::cli::Cli::try_parse_from(["miracolix-operator", "gate"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        for r in gate.required {
+            let flag = r
+                .name
+                .trim_start_matches("GATE_")
+                .to_lowercase()
+                .replace('_', "-");
+            assert!(
+                missing.contains(&format!("--{flag}")),
+                "{}: {missing}",
+                r.name
+            );
+        }
+        let cli = crate::cli::Cli::try_parse_from([
+            "miracolix-operator",
+            "gate",
+            "--executor-url=http://flare:8080",
+            "--callers=/c.json",
+        ])
+        .expect("gate command line");
+        let crate::cli::Command::Gate(args) = cli.command else {
+            panic!("gate is not the gate")
+        };
+        assert_eq!(
+            [
+                args.listen.port(),
+                args.ops_listen.port(),
+                args.mtls_listen.port()
+            ]
+            .map(i32::from),
+            [gate.ports[0], gate.ports[1], gate.ports[2]]
+        );
+        assert_eq!(args.state_dir.to_str(), Some(GATE_STATE_DIR));
+        let run =
+            crate::cli::Cli::try_parse_from(["miracolix-operator", "run", "--trusted-keys=/k"])
+                .expect("run");
+        assert!(matches!(run.command, crate::cli::Command::Run(_)));
+        let unknown = crate::cli::Cli::try_parse_from(["miracolix-operator", "serve"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(unknown.contains(UNKNOWN), "{unknown}");
+    }
+}
