@@ -10,10 +10,12 @@ use repo::root;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::wait::await_condition;
 use miracolix_e2e::{Config, TestApiServer, WorkloadTiming};
 use miracolix_operator::api::{
@@ -315,40 +317,36 @@ async fn endpoint_stalls_then_runs_the_gate_and_deletion_keeps_the_site() {
         .create(&PostParams::default(), &broken)
         .await
         .expect("broken gate Deployment");
+    // Watch the broken gate's pods until one reports the kubelet's CrashLoopBackOff.
     let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), NS);
-    let crashing = async {
-        loop {
-            let list = pods
-                .list(&kube::api::ListParams::default().labels("app=broken-gate"))
-                .await
-                .expect("pods");
-            let waiting = list
-                .items
-                .iter()
-                .flat_map(|p| p.status.iter())
-                .flat_map(|s| s.container_statuses.iter().flatten())
-                .filter_map(|c| c.state.as_ref().and_then(|s| s.waiting.clone()))
-                .find(|w| w.reason.as_deref() == Some("CrashLoopBackOff"));
-            if let Some(w) = waiting {
-                return w;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    let crash_loop = |p: &k8s_openapi::api::core::v1::Pod| {
+        p.status
+            .iter()
+            .flat_map(|s| s.container_statuses.iter().flatten())
+            .find(|c| {
+                c.state
+                    .as_ref()
+                    .and_then(|s| s.waiting.as_ref())
+                    .is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"))
+            })
+            .cloned()
     };
-    let waiting = within("the broken gate pod crash-looping", crashing).await;
-    let last = pods
-        .list(&kube::api::ListParams::default().labels("app=broken-gate"))
+    let crashing = kube::runtime::watcher(
+        pods,
+        kube::runtime::watcher::Config::default().labels("app=broken-gate"),
+    )
+    .applied_objects()
+    .try_filter_map(|p| futures::future::ready(Ok(crash_loop(&p))));
+    futures::pin_mut!(crashing);
+    let status = within("the broken gate pod crash-looping", crashing.try_next())
         .await
-        .expect("pods")
-        .items
-        .into_iter()
-        .flat_map(|p| p.status.into_iter())
-        .flat_map(|s| s.container_statuses.into_iter().flatten())
-        .map(|c| format!("{:?} {:?}", c.ready, c.last_state))
-        .collect::<Vec<_>>();
+        .expect("watch")
+        .expect("a crash-looping container");
+    // The message is what the gate prints when it cannot read its callers config.
+    let said = format!("{:?} {:?}", status.state, status.last_state);
     assert!(
-        format!("{waiting:?} {last:?}").contains("callers.json"),
-        "the gate's own message: {waiting:?} {last:?}"
+        said.contains("callers.json"),
+        "the gate's own message: {said}"
     );
     let broken_status = Api::<Deployment>::namespaced(client.clone(), NS)
         .get("broken-gate")

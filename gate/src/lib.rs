@@ -8,9 +8,14 @@
 //! query, parses a digit string) and `GET /cache/stats` as its connection test, so the gate answers
 //! both and a site points the process at the gate instead of FLARE.
 //!
+//! Two query listeners: plain HTTP inside the namespace (bearer tokens, `auth.rs`) and, in
+//! direct-broker mode, mutual TLS that the gate terminates itself (`tls.rs`; the client
+//! certificate is the caller).
+//!
 //! Per query: authenticate → parse → rate limit → ask the executor → cache / budget / noise
 //! (`store::Store::decide`) → audit line → answer. Status codes: 400 bad query, 401 no or bad
 //! token, 403 known but not allowed, 429 rate or budget (with Retry-After), 502 executor failed.
+//! Refused logins are audited with the name claimed, never the credential.
 //! Nothing logged or audited identifies a patient: no true count, no query text.
 
 pub mod audit;
