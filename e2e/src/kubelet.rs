@@ -1057,4 +1057,80 @@ mod tests {
         assert_eq!(parse_bytes("1.5Gi"), Some(1536 * MIB));
         assert_eq!(parse_bytes("bogus"), None);
     }
+
+    #[test]
+    fn files_read_at_start_are_found_on_configmap_secret_and_volume_mounts() {
+        let pod = json!({
+            "volumes": [
+                {"name": "cfg", "configMap": {"name": "c"}},
+                {"name": "picked", "configMap": {"name": "c", "items": [{"key": "a.json", "path": "renamed.json"}]}},
+                {"name": "tok", "secret": {"secretName": "s"}},
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "state", "persistentVolumeClaim": {"claimName": "p"}},
+            ],
+        });
+        let c = json!({"volumeMounts": [
+            {"name": "cfg", "mountPath": "/etc/app"},
+            {"name": "picked", "mountPath": "/etc/picked"},
+            {"name": "cfg", "mountPath": "/etc/one.json", "subPath": "a.json"},
+            {"name": "tok", "mountPath": "/etc/app/secret"},
+            {"name": "scratch", "mountPath": "/tmp"},
+            {"name": "state", "mountPath": "/var/lib/app"},
+        ]});
+        let mut objects = Objects::default();
+        objects.config_maps.insert(
+            "c".into(),
+            BTreeMap::from([(
+                "a.json".to_string(),
+                r#"{"tokens": [{"tokenFile": "/etc/app/secret/token"}, {"tokenFile": "/nowhere/t"}], "oidc": {"jwksFile": "/etc/app/a.json"}}"#.to_string(),
+            )]),
+        );
+        objects
+            .secrets
+            .insert("s".into(), BTreeSet::from(["token".to_string()]));
+        let at = |path: &str| file_at(&pod, &c, path, &objects);
+        assert!(
+            matches!(at("/etc/app/a.json"), Some(Some(_))),
+            "a ConfigMap key"
+        );
+        assert_eq!(at("/etc/app/b.json"), None, "a key the ConfigMap lacks");
+        assert!(
+            matches!(at("/etc/picked/renamed.json"), Some(Some(_))),
+            "items[].path"
+        );
+        assert_eq!(
+            at("/etc/picked/a.json"),
+            None,
+            "items pick only what they list"
+        );
+        assert!(matches!(at("/etc/one.json"), Some(Some(_))), "subPath");
+        assert_eq!(at("/etc/app/secret/token"), Some(None), "a Secret key");
+        assert_eq!(at("/etc/app/secret/other"), None);
+        assert_eq!(at("/tmp/x"), None, "an emptyDir is empty at start");
+        assert_eq!(
+            at("/var/lib/app/db"),
+            Some(None),
+            "a volume: not known, taken as there"
+        );
+        assert_eq!(at("/opt/x"), None, "not mounted");
+
+        let doc: Value = serde_json::from_str(&objects.config_maps["c"]["a.json"]).expect("json");
+        assert_eq!(
+            referenced(&doc, "tokens[].tokenFile"),
+            ["/etc/app/secret/token", "/nowhere/t"]
+        );
+        assert_eq!(referenced(&doc, "oidc.jwksFile"), ["/etc/app/a.json"]);
+        assert_eq!(referenced(&doc, "missing[].x"), Vec::<String>::new());
+        // The second token file is nowhere: the process would stop there.
+        assert_eq!(
+            unreadable(
+                &pod,
+                &c,
+                "/etc/app/a.json",
+                &["tokens[].tokenFile".into()],
+                &objects
+            ),
+            Some("/nowhere/t".to_string())
+        );
+    }
 }

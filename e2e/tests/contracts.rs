@@ -538,3 +538,30 @@ fn the_gate_deployment_meets_the_gate_program_contract_and_a_broken_one_does_not
     });
     assert!(message.contains("--executor-url"), "{message}");
 }
+
+/// The operator's own Deployment (the kustomize manifests the chart is compared with) meets the
+/// image's `run` contract, so the program selection by args cannot fail the operator itself.
+#[test]
+fn the_operator_deployment_meets_the_run_program_contract() {
+    let deployment = repo::docs("manifests/base/deployment.yaml").remove(0);
+    let pod = deployment
+        .pointer("/spec/template/spec")
+        .cloned()
+        .expect("pod spec");
+    let mut objects = Objects::default();
+    collect_secret_refs(&pod, &mut objects.secrets);
+    let contracts = contracts();
+    let container = &pod["containers"][0];
+    let selected = contracts
+        .for_container(container)
+        .expect("a program of the image")
+        .expect("a contract");
+    assert_eq!(
+        selected.program.as_ref().map(|p| p.args.clone()),
+        Some(vec!["run".to_string()])
+    );
+    assert_eq!(
+        check_pod(&pod, "miracolix-system", &objects, &contracts),
+        []
+    );
+}
