@@ -219,11 +219,28 @@ async fn endpoint_stalls_then_runs_the_gate_and_deletion_keeps_the_site() {
         .patch_status(
             "marburg",
             &PatchParams::default(),
-            &Patch::Merge(&json!({"status": {"currentRelease": "gate-test"}})),
+            &Patch::Merge(&json!({"status": {"currentRelease": "gate-test-2"}})),
         )
         .await
         .expect("site status");
-    // Nothing touches the endpoint: the site's change (spec, then status) makes it Ready.
+    // The site runs a release this API server does not have (yet): nothing pins the gate.
+    wait_reason(
+        &endpoints,
+        conditions::STALLED,
+        "True",
+        reasons::GATE_IMAGE_MISSING,
+    )
+    .await;
+    // The release appears; the controller watches releases, so nothing else need change.
+    let mut second = release.clone();
+    second.metadata.name = Some("gate-test-2".into());
+    second.metadata.resource_version = None;
+    second.metadata.uid = None;
+    Api::<ComponentRelease>::all(client.clone())
+        .create(&PostParams::default(), &second)
+        .await
+        .expect("second release created");
+    // Nothing touches the endpoint: the site's changes and the new release make it Ready.
     let ready = wait_reason(&endpoints, conditions::READY, "True", reasons::READY_REASON).await;
     assert_eq!(
         ready.status.as_ref().and_then(|s| s.observed_generation),
