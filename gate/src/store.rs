@@ -4,11 +4,11 @@
 //! fresh budget. The decision for one query (cached? budget left? draw, record) runs in one
 //! transaction under the caller's lock, so two identical queries at once cannot both draw.
 //!
-//! Schema versions are `PRAGMA user_version`; `MIGRATIONS[i]` moves version i to i+1 and is never
-//! edited once released (add a new entry instead).
+//! Schema versions: `miracolix_service::sqlite::migrate` (`MIGRATIONS[i]` moves version i to i+1).
 
 use std::path::Path;
 
+use miracolix_service::sqlite::MigrateError;
 use rand_core::RngCore;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -43,10 +43,8 @@ const MIGRATIONS: &[&str] = &[
 pub enum StoreError {
     #[error("state database: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error(
-        "state database has schema version {found}, newer than this gate knows ({known}); refusing to run an older gate on it"
-    )]
-    TooNew { found: i64, known: i64 },
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
 }
 
 /// What the gate does with one query whose true count is known.
@@ -73,23 +71,8 @@ impl Store {
         Self::migrate(Connection::open_in_memory()?)
     }
 
-    fn migrate(mut conn: Connection) -> Result<Self, StoreError> {
-        // WAL: readers (a site admin inspecting the file) do not block the gate.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let known = MIGRATIONS.len() as i64;
-        if version > known {
-            return Err(StoreError::TooNew {
-                found: version,
-                known,
-            });
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
-            tx.commit()?;
-        }
+    fn migrate(conn: Connection) -> Result<Self, StoreError> {
+        let conn = miracolix_service::sqlite::migrate(conn, MIGRATIONS)?;
         Ok(Self { conn })
     }
 
@@ -330,7 +313,7 @@ mod tests {
         drop(s);
         assert!(matches!(
             Store::open(&path),
-            Err(StoreError::TooNew { found: 99, .. })
+            Err(StoreError::Migrate(MigrateError::TooNew { found: 99, .. }))
         ));
         let _ = std::fs::remove_dir_all(&dir);
     }

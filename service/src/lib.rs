@@ -1,0 +1,11 @@
+//! What the project's HTTP services share, so that each service crate (`gate/`, `hub/`) holds only
+//! its own rules: the server loop with an API and an ops listener ([`http`]), the stop signal
+//! ([`shutdown`]), versioned SQLite migrations ([`sqlite`]), hashed static bearer tokens
+//! ([`token`]) and the process wrapper with JSON logs ([`process`]).
+
+pub mod http;
+pub mod process;
+pub mod sqlite;
+pub mod token;
+
+pub use process::shutdown;
