@@ -18,7 +18,9 @@ COPY Cargo.toml Cargo.lock ./
 COPY operator ./operator
 COPY e2e ./e2e
 COPY validation ./validation
+COPY service ./service
 COPY gate ./gate
+COPY hub ./hub
 # Static glibc (the musl target is not available on the build machines; docs/image.md), the image
 # profile of Cargo.toml. --target keeps RUSTFLAGS off build scripts and proc macros.
 RUN triple="$(uname -m)-unknown-linux-gnu" && \

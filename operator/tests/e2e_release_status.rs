@@ -129,8 +129,13 @@ async fn prints_the_consortium_matrix_across_contexts() {
                 .output()
         })
         .expect("runs");
-        assert!(
-            out.status.success(),
+        // One context is down: the rows of the others are printed, and the exit status says
+        // the report is incomplete.
+        assert_eq!(
+            out.status.code(),
+            Some(i32::from(
+                miracolix_operator::cli::release_status::EXIT_UNREACHABLE
+            )),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );

@@ -7,6 +7,7 @@
 pub mod contracts;
 pub mod crds;
 pub mod docs;
+pub mod hub;
 pub mod reference;
 pub mod release;
 pub mod release_status;
@@ -19,8 +20,9 @@ use clap::{Parser, Subcommand};
 pub const EXIT_NOT_CERTIFIED: u8 = 1;
 /// Exit status when a command failed.
 pub const EXIT_ERROR: u8 = 2;
-// `gate` lives in its own crate and keeps the same convention.
+// `gate` and `hub` live in their own crates and keep the same convention.
 const _: () = assert!(EXIT_ERROR == miracolix_gate::cli::EXIT_ERROR);
+const _: () = assert!(EXIT_ERROR == miracolix_hub::cli::EXIT_ERROR);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,4 +59,7 @@ pub enum Command {
     /// Run the feasibility privacy gate in front of a site's FLARE (what a FeasibilityEndpoint's
     /// gate Deployment runs; docs/feasibility.md).
     Gate(miracolix_gate::cli::GateArgs),
+    /// Run the consortium hub: the signed release feed, site reports, the release matrix and
+    /// the Data Map (docs/consortium.md).
+    Hub(miracolix_hub::cli::HubArgs),
 }

@@ -456,13 +456,13 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode, ReleaseCliError> {
 
 /// What of a document read from a file must be admissible.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Admit {
+pub(crate) enum Admit {
     AsWritten,
     /// For signing: the signature it carries is about to be replaced.
     WithoutSignature,
 }
 
-enum Spec {
+pub(crate) enum Spec {
     Release(ComponentReleaseSpec),
     Revocation(ReleaseRevocationSpec),
 }
@@ -470,21 +470,29 @@ enum Spec {
 /// One ComponentRelease or ReleaseRevocation read from YAML: typed spec for the crypto, raw
 /// value so that signing writes back everything else (metadata, status, fields this version
 /// does not know) unchanged.
-struct Document {
-    path: String,
-    raw: serde_json::Value,
-    spec: Spec,
+pub(crate) struct Document {
+    pub(crate) path: String,
+    pub(crate) raw: serde_json::Value,
+    pub(crate) spec: Spec,
 }
 
 impl Document {
     /// Reads the document and admits it as the API server would (strict field validation,
     /// defaults, CEL) before anything else looks at it.
     fn read(path: &Path, admit: Admit) -> Result<Self, ReleaseCliError> {
-        let text = String::from_utf8(read(path)?).map_err(|e| ReleaseCliError::NotARelease {
-            path: path.display().to_string(),
+        Self::parse(display(path), read(path)?, admit)
+    }
+
+    /// The same for bytes read elsewhere (the hub's feed directory); `path` names them in errors.
+    pub(crate) fn parse(
+        path: String,
+        bytes: Vec<u8>,
+        admit: Admit,
+    ) -> Result<Self, ReleaseCliError> {
+        let text = String::from_utf8(bytes).map_err(|e| ReleaseCliError::NotARelease {
+            path: path.clone(),
             detail: format!("not UTF-8 text: {e}"),
         })?;
-        let path = display(path);
         let not_a_release = |detail: String| ReleaseCliError::NotARelease {
             path: path.clone(),
             detail,

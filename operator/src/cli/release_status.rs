@@ -1,10 +1,22 @@
-//! `miracolix-operator release status`: which release every site runs, across clusters.
+//! `miracolix-operator release status`: which release every site runs, across clusters
+//! (kubeconfig contexts) or from the consortium hub's release matrix (`--hub URL`, which needs
+//! no access to any site's cluster).
 //!
-//! The I/O (kubeconfig, one connection per context) is kept apart from the formatting, which is a
-//! pure function of the rows so it can be tested without a cluster.
+//! The I/O (kubeconfig, one connection per context; one request to the hub) is kept apart from
+//! the formatting, which is a pure function of the rows so it can be tested without a cluster.
+//!
+//! Exit status: 0 every source answered; 3 a context or the hub could not be reached (the rows
+//! of the sources that answered are still printed, the unreachable contexts as `Unreachable`
+//! rows); 2 the command could not run (unreadable kubeconfig, the hub refused the token, bad
+//! answer).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use miracolix_hub::matrix::Matrix;
 
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
@@ -18,6 +30,9 @@ use crate::api::conditions::{READY, RELEASE_UP_TO_DATE};
 /// the whole report.
 const PER_CONTEXT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Exit status when a context or the hub could not be reached.
+pub const EXIT_UNREACHABLE: u8 = 3;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     Table,
@@ -29,6 +44,13 @@ pub struct StatusArgs {
     /// Kubeconfig context to ask (repeatable). Default: every context of the kubeconfig.
     #[arg(long = "context")]
     pub contexts: Vec<String>,
+    /// Read the release matrix from the consortium hub at this URL (e.g.
+    /// https://hub.miracum.example) instead of the kubeconfig contexts.
+    #[arg(long, conflicts_with = "contexts")]
+    pub hub: Option<String>,
+    /// File holding the hub's reader token (sent as a bearer token).
+    #[arg(long, env = "MIRACOLIX_HUB_TOKEN_FILE", requires = "hub")]
+    pub hub_token_file: Option<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
     pub output: OutputFormat,
@@ -44,6 +66,13 @@ pub enum StatusError {
     Runtime(std::io::Error),
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("cannot read the hub token {path}: {source}")]
+    Token {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Hub(String),
 }
 
 /// One line of the matrix: a site in a context, or a context that could not be read.
@@ -126,14 +155,67 @@ pub fn format_table(rows: &[StatusRow]) -> String {
             ]
         })
         .collect();
-    let mut widths = HEADER.map(str::len);
-    for row in &cells {
+    align(HEADER, &cells)
+}
+
+/// The hub's matrix as an aligned text table: one line per site.
+pub fn format_hub_table(matrix: &Matrix) -> String {
+    const HEADER: [&str; 5] = ["SITE", "RELEASE", "LAST REPORT", "STATE", "COMPONENTS"];
+    let cells: Vec<[String; 5]> = matrix
+        .sites
+        .iter()
+        .map(|s| {
+            let state = match (s.last_report, s.stale, s.ready) {
+                (None, _, _) => "NeverReported",
+                (Some(_), true, _) => "Stale",
+                (Some(_), false, true) => "Ready",
+                (Some(_), false, false) => "NotReady",
+            };
+            let components = s
+                .components
+                .iter()
+                .map(|c| {
+                    let version = c
+                        .version
+                        .as_deref()
+                        .map(|v| format!(" {v}"))
+                        .unwrap_or_default();
+                    let ready = if c.ready { "ready" } else { "NOT READY" };
+                    format!("{}{version} {ready}", c.name)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            [
+                s.site_id.clone(),
+                s.release
+                    .as_ref()
+                    .map(|r| r.name.clone())
+                    .unwrap_or_else(|| "-".into()),
+                s.last_report
+                    .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    .unwrap_or_else(|| "-".into()),
+                state.to_string(),
+                if components.is_empty() {
+                    "-".into()
+                } else {
+                    components
+                },
+            ]
+        })
+        .collect();
+    align(HEADER, &cells)
+}
+
+/// Columns padded to their widest cell, the last one not padded.
+fn align<const N: usize>(header: [&str; N], cells: &[[String; N]]) -> String {
+    let mut widths = header.map(str::len);
+    for row in cells {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
         }
     }
     let mut out = String::new();
-    let mut line = |cols: [&str; 6]| {
+    let mut line = |cols: [&str; N]| {
         let mut l = String::new();
         for (i, (c, w)) in cols.iter().zip(widths).enumerate() {
             if i + 1 == cols.len() {
@@ -145,9 +227,9 @@ pub fn format_table(rows: &[StatusRow]) -> String {
         out.push_str(l.trim_end());
         out.push('\n');
     };
-    line(HEADER);
-    for row in &cells {
-        line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
+    line(header);
+    for row in cells {
+        line(row.each_ref().map(String::as_str));
     }
     out
 }
@@ -172,6 +254,9 @@ pub fn sort_rows(rows: &mut [StatusRow]) {
 }
 
 pub fn run(args: &StatusArgs) -> Result<ExitCode, StatusError> {
+    if let Some(hub) = &args.hub {
+        return run_hub(hub, args);
+    }
     let kubeconfig = Kubeconfig::read()?;
     let contexts: Vec<String> = if args.contexts.is_empty() {
         kubeconfig.contexts.iter().map(|c| c.name.clone()).collect()
@@ -181,10 +266,7 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, StatusError> {
     if contexts.is_empty() {
         return Err(StatusError::NoContexts);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(StatusError::Runtime)?;
+    let runtime = runtime()?;
     let mut rows = runtime.block_on(async {
         let queries = contexts.iter().map(|c| rows_for_context(&kubeconfig, c));
         futures::future::join_all(queries).await
@@ -196,7 +278,131 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, StatusError> {
         OutputFormat::Json => format_json(&rows)?,
     };
     print!("{text}");
+    Ok(exit_status(&rows))
+}
+
+/// 0, or [`EXIT_UNREACHABLE`] when a context did not answer: a report with a hospital missing
+/// must not look complete to a script.
+pub fn exit_status(rows: &[StatusRow]) -> ExitCode {
+    if rows.iter().any(|r| r.site_id.is_none()) {
+        ExitCode::from(EXIT_UNREACHABLE)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, StatusError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(StatusError::Runtime)
+}
+
+/// Why the hub's matrix could not be read.
+#[derive(Debug)]
+enum HubFailure {
+    /// No connection, no answer in time, or the hub said it is unavailable (5xx).
+    Unreachable(String),
+    /// The hub answered, but not with a matrix (wrong token, wrong URL).
+    Refused(String),
+}
+
+fn run_hub(hub: &str, args: &StatusArgs) -> Result<ExitCode, StatusError> {
+    let token = match &args.hub_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|source| StatusError::Token {
+                    path: path.display().to_string(),
+                    source,
+                })?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let url = format!(
+        "{}{}",
+        hub.trim_end_matches('/'),
+        miracolix_hub::server::MATRIX_PATH
+    );
+    let runtime = runtime()?;
+    let fetched = runtime.block_on(async {
+        tokio::time::timeout(PER_CONTEXT_TIMEOUT, fetch_matrix(&url, token.as_deref()))
+            .await
+            .unwrap_or_else(|_| {
+                Err(HubFailure::Unreachable(format!(
+                    "no answer within {}s",
+                    PER_CONTEXT_TIMEOUT.as_secs()
+                )))
+            })
+    });
+    let matrix = match fetched {
+        Ok(m) => m,
+        Err(HubFailure::Unreachable(e)) => {
+            eprintln!("error: the hub {hub} is unreachable: {e}");
+            return Ok(ExitCode::from(EXIT_UNREACHABLE));
+        }
+        Err(HubFailure::Refused(e)) => return Err(StatusError::Hub(format!("the hub {hub}: {e}"))),
+    };
+    let text = match args.output {
+        OutputFormat::Table => format_hub_table(&matrix),
+        OutputFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&matrix)?;
+            s.push('\n');
+            s
+        }
+    };
+    print!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+async fn fetch_matrix(url: &str, token: Option<&str>) -> Result<Matrix, HubFailure> {
+    let unreachable = |e: &dyn std::fmt::Display| HubFailure::Unreachable(e.to_string());
+    // HTTPS with the system's CA bundle (the image ships one); plain HTTP for a hub on loopback.
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| unreachable(&e))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, Empty<Bytes>>(https);
+    let mut req = http::Request::get(url).header(http::header::ACCEPT, "application/json");
+    if let Some(token) = token {
+        req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let req = req
+        .body(Empty::new())
+        .map_err(|e| HubFailure::Refused(format!("bad URL {url}: {e}")))?;
+    let res = client.request(req).await.map_err(|e| {
+        // The connector's error says which step failed (DNS, connect, TLS).
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            message.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        HubFailure::Unreachable(message)
+    })?;
+    let status = res.status();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| unreachable(&e))?
+        .to_bytes();
+    if status.is_server_error() {
+        return Err(HubFailure::Unreachable(format!("HTTP {status}")));
+    }
+    if !status.is_success() {
+        let detail = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        return Err(HubFailure::Refused(format!("HTTP {status} {detail}")));
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| HubFailure::Refused(format!("the answer is not a release matrix: {e}")))
 }
 
 async fn rows_for_context(kubeconfig: &Kubeconfig, context: &str) -> Vec<StatusRow> {
