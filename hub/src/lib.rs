@@ -24,5 +24,6 @@ pub mod report;
 pub mod server;
 pub mod sites;
 pub mod store;
+pub mod testing;
 
 pub use server::{Hub, HubConfig};

@@ -10,14 +10,14 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use miracolix_hub::access::Access;
 use miracolix_hub::report::{self, ComponentHealth, ReleaseRef, Report};
-use miracolix_hub::sites::{KeyEntry, Registry, SiteEntry, SitesConfig};
+use miracolix_hub::sites::Registry;
 use miracolix_hub::store::SqliteStore;
+use miracolix_hub::testing;
 use miracolix_hub::{Hub, HubConfig};
 use miracolix_operator::api::ComponentRelease;
 use miracolix_operator::cli::hub::{FeedVerifier, NOT_A_MANIFEST};
 use miracolix_operator::release::{self, TrustStore};
 use miracolix_service::token::{StaticToken, token_sha256};
-use ring::signature::Ed25519KeyPair;
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -34,41 +34,16 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn site_key(i: u8) -> Ed25519KeyPair {
-    Ed25519KeyPair::from_seed_unchecked(&[i + 1; 32]).expect("key")
-}
-
 const SITES: [&str; 3] = ["dresden", "erlangen", "marburg"];
 
 fn registry() -> Registry {
-    Registry::new(SitesConfig {
-        sites: SITES
-            .iter()
-            .enumerate()
-            .map(|(i, s)| SiteEntry {
-                site_id: s.to_string(),
-                display_name: None,
-                keys: vec![KeyEntry {
-                    key_id: format!("{s}-2026"),
-                    ed25519: report::public_key_base64(&site_key(i as u8)),
-                }],
-            })
-            .collect(),
-    })
-    .expect("registry")
+    testing::demo_registry(&SITES).expect("registry")
 }
 
 /// Starts `hub` on loopback; returns its base URL.
 async fn serve(hub: Hub) -> String {
-    let api = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let ops = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", api.local_addr().expect("addr"));
-    tokio::spawn(hub.serve(api, ops, std::future::pending()));
-    url
+    let (api, _) = testing::serve(hub).await.expect("serve");
+    format!("http://{api}")
 }
 
 async fn get(url: &str) -> (u16, Bytes) {
@@ -193,8 +168,12 @@ async fn release_status_reads_the_matrix_from_the_hub() {
             }],
             data_map: [("Patient".to_string(), 1200)].into(),
         };
-        let signed = report::sign_report(&report, &format!("{site}-2026"), &site_key(i as u8))
-            .expect("sign");
+        let signed = report::sign_report(
+            &report,
+            &testing::demo_key_id(site),
+            &testing::demo_key(i).expect("key"),
+        )
+        .expect("sign");
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<http_body_util::Full<Bytes>>();
@@ -277,5 +256,119 @@ async fn release_status_reads_the_matrix_from_the_hub() {
     assert_eq!(code, Some(3), "{err}");
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("unreachable"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A free loopback port (bound, noted, released; the hub binds it right after).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_subcommand_serves_the_feed_and_stops_on_sigterm() {
+    let dir = temp_dir("binary");
+    let feed = dir.join("feed");
+    std::fs::create_dir_all(&feed).expect("dir");
+    std::fs::copy(
+        root().join("examples/10-release-miracolix-2026.1.yaml"),
+        feed.join("10-release.yaml"),
+    )
+    .expect("copy");
+    let sites = serde_json::json!({"sites": [{"siteId": "erlangen", "keys": [{"keyId": "erlangen-2026",
+        "ed25519": report::public_key_base64(&testing::demo_key(0).expect("key"))}]}]});
+    std::fs::write(dir.join("sites.json"), sites.to_string()).expect("write");
+    let token = write_token(&dir, "s3cret");
+    std::fs::write(
+        dir.join("readers.json"),
+        serde_json::json!({"tokens": [{"requester": "rm", "tokenFile": token}]}).to_string(),
+    )
+    .expect("write");
+
+    // Without readers and without --public-read nobody could read: refused at start (2).
+    let out = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_miracolix-operator"))
+            .args(["hub", "--sites"])
+            .arg(dir.join("sites.json"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .env_clear()
+            .output()
+    })
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--public-read"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (api, ops) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_miracolix-operator"))
+        .arg("hub")
+        .env_clear()
+        .env("HUB_LISTEN", format!("127.0.0.1:{api}"))
+        .env("HUB_OPS_LISTEN", format!("127.0.0.1:{ops}"))
+        .env("HUB_STATE_DIR", dir.join("state"))
+        .env("HUB_SITES", dir.join("sites.json"))
+        .env("HUB_READERS", dir.join("readers.json"))
+        .env("HUB_FEED_DIR", &feed)
+        .env("HUB_TRUSTED_KEYS", root().join("examples/trusted-keys"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // Bounded wait for readiness (start-up is a few milliseconds; a loaded CI machine is slower).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let ready = loop {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Empty<Bytes>>();
+        let probe = client
+            .get(
+                format!("http://127.0.0.1:{ops}/readyz")
+                    .parse()
+                    .expect("uri"),
+            )
+            .await;
+        if probe.is_ok_and(|r| r.status() == 200) {
+            break true;
+        }
+        if std::time::Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            break false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    if !ready {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("output");
+        panic!(
+            "the hub did not become ready within 30 s: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (status, body) = get(&format!("http://127.0.0.1:{api}/feed/v1")).await;
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(doc["releases"][0]["metadata"]["name"], "miracolix-2026.1");
+    let (status, _) = get(&format!("http://127.0.0.1:{api}/api/v1/matrix")).await;
+    assert_eq!(status, 401, "reading needs the token");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let exit = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hub did not stop within 10 s of SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(exit.code(), Some(0), "a clean stop on SIGTERM");
     let _ = std::fs::remove_dir_all(&dir);
 }

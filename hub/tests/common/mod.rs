@@ -15,12 +15,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use miracolix_hub::access::Access;
 use miracolix_hub::feed::{EntryKind, EntryVerifier, Refusal, VerifiedEntry};
-use miracolix_hub::report::{self, ComponentHealth, ReleaseRef, Report, public_key_base64};
-use miracolix_hub::sites::{KeyEntry, Registry, SiteEntry, SitesConfig};
+use miracolix_hub::report::{self, ComponentHealth, ReleaseRef, Report};
+use miracolix_hub::sites::Registry;
 use miracolix_hub::store::SqliteStore;
 use miracolix_hub::{Hub, HubConfig};
 use miracolix_service::token::{StaticToken, token_sha256};
-use ring::signature::Ed25519KeyPair;
 
 pub const NOW: &str = "2026-11-29T22:00:00Z";
 pub const READER_TOKEN: &str = "reader-token";
@@ -30,31 +29,18 @@ pub fn now() -> DateTime<Utc> {
     NOW.parse().expect("time")
 }
 
-/// The key of site number `i` (deterministic, so screenshots are stable).
-pub fn site_key(i: usize) -> Ed25519KeyPair {
-    Ed25519KeyPair::from_seed_unchecked(&[i as u8 + 1; 32]).expect("key")
+pub use miracolix_hub::testing::demo_key_id;
+
+pub fn site_key(i: usize) -> ring::signature::Ed25519KeyPair {
+    miracolix_hub::testing::demo_key(i).expect("key")
 }
 
 pub fn key_id(site: &str) -> String {
-    format!("{site}-2026")
+    demo_key_id(site)
 }
 
 pub fn registry() -> Registry {
-    Registry::new(SitesConfig {
-        sites: SITES
-            .iter()
-            .enumerate()
-            .map(|(i, site)| SiteEntry {
-                site_id: site.to_string(),
-                display_name: None,
-                keys: vec![KeyEntry {
-                    key_id: key_id(site),
-                    ed25519: public_key_base64(&site_key(i)),
-                }],
-            })
-            .collect(),
-    })
-    .expect("registry")
+    miracolix_hub::testing::demo_registry(&SITES).expect("registry")
 }
 
 /// Accepts JSON files `{"kind": ..., "metadata": {"name": ...}, "verified": true}`: the hub's
@@ -137,17 +123,9 @@ pub async fn start(name: &str, public: bool, feed_dir: Option<&Path>) -> Running
             .with_feed(feed.to_path_buf(), Arc::new(FlagVerifier))
             .expect("feed");
     }
-    let api_l = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let (api, ops) = miracolix_hub::testing::serve(hub.clone())
         .await
-        .expect("bind");
-    let ops_l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let (api, ops) = (
-        api_l.local_addr().expect("addr"),
-        ops_l.local_addr().expect("addr"),
-    );
-    tokio::spawn(hub.clone().serve(api_l, ops_l, std::future::pending()));
+        .expect("serve");
     Running {
         hub,
         clock,
