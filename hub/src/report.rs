@@ -55,9 +55,10 @@ pub struct SignedReport {
     pub signature: String,
 }
 
-/// What a site reports.
+/// What a site reports. Fields this hub does not know are ignored (a newer pusher may send
+/// more; the signed payload is stored as sent), missing ones are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     pub site_id: String,
     pub sequence: u64,
@@ -72,14 +73,14 @@ pub struct Report {
 /// The release a site runs: the ComponentRelease's name and fingerprint (SHA-256 of its
 /// canonical encoding, `miracolix-operator release fingerprint`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ReleaseRef {
     pub name: String,
     pub fingerprint: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ComponentHealth {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
