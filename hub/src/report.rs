@@ -509,6 +509,32 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn unknown_report_fields_are_ignored_missing_ones_refused() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let envelope = |payload: serde_json::Value| {
+            let bytes = serde_json::to_vec(&payload).expect("json");
+            let signed = SignedReport {
+                site_id: "erlangen".into(),
+                key_id: "k1".into(),
+                payload: b64.encode(&bytes),
+                signature: b64.encode(key(1).sign(&bytes).as_ref()),
+            };
+            serde_json::to_vec(&signed).expect("json")
+        };
+        let mut newer =
+            serde_json::to_value(sample("erlangen", 1, "2026-11-29T22:00:00Z")).expect("json");
+        newer["operatorVersion"] = "0.9.0".into();
+        newer["components"][0]["restarts"] = 3.into();
+        let opened = open(&envelope(newer.clone()), &registry(), DEFAULT_FLOOR).expect("opens");
+        assert_eq!(opened.report, sample("erlangen", 1, "2026-11-29T22:00:00Z"));
+        let mut older = newer;
+        older.as_object_mut().expect("object").remove("release");
+        let refused = open(&envelope(older), &registry(), DEFAULT_FLOOR).expect_err("refused");
+        assert_eq!(refused.reason, Reason::Malformed);
+        assert!(refused.message.contains("release"), "{}", refused.message);
+    }
+
+    #[test]
     fn freshness_window_and_skew() {
         let now: DateTime<Utc> = "2026-11-29T22:00:00Z".parse().expect("time");
         let hour = Duration::from_secs(3600);
