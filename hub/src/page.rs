@@ -292,7 +292,7 @@ fn datamap_section(h: &mut String, map: &DataMap, t: &Texts, lang: Lang) {
     let width = label_w + bar_w + 120;
     let _ = writeln!(
         h,
-        "<figure>\n<svg role=\"img\" aria-labelledby=\"chart-title chart-desc\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" xmlns=\"http://www.w3.org/2000/svg\" font-family=\"system-ui,sans-serif\" font-size=\"14\">\n\
+        "<figure>\n<svg role=\"img\" aria-labelledby=\"chart-title\" aria-describedby=\"chart-desc\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" xmlns=\"http://www.w3.org/2000/svg\" font-family=\"system-ui,sans-serif\" font-size=\"14\">\n\
          <title id=\"chart-title\">{}</title>\n<desc id=\"chart-desc\">{}</desc>",
         t.chart_title, t.chart_desc
     );

@@ -3,6 +3,8 @@
 //! Exit status, for every subcommand: 0 success; 1 a check answered "no" (`release verify`: the
 //! release is not certified); 2 the command could not do its work (unreadable input, bad key,
 //! usage error, as clap also uses 2). Scripts can tell "not certified" from "broken input".
+//! `release status` adds 3: a kubeconfig context or the hub could not be reached, so the report
+//! is incomplete (`release_status::EXIT_UNREACHABLE`).
 
 pub mod contracts;
 pub mod crds;
