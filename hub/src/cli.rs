@@ -73,8 +73,8 @@ pub enum HubError {
     TrustedKeys(String),
     #[error("cannot create the state directory {0}: {1}")]
     StateDir(String, std::io::Error),
-    #[error("cannot listen on {0}: {1}")]
-    Bind(SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Bind(#[from] miracolix_service::http::BindError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -123,12 +123,7 @@ async fn run(args: HubArgs, make_verifier: Box<MakeVerifier>) -> Result<(), HubE
             }
         });
     }
-    let api = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| HubError::Bind(args.listen, e))?;
-    let ops = tokio::net::TcpListener::bind(args.ops_listen)
-        .await
-        .map_err(|e| HubError::Bind(args.ops_listen, e))?;
+    let (api, ops) = miracolix_service::http::bind(args.listen, args.ops_listen).await?;
     tracing::info!(listen = %args.listen, ops = %args.ops_listen, "hub serving");
     hub.serve(api, ops, miracolix_service::shutdown()).await;
     Ok(())

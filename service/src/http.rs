@@ -26,6 +26,28 @@ pub trait Service: Clone + Send + Sync + 'static {
     fn ops(&self, method: &Method, path: &str) -> Answer;
 }
 
+/// A listener that could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    pub addr: std::net::SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Opens the API and the ops listener.
+pub async fn bind(
+    api: std::net::SocketAddr,
+    ops: std::net::SocketAddr,
+) -> Result<(TcpListener, TcpListener), BindError> {
+    let open = |addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| BindError { addr, source })
+    };
+    Ok((open(api).await?, open(ops).await?))
+}
+
 /// Serves `service`'s API on `api` and its ops endpoints on `ops` until `shutdown` resolves.
 pub async fn serve<S: Service>(
     service: S,
