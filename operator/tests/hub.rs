@@ -248,6 +248,11 @@ async fn release_status_reads_the_matrix_from_the_hub() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("401"), "{err}");
 
+    // HTTPS to a port that speaks plain HTTP: the TLS handshake fails, unreachable (3).
+    let (code, out, err) = status(with(&base.replace("http://", "https://"), &good, "json"));
+    assert_eq!(code, Some(3), "{err}");
+    assert!(out.is_empty(), "{out}");
+
     // Nothing listens: unreachable (3), nothing on stdout.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let dead_url = format!("http://{}", dead.local_addr().expect("addr"));

@@ -358,23 +358,28 @@ fn run_hub(hub: &str, args: &StatusArgs) -> Result<ExitCode, StatusError> {
 
 async fn fetch_matrix(url: &str, token: Option<&str>) -> Result<Matrix, HubFailure> {
     let unreachable = |e: &dyn std::fmt::Display| HubFailure::Unreachable(e.to_string());
-    // HTTPS with the system's CA bundle (the image ships one); plain HTTP for a hub on loopback.
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| unreachable(&e))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build::<_, Empty<Bytes>>(https);
     let mut req = http::Request::get(url).header(http::header::ACCEPT, "application/json");
     if let Some(token) = token {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
     }
     let req = req
-        .body(Empty::new())
+        .body(Empty::<Bytes>::new())
         .map_err(|e| HubFailure::Refused(format!("bad URL {url}: {e}")))?;
-    let res = client.request(req).await.map_err(|e| {
+    let builder = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+    let sent = if url.starts_with("https://") {
+        // The system's CA bundle (the image ships one).
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| unreachable(&e))?
+            .https_only()
+            .enable_http1()
+            .build();
+        builder.build(https).request(req).await
+    } else {
+        // Plain HTTP: a hub on loopback or behind a local proxy; no CA bundle needed.
+        builder.build_http().request(req).await
+    };
+    let res = sent.map_err(|e| {
         // The connector's error says which step failed (DNS, connect, TLS).
         let mut message = e.to_string();
         let mut source = std::error::Error::source(&e);
