@@ -123,5 +123,4 @@ async fn chromium_renders_the_matrix_and_the_data_map() {
     // A blank page compresses to a few kilobytes; the tables and the chart do not.
     assert!(png.len() > 20_000, "screenshot is only {} bytes", png.len());
     println!("screenshot: {}", screenshot.display());
-    let _ = std::fs::remove_dir_all(&hub.dir);
 }

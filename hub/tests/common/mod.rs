@@ -81,6 +81,12 @@ pub struct Running {
     pub dir: PathBuf,
 }
 
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 impl Running {
     pub fn set_now(&self, at: DateTime<Utc>) {
         self.clock.store(at.timestamp(), Ordering::SeqCst);
