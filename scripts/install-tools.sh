@@ -41,9 +41,15 @@ TOOLS_BIN="${PWD}/.tools/bin"
 
 # Debian packages: command -> package.
 apt_missing=()
-for pair in buildah:buildah bwrap:bubblewrap shellcheck:shellcheck chromium:chromium; do
+for pair in buildah:buildah bwrap:bubblewrap shellcheck:shellcheck; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || apt_missing+=("${pair#*:}")
 done
+# Any Chromium the browser test finds will do (GitHub's Ubuntu runners ship google-chrome, and
+# Ubuntu's `chromium` package is only a snap wrapper); Debian's package otherwise.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+    && ! command -v google-chrome >/dev/null 2>&1; then
+    apt_missing+=(chromium)
+fi
 [ -s /etc/ssl/certs/ca-certificates.crt ] || apt_missing+=(ca-certificates)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     echo "install-tools: installing ${apt_missing[*]} (apt-get)"
