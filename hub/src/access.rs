@@ -14,6 +14,7 @@
 
 use std::path::Path;
 
+use miracolix_service::config::{ConfigFileError, read_json};
 use miracolix_service::token::{StaticToken, TokenError, TokenSet, bearer};
 use serde::Deserialize;
 
@@ -26,18 +27,8 @@ pub struct ReadersConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} is not a valid readers config: {source}")]
-    Parse {
-        path: String,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error(
@@ -63,15 +54,7 @@ impl Access {
         let Some(path) = readers else {
             return Err(AccessError::NoReaders);
         };
-        let bytes = std::fs::read(path).map_err(|source| AccessError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let config: ReadersConfig =
-            serde_json::from_slice(&bytes).map_err(|source| AccessError::Parse {
-                path: path.display().to_string(),
-                source,
-            })?;
+        let config: ReadersConfig = read_json(path, "readers config")?;
         Self::tokens(&config.tokens)
     }
 

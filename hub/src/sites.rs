@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use base64::Engine as _;
+use miracolix_service::config::{ConfigFileError, read_json};
 use serde::Deserialize;
 
 const ED25519_PUBLIC_KEY_LEN: usize = 32;
@@ -44,18 +45,8 @@ pub struct KeyEntry {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SitesError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} is not a valid sites config: {source}")]
-    Parse {
-        path: String,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
     #[error("{field}: {problem}")]
     Invalid { field: String, problem: String },
 }
@@ -77,16 +68,7 @@ pub struct Registry {
 
 impl Registry {
     pub fn load(path: &Path) -> Result<Self, SitesError> {
-        let bytes = std::fs::read(path).map_err(|source| SitesError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let config: SitesConfig =
-            serde_json::from_slice(&bytes).map_err(|source| SitesError::Parse {
-                path: path.display().to_string(),
-                source,
-            })?;
-        Self::new(config)
+        Self::new(read_json(path, "sites config")?)
     }
 
     /// Checks every entry; errors name the field (`sites[1].keys[0].ed25519`).

@@ -1,8 +1,9 @@
 //! What the project's HTTP services share, so that each service crate (`gate/`, `hub/`) holds only
 //! its own rules: the server loop with an API and an ops listener ([`http`]), the stop signal
 //! ([`shutdown`]), versioned SQLite migrations ([`sqlite`]), hashed static bearer tokens
-//! ([`token`]) and the process wrapper with JSON logs ([`process`]).
+//! ([`token`]), JSON config files ([`config`]) and the process wrapper with JSON logs ([`process`]).
 
+pub mod config;
 pub mod http;
 pub mod process;
 pub mod sqlite;
