@@ -21,6 +21,9 @@ use std::path::Path;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use miracolix_service::config::{ConfigFileError, read_json};
+pub use miracolix_service::token::{StaticToken, token_sha256};
+use miracolix_service::token::{TokenError, TokenSet, bearer};
 use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
 
@@ -47,19 +50,6 @@ pub struct ClientCertificates {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct StaticToken {
-    pub requester: String,
-    /// Hex SHA-256 of the token.
-    #[serde(default)]
-    pub sha256: String,
-    /// Or a file holding the token itself (a mounted Secret the site created; surrounding
-    /// whitespace is ignored). Read once at start and kept only as its hash.
-    #[serde(default)]
-    pub token_file: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OidcConfig {
     pub issuer: String,
     pub audience: String,
@@ -78,22 +68,10 @@ fn default_claim() -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} is not a valid callers config: {source}")]
-    Parse {
-        path: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("tokens[{0}].sha256 must be 64 lowercase hex digits (or set tokenFile)")]
-    BadHash(usize),
-    #[error("tokens[{0}].tokenFile {1} is empty")]
-    EmptyToken(usize, String),
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
     #[error(
         "clientCertificates.allowed[{0}] {1:?} is not a DNS name (lowercase letters, digits, '-' and '.'; no wildcard)"
     )]
@@ -113,58 +91,23 @@ pub enum AuthError {
 
 /// The verifier built once from the config.
 pub struct Authenticator {
-    tokens: Vec<(String, [u8; 32])>,
+    tokens: TokenSet,
     oidc: Option<(OidcConfig, JwkSet)>,
     certificate_names: Vec<String>,
 }
 
 impl Authenticator {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let read = |p: &Path| {
-            std::fs::read(p).map_err(|source| ConfigError::Read {
-                path: p.display().to_string(),
-                source,
-            })
-        };
-        let mut config: CallersConfig =
-            serde_json::from_slice(&read(path)?).map_err(|source| ConfigError::Parse {
-                path: path.display().to_string(),
-                source,
-            })?;
-        for (i, t) in config.tokens.iter_mut().enumerate() {
-            if let Some(file) = &t.token_file {
-                let raw = read(Path::new(file))?;
-                let token = String::from_utf8_lossy(&raw);
-                let token = token.trim();
-                if token.is_empty() {
-                    return Err(ConfigError::EmptyToken(i, file.clone()));
-                }
-                t.sha256 = token_sha256(token);
-            }
-        }
+        let config: CallersConfig = read_json(path, "callers config")?;
         let jwks = match &config.oidc {
-            Some(oidc) => {
-                let p = Path::new(&oidc.jwks_file);
-                Some(
-                    serde_json::from_slice(&read(p)?).map_err(|source| ConfigError::Parse {
-                        path: oidc.jwks_file.clone(),
-                        source,
-                    })?,
-                )
-            }
+            Some(oidc) => Some(read_json(Path::new(&oidc.jwks_file), "JWKS")?),
             None => None,
         };
         Self::new(config, jwks)
     }
 
     pub fn new(config: CallersConfig, jwks: Option<JwkSet>) -> Result<Self, ConfigError> {
-        let mut tokens = Vec::new();
-        for (i, t) in config.tokens.iter().enumerate() {
-            tokens.push((
-                t.requester.clone(),
-                parse_hex32(&t.sha256).ok_or(ConfigError::BadHash(i))?,
-            ));
-        }
+        let tokens = TokenSet::load(&config.tokens)?;
         let mut certificate_names = Vec::new();
         for (i, name) in config
             .client_certificates
@@ -215,20 +158,9 @@ impl Authenticator {
     }
 
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<String, AuthError> {
-        let token = authorization
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Missing)?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-        for (requester, hash) in &self.tokens {
-            // Comparing digests: timing reveals nothing about the token itself.
-            if digest.as_ref() == hash {
-                return Ok(requester.clone());
-            }
+        let token = bearer(authorization).ok_or(AuthError::Missing)?;
+        if let Some(requester) = self.tokens.find(token) {
+            return Ok(requester.to_string());
         }
         match &self.oidc {
             Some((oidc, jwks)) if token.matches('.').count() == 2 => verify_jwt(token, oidc, jwks),
@@ -336,31 +268,6 @@ fn verify_jwt(token: &str, oidc: &OidcConfig, jwks: &JwkSet) -> Result<String, A
     }
 }
 
-fn parse_hex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-        let hex = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(hex, 16).ok()?;
-    }
-    Some(out)
-}
-
-/// Hex SHA-256 of a token, as the config's `sha256` field wants it.
-pub fn token_sha256(token: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,7 +316,7 @@ mod tests {
         std::fs::write(dir.join("token"), " \n").expect("token");
         assert!(matches!(
             Authenticator::load(&dir.join("callers.json")),
-            Err(ConfigError::EmptyToken(0, _))
+            Err(ConfigError::Token(TokenError::EmptyToken(0, _)))
         ));
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -427,7 +334,7 @@ mod tests {
         };
         assert!(matches!(
             Authenticator::new(config, None),
-            Err(ConfigError::BadHash(0))
+            Err(ConfigError::Token(TokenError::BadHash(0)))
         ));
     }
 }

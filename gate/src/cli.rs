@@ -82,40 +82,19 @@ pub enum GateError {
     Start(#[from] crate::server::StartError),
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Listen(#[from] miracolix_service::http::BindError),
     #[error("no randomness from the operating system: {0}")]
     Random(String),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
 }
 
-/// Exit status when the gate cannot start or stops on an error: the operator command line's
-/// "the command could not do its work" (`miracolix-operator` `cli::EXIT_ERROR`).
-pub const EXIT_ERROR: u8 = 2;
+pub use miracolix_service::process::EXIT_ERROR;
 
 /// Run the gate until SIGINT/SIGTERM; logs as JSON lines on stderr.
 pub fn main(args: GateArgs) -> ExitCode {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_ERROR);
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "gate stopped");
-            eprintln!("gate: {e}");
-            ExitCode::from(EXIT_ERROR)
-        }
-    }
+    miracolix_service::process::main("gate", run(args))
 }
 
 async fn run(args: GateArgs) -> Result<(), GateError> {
@@ -170,12 +149,7 @@ async fn run(args: GateArgs) -> Result<(), GateError> {
         &args.state_dir.join("audit.jsonl"),
         rng,
     )?;
-    let api = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| GateError::Bind(args.listen, e))?;
-    let ops = tokio::net::TcpListener::bind(args.ops_listen)
-        .await
-        .map_err(|e| GateError::Bind(args.ops_listen, e))?;
+    let (api, ops) = miracolix_service::http::bind(args.listen, args.ops_listen).await?;
     let mtls = match acceptor {
         Some(acceptor) => Some(crate::MtlsListener {
             listener: tokio::net::TcpListener::bind(args.mtls_listen)
@@ -192,24 +166,7 @@ async fn run(args: GateArgs) -> Result<(), GateError> {
         epsilon = args.epsilon,
         "gate serving"
     );
-    gate.serve_with_mtls(api, ops, mtls, shutdown()).await;
+    gate.serve_with_mtls(api, ops, mtls, miracolix_service::shutdown())
+        .await;
     Ok(())
-}
-
-/// SIGINT or SIGTERM (what the kubelet sends; as PID 1 the gate would otherwise ignore it and be
-/// killed at the end of the grace period, mid-answer).
-async fn shutdown() {
-    #[cfg(unix)]
-    {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
+use miracolix_service::http::{error, json_answer};
 use rand_chacha::ChaCha20Rng;
 use rustls_pki_types::CertificateDer;
 use serde_json::json;
@@ -365,21 +366,7 @@ impl Gate {
 
     /// Routes one request of the ops listener.
     pub fn ops(&self, method: &Method, path: &str) -> Answer {
-        if method != Method::GET {
-            return error(StatusCode::METHOD_NOT_ALLOWED, "use GET");
-        }
-        match path {
-            "/healthz" | "/livez" | "/readyz" => text(StatusCode::OK, "ok\n"),
-            "/metrics" => {
-                let mut r = Response::new(Full::new(Bytes::from(self.metrics.render())));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
-                );
-                r
-            }
-            _ => error(StatusCode::NOT_FOUND, "not found"),
-        }
+        miracolix_service::http::ops(method, path, self.metrics.registry())
     }
 
     /// Serves the query API on `api` and the ops endpoints on `ops` until `shutdown` resolves.
@@ -514,25 +501,4 @@ enum Listener {
     Api,
     Ops,
     Mtls,
-}
-
-fn json_answer(code: StatusCode, body: &serde_json::Value) -> Answer {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = code;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-/// FLARE's error shape (`QueryController.Error`): `{"error": "…"}`.
-fn error(code: StatusCode, message: &str) -> Answer {
-    json_answer(code, &json!({ "error": message }))
-}
-
-fn text(code: StatusCode, body: &str) -> Answer {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = code;
-    r
 }
