@@ -426,9 +426,7 @@ pub fn forbidden(user: &UserInfo, a: &Attributes, reason: &str) -> ApiError {
 /// without duplicates.
 pub(super) fn aggregate_cluster_roles(store: &mut Store, cfg: &super::Config) {
     let roles: Vec<(ObjKey, Value)> = store
-        .objects
-        .iter()
-        .filter(|(k, _)| k.group == RBAC_GROUP && k.plural == "clusterroles")
+        .range(RBAC_GROUP, "clusterroles", None)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     for (key, role) in &roles {

@@ -26,9 +26,7 @@ pub fn run(store: &mut Store, cfg: &Config) {
 /// apiextensions-apiserver. Conflicting names are not detected here.
 fn establish_crds(store: &mut Store, cfg: &Config) {
     let crds: Vec<(ObjKey, Value)> = store
-        .objects
-        .iter()
-        .filter(|(k, _)| k.group == CRD_GROUP && k.plural == CRD_PLURAL)
+        .range(CRD_GROUP, CRD_PLURAL, None)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     for (key, crd) in crds {

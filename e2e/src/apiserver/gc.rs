@@ -13,30 +13,16 @@ use super::writes::{
 };
 
 fn owner_uids(obj: &Value) -> Vec<String> {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .map(|refs| {
-            refs.iter()
-                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+    super::index::owner_uids(obj).map(String::from).collect()
 }
 
+/// The objects with an owner reference to `uid`, in key order (from the store's index).
 fn dependents(store: &Store, uid: &str) -> Vec<ObjKey> {
-    store
-        .objects
-        .iter()
-        .filter(|(_, o)| owner_uids(o).iter().any(|u| u == uid))
-        .map(|(k, _)| k.clone())
-        .collect()
+    store.index.dependents(uid)
 }
 
 fn exists_uid(store: &Store, uid: &str) -> bool {
-    store
-        .objects
-        .values()
-        .any(|o| o.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid))
+    store.index.uid_exists(uid)
 }
 
 fn drop_owner_ref(store: &mut Store, key: &ObjKey, uid: &str) {
@@ -88,13 +74,7 @@ pub fn on_removed(store: &mut Store, cfg: &Config, removed: &Value, now: &str) {
 
 /// What the namespace controller does for a terminating namespace.
 pub fn empty_namespace(store: &mut Store, cfg: &Config, ns: &str, now: &str) {
-    let keys: Vec<ObjKey> = store
-        .objects
-        .keys()
-        .filter(|k| k.namespace == ns)
-        .cloned()
-        .collect();
-    for key in keys {
+    for key in store.index.in_namespace(ns) {
         delete_key(store, cfg, &key, now);
     }
 }
@@ -170,16 +150,28 @@ pub fn sweep(store: &mut Store, cfg: &Config, now: &str) {
 }
 
 fn sweep_once(store: &mut Store, cfg: &Config, now: &str) -> bool {
-    // Only objects the loop below can act on are copied: one being deleted with a finalizer
-    // this collector handles, or one with a dangling owner reference. Copying the whole store
-    // on every write (as this did) made each write cost as much as everything stored.
-    let candidates: Vec<(ObjKey, Value)> = store
-        .objects
-        .iter()
-        .filter(|(k, v)| may_act_on(store, k, v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    for (key, obj) in &candidates {
+    // The candidates are the objects this loop can act on: being deleted with a finalizer
+    // this collector handles, or with a dangling owner reference. They come from the store's
+    // index (see `index.rs`), not from a pass over every object: that pass made each write
+    // cost as much as everything stored. Those found not to dangle leave the recheck set.
+    let mut candidates = store.index.finalizing.clone();
+    for key in std::mem::take(&mut store.index.recheck) {
+        if store
+            .get(&key)
+            .is_some_and(|obj| !being_deleted(obj) && has_dangling_ref(store, &key, obj))
+        {
+            candidates.insert(key.clone());
+            store.index.recheck.insert(key);
+        }
+    }
+    // In key order, as before the index: which object is acted on first is unchanged.
+    for key in &candidates {
+        // Nothing below changes the store without returning, so this is the object as it
+        // was when the candidates were chosen.
+        let Some(obj) = store.get(key).cloned() else {
+            continue;
+        };
+        let obj = &obj;
         let fins = writes::finalizers(obj);
         if being_deleted(obj) {
             if key.group == CRD_GROUP
@@ -212,18 +204,20 @@ fn sweep_once(store: &mut Store, cfg: &Config, now: &str) -> bool {
     false
 }
 
-/// Whether `sweep_once` could change something for this object: the same tests it makes,
-/// read-only.
-fn may_act_on(store: &Store, key: &ObjKey, obj: &Value) -> bool {
-    if being_deleted(obj) {
-        return writes::finalizers(obj).iter().any(|f| {
+/// Whether an object being deleted waits for a finalizer that this collector (orphan,
+/// foreground) or the CRD cleanup controller removes: `sweep_once` acts on it until it goes.
+pub fn collector_finalizes(key: &ObjKey, obj: &Value) -> bool {
+    being_deleted(obj)
+        && writes::finalizers(obj).iter().any(|f| {
             f == ORPHAN_FINALIZER
                 || f == FOREGROUND_FINALIZER
                 || (f == CRD_CLEANUP_FINALIZER
                     && key.group == CRD_GROUP
                     && key.plural == CRD_PLURAL)
-        });
-    }
+        })
+}
+
+fn has_dangling_ref(store: &Store, key: &ObjKey, obj: &Value) -> bool {
     obj.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
         .is_some_and(|refs| {
@@ -344,10 +338,8 @@ fn cleanup_crd(store: &mut Store, cfg: &Config, key: &ObjKey, crd: &Value, now: 
     let (group, plural) = (s("/spec/group"), s("/spec/names/plural"));
     let instances = |store: &Store| -> Vec<ObjKey> {
         store
-            .objects
-            .keys()
-            .filter(|k| k.group == group && k.plural == plural)
-            .cloned()
+            .range(&group, &plural, None)
+            .map(|(k, _)| k.clone())
             .collect()
     };
     let mut changed = false;
@@ -384,4 +376,146 @@ fn cleanup_crd(store: &mut Store, cfg: &Config, key: &ObjKey, crd: &Value, now: 
         changed = true;
     }
     changed
+}
+
+#[cfg(test)]
+mod tests {
+    //! The collector picks its candidates from the store's index (`index.rs`) instead of a
+    //! pass over every object; these check that it still finds each kind of candidate.
+    use super::*;
+    use crate::apiserver::writes::WriteCtx;
+
+    fn cm_key(name: &str) -> ObjKey {
+        ObjKey {
+            group: String::new(),
+            plural: "configmaps".into(),
+            namespace: "default".into(),
+            name: name.into(),
+        }
+    }
+
+    /// A store with the `default` namespace, as the server starts with.
+    fn store() -> (Store, Config) {
+        let cfg = Config::default();
+        let mut store = Store::new(100);
+        let ns = store.find_resource("", "v1", "namespaces").expect("namespaces");
+        writes::create(
+            &mut store,
+            &cfg,
+            &ns,
+            "",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
+            &WriteCtx::internal("test"),
+            None,
+        )
+        .expect("namespace");
+        (store, cfg)
+    }
+
+    /// Creates a ConfigMap owned by `owners` (`(name, uid)`), then runs the collector as the
+    /// server does after every write; returns the stored object's uid.
+    fn create(store: &mut Store, cfg: &Config, name: &str, owners: &[(&str, &str)]) -> String {
+        let refs: Vec<Value> = owners
+            .iter()
+            .map(|(n, u)| json!({"apiVersion": "v1", "kind": "ConfigMap", "name": n, "uid": u}))
+            .collect();
+        let res = store.find_resource("", "v1", "configmaps").expect("configmaps");
+        let created = writes::create(
+            store,
+            cfg,
+            &res,
+            "default",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "ownerReferences": refs}}),
+            &WriteCtx::internal("test"),
+            None,
+        )
+        .expect("create");
+        sweep(store, cfg, &writes::now());
+        uid_of(&created)
+    }
+
+    fn delete(store: &mut Store, cfg: &Config, name: &str) {
+        delete_key(store, cfg, &cm_key(name), &writes::now());
+        sweep(store, cfg, &writes::now());
+    }
+
+    #[test]
+    fn a_dependent_goes_with_its_deleted_owner() {
+        let (mut store, cfg) = store();
+        let owner = create(&mut store, &cfg, "owner", &[]);
+        create(&mut store, &cfg, "dependent", &[("owner", &owner)]);
+        create(&mut store, &cfg, "unrelated", &[]);
+        assert!(store.get(&cm_key("dependent")).is_some(), "owner is live");
+        // Found live, it left the set of objects the collector looks at again.
+        assert!(store.index.recheck.is_empty(), "{:?}", store.index.recheck);
+
+        delete(&mut store, &cfg, "owner");
+
+        assert!(store.get(&cm_key("dependent")).is_none(), "collected");
+        assert!(store.get(&cm_key("unrelated")).is_some());
+        assert!(store.index.dependents(&owner).is_empty());
+    }
+
+    #[test]
+    fn an_owner_recreated_under_its_name_does_not_adopt_the_old_dependents() {
+        let (mut store, cfg) = store();
+        let owner = create(&mut store, &cfg, "owner", &[]);
+        create(&mut store, &cfg, "dependent", &[("owner", &owner)]);
+        // Remove the owner without running the collector, then create a new one under the
+        // same name: only the uid tells them apart.
+        store.remove(&cm_key("owner"));
+        let new_owner = create(&mut store, &cfg, "owner", &[]);
+        assert_ne!(owner, new_owner);
+        assert!(store.get(&cm_key("dependent")).is_none(), "collected");
+    }
+
+    #[test]
+    fn a_dependent_with_another_live_owner_only_loses_the_dangling_reference() {
+        let (mut store, cfg) = store();
+        let a = create(&mut store, &cfg, "a", &[]);
+        let b = create(&mut store, &cfg, "b", &[]);
+        create(&mut store, &cfg, "dependent", &[("a", &a), ("b", &b)]);
+
+        delete(&mut store, &cfg, "a");
+
+        let dep = store.get(&cm_key("dependent")).expect("kept: b is live");
+        assert_eq!(owner_uids(dep), vec![b.clone()]);
+        assert_eq!(store.index.dependents(&b), vec![cm_key("dependent")]);
+        assert!(store.index.dependents(&a).is_empty());
+    }
+
+    #[test]
+    fn a_dependent_created_with_a_dangling_reference_is_collected_at_once() {
+        let (mut store, cfg) = store();
+        create(&mut store, &cfg, "orphan", &[("ghost", "no-such-uid")]);
+        assert!(store.get(&cm_key("orphan")).is_none());
+        assert!(store.index.recheck.is_empty());
+    }
+
+    #[test]
+    fn objects_waiting_for_a_collector_finalizer_are_candidates_until_they_go() {
+        let (mut store, cfg) = store();
+        let owner = create(&mut store, &cfg, "owner", &[]);
+        create(&mut store, &cfg, "dependent", &[("owner", &owner)]);
+        let res = store.find_resource("", "v1", "configmaps").expect("configmaps");
+        let opts = DeleteOptions {
+            propagation: Propagation::Orphan,
+            ..DeleteOptions::default()
+        };
+        writes::delete(&mut store, &cfg, &res, &cm_key("owner"), &opts, &writes::now())
+            .expect("delete");
+        assert_eq!(
+            store.index.finalizing.iter().collect::<Vec<_>>(),
+            vec![&cm_key("owner")],
+            "waits for the orphan finalizer"
+        );
+
+        sweep(&mut store, &cfg, &writes::now());
+
+        assert!(store.get(&cm_key("owner")).is_none());
+        assert!(store.index.finalizing.is_empty());
+        let dep = store.get(&cm_key("dependent")).expect("orphaned, not deleted");
+        assert!(owner_uids(dep).is_empty());
+    }
 }

@@ -689,14 +689,8 @@ fn verb_reply(
             let sel = selectors(q, res)?;
             let opts = delete_options(body, q)?;
             let keys: Vec<ObjKey> = store
-                .objects
-                .iter()
-                .filter(|(k, o)| {
-                    k.group == res.group
-                        && k.plural == res.plural
-                        && path.namespace.as_deref().is_none_or(|n| n == k.namespace)
-                        && sel.matches(o)
-                })
+                .range(&res.group, &res.plural, path.namespace.as_deref())
+                .filter(|(_, o)| sel.matches(o))
                 .map(|(k, _)| k.clone())
                 .collect();
             let mut items = Vec::new();

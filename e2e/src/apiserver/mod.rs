@@ -14,6 +14,7 @@ mod faults;
 mod fieldset;
 mod gc;
 mod handlers;
+mod index;
 mod openapi;
 mod patch;
 pub(crate) mod pods;

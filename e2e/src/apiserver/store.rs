@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::index::Indexes;
 use super::resources::{self, ResourceInfo};
 
 /// `(group, plural, namespace, name)`; namespace is empty for cluster-scoped objects.
@@ -67,7 +68,10 @@ pub struct Watcher {
 
 pub struct Store {
     pub rv: u64,
-    pub objects: BTreeMap<ObjKey, Value>,
+    /// Written only through `put` and `remove`, which keep `index` up to date.
+    objects: BTreeMap<ObjKey, Value>,
+    /// Lookups by uid, owner and namespace, and the garbage collector's candidates.
+    pub index: Indexes,
     pub history: VecDeque<Arc<StoredEvent>>,
     pub history_limit: usize,
     /// Watching from a resourceVersion below this is answered with 410 Gone.
@@ -90,6 +94,7 @@ impl Store {
         Self {
             rv: 1,
             objects: BTreeMap::new(),
+            index: Indexes::default(),
             history: VecDeque::new(),
             history_limit,
             compacted: 0,
@@ -110,6 +115,7 @@ impl Store {
         Self {
             rv: self.rv,
             objects: self.objects.clone(),
+            index: self.index.clone(),
             history: VecDeque::new(),
             // Nothing is recorded in the copy's history, so no limit is ever reached.
             history_limit: usize::MAX,
@@ -154,14 +160,36 @@ impl Store {
         self.objects.get(key)
     }
 
+    /// Every stored object, in key order (group, plural, namespace, name).
+    pub fn objects(&self) -> &BTreeMap<ObjKey, Value> {
+        &self.objects
+    }
+
+    /// Stores or removes (`None`) the object under `key`, keeping the indexes current.
+    fn set(&mut self, key: ObjKey, obj: Option<Value>) -> Option<Value> {
+        let old = match obj {
+            Some(o) => self.objects.insert(key.clone(), o),
+            None => self.objects.remove(&key),
+        };
+        let new = self.objects.get(&key);
+        let finalizing = new.is_some_and(|o| super::gc::collector_finalizes(&key, o));
+        self.index.replace(&key, old.as_ref(), new, finalizing);
+        old
+    }
+
+    /// The served resources changed: the collector looks at every owner reference again.
+    pub fn resources_changed(&mut self) {
+        self.index.recheck_all(self.objects.iter());
+    }
+
     /// Stores an object under a fresh resourceVersion and notifies watches.
     pub fn put(&mut self, key: ObjKey, mut obj: Value, type_: EventType) -> Value {
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
-        let old = self.objects.insert(key.clone(), obj.clone());
+        let old = self.set(key.clone(), Some(obj.clone()));
         // One stored object, two APIs: the other group's Event changes in the same write.
         if let Some((twin_key, twin)) = super::events_view::twin(&key, &obj) {
-            let twin_old = self.objects.insert(twin_key.clone(), twin.clone());
+            let twin_old = self.set(twin_key.clone(), Some(twin.clone()));
             self.record(twin_key, type_, twin, twin_old);
         }
         self.record(key, type_, obj.clone(), old);
@@ -169,11 +197,11 @@ impl Store {
     }
 
     pub fn remove(&mut self, key: &ObjKey) -> Option<Value> {
-        let mut obj = self.objects.remove(key)?;
+        let mut obj = self.set(key.clone(), None)?;
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
         if let Some(twin_key) = super::events_view::twin_key(key)
-            && let Some(mut twin) = self.objects.remove(&twin_key)
+            && let Some(mut twin) = self.set(twin_key.clone(), None)
         {
             twin["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
             self.record(twin_key, EventType::Deleted, twin, None);
@@ -226,14 +254,28 @@ impl Store {
     }
 
     pub fn list(&self, group: &str, plural: &str, namespace: Option<&str>) -> Vec<&Value> {
-        self.objects
-            .iter()
-            .filter(|(k, _)| {
-                k.group == group
-                    && k.plural == plural
-                    && namespace.is_none_or(|ns| k.namespace == ns)
-            })
-            .map(|(_, v)| v)
-            .collect()
+        self.range(group, plural, namespace).map(|(_, v)| v).collect()
+    }
+
+    /// The objects of one resource (in one namespace), in key order: a range of the ordered
+    /// map, so a list costs what it returns, not what is stored.
+    pub fn range(
+        &self,
+        group: &str,
+        plural: &str,
+        namespace: Option<&str>,
+    ) -> impl Iterator<Item = (&ObjKey, &Value)> + use<'_> {
+        let start = ObjKey {
+            group: group.to_string(),
+            plural: plural.to_string(),
+            namespace: namespace.unwrap_or_default().to_string(),
+            name: String::new(),
+        };
+        let whole_resource = namespace.is_none();
+        self.objects.range(start.clone()..).take_while(move |(k, _)| {
+            k.group == start.group
+                && k.plural == start.plural
+                && (whole_resource || k.namespace == start.namespace)
+        })
     }
 }

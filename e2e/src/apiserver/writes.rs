@@ -796,7 +796,7 @@ fn reap_namespace(store: &mut Store, cfg: &Config, ns: &str, now: &str) -> Optio
         .get(&key)?
         .pointer("/metadata/deletionTimestamp")
         .is_some();
-    let empty = !store.objects.keys().any(|k| k.namespace == ns);
+    let empty = store.index.namespace_empty(ns);
     if terminating && empty {
         let removed = store.remove(&key)?;
         gc::on_removed(store, cfg, &removed, now);
@@ -812,10 +812,8 @@ fn after_removal(store: &mut Store, cfg: &Config, res: &ResourceInfo, key: &ObjK
         // have removed that finalizer by hand, the instances are unreachable anyway.
         if let Some((plural, group)) = key.name.split_once('.') {
             let doomed: Vec<ObjKey> = store
-                .objects
-                .keys()
-                .filter(|k| k.group == group && k.plural == plural)
-                .cloned()
+                .range(group, plural, None)
+                .map(|(k, _)| k.clone())
                 .collect();
             for k in doomed {
                 store.remove(&k);
@@ -837,6 +835,7 @@ pub fn refresh_custom_resources(store: &mut Store) {
         .filter(|crd| condition_true(crd, "NamesAccepted") || condition_true(crd, "Established"))
         .flat_map(resources::from_crd)
         .collect();
+    store.resources_changed();
 }
 
 fn after_write(store: &mut Store, cfg: &Config, res: &ResourceInfo, key: &ObjKey, stored: &Value) {
