@@ -149,7 +149,7 @@ pub async fn apply_children(
                         })?;
                     if diff::unchanged(&desired, &live_json) {
                         cache.verified().record(key, want, live_hash(&live));
-                        out.live.push((child.resource.clone(), live));
+                        out.live.push((child.resource.clone(), trimmed(live)));
                         continue;
                     }
                 }
@@ -168,9 +168,17 @@ pub async fn apply_children(
             })?;
         cache.verified().record(key, want, live_hash(&applied));
         out.applied.push(format!("{kind}/{name}"));
-        out.live.push((child.resource.clone(), applied));
+        out.live.push((child.resource.clone(), trimmed(applied)));
     }
     Ok(out)
+}
+
+/// The answer trimmed as the cache trims children: the status reads the same few fields from
+/// either, and a site's full answers (managed fields, pod templates) would otherwise be held
+/// until its reconcile ends, for every site converging at once.
+fn trimmed(mut obj: DynamicObject) -> DynamicObject {
+    super::cache::trim_child(&mut obj);
+    obj
 }
 
 /// Label selector of everything the operator manages for one site.

@@ -60,6 +60,8 @@ pub struct Context {
     /// list of sites, the rollout's look at other sites) stays inside them, so a namespaced
     /// install needs no cluster-wide read of DizSites.
     pub scopes: Vec<Scope>,
+    /// How many sites each DizSite controller reconciles at once (`--max-concurrent-reconciles`).
+    pub concurrency: u16,
     /// The watches every read comes from, started on first use (so a test that calls a
     /// reconcile directly gets them too).
     cache: std::sync::OnceLock<cache::Cache>,
@@ -79,6 +81,7 @@ impl Context {
             backoff: Backoff::default(),
             metrics: Metrics::default(),
             scopes: vec![Scope::AllNamespaces],
+            concurrency: DEFAULT_CONCURRENCY,
             cache: std::sync::OnceLock::new(),
         }
     }
@@ -116,6 +119,13 @@ impl Context {
     /// Every DizSite the operator watches (in the watched namespaces), from the cache.
     pub async fn list_dizsites(&self) -> Result<Vec<DizSite>, cache::NotSynced> {
         Ok(self.synced().await?.sites())
+    }
+
+    /// Reconciles at most `n` sites at once per DizSite controller (0: no bound).
+    #[must_use]
+    pub fn with_concurrency(mut self, n: u16) -> Self {
+        self.concurrency = n;
+        self
     }
 
     /// Records into `metrics` (the registry the metrics endpoint serves).
@@ -165,6 +175,13 @@ where
     }
 }
 
+/// How many sites a DizSite controller reconciles at once unless told otherwise. A first
+/// reconcile holds a site's rendered children and the apply answers until it ends; unbounded
+/// (kube's default), every site of a large install does so at the same moment, which set the
+/// operator's peak memory (docs/performance.md). The API server serves one request per site
+/// at a time anyway, so a bound costs little convergence time.
+pub const DEFAULT_CONCURRENCY: u16 = 8;
+
 /// Runs the DizSite controller until `shutdown` resolves.
 pub async fn run_dizsite(
     ctx: Arc<Context>,
@@ -177,6 +194,7 @@ pub async fn run_dizsite(
     // watched once, by the cache; a change there triggers the sites it concerns.
     let triggers = ctx.cache().triggers(&scope);
     Controller::new(sites, watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.concurrency))
         .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)
         .run(reconcile_dizsite, dizsite::error_policy, ctx)
