@@ -189,7 +189,11 @@ async fn wait_all_ready(client: &Client, n: usize, limit: Duration) -> Res<Durat
         let next = tokio::time::timeout(limit.saturating_sub(started.elapsed()), events.try_next());
         match next.await {
             Ok(Ok(Some(site))) => {
-                let key = format!("{}/{}", site.namespace().unwrap_or_default(), site.name_any());
+                let key = format!(
+                    "{}/{}",
+                    site.namespace().unwrap_or_default(),
+                    site.name_any()
+                );
                 if ready(&site) {
                     ready_sites.insert(key);
                 } else {

@@ -398,7 +398,9 @@ mod tests {
     fn store() -> (Store, Config) {
         let cfg = Config::default();
         let mut store = Store::new(100);
-        let ns = store.find_resource("", "v1", "namespaces").expect("namespaces");
+        let ns = store
+            .find_resource("", "v1", "namespaces")
+            .expect("namespaces");
         writes::create(
             &mut store,
             &cfg,
@@ -419,7 +421,9 @@ mod tests {
             .iter()
             .map(|(n, u)| json!({"apiVersion": "v1", "kind": "ConfigMap", "name": n, "uid": u}))
             .collect();
-        let res = store.find_resource("", "v1", "configmaps").expect("configmaps");
+        let res = store
+            .find_resource("", "v1", "configmaps")
+            .expect("configmaps");
         let created = writes::create(
             store,
             cfg,
@@ -498,13 +502,22 @@ mod tests {
         let (mut store, cfg) = store();
         let owner = create(&mut store, &cfg, "owner", &[]);
         create(&mut store, &cfg, "dependent", &[("owner", &owner)]);
-        let res = store.find_resource("", "v1", "configmaps").expect("configmaps");
+        let res = store
+            .find_resource("", "v1", "configmaps")
+            .expect("configmaps");
         let opts = DeleteOptions {
             propagation: Propagation::Orphan,
             ..DeleteOptions::default()
         };
-        writes::delete(&mut store, &cfg, &res, &cm_key("owner"), &opts, &writes::now())
-            .expect("delete");
+        writes::delete(
+            &mut store,
+            &cfg,
+            &res,
+            &cm_key("owner"),
+            &opts,
+            &writes::now(),
+        )
+        .expect("delete");
         assert_eq!(
             store.index.finalizing.iter().collect::<Vec<_>>(),
             vec![&cm_key("owner")],
@@ -515,7 +528,9 @@ mod tests {
 
         assert!(store.get(&cm_key("owner")).is_none());
         assert!(store.index.finalizing.is_empty());
-        let dep = store.get(&cm_key("dependent")).expect("orphaned, not deleted");
+        let dep = store
+            .get(&cm_key("dependent"))
+            .expect("orphaned, not deleted");
         assert!(owner_uids(dep).is_empty());
     }
 }

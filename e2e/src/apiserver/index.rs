@@ -131,8 +131,10 @@ impl Indexes {
 
     /// The served resources changed: any reference may resolve differently now.
     pub fn recheck_all<'a>(&mut self, keys: impl Iterator<Item = (&'a ObjKey, &'a Value)>) {
-        self.recheck
-            .extend(keys.filter(|(_, o)| has_owner_refs(o)).map(|(k, _)| k.clone()));
+        self.recheck.extend(
+            keys.filter(|(_, o)| has_owner_refs(o))
+                .map(|(k, _)| k.clone()),
+        );
     }
 
     pub fn uid_exists(&self, uid: &str) -> bool {
@@ -191,7 +193,12 @@ mod tests {
         assert_eq!(ix.in_namespace("a"), vec![dep.clone(), owner.clone()]);
 
         // The dependent drops its reference: it no longer depends on u1.
-        ix.replace(&dep, Some(&obj("u2", &["u1"])), Some(&obj("u2", &[])), false);
+        ix.replace(
+            &dep,
+            Some(&obj("u2", &["u1"])),
+            Some(&obj("u2", &[])),
+            false,
+        );
         assert!(ix.dependents("u1").is_empty());
 
         ix.replace(&owner, Some(&obj("u1", &[])), None, false);
@@ -207,7 +214,10 @@ mod tests {
         let (owner, dep, other) = (key("a", "owner"), key("a", "dep"), key("a", "other"));
         ix.replace(&dep, None, Some(&obj("u2", &["u1"])), false);
         ix.replace(&other, None, Some(&obj("u3", &["u9"])), false);
-        assert!(ix.recheck.contains(&dep), "written objects with owners are rechecked");
+        assert!(
+            ix.recheck.contains(&dep),
+            "written objects with owners are rechecked"
+        );
         ix.recheck.clear();
 
         ix.replace(&owner, None, Some(&obj("u1", &[])), false);

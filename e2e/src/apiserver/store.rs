@@ -254,7 +254,9 @@ impl Store {
     }
 
     pub fn list(&self, group: &str, plural: &str, namespace: Option<&str>) -> Vec<&Value> {
-        self.range(group, plural, namespace).map(|(_, v)| v).collect()
+        self.range(group, plural, namespace)
+            .map(|(_, v)| v)
+            .collect()
     }
 
     /// The objects of one resource (in one namespace), in key order: a range of the ordered
@@ -272,10 +274,12 @@ impl Store {
             name: String::new(),
         };
         let whole_resource = namespace.is_none();
-        self.objects.range(start.clone()..).take_while(move |(k, _)| {
-            k.group == start.group
-                && k.plural == start.plural
-                && (whole_resource || k.namespace == start.namespace)
-        })
+        self.objects
+            .range(start.clone()..)
+            .take_while(move |(k, _)| {
+                k.group == start.group
+                    && k.plural == start.plural
+                    && (whole_resource || k.namespace == start.namespace)
+            })
     }
 }

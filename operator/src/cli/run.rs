@@ -77,6 +77,10 @@ pub struct RunArgs {
         value_name = "BOOL"
     )]
     pub manage_crds: bool,
+    /// How many sites each DizSite controller reconciles at once (0: no bound). Bounds the
+    /// operator's memory while many sites converge at once (after an install or a restart).
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = controller::DEFAULT_CONCURRENCY)]
+    pub max_concurrent_reconciles: u16,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -277,6 +281,23 @@ async fn start_servers(
     Ok(tasks)
 }
 
+/// The operator's client of the API server.
+///
+/// - Every request is counted by verb, resource and status code
+///   (`miracolix_api_requests_total`).
+/// - A 429, 503 or 504 is retried by kube's default retry layer (`config.default_retry`,
+///   kube-client 5.0 `client/retry.rs`, `RetryPolicy::server_retry`): up to 15 times with
+///   exponential backoff from 5 ms, waiting the answer's `Retry-After` (seconds) instead
+///   whenever that is longer. So a reconcile does not fail on a throttled request, and does
+///   not come back before the server asked it to (`e2e/tests/client_retry.rs`).
+pub fn api_client(config: kube::Config, metrics: &Metrics) -> Result<kube::Client, kube::Error> {
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&crate::telemetry::requests::RequestMetricsLayer(
+            metrics.clone(),
+        ))
+        .build())
+}
+
 /// Retries until the API server answers (readiness stays 503 meanwhile) or shutdown.
 async fn connect(
     stop: &watch::Receiver<bool>,
@@ -285,12 +306,7 @@ async fn connect(
     let config = kube::Config::infer()
         .await
         .map_err(kube::Error::InferConfig)?;
-    // Every request is counted by verb, resource and status code (miracolix_api_requests_total).
-    let client = kube::client::ClientBuilder::try_from(config)?
-        .with_layer(&crate::telemetry::requests::RequestMetricsLayer(
-            metrics.clone(),
-        ))
-        .build();
+    let client = api_client(config, metrics)?;
     let mut stopped = std::pin::pin!(stop_future(stop));
     loop {
         match client.apiserver_version().await {
@@ -325,7 +341,8 @@ async fn run_controllers(
     let ctx = Arc::new(
         Context::new(client.clone(), Arc::new(trust), Arc::new(SystemClock))
             .with_metrics(metrics)
-            .with_scopes(scopes.clone()),
+            .with_scopes(scopes.clone())
+            .with_concurrency(args.max_concurrent_reconciles),
     );
     let manage_crds = args.manage_crds;
     let work = |stopped: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>| {
