@@ -249,8 +249,17 @@ impl Drop for Inner {
     }
 }
 
+/// Objects per page of a watch's (re)list. Each page is held whole, untrimmed, while it is
+/// parsed: with kube's default of 500, the relists of every child kind after a restart made
+/// the operator's peak memory (docs/performance.md).
+const LIST_PAGE: u32 = 100;
+
+fn paged() -> watcher::Config {
+    watcher::Config::default().page_size(LIST_PAGE)
+}
+
 fn managed() -> watcher::Config {
-    watcher::Config::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1))
+    paged().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1))
 }
 
 impl Cache {
@@ -321,7 +330,7 @@ impl Cache {
                 Some(scope),
                 super::api_for::<Pod>(&client, scope),
                 (),
-                watcher::Config::default().labels(SITE_LABEL),
+                paged().labels(SITE_LABEL),
                 trim_pod,
                 move |pod: &Pod| {
                     if let Some(site) = site_of(pod.meta()) {
@@ -337,7 +346,7 @@ impl Cache {
                 Some(scope),
                 super::api_for::<Event>(&client, scope),
                 (),
-                watcher::Config::default().fields("reason=FailedMount"),
+                paged().fields("reason=FailedMount"),
                 trim_event,
                 move |ev: &Event| {
                     // The Event is about a pod; its site is the pod's.
