@@ -21,6 +21,7 @@ COPY validation ./validation
 COPY service ./service
 COPY gate ./gate
 COPY hub ./hub
+COPY inbox ./inbox
 # Static glibc (the musl target is not available on the build machines; docs/image.md), the image
 # profile of Cargo.toml. --target keeps RUSTFLAGS off build scripts and proc macros.
 RUN triple="$(uname -m)-unknown-linux-gnu" && \

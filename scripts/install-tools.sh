@@ -50,6 +50,8 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
     && ! command -v google-chrome >/dev/null 2>&1; then
     apt_missing+=(chromium)
 fi
+# The inbox's page test drives Chromium over WebDriver (inbox/tests/inbox_chromium.rs).
+command -v chromedriver >/dev/null 2>&1 || apt_missing+=(chromium-driver)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || apt_missing+=(ca-certificates)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     echo "install-tools: installing ${apt_missing[*]} (apt-get)"

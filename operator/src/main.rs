@@ -39,6 +39,8 @@ fn main() -> ExitCode {
         // The gate owns its exit status and logging (JSON lines, as the operator's).
         Command::Gate(args) => return miracolix_gate::cli::main(args.clone()),
         Command::Hub(args) => return cli::hub::main(args.clone()),
+        // The inbox owns its exit status and logging too.
+        Command::Inbox(args) => return miracolix_inbox::cli::main(args.clone()),
         Command::Run(args) => cli::run::run(args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(|e| e.to_string()),

@@ -64,4 +64,8 @@ pub enum Command {
     /// Run the consortium hub: the signed release feed, site reports, the release matrix and
     /// the Data Map (docs/consortium.md).
     Hub(miracolix_hub::cli::HubArgs),
+    /// Run a site's proposal inbox: signed intake from the central office, DIZ check, UAC votes,
+    /// the signed decision posted back, notifications, the web page (what a ProposalInbox's
+    /// Deployment runs; docs/proposals.md).
+    Inbox(miracolix_inbox::cli::InboxArgs),
 }
