@@ -13,14 +13,16 @@ use serde::{Deserialize, Serialize};
 use super::Channel;
 
 /// Images a release may pin that no catalogue component runs: the Data Sharing Framework's FHIR
-/// server, BPE and their proxies (reserved), and the feasibility privacy gate, which a
-/// FeasibilityEndpoint runs (`controller/feasibility/build.rs`).
+/// server, BPE and their proxies (reserved), the feasibility privacy gate, which a
+/// FeasibilityEndpoint runs (`controller/feasibility/build.rs`), and the proposal inbox, which a
+/// ProposalInbox runs (`controller/inbox/build.rs`).
 pub const RESERVED_IMAGE_KEYS: &[&str] = &[
     "dsf-fhir",
     "dsf-fhir-proxy",
     "dsf-bpe",
     "dsf-bpe-proxy",
     "miracolix-gate",
+    "miracolix-inbox",
 ];
 
 /// Every image a release may pin: those the catalogue's components run (derived from the

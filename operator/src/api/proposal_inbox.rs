@@ -1,14 +1,22 @@
 //! `ProposalInbox`: the site's inbox for project proposals and its Use and Access Committee.
+//!
+//! The controller (`controller/inbox/`) runs the inbox service (the `inbox` subcommand of the
+//! operator image, pinned as `miracolix-inbox` in the release) with its storage, Service,
+//! NetworkPolicy and an Ingress path `/inbox` on the site's host (docs/proposals.md, "Deploying an
+//! inbox"). Every credential is a reference to a Secret the site creates; the operator mounts
+//! them into the inbox's pod and never reads them.
 
 // kube-derive's printcolumn attributes repeat `type_ = "string"` by design.
 #![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::LocalObjectRef;
+use super::{LocalObjectRef, SecretKeyRef, StorageSpec};
 
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
@@ -27,6 +35,13 @@ use super::LocalObjectRef;
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
+    printcolumn(name = "Overdue", type_ = "integer", json_path = ".status.overdue"),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -34,6 +49,7 @@ use super::LocalObjectRef;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.notifications) || !self.notifications.exists(n, has(n.email)) || has(self.smtp)").message("smtp is required when a notification sends e-mail (spec.notifications[].email): set spec.smtp (host, from, and credentialsSecretRef if the server wants a login)"))]
 pub struct ProposalInboxSpec {
     /// The DizSite (same namespace) this inbox belongs to.
     pub site_ref: LocalObjectRef,
@@ -46,6 +62,94 @@ pub struct ProposalInboxSpec {
     #[schemars(length(max = 20))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub notifications: Vec<Notification>,
+    /// The central office's Ed25519 public keys (PEM, one key per Secret key): a proposal is
+    /// accepted only when signed by one of them. Mounted as a directory, never read by the
+    /// operator.
+    pub central_keys_secret_ref: LocalObjectRef,
+    /// The site's Ed25519 private key (PKCS#8 PEM) that signs the decisions it sends back.
+    pub decision_key_secret_ref: SecretKeyRef,
+    /// At least 32 random bytes that sign the web page's session cookies, e.g.
+    /// `openssl rand -base64 48`.
+    pub session_secret_ref: SecretKeyRef,
+    /// The inbox's own OpenID Connect client. Without it, the web page logs in through the site's
+    /// `spec.auth.oidc` (which then needs `clientSecretRef`). Register
+    /// `https://<the site's ingress host>/inbox/auth/callback` as a redirect URI of the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<InboxOidc>,
+    /// The mail server for e-mail notifications; required when a notification has `email`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpSettings>,
+    /// The volume of the inbox's SQLite database. Default 1Gi on the cluster's default
+    /// StorageClass. Kept when the inbox is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+    /// PostgreSQL instead of SQLite on the volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<InboxDatabase>,
+}
+
+/// The inbox's own OIDC client (confidential: the web page exchanges the code server-side).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InboxOidc {
+    /// Issuer URL, e.g. `https://login.uk-erlangen.de/realms/diz`.
+    #[x_kube(validation = Rule::new("self.startsWith('https://') && isURL(self)").message("oidc.issuerUrl must be an https:// URL"))]
+    #[x_kube(validation = Rule::new(super::rules::NO_WHITESPACE).message("oidc.issuerUrl must not contain spaces or line breaks (look for a trailing space)"))]
+    #[x_kube(validation = Rule::new("!self.contains('/.well-known/')").message("oidc.issuerUrl is the issuer itself, not its discovery document: remove /.well-known/openid-configuration"))]
+    #[schemars(length(min = 9, max = 2048))]
+    pub issuer_url: String,
+    #[schemars(length(min = 1, max = 256))]
+    pub client_id: String,
+    /// The client's secret.
+    pub client_secret_ref: SecretKeyRef,
+    /// The ID token claim that lists the user's groups (for `uac.oidcGroup`).
+    #[serde(default = "default_groups_claim")]
+    #[schemars(length(min = 1, max = 256))]
+    pub groups_claim: String,
+}
+
+pub fn default_groups_claim() -> String {
+    "groups".to_string()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SmtpSettings {
+    /// Host name of the mail server, e.g. `smtp.uk-erlangen.de`.
+    #[x_kube(validation = Rule::new(r"self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("smtp.host must be a host name such as smtp.uk-erlangen.de (no scheme, no port)"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub host: String,
+    /// 587 (submission with STARTTLS) by default.
+    #[serde(default = "default_smtp_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// Sender address, e.g. `diz-inbox@uk-erlangen.de`.
+    #[x_kube(validation = Rule::new(r"self.matches('^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$')").message("smtp.from must be an e-mail address"))]
+    #[schemars(length(min = 3, max = 320))]
+    pub from: String,
+    /// Upgrade the connection with STARTTLS (refuse to send when the server cannot).
+    #[serde(default = "default_true")]
+    pub starttls: bool,
+    /// A Secret with keys `username` and `password`, when the server wants a login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<LocalObjectRef>,
+}
+
+fn default_smtp_port() -> i32 {
+    587
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// PostgreSQL for the inbox instead of SQLite on its volume.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InboxDatabase {
+    /// A Secret key holding the connection URL, e.g.
+    /// `postgres://inbox:…@db.uk-erlangen.de:5432/inbox?sslmode=verify-full`.
+    pub external_secret_ref: SecretKeyRef,
 }
 
 /// Exactly one of `members` and `oidcGroup`.
@@ -151,4 +255,30 @@ pub struct ProposalInboxStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// Proposals per state (e.g. `DIZ_CHECK: 2`), as the inbox last reported them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<String, i64>,
+    /// Proposals past their review deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overdue: Option<i64>,
+    /// When the site last recorded a decision (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision_time: Option<String>,
+    /// Notifications that failed, with the last error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub notifications: Vec<NotificationStatus>,
+    /// Why the counts above are not current: the inbox's summary could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationStatus {
+    pub name: String,
+    /// Deliveries that failed (after retries).
+    pub failures: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }

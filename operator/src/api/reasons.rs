@@ -32,6 +32,9 @@ pub enum Seen {
     /// A FeasibilityEndpoint condition of this type, with this status (and a Warning Event on it
     /// when `Stalled`=True).
     Endpoint(&'static str, bool),
+    /// A ProposalInbox condition of this type, with this status (and a Warning Event on it when
+    /// `Stalled`=True).
+    Inbox(&'static str, bool),
     /// A failed reconcile: the `reason` label of `miracolix_reconcile_errors_total` and the
     /// `reason` field of the operator's `reconcile failed` log line.
     ReconcileError,
@@ -52,6 +55,7 @@ impl Seen {
             Seen::ReleaseCondition(type_, s) => format!("ComponentRelease `{type_}`={}", status(s)),
             Seen::Revocation(s) => format!("ReleaseRevocation `Certified`={}", status(s)),
             Seen::Endpoint(type_, s) => format!("FeasibilityEndpoint `{type_}`={}", status(s)),
+            Seen::Inbox(type_, s) => format!("ProposalInbox `{type_}`={}", status(s)),
             Seen::ReconcileError => "failed reconcile (metric, log)".to_string(),
         }
     }
@@ -123,6 +127,8 @@ const NOT_CERTIFIED: Seen = Seen::Release(CERTIFIED, false);
 const REVOCATION_REFUSED: Seen = Seen::Revocation(false);
 const EP_READY_F: Seen = Seen::Endpoint(READY, false);
 const EP_STALLED_T: Seen = Seen::Endpoint(STALLED, true);
+const INBOX_READY_F: Seen = Seen::Inbox(READY, false);
+const INBOX_STALLED_T: Seen = Seen::Inbox(STALLED, true);
 
 /// What to do about a spec the catalogue cannot build.
 const FIX_SPEC: &str = "fix the DizSite spec as the message says (it names the field); the site stays as it was until then";
@@ -149,8 +155,8 @@ macro_rules! reasons {
 reasons! {
     // The site's health, after a successful apply.
     READY_REASON = "Ready" {
-        seen: [Seen::Site(READY, true), Seen::Site(RECONCILING, false), Seen::Site(STALLED, false), Seen::Endpoint(READY, true), Seen::Endpoint(RECONCILING, false), Seen::Endpoint(STALLED, false)],
-        meaning: "every enabled component is ready on the release the site runs (a FeasibilityEndpoint: its gate is available)",
+        seen: [Seen::Site(READY, true), Seen::Site(RECONCILING, false), Seen::Site(STALLED, false), Seen::Endpoint(READY, true), Seen::Endpoint(RECONCILING, false), Seen::Endpoint(STALLED, false), Seen::Inbox(READY, true), Seen::Inbox(RECONCILING, false), Seen::Inbox(STALLED, false)],
+        meaning: "every enabled component is ready on the release the site runs (a FeasibilityEndpoint: its gate is available; a ProposalInbox: its service is available)",
         action: "nothing",
     }
     PROGRESSING = "Progressing" {
@@ -519,13 +525,13 @@ reasons! {
         action: "wait; if it lasts, `kubectl describe pod -l diz.miracum.org/feasibility-endpoint=<name>`",
     }
     SITE_NOT_DEPLOYED = "SiteNotDeployed" {
-        seen: [EP_READY_F, Seen::Endpoint(RECONCILING, true)],
-        meaning: "the DizSite in `spec.siteRef` runs no release yet, so the gate's image is not known",
+        seen: [EP_READY_F, Seen::Endpoint(RECONCILING, true), INBOX_READY_F, Seen::Inbox(RECONCILING, true)],
+        meaning: "the DizSite in `spec.siteRef` runs no release yet, so the gate's (or the inbox's) image is not known",
         action: "wait for the site to deploy (`kubectl get dizsite`)",
     }
     SITE_NOT_FOUND = "SiteNotFound" {
-        seen: [EP_READY_F, EP_STALLED_T],
-        meaning: "the DizSite named in `spec.siteRef` does not exist in the endpoint's namespace",
+        seen: [EP_READY_F, EP_STALLED_T, INBOX_READY_F, INBOX_STALLED_T],
+        meaning: "the DizSite named in `spec.siteRef` does not exist in the endpoint's (or inbox's) namespace",
         action: "correct `spec.siteRef.name` or create the site",
     }
     EXECUTOR_NOT_RUN = "ExecutorNotRun" {
@@ -557,6 +563,28 @@ reasons! {
         seen: [EP_READY_F, EP_STALLED_T],
         meaning: "`spec.direct.host` is the site's `spec.ingress.host`: TLS passthrough would send every connection to that host to the gate and take the site's own Ingress offline. Nothing is deployed or changed",
         action: "give the gate a host name of its own, e.g. `feasibility.<site domain>`",
+    }
+
+    // A ProposalInbox's service.
+    INBOX_STARTING = "InboxStarting" {
+        seen: [INBOX_READY_F, Seen::Inbox(RECONCILING, true)],
+        meaning: "the inbox's objects are applied and its pod is not available yet",
+        action: "wait; if it lasts, `kubectl describe pod -l diz.miracum.org/proposal-inbox=<name>`",
+    }
+    INBOX_IMAGE_MISSING = "InboxImageMissing" {
+        seen: [INBOX_READY_F, INBOX_STALLED_T],
+        meaning: "the release the site runs pins no `miracolix-inbox` image",
+        action: "move the site to a release that pins the inbox",
+    }
+    INBOX_LOGIN_MISSING = "InboxLoginMissing" {
+        seen: [INBOX_READY_F, INBOX_STALLED_T],
+        meaning: "the inbox's web page needs a login and a public address, and one is missing: the inbox sets no `spec.oidc` and its site no `spec.auth.oidc` (or that has no `clientSecretRef`), or the site has no `spec.ingress` to send users back to. The message names the field. Nothing is deployed",
+        action: "set `spec.oidc` on the inbox (or `spec.auth.oidc` with `clientSecretRef` on the site), and `spec.ingress` on the site",
+    }
+    INBOX_SECRET_MISSING = "InboxSecretMissing" {
+        seen: [INBOX_READY_F, INBOX_STALLED_T],
+        meaning: "a Secret the inbox's pod mounts does not exist (the kubelet's `FailedMount` Event names it; the operator never reads Secrets). The message names the field that references it",
+        action: "create the Secret (docs/proposals.md lists each one and its keys); the pod starts by itself",
     }
 
     // Events about the site's objects.

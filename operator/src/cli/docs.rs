@@ -156,6 +156,10 @@ fn seen(r: &ReasonInfo) -> String {
                 "FeasibilityEndpoint `{t}`={}",
                 if *v { "True" } else { "False" }
             )),
+            Seen::Inbox(t, v) => parts.push(format!(
+                "ProposalInbox `{t}`={}",
+                if *v { "True" } else { "False" }
+            )),
             Seen::ReconcileError => parts.push("failed reconcile".into()),
         }
     }

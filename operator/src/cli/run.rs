@@ -368,6 +368,13 @@ async fn run_controllers(
                 futures::future::join_all(scopes.iter().cloned().map(|scope| {
                     controller::feasibility::run(ctx.clone(), scope, stop_future(&rx))
                 }));
+            // ProposalInboxes: likewise.
+            let inboxes = futures::future::join_all(
+                scopes
+                    .iter()
+                    .cloned()
+                    .map(|scope| controller::inbox::run(ctx.clone(), scope, stop_future(&rx))),
+            );
             let sites = controller::run_dizsites(ctx.clone(), scopes, stop_future(&rx));
             let releases = controller::component_release::run(ctx.clone(), stop_future(&rx));
             let revocations = controller::release_revocation::run(ctx, stop_future(&rx));
@@ -376,7 +383,7 @@ async fn run_controllers(
                 stopped.await;
                 let _ = tx.send(true);
             };
-            tokio::join!(sites, endpoints, releases, revocations, relay);
+            tokio::join!(sites, endpoints, inboxes, releases, revocations, relay);
             health.set_controllers_started(false);
             tracing::info!("controllers stopped");
             Ok::<(), RunError>(())

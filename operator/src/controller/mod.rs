@@ -7,6 +7,7 @@ pub mod component_release;
 pub mod diff;
 pub mod dizsite;
 pub mod feasibility;
+pub mod inbox;
 pub mod release_revocation;
 
 use std::collections::HashMap;
@@ -62,6 +63,9 @@ pub struct Context {
     pub scopes: Vec<Scope>,
     /// How many sites each DizSite controller reconciles at once (`--max-concurrent-reconciles`).
     pub concurrency: u16,
+    /// Where the ProposalInbox controller reads an inbox's summary (its status counts): over
+    /// HTTP from the inbox's Service, or a stub in tests.
+    pub inbox_summaries: Arc<dyn inbox::summary::SummarySource>,
     /// The watches every read comes from, started on first use (so a test that calls a
     /// reconcile directly gets them too).
     cache: std::sync::OnceLock<cache::Cache>,
@@ -82,8 +86,17 @@ impl Context {
             metrics: Metrics::default(),
             scopes: vec![Scope::AllNamespaces],
             concurrency: DEFAULT_CONCURRENCY,
+            inbox_summaries: Arc::new(inbox::summary::HttpSummary::default()),
             cache: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Reads inbox summaries from `source` (tests: a stub server through
+    /// [`inbox::summary::HttpSummary::with_resolver`]).
+    #[must_use]
+    pub fn with_inbox_summaries(mut self, source: Arc<dyn inbox::summary::SummarySource>) -> Self {
+        self.inbox_summaries = source;
+        self
     }
 
     /// The caches, started (on the current runtime) on first use; they may not have listed
