@@ -161,6 +161,14 @@ async fn exercised(mode: Mode, scopes: Vec<Scope>) -> Vec<Attributes> {
             .map(|scope| controller::feasibility::run(ctx.clone(), scope, stop(&tx)))
             .collect::<Vec<_>>(),
     ));
+    // ProposalInboxes: likewise.
+    let inboxes = tokio::spawn(futures::future::join_all(
+        scopes
+            .iter()
+            .cloned()
+            .map(|scope| controller::inbox::run(ctx.clone(), scope, stop(&tx)))
+            .collect::<Vec<_>>(),
+    ));
     // The site controllers stop on their own signal: they are restarted below.
     let (sites_tx, _) = broadcast::channel::<()>(1);
     let sites = tokio::spawn(controller::run_dizsites(
@@ -174,6 +182,10 @@ async fn exercised(mode: Mode, scopes: Vec<Scope>) -> Vec<Attributes> {
     // patch, Warning Event) once the site runs the release.
     for doc in docs("examples/30-feasibility-erlangen.yaml") {
         server.create(doc).expect("feasibility endpoint");
+    }
+    // Erlangen's ProposalInbox: deployed once the site runs the release (which pins the inbox).
+    for doc in docs("examples/40-inbox-erlangen.yaml") {
+        server.create(doc).expect("proposal inbox");
     }
     // A revocation (unsigned: reported as not honoured, changes nothing) for its controller.
     server
@@ -330,8 +342,25 @@ async fn exercised(mode: Mode, scopes: Vec<Scope>) -> Vec<Attributes> {
         }
     })
     .await;
+    within("the ProposalInbox is Ready", async {
+        let api: Api<miracolix_operator::api::ProposalInbox> =
+            Api::namespaced(admin.clone(), "diz-erlangen");
+        while !api
+            .get("erlangen")
+            .await
+            .expect("get")
+            .status
+            .is_some_and(|s| conditions::is_true(&s.conditions, conditions::READY))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     let _ = tx.send(());
     within("controllers stop", sites).await.expect("sites task");
+    within("inbox controllers stop", inboxes)
+        .await
+        .expect("inboxes task");
     within("feasibility controllers stop", endpoints)
         .await
         .expect("endpoints task");

@@ -107,8 +107,7 @@ ClusterRole (they are cluster-scoped), in both install modes: the minimal cluste
 - apiGroups: ["diz.miracum.org"]
   resources: ["componentreleases/status", "releaserevocations/status"]
   verbs: ["patch"]
-# Deliberately absent: proposalinboxes. No controller reads them yet; their rules ship with the
-# controller that needs them. FeasibilityEndpoints are namespaced: their rules are in the
+# FeasibilityEndpoints and ProposalInboxes are namespaced: their rules are in the
 # per-namespace Role (rbac-namespaced.yaml).
 # CRDs: `get` to read this operator's own CRDs (waiting for them to be established), and
 # `list` + `watch` of CloudNativePG's (clusters.postgresql.cnpg.io, by field selector on its
@@ -156,15 +155,17 @@ The operator reads DizSites only in the namespaces it watches (Context::list_diz
 - apiGroups: ["diz.miracum.org"]
   resources: ["dizsites/status"]
   verbs: ["patch"]
-# FeasibilityEndpoints: the controller watches them and writes their status (conditions,
-# observedGeneration). Its gate's objects are covered by the rules below (deployments, services,
-# configmaps, networkpolicies, persistentvolumeclaims). The DSF token Secret is mounted by the gate,
-# never read by the operator.
+# FeasibilityEndpoints and ProposalInboxes: their controllers watch them and write their status
+# (conditions, observedGeneration; an inbox's counts). Their objects are covered by the rules below
+# (deployments, services, configmaps, networkpolicies, ingresses, persistentvolumeclaims). The
+# Secrets they reference (the gate's DSF token, the inbox's keys and client secrets) are mounted
+# by their pods, never read by the operator: a missing one shows in the kubelet's FailedMount
+# Event (events list + watch, below).
 - apiGroups: ["diz.miracum.org"]
-  resources: ["feasibilityendpoints"]
+  resources: ["feasibilityendpoints", "proposalinboxes"]
   verbs: ["list", "watch"]
 - apiGroups: ["diz.miracum.org"]
-  resources: ["feasibilityendpoints/status"]
+  resources: ["feasibilityendpoints/status", "proposalinboxes/status"]
   verbs: ["patch"]
 # The site's children. list + watch: every kind the operator creates is watched (label-selected
 # by app.kubernetes.io/managed-by), so drift is repaired within seconds and a reconcile reads
