@@ -122,5 +122,21 @@ echo "audit log line:"
 cat "$work/gate/state/audit.jsonl"
 
 echo
-echo "demo: all example sites are Ready on the certified release, and Erlangen's feasibility gate"
-echo "answered a query. Try it yourself: make sim"
+echo "==> proposal inbox: waiting until Erlangen's ProposalInbox is Ready"
+if ! kubectl wait --for=condition=Ready --timeout=60s proposalinbox --all -A; then
+  echo "demo: the ProposalInbox did not become Ready; operator log:" >&2
+  tail -50 "$work/operator.log" >&2
+  kubectl get proposalinbox -A -o yaml >&2
+  exit 1
+fi
+kubectl get proposalinbox -A
+echo "the inbox's objects (the data volume has no owner: deleting the inbox keeps it):"
+kubectl get deployment,service,configmap,networkpolicy,ingress,persistentvolumeclaim -n diz-erlangen \
+  -l diz.miracum.org/proposal-inbox=erlangen
+# The test API server runs no pods, so the status has no counts: the summary the operator reads
+# from the inbox's ops port is not there (status.summaryError says why).
+echo "summary: $(kubectl get proposalinbox erlangen -n diz-erlangen -o jsonpath='{.status.summaryError}')"
+
+echo
+echo "demo: all example sites are Ready on the certified release, Erlangen's feasibility gate"
+echo "answered a query and its proposal inbox is deployed. Try it yourself: make sim"
