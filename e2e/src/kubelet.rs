@@ -351,6 +351,25 @@ fn volumes(pod: &Value, namespace: &str, objects: &Objects) -> Option<Failure> {
                 )));
             }
         }
+        // A projected volume's Secrets are fetched like a secret volume's, with the same error
+        // (pkg/volume/projected: the kubelet's secret manager's NotFound).
+        for src in v
+            .pointer("/projected/sources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(s) = src.get("secret")
+                && !optional(s)
+            {
+                let secret = str_at(s, "/name").unwrap_or_default();
+                if !objects.secrets.contains_key(secret) {
+                    return Some(Failure::ContainerCreating(format!(
+                        "MountVolume.SetUp failed for volume \"{vol}\" : secret \"{secret}\" not found"
+                    )));
+                }
+            }
+        }
         if let Some(cm) = v.get("configMap")
             && !optional(cm)
         {
