@@ -106,7 +106,11 @@ fn condition<'a>(
         .and_then(|s| conditions::find(&s.conditions, type_))
 }
 
-fn has(type_: &'static str, status: &'static str, reason: &'static str) -> impl Fn(&ProposalInbox) -> bool {
+fn has(
+    type_: &'static str,
+    status: &'static str,
+    reason: &'static str,
+) -> impl Fn(&ProposalInbox) -> bool {
     move |i| condition(i, type_).is_some_and(|c| c.status == status && c.reason == reason)
 }
 
@@ -178,8 +182,14 @@ async fn inbox_stalls_on_login_and_secrets_then_runs_and_deletion_keeps_its_data
     // Every Secret but the session secret.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
     for s in [
-        secret("inbox-central-keys", json!({"central.pem": "-----BEGIN PUBLIC KEY-----\n"})),
-        secret("inbox-decision-key", json!({"key.pem": "-----BEGIN PRIVATE KEY-----\n"})),
+        secret(
+            "inbox-central-keys",
+            json!({"central.pem": "-----BEGIN PUBLIC KEY-----\n"}),
+        ),
+        secret(
+            "inbox-decision-key",
+            json!({"key.pem": "-----BEGIN PRIVATE KEY-----\n"}),
+        ),
         secret("oidc-client", json!({"client-secret": "s3cret"})),
         secret("smtp-login", json!({"username": "inbox", "password": "pw"})),
     ] {
@@ -239,7 +249,9 @@ async fn inbox_stalls_on_login_and_secrets_then_runs_and_deletion_keeps_its_data
         has(conditions::STALLED, "True", reasons::INBOX_LOGIN_MISSING),
     )
     .await;
-    let msg = &condition(&stalled, conditions::STALLED).expect("Stalled").message;
+    let msg = &condition(&stalled, conditions::STALLED)
+        .expect("Stalled")
+        .message;
     assert!(msg.contains("spec.auth.oidc"), "{msg}");
     assert_eq!(
         condition(&stalled, conditions::READY).map(|c| c.status.as_str()),
@@ -247,7 +259,11 @@ async fn inbox_stalls_on_login_and_secrets_then_runs_and_deletion_keeps_its_data
     );
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
     assert!(
-        deployments.get_opt("leipzig-inbox").await.expect("get").is_none(),
+        deployments
+            .get_opt("leipzig-inbox")
+            .await
+            .expect("get")
+            .is_none(),
         "a stalled inbox deploys nothing"
     );
     let warnings = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), NS)
@@ -282,7 +298,9 @@ async fn inbox_stalls_on_login_and_secrets_then_runs_and_deletion_keeps_its_data
         has(conditions::STALLED, "True", reasons::INBOX_SECRET_MISSING),
     )
     .await;
-    let msg = &condition(&missing, conditions::STALLED).expect("Stalled").message;
+    let msg = &condition(&missing, conditions::STALLED)
+        .expect("Stalled")
+        .message;
     assert!(
         msg.contains("spec.sessionSecretRef") && msg.contains("inbox-session"),
         "{msg}"
@@ -292,7 +310,10 @@ async fn inbox_stalls_on_login_and_secrets_then_runs_and_deletion_keeps_its_data
     secrets
         .create(
             &PostParams::default(),
-            &secret("inbox-session", json!({"secret": "0123456789abcdef0123456789abcdef"})),
+            &secret(
+                "inbox-session",
+                json!({"secret": "0123456789abcdef0123456789abcdef"}),
+            ),
         )
         .await
         .expect("session Secret");
@@ -306,14 +327,23 @@ async fn inbox_stalls_on_login_and_secrets_then_runs_and_deletion_keeps_its_data
     assert_eq!(st.counts.get("DIZ_CHECK"), Some(&2));
     assert_eq!(st.counts.get("UAC_APPROVED"), Some(&1));
     assert_eq!(st.overdue, Some(1));
-    assert_eq!(st.last_decision_time.as_deref(), Some("2026-11-28T09:30:00Z"));
+    assert_eq!(
+        st.last_decision_time.as_deref(),
+        Some("2026-11-28T09:30:00Z")
+    );
     assert_eq!(st.notifications.len(), 1);
     assert_eq!(
-        (st.notifications[0].name.as_str(), st.notifications[0].failures),
+        (
+            st.notifications[0].name.as_str(),
+            st.notifications[0].failures
+        ),
         ("uac-mailbox", 3)
     );
     assert_eq!(st.summary_error, None);
-    assert!(hits.load(Ordering::SeqCst) >= 1, "the stub served the summary");
+    assert!(
+        hits.load(Ordering::SeqCst) >= 1,
+        "the stub served the summary"
+    );
     assert!(
         resolved
             .lock()
@@ -338,7 +368,10 @@ async fn inbox_stalls_on_login_and_secrets_then_runs_and_deletion_keeps_its_data
         pod.containers[0].image.as_deref(),
         Some(format!("ghcr.io/miracum/miracolix-operator@{DIGEST}").as_str())
     );
-    assert_eq!(pod.containers[0].args.as_deref(), Some(&["inbox".to_string()][..]));
+    assert_eq!(
+        pod.containers[0].args.as_deref(),
+        Some(&["inbox".to_string()][..])
+    );
     Api::<Service>::namespaced(client.clone(), NS)
         .get("leipzig-inbox")
         .await
@@ -366,7 +399,10 @@ async fn inbox_stalls_on_login_and_secrets_then_runs_and_deletion_keeps_its_data
     assert_eq!(tls[0].secret_name.as_deref(), Some("diz-tls"));
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
     let claim = claims.get("leipzig-inbox-data").await.expect("data volume");
-    assert_eq!(claim.metadata.owner_references, None, "the data outlives the inbox");
+    assert_eq!(
+        claim.metadata.owner_references, None,
+        "the data outlives the inbox"
+    );
 
     // 4. Deleting the inbox removes the service, not the site and not the data.
     inboxes

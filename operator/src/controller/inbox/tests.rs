@@ -118,89 +118,98 @@ fn reason(name: &str, p: &Plan) -> &'static str {
     }
 }
 
+/// The reason of `plan` for one case; a stall or wait must name `field` in its message.
+fn check(name: &str, ib: ProposalInbox, observed: Observed, field: &str) -> &'static str {
+    let p = plan(&ib, &observed);
+    if let Plan::Stall { message, .. } | Plan::Wait { message, .. } = &p {
+        assert!(
+            message.contains(field),
+            "{name}: {message} should name {field}"
+        );
+    }
+    reason(name, &p)
+}
+
 /// One row per rule of `plan`, in its order.
 #[test]
 fn plan_rules_in_order() {
     let full = || json!({"ingress": ingress(), "auth": site_oidc(true)});
-    let rows: Vec<(&str, ProposalInbox, Observed, &str, &str)> = vec![
-        (
-            "no site",
-            inbox(json!({})),
-            Observed::default(),
-            reasons::SITE_NOT_FOUND,
-            "spec.siteRef",
-        ),
-        (
-            "no release yet",
-            inbox(json!({})),
-            on(full(), None, None),
-            reasons::SITE_NOT_DEPLOYED,
-            "",
-        ),
-        (
+    let no = || inbox(json!({}));
+    assert_eq!(
+        check("no site", no(), Observed::default(), "spec.siteRef"),
+        reasons::SITE_NOT_FOUND
+    );
+    assert_eq!(
+        check("no release yet", no(), on(full(), None, None), "erlangen"),
+        reasons::SITE_NOT_DEPLOYED
+    );
+    assert_eq!(
+        check(
             "release without the inbox",
-            inbox(json!({})),
+            no(),
             on(full(), Some("r1"), Some(false)),
-            reasons::INBOX_IMAGE_MISSING,
-            "miracolix-inbox",
+            "miracolix-inbox"
         ),
-        (
+        reasons::INBOX_IMAGE_MISSING
+    );
+    assert_eq!(
+        check(
             "release not found",
-            inbox(json!({})),
+            no(),
             on(full(), Some("r1"), None),
-            reasons::INBOX_IMAGE_MISSING,
-            "miracolix-inbox",
+            "miracolix-inbox"
         ),
-        (
+        reasons::INBOX_IMAGE_MISSING
+    );
+    assert_eq!(
+        check(
             "no login anywhere",
-            inbox(json!({})),
+            no(),
             on(json!({"ingress": ingress()}), Some("r1"), Some(true)),
-            reasons::INBOX_LOGIN_MISSING,
-            "spec.auth.oidc",
+            "spec.auth.oidc"
         ),
-        (
+        reasons::INBOX_LOGIN_MISSING
+    );
+    assert_eq!(
+        check(
             "site login without a client secret",
-            inbox(json!({})),
+            no(),
             on(
                 json!({"ingress": ingress(), "auth": site_oidc(false)}),
                 Some("r1"),
-                Some(true),
+                Some(true)
             ),
-            reasons::INBOX_LOGIN_MISSING,
-            "clientSecretRef",
+            "clientSecretRef"
         ),
-        (
+        reasons::INBOX_LOGIN_MISSING
+    );
+    assert_eq!(
+        check(
             "no ingress",
-            inbox(json!({})),
+            no(),
             on(json!({"auth": site_oidc(true)}), Some("r1"), Some(true)),
-            reasons::INBOX_LOGIN_MISSING,
-            "spec.ingress",
+            "spec.ingress"
         ),
-        (
+        reasons::INBOX_LOGIN_MISSING
+    );
+    assert_eq!(
+        check(
             "the site's login",
-            inbox(json!({})),
+            no(),
             on(full(), Some("r1"), Some(true)),
-            "Deploy",
-            "",
+            ""
         ),
-        (
+        "Deploy"
+    );
+    assert_eq!(
+        check(
             "the inbox's own login, the site has none",
             inbox(own_oidc()),
             on(json!({"ingress": ingress()}), Some("r1"), Some(true)),
-            "Deploy",
-            "",
+            ""
         ),
-    ];
-    for (name, ib, observed, want, field) in rows {
-        let p = plan(&ib, &observed);
-        assert_eq!(reason(name, &p), want, "{name}: {p:?}");
-        if let Plan::Stall { message, .. } | Plan::Wait { message, .. } = &p {
-            assert!(
-                message.contains(field),
-                "{name}: {message} should name {field}"
-            );
-        }
-    }
+        "Deploy"
+    );
 }
 
 fn deployable(ib: &ProposalInbox, site_extra: serde_json::Value) -> Deployable {
