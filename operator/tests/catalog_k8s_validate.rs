@@ -150,3 +150,72 @@ fn example_sites_pass_kubernetes_validate_strict() {
         files.len()
     );
 }
+
+/// The objects of the example ProposalInbox (`controller/inbox/build.rs`) pass the same check.
+#[test]
+fn example_inbox_objects_pass_kubernetes_validate_strict() {
+    use miracolix_operator::api::{ComponentRelease, DizSite, DizSiteStatus, ProposalInbox};
+    use miracolix_operator::controller::inbox::{self, Observed, Plan};
+    if std::env::var("SKIP_K8S_VALIDATE").is_ok_and(|v| v == "1") {
+        eprintln!("SKIP_K8S_VALIDATE=1: skipped kubernetes-validate of the inbox's objects");
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc = |path: &str| {
+        let text = std::fs::read_to_string(root.join(path)).expect("example");
+        miracolix_operator::yaml::from_multi_doc(&text)
+            .expect("yaml")
+            .remove(0)
+    };
+    let inbox: ProposalInbox =
+        serde_json::from_value(doc("examples/40-inbox-erlangen.yaml")).expect("inbox");
+    let mut site: DizSite =
+        serde_json::from_value(doc("examples/20-site-erlangen.yaml")).expect("site");
+    let release: ComponentRelease =
+        serde_json::from_value(doc("examples/10-release-miracolix-2026.1.yaml")).expect("release");
+    site.status = Some(DizSiteStatus {
+        current_release: Some("miracolix-2026.1".into()),
+        ..DizSiteStatus::default()
+    });
+    let plan = inbox::plan(
+        &inbox,
+        &Observed {
+            site: Some(site),
+            release: Some(release),
+        },
+    );
+    let Plan::Deploy(d) = plan else {
+        panic!("the example inbox deploys: {plan:?}")
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "miracolix-k8s-validate-inbox-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("creates temp dir");
+    let mut files = Vec::new();
+    for child in inbox::build::build(&inbox, &d).expect("builds") {
+        let (_, kind, name) = child.key();
+        let path = dir.join(format!("{}-{name}.yaml", kind.to_lowercase()));
+        let yaml = miracolix_operator::yaml::to_string(&child.object).expect("renders YAML");
+        std::fs::write(&path, yaml).expect("writes object");
+        files.push(path);
+    }
+    assert_eq!(files.len(), 6);
+    let out = Command::new(TOOL)
+        .args([
+            "--strict",
+            "--kubernetes-version",
+            KUBERNETES_VERSION,
+            "--quiet",
+        ])
+        .args(&files)
+        .output()
+        .expect("runs kubernetes-validate");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success() && !stdout.contains("ERROR") && !stderr.contains("ERROR"),
+        "kubernetes-validate --strict failed:\n{stdout}\n{stderr}"
+    );
+}
