@@ -123,8 +123,9 @@ fn secret(name: &str, data: serde_json::Value) -> Secret {
     .expect("secret")
 }
 
-#[tokio::test]
-async fn inbox_stalls_on_login_and_secrets_then_runs_and_deletion_keeps_its_data() {
+/// A test API server with the CRDs, a release pinning the inbox, and the DizSite `leipzig`
+/// running it, with an ingress and no login.
+async fn cluster_with_site() -> (TestApiServer, kube::Client) {
     let server = TestApiServer::with_config(Config {
         workload_timing: WorkloadTiming::Immediate,
         ..Config::default()
@@ -155,7 +156,6 @@ async fn inbox_stalls_on_login_and_secrets_then_runs_and_deletion_keeps_its_data
         .await
         .expect("release created");
 
-    // A site running the release, with an ingress and no login.
     let sites: Api<DizSite> = Api::namespaced(client.clone(), NS);
     let site: DizSite = serde_json::from_value(json!({
         "apiVersion": "diz.miracum.org/v1alpha1", "kind": "DizSite",
@@ -178,6 +178,14 @@ async fn inbox_stalls_on_login_and_secrets_then_runs_and_deletion_keeps_its_data
         )
         .await
         .expect("site status");
+
+    (server, client)
+}
+
+#[tokio::test]
+async fn inbox_stalls_on_login_and_secrets_then_runs_and_deletion_keeps_its_data() {
+    let (server, client) = cluster_with_site().await;
+    let sites: Api<DizSite> = Api::namespaced(client.clone(), NS);
 
     // Every Secret but the session secret.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
@@ -425,6 +433,150 @@ async fn inbox_stalls_on_login_and_secrets_then_runs_and_deletion_keeps_its_data
         .await
         .expect("the inbox's data volume stays");
 
+    let _ = tx.send(());
+    within("controller shutdown", task).await.expect("task");
+}
+
+/// `spec.database.cloudNativePG`: Stalled until CloudNativePG is installed, then its Cluster
+/// (no owner: kept on deletion) and the inbox reading its URL from CloudNativePG's Secret.
+#[tokio::test]
+async fn a_cloudnativepg_database_waits_for_cloudnativepg_and_outlives_the_inbox() {
+    let (server, client) = cluster_with_site().await;
+    let inboxes: Api<ProposalInbox> = Api::namespaced(client.clone(), NS);
+    let inbox_obj: ProposalInbox = serde_json::from_value(json!({
+        "apiVersion": "diz.miracum.org/v1alpha1", "kind": "ProposalInbox",
+        "metadata": {"name": "leipzig", "namespace": NS},
+        "spec": {
+            "siteRef": {"name": "leipzig"},
+            "uac": {"oidcGroup": "diz-uac", "quorum": 2},
+            "decisions": {"dsfFhirUrl": "https://dsf.example/fhir", "organizationIdentifier": "forschen-fuer-gesundheit.de"},
+            "centralKeysSecretRef": {"name": "inbox-central-keys"},
+            "decisionKeySecretRef": {"name": "inbox-decision-key", "key": "key.pem"},
+            "sessionSecretRef": {"name": "inbox-session", "key": "secret"},
+            "oidc": {
+                "issuerUrl": "https://login.uniklinikum-leipzig.de/realms/diz",
+                "clientId": "inbox",
+                "clientSecretRef": {"name": "inbox-oidc", "key": "client-secret"}
+            },
+            "database": {"cloudNativePG": {"storageSize": "5Gi"}}
+        },
+    }))
+    .expect("inbox");
+    inboxes
+        .create(&PostParams::default(), &inbox_obj)
+        .await
+        .expect("inbox created");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    for s in [
+        secret(
+            "inbox-central-keys",
+            json!({"central.pem": "-----BEGIN PUBLIC KEY-----\n"}),
+        ),
+        secret(
+            "inbox-decision-key",
+            json!({"key.pem": "-----BEGIN PRIVATE KEY-----\n"}),
+        ),
+        secret(
+            "inbox-session",
+            json!({"secret": "0123456789abcdef0123456789abcdef"}),
+        ),
+        secret("inbox-oidc", json!({"client-secret": "s3cret"})),
+    ] {
+        secrets
+            .create(&PostParams::default(), &s)
+            .await
+            .expect("Secret");
+    }
+    let trust = TrustStore::from_dir(&root().join("examples/trusted-keys")).expect("demo key");
+    let ctx = Arc::new(Context::new(
+        server.client_as("miracolix-operator"),
+        Arc::new(trust),
+        Arc::new(SystemClock),
+    ));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(inbox::run(ctx, Scope::Namespace(NS.into()), async {
+        let _ = rx.await;
+    }));
+
+    let stalled = wait_for(
+        &inboxes,
+        "Stalled (InboxDatabaseUnavailable)",
+        has(
+            conditions::STALLED,
+            "True",
+            reasons::INBOX_DATABASE_UNAVAILABLE,
+        ),
+    )
+    .await;
+    let msg = &condition(&stalled, conditions::STALLED)
+        .expect("Stalled")
+        .message;
+    assert!(msg.contains("spec.database.cloudNativePG"), "{msg}");
+
+    // CloudNativePG installed: the cluster is created. The test API server runs no CloudNativePG,
+    // so its `-app` Secret never appears and the inbox stays starting.
+    for doc in repo::docs("e2e/fixtures/cnpg-cluster-crd.yaml") {
+        server.create(doc).expect("CloudNativePG's CRD");
+    }
+    // A change to the inbox makes it look again (CRDs are not among its watches).
+    inboxes
+        .patch(
+            "leipzig",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"uac": {"quorum": 1}}})),
+        )
+        .await
+        .expect("touch");
+    wait_for(
+        &inboxes,
+        "Reconciling (InboxStarting)",
+        has(conditions::RECONCILING, "True", reasons::INBOX_STARTING),
+    )
+    .await;
+    let clusters: Api<kube::core::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        NS,
+        &miracolix_operator::catalog::database::cnpg_api_resource(),
+    );
+    let cluster = clusters.get("leipzig-inbox-db").await.expect("Cluster");
+    assert_eq!(
+        cluster.data["spec"]["bootstrap"]["initdb"]["database"],
+        "inbox"
+    );
+    let deployment = Api::<Deployment>::namespaced(client.clone(), NS)
+        .get("leipzig-inbox")
+        .await
+        .expect("Deployment");
+    let db_env = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .expect("pod")
+        .containers[0]
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.name == "INBOX_DATABASE")
+        .and_then(|e| e.value_from)
+        .and_then(|v| v.secret_key_ref)
+        .expect("from a Secret");
+    assert_eq!(
+        (db_env.name.as_str(), db_env.key.as_str()),
+        ("leipzig-inbox-db-app", "uri")
+    );
+
+    inboxes
+        .delete("leipzig", &DeleteParams::foreground())
+        .await
+        .expect("delete");
+    let gone = await_condition(inboxes.clone(), "leipzig", |o: Option<&ProposalInbox>| {
+        o.is_none()
+    });
+    within("inbox deleted", gone).await.expect("watch");
+    clusters
+        .get("leipzig-inbox-db")
+        .await
+        .expect("the inbox's database stays");
     let _ = tx.send(());
     within("controller shutdown", task).await.expect("task");
 }

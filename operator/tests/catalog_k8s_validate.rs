@@ -182,6 +182,7 @@ fn example_inbox_objects_pass_kubernetes_validate_strict() {
         &Observed {
             site: Some(site),
             release: Some(release),
+            cnpg_available: false,
         },
     );
     let Plan::Deploy(d) = plan else {

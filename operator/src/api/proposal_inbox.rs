@@ -16,7 +16,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{LocalObjectRef, SecretKeyRef, StorageSpec};
+use super::{CloudNativePgSpec, LocalObjectRef, SecretKeyRef, StorageSpec};
 
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
@@ -143,13 +143,24 @@ fn default_true() -> bool {
     true
 }
 
-/// PostgreSQL for the inbox instead of SQLite on its volume.
+/// PostgreSQL for the inbox instead of SQLite on its volume: exactly one of `externalSecretRef`
+/// and `cloudNativePG`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.externalSecretRef) != has(self.cloudNativePG)").message("set exactly one of database.externalSecretRef (a Secret key with the URL of an existing PostgreSQL database) or database.cloudNativePG (a cluster run by CloudNativePG)"))]
 pub struct InboxDatabase {
     /// A Secret key holding the connection URL, e.g.
     /// `postgres://inbox:…@db.uk-erlangen.de:5432/inbox?sslmode=verify-full`.
-    pub external_secret_ref: SecretKeyRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_secret_ref: Option<SecretKeyRef>,
+    /// A PostgreSQL cluster `<inbox>-inbox-db` the operator creates through CloudNativePG (which
+    /// must be installed). Kept when the inbox is deleted.
+    #[serde(
+        default,
+        rename = "cloudNativePG",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cloud_native_pg: Option<CloudNativePgSpec>,
 }
 
 /// Exactly one of `members` and `oidcGroup`.

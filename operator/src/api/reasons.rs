@@ -581,6 +581,11 @@ reasons! {
         meaning: "the inbox's web page needs a login and a public address, and one is missing: the inbox sets no `spec.oidc` and its site no `spec.auth.oidc` (or that has no `clientSecretRef`), or the site has no `spec.ingress` to send users back to. The message names the field. Nothing is deployed",
         action: "set `spec.oidc` on the inbox (or `spec.auth.oidc` with `clientSecretRef` on the site), and `spec.ingress` on the site",
     }
+    INBOX_DATABASE_UNAVAILABLE = "InboxDatabaseUnavailable" {
+        seen: [INBOX_READY_F, INBOX_STALLED_T],
+        meaning: "`spec.database.cloudNativePG` asks for a CloudNativePG cluster, and CloudNativePG is not installed (its CRD `clusters.postgresql.cnpg.io` does not exist). Nothing is deployed",
+        action: "install CloudNativePG, or use `spec.database.externalSecretRef`, or remove `spec.database` (SQLite on the inbox's volume)",
+    }
     INBOX_SECRET_MISSING = "InboxSecretMissing" {
         seen: [INBOX_READY_F, INBOX_STALLED_T],
         meaning: "a Secret the inbox's pod mounts does not exist (the kubelet's `FailedMount` Event names it; the operator never reads Secrets). The message names the field that references it",

@@ -9,7 +9,10 @@
 //!   ServiceAccount token), probes on the ops port;
 //! - Service `<inbox>-inbox` (8080 web page and API, 8081 metrics, health and summary);
 //! - NetworkPolicy `<inbox>-inbox` (see [`network_policy`]);
-//! - Ingress `<inbox>-inbox`: `/inbox` on the site's host.
+//! - Ingress `<inbox>-inbox`: `/inbox` on the site's host;
+//! - with `spec.database.cloudNativePG`: the CloudNativePG Cluster `<inbox>-inbox-db` (no owner
+//!   reference, like the volume) and a NetworkPolicy `<inbox>-inbox-db` for its instances (no
+//!   owner reference either: it protects the instances for as long as they exist).
 //!
 //! None of the objects carries the site label: the DizSite controller removes site-labelled
 //! objects it did not build.
@@ -54,8 +57,8 @@ pub const INBOX_PART: &str = "proposal-inbox";
 pub const INBOX_SUBCOMMAND: &str = "inbox";
 pub const API_PORT: i32 = 8080;
 pub const OPS_PORT: i32 = 8081;
-/// PostgreSQL's port, for `spec.database`.
-const POSTGRES_PORT: i32 = 5432;
+use crate::catalog::database::{CNPG_CLUSTER_LABEL, POSTGRES_PORT};
+use crate::catalog::network_policy::{CNPG_INSTANCE_MANAGER_PORT, CNPG_OPERATOR_POD};
 pub const DATA_DIR: &str = "/var/lib/miracolix-inbox";
 pub const CONFIG_DIR: &str = "/etc/miracolix-inbox";
 pub const CONFIG_FILE: &str = "/etc/miracolix-inbox/config.json";
@@ -175,13 +178,114 @@ pub fn secrets(inbox: &ProposalInbox, d: &Deployable) -> Vec<(String, String)> {
             ));
         }
     }
-    if let Some(db) = &spec.database {
-        out.push((
-            db.external_secret_ref.name.clone(),
-            "spec.database.externalSecretRef".into(),
-        ));
+    // CloudNativePG's `-app` Secret is not the site's to create: not listed.
+    if let Some(r) = spec
+        .database
+        .as_ref()
+        .and_then(|d| d.external_secret_ref.as_ref())
+    {
+        out.push((r.name.clone(), "spec.database.externalSecretRef".into()));
     }
     out
+}
+
+/// The CloudNativePG cluster of `spec.database.cloudNativePG`: `<inbox>-inbox-db`.
+pub fn database_cluster_name(inbox: &ProposalInbox) -> String {
+    format!("{}-db", inbox_name(inbox))
+}
+
+/// The database and its owner in the CloudNativePG cluster.
+const CNPG_DATABASE: &str = "inbox";
+
+/// The Secret key `INBOX_DATABASE` comes from, with `spec.database`.
+fn database_url_ref(inbox: &ProposalInbox) -> Option<SecretKeyRef> {
+    let db = inbox.spec.database.as_ref()?;
+    if let Some(r) = &db.external_secret_ref {
+        return Some(r.clone());
+    }
+    // CloudNativePG writes `<cluster>-app` for the owner of the bootstrap database, with the
+    // key `uri` = postgresql://<owner>:<password>@<cluster>-rw:5432/<database>
+    // (cloudnative-pg pkg/specs/secrets.go, CreateSecret).
+    db.cloud_native_pg.as_ref().map(|_| SecretKeyRef {
+        name: format!("{}-app", database_cluster_name(inbox)),
+        key: "uri".into(),
+    })
+}
+
+/// The CloudNativePG `Cluster`, without an owner reference: the proposals outlive the inbox,
+/// as on its volume.
+fn database_cluster(inbox: &ProposalInbox) -> Option<Child> {
+    let cnpg = inbox.spec.database.as_ref()?.cloud_native_pg.as_ref()?;
+    let resource = crate::catalog::database::cnpg_api_resource();
+    let mut storage = serde_json::json!({ "size": cnpg.storage_size });
+    if let Some(class) = &cnpg.storage_class_name {
+        storage["storageClass"] = serde_json::json!(class);
+    }
+    Some(Child {
+        object: kube::core::DynamicObject {
+            types: Some(kube::core::TypeMeta {
+                api_version: resource.api_version.clone(),
+                kind: resource.kind.clone(),
+            }),
+            metadata: meta(inbox, database_cluster_name(inbox), false),
+            data: serde_json::json!({
+                "spec": {
+                    "instances": cnpg.instances,
+                    "storage": storage,
+                    "bootstrap": {"initdb": {"database": CNPG_DATABASE, "owner": CNPG_DATABASE}},
+                    "enableSuperuserAccess": false,
+                }
+            }),
+        },
+        resource,
+        component: None,
+    })
+}
+
+/// Ingress to the cluster's instances: PostgreSQL from the inbox's pod; PostgreSQL and the
+/// instance manager (8000) from the instances themselves and from CloudNativePG's operator (as
+/// the site's own database policies, catalog/network_policy.rs). Their egress stays open: the
+/// instance manager calls the API server.
+fn database_policy(inbox: &ProposalInbox, d: &Deployable) -> Option<NetworkPolicy> {
+    inbox.spec.database.as_ref()?.cloud_native_pg.as_ref()?;
+    let cluster = database_cluster_name(inbox);
+    let instances = selector(one(CNPG_CLUSTER_LABEL, &cluster));
+    let both = vec![tcp(POSTGRES_PORT), tcp(CNPG_INSTANCE_MANAGER_PORT)];
+    // Unowned like the cluster: its instances stay protected after the inbox is deleted.
+    Some(NetworkPolicy {
+        metadata: meta(inbox, cluster, false),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(instances.clone()),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![
+                NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(selector(selector_labels(inbox))),
+                        ..NetworkPolicyPeer::default()
+                    }]),
+                    ports: Some(vec![tcp(POSTGRES_PORT)]),
+                },
+                NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(instances),
+                        ..NetworkPolicyPeer::default()
+                    }]),
+                    ports: Some(both.clone()),
+                },
+                NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
+                        namespace_selector: Some(selector(
+                            d.cnpg_operator_namespace_labels.clone(),
+                        )),
+                        pod_selector: Some(selector(one(CNPG_OPERATOR_POD.0, CNPG_OPERATOR_POD.1))),
+                        ..NetworkPolicyPeer::default()
+                    }]),
+                    ports: Some(both),
+                },
+            ]),
+            ..NetworkPolicySpec::default()
+        }),
+    })
 }
 
 fn secret_file(volume: &str, secret: &SecretKeyRef, path: &str) -> Volume {
@@ -253,13 +357,13 @@ pub fn build(inbox: &ProposalInbox, d: &Deployable) -> Result<Vec<Child>, Catalo
         ..PersistentVolumeClaim::default()
     };
 
-    let database = match &spec.database {
-        Some(db) => EnvVar {
+    let database = match database_url_ref(inbox) {
+        Some(url) => EnvVar {
             name: "INBOX_DATABASE".into(),
             value_from: Some(EnvVarSource {
                 secret_key_ref: Some(SecretKeySelector {
-                    name: db.external_secret_ref.name.clone(),
-                    key: db.external_secret_ref.key.clone(),
+                    name: url.name,
+                    key: url.key,
                     ..SecretKeySelector::default()
                 }),
                 ..EnvVarSource::default()
@@ -491,14 +595,21 @@ pub fn build(inbox: &ProposalInbox, d: &Deployable) -> Result<Vec<Child>, Catalo
         }),
         ..Service::default()
     };
-    Ok(vec![
+    let mut children = vec![
         Child::from_typed(config_map, None)?,
         Child::from_typed(pvc, None)?,
+    ];
+    children.extend(database_cluster(inbox));
+    children.extend([
         Child::from_typed(deployment, None)?,
         Child::from_typed(service, None)?,
         Child::from_typed(network_policy(inbox, d), None)?,
         Child::from_typed(ingress(inbox, &d.public), None)?,
-    ])
+    ]);
+    if let Some(p) = database_policy(inbox, d) {
+        children.push(Child::from_typed(p, None)?);
+    }
+    Ok(children)
 }
 
 /// In: the web page and API (8080) from the ingress controller's namespace (the site's
@@ -510,9 +621,10 @@ pub fn build(inbox: &ProposalInbox, d: &Deployable) -> Result<Vec<Child>, Catalo
 ///
 /// Out: DNS; HTTPS (443) to anywhere, because the decision target (the central DSF), the
 /// webhooks and the OIDC issuer are outside the cluster at addresses the spec does not give;
-/// the SMTP server's port to anywhere (its address is a host name); with `spec.database`,
-/// PostgreSQL's 5432 to the site's `spec.networkPolicy.externalDatabaseCIDRs` (anywhere when
-/// empty).
+/// the SMTP server's port to anywhere (its address is a host name); with
+/// `spec.database.externalSecretRef`, PostgreSQL's 5432 to the site's
+/// `spec.networkPolicy.externalDatabaseCIDRs` (anywhere when empty), with `cloudNativePG` to the
+/// cluster's instances.
 pub fn network_policy(inbox: &ProposalInbox, d: &Deployable) -> NetworkPolicy {
     let anywhere_or = |cidrs: &[String]| -> Option<Vec<NetworkPolicyPeer>> {
         (!cidrs.is_empty()).then(|| {
@@ -555,9 +667,20 @@ pub fn network_policy(inbox: &ProposalInbox, d: &Deployable) -> NetworkPolicy {
             ports: Some(vec![tcp(smtp.port)]),
         });
     }
-    if inbox.spec.database.is_some() {
+    if let Some(db) = &inbox.spec.database {
+        let to = if db.cloud_native_pg.is_some() {
+            Some(vec![NetworkPolicyPeer {
+                pod_selector: Some(selector(one(
+                    CNPG_CLUSTER_LABEL,
+                    &database_cluster_name(inbox),
+                ))),
+                ..NetworkPolicyPeer::default()
+            }])
+        } else {
+            anywhere_or(&d.external_database_cidrs)
+        };
         egress.push(NetworkPolicyEgressRule {
-            to: anywhere_or(&d.external_database_cidrs),
+            to,
             ports: Some(vec![tcp(POSTGRES_PORT)]),
         });
     }

@@ -34,7 +34,7 @@ use crate::api::{
     ProposalInboxStatus, SecretKeyRef,
 };
 use crate::catalog::FIELD_MANAGER;
-use crate::catalog::network_policy::DEFAULT_INGRESS_NAMESPACE;
+use crate::catalog::network_policy::{DEFAULT_CNPG_NAMESPACE, DEFAULT_INGRESS_NAMESPACE};
 use crate::controller::apply::{self, ApplyError};
 use summary::Summary;
 
@@ -70,6 +70,8 @@ pub struct Observed {
     pub site: Option<DizSite>,
     /// The release the site runs (`status.currentRelease`), if any and found.
     pub release: Option<ComponentRelease>,
+    /// Whether CloudNativePG's CRD exists (for `spec.database.cloudNativePG`).
+    pub cnpg_available: bool,
 }
 
 /// The OIDC client the web page logs in with.
@@ -103,6 +105,8 @@ pub struct Deployable {
     pub public: Public,
     pub ingress_namespace_labels: BTreeMap<String, String>,
     pub external_database_cidrs: Vec<String>,
+    /// Where CloudNativePG's operator runs (for the database's NetworkPolicy).
+    pub cnpg_operator_namespace_labels: BTreeMap<String, String>,
 }
 
 /// What to do.
@@ -129,11 +133,12 @@ fn stall(reason: &'static str, message: String) -> Plan {
 /// 1. the site exists (`SiteNotFound`);
 /// 2. the site runs a release (`SiteNotDeployed`, waiting);
 /// 3. that release pins the inbox (`InboxImageMissing`);
-/// 4. there is a login: the inbox's `spec.oidc`, else the site's `spec.auth.oidc` with a
+/// 4. with `spec.database.cloudNativePG`, CloudNativePG is installed (`InboxDatabaseUnavailable`);
+/// 5. there is a login: the inbox's `spec.oidc`, else the site's `spec.auth.oidc` with a
 ///    `clientSecretRef` (`InboxLoginMissing`);
-/// 5. the site has `spec.ingress`, the public address the identity provider sends users back to
+/// 6. the site has `spec.ingress`, the public address the identity provider sends users back to
 ///    (`InboxLoginMissing`);
-/// 6. deploy.
+/// 7. deploy.
 ///
 /// The Secrets are checked after deploying, from the kubelet's `FailedMount` Events
 /// ([`missing_secret`]): the operator has no right to read Secrets (docs/security.md).
@@ -165,6 +170,20 @@ pub fn plan(inbox: &ProposalInbox, observed: &Observed) -> Plan {
             ),
         );
     };
+    let wants_cnpg = inbox
+        .spec
+        .database
+        .as_ref()
+        .is_some_and(|d| d.cloud_native_pg.is_some());
+    if wants_cnpg && !observed.cnpg_available {
+        return stall(
+            reasons::INBOX_DATABASE_UNAVAILABLE,
+            format!(
+                "spec.database.cloudNativePG: CloudNativePG is not installed (no CRD {})",
+                super::cache::CNPG_CRD
+            ),
+        );
+    }
     let login = match (
         &inbox.spec.oidc,
         site.spec.auth.as_ref().and_then(|a| a.oidc.as_ref()),
@@ -245,6 +264,15 @@ pub fn plan(inbox: &ProposalInbox, observed: &Observed) -> Plan {
         external_database_cidrs: np
             .map(|n| n.external_database_cidrs.clone())
             .unwrap_or_default(),
+        cnpg_operator_namespace_labels: np
+            .map(|n| n.cloud_native_pg_operator_namespace_labels.clone())
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| {
+                BTreeMap::from([(
+                    DEFAULT_CNPG_NAMESPACE.0.to_string(),
+                    DEFAULT_CNPG_NAMESPACE.1.to_string(),
+                )])
+            }),
     }))
 }
 
@@ -377,7 +405,11 @@ fn observe(inbox: &ProposalInbox, ns: &str, cache: &super::cache::Cache) -> Obse
         .and_then(|s| s.current_release.clone());
     let release =
         current.and_then(|name| cache.releases().into_iter().find(|r| r.name_any() == name));
-    Observed { site, release }
+    Observed {
+        site,
+        release,
+        cnpg_available: cache.cnpg_available(),
+    }
 }
 
 pub async fn reconcile(inbox: Arc<ProposalInbox>, ctx: Arc<Context>) -> Result<Action, Error> {

@@ -100,6 +100,7 @@ fn on(site_extra: serde_json::Value, current: Option<&str>, with_inbox: Option<b
     Observed {
         site: Some(site(site_extra, current)),
         release: with_inbox.map(release),
+        cnpg_available: true,
     }
 }
 
@@ -160,6 +161,27 @@ fn plan_rules_in_order() {
             "miracolix-inbox"
         ),
         reasons::INBOX_IMAGE_MISSING
+    );
+    let cnpg = || inbox(json!({"database": {"cloudNativePG": {}}}));
+    let mut without_cnpg = on(full(), Some("r1"), Some(true));
+    without_cnpg.cnpg_available = false;
+    assert_eq!(
+        check(
+            "a CloudNativePG database without CloudNativePG",
+            cnpg(),
+            without_cnpg,
+            "spec.database.cloudNativePG"
+        ),
+        reasons::INBOX_DATABASE_UNAVAILABLE
+    );
+    assert_eq!(
+        check(
+            "a CloudNativePG database with CloudNativePG",
+            cnpg(),
+            on(full(), Some("r1"), Some(true)),
+            ""
+        ),
+        "Deploy"
     );
     assert_eq!(
         check(
@@ -709,5 +731,94 @@ fn an_external_database_comes_from_its_secret_and_opens_postgres() {
     assert!(
         build::secrets(&ib, &d)
             .contains(&("inbox-db".into(), "spec.database.externalSecretRef".into()))
+    );
+}
+
+#[test]
+fn a_cloudnativepg_database_is_a_cluster_kept_on_deletion_reached_only_by_the_inbox() {
+    let ib = inbox(json!({"database": {"cloudNativePG": {"instances": 2, "storageSize": "5Gi"}}}));
+    let d = deployable(&ib, json!({"ingress": ingress(), "auth": site_oidc(true)}));
+    let children = objects(&ib, &d);
+    let kinds: Vec<&str> = children.iter().map(|c| c.resource.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap",
+            "PersistentVolumeClaim",
+            "Cluster",
+            "Deployment",
+            "Service",
+            "NetworkPolicy",
+            "Ingress",
+            "NetworkPolicy"
+        ]
+    );
+    let cluster = &children[2];
+    assert_eq!(
+        cluster.object.metadata.name.as_deref(),
+        Some("erlangen-inbox-db")
+    );
+    assert_eq!(
+        cluster.object.metadata.owner_references, None,
+        "the data outlives the inbox"
+    );
+    assert_eq!(cluster.object.data["spec"]["instances"], 2);
+    assert_eq!(cluster.object.data["spec"]["storage"]["size"], "5Gi");
+    assert_eq!(
+        cluster.object.data["spec"]["bootstrap"]["initdb"]["database"],
+        "inbox"
+    );
+    let dep: Deployment = typed(&children[3]);
+    let c = &dep
+        .spec
+        .and_then(|s| s.template.spec)
+        .expect("pod")
+        .containers[0];
+    let url = c
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "INBOX_DATABASE")
+        .and_then(|e| e.value_from.as_ref())
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .expect("from CloudNativePG's Secret");
+    assert_eq!(
+        (url.name.as_str(), url.key.as_str()),
+        ("erlangen-inbox-db-app", "uri")
+    );
+    // The inbox may reach its cluster's instances on 5432, and only them.
+    let np: NetworkPolicy = typed(&children[5]);
+    let egress = serde_json::to_value(np.spec.and_then(|s| s.egress)).expect("json");
+    let pg = egress
+        .as_array()
+        .expect("rules")
+        .iter()
+        .find(|r| r["ports"][0]["port"] == 5432)
+        .expect("postgres rule");
+    assert_eq!(
+        pg["to"][0]["podSelector"]["matchLabels"]["cnpg.io/cluster"],
+        "erlangen-inbox-db"
+    );
+    // The instances admit the inbox on 5432, each other and CloudNativePG's operator.
+    let db: NetworkPolicy = typed(&children[7]);
+    let db = serde_json::to_value(db.spec.expect("spec")).expect("json");
+    assert_eq!(
+        db["podSelector"]["matchLabels"]["cnpg.io/cluster"],
+        "erlangen-inbox-db"
+    );
+    assert_eq!(
+        db["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["diz.miracum.org/proposal-inbox"],
+        "erlangen"
+    );
+    assert_eq!(db["ingress"][0]["ports"][0]["port"], 5432);
+    assert_eq!(
+        db["ingress"][2]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "cnpg-system"
+    );
+    // CloudNativePG's Secret is not one the site creates.
+    assert!(
+        build::secrets(&ib, &d)
+            .iter()
+            .all(|(name, _)| !name.ends_with("-app"))
     );
 }
