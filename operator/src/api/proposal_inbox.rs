@@ -253,9 +253,16 @@ pub struct WebhookTarget {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum NotificationEvent {
+    /// A proposal arrived from the central office.
     ProposalReceived,
-    DeadlineApproaching,
+    /// The DIZ recorded its check.
+    DizChecked,
+    /// The UAC's decision was taken (or the DIZ excluded the site).
     DecisionRecorded,
+    /// The researcher's answer to the UAC's conditions was recorded.
+    ConditionsAnswered,
+    /// An open proposal is close to its review deadline.
+    DeadlineApproaching,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -24,7 +24,11 @@ const USER: ImageUser = ImageUser {
 /// what the controller sets).
 pub const GATE_STATE_DIR: &str = "/var/lib/miracolix-gate";
 
-pub const CONTRACTS: [ImageContract; 2] = [
+/// The directory the inbox keeps its SQLite database in (`--database`'s default, and what the
+/// controller mounts its data volume at).
+pub const INBOX_DATA_DIR: &str = "/var/lib/miracolix-inbox";
+
+pub const CONTRACTS: [ImageContract; 3] = [
     ImageContract {
         image: "miracolix-operator",
         repository: REPOSITORY,
@@ -141,6 +145,71 @@ pub const CONTRACTS: [ImageContract; 2] = [
         ],
         jvm: None,
     },
+    ImageContract {
+        image: "miracolix-inbox",
+        repository: REPOSITORY,
+        source: "miracum/miracolix-operator",
+        program: Some(Program {
+            args: &["inbox"],
+            image_default_args: DEFAULT_ARGS,
+            unknown_args_message: UNKNOWN,
+            cite: "operator/src/cli/mod.rs (Command::Inbox)",
+        }),
+        // Each read stops the inbox at start when the file is missing (inbox/src/cli.rs `read`,
+        // config.rs `load`, notify.rs `read_secret`). The central office's keys are a directory
+        // (at least one key), which this model of files does not describe.
+        reads: &[
+            Read {
+                env: "INBOX_CONFIG",
+                references: &[
+                    "oidc.clientSecretFile",
+                    "notifications[].webhook.tokenFile",
+                    "smtp.usernameFile",
+                    "smtp.passwordFile",
+                ],
+                message: "inbox: cannot read",
+                cite: "inbox/src/config.rs (InboxConfig::load), inbox/src/cli.rs (run)",
+            },
+            Read {
+                env: "INBOX_DECISION_KEY",
+                references: &[],
+                message: "inbox: cannot read",
+                cite: "inbox/src/cli.rs (run: the decision-signing key)",
+            },
+            Read {
+                env: "INBOX_SESSION_SECRET_FILE",
+                references: &[],
+                message: "inbox: cannot read",
+                cite: "inbox/src/cli.rs (run: the session secret)",
+            },
+        ],
+        user: USER,
+        writes: &[Write {
+            path: INBOX_DATA_DIR,
+            kind: WriteKind::Dir,
+            why: "inbox.db: proposals, votes, the audit trail and the outbox of decisions and notifications",
+            cite: "inbox/src/cli.rs (--database default sqlite:///var/lib/miracolix-inbox/inbox.db)",
+        }],
+        // Every setting has a default (inbox/src/cli.rs).
+        required: &[],
+        // --listen and --ops-listen defaults (inbox/src/cli.rs).
+        ports: &[8080, 8081],
+        endpoints: &[
+            Endpoint {
+                path: "/healthz",
+                port: 8081,
+                needs: None,
+                cite: "service/src/http.rs (ops), inbox/src/server.rs",
+            },
+            Endpoint {
+                path: "/readyz",
+                port: 8081,
+                needs: None,
+                cite: "inbox/src/server.rs (the database answers)",
+            },
+        ],
+        jvm: None,
+    },
 ];
 
 #[cfg(test)]
@@ -199,5 +268,33 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(unknown.contains(UNKNOWN), "{unknown}");
+
+        // The inbox: nothing required, its ports and its database under the data directory.
+        let inbox = &CONTRACTS[2];
+        let cli = crate::cli::Cli::try_parse_from(["miracolix-operator", "inbox"])
+            .expect("inbox needs no flag");
+        let crate::cli::Command::Inbox(args) = cli.command else {
+            panic!("inbox is not the inbox")
+        };
+        assert!(inbox.required.is_empty());
+        assert_eq!(
+            [args.listen.port(), args.ops_listen.port()].map(i32::from),
+            [inbox.ports[0], inbox.ports[1]]
+        );
+        assert!(
+            args.database
+                .starts_with(&format!("sqlite://{INBOX_DATA_DIR}/")),
+            "{}",
+            args.database
+        );
+        let reads: Vec<&str> = inbox.reads.iter().map(|r| r.env).collect();
+        assert_eq!(
+            reads,
+            [
+                "INBOX_CONFIG",
+                "INBOX_DECISION_KEY",
+                "INBOX_SESSION_SECRET_FILE"
+            ]
+        );
     }
 }

@@ -1,11 +1,12 @@
 //! `config.json` of the inbox service, as the controller writes it into the ConfigMap
-//! `<inbox>-inbox`.
-//!
-//! The field names are the interface with the service (`inbox/`, `miracolix_inbox::config`):
-//! until that crate is a dependency of the operator, this type mirrors it, and the test below
-//! pins the JSON it produces.
+//! `<inbox>-inbox`: the service's own type (`miracolix_inbox::config::InboxConfig`), so a field
+//! the service does not know cannot be written, and the tests run the service's own validation on
+//! what the controller builds.
 
-use serde::Serialize;
+use miracolix_inbox::config::{
+    Decisions, InboxConfig, Member, Notification, Oidc, Smtp, Uac, Webhook,
+};
+use miracolix_inbox::notify::Event;
 
 use super::build::{
     OIDC_CLIENT_SECRET_FILE, SMTP_PASSWORD_FILE, SMTP_USERNAME_FILE, WEBHOOK_TOKEN_DIR,
@@ -17,87 +18,17 @@ pub const BASE_PATH: &str = "/inbox";
 /// Where the identity provider sends users back to, under [`BASE_PATH`].
 pub const CALLBACK_PATH: &str = "/inbox/auth/callback";
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InboxConfig {
-    pub site_id: String,
-    pub inbox: String,
-    pub uac: Uac,
-    pub decisions: Decisions,
-    pub notifications: Vec<NotificationConfig>,
-    pub smtp: Option<Smtp>,
-    pub oidc: Option<Oidc>,
-    pub base_path: String,
+/// The service's event for the spec's. `DecisionRecorded` is the API's name for the service's
+/// `DecisionTaken` (the UAC's decision, or the DIZ excluding the site).
+pub fn event(e: NotificationEvent) -> Event {
+    match e {
+        NotificationEvent::ProposalReceived => Event::ProposalReceived,
+        NotificationEvent::DizChecked => Event::DizChecked,
+        NotificationEvent::DecisionRecorded => Event::DecisionTaken,
+        NotificationEvent::ConditionsAnswered => Event::ConditionsAnswered,
+        NotificationEvent::DeadlineApproaching => Event::DeadlineApproaching,
+    }
 }
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Uac {
-    pub members: Vec<Member>,
-    pub oidc_group: Option<String>,
-    pub quorum: i32,
-    pub review_deadline_seconds: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Member {
-    pub name: String,
-    pub email: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Decisions {
-    pub url: String,
-    pub organization_identifier: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NotificationConfig {
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub webhook: Option<Webhook>,
-    /// Always listed: an empty list in the spec (all events) is expanded here.
-    pub events: Vec<NotificationEvent>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Webhook {
-    pub url: String,
-    pub token_file: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Smtp {
-    pub host: String,
-    pub port: i32,
-    pub from: String,
-    pub starttls: bool,
-    pub username_file: Option<String>,
-    pub password_file: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Oidc {
-    pub issuer_url: String,
-    pub client_id: String,
-    pub client_secret_file: String,
-    pub redirect_url: String,
-    pub groups_claim: String,
-}
-
-/// Every event, for a notification that lists none.
-const ALL_EVENTS: [NotificationEvent; 3] = [
-    NotificationEvent::ProposalReceived,
-    NotificationEvent::DeadlineApproaching,
-    NotificationEvent::DecisionRecorded,
-];
 
 /// Seconds of a duration such as `336h` or `1h30m` (the schema admits only `([0-9]+(h|m|s))+`).
 pub fn duration_seconds(text: &str) -> Option<u64> {
@@ -137,7 +68,7 @@ pub fn config(
     let notifications = spec
         .notifications
         .iter()
-        .map(|n| NotificationConfig {
+        .map(|n| Notification {
             name: n.name.clone(),
             email: n.email.clone(),
             webhook: n.webhook.as_ref().map(|w| Webhook {
@@ -147,24 +78,33 @@ pub fn config(
                     .as_ref()
                     .map(|_| format!("{WEBHOOK_TOKEN_DIR}/{}", n.name)),
             }),
-            events: if n.events.is_empty() {
-                ALL_EVENTS.to_vec()
-            } else {
-                n.events.clone()
-            },
+            // Empty stays empty: the service sends every event then, including ones this
+            // operator's API does not name yet.
+            events: n.events.iter().copied().map(event).collect(),
         })
         .collect();
-    let smtp = spec.smtp.as_ref().map(|s| {
-        let login = s.credentials_secret_ref.is_some();
-        Smtp {
-            host: s.host.clone(),
-            port: s.port,
-            from: s.from.clone(),
-            starttls: s.starttls,
-            username_file: login.then(|| SMTP_USERNAME_FILE.to_string()),
-            password_file: login.then(|| SMTP_PASSWORD_FILE.to_string()),
-        }
-    });
+    let smtp = spec
+        .smtp
+        .as_ref()
+        .map(|s| {
+            let login = s.credentials_secret_ref.is_some();
+            Ok::<_, String>(Smtp {
+                host: s.host.clone(),
+                port: u16::try_from(s.port)
+                    .map_err(|_| format!("spec.smtp.port {} is not a TCP port", s.port))?,
+                from: s.from.clone(),
+                starttls: s.starttls,
+                username_file: login.then(|| SMTP_USERNAME_FILE.to_string()),
+                password_file: login.then(|| SMTP_PASSWORD_FILE.to_string()),
+            })
+        })
+        .transpose()?;
+    let quorum = u32::try_from(spec.uac.quorum).map_err(|_| {
+        format!(
+            "spec.uac.quorum {} is not a positive number",
+            spec.uac.quorum
+        )
+    })?;
     Ok(InboxConfig {
         site_id: site_id.to_string(),
         inbox: kube::ResourceExt::name_any(inbox),
@@ -179,7 +119,7 @@ pub fn config(
                 })
                 .collect(),
             oidc_group: spec.uac.oidc_group.clone(),
-            quorum: spec.uac.quorum,
+            quorum,
             review_deadline_seconds,
         },
         decisions: Decisions {

@@ -187,6 +187,41 @@ mod tests {
         assert_eq!(empty, Summary::default());
     }
 
+    /// What the inbox service itself serializes decodes here, field for field.
+    #[test]
+    fn the_services_summary_decodes() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        let service = miracolix_inbox::api::Summary {
+            counts: [
+                ("DIZ_CHECK".to_string(), 1),
+                ("UAC_APPROVED".to_string(), 0),
+            ]
+            .into(),
+            overdue: 2,
+            last_decision_at: Some(at),
+            notifications: vec![miracolix_inbox::api::ChannelSummary {
+                name: "uac-mailbox".into(),
+                failures: 3,
+                last_error: Some("550".into()),
+            }],
+            decisions: Default::default(),
+        };
+        let s: Summary =
+            serde_json::from_value(serde_json::to_value(&service).expect("json")).expect("decodes");
+        assert_eq!(s.counts["DIZ_CHECK"], 1);
+        assert_eq!(s.overdue, 2);
+        let back = s
+            .last_decision_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        assert_eq!(back.map(|t| t.with_timezone(&chrono::Utc)), Some(at));
+        assert_eq!(s.notifications[0].name, "uac-mailbox");
+        assert_eq!(s.notifications[0].failures, 3);
+        assert_eq!(s.notifications[0].last_error.as_deref(), Some("550"));
+    }
+
     #[test]
     fn the_cluster_address_is_the_service_ops_port() {
         assert_eq!(

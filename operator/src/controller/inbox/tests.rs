@@ -540,6 +540,31 @@ fn inbox_objects_are_restricted_owned_except_the_data_and_not_site_labelled() {
         env["INBOX_SESSION_SECRET_FILE"],
         "/etc/miracolix-inbox/session/secret"
     );
+    // The args and every INBOX_* setting form a command line the operator binary accepts as
+    // `inbox` (each variable is its flag's `env`), with the values landing where meant.
+    let mut argv = vec!["miracolix-operator".to_string()];
+    argv.extend(c.args.clone().unwrap_or_default());
+    for (name, value) in &env {
+        let flag = name
+            .strip_prefix("INBOX_")
+            .unwrap_or_else(|| panic!("env {name} is not an inbox setting"))
+            .to_lowercase()
+            .replace('_', "-");
+        argv.push(format!("--{flag}={value}"));
+    }
+    {
+        use clap::Parser as _;
+        let cli = crate::cli::Cli::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("{argv:?} is not an inbox command line: {e}"));
+        let crate::cli::Command::Inbox(args) = cli.command else {
+            panic!("{argv:?} does not run the inbox");
+        };
+        assert_eq!(args.database, "sqlite:///var/lib/miracolix-inbox/inbox.db");
+        assert_eq!(
+            args.session_secret_file.to_str(),
+            Some("/etc/miracolix-inbox/session/secret")
+        );
+    }
 
     // Every file the config names is where a volume puts it.
     let mounts: BTreeMap<String, String> = c
@@ -612,8 +637,13 @@ fn inbox_objects_are_restricted_owned_except_the_data_and_not_site_labelled() {
 
     // The config: the interface with the service.
     let cm: ConfigMap = typed(&children[0]);
-    let cfg: serde_json::Value =
-        serde_json::from_str(&cm.data.expect("data")["config.json"]).expect("config json");
+    let text = cm.data.expect("data")["config.json"].clone();
+    // What the service itself accepts at start (its parser refuses unknown fields, and its
+    // validation e.g. an e-mail target without SMTP).
+    let parsed = miracolix_inbox::config::InboxConfig::parse(text.as_bytes())
+        .expect("the inbox accepts the controller's config.json");
+    parsed.validate().expect("the inbox's validation");
+    let cfg: serde_json::Value = serde_json::from_str(&text).expect("config json");
     assert_eq!(
         cfg,
         json!({
@@ -625,9 +655,10 @@ fn inbox_objects_are_restricted_owned_except_the_data_and_not_site_labelled() {
             },
             "decisions": {"url": "https://dsf.example/fhir", "organizationIdentifier": "forschen-fuer-gesundheit.de"},
             "notifications": [
-                {"name": "uac-mailbox", "email": "uac@uk-erlangen.de", "events": ["ProposalReceived"]},
-                {"name": "tickets", "webhook": {"url": "https://tickets.example/hook", "tokenFile": "/etc/miracolix-inbox/webhook-tokens/tickets"},
-                 "events": ["ProposalReceived", "DeadlineApproaching", "DecisionRecorded"]}
+                {"name": "uac-mailbox", "email": "uac@uk-erlangen.de", "webhook": null, "events": ["ProposalReceived"]},
+                // No events listed in the spec: the service sends all of them.
+                {"name": "tickets", "email": null, "webhook": {"url": "https://tickets.example/hook", "tokenFile": "/etc/miracolix-inbox/webhook-tokens/tickets"},
+                 "events": []}
             ],
             "smtp": {"host": "smtp.uk-erlangen.de", "port": 587, "from": "inbox@uk-erlangen.de", "starttls": true,
                      "usernameFile": "/etc/miracolix-inbox/smtp/username", "passwordFile": "/etc/miracolix-inbox/smtp/password"},
@@ -821,4 +852,32 @@ fn a_cloudnativepg_database_is_a_cluster_kept_on_deletion_reached_only_by_the_in
             .iter()
             .all(|(name, _)| !name.ends_with("-app"))
     );
+}
+
+/// The API's notification events reach the service under the service's names
+/// (`DecisionRecorded` is its `DecisionTaken`), each one distinct.
+#[test]
+fn every_notification_event_maps_to_a_distinct_service_event() {
+    use crate::api::NotificationEvent as E;
+    use miracolix_inbox::notify::Event;
+    let all = [
+        E::ProposalReceived,
+        E::DizChecked,
+        E::DecisionRecorded,
+        E::ConditionsAnswered,
+        E::DeadlineApproaching,
+    ];
+    let mapped: std::collections::HashSet<Event> =
+        all.iter().map(|e| super::config::event(*e)).collect();
+    assert_eq!(mapped.len(), all.len());
+    assert_eq!(
+        super::config::event(E::DecisionRecorded),
+        Event::DecisionTaken
+    );
+    for e in all {
+        // Same spelling on both sides except DecisionRecorded.
+        let api = serde_json::to_value(e).expect("api event");
+        let svc = serde_json::to_value(super::config::event(e)).expect("service event");
+        assert!(api == svc || e == E::DecisionRecorded, "{api} -> {svc}");
+    }
 }
