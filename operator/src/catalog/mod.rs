@@ -771,6 +771,23 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// The controlling ownerReference to one of the operator's own objects (a FeasibilityEndpoint, a
+/// ProposalInbox): garbage collection removes its children with it, and foreground deletion
+/// waits for them.
+pub(crate) fn controller_reference<K>(owner: &K) -> OwnerReference
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    OwnerReference {
+        api_version: K::api_version(&()).into_owned(),
+        kind: K::kind(&()).into_owned(),
+        name: kube::ResourceExt::name_any(owner),
+        uid: owner.meta().uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
 /// ownerReference to the DizSite, so garbage collection removes what the site no longer wants.
 pub(crate) fn owner_reference(site: &SiteInput) -> OwnerReference {
     OwnerReference {

@@ -68,7 +68,7 @@ pub fn enabled(site: &SiteInput) -> bool {
     site.spec.network_policy.as_ref().is_none_or(|n| n.enabled)
 }
 
-fn selector(labels: &[(&str, &str)]) -> LabelSelector {
+pub(crate) fn selector(labels: &[(&str, &str)]) -> LabelSelector {
     LabelSelector {
         match_labels: Some(
             labels
@@ -96,14 +96,16 @@ fn pod_peer(s: LabelSelector) -> NetworkPolicyPeer {
 }
 
 fn tcp(ports: &[i32]) -> Vec<NetworkPolicyPort> {
-    ports
-        .iter()
-        .map(|p| NetworkPolicyPort {
-            port: Some(IntOrString::Int(*p)),
-            protocol: Some("TCP".into()),
-            ..NetworkPolicyPort::default()
-        })
-        .collect()
+    ports.iter().map(|p| tcp_port(*p)).collect()
+}
+
+/// One TCP port of a NetworkPolicy rule.
+pub(crate) fn tcp_port(port: i32) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        port: Some(IntOrString::Int(port)),
+        protocol: Some("TCP".into()),
+        ..NetworkPolicyPort::default()
+    }
 }
 
 pub(crate) fn build(site: &SiteInput) -> Result<Vec<Child>, CatalogError> {

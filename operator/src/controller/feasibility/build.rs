@@ -45,12 +45,14 @@ use k8s_openapi::api::networking::v1::{
     ServiceBackendPort,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use crate::api::{ComponentImage, DirectAccess, FeasibilityEndpoint};
-use crate::catalog::network_policy::access_label;
+use crate::catalog::controller_reference;
+use crate::catalog::network_policy::{access_label, selector, tcp_port as tcp};
+use crate::catalog::own_image::GATE_STATE_DIR as STATE_DIR;
 use crate::catalog::pod::{self, RESTRICTED};
 use crate::catalog::{CatalogError, Child, MANAGED_BY, PART_OF};
 
@@ -71,7 +73,6 @@ pub const SSL_PASSTHROUGH: &str = "nginx.ingress.kubernetes.io/ssl-passthrough";
 const TLS_DIR: &str = "/etc/miracolix-gate/tls";
 const CLIENT_CA_DIR: &str = "/etc/miracolix-gate/client-ca";
 const FLARE_PORT: i32 = 8080;
-const STATE_DIR: &str = "/var/lib/miracolix-gate";
 const CONFIG_DIR: &str = "/etc/miracolix-gate";
 
 /// What the builder needs beyond the endpoint.
@@ -112,44 +113,13 @@ fn labels(endpoint: &FeasibilityEndpoint) -> BTreeMap<String, String> {
     l
 }
 
-pub fn owner_reference(endpoint: &FeasibilityEndpoint) -> OwnerReference {
-    OwnerReference {
-        api_version: format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
-        kind: "FeasibilityEndpoint".into(),
-        name: endpoint.name_any(),
-        uid: endpoint.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
-}
-
 fn meta(endpoint: &FeasibilityEndpoint, name: String, owned: bool) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: endpoint.namespace(),
         labels: Some(labels(endpoint)),
-        owner_references: owned.then(|| vec![owner_reference(endpoint)]),
+        owner_references: owned.then(|| vec![controller_reference(endpoint)]),
         ..ObjectMeta::default()
-    }
-}
-
-fn selector(pairs: &[(&str, &str)]) -> LabelSelector {
-    LabelSelector {
-        match_labels: Some(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
-        ..LabelSelector::default()
-    }
-}
-
-fn tcp(port: i32) -> NetworkPolicyPort {
-    NetworkPolicyPort {
-        port: Some(IntOrString::Int(port)),
-        protocol: Some("TCP".into()),
-        ..NetworkPolicyPort::default()
     }
 }
 

@@ -35,14 +35,17 @@ use k8s_openapi::api::networking::v1::{
     ServiceBackendPort,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::config::{self, BASE_PATH};
 use super::{Deployable, Public};
 use crate::api::{ProposalInbox, SecretKeyRef};
-use crate::catalog::network_policy::access_label;
+use crate::catalog::controller_reference;
+use crate::catalog::database::{CNPG_CLUSTER_LABEL, POSTGRES_PORT};
+use crate::catalog::network_policy::{CNPG_INSTANCE_MANAGER_PORT, CNPG_OPERATOR_POD};
+use crate::catalog::network_policy::{access_label, tcp_port as tcp};
 use crate::catalog::pod::{self, RESTRICTED};
 use crate::catalog::{CatalogError, Child, MANAGED_BY, PART_OF};
 
@@ -57,9 +60,8 @@ pub const INBOX_PART: &str = "proposal-inbox";
 pub const INBOX_SUBCOMMAND: &str = "inbox";
 pub const API_PORT: i32 = 8080;
 pub const OPS_PORT: i32 = 8081;
-use crate::catalog::database::{CNPG_CLUSTER_LABEL, POSTGRES_PORT};
-use crate::catalog::network_policy::{CNPG_INSTANCE_MANAGER_PORT, CNPG_OPERATOR_POD};
-pub const DATA_DIR: &str = "/var/lib/miracolix-inbox";
+/// Where the data volume is mounted: the directory of the service's default SQLite database.
+pub use crate::catalog::own_image::INBOX_DATA_DIR as DATA_DIR;
 pub const CONFIG_DIR: &str = "/etc/miracolix-inbox";
 pub const CONFIG_FILE: &str = "/etc/miracolix-inbox/config.json";
 pub const SQLITE_URL: &str = "sqlite:///var/lib/miracolix-inbox/inbox.db";
@@ -104,23 +106,12 @@ fn labels(inbox: &ProposalInbox) -> BTreeMap<String, String> {
     l
 }
 
-pub fn owner_reference(inbox: &ProposalInbox) -> OwnerReference {
-    OwnerReference {
-        api_version: format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
-        kind: "ProposalInbox".into(),
-        name: inbox.name_any(),
-        uid: inbox.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
-}
-
 fn meta(inbox: &ProposalInbox, name: String, owned: bool) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: inbox.namespace(),
         labels: Some(labels(inbox)),
-        owner_references: owned.then(|| vec![owner_reference(inbox)]),
+        owner_references: owned.then(|| vec![controller_reference(inbox)]),
         ..ObjectMeta::default()
     }
 }
@@ -134,14 +125,6 @@ fn selector(pairs: BTreeMap<String, String>) -> LabelSelector {
 
 fn one(k: &str, v: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(k.to_string(), v.to_string())])
-}
-
-fn tcp(port: i32) -> NetworkPolicyPort {
-    NetworkPolicyPort {
-        port: Some(IntOrString::Int(port)),
-        protocol: Some("TCP".into()),
-        ..NetworkPolicyPort::default()
-    }
 }
 
 /// Every Secret the inbox's pod mounts, with the field that names it (for the message when one
