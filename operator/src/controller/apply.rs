@@ -70,6 +70,30 @@ pub struct ApplyOutcome {
     pub deleted: Vec<String>,
 }
 
+/// Writes `status` of `name` with server-side apply under the operator's field manager (forced:
+/// the status is the operator's alone). One place for every kind the operator reports on.
+pub async fn apply_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: &impl serde::Serialize,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
 /// The exact object applied for a child: its JSON with the desired-hash annotation. `render`
 /// prints the same, so GitOps pipelines get what the controller would apply.
 pub fn rendered(child: &Child) -> Result<serde_json::Value, serde_json::Error> {

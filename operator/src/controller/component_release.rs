@@ -9,20 +9,18 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use super::Context;
 use super::certification::{Certified, NotCertified};
 use crate::api::conditions::{self, CERTIFIED, DesiredCondition, REVOKED};
 use crate::api::reasons;
 use crate::api::{ComponentRelease, ComponentReleaseStatus, DizSite, ReleaseRevocation};
-use crate::catalog::FIELD_MANAGER;
 use crate::release::plan::{declared_format, fingerprint};
 
 const RESYNC: Duration = Duration::from_secs(300);
@@ -188,18 +186,9 @@ pub async fn reconcile(release: Arc<ComponentRelease>, ctx: Arc<Context>) -> Res
     let newly_uncertified =
         verdict.is_err() && release.status.as_ref().and_then(|s| s.reason.clone()) != status.reason;
     let api: Api<ComponentRelease> = Api::all(ctx.client.clone());
-    let patch = json!({
-        "apiVersion": "diz.miracum.org/v1alpha1",
-        "kind": "ComponentRelease",
-        "status": status,
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Status)?;
+    super::apply::apply_status(&api, &name, &status)
+        .await
+        .map_err(Error::Status)?;
     if let (true, Err(e)) = (newly_uncertified, &verdict) {
         let ev = Event {
             type_: EventType::Warning,
@@ -281,6 +270,7 @@ pub async fn run(
 mod tests {
     use super::*;
     use k8s_openapi::jiff::Timestamp;
+    use serde_json::json;
 
     fn release() -> ComponentRelease {
         serde_json::from_value(json!({

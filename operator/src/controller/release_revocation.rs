@@ -8,19 +8,17 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use super::Context;
 use super::certification::{Certified, NotCertified};
 use crate::api::conditions::{self, CERTIFIED, DesiredCondition};
 use crate::api::reasons;
 use crate::api::{ReleaseRevocation, ReleaseRevocationStatus};
-use crate::catalog::FIELD_MANAGER;
 
 /// Trusted keys can change under a revocation (hot reload): look again now and then.
 const RESYNC: Duration = Duration::from_secs(300);
@@ -84,18 +82,9 @@ pub async fn reconcile(
     let newly_refused = verdict.is_err()
         && revocation.status.as_ref().and_then(|s| s.reason.clone()) != status.reason;
     let api: Api<ReleaseRevocation> = Api::all(ctx.client.clone());
-    let patch = json!({
-        "apiVersion": "diz.miracum.org/v1alpha1",
-        "kind": "ReleaseRevocation",
-        "status": status,
-    });
-    api.patch_status(
-        &revocation.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Status)?;
+    super::apply::apply_status(&api, &revocation.name_any(), &status)
+        .await
+        .map_err(Error::Status)?;
     if let (true, Err(e)) = (newly_refused, &verdict) {
         let ev = Event {
             type_: EventType::Warning,

@@ -13,13 +13,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use super::{Context, Scope, api_for};
 use crate::api::conditions::{self, DesiredCondition, READY, RECONCILING, STALLED};
@@ -28,8 +27,8 @@ use crate::api::{
     ComponentRelease, DizSite, Executor, FeasibilityEndpoint, FeasibilityEndpointStatus,
     PrivacyFloor, PrivacyRules, ReleaseFormat,
 };
+use crate::catalog::Child;
 use crate::catalog::component::Component;
-use crate::catalog::{Child, FIELD_MANAGER};
 use crate::controller::apply::{self, ApplyError};
 
 const RESYNC: Duration = Duration::from_secs(300);
@@ -422,19 +421,9 @@ async fn write_status(
         return Ok(());
     }
     let api: Api<FeasibilityEndpoint> = Api::namespaced(ctx.client.clone(), ns);
-    let patch = json!({
-        "apiVersion": "diz.miracum.org/v1alpha1",
-        "kind": "FeasibilityEndpoint",
-        "status": new,
-    });
-    api.patch_status(
-        &endpoint.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Status)?;
-    Ok(())
+    apply::apply_status(&api, &endpoint.name_any(), &new)
+        .await
+        .map_err(Error::Status)
 }
 
 pub fn error_policy(

@@ -1,6 +1,7 @@
 use super::*;
 use crate::api::{ComponentImage, DizSiteStatus};
 use crate::catalog::SITE_LABEL;
+use serde_json::json;
 
 fn endpoint(extra: serde_json::Value) -> FeasibilityEndpoint {
     let mut spec = json!({

@@ -18,13 +18,12 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event as KubeEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use super::{Context, Scope, api_for};
 use crate::api::conditions::{self, DesiredCondition, READY, RECONCILING, STALLED};
@@ -33,7 +32,6 @@ use crate::api::{
     ComponentImage, ComponentRelease, DizSite, IssuerKind, NotificationStatus, ProposalInbox,
     ProposalInboxStatus, SecretKeyRef,
 };
-use crate::catalog::FIELD_MANAGER;
 use crate::catalog::network_policy::{DEFAULT_CNPG_NAMESPACE, DEFAULT_INGRESS_NAMESPACE};
 use crate::controller::apply::{self, ApplyError};
 use summary::Summary;
@@ -499,19 +497,9 @@ async fn write_status(
         return Ok(());
     }
     let api: Api<ProposalInbox> = Api::namespaced(ctx.client.clone(), ns);
-    let patch = json!({
-        "apiVersion": "diz.miracum.org/v1alpha1",
-        "kind": "ProposalInbox",
-        "status": new,
-    });
-    api.patch_status(
-        &inbox.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Status)?;
-    Ok(())
+    apply::apply_status(&api, &inbox.name_any(), &new)
+        .await
+        .map_err(Error::Status)
 }
 
 pub fn error_policy(inbox: Arc<ProposalInbox>, error: &Error, ctx: Arc<Context>) -> Action {

@@ -4,6 +4,7 @@ use crate::catalog::SITE_LABEL;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::json;
 
 fn inbox(extra: serde_json::Value) -> ProposalInbox {
     let mut spec = json!({
