@@ -92,15 +92,20 @@ async fn within<T>(what: &str, limit: Duration, fut: impl std::future::Future<Ou
     }
 }
 
-/// Release `version` on `stable`, signed with the demo key; `tamper` changes FLARE's digest
-/// after signing, so the release is not certified.
-fn release(version: &str, flare_byte: char, tamper: bool) -> Value {
+/// Release `version` on `stable`, signed with the demo key, with Blaze's and FLARE's digests
+/// made of `byte`: both stacks run Blaze, so an upgrade changes a workload of every site (a
+/// release that changed only FLARE would complete the small stack's upgrade in one reconcile,
+/// with no moment "mid-rollout" to kill the leader in). `tamper` changes Blaze's digest after
+/// signing, so the release is not certified.
+fn release(version: &str, byte: char, tamper: bool) -> Value {
     let mut rel = docs("examples/10-release-miracolix-2026.1.yaml").remove(0);
     rel["metadata"] = json!({"name": format!("miracolix-{version}")});
     rel["spec"]["version"] = json!(version);
     rel["spec"]["channel"] = json!("stable");
-    rel["spec"]["components"]["flare"]["digest"] =
-        json!(format!("sha256:{}", flare_byte.to_string().repeat(64)));
+    for component in ["blaze", "flare"] {
+        rel["spec"]["components"][component]["digest"] =
+            json!(format!("sha256:{}", byte.to_string().repeat(64)));
+    }
     if let Some(spec) = rel["spec"].as_object_mut() {
         spec.remove("compatibility");
         spec.remove("rollout");
@@ -587,9 +592,13 @@ async fn run(cfg: Soak) {
     let lost_clusters = lost.iter().filter(|k| k.starts_with("Cluster")).count();
     let forged_digest = "c".repeat(64);
     let blaze_forged = "d".repeat(64);
-    let uncertified: Vec<String> = images
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    let seen = images.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let upgraded = "b".repeat(64);
+    assert!(
+        seen.iter().any(|i| i.contains(&upgraded)),
+        "the upgrade to 2026.2 reached a workload: {seen:?}"
+    );
+    let uncertified: Vec<String> = seen
         .iter()
         .filter(|i| i.contains(&forged_digest) || i.contains(&blaze_forged))
         .cloned()
