@@ -380,7 +380,10 @@ async fn run(cfg: Soak) {
                     .default_backoff()
                     .applied_objects()
             );
-            while let Some(Ok(o)) = s.next().await {
+            // The storm drops and expires this watch too: an error is the watcher's to
+            // recover from (it re-lists after its backoff), not the end of the record.
+            while let Some(item) = s.next().await {
+                let Ok(o) = item else { continue };
                 let mut seen = images.lock().unwrap_or_else(|p| p.into_inner());
                 for c in o.data["spec"]["template"]["spec"]["containers"]
                     .as_array()
