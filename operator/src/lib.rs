@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod controller;
 pub mod crd_install;
+pub mod feed;
 pub mod leader;
 pub mod release;
 pub mod telemetry;

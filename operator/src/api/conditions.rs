@@ -22,6 +22,11 @@ pub const PUBLISHED: &str = "Published";
 /// The site's NetworkPolicies restrict every path in and out (False while egress is open to any
 /// address, or while NetworkPolicies are switched off). Not a kstatus condition either.
 pub const NETWORK_RESTRICTED: &str = "NetworkRestricted";
+/// The operator follows the consortium's release feed (`run --feed-url`) and its last round
+/// succeeded (False while the feed is unreachable, serves no feed, or an entry cannot be applied;
+/// the operator then keeps what the last good feed gave). Absent when no feed is followed. Not a
+/// kstatus condition: the site's own health does not depend on the feed.
+pub const RELEASE_FEED: &str = "ReleaseFeed";
 
 pub const TRUE: &str = "True";
 pub const FALSE: &str = "False";

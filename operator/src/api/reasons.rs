@@ -9,7 +9,7 @@
 //! string literal outside this list, and every reason in it is asserted by some test.
 
 use super::conditions::{
-    CERTIFIED, NETWORK_RESTRICTED, PUBLISHED, READY, RECONCILING, RELEASE_CERTIFIED,
+    CERTIFIED, NETWORK_RESTRICTED, PUBLISHED, READY, RECONCILING, RELEASE_CERTIFIED, RELEASE_FEED,
     RELEASE_UP_TO_DATE, REVOKED, STALLED,
 };
 
@@ -102,6 +102,10 @@ pub const SITE_CONDITIONS: &[(&str, &str)] = &[
     (
         NETWORK_RESTRICTED,
         "the site's NetworkPolicies leave nothing open to any address (False while egress to the OIDC issuer or external databases is unrestricted, or NetworkPolicies are off). Not read by kstatus",
+    ),
+    (
+        RELEASE_FEED,
+        "the operator follows the consortium's release feed (`run --feed-url`) and its last round succeeded; False while the feed is unreachable, serves something that is not a feed, or an entry cannot be applied (what the last good feed gave stays). Absent without `--feed-url`. Not read by kstatus",
     ),
 ];
 
@@ -590,6 +594,44 @@ reasons! {
         seen: [INBOX_READY_F, INBOX_STALLED_T],
         meaning: "a Secret the inbox's pod mounts does not exist (the kubelet's `FailedMount` Event names it; the operator never reads Secrets). The message names the field that references it",
         action: "create the Secret (docs/proposals.md lists each one and its keys); the pod starts by itself",
+    }
+
+    // The release feed (`run --feed-url`): the `ReleaseFeed` condition on every DizSite the
+    // operator watches, and Warning Events on them about entries it did not apply.
+    FEED_SYNCED = "FeedSynced" {
+        seen: [Seen::Site(RELEASE_FEED, true)],
+        meaning: "the last fetch of the release feed succeeded and every entry in it is applied (or was already)",
+        action: "nothing",
+    }
+    FEED_ENTRIES_SKIPPED = "FeedEntriesSkipped" {
+        seen: [Seen::Site(RELEASE_FEED, true)],
+        meaning: "the feed was fetched and applied, except entries that do not verify or whose name a release not created by the feed already has (the message counts them; a Warning Event names each)",
+        action: "read the `FeedEntryNotVerified` and `FeedEntryConflict` Events; tell the consortium about an entry that does not verify; rename or delete a hand-made release that blocks a feed entry",
+    }
+    FEED_UNREACHABLE = "FeedUnreachable" {
+        seen: [Seen::Site(RELEASE_FEED, false)],
+        meaning: "the feed could not be fetched (no connection, timeout, TLS, or an HTTP error); the releases the last good feed gave stay, and the operator retries with backoff",
+        action: "check the URL, the operator's egress (NetworkPolicy, proxy) and `--feed-ca`; `miracolix_feed_fetch_errors_total` says which step fails",
+    }
+    FEED_INVALID = "FeedInvalid" {
+        seen: [Seen::Site(RELEASE_FEED, false)],
+        meaning: "the feed URL answered with something that is not a release feed (`kind: ReleaseFeed`, `apiVersion: hub.miracum.org/v1`); nothing from it is applied, the last good feed's releases stay",
+        action: "check that `--feed-url` points at the hub's `/feed/v1`",
+    }
+    FEED_APPLY_FAILED = "FeedApplyFailed" {
+        seen: [Seen::Site(RELEASE_FEED, false)],
+        meaning: "an entry of the feed verified but the API server refused it or could not be read; it is retried with the next fetch",
+        action: "read the message (it names the entry and the API error); check the operator's RBAC for ComponentReleases and ReleaseRevocations (`create`, `patch`)",
+    }
+    FEED_ENTRY_NOT_VERIFIED = "FeedEntryNotVerified" {
+        seen: [WARNING],
+        meaning: "an entry of the release feed is not signed by enough trusted keys (tampered, unsigned, unknown key) or is not a ComponentRelease or ReleaseRevocation; it is not applied",
+        action: "nothing at the site: tell the consortium, whose feed serves it",
+    }
+    FEED_ENTRY_CONFLICT = "FeedEntryConflict" {
+        seen: [WARNING],
+        meaning: "the feed has an entry whose name a ComponentRelease or ReleaseRevocation not created by the feed already has; the feed never overwrites it",
+        action: "if the hand-made object should give way, delete it: the next round of the follower (`--feed-interval`) applies the signed one",
     }
 
     // Events about the site's objects.

@@ -81,6 +81,18 @@ pub struct RunArgs {
     /// operator's memory while many sites converge at once (after an install or a restart).
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = controller::DEFAULT_CONCURRENCY)]
     pub max_concurrent_reconciles: u16,
+    /// Follow the consortium's release feed at this URL (the hub's `https://…/feed/v1`): apply
+    /// every ComponentRelease and ReleaseRevocation in it that verifies with the trusted keys
+    /// (docs/consortium.md). Needs `create` and `patch` on both kinds (Helm: `feed.url`).
+    #[arg(long, env = "FEED_URL")]
+    pub feed_url: Option<String>,
+    /// How often the feed is fetched (conditional requests: an unchanged feed costs one 304).
+    #[arg(long, env = "FEED_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub feed_interval: Duration,
+    /// PEM file of the CA certificates the feed's server certificate must chain to (default:
+    /// the system's CA bundle).
+    #[arg(long, env = "FEED_CA")]
+    pub feed_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +109,8 @@ pub enum RunError {
     Leader(#[from] LeaderError),
     #[error(transparent)]
     Crds(#[from] CrdError),
+    #[error(transparent)]
+    Feed(#[from] crate::feed::fetch::ClientError),
     #[error(
         "--leader-elect needs the Lease's namespace: set POD_NAMESPACE (downward API) or \
          --leader-election-namespace"
@@ -205,6 +219,13 @@ pub fn run(args: &RunArgs) -> Result<(), RunError> {
         threshold = trust.threshold(),
         "trusted release-signing keys loaded"
     );
+    let feed = match &args.feed_url {
+        Some(url) => Some(crate::feed::fetch::FeedClient::new(
+            url,
+            args.feed_ca.as_deref(),
+        )?),
+        None => None,
+    };
     let elect = if args.leader_elect {
         let mut cfg = LeaseConfig::new(lease_namespace(args)?, identity(args));
         cfg.lease_duration = args.lease_duration;
@@ -233,7 +254,7 @@ pub fn run(args: &RunArgs) -> Result<(), RunError> {
                 let _ = stop_tx.send(true);
             })
         };
-        let result = run_controllers(args, trust, elect, &health, metrics, &stop_rx).await;
+        let result = run_controllers(args, trust, elect, feed, &health, metrics, &stop_rx).await;
         let _ = stop_tx.send(true);
         signal.abort();
         for server in servers {
@@ -329,6 +350,7 @@ async fn run_controllers(
     args: &RunArgs,
     trust: TrustDir,
     elect: Option<LeaseConfig>,
+    feed: Option<crate::feed::fetch::FeedClient>,
     health: &Health,
     metrics: Metrics,
     stop: &watch::Receiver<bool>,
@@ -345,11 +367,13 @@ async fn run_controllers(
             .with_concurrency(args.max_concurrent_reconciles),
     );
     let manage_crds = args.manage_crds;
+    let feed_interval = args.feed_interval;
     let work = |stopped: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>| {
         let ctx = ctx.clone();
         let scopes = scopes.clone();
         let health = health.clone();
         let client = client.clone();
+        let feed = feed.clone();
         async move {
             if manage_crds {
                 // Only the replica about to write applies CRDs, so a standby of an older
@@ -377,13 +401,29 @@ async fn run_controllers(
             );
             let sites = controller::run_dizsites(ctx.clone(), scopes, stop_future(&rx));
             let releases = controller::component_release::run(ctx.clone(), stop_future(&rx));
-            let revocations = controller::release_revocation::run(ctx, stop_future(&rx));
+            let revocations = controller::release_revocation::run(ctx.clone(), stop_future(&rx));
+            // The release feed, followed by the leader only (this runs only while leading).
+            let follower = async {
+                if let Some(client) = feed {
+                    crate::feed::Follower::with_client(ctx.clone(), client, feed_interval)
+                        .run(stop_future(&rx))
+                        .await;
+                }
+            };
             health.set_controllers_started(true);
             let relay = async {
                 stopped.await;
                 let _ = tx.send(true);
             };
-            tokio::join!(sites, endpoints, inboxes, releases, revocations, relay);
+            tokio::join!(
+                sites,
+                endpoints,
+                inboxes,
+                releases,
+                revocations,
+                follower,
+                relay
+            );
             health.set_controllers_started(false);
             tracing::info!("controllers stopped");
             Ok::<(), RunError>(())
@@ -485,6 +525,9 @@ mod tests {
         assert_eq!(a.renew_deadline, Duration::from_secs(10));
         assert_eq!(a.renew_period, Duration::from_secs(5));
         assert_eq!(a.retry_period, Duration::from_secs(2));
+        assert_eq!(a.feed_url, None);
+        assert_eq!(a.feed_interval, Duration::from_secs(300));
+        assert_eq!(a.feed_ca, None);
     }
 
     #[test]

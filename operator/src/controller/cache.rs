@@ -510,6 +510,14 @@ impl Cache {
         rx
     }
 
+    /// Reconciles every known site (the feed follower's condition changed: each site's status
+    /// carries it).
+    pub fn trigger_all_sites(&self) {
+        for site in self.0.sites.all() {
+            self.0.triggers.send(ObjectRef::from_obj(&*site));
+        }
+    }
+
     /// A reconcile of `site` starts: it is no longer waiting.
     pub fn started(&self, site: &DizSite) {
         self.0.triggers.started(&ObjectRef::from_obj(site));

@@ -66,6 +66,9 @@ pub struct Context {
     /// Where the ProposalInbox controller reads an inbox's summary (its status counts): over
     /// HTTP from the inbox's Service, or a stub in tests.
     pub inbox_summaries: Arc<dyn inbox::summary::SummarySource>,
+    /// The `ReleaseFeed` condition the feed follower reports (none without `--feed-url`); the
+    /// DizSite reconcile writes it with each site's status.
+    pub feed_condition: crate::feed::ConditionSlot,
     /// The watches every read comes from, started on first use (so a test that calls a
     /// reconcile directly gets them too).
     cache: std::sync::OnceLock<cache::Cache>,
@@ -87,6 +90,7 @@ impl Context {
             scopes: vec![Scope::AllNamespaces],
             concurrency: DEFAULT_CONCURRENCY,
             inbox_summaries: Arc::new(inbox::summary::HttpSummary::default()),
+            feed_condition: crate::feed::ConditionSlot::default(),
             cache: std::sync::OnceLock::new(),
         }
     }

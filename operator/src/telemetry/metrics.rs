@@ -47,6 +47,14 @@ pub const LABELS: &[(&str, &str)] = &[
         "code",
         "the HTTP status code of the answer, `0` when none came",
     ),
+    (
+        "outcome",
+        "a feed fetch: `full` (200) or `not-modified` (304); a feed entry: `applied`, `unchanged`, `not-verified` (its signatures do not verify, or it cannot be read), `conflict` (an object of its name not created by the feed exists), `apply-failed` (the API server refused it)",
+    ),
+    (
+        "error",
+        "why a feed fetch failed: `unreachable` (DNS, connect, TLS), `timeout`, `http-status` (an answer other than 200 or 304), `invalid` (not a release feed)",
+    ),
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,6 +67,16 @@ struct ResultLabels {
 struct ReasonLabels {
     kind: String,
     reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    error: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -99,6 +117,10 @@ struct Inner {
     watch_restarts: Family<KindLabels, Counter>,
     watch_failures: Family<KindLabels, Counter>,
     queue_depth: Gauge,
+    feed_fetches: Family<OutcomeLabels, Counter>,
+    feed_fetch_errors: Family<ErrorLabels, Counter>,
+    feed_entries: Family<OutcomeLabels, Counter>,
+    feed_last_success: Gauge,
     // The info gauge is keyed by the release too, so the old series has to be found and removed
     // when a site moves on; otherwise a site would report two releases at once.
     releases: Mutex<HashMap<SiteKey, String>>,
@@ -141,6 +163,30 @@ impl Metrics {
         let watch_restarts = Family::<KindLabels, Counter>::default();
         let watch_failures = Family::<KindLabels, Counter>::default();
         let queue_depth = Gauge::default();
+        let feed_fetches = Family::<OutcomeLabels, Counter>::default();
+        let feed_fetch_errors = Family::<ErrorLabels, Counter>::default();
+        let feed_entries = Family::<OutcomeLabels, Counter>::default();
+        let feed_last_success = Gauge::default();
+        registry.register(
+            "miracolix_feed_fetches",
+            "Successful fetches of the release feed (`--feed-url`) by outcome (full or not-modified)",
+            feed_fetches.clone(),
+        );
+        registry.register(
+            "miracolix_feed_fetch_errors",
+            "Failed fetches of the release feed by error (each followed by a retry with backoff)",
+            feed_fetch_errors.clone(),
+        );
+        registry.register(
+            "miracolix_feed_entries",
+            "Entries of the release feed planned by outcome (applied, unchanged, not-verified, conflict, apply-failed), counted every round",
+            feed_entries.clone(),
+        );
+        registry.register(
+            "miracolix_feed_last_success_timestamp_seconds",
+            "When the last round of the feed follower succeeded (Unix time; 0: never)",
+            feed_last_success.clone(),
+        );
         registry.register(
             "miracolix_api_requests",
             "Requests to the Kubernetes API server by verb, resource and status code",
@@ -198,6 +244,10 @@ impl Metrics {
             watch_restarts,
             watch_failures,
             queue_depth,
+            feed_fetches,
+            feed_fetch_errors,
+            feed_entries,
+            feed_last_success,
             releases: Mutex::new(HashMap::new()),
         }))
     }
@@ -264,6 +314,41 @@ impl Metrics {
         self.0
             .queue_depth
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// The feed was fetched: `full` or `not-modified`.
+    pub fn feed_fetched(&self, outcome: &str) {
+        self.0
+            .feed_fetches
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// A fetch of the feed failed (`error`: [`crate::feed::fetch::FetchError::kind`]).
+    pub fn feed_fetch_failed(&self, error: &str) {
+        self.0
+            .feed_fetch_errors
+            .get_or_create(&ErrorLabels {
+                error: error.to_string(),
+            })
+            .inc();
+    }
+
+    /// One entry of the feed was planned with this outcome.
+    pub fn feed_entry(&self, outcome: &str) {
+        self.0
+            .feed_entries
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// A round of the feed follower succeeded at `unix_seconds`.
+    pub fn feed_succeeded(&self, unix_seconds: i64) {
+        self.0.feed_last_success.set(unix_seconds);
     }
 
     /// Requests made so far by verb, summed over resources and codes (for the benchmark).

@@ -614,6 +614,11 @@ async fn write_status(
     let mut new = old.clone();
     new.observed_generation = site.metadata.generation;
     update(&mut new);
+    // The release feed's state, when the operator follows one (`crate::feed`): on every site,
+    // written with its status so that only a change writes.
+    if let Some(feed) = ctx.feed_condition.get() {
+        new.conditions = merge(site, &new.conditions, &[feed], ctx);
+    }
     if new == old && site.status.is_some() {
         return Ok(());
     }
