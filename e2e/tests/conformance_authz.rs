@@ -857,3 +857,59 @@ async fn aggregated_cluster_roles_collect_their_pieces() {
     })
     .await;
 }
+
+/// kube-apiserver 1.33 (`staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go`): a
+/// server-side apply is a `patch`, and when it creates the object the creation is authorized
+/// as `create` too. With `patch` alone an apply updates an existing ConfigMap but cannot create
+/// one (403, `NewForbidden` with the RBAC authorizer's reason, which is empty: not the
+/// authorization filter's "User ... cannot create"); with `create` as well it can.
+#[tokio::test]
+async fn an_apply_that_creates_needs_create_as_well_as_patch() {
+    let server = server_with(vec![
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa", "namespace": "a"}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "patcher", "namespace": "a"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"]}]}),
+        binding("RoleBinding", Some("a"), "patcher", "Role", "patcher",
+            json!([{"kind": "ServiceAccount", "name": "sa", "namespace": "a"}])),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "there", "namespace": "a"}}),
+    ]);
+    let token = server.service_account_token("a", "sa").expect("token");
+    let client = server.client_with_token("test", &token);
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client, "a");
+    let apply = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}})
+    };
+    let params = PatchParams::apply("test");
+    cms.patch("there", &params, &Patch::Apply(apply("there")))
+        .await
+        .expect("an apply to an existing object needs patch only");
+    let (code, message, _) = status(
+        cms.patch("new", &params, &Patch::Apply(apply("new")))
+            .await
+            .expect_err("creating needs create"),
+    );
+    assert_eq!(code, 403);
+    assert_eq!(
+        message,
+        r#"configmaps "new" is forbidden: "#
+    );
+    let record = server
+        .requests()
+        .into_iter()
+        .find(|r| r.name == "new")
+        .expect("recorded");
+    assert!(record.apply_creates && record.verb == "patch", "{record:?}");
+    server
+        .create(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "creator", "namespace": "a"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]}))
+        .expect("role");
+    server
+        .create(binding("RoleBinding", Some("a"), "creator", "Role", "creator",
+            json!([{"kind": "ServiceAccount", "name": "sa", "namespace": "a"}])))
+        .expect("binding");
+    cms.patch("new", &params, &Patch::Apply(apply("new")))
+        .await
+        .expect("with create and patch the apply creates");
+}

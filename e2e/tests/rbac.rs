@@ -72,6 +72,20 @@ fn installed(mode: Mode, edit: impl Fn(&mut Value)) -> (TestApiServer, kube::Cli
     for ns in docs("examples/00-namespaces.yaml") {
         server.create(ns).expect("site namespace");
     }
+    // The CRDs, as the install paths create them (Helm's crds/, `kubectl apply -f crds/`): the
+    // operator only keeps them current, and may not create one (an apply that creates is
+    // authorized as `create`, which its RBAC does not grant on CRDs).
+    let mut crd_files: Vec<_> = std::fs::read_dir(root().join("crds"))
+        .expect("crds/")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    crd_files.sort();
+    for path in crd_files {
+        let text = std::fs::read_to_string(&path).expect("CRD file");
+        for crd in miracolix_operator::yaml::from_multi_doc::<Value>(&text).expect("yaml") {
+            server.create(crd).expect("CRD");
+        }
+    }
     for mut obj in install(mode).into_iter().filter(|o| {
         [
             "ServiceAccount",
@@ -386,7 +400,19 @@ async fn exercised(mode: Mode, scopes: Vec<Scope>) -> Vec<Attributes> {
         "{mode:?}: the API server refused requests of the operator: {refused:#?}"
     );
     assert!(!requests.is_empty(), "the operator made no requests");
-    requests.iter().map(Attributes::of_record).collect()
+    requests.iter().flat_map(attributes_of).collect()
+}
+
+/// What a request was authorized as: its verb, and `create` too for an apply that created the
+/// object (kube-apiserver's patch handler authorizes that creation separately).
+fn attributes_of(r: &miracolix_e2e::apiserver::RequestRecord) -> Vec<Attributes> {
+    let mut out = vec![Attributes::of_record(r)];
+    if r.apply_creates {
+        let mut create = Attributes::of_record(r);
+        create.verb = "create".to_string();
+        out.push(create);
+    }
+    out
 }
 
 /// One atom of a rule, where it applies: `namespace` None for a ClusterRole bound by a
@@ -424,6 +450,8 @@ impl Grant {
 enum Mode {
     Namespaced,
     ClusterWide,
+    /// The namespaced base with the release feed component (manifests/feed/).
+    NamespacedWithFeed,
 }
 
 fn install(mode: Mode) -> Vec<Value> {
@@ -443,11 +471,14 @@ fn install(mode: Mode) -> Vec<Value> {
     if mode == Mode::ClusterWide {
         files.push("manifests/cluster-wide/rbac-cluster-wide.yaml".into());
     }
+    if mode == Mode::NamespacedWithFeed {
+        files.push("manifests/feed/rbac-feed.yaml".into());
+    }
     files
         .iter()
         .flat_map(|f| docs(f))
         .filter(|d| {
-            mode == Mode::Namespaced
+            mode != Mode::ClusterWide
                 || d["metadata"]["labels"]["diz.miracum.org/rbac-scope"] != "namespaced"
         })
         .collect()
@@ -757,4 +788,187 @@ async fn a_missing_grant_is_reported_instead_of_ready() {
     within("release controller stops", releases)
         .await
         .expect("releases task");
+}
+
+/// The release feed's RBAC (manifests/feed/, the chart's `feed.url`) from behaviour: the
+/// follower, authenticated as the operator's ServiceAccount under the namespaced install plus the
+/// feed's ClusterRole, creates a release and a revocation from a hub's feed, updates the release
+/// when the feed changes it, and warns the watched sites about an entry that does not verify. No
+/// request is refused, and every grant of the feed's ClusterRole is used (`create` by the applies
+/// that create, `patch` by every apply).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_grants_exactly_what_the_follower_uses() {
+    use miracolix_hub::feed::{EntryKind, EntryVerifier, Refusal, VerifiedEntry};
+    use miracolix_operator::api::{ComponentRelease, ReleaseRevocationSpec};
+    use miracolix_operator::feed::{FeedConfig, Follower, Round};
+    use miracolix_operator::release::{SigningKey, sign_release, sign_revocation};
+
+    /// Serves every file: the operator's own check is what keeps the tampered one out.
+    struct PassThrough;
+    impl EntryVerifier for PassThrough {
+        fn verify(&self, _: &str, bytes: &[u8]) -> Result<VerifiedEntry, Refusal> {
+            let manifest: Value = serde_json::from_slice(bytes).map_err(|e| Refusal {
+                reason: "NotAManifest".into(),
+                message: e.to_string(),
+            })?;
+            Ok(VerifiedEntry {
+                kind: if manifest["kind"] == "ReleaseRevocation" {
+                    EntryKind::Revocation
+                } else {
+                    EntryKind::Release
+                },
+                name: String::new(),
+                manifest,
+            })
+        }
+    }
+
+    let (server, op) = installed(Mode::NamespacedWithFeed, |_| {});
+    miracolix_operator::crd_install::ensure_crds(&op, Duration::from_secs(10))
+        .await
+        .expect("CRDs applied");
+    for path in [
+        "examples/20-site-erlangen.yaml",
+        "examples/21-site-dresden.yaml",
+    ] {
+        for doc in docs(path).into_iter().filter(|d| d["kind"] == "DizSite") {
+            server.create(doc).expect("site");
+        }
+    }
+    let pem = std::fs::read(root().join("examples/keys/demo-release-signing.pem")).expect("key");
+    let key = SigningKey::from_pem(&pem, "demo").expect("demo key");
+    let mut release: ComponentRelease =
+        serde_json::from_value(docs("examples/10-release-miracolix-2026.1.yaml").remove(0))
+            .expect("release");
+    release.metadata = Default::default();
+    release.metadata.name = Some("miracolix-2026.1".into());
+    release.spec.signature =
+        Some(sign_release(&release.spec, &key, "miracolix-demo-2026").expect("signs"));
+    let mut revocation = ReleaseRevocationSpec {
+        fingerprints: vec!["0".repeat(64)],
+        reason: "test".into(),
+        immediate: false,
+        signature: None,
+        signatures: Vec::new(),
+    };
+    revocation.signature =
+        Some(sign_revocation(&revocation, &key, "miracolix-demo-2026").expect("signs"));
+    let mut tampered = serde_json::to_value(&release).expect("json");
+    tampered["metadata"] = json!({"name": "tampered"});
+    tampered["spec"]["version"] = json!("2026.9");
+
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rbac-feed");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("feed dir");
+    let write = |file: &str, v: &Value| {
+        std::fs::write(dir.join(file), serde_json::to_vec(v).expect("json")).expect("write")
+    };
+    let mut release_json = serde_json::to_value(&release).expect("json");
+    write("10-release.json", &release_json);
+    write(
+        "20-revocation.json",
+        &json!({"apiVersion": "diz.miracum.org/v1alpha1", "kind": "ReleaseRevocation",
+            "metadata": {"name": "revoke-nothing"}, "spec": revocation}),
+    );
+    write("30-tampered.json", &tampered);
+    let hub = miracolix_hub::Hub::new(
+        miracolix_hub::HubConfig::default(),
+        miracolix_hub::testing::demo_registry(&[]).expect("registry"),
+        miracolix_hub::access::Access::Public,
+        miracolix_hub::store::SqliteStore::in_memory().expect("store"),
+    )
+    .with_feed(dir.clone(), Arc::new(PassThrough))
+    .expect("feed");
+    let (api, _) = miracolix_hub::testing::serve(hub.clone())
+        .await
+        .expect("hub serves");
+
+    let trust = TrustStore::from_dir(&root().join("examples/trusted-keys")).expect("keys");
+    let scopes: Vec<Scope> = WATCHED
+        .iter()
+        .map(|ns| Scope::Namespace((*ns).to_string()))
+        .collect();
+    let ctx = Arc::new(
+        Context::new(op.clone(), Arc::new(trust), Arc::new(SystemClock)).with_scopes(scopes),
+    );
+    let follower = Follower::new(
+        ctx,
+        &FeedConfig {
+            url: format!("http://{api}/feed/v1"),
+            interval: Duration::from_secs(60),
+            ca: None,
+        },
+    )
+    .expect("follower");
+    let round = within("the first round", follower.step()).await;
+    assert!(matches!(round, Round::Synced(_)), "{round:?}");
+    // The feed changes the release's labels: an apply to an existing object (patch only).
+    release_json["metadata"]["labels"] = json!({"channel": "stable"});
+    write("10-release.json", &release_json);
+    hub.reload_feed().expect("reload");
+    let round = within("the second round", follower.step()).await;
+    assert!(matches!(round, Round::Synced(_)), "{round:?}");
+
+    let admin = server.client_as("e2e-admin");
+    let names: Vec<String> = Api::<ComponentRelease>::all(admin.clone())
+        .list(&Default::default())
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .map(|r| r.metadata.name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["miracolix-2026.1"], "the tampered entry is not applied");
+    let warned = server.requests().iter().any(|r| {
+        r.user == OPERATOR_USER
+            && r.resource == "events"
+            && r.verb == "create"
+            && WATCHED.contains(&r.namespace.as_str())
+    });
+    assert!(warned, "a Warning Event on the watched sites");
+
+    let requests: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.user == OPERATOR_USER)
+        .collect();
+    let refused: Vec<_> = requests.iter().filter(|r| r.code == 403).collect();
+    assert!(refused.is_empty(), "refused: {refused:#?}");
+    let used: Vec<Attributes> = requests.iter().flat_map(attributes_of).collect();
+    let grants = granted(Mode::NamespacedWithFeed);
+    let feed_grants: Vec<&Grant> = grants
+        .iter()
+        .filter(|g| g.role == "ClusterRole/miracolix-operator-feed")
+        .collect();
+    let verbs: BTreeSet<(&str, &str)> = feed_grants
+        .iter()
+        .map(|g| (g.verb.as_str(), g.resource.as_str()))
+        .collect();
+    assert_eq!(
+        verbs,
+        [
+            ("create", "componentreleases"),
+            ("create", "releaserevocations"),
+            ("patch", "componentreleases"),
+            ("patch", "releaserevocations"),
+        ]
+        .into_iter()
+        .collect(),
+        "the feed's ClusterRole grants exactly create and patch on the two kinds"
+    );
+    let unused: Vec<_> = feed_grants
+        .iter()
+        .filter(|g| !used.iter().any(|r| g.allows(r)))
+        .collect();
+    assert!(unused.is_empty(), "feed grants the follower never used: {unused:#?}");
+    // Without the feed's ClusterRole, its applies are refused: the base grants no write of a
+    // release's or revocation's spec.
+    let base = granted(Mode::Namespaced);
+    let applies: Vec<&Attributes> = used
+        .iter()
+        .filter(|r| r.subresource.is_empty() && ["create", "patch"].contains(&r.verb.as_str()))
+        .filter(|r| ["componentreleases", "releaserevocations"].contains(&r.resource.as_str()))
+        .collect();
+    assert!(!applies.is_empty());
+    assert!(applies.iter().all(|r| !base.iter().any(|g| g.allows(r))));
 }

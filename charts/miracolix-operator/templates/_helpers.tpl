@@ -140,6 +140,20 @@ ClusterRole (they are cluster-scoped), in both install modes: the minimal cluste
 {{- end }}
 
 {{/*
+RBAC rules of the release feed follower, only with feed.url.
+*/}}
+{{- define "miracolix-operator.rules.feed" -}}
+# The release feed follower (feed.url / --feed-url): it server-side applies the ComponentReleases
+# and ReleaseRevocations of the consortium's feed that verify with the trusted keys. An apply is a
+# PATCH; an apply that creates the object is also authorized as `create` (kube-apiserver's patch
+# handler), so both. No `delete`, no `update`: the follower never deletes, and it never writes an
+# object it did not create (docs/consortium.md).
+- apiGroups: ["diz.miracum.org"]
+  resources: ["componentreleases", "releaserevocations"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/*
 RBAC rules for what the operator does inside a site's namespace (DizSites, their children, their
 Events). In one Role per watched namespace (the default), in a ClusterRole with clusterWide: true.
 The operator reads DizSites only in the namespaces it watches (Context::list_dizsites).
@@ -170,21 +184,21 @@ The operator reads DizSites only in the namespaces it watches (Context::list_diz
 # The site's children. list + watch: every kind the operator creates is watched (label-selected
 # by app.kubernetes.io/managed-by), so drift is repaired within seconds and a reconcile reads
 # caches, not the API server; get: a cached child whose content changed since it last matched
-# is read once and compared field by field; patch: server-side apply creates and updates;
+# is read once and compared field by field; patch: server-side apply; create: an apply that creates the object is authorized as `create` too (kube-apiserver's patch handler);
 # delete: remove children no longer desired. No Secrets: the operator references the site's
 # Secrets but never reads them.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services", "configmaps"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["batch"]
   resources: ["cronjobs"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies", "ingresses"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # The site's pods, read only, watched (label-selected by diz.miracum.org/site): their container
 # statuses say why a component is not ready (CreateContainerConfigError, CrashLoopBackOff,
 # OOMKilled), which the DizSite status reports.
@@ -196,13 +210,13 @@ The operator reads DizSites only in the namespaces it watches (Context::list_diz
 # only when a DizSite with deletionPolicy Delete is deleted.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
-# CloudNativePG databases of the site (when CloudNativePG is installed): server-side apply (patch),
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# CloudNativePG databases of the site (when CloudNativePG is installed): server-side apply (patch, and create for the first apply),
 # watched like every child, get when its content changed, delete only on site deletion with
 # deletionPolicy Delete.
 - apiGroups: ["postgresql.cnpg.io"]
   resources: ["clusters"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Events on DizSites (Applied, Upgrading, RolledBack, DataRetained, …): create, and patch to bump
 # the count of a repeated event; list + watch of the kubelet's FailedMount Events (field selector
 # reason=FailedMount) about the site's pods: a missing Secret mounted as a file shows nowhere

@@ -574,6 +574,41 @@ pub(super) fn enforce(
     }
 }
 
+/// The second check of an apply that creates its object (kube-apiserver 1.33
+/// `endpoints/handlers/patch.go`, `withAuthorization`): `a` is the `create`. Its denial is not
+/// the authorization filter's: `NewForbidden` of the resource and name with the authorizer's
+/// reason alone (empty for RBAC unless a role could not be resolved), no "User ... cannot".
+pub(super) fn enforce_create_on_apply(
+    server: &TestApiServer,
+    user: &UserInfo,
+    a: &Attributes,
+) -> Result<(), ApiError> {
+    if !server.authorization() {
+        return Ok(());
+    }
+    let reason = match authorize(&server.store(), user, a) {
+        Decision::Allow(_) => return Ok(()),
+        Decision::Deny(reason) => reason,
+    };
+    let qualified = if a.group.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}.{}", a.resource, a.group)
+    };
+    let mut e = ApiError::new(
+        403,
+        "Forbidden",
+        format!("{qualified} {:?} is forbidden: {reason}", a.name),
+    );
+    e.body["details"] = json!({"name": a.name, "group": a.group, "kind": a.resource});
+    if a.group.is_empty() {
+        if let Some(d) = e.body["details"].as_object_mut() {
+            d.remove("group");
+        }
+    }
+    Err(e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

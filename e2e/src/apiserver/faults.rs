@@ -209,6 +209,9 @@ pub struct RequestRecord {
     pub field_manager: String,
     pub path: String,
     pub code: u16,
+    /// A server-side apply of an object that did not exist: authorized as `create` as well as
+    /// `patch` (kube-apiserver's patch handler checks `create` before an apply creates).
+    pub apply_creates: bool,
 }
 
 impl RequestRecord {

@@ -218,6 +218,7 @@ fn resource_request(server: &TestApiServer, req: &Request<Bytes>, path: Resource
         field_manager: field_manager.clone(),
         path: req.uri().to_string(),
         code: 0,
+        apply_creates: false,
     };
     let attributes = super::authz::Attributes::of_request(
         verb,
@@ -231,6 +232,20 @@ fn resource_request(server: &TestApiServer, req: &Request<Bytes>, path: Resource
     let result = server.authenticate(req.headers()).and_then(|user| {
         record.user = user.username.clone();
         super::authz::enforce(server, &user, &attributes)?;
+        if apply_would_create(server, req, &path, verb) {
+            // kube-apiserver 1.33 `endpoints/handlers/patch.go`: an apply patch whose object
+            // does not exist yet is created, and that creation is authorized as `create` (same
+            // resource, namespace and name) in addition to the request's `patch`.
+            record.apply_creates = true;
+            let create = super::authz::Attributes::resource(
+                "create",
+                &path.group,
+                &path.plural,
+                &record.namespace,
+                &record.name,
+            );
+            super::authz::enforce_create_on_apply(server, &user, &create)?;
+        }
         match server.injected_fault(&record) {
             Some(e) => Err(e),
             None => match super::reviews::serve(server, req, &path, verb, &user) {
@@ -248,6 +263,32 @@ fn resource_request(server: &TestApiServer, req: &Request<Bytes>, path: Resource
         response,
         record: Some(record),
     }
+}
+
+/// Whether the request is a server-side apply of a main resource that does not exist yet.
+fn apply_would_create(
+    server: &TestApiServer,
+    req: &Request<Bytes>,
+    path: &ResourcePath,
+    verb: &str,
+) -> bool {
+    if verb != "patch"
+        || path.subresource.is_some()
+        || PatchKind::from_content_type(header_str(req, header::CONTENT_TYPE))
+            != Some(PatchKind::Apply)
+    {
+        return false;
+    }
+    let Some(name) = path.name.as_deref() else {
+        return false;
+    };
+    let store = server.store();
+    store
+        .find_resource(&path.group, &path.version, &path.plural)
+        .is_some_and(|res| {
+            let ns = path.namespace.clone().unwrap_or_default();
+            store.get(&ObjKey::new(&res, &ns, name)).is_none()
+        })
 }
 
 fn wants_table(req: &Request<Bytes>) -> bool {
