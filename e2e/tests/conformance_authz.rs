@@ -870,16 +870,20 @@ async fn an_apply_that_creates_needs_create_as_well_as_patch() {
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": "patcher", "namespace": "a"},
             "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"]}]}),
-        binding("RoleBinding", Some("a"), "patcher", "Role", "patcher",
-            json!([{"kind": "ServiceAccount", "name": "sa", "namespace": "a"}])),
+        binding(
+            "RoleBinding",
+            Some("a"),
+            "patcher",
+            "Role",
+            "patcher",
+            json!([{"kind": "ServiceAccount", "name": "sa", "namespace": "a"}]),
+        ),
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "there", "namespace": "a"}}),
     ]);
     let token = server.service_account_token("a", "sa").expect("token");
     let client = server.client_with_token("test", &token);
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client, "a");
-    let apply = |name: &str| {
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}})
-    };
+    let apply = |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}});
     let params = PatchParams::apply("test");
     cms.patch("there", &params, &Patch::Apply(apply("there")))
         .await
@@ -890,10 +894,7 @@ async fn an_apply_that_creates_needs_create_as_well_as_patch() {
             .expect_err("creating needs create"),
     );
     assert_eq!(code, 403);
-    assert_eq!(
-        message,
-        r#"configmaps "new" is forbidden: "#
-    );
+    assert_eq!(message, r#"configmaps "new" is forbidden: "#);
     let record = server
         .requests()
         .into_iter()
@@ -901,13 +902,21 @@ async fn an_apply_that_creates_needs_create_as_well_as_patch() {
         .expect("recorded");
     assert!(record.apply_creates && record.verb == "patch", "{record:?}");
     server
-        .create(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        .create(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": "creator", "namespace": "a"},
-            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]}))
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]}),
+        )
         .expect("role");
     server
-        .create(binding("RoleBinding", Some("a"), "creator", "Role", "creator",
-            json!([{"kind": "ServiceAccount", "name": "sa", "namespace": "a"}])))
+        .create(binding(
+            "RoleBinding",
+            Some("a"),
+            "creator",
+            "Role",
+            "creator",
+            json!([{"kind": "ServiceAccount", "name": "sa", "namespace": "a"}]),
+        ))
         .expect("binding");
     cms.patch("new", &params, &Patch::Apply(apply("new")))
         .await

@@ -790,6 +790,141 @@ async fn a_missing_grant_is_reported_instead_of_ready() {
         .expect("releases task");
 }
 
+/// Serves every file: the operator's own check is what keeps a tampered one out.
+struct PassThrough;
+
+impl miracolix_hub::feed::EntryVerifier for PassThrough {
+    fn verify(
+        &self,
+        _: &str,
+        bytes: &[u8],
+    ) -> Result<miracolix_hub::feed::VerifiedEntry, miracolix_hub::feed::Refusal> {
+        use miracolix_hub::feed::{EntryKind, Refusal, VerifiedEntry};
+        let manifest: Value = serde_json::from_slice(bytes).map_err(|e| Refusal {
+            reason: "NotAManifest".into(),
+            message: e.to_string(),
+        })?;
+        Ok(VerifiedEntry {
+            kind: if manifest["kind"] == "ReleaseRevocation" {
+                EntryKind::Revocation
+            } else {
+                EntryKind::Release
+            },
+            name: String::new(),
+            manifest,
+        })
+    }
+}
+
+/// The install of `mode` with two example sites and a hub whose feed holds a signed release, a
+/// signed revocation and a tampered release; a follower of it authenticated as the operator.
+struct FeedWorld {
+    server: TestApiServer,
+    hub: miracolix_hub::Hub,
+    dir: std::path::PathBuf,
+    follower: miracolix_operator::feed::Follower,
+    ctx: Arc<Context>,
+    release_json: Value,
+}
+
+impl FeedWorld {
+    async fn new(mode: Mode, test: &str) -> Self {
+        use miracolix_operator::api::{ComponentRelease, ReleaseRevocationSpec};
+        use miracolix_operator::feed::{FeedConfig, Follower};
+        use miracolix_operator::release::{SigningKey, sign_release, sign_revocation};
+        let (server, op) = installed(mode, |_| {});
+        miracolix_operator::crd_install::ensure_crds(&op, Duration::from_secs(10))
+            .await
+            .expect("CRDs applied");
+        for path in [
+            "examples/20-site-erlangen.yaml",
+            "examples/21-site-dresden.yaml",
+        ] {
+            for doc in docs(path).into_iter().filter(|d| d["kind"] == "DizSite") {
+                server.create(doc).expect("site");
+            }
+        }
+        let pem =
+            std::fs::read(root().join("examples/keys/demo-release-signing.pem")).expect("key");
+        let key = SigningKey::from_pem(&pem, "demo").expect("demo key");
+        let mut release: ComponentRelease =
+            serde_json::from_value(docs("examples/10-release-miracolix-2026.1.yaml").remove(0))
+                .expect("release");
+        release.metadata = Default::default();
+        release.metadata.name = Some("miracolix-2026.1".into());
+        release.spec.signature =
+            Some(sign_release(&release.spec, &key, "miracolix-demo-2026").expect("signs"));
+        let mut revocation = ReleaseRevocationSpec {
+            fingerprints: vec!["0".repeat(64)],
+            reason: "test".into(),
+            immediate: false,
+            signature: None,
+            signatures: Vec::new(),
+        };
+        revocation.signature =
+            Some(sign_revocation(&revocation, &key, "miracolix-demo-2026").expect("signs"));
+        let mut tampered = serde_json::to_value(&release).expect("json");
+        tampered["metadata"] = json!({"name": "tampered"});
+        tampered["spec"]["version"] = json!("2026.9");
+
+        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(test);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("feed dir");
+        let write = |file: &str, v: &Value| {
+            std::fs::write(dir.join(file), serde_json::to_vec(v).expect("json")).expect("write")
+        };
+        let release_json = serde_json::to_value(&release).expect("json");
+        write("10-release.json", &release_json);
+        write(
+            "20-revocation.json",
+            &json!({"apiVersion": "diz.miracum.org/v1alpha1", "kind": "ReleaseRevocation",
+                "metadata": {"name": "revoke-nothing"}, "spec": revocation}),
+        );
+        write("30-tampered.json", &tampered);
+        let hub = miracolix_hub::Hub::new(
+            miracolix_hub::HubConfig::default(),
+            miracolix_hub::testing::demo_registry(&[]).expect("registry"),
+            miracolix_hub::access::Access::Public,
+            miracolix_hub::store::SqliteStore::in_memory().expect("store"),
+        )
+        .with_feed(dir.clone(), Arc::new(PassThrough))
+        .expect("feed");
+        let (api, _) = miracolix_hub::testing::serve(hub.clone())
+            .await
+            .expect("hub serves");
+
+        let trust = TrustStore::from_dir(&root().join("examples/trusted-keys")).expect("keys");
+        let scopes: Vec<Scope> = WATCHED
+            .iter()
+            .map(|ns| Scope::Namespace((*ns).to_string()))
+            .collect();
+        let ctx = Arc::new(
+            Context::new(op.clone(), Arc::new(trust), Arc::new(SystemClock)).with_scopes(scopes),
+        );
+        let follower = Follower::new(
+            ctx.clone(),
+            &FeedConfig {
+                url: format!("http://{api}/feed/v1"),
+                interval: Duration::from_secs(60),
+                ca: None,
+            },
+        )
+        .expect("follower");
+        Self {
+            server,
+            hub,
+            dir,
+            follower,
+            ctx,
+            release_json,
+        }
+    }
+
+    fn write(&self, file: &str, v: &Value) {
+        std::fs::write(self.dir.join(file), serde_json::to_vec(v).expect("json")).expect("write")
+    }
+}
+
 /// The release feed's RBAC (manifests/feed/, the chart's `feed.url`) from behaviour: the
 /// follower, authenticated as the operator's ServiceAccount under the namespaced install plus the
 /// feed's ClusterRole, creates a release and a revocation from a hub's feed, updates the release
@@ -798,118 +933,20 @@ async fn a_missing_grant_is_reported_instead_of_ready() {
 /// that create, `patch` by every apply).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feed_grants_exactly_what_the_follower_uses() {
-    use miracolix_hub::feed::{EntryKind, EntryVerifier, Refusal, VerifiedEntry};
-    use miracolix_operator::api::{ComponentRelease, ReleaseRevocationSpec};
-    use miracolix_operator::feed::{FeedConfig, Follower, Round};
-    use miracolix_operator::release::{SigningKey, sign_release, sign_revocation};
+    use miracolix_operator::api::ComponentRelease;
+    use miracolix_operator::feed::Round;
 
-    /// Serves every file: the operator's own check is what keeps the tampered one out.
-    struct PassThrough;
-    impl EntryVerifier for PassThrough {
-        fn verify(&self, _: &str, bytes: &[u8]) -> Result<VerifiedEntry, Refusal> {
-            let manifest: Value = serde_json::from_slice(bytes).map_err(|e| Refusal {
-                reason: "NotAManifest".into(),
-                message: e.to_string(),
-            })?;
-            Ok(VerifiedEntry {
-                kind: if manifest["kind"] == "ReleaseRevocation" {
-                    EntryKind::Revocation
-                } else {
-                    EntryKind::Release
-                },
-                name: String::new(),
-                manifest,
-            })
-        }
-    }
-
-    let (server, op) = installed(Mode::NamespacedWithFeed, |_| {});
-    miracolix_operator::crd_install::ensure_crds(&op, Duration::from_secs(10))
-        .await
-        .expect("CRDs applied");
-    for path in [
-        "examples/20-site-erlangen.yaml",
-        "examples/21-site-dresden.yaml",
-    ] {
-        for doc in docs(path).into_iter().filter(|d| d["kind"] == "DizSite") {
-            server.create(doc).expect("site");
-        }
-    }
-    let pem = std::fs::read(root().join("examples/keys/demo-release-signing.pem")).expect("key");
-    let key = SigningKey::from_pem(&pem, "demo").expect("demo key");
-    let mut release: ComponentRelease =
-        serde_json::from_value(docs("examples/10-release-miracolix-2026.1.yaml").remove(0))
-            .expect("release");
-    release.metadata = Default::default();
-    release.metadata.name = Some("miracolix-2026.1".into());
-    release.spec.signature =
-        Some(sign_release(&release.spec, &key, "miracolix-demo-2026").expect("signs"));
-    let mut revocation = ReleaseRevocationSpec {
-        fingerprints: vec!["0".repeat(64)],
-        reason: "test".into(),
-        immediate: false,
-        signature: None,
-        signatures: Vec::new(),
-    };
-    revocation.signature =
-        Some(sign_revocation(&revocation, &key, "miracolix-demo-2026").expect("signs"));
-    let mut tampered = serde_json::to_value(&release).expect("json");
-    tampered["metadata"] = json!({"name": "tampered"});
-    tampered["spec"]["version"] = json!("2026.9");
-
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rbac-feed");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("feed dir");
-    let write = |file: &str, v: &Value| {
-        std::fs::write(dir.join(file), serde_json::to_vec(v).expect("json")).expect("write")
-    };
-    let mut release_json = serde_json::to_value(&release).expect("json");
-    write("10-release.json", &release_json);
-    write(
-        "20-revocation.json",
-        &json!({"apiVersion": "diz.miracum.org/v1alpha1", "kind": "ReleaseRevocation",
-            "metadata": {"name": "revoke-nothing"}, "spec": revocation}),
-    );
-    write("30-tampered.json", &tampered);
-    let hub = miracolix_hub::Hub::new(
-        miracolix_hub::HubConfig::default(),
-        miracolix_hub::testing::demo_registry(&[]).expect("registry"),
-        miracolix_hub::access::Access::Public,
-        miracolix_hub::store::SqliteStore::in_memory().expect("store"),
-    )
-    .with_feed(dir.clone(), Arc::new(PassThrough))
-    .expect("feed");
-    let (api, _) = miracolix_hub::testing::serve(hub.clone())
-        .await
-        .expect("hub serves");
-
-    let trust = TrustStore::from_dir(&root().join("examples/trusted-keys")).expect("keys");
-    let scopes: Vec<Scope> = WATCHED
-        .iter()
-        .map(|ns| Scope::Namespace((*ns).to_string()))
-        .collect();
-    let ctx = Arc::new(
-        Context::new(op.clone(), Arc::new(trust), Arc::new(SystemClock)).with_scopes(scopes),
-    );
-    let follower = Follower::new(
-        ctx,
-        &FeedConfig {
-            url: format!("http://{api}/feed/v1"),
-            interval: Duration::from_secs(60),
-            ca: None,
-        },
-    )
-    .expect("follower");
-    let round = within("the first round", follower.step()).await;
+    let mut w = FeedWorld::new(Mode::NamespacedWithFeed, "rbac-feed").await;
+    let round = within("the first round", w.follower.step()).await;
     assert!(matches!(round, Round::Synced(_)), "{round:?}");
     // The feed changes the release's labels: an apply to an existing object (patch only).
-    release_json["metadata"]["labels"] = json!({"channel": "stable"});
-    write("10-release.json", &release_json);
-    hub.reload_feed().expect("reload");
-    let round = within("the second round", follower.step()).await;
+    w.release_json["metadata"]["labels"] = json!({"channel": "stable"});
+    w.write("10-release.json", &w.release_json);
+    w.hub.reload_feed().expect("reload");
+    let round = within("the second round", w.follower.step()).await;
     assert!(matches!(round, Round::Synced(_)), "{round:?}");
 
-    let admin = server.client_as("e2e-admin");
+    let admin = w.server.client_as("e2e-admin");
     let names: Vec<String> = Api::<ComponentRelease>::all(admin.clone())
         .list(&Default::default())
         .await
@@ -918,8 +955,12 @@ async fn the_feed_grants_exactly_what_the_follower_uses() {
         .iter()
         .map(|r| r.metadata.name.clone().unwrap_or_default())
         .collect();
-    assert_eq!(names, ["miracolix-2026.1"], "the tampered entry is not applied");
-    let warned = server.requests().iter().any(|r| {
+    assert_eq!(
+        names,
+        ["miracolix-2026.1"],
+        "the tampered entry is not applied"
+    );
+    let warned = w.server.requests().iter().any(|r| {
         r.user == OPERATOR_USER
             && r.resource == "events"
             && r.verb == "create"
@@ -927,7 +968,8 @@ async fn the_feed_grants_exactly_what_the_follower_uses() {
     });
     assert!(warned, "a Warning Event on the watched sites");
 
-    let requests: Vec<_> = server
+    let requests: Vec<_> = w
+        .server
         .requests()
         .into_iter()
         .filter(|r| r.user == OPERATOR_USER)
@@ -960,7 +1002,10 @@ async fn the_feed_grants_exactly_what_the_follower_uses() {
         .iter()
         .filter(|g| !used.iter().any(|r| g.allows(r)))
         .collect();
-    assert!(unused.is_empty(), "feed grants the follower never used: {unused:#?}");
+    assert!(
+        unused.is_empty(),
+        "feed grants the follower never used: {unused:#?}"
+    );
     // Without the feed's ClusterRole, its applies are refused: the base grants no write of a
     // release's or revocation's spec.
     let base = granted(Mode::Namespaced);
@@ -971,4 +1016,38 @@ async fn the_feed_grants_exactly_what_the_follower_uses() {
         .collect();
     assert!(!applies.is_empty());
     assert!(applies.iter().all(|r| !base.iter().any(|g| g.allows(r))));
+}
+
+/// Without the feed's ClusterRole (the feed turned on in the operator but not in the install),
+/// the API server refuses the follower's applies; it reports `FeedApplyFailed` with the 403 and
+/// applies nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_feeds_role_the_follower_reports_the_refusal() {
+    use miracolix_operator::feed::Round;
+    let w = FeedWorld::new(Mode::Namespaced, "rbac-no-feed-role").await;
+    let round = within("a round", w.follower.step()).await;
+    assert!(matches!(round, Round::ApplyFailed { .. }), "{round:?}");
+    let c = w
+        .ctx
+        .feed_condition
+        .get()
+        .expect("the ReleaseFeed condition");
+    assert_eq!(
+        (c.status, c.reason.as_str()),
+        ("False", reasons::FEED_APPLY_FAILED)
+    );
+    assert!(
+        c.message.contains("ComponentRelease miracolix-2026.1") && c.message.contains("forbidden"),
+        "{}",
+        c.message
+    );
+    assert_eq!(
+        w.ctx
+            .metrics
+            .render()
+            .lines()
+            .find(|l| l.starts_with("miracolix_feed_entries_total{outcome=\"apply-failed\"}"))
+            .map(str::to_string),
+        Some("miracolix_feed_entries_total{outcome=\"apply-failed\"} 2".to_string())
+    );
 }

@@ -112,7 +112,10 @@ impl EntryVerifier for PassThrough {
         };
         Ok(VerifiedEntry {
             kind,
-            name: manifest["metadata"]["name"].as_str().unwrap_or_default().into(),
+            name: manifest["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
             manifest,
         })
     }
@@ -367,7 +370,10 @@ fn marburg_window() -> Value {
     json!({"schedule": "0 20 * * *", "duration": "3h", "timeZone": "UTC"})
 }
 
-async fn two_sites(test: &str, verifier: Arc<dyn EntryVerifier>) -> (FeedDir, RunningHub, ManualClock, Site, Site) {
+async fn two_sites(
+    test: &str,
+    verifier: Arc<dyn EntryVerifier>,
+) -> (FeedDir, RunningHub, ManualClock, Site, Site) {
     let dir = FeedDir::new(test);
     dir.publish("10-miracolix-2026.1.json", &signed_release("2026.1", 'a'));
     let hub = RunningHub::start(&dir.0, verifier);
@@ -388,15 +394,36 @@ async fn a_release_published_to_the_feed_reaches_both_sites_through_their_window
     // First install: both operators take 2026.1 from the feed, and the sites install it.
     for s in [&erlangen, &marburg] {
         assert!(matches!(s.follow().await, Round::Synced(_)), "{}", s.name);
-        let rel = s.release("miracolix-2026.1").await.expect("applied from the feed");
-        assert_eq!(rel.labels().get(FEED_LABEL).map(String::as_str), Some(format!("127.0.0.1-{}", hub.addr.port()).as_str()));
+        let rel = s
+            .release("miracolix-2026.1")
+            .await
+            .expect("applied from the feed");
+        assert_eq!(
+            rel.labels().get(FEED_LABEL).map(String::as_str),
+            Some(format!("127.0.0.1-{}", hub.addr.port()).as_str())
+        );
         assert_eq!(rel.annotations().get(FEED_URL_ANNOTATION), Some(&hub.url()));
         let site = s.settle().await;
-        assert_eq!(current(&site).as_deref(), Some("miracolix-2026.1"), "{}", s.name);
+        assert_eq!(
+            current(&site).as_deref(),
+            Some("miracolix-2026.1"),
+            "{}",
+            s.name
+        );
         let (status, reason, message) = condition(&site, conditions::RELEASE_FEED);
-        assert_eq!((status.as_str(), reason.as_str()), ("True", reasons::FEED_SYNCED), "{message}");
-        assert!(message.contains("1 releases and 0 revocations"), "{message}");
-        assert_eq!(s.metric("miracolix_feed_entries_total{outcome=\"applied\"}"), 1.0);
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("True", reasons::FEED_SYNCED),
+            "{message}"
+        );
+        assert!(
+            message.contains("1 releases and 0 revocations"),
+            "{message}"
+        );
+        assert_eq!(
+            s.metric("miracolix_feed_entries_total{outcome=\"applied\"}"),
+            1.0
+        );
     }
 
     // The consortium publishes 2026.2. Noon: both windows are closed.
@@ -406,7 +433,12 @@ async fn a_release_published_to_the_feed_reaches_both_sites_through_their_window
         assert!(matches!(s.follow().await, Round::Synced(_)), "{}", s.name);
         assert!(s.release("miracolix-2026.2").await.is_some(), "{}", s.name);
         let site = s.settle().await;
-        assert_eq!(current(&site).as_deref(), Some("miracolix-2026.1"), "{}: outside its window", s.name);
+        assert_eq!(
+            current(&site).as_deref(),
+            Some("miracolix-2026.1"),
+            "{}: outside its window",
+            s.name
+        );
         let (_, reason, _) = condition(&site, conditions::RELEASE_UP_TO_DATE);
         assert_eq!(reason, "WaitingForMaintenanceWindow", "{}", s.name);
     }
@@ -417,33 +449,59 @@ async fn a_release_published_to_the_feed_reaches_both_sites_through_their_window
         assert!(matches!(s.follow().await, Round::Synced(_)));
     }
     let e = erlangen.settle().await;
-    assert_eq!(current(&e).as_deref(), Some("miracolix-2026.2"), "erlangen: inside its window");
+    assert_eq!(
+        current(&e).as_deref(),
+        Some("miracolix-2026.2"),
+        "erlangen: inside its window"
+    );
     assert_eq!(condition(&e, conditions::RELEASE_UP_TO_DATE).0, "True");
     let m = marburg.settle().await;
-    assert_eq!(current(&m).as_deref(), Some("miracolix-2026.1"), "marburg: outside its window");
-    assert_eq!(condition(&m, conditions::RELEASE_UP_TO_DATE).1, "WaitingForMaintenanceWindow");
+    assert_eq!(
+        current(&m).as_deref(),
+        Some("miracolix-2026.1"),
+        "marburg: outside its window"
+    );
+    assert_eq!(
+        condition(&m, conditions::RELEASE_UP_TO_DATE).1,
+        "WaitingForMaintenanceWindow"
+    );
 
     // 20:30 UTC: Marburg's turn.
     clock.set(at("2026-01-21T20:30:00Z"));
     let m = marburg.settle().await;
-    assert_eq!(current(&m).as_deref(), Some("miracolix-2026.2"), "marburg: inside its window");
+    assert_eq!(
+        current(&m).as_deref(),
+        Some("miracolix-2026.2"),
+        "marburg: inside its window"
+    );
 
     // The unchanged feed costs a 304 and no write.
     for s in [&erlangen, &marburg] {
         assert!(s.metric("miracolix_feed_fetches_total{outcome=\"not-modified\"}") >= 1.0);
         assert!(s.metric("miracolix_feed_last_success_timestamp_seconds") > 0.0);
-        assert!(s.warnings().await.is_empty(), "{}: {:?}", s.name, s.warnings().await);
+        assert!(
+            s.warnings().await.is_empty(),
+            "{}: {:?}",
+            s.name,
+            s.warnings().await
+        );
     }
     let writes = |s: &Site| {
         s.server
             .requests()
             .iter()
-            .filter(|r| r.resource == "componentreleases" && r.verb == "patch" && r.subresource.is_empty())
+            .filter(|r| {
+                r.resource == "componentreleases" && r.verb == "patch" && r.subresource.is_empty()
+            })
             .count()
     };
     let before = writes(&erlangen);
     assert!(matches!(erlangen.follow().await, Round::Synced(_)));
-    assert_eq!(writes(&erlangen), before, "an unchanged feed writes nothing");
+    assert_eq!(
+        writes(&erlangen),
+        before,
+        "an unchanged feed writes nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,7 +509,10 @@ async fn a_tampered_entry_never_reaches_either_cluster() {
     // The real hub leaves a tampered file out of its feed.
     let dir = FeedDir::new("tampered-hub");
     dir.publish("10-miracolix-2026.1.json", &signed_release("2026.1", 'a'));
-    dir.publish("20-evil.json", &tampered(signed_release("2026.2", 'b'), "miracolix-2026.2"));
+    dir.publish(
+        "20-evil.json",
+        &tampered(signed_release("2026.2", 'b'), "miracolix-2026.2"),
+    );
     let hub = RunningHub::start(&dir.0, real_verifier());
     let clock = ManualClock::new(at("2026-01-20T12:00:00Z"));
     let site = Site::new("erlangen", &clock, &hub.url(), erlangen_window()).await;
@@ -461,12 +522,23 @@ async fn a_tampered_entry_never_reaches_either_cluster() {
     // A compromised hub serves it anyway: each operator's own check refuses it.
     let (dir, compromised, _clock, erlangen, marburg) =
         two_sites("tampered", Arc::new(PassThrough)).await;
-    dir.publish("20-evil.json", &tampered(signed_release("2026.2", 'b'), "miracolix-2026.2"));
+    dir.publish(
+        "20-evil.json",
+        &tampered(signed_release("2026.2", 'b'), "miracolix-2026.2"),
+    );
     compromised.reload();
     for s in [&erlangen, &marburg] {
         assert!(matches!(s.follow().await, Round::Synced(_)), "{}", s.name);
-        assert_eq!(s.release_names().await, ["miracolix-2026.1"], "{}: only what verifies", s.name);
-        assert_eq!(s.metric("miracolix_feed_entries_total{outcome=\"not-verified\"}"), 1.0);
+        assert_eq!(
+            s.release_names().await,
+            ["miracolix-2026.1"],
+            "{}: only what verifies",
+            s.name
+        );
+        assert_eq!(
+            s.metric("miracolix_feed_entries_total{outcome=\"not-verified\"}"),
+            1.0
+        );
         let warnings = s.warnings().await;
         assert_eq!(warnings.len(), 1, "{}: {warnings:?}", s.name);
         assert_eq!(warnings[0].0, reasons::FEED_ENTRY_NOT_VERIFIED);
@@ -477,13 +549,25 @@ async fn a_tampered_entry_never_reaches_either_cluster() {
         );
         let site = s.settle().await;
         let (status, reason, message) = condition(&site, conditions::RELEASE_FEED);
-        assert_eq!((status.as_str(), reason.as_str()), ("True", reasons::FEED_ENTRIES_SKIPPED), "{message}");
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("True", reasons::FEED_ENTRIES_SKIPPED),
+            "{message}"
+        );
         assert!(message.contains("1 of them not applied"), "{message}");
         assert_eq!(current(&site).as_deref(), Some("miracolix-2026.1"));
         // The next round (a 304) plans the same feed again and says nothing new.
         assert!(matches!(s.follow().await, Round::Synced(_)));
-        assert_eq!(s.warnings().await.len(), 1, "{}: one Event per refused entry", s.name);
-        assert_eq!(s.metric("miracolix_feed_entries_total{outcome=\"applied\"}"), 1.0);
+        assert_eq!(
+            s.warnings().await.len(),
+            1,
+            "{}: one Event per refused entry",
+            s.name
+        );
+        assert_eq!(
+            s.metric("miracolix_feed_entries_total{outcome=\"applied\"}"),
+            1.0
+        );
     }
 }
 
@@ -492,21 +576,47 @@ async fn the_hub_going_down_leaves_both_operators_on_the_last_good_feed() {
     let (_dir, mut hub, _clock, erlangen, marburg) = two_sites("outage", real_verifier()).await;
     for s in [&erlangen, &marburg] {
         assert!(matches!(s.follow().await, Round::Synced(_)));
-        assert_eq!(current(&s.settle().await).as_deref(), Some("miracolix-2026.1"));
+        assert_eq!(
+            current(&s.settle().await).as_deref(),
+            Some("miracolix-2026.1")
+        );
     }
 
     hub.down().await;
     for s in [&erlangen, &marburg] {
         let round = s.follow().await;
-        assert!(matches!(round, Round::FetchFailed(_)), "{}: {round:?}", s.name);
-        assert_eq!(s.metric("miracolix_feed_fetch_errors_total{error=\"unreachable\"}"), 1.0);
-        assert_eq!(s.release_names().await, ["miracolix-2026.1"], "{}: nothing removed", s.name);
+        assert!(
+            matches!(round, Round::FetchFailed(_)),
+            "{}: {round:?}",
+            s.name
+        );
+        assert_eq!(
+            s.metric("miracolix_feed_fetch_errors_total{error=\"unreachable\"}"),
+            1.0
+        );
+        assert_eq!(
+            s.release_names().await,
+            ["miracolix-2026.1"],
+            "{}: nothing removed",
+            s.name
+        );
         let site = s.settle().await;
         let (status, reason, message) = condition(&site, conditions::RELEASE_FEED);
-        assert_eq!((status.as_str(), reason.as_str()), ("False", reasons::FEED_UNREACHABLE), "{message}");
-        assert!(message.contains("the releases of the last good feed (fetched 2026-01-20T12:00:00Z) stay"), "{message}");
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", reasons::FEED_UNREACHABLE),
+            "{message}"
+        );
+        assert!(
+            message
+                .contains("the releases of the last good feed (fetched 2026-01-20T12:00:00Z) stay"),
+            "{message}"
+        );
         assert_eq!(current(&site).as_deref(), Some("miracolix-2026.1"));
-        assert!(conditions::is_true(&site.status.expect("status").conditions, conditions::READY));
+        assert!(conditions::is_true(
+            &site.status.expect("status").conditions,
+            conditions::READY
+        ));
     }
 
     // Back up: the next round follows it again.
@@ -514,7 +624,10 @@ async fn the_hub_going_down_leaves_both_operators_on_the_last_good_feed() {
     for s in [&erlangen, &marburg] {
         assert!(matches!(s.follow().await, Round::Synced(_)), "{}", s.name);
         let site = s.settle().await;
-        assert_eq!(condition(&site, conditions::RELEASE_FEED).1, reasons::FEED_SYNCED);
+        assert_eq!(
+            condition(&site, conditions::RELEASE_FEED).1,
+            reasons::FEED_SYNCED
+        );
     }
 }
 
@@ -526,14 +639,24 @@ async fn an_answer_that_is_not_a_feed_changes_nothing() {
     let wrong = format!("http://{}/api/v1/matrix", hub.addr);
     let confused = Follower::new(
         site.ctx.clone(),
-        &FeedConfig { url: wrong, interval: Duration::from_secs(60), ca: None },
+        &FeedConfig {
+            url: wrong,
+            interval: Duration::from_secs(60),
+            ca: None,
+        },
     )
     .expect("follower");
     let round = confused.step().await;
     assert!(matches!(round, Round::FetchFailed(_)), "{round:?}");
-    assert_eq!(site.metric("miracolix_feed_fetch_errors_total{error=\"invalid\"}"), 1.0);
+    assert_eq!(
+        site.metric("miracolix_feed_fetch_errors_total{error=\"invalid\"}"),
+        1.0
+    );
     let s = site.settle().await;
-    assert_eq!(condition(&s, conditions::RELEASE_FEED).1, reasons::FEED_INVALID);
+    assert_eq!(
+        condition(&s, conditions::RELEASE_FEED).1,
+        reasons::FEED_INVALID
+    );
     assert_eq!(site.release_names().await, ["miracolix-2026.1"]);
     let _ = clock;
 }
@@ -544,25 +667,46 @@ async fn a_release_created_by_hand_under_a_feed_name_is_not_overwritten() {
     // Erlangen's admin made their own 2026.2 (validly signed, other content) before the
     // consortium published one under that name.
     let own = signed_release("2026.2", 'c');
-    erlangen.server.create(own.clone()).expect("hand-made release");
+    erlangen
+        .server
+        .create(own.clone())
+        .expect("hand-made release");
     dir.publish("20-miracolix-2026.2.json", &signed_release("2026.2", 'b'));
     hub.reload();
 
     assert!(matches!(erlangen.follow().await, Round::Synced(_)));
-    let kept = erlangen.release("miracolix-2026.2").await.expect("still there");
-    assert!(kept.labels().get(FEED_LABEL).is_none(), "not taken over by the feed");
+    let kept = erlangen
+        .release("miracolix-2026.2")
+        .await
+        .expect("still there");
+    assert!(
+        kept.labels().get(FEED_LABEL).is_none(),
+        "not taken over by the feed"
+    );
     assert_eq!(
         kept.spec.components["flare"].digest,
-        own["spec"]["components"]["flare"]["digest"].as_str().expect("digest"),
+        own["spec"]["components"]["flare"]["digest"]
+            .as_str()
+            .expect("digest"),
         "its content is the hand-made one"
     );
-    assert_eq!(erlangen.metric("miracolix_feed_entries_total{outcome=\"conflict\"}"), 1.0);
+    assert_eq!(
+        erlangen.metric("miracolix_feed_entries_total{outcome=\"conflict\"}"),
+        1.0
+    );
     let warnings = erlangen.warnings().await;
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0].0, reasons::FEED_ENTRY_CONFLICT);
-    assert!(warnings[0].1.contains("miracolix-2026.2"), "{}", warnings[0].1);
+    assert!(
+        warnings[0].1.contains("miracolix-2026.2"),
+        "{}",
+        warnings[0].1
+    );
     let site = erlangen.settle().await;
-    assert_eq!(condition(&site, conditions::RELEASE_FEED).1, reasons::FEED_ENTRIES_SKIPPED);
+    assert_eq!(
+        condition(&site, conditions::RELEASE_FEED).1,
+        reasons::FEED_ENTRIES_SKIPPED
+    );
     let managers: Vec<String> = kept
         .metadata
         .managed_fields
@@ -570,12 +714,18 @@ async fn a_release_created_by_hand_under_a_feed_name_is_not_overwritten() {
         .iter()
         .filter_map(|m| m.manager.clone())
         .collect();
-    assert!(!managers.iter().any(|m| m == "miracolix-operator"), "{managers:?}");
+    assert!(
+        !managers.iter().any(|m| m == "miracolix-operator"),
+        "{managers:?}"
+    );
 
     // Marburg has no such release: it gets the feed's.
     assert!(matches!(marburg.follow().await, Round::Synced(_)));
     let theirs = marburg.release("miracolix-2026.2").await.expect("applied");
-    assert_eq!(theirs.spec.components["flare"].digest, format!("sha256:{}", "b".repeat(64)));
+    assert_eq!(
+        theirs.spec.components["flare"].digest,
+        format!("sha256:{}", "b".repeat(64))
+    );
 
     // Once Erlangen's admin deletes theirs, the next round applies the feed's.
     Api::<ComponentRelease>::all(erlangen.client.clone())

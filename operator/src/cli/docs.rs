@@ -190,6 +190,10 @@ fn families() -> Vec<Family> {
     m.watch_restarted("Deployment");
     m.watch_failed("Deployment");
     m.queue_depth(0);
+    m.feed_fetched("full");
+    m.feed_fetch_failed("timeout");
+    m.feed_entry("applied");
+    m.feed_succeeded(0);
     let text = m.render();
     let mut out: BTreeMap<String, Family> = BTreeMap::new();
     let mut order = Vec::new();
@@ -413,7 +417,7 @@ mod tests {
     #[test]
     fn every_served_metric_has_help_and_every_label_a_description() {
         let families = families();
-        assert_eq!(families.len(), 9, "one per registered family");
+        assert_eq!(families.len(), 13, "one per registered family");
         for f in &families {
             assert!(!f.help.is_empty() && !f.type_.is_empty(), "{}", f.name);
             for l in &f.labels {

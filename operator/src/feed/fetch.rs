@@ -130,7 +130,8 @@ impl FeedClient {
 
     async fn fetch_inner(&self, etag: Option<&str>) -> Result<Fetched, FetchError> {
         let url = || self.url.clone();
-        let mut req = http::Request::get(&self.url).header(http::header::ACCEPT, "application/json");
+        let mut req =
+            http::Request::get(&self.url).header(http::header::ACCEPT, "application/json");
         if let Some(tag) = etag {
             req = req.header(http::header::IF_NONE_MATCH, tag);
         }

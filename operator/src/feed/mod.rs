@@ -271,7 +271,9 @@ impl Follower {
             Err(e) => {
                 return Round::ApplyFailed {
                     counts,
-                    failed: vec![format!("cannot list ComponentReleases/ReleaseRevocations: {e}")],
+                    failed: vec![format!(
+                        "cannot list ComponentReleases/ReleaseRevocations: {e}"
+                    )],
                 };
             }
         };
@@ -440,26 +442,59 @@ mod tests {
             })
         };
         let rows: Vec<(Round, Option<Timestamp>, &str, &str, &str)> = vec![
-            (Round::Synced(counts(0)), Some(t), TRUE, reasons::FEED_SYNCED, "2 releases and 1 revocations applied"),
-            (Round::Synced(counts(1)), Some(t), TRUE, reasons::FEED_ENTRIES_SKIPPED, "1 of them not applied"),
-            (unreachable(), Some(t), FALSE, reasons::FEED_UNREACHABLE, "last good feed (fetched 2026-02-03T01:00:00Z) stay"),
-            (unreachable(), None, FALSE, reasons::FEED_UNREACHABLE, "nothing was fetched"),
             (
-                Round::FetchFailed(FetchError::Status { url: url.into(), status: 503 }),
+                Round::Synced(counts(0)),
+                Some(t),
+                TRUE,
+                reasons::FEED_SYNCED,
+                "2 releases and 1 revocations applied",
+            ),
+            (
+                Round::Synced(counts(1)),
+                Some(t),
+                TRUE,
+                reasons::FEED_ENTRIES_SKIPPED,
+                "1 of them not applied",
+            ),
+            (
+                unreachable(),
+                Some(t),
+                FALSE,
+                reasons::FEED_UNREACHABLE,
+                "last good feed (fetched 2026-02-03T01:00:00Z) stay",
+            ),
+            (
+                unreachable(),
+                None,
+                FALSE,
+                reasons::FEED_UNREACHABLE,
+                "nothing was fetched",
+            ),
+            (
+                Round::FetchFailed(FetchError::Status {
+                    url: url.into(),
+                    status: 503,
+                }),
                 Some(t),
                 FALSE,
                 reasons::FEED_UNREACHABLE,
                 "HTTP 503",
             ),
             (
-                Round::FetchFailed(FetchError::Invalid { url: url.into(), message: "expected value".into() }),
+                Round::FetchFailed(FetchError::Invalid {
+                    url: url.into(),
+                    message: "expected value".into(),
+                }),
                 Some(t),
                 FALSE,
                 reasons::FEED_INVALID,
                 "did not serve a release feed",
             ),
             (
-                Round::ApplyFailed { counts: counts(0), failed: vec!["ComponentRelease r: forbidden".into()] },
+                Round::ApplyFailed {
+                    counts: counts(0),
+                    failed: vec!["ComponentRelease r: forbidden".into()],
+                },
                 Some(t),
                 FALSE,
                 reasons::FEED_APPLY_FAILED,

@@ -80,7 +80,10 @@ pub enum Decision {
     Apply,
     Unchanged,
     /// Not applied; `reason` is the verdict's (e.g. `BadSignature`) or `Malformed`/`Duplicate`.
-    NotVerified { reason: String, message: String },
+    NotVerified {
+        reason: String,
+        message: String,
+    },
     Conflict,
 }
 
@@ -244,7 +247,9 @@ pub fn next_delay(interval: Duration, failures: u32) -> Duration {
         return interval;
     }
     let doubled = FIRST_RETRY.saturating_mul(1u32 << (failures - 1).min(16));
-    doubled.min(MAX_RETRY).min(interval.max(Duration::from_secs(1)))
+    doubled
+        .min(MAX_RETRY)
+        .min(interval.max(Duration::from_secs(1)))
 }
 
 /// The feed's name in [`FEED_LABEL`]: the URL's host (and port), made a valid label value
@@ -280,10 +285,7 @@ mod tests {
     /// Certifies a spec whose `version` (release) or `reason` (revocation) is not "forged".
     struct ByContent;
     impl Certifier for ByContent {
-        fn verdict(
-            &self,
-            r: &crate::api::ComponentReleaseSpec,
-        ) -> Result<Certified, NotCertified> {
+        fn verdict(&self, r: &crate::api::ComponentReleaseSpec) -> Result<Certified, NotCertified> {
             if r.version == "forged" {
                 Err(NotCertified {
                     reason: "BadSignature".into(),
@@ -336,7 +338,13 @@ mod tests {
     }
 
     fn entry(kind: Kind, manifest: &Value) -> Entry {
-        examine(kind, manifest, &ByContent, "hub.example", "https://hub.example/feed/v1")
+        examine(
+            kind,
+            manifest,
+            &ByContent,
+            "hub.example",
+            "https://hub.example/feed/v1",
+        )
     }
 
     fn live_of(e: &Entry, from_feed: bool) -> ((Kind, String), Live) {
@@ -356,7 +364,10 @@ mod tests {
     fn each_rule_of_the_chain_decides_one_row() {
         let ok = entry(Kind::Release, &release("r-1", "2026.1"));
         let forged = entry(Kind::Release, &release("r-2", "forged"));
-        let nameless = entry(Kind::Release, &json!({"kind": "ComponentRelease", "spec": {}}));
+        let nameless = entry(
+            Kind::Release,
+            &json!({"kind": "ComponentRelease", "spec": {}}),
+        );
         let wrong_kind = entry(Kind::Release, &revocation("x", "CVE"));
         let unreadable = entry(
             Kind::Release,
@@ -370,14 +381,13 @@ mod tests {
         let mut stale_live = live_of(&stale, true);
         stale_live.1.spec["version"] = json!("older");
         let mut relabelled = live_of(&current, true);
-        relabelled.1.labels.insert("extra".into(), "by someone".into());
-        let live: BTreeMap<_, _> = [
-            live_of(&hand_made, false),
-            relabelled,
-            stale_live,
-        ]
-        .into_iter()
-        .collect();
+        relabelled
+            .1
+            .labels
+            .insert("extra".into(), "by someone".into());
+        let live: BTreeMap<_, _> = [live_of(&hand_made, false), relabelled, stale_live]
+            .into_iter()
+            .collect();
         let entries = vec![
             ok.clone(),
             forged,

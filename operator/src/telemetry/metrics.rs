@@ -168,26 +168,6 @@ impl Metrics {
         let feed_entries = Family::<OutcomeLabels, Counter>::default();
         let feed_last_success = Gauge::default();
         registry.register(
-            "miracolix_feed_fetches",
-            "Successful fetches of the release feed (`--feed-url`) by outcome (full or not-modified)",
-            feed_fetches.clone(),
-        );
-        registry.register(
-            "miracolix_feed_fetch_errors",
-            "Failed fetches of the release feed by error (each followed by a retry with backoff)",
-            feed_fetch_errors.clone(),
-        );
-        registry.register(
-            "miracolix_feed_entries",
-            "Entries of the release feed planned by outcome (applied, unchanged, not-verified, conflict, apply-failed), counted every round",
-            feed_entries.clone(),
-        );
-        registry.register(
-            "miracolix_feed_last_success_timestamp_seconds",
-            "When the last round of the feed follower succeeded (Unix time; 0: never)",
-            feed_last_success.clone(),
-        );
-        registry.register(
             "miracolix_api_requests",
             "Requests to the Kubernetes API server by verb, resource and status code",
             requests.clone(),
@@ -232,6 +212,26 @@ impl Metrics {
             "miracolix_site_release_info",
             "The ComponentRelease a DizSite currently runs (always 1)",
             site_release.clone(),
+        );
+        registry.register(
+            "miracolix_feed_fetches",
+            "Successful fetches of the release feed (`--feed-url`) by outcome (full or not-modified)",
+            feed_fetches.clone(),
+        );
+        registry.register(
+            "miracolix_feed_fetch_errors",
+            "Failed fetches of the release feed by error (each followed by a retry with backoff)",
+            feed_fetch_errors.clone(),
+        );
+        registry.register(
+            "miracolix_feed_entries",
+            "Entries of the release feed planned by outcome (applied, unchanged, not-verified, conflict, apply-failed), counted every round",
+            feed_entries.clone(),
+        );
+        registry.register(
+            "miracolix_feed_last_success_timestamp_seconds",
+            "When the last round of the feed follower succeeded (Unix time; 0: never)",
+            feed_last_success.clone(),
         );
         Self(Arc::new(Inner {
             registry,
