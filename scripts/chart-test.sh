@@ -7,7 +7,8 @@
 #      invariants (restricted pod, probes, leader election/PDB/Lease, Roles per watched namespace)
 #   4. kubectl kustomize manifests/ (namespaced base) and manifests/cluster-wide/: validated the same way
 #   5. chart = kustomize, both modes: default values = manifests/ (namespaced), ci/cluster-wide-values.yaml
-#      = manifests/cluster-wide/: same objects, RBAC, pod spec, Service, NetworkPolicy
+#      = manifests/cluster-wide/: same objects, RBAC, pod spec, Service, NetworkPolicy; and
+#      ci/feed-values.yaml = manifests/base/ with the component manifests/feed/ (the release feed)
 #   6. the release's edit of values.yaml (image.digest) makes the chart pull by digest
 #   7. invalid values are refused (values.schema.json and template checks); a private key given as
 #      a trusted key is refused without helm printing it
@@ -103,6 +104,18 @@ else
     fail "kubectl kustomize manifests/cluster-wide/"
 fi
 
+step "kubectl kustomize manifests/base/ with the component manifests/feed/ (release feed)"
+mkdir -p "$out/feed-overlay"
+rel=$(realpath --relative-to="$out/feed-overlay" manifests)
+printf 'resources: [%s/base]\ncomponents: [%s/feed]\n' "$rel" "$rel" >"$out/feed-overlay/kustomization.yaml"
+if "$KUBECTL" kustomize "$out/feed-overlay" >"$out/kustomize-feed.yaml" 2>"$out/kustomize-feed.log"; then
+    rendered+=("$out/kustomize-feed.yaml")
+    echo "  ok"
+else
+    cat "$out/kustomize-feed.log" >&2
+    fail "kubectl kustomize of manifests/base/ with manifests/feed/"
+fi
+
 step "Validate every rendered object against Kubernetes $K8S_VERSION (strict) + install invariants"
 if python3 scripts/chart_check.py validate "$K8S_VERSION" "${rendered[@]}"; then
     echo "  ok"
@@ -123,6 +136,14 @@ if [ -s "$out/helm-cluster-wide-values.yaml" ] && [ -s "$out/kustomize-cluster-w
     echo "  ok"
 else
     fail "chart (clusterWide) and kustomize cluster-wide overlay differ (see above)"
+fi
+
+step "Chart (feed.url) and kustomize (manifests/base/ + manifests/feed/) install the same thing"
+if [ -s "$out/helm-feed-values.yaml" ] && [ -s "$out/kustomize-feed.yaml" ] &&
+    python3 scripts/chart_check.py compare "$out/helm-feed-values.yaml" "$out/kustomize-feed.yaml"; then
+    echo "  ok"
+else
+    fail "chart (feed.url) and kustomize with manifests/feed/ differ (see above)"
 fi
 
 step "Rendered values reach the objects (ci/*.yaml)"
@@ -201,6 +222,7 @@ for case in 'private-only|-----BEGIN PRIVATE KEY-----\n'"$secret_marker"'\n-----
 done
 refuse both-secrets 'either existingSecret or keys' 'trustedKeys: {existingSecret: s, keys: {k1: "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"}}'
 refuse api-cidr apiServerCIDR 'networkPolicy: {apiServerCIDR: everywhere}'
+refuse feed-url /feed/url 'feed: {url: hub.example}'
 
 elapsed=$(( $(date +%s) - start ))
 if [ ${#failures[@]} -ne 0 ]; then

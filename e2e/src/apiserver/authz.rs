@@ -601,10 +601,10 @@ pub(super) fn enforce_create_on_apply(
         format!("{qualified} {:?} is forbidden: {reason}", a.name),
     );
     e.body["details"] = json!({"name": a.name, "group": a.group, "kind": a.resource});
-    if a.group.is_empty() {
-        if let Some(d) = e.body["details"].as_object_mut() {
-            d.remove("group");
-        }
+    if a.group.is_empty()
+        && let Some(d) = e.body["details"].as_object_mut()
+    {
+        d.remove("group");
     }
     Err(e)
 }
