@@ -771,3 +771,95 @@ async fn the_follower_loop_fetches_on_its_interval() {
         .expect("the loop stops on shutdown")
         .expect("loop task");
 }
+
+/// HTTPS in front of `hub` (a TLS terminator on loopback with a certificate made now for
+/// 127.0.0.1); returns its address and the certificate as PEM, the CA a site would be given.
+async fn tls_in_front_of(hub: SocketAddr) -> (SocketAddr, String) {
+    use base64::Engine;
+    use tokio_rustls::rustls::ServerConfig;
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("cert");
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+    let mut config = ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .expect("server config");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                if let Ok(mut upstream) = tokio::net::TcpStream::connect(hub).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+                }
+            });
+        }
+    });
+    let b64 = base64::engine::general_purpose::STANDARD.encode(cert.cert.der());
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("ascii"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    (addr, pem)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_the_feed_is_trusted_only_with_its_ca() {
+    let (_dir, hub, _clock, site, _) = two_sites("https", real_verifier()).await;
+    let (tls, pem) = tls_in_front_of(hub.addr).await;
+    let url = format!(
+        "https://127.0.0.1:{}{}",
+        tls.port(),
+        miracolix_hub::feed::PATH
+    );
+    let ca = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("feed-https-ca.pem");
+    std::fs::write(&ca, pem).expect("CA file");
+
+    // Without --feed-ca the system's CA bundle does not know the hub's certificate.
+    let untrusting = Follower::new(
+        site.ctx.clone(),
+        &FeedConfig {
+            url: url.clone(),
+            interval: Duration::from_secs(60),
+            ca: None,
+        },
+    );
+    match untrusting {
+        Ok(untrusting) => match untrusting.step().await {
+            Round::FetchFailed(e) => {
+                assert!(e.to_string().to_lowercase().contains("certificate"), "{e}")
+            }
+            other => panic!("an unknown certificate must fail the fetch: {other:?}"),
+        },
+        // A machine without a CA bundle: the follower refuses to start instead.
+        Err(e) => assert!(e.to_string().contains("TLS"), "{e}"),
+    }
+    assert!(site.release_names().await.is_empty());
+
+    let trusting = Follower::new(
+        site.ctx.clone(),
+        &FeedConfig {
+            url,
+            interval: Duration::from_secs(60),
+            ca: Some(ca),
+        },
+    )
+    .expect("follower with --feed-ca");
+    let round = trusting.step().await;
+    assert!(matches!(round, Round::Synced(_)), "{round:?}");
+    assert_eq!(site.release_names().await, ["miracolix-2026.1"]);
+}

@@ -151,7 +151,8 @@ struct State {
     last_good: Option<ReleaseFeed>,
     failures: u32,
     last_success: Option<Timestamp>,
-    /// Skipped entries already announced by an Event: (kind, name, reason).
+    /// Entries skipped in the last planned round, each announced by an Event once: (kind, name,
+    /// why). An entry that is fixed and breaks again is announced again.
     announced: BTreeSet<(Kind, String, String)>,
 }
 
@@ -279,6 +280,7 @@ impl Follower {
         };
         let decisions = plan::plan(&entries, &live);
         let mut failed = Vec::new();
+        let mut skipped_now = BTreeSet::new();
         for (entry, decision) in entries.iter().zip(decisions) {
             let decision = match (&decision, &entry.object) {
                 (Decision::Apply, Ok(object)) => match self.apply(entry, object).await {
@@ -319,10 +321,9 @@ impl Follower {
             };
             if let Some((event_reason, why, note)) = refusal {
                 counts.skipped += 1;
-                if state
-                    .announced
-                    .insert((entry.kind, entry.name.clone(), why))
-                {
+                let key = (entry.kind, entry.name.clone(), why);
+                skipped_now.insert(key.clone());
+                if !state.announced.contains(&key) {
                     tracing::warn!(entry = %entry.name, kind = entry.kind.as_str(), reason = event_reason, "{note}");
                     self.warn_sites(event_reason, &note).await;
                 }
@@ -330,6 +331,7 @@ impl Follower {
                 tracing::info!(entry = %entry.name, kind = entry.kind.as_str(), url, "applied from the release feed");
             }
         }
+        state.announced = skipped_now;
         if failed.is_empty() {
             Round::Synced(counts)
         } else {
