@@ -726,6 +726,30 @@ async fn a_release_created_by_hand_under_a_feed_name_is_not_overwritten() {
         theirs.spec.components["flare"].digest,
         format!("sha256:{}", "b".repeat(64))
     );
+    // Marburg's admin takes a field of the feed's object (forced apply of their own): the
+    // follower's apply is not forced, so the field stays theirs and the entry is a conflict.
+    Api::<ComponentRelease>::all(marburg.client.clone())
+        .patch(
+            "miracolix-2026.2",
+            &kube::api::PatchParams::apply("marburg-admin").force(),
+            &kube::api::Patch::Apply(json!({
+                "apiVersion": "diz.miracum.org/v1alpha1", "kind": "ComponentRelease",
+                "metadata": {"name": "miracolix-2026.2", "labels": {FEED_LABEL: "hand-edited"}},
+            })),
+        )
+        .await
+        .expect("the admin's apply");
+    assert!(matches!(marburg.follow().await, Round::Synced(_)));
+    let edited = marburg.release("miracolix-2026.2").await.expect("there");
+    assert_eq!(edited.labels()[FEED_LABEL], "hand-edited");
+    let warnings = marburg.warnings().await;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].0, reasons::FEED_ENTRY_CONFLICT);
+    assert!(
+        warnings[0].1.contains("set by someone else") && warnings[0].1.contains("marburg-admin"),
+        "{}",
+        warnings[0].1
+    );
 
     // Once Erlangen's admin deletes theirs, the next round applies the feed's.
     Api::<ComponentRelease>::all(erlangen.client.clone())

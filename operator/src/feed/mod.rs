@@ -282,10 +282,16 @@ impl Follower {
         let mut failed = Vec::new();
         let mut skipped_now = BTreeSet::new();
         for (entry, decision) in entries.iter().zip(decisions) {
+            // A 409: another field manager owns a field the entry sets (someone edited the
+            // feed's object by hand); the apply is not forced, so it stays theirs.
+            let mut owned_by_others = None;
             let decision = match (&decision, &entry.object) {
                 (Decision::Apply, Ok(object)) => match self.apply(entry, object).await {
                     Ok(()) => decision,
-                    Err(kube::Error::Api(s)) if s.code == 409 => Decision::Conflict,
+                    Err(kube::Error::Api(s)) if s.code == 409 => {
+                        owned_by_others = Some(s.message);
+                        Decision::Conflict
+                    }
                     Err(e) => {
                         failed.push(format!("{} {}: {e}", entry.kind.as_str(), entry.name));
                         self.ctx.metrics.feed_entry("apply-failed");
@@ -308,14 +314,22 @@ impl Follower {
                 Decision::Conflict => Some((
                     reasons::FEED_ENTRY_CONFLICT,
                     "Conflict".to_string(),
-                    format!(
-                        "{} {} from the release feed {url} is not applied: an object of that \
-                         name exists and was not created by the feed (no label {}); it is \
-                         never overwritten",
-                        entry.kind.as_str(),
-                        entry.name,
-                        plan::FEED_LABEL
-                    ),
+                    match &owned_by_others {
+                        None => format!(
+                            "{} {} from the release feed {url} is not applied: an object of \
+                             that name exists and was not created by the feed (no label {}); \
+                             it is never overwritten",
+                            entry.kind.as_str(),
+                            entry.name,
+                            plan::FEED_LABEL
+                        ),
+                        Some(api) => format!(
+                            "{} {} from the release feed {url} is not applied: fields of it \
+                             were set by someone else and are not taken over ({api})",
+                            entry.kind.as_str(),
+                            entry.name
+                        ),
+                    },
                 )),
                 _ => None,
             };
