@@ -10,5 +10,6 @@ pub mod crd_install;
 pub mod feed;
 pub mod leader;
 pub mod release;
+pub mod report;
 pub mod telemetry;
 pub mod yaml;

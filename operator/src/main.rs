@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         Command::Hub(args) => return cli::hub::main(args.clone()),
         // The inbox owns its exit status and logging too.
         Command::Inbox(args) => return miracolix_inbox::cli::main(args.clone()),
+        Command::Report(args) => return cli::report::main(args),
         Command::Run(args) => cli::run::run(args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(|e| e.to_string()),

@@ -162,9 +162,12 @@ The operator reads DizSites only in the namespaces it watches (Context::list_diz
 # DizSites: the controller watches them (and its cache reads the site's namespace: a rollback
 # there halts a release there); `patch` adds and removes its finalizer (diz.miracum.org/cleanup) and clears the
 # one-shot annotations diz.miracum.org/retry-release and diz.miracum.org/allow-downgrade-to.
+# `get`: only so that the operator may write the reporter's Role, which grants `get` on one
+# DizSite (Kubernetes refuses a Role that grants more than its writer holds); the operator
+# itself reads DizSites from its watch.
 - apiGroups: ["diz.miracum.org"]
   resources: ["dizsites"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 # DizSite status: conditions, current/target release, component health (server-side apply).
 - apiGroups: ["diz.miracum.org"]
   resources: ["dizsites/status"]
@@ -198,6 +201,15 @@ The operator reads DizSites only in the namespaces it watches (Context::list_diz
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies", "ingresses"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# The reporter of a site with spec.reporting (docs/consortium.md): its ServiceAccount, a Role
+# allowing only `get` on its own DizSite (by resourceNames) and their RoleBinding; children
+# like the others. The reporter's key Secret is mounted by its pod, never read by the operator.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # The site's pods, read only, watched (label-selected by diz.miracum.org/site): their container
 # statuses say why a component is not ready (CreateContainerConfigError, CrashLoopBackOff,

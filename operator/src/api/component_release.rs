@@ -23,6 +23,7 @@ pub const RESERVED_IMAGE_KEYS: &[&str] = &[
     "dsf-bpe-proxy",
     "miracolix-gate",
     "miracolix-inbox",
+    "miracolix-reporter",
 ];
 
 /// Every image a release may pin: those the catalogue's components run (derived from the

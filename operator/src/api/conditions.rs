@@ -27,6 +27,9 @@ pub const NETWORK_RESTRICTED: &str = "NetworkRestricted";
 /// the operator then keeps what the last good feed gave). Absent when no feed is followed. Not a
 /// kstatus condition: the site's own health does not depend on the feed.
 pub const RELEASE_FEED: &str = "ReleaseFeed";
+/// The site's last scheduled report to the consortium hub succeeded (`spec.reporting`; absent
+/// without it). Not a kstatus condition: a hub that is down does not make the site unready.
+pub const REPORTING: &str = "Reporting";
 
 pub const TRUE: &str = "True";
 pub const FALSE: &str = "False";

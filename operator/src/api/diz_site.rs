@@ -100,6 +100,83 @@ pub struct DizSiteSpec {
     /// Stop applying changes to this site; status still reports.
     #[serde(default)]
     pub paused: bool,
+
+    /// Opt-in: push a signed, minimal report (release, component health, obfuscated Data Map
+    /// counts) to the consortium hub on a schedule (docs/consortium.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporting: Option<ReportingSpec>,
+}
+
+/// The FHIR resource types a site reports by default (issue 16, docs/consortium.md).
+pub const DEFAULT_REPORT_TYPES: [&str; 8] = [
+    "Patient",
+    "Encounter",
+    "Condition",
+    "Observation",
+    "Procedure",
+    "MedicationAdministration",
+    "Specimen",
+    "Consent",
+];
+
+/// Where and how often the site reports to the consortium hub. The operator renders a CronJob
+/// that runs `miracolix-operator report` with the key mounted from `keySecretName`; the
+/// operator itself never reads that Secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportingSpec {
+    /// The hub's base URL, e.g. `https://hub.miracum.org` (reports go to
+    /// `<hubUrl>/api/v1/reports`).
+    #[x_kube(validation = Rule::new("self.startsWith('https://') && isURL(self)").message("reporting.hubUrl must be an https:// URL such as https://hub.miracum.org: the report leaves the hospital"))]
+    #[x_kube(validation = Rule::new(super::rules::NO_WHITESPACE).message("reporting.hubUrl must not contain spaces or line breaks (look for a trailing space)"))]
+    #[schemars(length(min = 9, max = 2048))]
+    pub hub_url: String,
+
+    /// Minutes between reports: a divisor of 60 from 5 up, or whole hours dividing 24
+    /// (60, 120, 180, 240, 360, 480, 720, 1440). One report per site and period.
+    #[serde(default = "default_interval")]
+    #[x_kube(validation = Rule::new("self < 60 ? (self >= 5 && 60 % self == 0) : (self % 60 == 0 && 1440 % self == 0)").message("reporting.intervalMinutes must be 5, 6, 10, 12, 15, 20, 30 or a number of whole hours dividing 24 (60, 120, 180, 240, 360, 480, 720, 1440)"))]
+    #[schemars(range(min = 5, max = 1440))]
+    pub interval_minutes: i32,
+
+    /// The Secret holding the site's report key (`private-key.pem`, `key-id`), as printed by
+    /// `miracolix-operator report keygen`; default `<DizSite name>-report-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(super::rules::DNS_SUBDOMAIN).message("reporting.keySecretName must be the name of a Secret: lowercase letters, digits, '-' and '.'"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub key_secret_name: Option<String>,
+
+    /// A Secret with `ca.crt`: the CA that signed the hub's certificate, when it is not one the
+    /// image trusts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(super::rules::DNS_SUBDOMAIN).message("reporting.hubCASecretName must be the name of a Secret: lowercase letters, digits, '-' and '.'"))]
+    #[serde(rename = "hubCASecretName")]
+    #[schemars(length(min = 1, max = 253))]
+    pub hub_ca_secret_name: Option<String>,
+
+    /// FHIR resource types counted for the Data Map (`_summary=count` on the site's Blaze).
+    #[serde(default = "default_report_types")]
+    #[schemars(length(min = 1, max = 50), inner(length(min = 1, max = 64)))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    #[x_kube(validation = Rule::new("self.all(t, t.matches('^[A-Z][A-Za-z]{0,63}$'))").message("reporting.resourceTypes must be FHIR resource type names such as Patient or MedicationAdministration"))]
+    pub resource_types: Vec<String>,
+}
+
+fn default_interval() -> i32 {
+    60
+}
+
+fn default_report_types() -> Vec<String> {
+    DEFAULT_REPORT_TYPES.iter().map(|s| s.to_string()).collect()
+}
+
+impl ReportingSpec {
+    /// The key Secret's name: the one set, else `<site>-report-key`.
+    pub fn key_secret(&self, site_name: &str) -> String {
+        self.key_secret_name
+            .clone()
+            .unwrap_or_else(|| format!("{site_name}-report-key"))
+    }
 }
 
 /// Exactly one of `name` and `channel`.

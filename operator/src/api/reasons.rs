@@ -10,7 +10,7 @@
 
 use super::conditions::{
     CERTIFIED, NETWORK_RESTRICTED, PUBLISHED, READY, RECONCILING, RELEASE_CERTIFIED, RELEASE_FEED,
-    RELEASE_UP_TO_DATE, REVOKED, STALLED,
+    RELEASE_UP_TO_DATE, REPORTING, REVOKED, STALLED,
 };
 
 /// Where a reason shows up.
@@ -106,6 +106,10 @@ pub const SITE_CONDITIONS: &[(&str, &str)] = &[
     (
         RELEASE_FEED,
         "the operator follows the consortium's release feed (`run --feed-url`) and its last round succeeded; False while the feed is unreachable, serves something that is not a feed, or an entry cannot be applied (what the last good feed gave stays). Absent without `--feed-url`. Not read by kstatus",
+    ),
+    (
+        REPORTING,
+        "the site's last scheduled report to the consortium hub succeeded (only with spec.reporting; docs/consortium.md). Not read by kstatus",
     ),
 ];
 
@@ -520,6 +524,33 @@ reasons! {
         seen: [Seen::Site(NETWORK_RESTRICTED, false), WARNING],
         meaning: "`spec.networkPolicy.enabled` is false: the site's pods accept connections from anywhere in the cluster and reach any address",
         action: "turn NetworkPolicies on, unless the cluster enforces the same otherwise",
+    }
+
+    // The site's report to the consortium hub (spec.reporting).
+    REPORTED = "Reported" {
+        seen: [Seen::Site(REPORTING, true)],
+        meaning: "the reporter's last scheduled run delivered the site's report to the hub (or found this period's report there already)",
+        action: "nothing",
+    }
+    REPORT_PENDING = "ReportPending" {
+        seen: [Seen::Site(REPORTING, false)],
+        meaning: "the reporter CronJob has not completed its first run yet; the message says when it is scheduled",
+        action: "wait for the schedule; if it lasts, `kubectl get cronjob <site>-reporter`",
+    }
+    REPORT_FAILING = "ReportFailing" {
+        seen: [Seen::Site(REPORTING, false), WARNING],
+        meaning: "the reporter's last scheduled run did not succeed: its pod cannot start (a missing key Secret, named in the message) or the command failed (the hub refused the report, or could not be reached through every retry)",
+        action: "create the key Secret with `miracolix-operator report keygen` and register its public key at the hub, or read `kubectl logs -l diz.miracum.org/component=reporter` for the hub's reason",
+    }
+    REPORTER_IMAGE_MISSING = "ReporterImageMissing" {
+        seen: [Seen::Site(REPORTING, false), WARNING],
+        meaning: "`spec.reporting` is set, but the release the site runs pins no `miracolix-reporter` image: nothing is scheduled",
+        action: "move the site to a release that pins the reporter, or remove `spec.reporting`",
+    }
+    REPORTING_NEEDS_BLAZE = "ReportingNeedsBlaze" {
+        seen: [Seen::Site(REPORTING, false), WARNING],
+        meaning: "`spec.reporting` is set, but Blaze (whose counts are the Data Map) is not enabled: nothing is scheduled",
+        action: "enable `spec.components.blaze`, or remove `spec.reporting`",
     }
 
     // A FeasibilityEndpoint's gate.

@@ -41,6 +41,7 @@ mod ohdsi;
 pub mod own_image;
 pub mod pod;
 pub mod registry;
+pub mod reporter;
 mod torch;
 mod vfps;
 
@@ -494,6 +495,12 @@ fn check_and_build(input: &SiteInput) -> (Vec<Child>, Vec<CatalogError>) {
             Err(e) => errors.push(e),
         }
         match ingress::build(input) {
+            Ok(c) => children.extend(c),
+            Err(e) => errors.push(e),
+        }
+        // The reporter never stops the site: what keeps it from being deployed is reported by
+        // the `Reporting` condition, not as an error of the site.
+        match reporter::build(input) {
             Ok(c) => children.extend(c),
             Err(e) => errors.push(e),
         }

@@ -374,6 +374,13 @@ fn part_policy(site: &SiteInput, component: Component, part: &'static Part) -> N
         .chain(part.sidecars.iter().map(|s| &s.port))
         .map(|p| p.port)
         .collect();
+    // The site's reporter counts Blaze's resources (`spec.reporting`).
+    if component.name() == "blaze"
+        && component.parts().first().is_some_and(|p| p.name == part.name)
+        && let Some(rule) = super::reporter::blaze_ingress(site)
+    {
+        ingress_rules.push(rule);
+    }
     if part.entry_point {
         ingress_rules.push(NetworkPolicyIngressRule {
             from: Some(access_peers(site, part)),
@@ -481,7 +488,7 @@ fn part_policy(site: &SiteInput, component: Component, part: &'static Part) -> N
     }
 }
 
-fn dns_rule() -> NetworkPolicyEgressRule {
+pub(crate) fn dns_rule() -> NetworkPolicyEgressRule {
     NetworkPolicyEgressRule {
         // kube-dns/CoreDNS carries `k8s-app: kube-dns` in every common distribution; the
         // namespace is left open because not all of them run it in kube-system.

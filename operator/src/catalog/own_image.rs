@@ -28,7 +28,7 @@ pub const GATE_STATE_DIR: &str = "/var/lib/miracolix-gate";
 /// controller mounts its data volume at).
 pub const INBOX_DATA_DIR: &str = "/var/lib/miracolix-inbox";
 
-pub const CONTRACTS: [ImageContract; 3] = [
+pub const CONTRACTS: [ImageContract; 4] = [
     ImageContract {
         image: "miracolix-operator",
         repository: REPOSITORY,
@@ -210,6 +210,64 @@ pub const CONTRACTS: [ImageContract; 3] = [
         ],
         jvm: None,
     },
+    // The reporter of a DizSite with `spec.reporting` (catalog/reporter.rs): a CronJob's pod
+    // that reads the site's key and exits. No ports, no endpoints, writes nothing.
+    ImageContract {
+        image: "miracolix-reporter",
+        repository: REPOSITORY,
+        source: "miracum/miracolix-operator",
+        program: Some(Program {
+            args: &["report"],
+            image_default_args: DEFAULT_ARGS,
+            unknown_args_message: UNKNOWN,
+            cite: "operator/src/cli/mod.rs (Command::Report)",
+        }),
+        reads: &[
+            Read {
+                env: "REPORT_KEY_FILE",
+                references: &[],
+                message: "error: cannot read",
+                cite: "operator/src/cli/report.rs (load_key)",
+            },
+            Read {
+                env: "REPORT_KEY_ID_FILE",
+                references: &[],
+                message: "error: cannot read",
+                cite: "operator/src/cli/report.rs (load_key)",
+            },
+            Read {
+                env: "REPORT_HUB_CA",
+                references: &[],
+                message: "error: cannot read",
+                cite: "operator/src/cli/report.rs (push)",
+            },
+        ],
+        user: USER,
+        writes: &[],
+        required: &[
+            super::contract::Required {
+                name: "REPORT_SITE",
+                secret: false,
+                message: "error: --site (or its environment variable) is required",
+                cite: "operator/src/cli/report.rs (push)",
+            },
+            super::contract::Required {
+                name: "REPORT_HUB_URL",
+                secret: false,
+                message: "error: --hub-url (or its environment variable) is required",
+                cite: "operator/src/cli/report.rs (push)",
+            },
+            super::contract::Required {
+                name: "REPORT_BLAZE_URL",
+                secret: false,
+                message: "error: --blaze-url (or its environment variable) is required",
+                cite: "operator/src/cli/report.rs (push)",
+            },
+        ],
+        ports: &[],
+        endpoints: &[],
+        jvm: None,
+    },
 ];
 
 #[cfg(test)]
@@ -287,6 +345,25 @@ mod tests {
             "{}",
             args.database
         );
+        // The reporter: its required settings are the ones the command refuses to run without,
+        // its reads are the command's file flags.
+        let reporter = &CONTRACTS[3];
+        let cli = crate::cli::Cli::try_parse_from(["miracolix-operator", "report"])
+            .expect("report parses without flags");
+        let crate::cli::Command::Report(args) = cli.command else {
+            panic!("report is not the reporter")
+        };
+        for r in reporter.required {
+            let flag = r
+                .name
+                .trim_start_matches("REPORT_")
+                .to_lowercase()
+                .replace('_', "-");
+            assert!(r.message.contains(&format!("--{flag} ")), "{}", r.name);
+        }
+        assert!(args.push.site.is_none() && args.push.hub_url.is_none() && args.push.blaze_url.is_none());
+        let files: Vec<&str> = reporter.reads.iter().map(|r| r.env).collect();
+        assert_eq!(files, ["REPORT_KEY_FILE", "REPORT_KEY_ID_FILE", "REPORT_HUB_CA"]);
         let reads: Vec<&str> = inbox.reads.iter().map(|r| r.env).collect();
         assert_eq!(
             reads,

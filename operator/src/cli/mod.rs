@@ -14,6 +14,7 @@ pub mod reference;
 pub mod release;
 pub mod release_status;
 pub mod render;
+pub mod report;
 pub mod run;
 
 use clap::{Parser, Subcommand};
@@ -68,4 +69,8 @@ pub enum Command {
     /// the signed decision posted back, notifications, the web page (what a ProposalInbox's
     /// Deployment runs; docs/proposals.md).
     Inbox(miracolix_inbox::cli::InboxArgs),
+    /// Send the site's signed report (release, component health, obfuscated Data Map counts)
+    /// to the consortium hub (what the CronJob of a DizSite with `spec.reporting` runs), or
+    /// generate the site's report key once (`report keygen`). docs/consortium.md.
+    Report(report::ReportArgs),
 }

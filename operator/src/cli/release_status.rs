@@ -539,6 +539,7 @@ mainz     mainz-test     stable-2026.1  stable-2026.2  True (UpToDate)  False (U
                 network_policy: None,
                 deletion_policy: Default::default(),
                 paused: false,
+                reporting: None,
             },
         );
         site.metadata.namespace = Some("diz".to_string());

@@ -1018,6 +1018,9 @@ const KEPT: &[&str] = &[
     "/status/availableReplicas",
     "/status/observedGeneration",
     "/status/readyInstances",
+    // The reporter CronJob's last runs: the `Reporting` condition (dizsite/reporting.rs).
+    "/status/lastScheduleTime",
+    "/status/lastSuccessfulTime",
 ];
 
 /// Trims a watched child to what the reconcile reads: its metadata without managedFields and

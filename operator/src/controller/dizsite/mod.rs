@@ -1,5 +1,6 @@
 //! DizSite controller: dereference → validate → build → apply → status.
 
+pub mod reporting;
 pub mod rollout;
 pub mod select;
 pub mod status;
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
@@ -88,6 +90,10 @@ pub fn workload_kinds() -> Vec<ApiResource> {
         ApiResource::erase::<ConfigMap>(&()),
         ApiResource::erase::<NetworkPolicy>(&()),
         ApiResource::erase::<Ingress>(&()),
+        // The reporter's identity (`spec.reporting`, catalog/reporter.rs).
+        ApiResource::erase::<ServiceAccount>(&()),
+        ApiResource::erase::<Role>(&()),
+        ApiResource::erase::<RoleBinding>(&()),
     ]
 }
 
@@ -284,7 +290,8 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                 // from readiness (`Published`, `NetworkRestricted`).
                 Ok(children) => {
                     let notices = status::notice_conditions(&input);
-                    Some((resolved.clone(), children, notices))
+                    let reporting = catalog::reporter::deployable(&input).map(|r| r.cloned());
+                    Some((resolved.clone(), children, notices, reporting))
                 }
                 Err(errors) => {
                     let reason = errors
@@ -339,7 +346,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
 
     // apply what the plan deploys; nothing at all when it deploys nothing
     let (health, mut conds) = match built {
-        Some((resolved, mut children, notices)) => {
+        Some((resolved, mut children, notices, reporting)) => {
             let outcome = async {
                 let mut outcome =
                     apply::apply_children(&ctx.client, ctx.cache(), ns, &children).await?;
@@ -371,11 +378,25 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                 );
                 publish(ctx, site, EventType::Normal, reasons::APPLIED, &note).await;
             }
-            let health = with_problems(
-                workloads(&outcome.live),
-                &pod_problems_of(site, ns, ctx).await,
-            );
+            let problems = pod_problems_of(site, ns, ctx).await;
+            let health = with_problems(workloads(&outcome.live), &problems);
             let mut conds = applied_conditions(&resolved.name, &health);
+            let cronjob = ctx.cache().child(
+                &ApiResource::erase::<CronJob>(&()),
+                ns,
+                &catalog::reporter::name(&name),
+            );
+            let seen = reporting::observed(
+                cronjob.as_deref(),
+                problems.get(catalog::reporter::PART).cloned(),
+            );
+            let mut notices = notices;
+            notices.extend(reporting::condition(
+                &name,
+                reporting.as_ref().map(Option::as_ref).map_err(Clone::clone),
+                &seen,
+                chrono::DateTime::from_timestamp(ctx.clock.now().as_second(), 0).unwrap_or_default(),
+            ));
             warn_notices(site, ctx, &notices).await;
             conds.extend(notices);
             (health, conds)
@@ -460,6 +481,9 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
     let components = component_statuses(&site.spec, &health);
     write_status(site, ns, ctx, |s| {
         s.conditions = merge(site, &s.conditions, &conds, ctx);
+        if site.spec.reporting.is_none() {
+            s.conditions.retain(|c| c.type_ != conditions::REPORTING);
+        }
         s.components = components;
         rollout::into_status(&plan.status, s);
     })
