@@ -947,3 +947,176 @@ async fn a_site_without_oidc_names_what_stays_off_the_ingress_once() {
     );
     h.stop().await;
 }
+
+/// `spec.reporting`: without it nothing of the reporter exists; with it the CronJob, its
+/// ServiceAccount, a Role allowing only `get` on this DizSite, the binding and the
+/// NetworkPolicies, and a `Reporting` condition that follows the CronJob's status; removing it
+/// removes them all and the condition.
+#[tokio::test]
+async fn reporting_deploys_the_reporter_and_reports_its_runs() {
+    use k8s_openapi::api::batch::v1::CronJob;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use miracolix_operator::api::reasons;
+
+    let h = Harness::start().await;
+    h.create_site(marburg()).await;
+    let site = h.wait_condition(conditions::READY, "True").await;
+    let st = site.status.expect("status");
+    assert!(conditions::find(&st.conditions, conditions::REPORTING).is_none());
+    assert_eq!(names::<CronJob>(&h.client).await, Vec::<String>::new());
+    assert_eq!(names::<Role>(&h.client).await, Vec::<String>::new());
+    assert_eq!(names::<RoleBinding>(&h.client).await, Vec::<String>::new());
+    assert!(!names::<ServiceAccount>(&h.client)
+        .await
+        .contains(&"marburg-reporter".to_string()));
+
+    h.sites()
+        .patch(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"reporting": {"hubUrl": "https://hub.miracum.example"}}})),
+        )
+        .await
+        .expect("turn reporting on");
+    let site = h.wait_condition(conditions::REPORTING, "False").await;
+    let c = conditions::find(&site.status.as_ref().expect("status").conditions, conditions::REPORTING)
+        .expect("Reporting")
+        .clone();
+    assert_eq!(c.reason, reasons::REPORT_PENDING, "{c:?}");
+    let cronjob = Api::<CronJob>::namespaced(h.client.clone(), NS)
+        .get("marburg-reporter")
+        .await
+        .expect("the reporter CronJob");
+    let spec = cronjob.spec.as_ref().expect("spec");
+    assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
+    let pod = spec
+        .job_template
+        .spec
+        .as_ref()
+        .and_then(|j| j.template.spec.as_ref())
+        .expect("pod");
+    assert_eq!(pod.service_account_name.as_deref(), Some("marburg-reporter"));
+    let container = &pod.containers[0];
+    assert_eq!(container.args.as_deref(), Some(&["report".to_string()][..]));
+    assert!(
+        container
+            .image
+            .as_deref()
+            .is_some_and(|i| i.starts_with("ghcr.io/miracum/miracolix-operator@sha256:")),
+        "{:?}",
+        container.image
+    );
+    let env: std::collections::BTreeMap<String, String> = container
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+        .collect();
+    assert_eq!(env["REPORT_HUB_URL"], "https://hub.miracum.example");
+    assert_eq!(env["REPORT_BLAZE_URL"], "http://marburg-blaze:8080/fhir");
+    let key_volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find_map(|v| v.secret.as_ref())
+        .expect("the key is a Secret volume");
+    assert_eq!(key_volume.secret_name.as_deref(), Some("marburg-report-key"));
+    let role = Api::<Role>::namespaced(h.client.clone(), NS)
+        .get("marburg-reporter")
+        .await
+        .expect("Role");
+    let rules = role.rules.expect("rules");
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].verbs, ["get"]);
+    assert_eq!(rules[0].resources.as_deref(), Some(&["dizsites".to_string()][..]));
+    assert_eq!(rules[0].resource_names.as_deref(), Some(&["marburg".to_string()][..]));
+    assert_eq!(names::<RoleBinding>(&h.client).await, ["marburg-reporter"]);
+    assert!(names::<ServiceAccount>(&h.client)
+        .await
+        .contains(&"marburg-reporter".to_string()));
+    let policies = Api::<NetworkPolicy>::namespaced(h.client.clone(), NS);
+    policies
+        .get("marburg-reporter")
+        .await
+        .expect("the reporter's NetworkPolicy");
+    let blaze = policies.get("marburg-blaze").await.expect("Blaze's policy");
+    let admits_reporter = blaze
+        .spec
+        .and_then(|s| s.ingress)
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r.from.unwrap_or_default())
+        .filter_map(|p| p.pod_selector?.match_labels)
+        .any(|l| l.get("diz.miracum.org/component").map(String::as_str) == Some("reporter"));
+    assert!(admits_reporter, "Blaze's ingress policy admits the reporter");
+
+    // The CronJob controller records a run that succeeded: Reporting turns True.
+    let at = |ago: chrono::Duration| {
+        (chrono::Utc::now() - ago).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let (scheduled, succeeded) = (
+        at(chrono::Duration::hours(2)),
+        at(chrono::Duration::hours(2) - chrono::Duration::seconds(4)),
+    );
+    Api::<CronJob>::namespaced(h.client.clone(), NS)
+        .patch_status(
+            "marburg-reporter",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+                "lastScheduleTime": scheduled,
+                "lastSuccessfulTime": succeeded}})),
+        )
+        .await
+        .expect("the CronJob's status");
+    let site = h.wait_condition(conditions::REPORTING, "True").await;
+    let c = conditions::find(&site.status.as_ref().expect("status").conditions, conditions::REPORTING)
+        .expect("Reporting")
+        .clone();
+    assert_eq!(c.reason, reasons::REPORTED);
+    assert!(c.message.contains(&succeeded), "{}", c.message);
+    // A later run that did not succeed (long past its deadline): ReportFailing.
+    Api::<CronJob>::namespaced(h.client.clone(), NS)
+        .patch_status(
+            "marburg-reporter",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"lastScheduleTime": at(chrono::Duration::hours(1))}}),
+            ),
+        )
+        .await
+        .expect("the CronJob's status");
+    let site = h.wait_condition(conditions::REPORTING, "False").await;
+    let c = conditions::find(&site.status.as_ref().expect("status").conditions, conditions::REPORTING)
+        .expect("Reporting")
+        .clone();
+    assert_eq!(c.reason, reasons::REPORT_FAILING, "{c:?}");
+
+    // Off again: the reporter and the condition go.
+    h.sites()
+        .patch(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"reporting": null}})),
+        )
+        .await
+        .expect("turn reporting off");
+    within("the reporter removed", async {
+        loop {
+            let gone = names::<CronJob>(&h.client).await.is_empty()
+                && names::<Role>(&h.client).await.is_empty()
+                && names::<RoleBinding>(&h.client).await.is_empty();
+            let site = h.sites().get("marburg").await.expect("site");
+            let no_condition = site.status.is_some_and(|s| {
+                conditions::find(&s.conditions, conditions::REPORTING).is_none()
+            });
+            if gone && no_condition {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    h.stop().await;
+}
