@@ -430,6 +430,137 @@ mod tests {
         assert!(minutes.len() > 1, "every site reports in the same minute: {minutes:?}");
     }
 
+    fn input_for<'a>(
+        spec: &'a crate::api::DizSiteSpec,
+        release: &'a super::super::ResolvedRelease,
+    ) -> SiteInput<'a> {
+        SiteInput {
+            name: "erlangen",
+            namespace: "diz-erlangen",
+            uid: "uid-1",
+            spec,
+            release,
+            cnpg_available: false,
+        }
+    }
+
+    fn spec(yaml: &str) -> crate::api::DizSiteSpec {
+        crate::yaml::from_multi_doc(&format!(
+            "siteId: erlangen\nrelease: {{name: miracolix-2026.1}}\n{yaml}"
+        ))
+        .expect("spec")
+        .remove(0)
+    }
+
+    fn release(with_reporter: bool) -> super::super::ResolvedRelease {
+        let image = |repo: &str| crate::api::ComponentImage {
+            repository: repo.into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            version: "1".into(),
+        };
+        let mut images = BTreeMap::from([("blaze".to_string(), image("ghcr.io/samply/blaze"))]);
+        if with_reporter {
+            images.insert(IMAGE_KEY.into(), image(super::super::own_image::REPOSITORY));
+        }
+        super::super::ResolvedRelease {
+            name: "miracolix-2026.1".into(),
+            version: "2026.1".into(),
+            images,
+            ..Default::default()
+        }
+    }
+
+    /// The reporter's pod runs restricted (non-root, read-only root, no capabilities, no
+    /// privilege escalation, RuntimeDefault seccomp), its Role grants `get` on its own DizSite
+    /// only, and nothing is built without `spec.reporting`, without Blaze or without the image.
+    #[test]
+    fn the_reporter_runs_restricted_with_a_role_for_its_own_site_only() {
+        let with = spec(
+            "components: {blaze: {}}\nreporting: {hubUrl: 'https://hub.example.org:8443', intervalMinutes: 15, hubCASecretName: hub-ca}\n",
+        );
+        let rel = release(true);
+        let children = build(&input_for(&with, &rel)).expect("build");
+        let kinds: Vec<String> = children.iter().map(|c| c.key().1).collect();
+        assert_eq!(
+            kinds,
+            ["ServiceAccount", "Role", "RoleBinding", "CronJob", "NetworkPolicy"]
+        );
+        let json = |kind: &str| {
+            serde_json::to_value(
+                &children
+                    .iter()
+                    .find(|c| c.key().1 == kind)
+                    .expect(kind)
+                    .object,
+            )
+            .expect("json")
+        };
+        let cj = json("CronJob");
+        let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+        let c = &pod["containers"][0];
+        let sc = &c["securityContext"];
+        assert_eq!(sc["allowPrivilegeEscalation"], false);
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+        assert_eq!(sc["runAsNonRoot"], true);
+        assert_eq!(sc["runAsUser"], UID);
+        assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+        assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+        assert_eq!(c["args"], serde_json::json!(["report"]));
+        assert_eq!(pod["serviceAccountName"], "erlangen-reporter");
+        let env: BTreeMap<String, String> = c["env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["value"].as_str()?.to_string())))
+            .collect();
+        assert_eq!(env["REPORT_HUB_CA"], format!("{CA_DIR}/{CA_FILE}"));
+        assert_eq!(env["REPORT_INTERVAL_MINUTES"], "15");
+        assert_eq!(env["REPORT_BLAZE_URL"], "http://erlangen-blaze:8080/fhir");
+        assert_eq!(
+            env["REPORT_RESOURCE_TYPES"],
+            crate::api::DEFAULT_REPORT_TYPES.join(",")
+        );
+        let secrets: Vec<&str> = pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .filter_map(|v| v["secret"]["secretName"].as_str())
+            .collect();
+        assert_eq!(secrets, ["erlangen-report-key", "hub-ca"]);
+        assert!(cj["spec"]["schedule"].as_str().expect("schedule").ends_with("-59/15 * * * *"));
+        let role = json("Role");
+        assert_eq!(
+            role["rules"],
+            serde_json::json!([{"apiGroups": ["diz.miracum.org"], "resources": ["dizsites"],
+                                "resourceNames": ["erlangen"], "verbs": ["get"]}])
+        );
+        let np = json("NetworkPolicy");
+        let ports: Vec<i64> = np["spec"]["egress"][2]["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .filter_map(|p| p["port"].as_i64())
+            .collect();
+        assert_eq!(ports, [443, 6443, 8443]);
+        assert_eq!(np["spec"]["ingress"], serde_json::json!([]));
+
+        let without = spec("components: {blaze: {}}\n");
+        assert!(build(&input_for(&without, &rel)).expect("build").is_empty());
+        let no_blaze = spec("reporting: {hubUrl: 'https://hub.example.org'}\n");
+        assert_eq!(deployable(&input_for(&no_blaze, &rel)), Err(NotDeployable::NoBlaze));
+        assert!(build(&input_for(&no_blaze, &rel)).expect("build").is_empty());
+        let old = release(false);
+        assert_eq!(
+            deployable(&input_for(&with, &old)),
+            Err(NotDeployable::NoImage {
+                release: "miracolix-2026.1".into()
+            })
+        );
+        assert!(build(&input_for(&with, &old)).expect("build").is_empty());
+    }
+
     #[test]
     fn hub_ports() {
         assert_eq!(hub_port("https://hub.miracum.org"), 443);
