@@ -140,3 +140,4 @@ echo "summary: $(kubectl get proposalinbox erlangen -n diz-erlangen -o jsonpath=
 echo
 echo "demo: all example sites are Ready on the certified release, Erlangen's feasibility gate"
 echo "answered a query and its proposal inbox is deployed. Try it yourself: make sim"
+scripts/demo-hub.sh "$work" "$bin"

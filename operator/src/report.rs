@@ -72,8 +72,8 @@ pub struct SiteFacts {
 }
 
 /// The facts of `site`: its id, the release it runs (name and fingerprint) and each enabled
-/// component's health (ready when every desired replica is ready; the running image's digest
-/// as its version, which identifies what runs better than a tag).
+/// component's health (ready when every desired replica is ready; the running image's short
+/// digest as its version).
 pub fn facts(site: &DizSite) -> Result<SiteFacts, ReportError> {
     let status = site.status.clone().unwrap_or_default();
     let (Some(name), Some(fingerprint)) =
@@ -87,11 +87,13 @@ pub fn facts(site: &DizSite) -> Result<SiteFacts, ReportError> {
         .filter(|c| c.enabled)
         .map(|c| ComponentHealth {
             name: c.name.clone(),
+            // The digest, shortened as `docker images` does: the release fingerprint already
+            // identifies exactly what runs; this tells people which image of it.
             version: c
                 .image
                 .as_deref()
                 .and_then(|i| i.split_once('@'))
-                .map(|(_, digest)| digest.chars().take(128).collect()),
+                .map(|(_, digest)| digest.chars().take("sha256:".len() + 12).collect()),
             ready: c.replicas > 0 && c.ready_replicas >= c.replicas,
         })
         .collect();
@@ -394,7 +396,7 @@ mod tests {
                 ComponentStatus {
                     name: "blaze".into(),
                     enabled: true,
-                    image: Some("docker.io/samply/blaze@sha256:0123".into()),
+                    image: Some(format!("docker.io/samply/blaze@sha256:{}", "0123456789ab".repeat(5))),
                     replicas: 1,
                     ready_replicas: 1,
                 },
@@ -426,7 +428,7 @@ mod tests {
             [
                 ComponentHealth {
                     name: "blaze".into(),
-                    version: Some("sha256:0123".into()),
+                    version: Some("sha256:0123456789ab".into()),
                     ready: true
                 },
                 ComponentHealth {

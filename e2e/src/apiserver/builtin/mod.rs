@@ -46,6 +46,9 @@ pub fn admit(
     };
     let mut obj = decode(res, schema, obj, decoding)?;
     defaults::apply(&res.group, &res.kind, &mut obj);
+    if res.group.is_empty() && res.kind == "Secret" {
+        secret_string_data(&mut obj);
+    }
     if res.group.is_empty() && res.kind == "Service" {
         allocate::service(store, &mut obj, old);
     }
@@ -54,6 +57,49 @@ pub fn admit(
         Ok(obj)
     } else {
         Err(invalid(res, &obj, errors))
+    }
+}
+
+/// A Secret's `stringData` is write-only: kube-apiserver converts it into `data` (base64),
+/// overwriting keys `data` has too, and never stores it (kubernetes@v1.33.0
+/// pkg/apis/core/v1/conversion.go, `Convert_v1_Secret_To_core_Secret`). Reads then show only
+/// `data`, as a mounted Secret does.
+fn secret_string_data(obj: &mut Value) {
+    use base64::Engine as _;
+    let Some(m) = obj.as_object_mut() else { return };
+    let Some(Value::Object(strings)) = m.remove("stringData") else {
+        return;
+    };
+    let data = m
+        .entry("data")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if !data.is_object() {
+        *data = Value::Object(serde_json::Map::new());
+    }
+    if let Some(data) = data.as_object_mut() {
+        for (k, v) in strings {
+            let text = v.as_str().unwrap_or_default();
+            data.insert(
+                k,
+                Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod string_data_tests {
+    use serde_json::json;
+
+    #[test]
+    fn string_data_becomes_data_and_wins() {
+        let mut s = json!({"kind": "Secret", "data": {"a": "eA==", "b": "eQ=="},
+                           "stringData": {"b": "two", "c": "three"}});
+        super::secret_string_data(&mut s);
+        assert_eq!(
+            s,
+            json!({"kind": "Secret", "data": {"a": "eA==", "b": "dHdv", "c": "dGhyZWU="}})
+        );
     }
 }
 
