@@ -87,7 +87,15 @@ fn collect_secret_refs(v: &Value, out: &mut BTreeMap<String, BTreeSet<String>>) 
                 out.entry(name).or_default().insert(key);
             }
             if let Some(name) = m.get("secretName").and_then(Value::as_str) {
-                out.entry(name.to_string()).or_default();
+                // A Secret volume that lists its `items` names the keys it needs, as a
+                // secretKeyRef does: the site's Secret is taken to have them.
+                let keys = m
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| i["key"].as_str().map(str::to_string));
+                out.entry(name.to_string()).or_default().extend(keys);
             }
             if let Some(name) = m
                 .get("secretRef")

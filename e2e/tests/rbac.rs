@@ -400,7 +400,9 @@ async fn exercised(mode: Mode, scopes: Vec<Scope>) -> Vec<Attributes> {
         "{mode:?}: the API server refused requests of the operator: {refused:#?}"
     );
     assert!(!requests.is_empty(), "the operator made no requests");
-    requests.iter().flat_map(attributes_of).collect()
+    let mut used: Vec<Attributes> = requests.iter().flat_map(attributes_of).collect();
+    used.extend(escalation_checks(&admin).await);
+    used
 }
 
 /// What a request was authorized as: its verb, and `create` too for an apply that created the
@@ -411,6 +413,39 @@ fn attributes_of(r: &miracolix_e2e::apiserver::RequestRecord) -> Vec<Attributes>
         let mut create = Attributes::of_record(r);
         create.verb = "create".to_string();
         out.push(create);
+    }
+    out
+}
+
+/// What kube-apiserver authorizes against the operator when it writes a Role: every rule of the
+/// Role (RBAC escalation prevention, `ConfirmNoEscalation`: a writer may grant only what it
+/// holds). The test API server does not make that check (docs/testing.md), so the checks of the
+/// reporters' Roles the operator wrote (`get` on their own DizSite) are added here as the
+/// requests they are; without them the operator's `get` on DizSites would look unused.
+async fn escalation_checks(admin: &kube::Client) -> Vec<Attributes> {
+    let roles: Api<k8s_openapi::api::rbac::v1::Role> = Api::all(admin.clone());
+    let written = roles
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=miracolix-operator"))
+        .await
+        .expect("the operator's Roles");
+    assert!(
+        !written.items.is_empty(),
+        "the example sites report: the operator wrote their reporters' Roles"
+    );
+    let mut out = Vec::new();
+    for role in written.items {
+        let ns = role.metadata.namespace.clone().unwrap_or_default();
+        for rule in role.rules.unwrap_or_default() {
+            for verb in &rule.verbs {
+                for group in rule.api_groups.iter().flatten() {
+                    for resource in rule.resources.iter().flatten() {
+                        for name in rule.resource_names.iter().flatten() {
+                            out.push(Attributes::resource(verb, group, resource, &ns, name));
+                        }
+                    }
+                }
+            }
+        }
     }
     out
 }

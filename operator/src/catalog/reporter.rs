@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodSecurityContext,
+    Capabilities, Container, EnvVar, KeyToPath, EnvVarSource, ObjectFieldSelector, PodSecurityContext,
     PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretVolumeSource,
     SecurityContext, ServiceAccount, Volume, VolumeMount,
 };
@@ -174,17 +174,27 @@ pub fn build(site: &SiteInput) -> Result<Vec<Child>, CatalogError> {
         read_only: Some(true),
         ..VolumeMount::default()
     }];
-    // Readable by the image's group only (fsGroup below): the key is the site's signature.
-    let secret_volume = |volume: &str, secret: &str| Volume {
+    // Only the named keys, readable by the image's group only (fsGroup below): the key is the
+    // site's signature. A Secret without one of them fails the mount, which names the key.
+    let secret_volume = |volume: &str, secret: &str, keys: &[&str]| Volume {
         name: volume.into(),
         secret: Some(SecretVolumeSource {
             secret_name: Some(secret.to_string()),
             default_mode: Some(0o440),
+            items: Some(
+                keys.iter()
+                    .map(|k| KeyToPath {
+                        key: (*k).to_string(),
+                        path: (*k).to_string(),
+                        ..KeyToPath::default()
+                    })
+                    .collect(),
+            ),
             ..SecretVolumeSource::default()
         }),
         ..Volume::default()
     };
-    let mut volumes = vec![secret_volume("report-key", &key_secret)];
+    let mut volumes = vec![secret_volume("report-key", &key_secret, &[KEY_FILE, KEY_ID_FILE])];
     if let Some(ca) = &spec.hub_ca_secret_name {
         env_vars.push(env("REPORT_HUB_CA", format!("{CA_DIR}/{CA_FILE}")));
         mounts.push(VolumeMount {
@@ -193,7 +203,7 @@ pub fn build(site: &SiteInput) -> Result<Vec<Child>, CatalogError> {
             read_only: Some(true),
             ..VolumeMount::default()
         });
-        volumes.push(secret_volume("hub-ca", ca));
+        volumes.push(secret_volume("hub-ca", ca, &[CA_FILE]));
     }
     let quantity = |s: &str| Quantity(s.to_string());
     let container = Container {
