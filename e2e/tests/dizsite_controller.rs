@@ -968,22 +968,29 @@ async fn reporting_deploys_the_reporter_and_reports_its_runs() {
     assert_eq!(names::<CronJob>(&h.client).await, Vec::<String>::new());
     assert_eq!(names::<Role>(&h.client).await, Vec::<String>::new());
     assert_eq!(names::<RoleBinding>(&h.client).await, Vec::<String>::new());
-    assert!(!names::<ServiceAccount>(&h.client)
-        .await
-        .contains(&"marburg-reporter".to_string()));
+    assert!(
+        !names::<ServiceAccount>(&h.client)
+            .await
+            .contains(&"marburg-reporter".to_string())
+    );
 
     h.sites()
         .patch(
             "marburg",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"reporting": {"hubUrl": "https://hub.miracum.example"}}})),
+            &Patch::Merge(
+                json!({"spec": {"reporting": {"hubUrl": "https://hub.miracum.example"}}}),
+            ),
         )
         .await
         .expect("turn reporting on");
     let site = h.wait_condition(conditions::REPORTING, "False").await;
-    let c = conditions::find(&site.status.as_ref().expect("status").conditions, conditions::REPORTING)
-        .expect("Reporting")
-        .clone();
+    let c = conditions::find(
+        &site.status.as_ref().expect("status").conditions,
+        conditions::REPORTING,
+    )
+    .expect("Reporting")
+    .clone();
     assert_eq!(c.reason, reasons::REPORT_PENDING, "{c:?}");
     let cronjob = Api::<CronJob>::namespaced(h.client.clone(), NS)
         .get("marburg-reporter")
@@ -997,7 +1004,10 @@ async fn reporting_deploys_the_reporter_and_reports_its_runs() {
         .as_ref()
         .and_then(|j| j.template.spec.as_ref())
         .expect("pod");
-    assert_eq!(pod.service_account_name.as_deref(), Some("marburg-reporter"));
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("marburg-reporter")
+    );
     let container = &pod.containers[0];
     assert_eq!(container.args.as_deref(), Some(&["report".to_string()][..]));
     assert!(
@@ -1022,7 +1032,10 @@ async fn reporting_deploys_the_reporter_and_reports_its_runs() {
         .flatten()
         .find_map(|v| v.secret.as_ref())
         .expect("the key is a Secret volume");
-    assert_eq!(key_volume.secret_name.as_deref(), Some("marburg-report-key"));
+    assert_eq!(
+        key_volume.secret_name.as_deref(),
+        Some("marburg-report-key")
+    );
     let role = Api::<Role>::namespaced(h.client.clone(), NS)
         .get("marburg-reporter")
         .await
@@ -1030,12 +1043,20 @@ async fn reporting_deploys_the_reporter_and_reports_its_runs() {
     let rules = role.rules.expect("rules");
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0].verbs, ["get"]);
-    assert_eq!(rules[0].resources.as_deref(), Some(&["dizsites".to_string()][..]));
-    assert_eq!(rules[0].resource_names.as_deref(), Some(&["marburg".to_string()][..]));
+    assert_eq!(
+        rules[0].resources.as_deref(),
+        Some(&["dizsites".to_string()][..])
+    );
+    assert_eq!(
+        rules[0].resource_names.as_deref(),
+        Some(&["marburg".to_string()][..])
+    );
     assert_eq!(names::<RoleBinding>(&h.client).await, ["marburg-reporter"]);
-    assert!(names::<ServiceAccount>(&h.client)
-        .await
-        .contains(&"marburg-reporter".to_string()));
+    assert!(
+        names::<ServiceAccount>(&h.client)
+            .await
+            .contains(&"marburg-reporter".to_string())
+    );
     let policies = Api::<NetworkPolicy>::namespaced(h.client.clone(), NS);
     policies
         .get("marburg-reporter")
@@ -1050,7 +1071,10 @@ async fn reporting_deploys_the_reporter_and_reports_its_runs() {
         .flat_map(|r| r.from.unwrap_or_default())
         .filter_map(|p| p.pod_selector?.match_labels)
         .any(|l| l.get("diz.miracum.org/component").map(String::as_str) == Some("reporter"));
-    assert!(admits_reporter, "Blaze's ingress policy admits the reporter");
+    assert!(
+        admits_reporter,
+        "Blaze's ingress policy admits the reporter"
+    );
 
     // The CronJob controller records a run that succeeded: Reporting turns True.
     let at = |ago: chrono::Duration| {
@@ -1071,9 +1095,12 @@ async fn reporting_deploys_the_reporter_and_reports_its_runs() {
         .await
         .expect("the CronJob's status");
     let site = h.wait_condition(conditions::REPORTING, "True").await;
-    let c = conditions::find(&site.status.as_ref().expect("status").conditions, conditions::REPORTING)
-        .expect("Reporting")
-        .clone();
+    let c = conditions::find(
+        &site.status.as_ref().expect("status").conditions,
+        conditions::REPORTING,
+    )
+    .expect("Reporting")
+    .clone();
     assert_eq!(c.reason, reasons::REPORTED);
     assert!(c.message.contains(&succeeded), "{}", c.message);
     // A later run that did not succeed (long past its deadline): ReportFailing.
@@ -1081,16 +1108,17 @@ async fn reporting_deploys_the_reporter_and_reports_its_runs() {
         .patch_status(
             "marburg-reporter",
             &PatchParams::default(),
-            &Patch::Merge(
-                json!({"status": {"lastScheduleTime": at(chrono::Duration::hours(1))}}),
-            ),
+            &Patch::Merge(json!({"status": {"lastScheduleTime": at(chrono::Duration::hours(1))}})),
         )
         .await
         .expect("the CronJob's status");
     let site = h.wait_condition(conditions::REPORTING, "False").await;
-    let c = conditions::find(&site.status.as_ref().expect("status").conditions, conditions::REPORTING)
-        .expect("Reporting")
-        .clone();
+    let c = conditions::find(
+        &site.status.as_ref().expect("status").conditions,
+        conditions::REPORTING,
+    )
+    .expect("Reporting")
+    .clone();
     assert_eq!(c.reason, reasons::REPORT_FAILING, "{c:?}");
 
     // Off again: the reporter and the condition go.
@@ -1108,9 +1136,9 @@ async fn reporting_deploys_the_reporter_and_reports_its_runs() {
                 && names::<Role>(&h.client).await.is_empty()
                 && names::<RoleBinding>(&h.client).await.is_empty();
             let site = h.sites().get("marburg").await.expect("site");
-            let no_condition = site.status.is_some_and(|s| {
-                conditions::find(&s.conditions, conditions::REPORTING).is_none()
-            });
+            let no_condition = site
+                .status
+                .is_some_and(|s| conditions::find(&s.conditions, conditions::REPORTING).is_none());
             if gone && no_condition {
                 break;
             }

@@ -425,7 +425,10 @@ fn attributes_of(r: &miracolix_e2e::apiserver::RequestRecord) -> Vec<Attributes>
 async fn escalation_checks(admin: &kube::Client) -> Vec<Attributes> {
     let roles: Api<k8s_openapi::api::rbac::v1::Role> = Api::all(admin.clone());
     let written = roles
-        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=miracolix-operator"))
+        .list(
+            &kube::api::ListParams::default()
+                .labels("app.kubernetes.io/managed-by=miracolix-operator"),
+        )
         .await
         .expect("the operator's Roles");
     assert!(

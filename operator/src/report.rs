@@ -157,8 +157,9 @@ impl HttpClient {
                 use rustls_pki_types::pem::PemObject as _;
                 let mut roots = tokio_rustls::rustls::RootCertStore::empty();
                 for cert in CertificateDer::pem_slice_iter(pem) {
-                    let cert = cert
-                        .map_err(|e| ReportError::Http(format!("hub CA: not a PEM certificate: {e}")))?;
+                    let cert = cert.map_err(|e| {
+                        ReportError::Http(format!("hub CA: not a PEM certificate: {e}"))
+                    })?;
                     roots
                         .add(cert)
                         .map_err(|e| ReportError::Http(format!("hub CA: {e}")))?;
@@ -183,10 +184,9 @@ impl HttpClient {
         };
         let connector = builder.https_or_http().enable_http1().build();
         Ok(Self {
-            inner: hyper_util::client::legacy::Client::builder(
-                hyper_util::rt::TokioExecutor::new(),
-            )
-            .build(connector),
+            inner:
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build(connector),
             timeout,
         })
     }
@@ -396,7 +396,10 @@ mod tests {
                 ComponentStatus {
                     name: "blaze".into(),
                     enabled: true,
-                    image: Some(format!("docker.io/samply/blaze@sha256:{}", "0123456789ab".repeat(5))),
+                    image: Some(format!(
+                        "docker.io/samply/blaze@sha256:{}",
+                        "0123456789ab".repeat(5)
+                    )),
                     replicas: 1,
                     ready_replicas: 1,
                 },
@@ -504,7 +507,14 @@ mod tests {
         for ok in ["Patient", "MedicationAdministration"] {
             assert!(is_resource_type(ok), "{ok}");
         }
-        for bad in ["", "patient", "Patient/1", "Patient?x=1", "Pa tient", "../x"] {
+        for bad in [
+            "",
+            "patient",
+            "Patient/1",
+            "Patient?x=1",
+            "Pa tient",
+            "../x",
+        ] {
             assert!(!is_resource_type(bad), "{bad}");
         }
     }

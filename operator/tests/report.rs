@@ -156,21 +156,35 @@ fn keygen(dir: &Path) -> Value {
     std::fs::create_dir_all(dir).expect("dir");
     let reg = dir.join("registration.json");
     let out = Command::new(env!("CARGO_BIN_EXE_miracolix-operator"))
-        .args(["report", "keygen", "--site", "erlangen", "--key-id", "erlangen-test"])
+        .args([
+            "report",
+            "keygen",
+            "--site",
+            "erlangen",
+            "--key-id",
+            "erlangen-test",
+        ])
         .arg("--registration-file")
         .arg(&reg)
         .output()
         .expect("keygen runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let secret: Value = miracolix_operator::yaml::from_multi_doc(&String::from_utf8_lossy(&out.stdout))
-        .expect("the Secret is YAML")
-        .remove(0);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret: Value =
+        miracolix_operator::yaml::from_multi_doc(&String::from_utf8_lossy(&out.stdout))
+            .expect("the Secret is YAML")
+            .remove(0);
     assert_eq!(secret["kind"], "Secret");
     assert_eq!(secret["metadata"]["name"], "erlangen-report-key");
     for file in ["private-key.pem", "key-id"] {
         std::fs::write(
             dir.join(file),
-            secret["stringData"][file].as_str().expect("file in the Secret"),
+            secret["stringData"][file]
+                .as_str()
+                .expect("file in the Secret"),
         )
         .expect("write");
     }
@@ -197,7 +211,8 @@ async fn get(url: &str) -> Value {
         .await
         .expect("the hub answers");
     let body = res.into_body().collect().await.expect("body").to_bytes();
-    serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()))
+    serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()))
 }
 
 async fn metrics(ops: &str) -> String {
@@ -213,7 +228,9 @@ async fn metrics(ops: &str) -> String {
 fn accepted(metrics: &str) -> u64 {
     metrics
         .lines()
-        .find(|l| l.starts_with("miracolix_hub_reports_total{") && l.contains("outcome=\"accepted\""))
+        .find(|l| {
+            l.starts_with("miracolix_hub_reports_total{") && l.contains("outcome=\"accepted\"")
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
@@ -232,7 +249,10 @@ fn run_report(kubeconfig: &Path, hub: &str, blaze: &str, keys: &Path) -> std::pr
             .env("REPORT_BLAZE_URL", blaze)
             .env("REPORT_KEY_FILE", keys.join("private-key.pem"))
             .env("REPORT_KEY_ID_FILE", keys.join("key-id"))
-            .env("REPORT_RESOURCE_TYPES", "Patient,Condition,Specimen,Consent")
+            .env(
+                "REPORT_RESOURCE_TYPES",
+                "Patient,Condition,Specimen,Consent",
+            )
             .env("REPORT_ATTEMPTS", "2")
             .env("REPORT_RETRY_DELAY_MS", "10")
             .output()
@@ -319,7 +339,10 @@ async fn the_command_reports_obfuscated_counts_and_a_wrong_key_is_refused() {
         Some(i32::from(miracolix_operator::cli::EXIT_ERROR)),
         "{stderr}"
     );
-    assert!(stderr.contains("HTTP 401") && stderr.contains("bad-signature"), "{stderr}");
+    assert!(
+        stderr.contains("HTTP 401") && stderr.contains("bad-signature"),
+        "{stderr}"
+    );
     assert_eq!(accepted(&metrics(&ops).await), 1, "nothing more stored");
 
     // A hub that does not answer: retried, then a failure naming the attempts.
@@ -404,7 +427,11 @@ async fn one_report_per_period_whatever_is_retried() {
     let (rerun, posted) = report::run(&site, later, &run).await.expect("rerun");
     assert_eq!(posted, Posted::AlreadyReported);
     assert_eq!(rerun.sequence, sent.sequence);
-    assert_eq!(accepted(&metrics(&ops).await), 1, "one report for the period");
+    assert_eq!(
+        accepted(&metrics(&ops).await),
+        1,
+        "one report for the period"
+    );
     // The next period is a new report.
     let next = now + chrono::Duration::hours(1);
     *hub_now.lock().expect("clock") = next;

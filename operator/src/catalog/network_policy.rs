@@ -376,7 +376,10 @@ fn part_policy(site: &SiteInput, component: Component, part: &'static Part) -> N
         .collect();
     // The site's reporter counts Blaze's resources (`spec.reporting`).
     if component.name() == "blaze"
-        && component.parts().first().is_some_and(|p| p.name == part.name)
+        && component
+            .parts()
+            .first()
+            .is_some_and(|p| p.name == part.name)
         && let Some(rule) = super::reporter::blaze_ingress(site)
     {
         ingress_rules.push(rule);

@@ -361,9 +361,16 @@ mod tests {
                 .replace('_', "-");
             assert!(r.message.contains(&format!("--{flag} ")), "{}", r.name);
         }
-        assert!(args.push.site.is_none() && args.push.hub_url.is_none() && args.push.blaze_url.is_none());
+        assert!(
+            args.push.site.is_none()
+                && args.push.hub_url.is_none()
+                && args.push.blaze_url.is_none()
+        );
         let files: Vec<&str> = reporter.reads.iter().map(|r| r.env).collect();
-        assert_eq!(files, ["REPORT_KEY_FILE", "REPORT_KEY_ID_FILE", "REPORT_HUB_CA"]);
+        assert_eq!(
+            files,
+            ["REPORT_KEY_FILE", "REPORT_KEY_ID_FILE", "REPORT_HUB_CA"]
+        );
         let reads: Vec<&str> = inbox.reads.iter().map(|r| r.env).collect();
         assert_eq!(
             reads,

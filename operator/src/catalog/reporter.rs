@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, KeyToPath, EnvVarSource, ObjectFieldSelector, PodSecurityContext,
-    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretVolumeSource,
-    SecurityContext, ServiceAccount, Volume, VolumeMount,
+    Capabilities, Container, EnvVar, EnvVarSource, KeyToPath, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
+    SecretVolumeSource, SecurityContext, ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicySpec,
@@ -194,7 +194,11 @@ pub fn build(site: &SiteInput) -> Result<Vec<Child>, CatalogError> {
         }),
         ..Volume::default()
     };
-    let mut volumes = vec![secret_volume("report-key", &key_secret, &[KEY_FILE, KEY_ID_FILE])];
+    let mut volumes = vec![secret_volume(
+        "report-key",
+        &key_secret,
+        &[KEY_FILE, KEY_ID_FILE],
+    )];
     if let Some(ca) = &spec.hub_ca_secret_name {
         env_vars.push(env("REPORT_HUB_CA", format!("{CA_DIR}/{CA_FILE}")));
         mounts.push(VolumeMount {
@@ -360,7 +364,10 @@ fn network_policy(site: &SiteInput, spec: &ReportingSpec) -> NetworkPolicy {
     NetworkPolicy {
         metadata: meta(site),
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(selector(&[(SITE_LABEL, site.name), (COMPONENT_LABEL, PART)])),
+            pod_selector: Some(selector(&[
+                (SITE_LABEL, site.name),
+                (COMPONENT_LABEL, PART),
+            ])),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             ingress: Some(Vec::new()),
             egress: Some(vec![
@@ -386,11 +393,16 @@ fn network_policy(site: &SiteInput, spec: &ReportingSpec) -> NetworkPolicy {
 }
 
 /// The ingress rule Blaze's policy adds for the reporter (when the site reports).
-pub fn blaze_ingress(site: &SiteInput) -> Option<k8s_openapi::api::networking::v1::NetworkPolicyIngressRule> {
+pub fn blaze_ingress(
+    site: &SiteInput,
+) -> Option<k8s_openapi::api::networking::v1::NetworkPolicyIngressRule> {
     matches!(deployable(site), Ok(Some(_))).then(|| {
         k8s_openapi::api::networking::v1::NetworkPolicyIngressRule {
             from: Some(vec![NetworkPolicyPeer {
-                pod_selector: Some(selector(&[(SITE_LABEL, site.name), (COMPONENT_LABEL, PART)])),
+                pod_selector: Some(selector(&[
+                    (SITE_LABEL, site.name),
+                    (COMPONENT_LABEL, PART),
+                ])),
                 ..NetworkPolicyPeer::default()
             }]),
             ports: Some(vec![tcp_port(BLAZE_PORT)]),
@@ -408,7 +420,9 @@ mod tests {
     fn schedules_fire_every_interval_and_spread_sites() {
         use crate::release::window::Schedule;
         let tz = jiff::tz::TimeZone::UTC;
-        for interval in [5, 6, 10, 12, 15, 20, 30, 60, 120, 180, 240, 360, 480, 720, 1440] {
+        for interval in [
+            5, 6, 10, 12, 15, 20, 30, 60, 120, 180, 240, 360, 480, 720, 1440,
+        ] {
             for site in ["erlangen", "dresden", "marburg", "magdeburg"] {
                 let text = schedule(site, interval);
                 let parsed = Schedule::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -429,7 +443,11 @@ mod tests {
                     at = next;
                     fired += 1;
                 }
-                assert_eq!(fired, 1440 / interval, "{site} every {interval} min: {text}");
+                assert_eq!(
+                    fired,
+                    1440 / interval,
+                    "{site} every {interval} min: {text}"
+                );
             }
         }
         let minutes: std::collections::BTreeSet<String> =
@@ -437,7 +455,10 @@ mod tests {
                 .iter()
                 .map(|s| schedule(s, 60))
                 .collect();
-        assert!(minutes.len() > 1, "every site reports in the same minute: {minutes:?}");
+        assert!(
+            minutes.len() > 1,
+            "every site reports in the same minute: {minutes:?}"
+        );
     }
 
     fn input_for<'a>(
@@ -493,7 +514,13 @@ mod tests {
         let kinds: Vec<String> = children.iter().map(|c| c.key().1).collect();
         assert_eq!(
             kinds,
-            ["ServiceAccount", "Role", "RoleBinding", "CronJob", "NetworkPolicy"]
+            [
+                "ServiceAccount",
+                "Role",
+                "RoleBinding",
+                "CronJob",
+                "NetworkPolicy"
+            ]
         );
         let json = |kind: &str| {
             serde_json::to_value(
@@ -508,7 +535,10 @@ mod tests {
         let cj = json("CronJob");
         let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-        assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
         let c = &pod["containers"][0];
         let sc = &c["securityContext"];
         assert_eq!(sc["allowPrivilegeEscalation"], false);
@@ -523,7 +553,12 @@ mod tests {
             .as_array()
             .expect("env")
             .iter()
-            .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["value"].as_str()?.to_string())))
+            .filter_map(|e| {
+                Some((
+                    e["name"].as_str()?.to_string(),
+                    e["value"].as_str()?.to_string(),
+                ))
+            })
             .collect();
         assert_eq!(env["REPORT_HUB_CA"], format!("{CA_DIR}/{CA_FILE}"));
         assert_eq!(env["REPORT_INTERVAL_MINUTES"], "15");
@@ -539,7 +574,12 @@ mod tests {
             .filter_map(|v| v["secret"]["secretName"].as_str())
             .collect();
         assert_eq!(secrets, ["erlangen-report-key", "hub-ca"]);
-        assert!(cj["spec"]["schedule"].as_str().expect("schedule").ends_with("-59/15 * * * *"));
+        assert!(
+            cj["spec"]["schedule"]
+                .as_str()
+                .expect("schedule")
+                .ends_with("-59/15 * * * *")
+        );
         let role = json("Role");
         assert_eq!(
             role["rules"],
@@ -559,8 +599,15 @@ mod tests {
         let without = spec("components: {blaze: {}}\n");
         assert!(build(&input_for(&without, &rel)).expect("build").is_empty());
         let no_blaze = spec("reporting: {hubUrl: 'https://hub.example.org'}\n");
-        assert_eq!(deployable(&input_for(&no_blaze, &rel)), Err(NotDeployable::NoBlaze));
-        assert!(build(&input_for(&no_blaze, &rel)).expect("build").is_empty());
+        assert_eq!(
+            deployable(&input_for(&no_blaze, &rel)),
+            Err(NotDeployable::NoBlaze)
+        );
+        assert!(
+            build(&input_for(&no_blaze, &rel))
+                .expect("build")
+                .is_empty()
+        );
         let old = release(false);
         assert_eq!(
             deployable(&input_for(&with, &old)),

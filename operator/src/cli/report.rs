@@ -158,7 +158,10 @@ fn read(path: &str) -> Result<Vec<u8>, ReportCliError> {
 }
 
 /// The site's key and key id, from the mounted Secret's files.
-pub fn load_key(key_file: &str, key_id_file: &str) -> Result<(Ed25519KeyPair, String), ReportCliError> {
+pub fn load_key(
+    key_file: &str,
+    key_id_file: &str,
+) -> Result<(Ed25519KeyPair, String), ReportCliError> {
     use rustls_pki_types::PrivatePkcs8KeyDer;
     use rustls_pki_types::pem::PemObject as _;
     let pem = read(key_file)?;
@@ -169,7 +172,9 @@ pub fn load_key(key_file: &str, key_id_file: &str) -> Result<(Ed25519KeyPair, St
     let der = PrivatePkcs8KeyDer::from_pem_slice(&pem).map_err(|e| bad(e.to_string()))?;
     let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der())
         .map_err(|e| bad(e.to_string()))?;
-    let key_id = String::from_utf8_lossy(&read(key_id_file)?).trim().to_string();
+    let key_id = String::from_utf8_lossy(&read(key_id_file)?)
+        .trim()
+        .to_string();
     if key_id.is_empty() || key_id.len() > 253 || key_id.contains(char::is_whitespace) {
         return Err(ReportCliError::BadKeyId(key_id_file.to_string()));
     }
@@ -177,8 +182,14 @@ pub fn load_key(key_file: &str, key_id_file: &str) -> Result<(Ed25519KeyPair, St
 }
 
 async fn push(args: &PushArgs) -> Result<(), ReportCliError> {
-    let site_name = args.site.as_deref().ok_or(ReportCliError::Missing("site"))?;
-    let hub_url = args.hub_url.as_deref().ok_or(ReportCliError::Missing("hub-url"))?;
+    let site_name = args
+        .site
+        .as_deref()
+        .ok_or(ReportCliError::Missing("site"))?;
+    let hub_url = args
+        .hub_url
+        .as_deref()
+        .ok_or(ReportCliError::Missing("hub-url"))?;
     let blaze_url = args
         .blaze_url
         .as_deref()
@@ -339,8 +350,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("report-keygen-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let (k, i) = (dir.join("private-key.pem"), dir.join("key-id"));
-        std::fs::write(&k, secret["stringData"]["private-key.pem"].as_str().expect("pem"))
-            .expect("write");
+        std::fs::write(
+            &k,
+            secret["stringData"]["private-key.pem"]
+                .as_str()
+                .expect("pem"),
+        )
+        .expect("write");
         std::fs::write(&i, secret["stringData"]["key-id"].as_str().expect("id")).expect("write");
         let (key, key_id) =
             load_key(&k.to_string_lossy(), &i.to_string_lossy()).expect("the key loads");

@@ -87,22 +87,6 @@ fn secret_string_data(obj: &mut Value) {
     }
 }
 
-#[cfg(test)]
-mod string_data_tests {
-    use serde_json::json;
-
-    #[test]
-    fn string_data_becomes_data_and_wins() {
-        let mut s = json!({"kind": "Secret", "data": {"a": "eA==", "b": "eQ=="},
-                           "stringData": {"b": "two", "c": "three"}});
-        super::secret_string_data(&mut s);
-        assert_eq!(
-            s,
-            json!({"kind": "Secret", "data": {"a": "eA==", "b": "dHdv", "c": "dGhyZWU="}})
-        );
-    }
-}
-
 fn invalid(res: &ResourceInfo, obj: &Value, errors: Vec<FieldError>) -> ApiError {
     let failure = ValidationFailure {
         kind: res.kind.clone(),
@@ -343,4 +327,20 @@ fn quantities(res: &ResourceInfo, schema: &Value, v: &mut Value) -> Result<(), A
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod string_data_tests {
+    use serde_json::json;
+
+    #[test]
+    fn string_data_becomes_data_and_wins() {
+        let mut s = json!({"kind": "Secret", "data": {"a": "eA==", "b": "eQ=="},
+                           "stringData": {"b": "two", "c": "three"}});
+        super::secret_string_data(&mut s);
+        assert_eq!(
+            s,
+            json!({"kind": "Secret", "data": {"a": "eA==", "b": "dHdv", "c": "dGhyZWU="}})
+        );
+    }
 }

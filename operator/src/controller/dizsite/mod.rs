@@ -11,8 +11,8 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::ApiResource;
@@ -395,7 +395,8 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                 &name,
                 reporting.as_ref().map(Option::as_ref).map_err(Clone::clone),
                 &seen,
-                chrono::DateTime::from_timestamp(ctx.clock.now().as_second(), 0).unwrap_or_default(),
+                chrono::DateTime::from_timestamp(ctx.clock.now().as_second(), 0)
+                    .unwrap_or_default(),
             ));
             warn_notices(site, ctx, &notices).await;
             conds.extend(notices);

@@ -83,8 +83,7 @@ pub fn condition(
     }
     let every = format!("every {} min", spec.interval_minutes);
     let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let running =
-        |t: DateTime<Utc>| (now - t).num_seconds() < reporter::RUN_DEADLINE_SECONDS;
+    let running = |t: DateTime<Utc>| (now - t).num_seconds() < reporter::RUN_DEADLINE_SECONDS;
     let (status, reason, message) = match (seen.last_schedule, seen.last_success) {
         (Some(sched), Some(ok)) if ok >= sched => (
             true,
@@ -103,7 +102,10 @@ pub fn condition(
         (Some(sched), None) if running(sched) => (
             false,
             reasons::REPORT_PENDING,
-            format!("the first report, scheduled at {}, is under way", fmt(sched)),
+            format!(
+                "the first report, scheduled at {}, is under way",
+                fmt(sched)
+            ),
         ),
         (Some(sched), last) => (
             false,
@@ -210,7 +212,11 @@ mod tests {
         for (what, observed, status, reason, word) in cases {
             let c = condition("erlangen", Ok(Some(&spec)), &observed, now).expect(what);
             assert_eq!(c.type_, REPORTING, "{what}");
-            assert_eq!(c.status == crate::api::conditions::TRUE, status, "{what}: {c:?}");
+            assert_eq!(
+                c.status == crate::api::conditions::TRUE,
+                status,
+                "{what}: {c:?}"
+            );
             assert_eq!(c.reason, reason, "{what}");
             assert!(c.message.contains(word), "{what}: {}", c.message);
         }
@@ -226,8 +232,13 @@ mod tests {
         .expect("condition");
         assert_eq!(c.reason, reasons::REPORTER_IMAGE_MISSING);
         assert!(c.message.contains("miracolix-2025.2"), "{}", c.message);
-        let c = condition("erlangen", Err(NotDeployable::NoBlaze), &Observed::default(), now)
-            .expect("condition");
+        let c = condition(
+            "erlangen",
+            Err(NotDeployable::NoBlaze),
+            &Observed::default(),
+            now,
+        )
+        .expect("condition");
         assert_eq!(c.reason, reasons::REPORTING_NEEDS_BLAZE);
     }
 
