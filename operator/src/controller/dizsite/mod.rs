@@ -398,7 +398,13 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                 chrono::DateTime::from_timestamp(ctx.clock.now().as_second(), 0)
                     .unwrap_or_default(),
             ));
-            warn_notices(site, ctx, &notices).await;
+            // A report that is merely not due yet is no warning.
+            let warnings: Vec<DesiredCondition> = notices
+                .iter()
+                .filter(|n| n.reason != reasons::REPORT_PENDING)
+                .cloned()
+                .collect();
+            warn_notices(site, ctx, &warnings).await;
             conds.extend(notices);
             (health, conds)
         }
