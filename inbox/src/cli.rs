@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::client::HttpClient;
 use crate::config::InboxConfig;
+use crate::pgstore::{PostgresStore, connect_options};
 use crate::proposal::{CentralKeys, ed25519_keypair_from_pem};
 use crate::server::{Inbox, Parts};
 use crate::store::{SqliteStore, Store};
@@ -30,13 +31,19 @@ pub struct InboxArgs {
         default_value = "/etc/miracolix-inbox/config.json"
     )]
     pub config: PathBuf,
-    /// sqlite:///path/to/inbox.db (postgres:// URLs are not supported yet).
+    /// sqlite:///path/to/inbox.db, or postgres://user:password@host:port/database (also
+    /// postgresql://; sslmode and sslrootcert as libpq reads them, docs/proposals.md).
     #[arg(
         long,
         env = "INBOX_DATABASE",
         default_value = "sqlite:///var/lib/miracolix-inbox/inbox.db"
     )]
     pub database: String,
+    /// PEM CA the PostgreSQL server's certificate must chain to (CloudNativePG: the
+    /// `<cluster>-ca` Secret's ca.crt); with it, TLS is required unless the URL says
+    /// sslmode=disable.
+    #[arg(long, env = "INBOX_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
     /// Directory of PEM Ed25519 public keys of the central office; file name = key id.
     #[arg(
         long,
@@ -127,16 +134,14 @@ fn read(path: &Path) -> Result<Vec<u8>, InboxError> {
 
 async fn run(args: InboxArgs) -> Result<(), InboxError> {
     let config = InboxConfig::load(&args.config)?;
-    let store: Box<dyn Store> = match parse_database(&args.database)
-        .map_err(InboxError::Database)?
-    {
-        Database::Sqlite(path) => Box::new(SqliteStore::open(&path)?),
-        Database::Postgres(_) => {
-            return Err(InboxError::Database(
-                "PostgreSQL is not supported by this version of the inbox yet; use sqlite:///path (docs/proposals.md, Storage)".into(),
-            ));
-        }
-    };
+    let store: Box<dyn Store> =
+        match parse_database(&args.database).map_err(InboxError::Database)? {
+            Database::Sqlite(path) => Box::new(SqliteStore::open(&path)?),
+            Database::Postgres(url) => Box::new(PostgresStore::open(connect_options(
+                &url,
+                args.database_ca_file.as_deref(),
+            )?)?),
+        };
     let keys = CentralKeys::load(&args.central_keys)?;
     if keys.is_empty() {
         return Err(InboxError::NoKeys(args.central_keys.display().to_string()));

@@ -5,7 +5,7 @@
 //! OIDC login.
 //!
 //! Modules: `workflow` (the pure state machine, quorum, deadline), `proposal` (signed intake and
-//! keys), `store` (persistence behind a trait; SQLite), `outbox` (decisions and notifications,
+//! keys), `store` (persistence behind a trait; SQLite), `pgstore` (PostgreSQL), `outbox` (decisions and notifications,
 //! retried), `notify` (e-mail, webhook), `oidc` and `session` (login), `web` (the page),
 //! `server` (routing), `api` (the summary the controller reads), `cli`.
 
@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod notify;
 pub mod oidc;
 pub mod outbox;
+pub mod pgstore;
 pub mod proposal;
 pub mod server;
 pub mod session;

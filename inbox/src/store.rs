@@ -6,9 +6,9 @@
 //! being queued for the central office, and a crash between the two cannot happen.
 //!
 //! The SQLite implementation is [`SqliteStore`] (one file on the inbox's volume, versioned
-//! migrations from `miracolix_service::sqlite`). PostgreSQL (`postgres://` in `--database`)
-//! would be a second implementation of the same trait; it is not implemented yet
-//! (docs/proposals.md, "Storage").
+//! migrations from `miracolix_service::sqlite`); the PostgreSQL one is
+//! [`crate::pgstore::PostgresStore`] (`postgres://` in `--database`), with the same numbered
+//! migration steps (docs/proposals.md, "Storage").
 
 use std::path::Path;
 
@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::proposal::{Proposal, Verified};
 use crate::workflow::{self, Action, Choice, Illegal, State, Vote};
 
-const MIGRATIONS: &[&str] = &[
+pub const MIGRATIONS: &[&str] = &[
     // 0 -> 1
     "CREATE TABLE proposals (
         id TEXT PRIMARY KEY,
@@ -75,6 +75,10 @@ pub enum StoreError {
     Migrate(#[from] MigrateError),
     #[error("database holds an unreadable value: {0}")]
     Corrupt(String),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] postgres::Error),
+    #[error("PostgreSQL connection: {0}")]
+    Connect(String),
 }
 
 /// Why a change was refused.
@@ -86,6 +90,12 @@ pub enum ChangeError {
     Illegal(#[from] Illegal),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<postgres::Error> for ChangeError {
+    fn from(e: postgres::Error) -> Self {
+        ChangeError::Store(StoreError::Postgres(e))
+    }
 }
 
 impl From<rusqlite::Error> for ChangeError {
@@ -177,7 +187,9 @@ pub struct ChannelStatus {
 
 /// Turns a change into the outbox rows it causes (decision, notifications); pure, supplied by the
 /// caller from the configuration.
-pub type Planner<'a> = &'a dyn Fn(&Change) -> Vec<OutboxItem>;
+/// `Sync` because the PostgreSQL store runs a transaction on a helper thread (see
+/// [`crate::pgstore`]).
+pub type Planner<'a> = &'a (dyn Fn(&Change) -> Vec<OutboxItem> + Sync);
 
 /// The inbox's persistence. Implementations make each method atomic.
 pub trait Store: Send {

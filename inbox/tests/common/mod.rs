@@ -30,6 +30,7 @@ use std::future::Future;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 pub mod issuer;
+pub mod postgres;
 
 pub const SITE: &str = "erlangen";
 pub const MEMBERS: [&str; 3] = [

@@ -74,6 +74,8 @@ const OIDC_DIR: &str = "/etc/miracolix-inbox/oidc";
 pub const OIDC_CLIENT_SECRET_FILE: &str = "/etc/miracolix-inbox/oidc/client-secret";
 pub const WEBHOOK_TOKEN_DIR: &str = "/etc/miracolix-inbox/webhook-tokens";
 const SMTP_DIR: &str = "/etc/miracolix-inbox/smtp";
+/// The CloudNativePG cluster CA (`spec.database.cloudNativePG`).
+const DATABASE_CA_DIR: &str = "/etc/miracolix-inbox/database-ca";
 pub const SMTP_USERNAME_FILE: &str = "/etc/miracolix-inbox/smtp/username";
 pub const SMTP_PASSWORD_FILE: &str = "/etc/miracolix-inbox/smtp/password";
 /// The default volume size for the SQLite database.
@@ -475,6 +477,32 @@ pub fn build(inbox: &ProposalInbox, d: &Deployable) -> Result<Vec<Child>, Catalo
         mounts.push(mount("smtp", SMTP_DIR));
     }
 
+    // CloudNativePG's server has TLS on with a certificate from the cluster's own CA (Secret
+    // `<cluster>-ca`, key `ca.crt`, "used as sslrootcert in clients": CNPG docs, Certificates).
+    // Its `-app` uri has no sslmode, so without the CA the inbox would settle for what libpq
+    // calls `prefer`; with it the service requires TLS verified against that CA
+    // (inbox/src/pgstore.rs, connect_options).
+    let mut database_ca = None;
+    if spec
+        .database
+        .as_ref()
+        .is_some_and(|db| db.cloud_native_pg.is_some())
+    {
+        volumes.push(secret_file(
+            "database-ca",
+            &SecretKeyRef {
+                name: format!("{}-ca", database_cluster_name(inbox)),
+                key: "ca.crt".into(),
+            },
+            "ca.crt",
+        ));
+        mounts.push(mount("database-ca", DATABASE_CA_DIR));
+        database_ca = Some(env(
+            "INBOX_DATABASE_CA_FILE",
+            &format!("{DATABASE_CA_DIR}/ca.crt"),
+        ));
+    }
+
     // A config change restarts the pod (the service reads its config once).
     let hash = ring::digest::digest(&ring::digest::SHA256, cfg_json.as_bytes());
     let hash: String = hash.as_ref()[..8]
@@ -492,15 +520,20 @@ pub fn build(inbox: &ProposalInbox, d: &Deployable) -> Result<Vec<Child>, Catalo
         // The inbox is a subcommand of the operator binary, so `miracolix-inbox` pins the
         // operator image (docs/image.md: one image for everything the project ships).
         args: Some(vec![INBOX_SUBCOMMAND.into()]),
-        env: Some(vec![
-            env("INBOX_LISTEN", &format!("0.0.0.0:{API_PORT}")),
-            env("INBOX_OPS_LISTEN", &format!("0.0.0.0:{OPS_PORT}")),
-            env("INBOX_CONFIG", CONFIG_FILE),
-            database,
-            env("INBOX_CENTRAL_KEYS", CENTRAL_KEYS_DIR),
-            env("INBOX_DECISION_KEY", DECISION_KEY_FILE),
-            env("INBOX_SESSION_SECRET_FILE", SESSION_SECRET_FILE),
-        ]),
+        env: Some(
+            vec![
+                env("INBOX_LISTEN", &format!("0.0.0.0:{API_PORT}")),
+                env("INBOX_OPS_LISTEN", &format!("0.0.0.0:{OPS_PORT}")),
+                env("INBOX_CONFIG", CONFIG_FILE),
+                database,
+                env("INBOX_CENTRAL_KEYS", CENTRAL_KEYS_DIR),
+                env("INBOX_DECISION_KEY", DECISION_KEY_FILE),
+                env("INBOX_SESSION_SECRET_FILE", SESSION_SECRET_FILE),
+            ]
+            .into_iter()
+            .chain(database_ca)
+            .collect(),
+        ),
         ports: Some(vec![port("http", API_PORT), port("ops", OPS_PORT)]),
         liveness_probe: Some(pod::http_probe("/healthz", "ops")),
         readiness_probe: Some(pod::http_probe("/readyz", "ops")),

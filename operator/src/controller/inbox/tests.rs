@@ -803,6 +803,7 @@ fn a_cloudnativepg_database_is_a_cluster_kept_on_deletion_reached_only_by_the_in
     let dep: Deployment = typed(&children[3]);
     let c = &dep
         .spec
+        .clone()
         .and_then(|s| s.template.spec)
         .expect("pod")
         .containers[0];
@@ -818,6 +819,32 @@ fn a_cloudnativepg_database_is_a_cluster_kept_on_deletion_reached_only_by_the_in
         (url.name.as_str(), url.key.as_str()),
         ("erlangen-inbox-db-app", "uri")
     );
+    // TLS verified against the cluster's own CA (the -app uri names no sslmode).
+    let ca_file = c
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "INBOX_DATABASE_CA_FILE")
+        .and_then(|e| e.value.clone())
+        .expect("the CA file is set");
+    let ca_mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == "database-ca")
+        .expect("CA mounted");
+    assert_eq!(ca_file, format!("{}/ca.crt", ca_mount.mount_path));
+    let pod = dep_pod_volumes(&dep);
+    let ca_volume = pod
+        .iter()
+        .find(|v| v.name == "database-ca")
+        .and_then(|v| v.secret.as_ref())
+        .expect("CA volume");
+    assert_eq!(
+        ca_volume.secret_name.as_deref(),
+        Some("erlangen-inbox-db-ca")
+    );
+    assert_eq!(ca_volume.items.as_ref().expect("items")[0].key, "ca.crt");
     // The inbox may reach its cluster's instances on 5432, and only them.
     let np: NetworkPolicy = typed(&children[5]);
     let egress = serde_json::to_value(np.spec.and_then(|s| s.egress)).expect("json");
@@ -881,4 +908,12 @@ fn every_notification_event_maps_to_a_distinct_service_event() {
         let svc = serde_json::to_value(super::config::event(e)).expect("service event");
         assert!(api == svc || e == E::DecisionRecorded, "{api} -> {svc}");
     }
+}
+
+fn dep_pod_volumes(dep: &Deployment) -> Vec<k8s_openapi::api::core::v1::Volume> {
+    dep.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.volumes.clone())
+        .unwrap_or_default()
 }
