@@ -14,6 +14,11 @@ pub struct InboxConfig {
     /// The ProposalInbox's name (labels metrics and logs).
     pub inbox: String,
     pub uac: Uac,
+    /// Who records the DIZ check (and the applicant's answer to conditions). Without it nobody
+    /// can: the check decides what the site promises to deliver, so it is not open to every
+    /// login of the site's identity provider.
+    #[serde(default)]
+    pub diz: Option<DizStaff>,
     pub decisions: Decisions,
     #[serde(default)]
     pub notifications: Vec<Notification>,
@@ -44,6 +49,16 @@ pub struct Uac {
     pub quorum: u32,
     /// Seconds from receipt until a proposal is overdue.
     pub review_deadline_seconds: u64,
+}
+
+/// The DIZ staff: listed people, everyone in an OIDC group, or both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DizStaff {
+    #[serde(default)]
+    pub members: Vec<Member>,
+    #[serde(default)]
+    pub oidc_group: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,6 +211,22 @@ impl InboxConfig {
                 ));
             }
         }
+        if let Some(diz) = &self.diz {
+            if diz.members.is_empty() && diz.oidc_group.is_none() {
+                return Err(invalid(
+                    "diz",
+                    "names nobody: set members, oidcGroup or both",
+                ));
+            }
+            for (i, m) in diz.members.iter().enumerate() {
+                if !m.email.contains('@') {
+                    return Err(invalid(
+                        format!("diz.members[{i}].email"),
+                        "is not an e-mail address",
+                    ));
+                }
+            }
+        }
         url::Url::parse(&self.decisions.url)
             .map_err(|e| invalid("decisions.url", e.to_string()))?;
         for (i, n) in self.notifications.iter().enumerate() {
@@ -243,6 +274,28 @@ impl InboxConfig {
             .iter()
             .any(|m| m.email.eq_ignore_ascii_case(email))
     }
+
+    /// Whether someone with `email` and OIDC `groups` is a UAC member.
+    pub fn is_uac_member(&self, email: &str, groups: &[String]) -> bool {
+        self.listed_member(email)
+            || self
+                .uac
+                .oidc_group
+                .as_ref()
+                .is_some_and(|g| groups.iter().any(|x| x == g))
+    }
+
+    /// Whether someone with `email` and OIDC `groups` is DIZ staff (false without `diz`).
+    pub fn is_diz_staff(&self, email: &str, groups: &[String]) -> bool {
+        self.diz.as_ref().is_some_and(|d| {
+            d.members
+                .iter()
+                .any(|m| m.email.eq_ignore_ascii_case(email))
+                || d.oidc_group
+                    .as_ref()
+                    .is_some_and(|g| groups.iter().any(|x| x == g))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -251,6 +304,7 @@ mod tests {
 
     pub const EXAMPLE: &str = r#"{"siteId": "erlangen", "inbox": "erlangen",
       "uac": {"members": [{"name": "A", "email": "a@uk.de"}, {"name": "B", "email": "b@uk.de"}, {"name": "C", "email": "c@uk.de"}], "oidcGroup": null, "quorum": 3, "reviewDeadlineSeconds": 1209600},
+      "diz": {"members": [{"name": "Dora", "email": "dora@uk.de"}], "oidcGroup": "diz-staff"},
       "decisions": {"url": "https://dsf.example/fhir", "organizationIdentifier": "forschen-fuer-gesundheit.de"},
       "notifications": [{"name": "uac-mailbox", "email": "uac@uk-erlangen.de", "events": ["ProposalReceived","DeadlineApproaching"]},
                         {"name": "ticket-system", "webhook": {"url": "https://tickets.example/hook", "tokenFile": "/etc/miracolix-inbox/webhook-tokens/ticket-system"}, "events": []}],
@@ -263,6 +317,13 @@ mod tests {
         let c = InboxConfig::parse(EXAMPLE.as_bytes()).expect("parse");
         assert_eq!(c.uac.quorum, 3);
         assert!(c.listed_member("A@UK.de"));
+        assert!(c.is_diz_staff("DORA@uk.de", &[]));
+        assert!(c.is_diz_staff("x@uk.de", &["diz-staff".into()]));
+        assert!(!c.is_diz_staff("a@uk.de", &["uac".into()]));
+        assert!(!c.is_uac_member("dora@uk.de", &["diz-staff".into()]));
+        let mut without = c.clone();
+        without.diz = None;
+        assert!(!without.is_diz_staff("dora@uk.de", &["diz-staff".into()]));
         assert_eq!(c.notifications[0].events.len(), 2);
     }
 
@@ -296,6 +357,16 @@ mod tests {
                 r#""name": "A", "#,
                 r#""name": "A", "phone": "1", "#,
                 "phone",
+            ),
+            (
+                r#""diz": {"members": [{"name": "Dora", "email": "dora@uk.de"}], "oidcGroup": "diz-staff"}"#,
+                r#""diz": {"members": [], "oidcGroup": null}"#,
+                "diz: names nobody",
+            ),
+            (
+                r#""email": "dora@uk.de""#,
+                r#""email": "dora""#,
+                "diz.members[0].email",
             ),
         ];
         for (from, to, field) in cases {

@@ -3,7 +3,8 @@
 //!
 //! Status codes: intake 201 stored, 200 the same proposal again, 400 malformed, 401 unknown key
 //! or bad signature, 409 same id with other content, 413 too large, 422 not addressed to this
-//! site. Actions: 401 not logged in, 403 not a member (votes) or bad CSRF token, 404 no such
+//! site. Actions: 401 not logged in, 403 not a member (votes), not DIZ staff (DIZ check,
+//! answer to conditions) or bad CSRF token, 404 no such
 //! proposal, 409 not allowed in the current state (with the allowed actions), 400 invalid input.
 
 use std::sync::{Arc, Mutex};
@@ -544,14 +545,11 @@ impl Inbox {
     }
 
     fn is_member(&self, s: &Session) -> bool {
-        self.shared.config.listed_member(&s.email)
-            || self
-                .shared
-                .config
-                .uac
-                .oidc_group
-                .as_ref()
-                .is_some_and(|g| s.groups.iter().any(|x| x == g))
+        self.shared.config.is_uac_member(&s.email, &s.groups)
+    }
+
+    fn is_diz_staff(&self, s: &Session) -> bool {
+        self.shared.config.is_diz_staff(&s.email, &s.groups)
     }
 
     fn parse_act(&self, kind: &str, body: &[u8], json_body: bool) -> Result<Act, ActError> {
@@ -667,6 +665,14 @@ impl Inbox {
         let actor = format!("{} <{}>", session.name, session.email);
         let state = match act {
             Act::Transition { action, text } => {
+                // The DIZ check and the answer to conditions are the DIZ staff's (config.diz).
+                if !self.is_diz_staff(session) {
+                    return Err(ActError::Forbidden(format!(
+                        "{} is not DIZ staff; only the DIZ staff record {}",
+                        session.email,
+                        action.as_str()
+                    )));
+                }
                 let change = self.store().apply(
                     id,
                     action,
@@ -775,6 +781,7 @@ impl Inbox {
             name: &session.name,
             email: &session.email,
             member: self.is_member(&session),
+            diz: self.is_diz_staff(&session),
             csrf: &csrf,
         };
         let page = Page {
@@ -811,6 +818,7 @@ impl Inbox {
             name: &session.name,
             email: &session.email,
             member: self.is_member(&session),
+            diz: self.is_diz_staff(&session),
             csrf: &csrf,
         };
         let page = Page {
@@ -922,7 +930,7 @@ impl Inbox {
             .await
         {
             Ok(s) => {
-                tracing::info!(email = %s.email, member = self.is_member(&s), "logged in");
+                tracing::info!(email = %s.email, member = self.is_member(&s), diz = self.is_diz_staff(&s), "logged in");
                 let sealed = self.shared.signer.seal(&s);
                 redirect(
                     &format!("{}/", self.shared.config.base_path),

@@ -116,6 +116,10 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
             "Nur Mitglieder des UAC können abstimmen.",
             "Only members of the UAC can vote.",
         ),
+        "not_diz" => (
+            "Nur die Mitarbeitenden des DIZ erfassen diesen Schritt.",
+            "Only the DIZ staff record this step.",
+        ),
         "votes" => ("Stimmen", "Votes"),
         "member" => ("Mitglied", "Member"),
         "choice" => ("Stimme", "Vote"),
@@ -192,6 +196,8 @@ pub struct Viewer<'a> {
     pub name: &'a str,
     pub email: &'a str,
     pub member: bool,
+    /// DIZ staff (config `diz`): records the DIZ check and the answer to conditions.
+    pub diz: bool,
     pub csrf: &'a str,
 }
 
@@ -397,7 +403,15 @@ pub fn detail(page: &Page, d: &Detail) -> String {
             time(at)
         ));
     }
-    if r.state == State::DizCheck {
+    let diz_staff = page.viewer.is_some_and(|v| v.diz);
+    if r.state == State::DizCheck && !diz_staff {
+        main.push_str(&format!(
+            "<section aria-labelledby=\"diz\"><h2 id=\"diz\">{}</h2><p>{}</p></section>",
+            t(l, "diz_check"),
+            t(l, "not_diz")
+        ));
+    }
+    if r.state == State::DizCheck && diz_staff {
         main.push_str(&format!(
             "<section aria-labelledby=\"diz\"><h2 id=\"diz\">{}</h2><form method=\"post\" action=\"{base}/proposals/{id}/diz-check\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{}{}<button type=\"submit\">{}</button></form></section>",
             t(l, "diz_check"),
@@ -429,7 +443,14 @@ pub fn detail(page: &Page, d: &Detail) -> String {
         }
         main.push_str("</section>");
     }
-    if r.state == State::ConditionalApprovalPending {
+    if r.state == State::ConditionalApprovalPending && !diz_staff {
+        main.push_str(&format!(
+            "<section aria-labelledby=\"answer\"><h2 id=\"answer\">{}</h2><p>{}</p></section>",
+            t(l, "answer"),
+            t(l, "not_diz")
+        ));
+    }
+    if r.state == State::ConditionalApprovalPending && diz_staff {
         main.push_str(&format!(
             "<section aria-labelledby=\"answer\"><h2 id=\"answer\">{}</h2><form method=\"post\" action=\"{base}/proposals/{id}/conditions\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{}<button type=\"submit\">{}</button></form></section>",
             t(l, "answer"),

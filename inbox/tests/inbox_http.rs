@@ -245,6 +245,28 @@ async fn diz_check_votes_quorum_and_the_refusals_on_the_way() {
     )
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Only the DIZ staff record the DIZ check: a UAC member (and anyone else who can log in)
+    // gets 403, and nothing is recorded.
+    for outsider in [MEMBERS[0], "someone@uk-erlangen.de"] {
+        let (s, v) = act(
+            &r,
+            outsider,
+            id,
+            "diz-check",
+            json!({"action": "dizApprove"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{outsider}: {v}");
+        assert!(
+            v["error"].as_str().unwrap_or("").contains("not DIZ staff"),
+            "{v}"
+        );
+    }
+    assert_eq!(detail(&r, id).await["proposal"]["state"], "DIZ_CHECK");
+    assert_eq!(
+        detail(&r, id).await["audit"].as_array().map(Vec::len),
+        Some(1)
+    );
     // Exclusion needs a reason.
     let (s, v) = act(
         &r,

@@ -39,6 +39,9 @@ pub const MEMBERS: [&str; 3] = [
     "carla@uk-erlangen.de",
 ];
 
+/// The DIZ staff member of the test configuration (`diz.members`).
+pub const DIZ: &str = "diz@uk-erlangen.de";
+
 pub fn keypair() -> Ed25519KeyPair {
     let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("generate");
     Ed25519KeyPair::from_pkcs8(doc.as_ref()).expect("parse")
@@ -88,6 +91,7 @@ pub fn config(
             "quorum": 3,
             "reviewDeadlineSeconds": 14 * 86_400,
         },
+        "diz": {"members": [{"name": "Dora DIZ", "email": DIZ}], "oidcGroup": null},
         "decisions": {"url": decisions, "organizationIdentifier": "uk-erlangen.de"},
         "notifications": notifications,
         "smtp": smtp_port.map(|p| json!({"host": "127.0.0.1", "port": p, "from": "diz@uk-erlangen.de", "starttls": false})),

@@ -55,6 +55,11 @@ pub struct ProposalInboxSpec {
     pub site_ref: LocalObjectRef,
     /// The site's Use and Access Committee.
     pub uac: UacSettings,
+    /// The DIZ staff: they record the DIZ check (can the site deliver the requested data, and
+    /// how much) and the applicant's answer to conditions on the inbox's page. Without it
+    /// nobody can record them, so every proposal stays in DIZ_CHECK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diz: Option<DizStaff>,
     /// Where the site's decisions flow back to.
     pub decisions: DecisionTarget,
     /// Who is told about new proposals, approaching deadlines and decisions.
@@ -192,6 +197,22 @@ fn default_review_deadline() -> String {
     "336h".to_string()
 }
 
+/// Listed people, a group in the site's identity provider, or both.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.members) && size(self.members) > 0) || has(self.oidcGroup)").message("set diz.members (a list of people), diz.oidcGroup (a group in the site's identity provider) or both"))]
+pub struct DizStaff {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["email"]))]
+    pub members: Vec<UacMember>,
+    /// Group claim value (`spec.oidc.groupsClaim`) whose members are DIZ staff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub oidc_group: Option<String>,
+}
+
+/// A person, identified by the e-mail address of their OIDC login.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UacMember {

@@ -4,7 +4,7 @@
 //! what the controller builds.
 
 use miracolix_inbox::config::{
-    Decisions, InboxConfig, Member, Notification, Oidc, Smtp, Uac, Webhook,
+    Decisions, DizStaff, InboxConfig, Member, Notification, Oidc, Smtp, Uac, Webhook,
 };
 use miracolix_inbox::notify::Event;
 
@@ -122,6 +122,17 @@ pub fn config(
             quorum,
             review_deadline_seconds,
         },
+        diz: spec.diz.as_ref().map(|d| DizStaff {
+            members: d
+                .members
+                .iter()
+                .map(|m| Member {
+                    name: m.name.clone(),
+                    email: m.email.clone(),
+                })
+                .collect(),
+            oidc_group: d.oidc_group.clone(),
+        }),
         decisions: Decisions {
             url: spec.decisions.dsf_fhir_url.clone(),
             organization_identifier: spec.decisions.organization_identifier.clone(),

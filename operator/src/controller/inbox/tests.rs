@@ -17,6 +17,10 @@ fn inbox(extra: serde_json::Value) -> ProposalInbox {
             "quorum": 2,
             "reviewDeadline": "336h"
         },
+        "diz": {
+            "members": [{"name": "D", "email": "diz@uk-erlangen.de"}],
+            "oidcGroup": "diz-staff"
+        },
         "decisions": {
             "dsfFhirUrl": "https://dsf.example/fhir",
             "organizationIdentifier": "forschen-fuer-gesundheit.de"
@@ -654,6 +658,8 @@ fn inbox_objects_are_restricted_owned_except_the_data_and_not_site_labelled() {
                 "members": [{"name": "A", "email": "a@uk-erlangen.de"}, {"name": "B", "email": "b@uk-erlangen.de"}],
                 "oidcGroup": null, "quorum": 2, "reviewDeadlineSeconds": 1_209_600
             },
+            // Who records the DIZ check: spec.diz as it is.
+            "diz": {"members": [{"name": "D", "email": "diz@uk-erlangen.de"}], "oidcGroup": "diz-staff"},
             "decisions": {"url": "https://dsf.example/fhir", "organizationIdentifier": "forschen-fuer-gesundheit.de"},
             "notifications": [
                 {"name": "uac-mailbox", "email": "uac@uk-erlangen.de", "webhook": null, "events": ["ProposalReceived"]},
