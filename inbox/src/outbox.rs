@@ -29,6 +29,10 @@ pub struct Decision {
     /// The UAC's conditions (conditional approval) or the reasons (decline, exclusion).
     #[serde(default)]
     pub texts: Vec<String>,
+    /// With an approval: how many patients' data the site promises to deliver, as the DIZ
+    /// check recorded it (the MII portal's `dataAmount`). Absent with a decline or exclusion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_amount: Option<u64>,
     /// The same as the `Idempotency-Key` header.
     pub idempotency_key: String,
 }
@@ -51,6 +55,7 @@ pub fn plan_change(config: &InboxConfig, change: &Change) -> Vec<OutboxItem> {
             state: record.state,
             decided_at: change.at,
             texts: change.texts.clone(),
+            data_amount: record.data_amount.filter(|_| record.state.is_approval()),
             idempotency_key: key.clone(),
         };
         if let Ok(body) = serde_json::to_string(&decision) {

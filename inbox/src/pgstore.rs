@@ -35,7 +35,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::proposal::Verified;
 use crate::store::{
     AuditEntry, Change, ChangeError, ChannelStatus, Intake, OutboxItem, Pending, Planner, Record,
-    Store, StoreError, StoredVote,
+    Store, StoreError, StoredVote, amount_from_db, amount_to_db, transition_detail,
 };
 use crate::workflow::{self, Action, Choice, Illegal, State, Vote};
 
@@ -87,6 +87,8 @@ pub const MIGRATIONS: &[&str] = &[
         failures BIGINT NOT NULL DEFAULT 0,
         last_error TEXT
      );",
+    // 1 -> 2: the data amount the DIZ check promises (FDPG's `dataAmount`).
+    "ALTER TABLE proposals ADD COLUMN data_amount BIGINT;",
 ];
 
 /// `pg_advisory_xact_lock` key of the migration step: "MIRACOLX" in ASCII, so it does not
@@ -334,7 +336,8 @@ impl PostgresStore {
     }
 }
 
-const RECORD_COLUMNS: &str = "payload, key_id, state, received_at, deadline, decided_at";
+const RECORD_COLUMNS: &str =
+    "payload, key_id, state, received_at, deadline, decided_at, data_amount";
 
 fn record(row: &Row) -> Result<Record, StoreError> {
     let payload: Vec<u8> = row.try_get(0)?;
@@ -349,6 +352,7 @@ fn record(row: &Row) -> Result<Record, StoreError> {
         received_at: row.try_get(3)?,
         deadline: row.try_get(4)?,
         decided_at: row.try_get(5)?,
+        data_amount: amount_from_db(row.try_get(6)?)?,
     })
 }
 
@@ -394,32 +398,27 @@ fn enqueue_in(
     Ok(n)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn transition_in(
     tx: &mut Transaction<'_>,
     id: &str,
     action: Action,
     actor: &str,
     texts: Vec<String>,
+    data_amount: Option<u64>,
     now: DateTime<Utc>,
     plan: Planner,
 ) -> Result<Change, ChangeError> {
     let current = get_in(tx, id, true)?.ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
     let to = workflow::transition(current.state, action)?;
     let decided = to.is_reported().then_some(now);
+    let amount = amount_to_db(data_amount)?;
     tx.execute(
-        "UPDATE proposals SET state = $2, decided_at = COALESCE($3, decided_at) WHERE id = $1",
-        &[&id, &to.as_str(), &decided],
+        "UPDATE proposals SET state = $2, decided_at = COALESCE($3, decided_at),
+            data_amount = COALESCE($4, data_amount) WHERE id = $1",
+        &[&id, &to.as_str(), &decided, &amount],
     )?;
-    let detail = if texts.is_empty() {
-        format!("{} → {}", current.state.as_str(), to.as_str())
-    } else {
-        format!(
-            "{} → {}: {}",
-            current.state.as_str(),
-            to.as_str(),
-            texts.join("; ")
-        )
-    };
+    let detail = transition_detail(current.state, to, &texts, data_amount);
     audit_in(tx, id, now, actor, action.as_str(), &detail)?;
     let record = get_in(tx, id, false)?.ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
     let change = Change {
@@ -536,12 +535,13 @@ impl Store for PostgresStore {
         action: Action,
         actor: &str,
         texts: Vec<String>,
+        data_amount: Option<u64>,
         now: DateTime<Utc>,
         plan: Planner,
     ) -> Result<Change, ChangeError> {
         self.with(|c| {
             let mut tx = c.transaction()?;
-            let change = transition_in(&mut tx, id, action, actor, texts, now, plan)?;
+            let change = transition_in(&mut tx, id, action, actor, texts, data_amount, now, plan)?;
             tx.commit()?;
             Ok(change)
         })
@@ -605,6 +605,7 @@ impl Store for PostgresStore {
                         outcome.action,
                         &format!("UAC (quorum {quorum})"),
                         texts,
+                        None,
                         now,
                         plan,
                     )?)

@@ -129,6 +129,8 @@ enum Act {
     Transition {
         action: Action,
         text: Option<String>,
+        /// With the DIZ's approval: how many patients' data the site can deliver.
+        data_amount: Option<u64>,
     },
     Vote {
         choice: Choice,
@@ -296,6 +298,7 @@ impl Inbox {
                         Action::ConditionsDeclined,
                         "inbox (conditions unanswered for a review period)",
                         vec!["expired".into()],
+                        None,
                         now,
                         &plan,
                     ) {
@@ -559,7 +562,13 @@ impl Inbox {
             v.as_object()
                 .map(|o| {
                     o.iter()
-                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                        .filter_map(|(k, v)| {
+                            // Strings, and numbers as their text (dataAmount).
+                            v.as_str()
+                                .map(str::to_string)
+                                .or_else(|| v.as_u64().map(|n| n.to_string()))
+                                .map(|s| (k.clone(), s))
+                        })
                         .collect()
                 })
                 .unwrap_or_default()
@@ -602,7 +611,31 @@ impl Inbox {
                         action.as_str()
                     )));
                 }
-                Ok(Act::Transition { action, text })
+                // The DIZ's approval promises an amount (the MII portal records `dataAmount` with
+                // a site's approval); an exclusion or an answer to conditions has none.
+                let data_amount = if matches!(
+                    action,
+                    Action::DizApprove | Action::DizApproveWithConditions
+                ) {
+                    let raw = field(&fields, "dataAmount").ok_or_else(|| {
+                        ActError::Invalid(format!(
+                            "field dataAmount (how many patients' data the site can deliver) is required for {}",
+                            action.as_str()
+                        ))
+                    })?;
+                    Some(raw.trim().parse::<u64>().ok().filter(|n| *n <= i64::MAX as u64).ok_or_else(|| {
+                        ActError::Invalid(format!(
+                            "field dataAmount must be a whole number of patients (0 or more), not {raw:?}"
+                        ))
+                    })?)
+                } else {
+                    None
+                };
+                Ok(Act::Transition {
+                    action,
+                    text,
+                    data_amount,
+                })
             }
             "votes" => {
                 let choice = field(&fields, "choice")
@@ -664,7 +697,11 @@ impl Inbox {
         let plan = |c: &crate::store::Change| outbox::plan_change(config, c);
         let actor = format!("{} <{}>", session.name, session.email);
         let state = match act {
-            Act::Transition { action, text } => {
+            Act::Transition {
+                action,
+                text,
+                data_amount,
+            } => {
                 // The DIZ check and the answer to conditions are the DIZ staff's (config.diz).
                 if !self.is_diz_staff(session) {
                     return Err(ActError::Forbidden(format!(
@@ -678,6 +715,7 @@ impl Inbox {
                     action,
                     &actor,
                     text.into_iter().collect(),
+                    data_amount,
                     now,
                     &plan,
                 )?;

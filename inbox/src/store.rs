@@ -65,6 +65,8 @@ pub const MIGRATIONS: &[&str] = &[
         failures INTEGER NOT NULL DEFAULT 0,
         last_error TEXT
      );",
+    // 1 -> 2: the data amount the DIZ check promises (FDPG's `dataAmount`).
+    "ALTER TABLE proposals ADD COLUMN data_amount INTEGER;",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +118,9 @@ pub struct Record {
     pub received_at: DateTime<Utc>,
     pub deadline: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
+    /// How many patients' data the site promises to deliver, recorded with the DIZ check
+    /// (the MII portal's `dataAmount` of a site's approval).
+    pub data_amount: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -203,13 +208,16 @@ pub trait Store: Send {
     ) -> Result<Intake, StoreError>;
     fn get(&self, id: &str) -> Result<Option<Record>, StoreError>;
     fn list(&self) -> Result<Vec<Record>, StoreError>;
-    /// Applies `action` (checked by [`workflow::transition`]) by `actor`.
+    /// Applies `action` (checked by [`workflow::transition`]) by `actor`; `data_amount`, when
+    /// given, is recorded with it.
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
         id: &str,
         action: Action,
         actor: &str,
         texts: Vec<String>,
+        data_amount: Option<u64>,
         now: DateTime<Utc>,
         plan: Planner,
     ) -> Result<Change, ChangeError>;
@@ -257,9 +265,18 @@ fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("time {s:?}: {e}")))
 }
 
-const RECORD_COLUMNS: &str = "payload, key_id, state, received_at, deadline, decided_at";
+const RECORD_COLUMNS: &str =
+    "payload, key_id, state, received_at, deadline, decided_at, data_amount";
 
-type RawRecord = (Vec<u8>, String, String, String, String, Option<String>);
+type RawRecord = (
+    Vec<u8>,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+);
 
 fn raw_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
     Ok((
@@ -269,11 +286,41 @@ fn raw_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
         r.get(3)?,
         r.get(4)?,
         r.get(5)?,
+        r.get(6)?,
     ))
 }
 
+/// The amount as stored (a signed column in both databases) back to the count it is.
+pub fn amount_from_db(v: Option<i64>) -> Result<Option<u64>, StoreError> {
+    v.map(|n| u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("data amount {n}"))))
+        .transpose()
+}
+
+/// The count as stored; amounts beyond i64 are refused before they reach the store.
+pub fn amount_to_db(v: Option<u64>) -> Result<Option<i64>, ChangeError> {
+    v.map(|n| {
+        i64::try_from(n).map_err(|_| {
+            ChangeError::Store(StoreError::Corrupt(format!("data amount {n} is too large")))
+        })
+    })
+    .transpose()
+}
+
+/// The audit line of a transition.
+pub fn transition_detail(from: State, to: State, texts: &[String], amount: Option<u64>) -> String {
+    let mut detail = format!("{} → {}", from.as_str(), to.as_str());
+    if !texts.is_empty() {
+        detail.push_str(": ");
+        detail.push_str(&texts.join("; "));
+    }
+    if let Some(n) = amount {
+        detail.push_str(&format!(" [dataAmount {n}]"));
+    }
+    detail
+}
+
 fn record(raw: RawRecord) -> Result<Record, StoreError> {
-    let (payload, key_id, state, received_at, deadline, decided_at) = raw;
+    let (payload, key_id, state, received_at, deadline, decided_at, data_amount) = raw;
     let proposal = serde_json::from_slice(&payload)
         .map_err(|e| StoreError::Corrupt(format!("stored proposal: {e}")))?;
     Ok(Record {
@@ -284,6 +331,7 @@ fn record(raw: RawRecord) -> Result<Record, StoreError> {
         received_at: parse_ts(&received_at)?,
         deadline: parse_ts(&deadline)?,
         decided_at: decided_at.as_deref().map(parse_ts).transpose()?,
+        data_amount: amount_from_db(data_amount)?,
     })
 }
 
@@ -329,12 +377,14 @@ fn enqueue_in(
 }
 
 /// Moves the stored proposal with `action`, writes the audit line and the planned outbox rows.
+#[allow(clippy::too_many_arguments)]
 fn transition_in(
     tx: &Transaction<'_>,
     id: &str,
     action: Action,
     actor: &str,
     texts: Vec<String>,
+    data_amount: Option<u64>,
     now: DateTime<Utc>,
     plan: Planner,
 ) -> Result<Change, ChangeError> {
@@ -342,19 +392,11 @@ fn transition_in(
     let to = workflow::transition(current.state, action)?;
     let decided = to.is_reported().then(|| ts(now));
     tx.execute(
-        "UPDATE proposals SET state = ?2, decided_at = COALESCE(?3, decided_at) WHERE id = ?1",
-        params![id, to.as_str(), decided],
+        "UPDATE proposals SET state = ?2, decided_at = COALESCE(?3, decided_at),
+            data_amount = COALESCE(?4, data_amount) WHERE id = ?1",
+        params![id, to.as_str(), decided, amount_to_db(data_amount)?],
     )?;
-    let detail = if texts.is_empty() {
-        format!("{} → {}", current.state.as_str(), to.as_str())
-    } else {
-        format!(
-            "{} → {}: {}",
-            current.state.as_str(),
-            to.as_str(),
-            texts.join("; ")
-        )
-    };
+    let detail = transition_detail(current.state, to, &texts, data_amount);
     audit_in(tx, id, now, actor, action.as_str(), &detail)?;
     let record = get_in(tx, id)?.ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
     let change = Change {
@@ -462,11 +504,12 @@ impl Store for SqliteStore {
         action: Action,
         actor: &str,
         texts: Vec<String>,
+        data_amount: Option<u64>,
         now: DateTime<Utc>,
         plan: Planner,
     ) -> Result<Change, ChangeError> {
         let tx = self.immediate()?;
-        let change = transition_in(&tx, id, action, actor, texts, now, plan)?;
+        let change = transition_in(&tx, id, action, actor, texts, data_amount, now, plan)?;
         tx.commit()?;
         Ok(change)
     }
@@ -529,6 +572,7 @@ impl Store for SqliteStore {
                     outcome.action,
                     &format!("UAC (quorum {quorum})"),
                     texts,
+                    None,
                     now,
                     plan,
                 )?)

@@ -96,6 +96,12 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
             "Cannot be delivered (exclude site)",
         ),
         "diz_text" => ("Auflagen oder Begründung", "Conditions or reason"),
+        "data_amount" => ("Zugesagte Datenmenge", "Promised data amount"),
+        "data_amount_input" => (
+            "Lieferbare Datenmenge (Anzahl Patient:innen; Pflicht bei Lieferbarkeit)",
+            "Data the site can deliver (number of patients; required unless excluded)",
+        ),
+        "patients" => ("Patient:innen", "patients"),
         "vote" => ("Abstimmung des UAC", "UAC vote"),
         "your_vote" => ("Ihre Stimme", "Your vote"),
         "approve" => ("Zustimmen", "Approve"),
@@ -354,9 +360,17 @@ pub fn detail(page: &Page, d: &Detail) -> String {
 <dt>{lid}</dt><dd>{id}</dd><dt>{lstate}</dt><dd id=\"state\">{state} <code>{code}</code></dd>\
 <dt>{ldeadline}</dt><dd>{deadline}{overdue}</dd><dt>{lapplicant}</dt><dd>{applicant}</dd>\
 <dt>{linstitution}</dt><dd>{institution}</dd><dt>{lrequested}</dt><dd><ul>{requested}</ul></dd>\
-<dt>{lsites}</dt><dd>{sites}</dd><dt>{lreceived}</dt><dd>{received}</dd></dl>\
+<dt>{lsites}</dt><dd>{sites}</dd><dt>{lreceived}</dt><dd>{received}</dd>{amount}</dl>\
 <h3>{lsummary}</h3><p>{summary}</p></section>",
         title = esc(&p.title),
+        amount = r
+            .data_amount
+            .map(|n| format!(
+                "<dt>{}</dt><dd id=\"data-amount\">{n} {}</dd>",
+                t(l, "data_amount"),
+                t(l, "patients")
+            ))
+            .unwrap_or_default(),
         details = t(l, "details"),
         lid = t(l, "id"),
         lstate = t(l, "state"),
@@ -413,9 +427,10 @@ pub fn detail(page: &Page, d: &Detail) -> String {
     }
     if r.state == State::DizCheck && diz_staff {
         main.push_str(&format!(
-            "<section aria-labelledby=\"diz\"><h2 id=\"diz\">{}</h2><form method=\"post\" action=\"{base}/proposals/{id}/diz-check\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{}{}<button type=\"submit\">{}</button></form></section>",
+            "<section aria-labelledby=\"diz\"><h2 id=\"diz\">{}</h2><form method=\"post\" action=\"{base}/proposals/{id}/diz-check\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{}<label for=\"dataAmount\">{}</label><input id=\"dataAmount\" name=\"dataAmount\" type=\"number\" min=\"0\" step=\"1\" inputmode=\"numeric\">{}<button type=\"submit\">{}</button></form></section>",
             t(l, "diz_check"),
             radios(l, "action", &["dizApprove", "dizApproveWithConditions", "dizExclude"], t(l, "diz_outcome")),
+            t(l, "data_amount_input"),
             textarea("text", t(l, "diz_text")),
             t(l, "submit"),
         ));

@@ -99,6 +99,17 @@ impl State {
         )
     }
 
+    /// The site approves (with or without conditions): the decision carries the promised
+    /// data amount.
+    pub fn is_approval(self) -> bool {
+        matches!(
+            self,
+            State::UacApproved
+                | State::ConditionalApprovalPending
+                | State::ConditionalApprovalAccepted
+        )
+    }
+
     /// Entering this state is a decision the central office is told about.
     pub fn is_reported(self) -> bool {
         !matches!(

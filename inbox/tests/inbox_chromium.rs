@@ -156,7 +156,9 @@ async fn log_in_see_the_proposal_vote_and_see_the_decision_in_chromium() {
             ("cookie", &format!("inbox_session={cookie}")),
             ("x-csrf-token", &csrf),
         ],
-        json!({"action": "dizApprove"}).to_string().into_bytes(),
+        json!({"action": "dizApprove", "dataAmount": 120})
+            .to_string()
+            .into_bytes(),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -208,6 +210,8 @@ async fn log_in_see_the_proposal_vote_and_see_the_decision_in_chromium() {
             "Diabetes and kidney function 2015–2025"
         );
         assert!(text_of(&c, "#state").await.contains("DIZ_APPROVED"));
+        // What the DIZ check promised.
+        assert_eq!(text_of(&c, "#data-amount").await, "120 patients");
         shots.take(&c, "03-proposal").await;
         // Vote with the keyboard only: Space selects the radio, Tab moves on, Enter submits.
         let approve = c.find(Locator::Id("choice-approveWithConditions")).await?;
@@ -243,7 +247,28 @@ async fn log_in_see_the_proposal_vote_and_see_the_decision_in_chromium() {
         c.find(Locator::LinkText("Deutsch")).await?.click().await?;
         let decision = text_of(&c, "#decision-text").await;
         assert!(decision.contains("Genehmigt mit Auflagen"), "{decision}");
+        assert_eq!(text_of(&c, "#data-amount").await, "120 Patient:innen");
         shots.take(&c, "06-decision-de").await;
+        // The second proposal waits for the DIZ check: a UAC member is told who records it and
+        // gets no form.
+        c.goto(&format!(
+            "{inbox_base}/inbox/proposals/FDPG-2026-0057?lang=en"
+        ))
+        .await?;
+        assert!(text_of(&c, "#state").await.contains("DIZ_CHECK"));
+        assert!(
+            text_of(&c, "main")
+                .await
+                .contains("Only the DIZ staff record this step."),
+            "{}",
+            text_of(&c, "main").await
+        );
+        assert!(
+            c.find(Locator::Css("form[action$='/diz-check']"))
+                .await
+                .is_err(),
+            "a UAC member sees no DIZ form"
+        );
         Ok(())
     }
     .await;

@@ -232,7 +232,9 @@ async fn diz_check_votes_quorum_and_the_refusals_on_the_way() {
             ("content-type", "application/json"),
             ("cookie", &format!("inbox_session={cookie}")),
         ],
-        json!({"action": "dizApprove"}).to_string().into_bytes(),
+        json!({"action": "dizApprove", "dataAmount": 120})
+            .to_string()
+            .into_bytes(),
     )
     .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
@@ -241,7 +243,9 @@ async fn diz_check_votes_quorum_and_the_refusals_on_the_way() {
         "POST",
         &format!("http://{}/api/v1/proposals/{id}/diz-check", r.api),
         &[("content-type", "application/json")],
-        json!({"action": "dizApprove"}).to_string().into_bytes(),
+        json!({"action": "dizApprove", "dataAmount": 120})
+            .to_string()
+            .into_bytes(),
     )
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -253,7 +257,7 @@ async fn diz_check_votes_quorum_and_the_refusals_on_the_way() {
             outsider,
             id,
             "diz-check",
-            json!({"action": "dizApprove"}),
+            json!({"action": "dizApprove", "dataAmount": "120"}),
         )
         .await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{outsider}: {v}");
@@ -281,13 +285,27 @@ async fn diz_check_votes_quorum_and_the_refusals_on_the_way() {
         v["error"].as_str().unwrap_or("").contains("field text"),
         "{v}"
     );
+    // An approval promises how many patients' data the site can deliver: required, a count.
+    for body in [
+        json!({"action": "dizApprove"}),
+        json!({"action": "dizApprove", "dataAmount": "many"}),
+        json!({"action": "dizApprove", "dataAmount": "-3"}),
+    ] {
+        let (s, v) = act(&r, DIZ, id, "diz-check", body.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(
+            v["error"].as_str().unwrap_or("").contains("dataAmount"),
+            "{v}"
+        );
+    }
+    assert_eq!(detail(&r, id).await["proposal"]["state"], "DIZ_CHECK");
     // The DIZ approves; doing it twice is an illegal transition.
     let (s, v) = act(
         &r,
         "diz@uk-erlangen.de",
         id,
         "diz-check",
-        json!({"action": "dizApprove"}),
+        json!({"action": "dizApprove", "dataAmount": 120}),
     )
     .await;
     assert_eq!(
@@ -300,13 +318,22 @@ async fn diz_check_votes_quorum_and_the_refusals_on_the_way() {
         "diz@uk-erlangen.de",
         id,
         "diz-check",
-        json!({"action": "dizApprove"}),
+        json!({"action": "dizApprove", "dataAmount": 120}),
     )
     .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert_eq!(
         v["allowed"],
         json!(["uacApprove", "uacApproveWithConditions", "uacDecline"])
+    );
+    let d = detail(&r, id).await;
+    assert_eq!(d["proposal"]["dataAmount"], 120, "{d}");
+    assert!(
+        d["audit"][1]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("dataAmount 120"),
+        "{d}"
     );
 
     // A non-member may not vote.
@@ -450,7 +477,7 @@ async fn diz_check_votes_quorum_and_the_refusals_on_the_way() {
         "diz@uk-erlangen.de",
         expiring,
         "diz-check",
-        json!({"action": "dizApprove"}),
+        json!({"action": "dizApprove", "dataAmount": 120}),
     )
     .await;
     for m in MEMBERS {
@@ -497,6 +524,41 @@ async fn diz_check_votes_quorum_and_the_refusals_on_the_way() {
         ]
     );
     assert!(s.last_decision_at.is_some());
+
+    // The signed decisions carry the promised amount with an approval, and none with a
+    // decline.
+    r.inbox.tick().await;
+    let sent: Vec<Decision> = target
+        .requests
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(_, body)| {
+            let envelope: Envelope = serde_json::from_slice(body).expect("envelope");
+            serde_json::from_slice(&STANDARD.decode(&envelope.payload).expect("base64"))
+                .expect("decision")
+        })
+        .collect();
+    let amount_of = |pid: &str, state: &str| {
+        sent.iter()
+            .find(|d| d.proposal_id == pid && d.state.as_str() == state)
+            .map(|d| d.data_amount)
+    };
+    assert_eq!(
+        amount_of(id, "CONDITIONAL_APPROVAL_PENDING"),
+        Some(Some(120)),
+        "{sent:?}"
+    );
+    assert_eq!(
+        amount_of(id, "CONDITIONAL_APPROVAL_ACCEPTED"),
+        Some(Some(120)),
+        "{sent:?}"
+    );
+    assert_eq!(
+        amount_of(expiring, "CONDITIONAL_APPROVAL_DECLINED"),
+        Some(None),
+        "{sent:?}"
+    );
 }
 
 #[tokio::test]
@@ -604,6 +666,7 @@ async fn the_decision_is_signed_retried_with_backoff_and_delivered_once() {
     assert_eq!(decision.proposal_id, id);
     assert_eq!(decision.state.as_str(), "REQUESTED_BUT_EXCLUDED");
     assert_eq!(decision.texts, vec!["no lab data before 2018"]);
+    assert_eq!(decision.data_amount, None, "an exclusion promises nothing");
     assert_eq!(decision.organization_identifier, "uk-erlangen.de");
 }
 

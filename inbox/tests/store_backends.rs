@@ -85,6 +85,7 @@ fn contract(store: &mut dyn Store) {
     };
     assert_eq!(record.state, State::DizCheck);
     assert_eq!(record.received_at, t0);
+    assert_eq!(record.data_amount, None);
     assert_eq!(record.deadline, deadline);
     assert_eq!(record.payload, p1.payload);
     assert!(matches!(
@@ -105,12 +106,28 @@ fn contract(store: &mut dyn Store) {
 
     // An illegal transition changes nothing and names the allowed ones.
     let err = store
-        .apply("FDPG-1", Action::UacApprove, "dora", vec![], t0, &plan)
+        .apply(
+            "FDPG-1",
+            Action::UacApprove,
+            "dora",
+            vec![],
+            None,
+            t0,
+            &plan,
+        )
         .expect_err("illegal");
     assert!(err.to_string().contains("dizApprove"), "{err}");
     assert_eq!(store.audit("FDPG-1").expect("audit").len(), 1);
     assert!(matches!(
-        store.apply("FDPG-none", Action::DizApprove, "dora", vec![], t0, &plan),
+        store.apply(
+            "FDPG-none",
+            Action::DizApprove,
+            "dora",
+            vec![],
+            Some(1),
+            t0,
+            &plan
+        ),
         Err(miracolix_inbox::store::ChangeError::NotFound(_))
     ));
 
@@ -118,7 +135,15 @@ fn contract(store: &mut dyn Store) {
     let t1 = t0 + Duration::hours(1);
     let boom = |_: &Change| -> Vec<OutboxItem> { panic!("planner failed") };
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        store.apply("FDPG-1", Action::DizApprove, "dora", vec![], t1, &boom)
+        store.apply(
+            "FDPG-1",
+            Action::DizApprove,
+            "dora",
+            vec![],
+            Some(120),
+            t1,
+            &boom,
+        )
     }));
     assert!(result.is_err(), "the planner panicked");
     assert_eq!(
@@ -139,12 +164,14 @@ fn contract(store: &mut dyn Store) {
             Action::DizApprove,
             "dora@uk.de",
             vec!["cohort fits".into()],
+            Some(120),
             t1,
             &plan,
         )
         .expect("diz");
     assert_eq!(change.from, Some(State::DizCheck));
     assert_eq!(change.record.state, State::DizApproved);
+    assert_eq!(change.record.data_amount, Some(120));
     let t2 = t1 + Duration::hours(1);
     assert!(
         store
@@ -181,6 +208,11 @@ fn contract(store: &mut dyn Store) {
         .expect("quorum reached");
     assert_eq!(decided.record.state, State::ConditionalApprovalPending);
     assert_eq!(decided.record.decided_at, Some(t2 + Duration::minutes(5)));
+    assert_eq!(
+        decided.record.data_amount,
+        Some(120),
+        "the promise is kept with the decision"
+    );
     assert_eq!(decided.texts, vec!["pseudonymised only".to_string()]);
     let votes = store.votes("FDPG-1").expect("votes");
     assert_eq!(
@@ -210,7 +242,10 @@ fn contract(store: &mut dyn Store) {
             "uacApproveWithConditions"
         ]
     );
-    assert_eq!(audit[1].detail, "DIZ_CHECK → DIZ_APPROVED: cohort fits");
+    assert_eq!(
+        audit[1].detail,
+        "DIZ_CHECK → DIZ_APPROVED: cohort fits [dataAmount 120]"
+    );
     assert_eq!(audit[1].at, t1);
 
     // Outbox: due rows in order; a failure counts and postpones; delivery is once.
@@ -316,6 +351,37 @@ fn sqlite_store_contract() {
     contract(&mut SqliteStore::in_memory().expect("sqlite"));
 }
 
+/// A proposal stored by the first schema version, as a released inbox left it.
+const V1_ROW: &str =
+    "INSERT INTO proposals (id, payload, key_id, signature, title, state, received_at, deadline)";
+
+fn v1_payload() -> Vec<u8> {
+    verified("FDPG-OLD", "Stored by version 1").payload
+}
+
+#[test]
+fn sqlite_upgrade_from_the_first_schema_keeps_the_proposals() {
+    let dir = std::env::temp_dir().join(format!("inbox-sqlite-upgrade-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("inbox.db");
+    let conn = miracolix_service::sqlite::migrate(
+        rusqlite::Connection::open(&path).expect("open"),
+        &miracolix_inbox::store::MIGRATIONS[..1],
+    )
+    .expect("v1");
+    conn.execute(
+        &format!("{V1_ROW} VALUES ('FDPG-OLD', ?1, 'fdpg-2026', 'c2ln', 'Stored by version 1', 'DIZ_CHECK', '2026-03-02T09:00:00.000Z', '2026-03-16T09:00:00.000Z')"),
+        rusqlite::params![v1_payload()],
+    )
+    .expect("v1 row");
+    drop(conn);
+    let store = SqliteStore::open(&path).expect("upgrade");
+    let old = store.get("FDPG-OLD").expect("get").expect("kept");
+    assert_eq!((old.state, old.data_amount), (State::DizCheck, None));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn tls_options(server: &PgServer, database: &str) -> pgstore::ConnectOptions {
     // As the controller runs it for spec.database.cloudNativePG: the -app uri without sslmode,
     // and the cluster CA in a file.
@@ -378,6 +444,24 @@ fn postgres_store_contract_migrations_and_tls() {
         text.contains(&format!("version {}", newer.len())) && text.contains("newer"),
         "{text}"
     );
+
+    // An inbox that ran the first schema is upgraded in place, its proposals kept.
+    let old_url = server.database("upgrade");
+    let mut old = postgres::Client::connect(&format!("{old_url}?sslmode=disable"), postgres::NoTls)
+        .expect("connect");
+    assert_eq!(
+        pgstore::migrate(&mut old, &pgstore::MIGRATIONS[..1]).expect("v1"),
+        1
+    );
+    old.execute(
+        &format!("{V1_ROW} VALUES ('FDPG-OLD', $1, 'fdpg-2026', 'c2ln', 'Stored by version 1', 'DIZ_CHECK', now(), now())"),
+        &[&v1_payload()],
+    )
+    .expect("v1 row");
+    let upgraded = PostgresStore::open(tls_options(&server, "upgrade")).expect("upgrade");
+    let kept = upgraded.get("FDPG-OLD").expect("get").expect("kept");
+    assert_eq!((kept.state, kept.data_amount), (State::DizCheck, None));
+    drop(upgraded);
 
     // TLS is verified: the system roots do not know the test CA, so sslmode=require without
     // the CA fails with the reason; sslmode=disable works where pg_hba allows it (CNPG's does).
