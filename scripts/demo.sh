@@ -136,6 +136,7 @@ kubectl get deployment,service,configmap,networkpolicy,ingress,persistentvolumec
 # The test API server runs no pods, so the status has no counts: the summary the operator reads
 # from the inbox's ops port is not there (status.summaryError says why).
 echo "summary: $(kubectl get proposalinbox erlangen -n diz-erlangen -o jsonpath='{.status.summaryError}')"
+scripts/demo-inbox.sh "$work" "$bin"
 
 echo
 echo "demo: all example sites are Ready on the certified release, Erlangen's feasibility gate"

@@ -3,6 +3,7 @@
 
 pub mod apiserver;
 pub mod kubelet;
+pub mod oidc_issuer;
 /// The validator lives in its own crate so that the operator's offline commands share it.
 pub use miracolix_validation as validation;
 

@@ -119,7 +119,13 @@ async fn log_in_see_the_proposal_vote_and_see_the_decision_in_chromium() {
         "http://localhost:{}",
         listener.local_addr().expect("addr").port()
     );
-    let issuer = issuer::start().await;
+    let issuer = miracolix_e2e::oidc_issuer::start(miracolix_e2e::oidc_issuer::Client {
+        id: "inbox".into(),
+        secret: "client-secret".into(),
+        groups: vec!["diz-staff".into()],
+    })
+    .await
+    .expect("issuer");
     let target = Arc::new(Target::default());
     let decisions = start_target(target.clone()).await;
     let mut config = config(&decisions, None, None, Some(&issuer), &inbox_base);

@@ -29,7 +29,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-pub mod issuer;
 pub mod postgres;
 
 pub const SITE: &str = "erlangen";

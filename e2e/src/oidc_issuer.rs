@@ -1,25 +1,44 @@
-//! A test OIDC issuer, in process: discovery, JWKS (one Ed25519 key), an authorize endpoint with
-//! a one-field login form (the e-mail address, like a real IdP's login page), and a token endpoint
-//! that checks the client secret, the code, the redirect URI and the PKCE verifier before it
-//! returns an EdDSA-signed ID token with `email`, `name`, `groups` and the login's `nonce`.
+//! A development OIDC issuer for the proposal inbox's tests and `make demo` (never part of the
+//! product): discovery, JWKS (one Ed25519 key made at start), an authorize endpoint with a
+//! one-field login form (the e-mail address, like a real IdP's login page, without a password),
+//! and a token endpoint that checks the client id and secret, the code, the redirect URI and the
+//! PKCE verifier before it returns an EdDSA-signed ID token with `email`, `name`, `groups` and the
+//! login's `nonce`. Used in process by inbox/tests/inbox_chromium.rs and as the binary
+//! `miracolix-dev-issuer` by scripts/demo-inbox.sh.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::serve_one;
+use std::convert::Infallible;
+use std::future::Future;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use ring::rand::SystemRandom;
+use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::json;
 
-pub const CLIENT_ID: &str = "inbox";
-pub const CLIENT_SECRET: &str = "client-secret";
+/// The client the issuer knows, and the groups every login gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub id: String,
+    pub secret: String,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssuerError {
+    #[error("cannot listen: {0}")]
+    Bind(std::io::Error),
+    #[error("cannot make the signing key")]
+    Key,
+}
 
 struct Grant {
     email: String,
@@ -30,6 +49,7 @@ struct Grant {
 
 struct Issuer {
     base: String,
+    client: Client,
     pkcs8: Vec<u8>,
     public: Vec<u8>,
     grants: Mutex<HashMap<String, Grant>>,
@@ -89,7 +109,7 @@ impl Issuer {
             ),
             "/authorize" => {
                 let field = |k: &str| escape(query.get(k).map(String::as_str).unwrap_or(""));
-                if query.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+                if query.get("client_id") != Some(&self.client.id)
                     || query.get("code_challenge_method").map(String::as_str) != Some("S256")
                 {
                     return answer(
@@ -116,17 +136,34 @@ impl Issuer {
             }
             "/login" => {
                 let get = |k: &str| query.get(k).cloned().unwrap_or_default();
-                let code = miracolix_inbox::session::random_token(16);
-                self.grants.lock().expect("lock").insert(
-                    code.clone(),
-                    Grant {
-                        email: get("email"),
-                        nonce: get("nonce"),
-                        challenge: get("code_challenge"),
-                        redirect_uri: get("redirect_uri"),
-                    },
-                );
-                let mut to = url::Url::parse(&get("redirect_uri")).expect("redirect_uri");
+                let mut raw = [0u8; 16];
+                if SystemRandom::new().fill(&mut raw).is_err() {
+                    return answer(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "text/plain",
+                        "no randomness".into(),
+                    );
+                }
+                let code = URL_SAFE_NO_PAD.encode(raw);
+                self.grants
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(
+                        code.clone(),
+                        Grant {
+                            email: get("email"),
+                            nonce: get("nonce"),
+                            challenge: get("code_challenge"),
+                            redirect_uri: get("redirect_uri"),
+                        },
+                    );
+                let Ok(mut to) = url::Url::parse(&get("redirect_uri")) else {
+                    return answer(
+                        StatusCode::BAD_REQUEST,
+                        "text/plain",
+                        "redirect_uri is no URL".into(),
+                    );
+                };
                 to.query_pairs_mut()
                     .append_pair("code", &code)
                     .append_pair("state", &get("state"));
@@ -139,7 +176,11 @@ impl Issuer {
             "/token" => {
                 let form = params(&String::from_utf8_lossy(&body));
                 let get = |k: &str| form.get(k).cloned().unwrap_or_default();
-                let grant = self.grants.lock().expect("lock").remove(&get("code"));
+                let grant = self
+                    .grants
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&get("code"));
                 let Some(grant) = grant else {
                     return answer(
                         StatusCode::BAD_REQUEST,
@@ -151,8 +192,8 @@ impl Issuer {
                     ring::digest::digest(&ring::digest::SHA256, get("code_verifier").as_bytes())
                         .as_ref(),
                 );
-                if get("client_id") != CLIENT_ID
-                    || get("client_secret") != CLIENT_SECRET
+                if get("client_id") != self.client.id
+                    || get("client_secret") != self.client.secret
                     || challenge != grant.challenge
                     || get("redirect_uri") != grant.redirect_uri
                     || get("grant_type") != "authorization_code"
@@ -165,15 +206,21 @@ impl Issuer {
                 }
                 let now = chrono::Utc::now().timestamp();
                 let claims = json!({
-                    "iss": self.base, "aud": CLIENT_ID, "sub": grant.email, "email": grant.email,
-                    "name": grant.email.split('@').next().unwrap_or(""), "groups": ["diz-staff"],
+                    "iss": self.base, "aud": self.client.id, "sub": grant.email, "email": grant.email,
+                    "name": grant.email.split('@').next().unwrap_or(""), "groups": self.client.groups,
                     "nonce": grant.nonce, "iat": now, "exp": now + 300,
                 });
                 let mut header = Header::new(Algorithm::EdDSA);
                 header.kid = Some("test-key".into());
-                let token =
+                let Ok(token) =
                     jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&self.pkcs8))
-                        .expect("sign");
+                else {
+                    return answer(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "text/plain",
+                        "cannot sign".into(),
+                    );
+                };
                 answer(
                     StatusCode::OK,
                     "application/json",
@@ -186,26 +233,49 @@ impl Issuer {
     }
 }
 
-/// Starts the issuer on `localhost` and returns its URL (the `iss` of its tokens).
-pub async fn start() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!(
-        "http://localhost:{}",
-        listener.local_addr().expect("addr").port()
-    );
-    let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("key");
-    let key = Ed25519KeyPair::from_pkcs8(doc.as_ref()).expect("key");
+/// Serves the issuer on `listener` (bound to loopback) until the task is dropped; its URL, the
+/// `iss` of its tokens, is `http://localhost:<port>`.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    client: Client,
+) -> Result<(String, impl Future<Output = ()>), IssuerError> {
+    let port = listener.local_addr().map_err(IssuerError::Bind)?.port();
+    let base = format!("http://localhost:{port}");
+    let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| IssuerError::Key)?;
+    let key = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| IssuerError::Key)?;
     let issuer = Arc::new(Issuer {
         base: base.clone(),
+        client,
         pkcs8: doc.as_ref().to_vec(),
         public: key.public_key().as_ref().to_vec(),
         grants: Mutex::new(HashMap::new()),
     });
-    tokio::spawn(serve_one(listener, move |req| {
-        let issuer = issuer.clone();
-        async move { issuer.handle(req).await }
-    }));
-    base
+    let run = async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let issuer = issuer.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let issuer = issuer.clone();
+                    async move { Ok::<_, Infallible>(issuer.handle(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    };
+    Ok((base, run))
+}
+
+/// Starts the issuer on a free loopback port in a task and returns its URL.
+pub async fn start(client: Client) -> Result<String, IssuerError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(IssuerError::Bind)?;
+    let (base, run) = serve(listener, client)?;
+    tokio::spawn(run);
+    Ok(base)
 }
