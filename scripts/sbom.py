@@ -6,6 +6,8 @@ What the image (scripts/image.sh, docs/image.md) contains, and nothing else:
   - every crate compiled into the operator binary: the normal (non-dev, non-build) dependency
     graph of the `miracolix-operator` package for the image's target (x86_64-unknown-linux-gnu or
     aarch64-unknown-linux-gnu), as `cargo metadata --filter-platform` resolves it from Cargo.lock,
+    kept to what `cargo tree -e normal --target` says cargo compiles (metadata also lists
+    optional dependencies named only in weak `dep?/feature` features),
     each with its version, package URL (purl), license expression and the SHA-256 checksum
     Cargo.lock pins;
   - the Debian packages whose files are in the image: glibc, linked statically into the binary
@@ -52,6 +54,26 @@ def cargo_metadata(target):
         cwd=ROOT, check=True, capture_output=True, text=True,
     ).stdout
     return json.loads(out)
+
+
+def cargo_tree(target):
+    """(name, version) of every package cargo compiles into the operator for `target` (the normal
+    dependency tree, host-compiled proc macros included). `cargo metadata` over-approximates:
+    an optional dependency named only in a weak feature (`dep?/feature`, e.g. x509-cert's
+    `tls_codec?/std` through tokio-postgres-rustls) is listed as an edge, and the features it
+    would enable leak into other packages (zeroize's `derive`), although cargo compiles neither."""
+    cargo = os.environ.get("CARGO", "cargo")
+    out = subprocess.run(
+        [cargo, "tree", "-p", PACKAGE, "-e", "normal", "--target", target, "--prefix", "none",
+         "--locked", "--offline"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout
+    compiled = set()
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[1].startswith("v"):
+            compiled.add((words[0], words[1][1:]))
+    return compiled
 
 
 def lock_checksums():
@@ -139,7 +161,11 @@ def build(target):
         deps = sorted(set(normal_deps(current, below)))
         edges[current] = sorted(set(edges.get(current, [])) | set(deps))
         stack.extend((d, below) for d in deps)
-    seen = {pid for pid, _ in seen}
+    # Only what cargo compiles (see cargo_tree): the walk above follows metadata's edges.
+    compiled = cargo_tree(target)
+    seen = {pid for pid, _ in seen
+            if pid == root_id or (packages[pid]["name"], packages[pid]["version"]) in compiled}
+    edges = {pid: [d for d in deps if d in seen] for pid, deps in edges.items() if pid in seen}
 
     def ref(pid):
         p = packages[pid]
