@@ -163,7 +163,7 @@ pub fn secrets(inbox: &ProposalInbox, d: &Deployable) -> Vec<(String, String)> {
             ));
         }
     }
-    // CloudNativePG's `-app` Secret is not the site's to create: not listed.
+    // CloudNativePG's `-app` and `-ca` Secrets are not the site's to create: not listed.
     if let Some(r) = spec
         .database
         .as_ref()
