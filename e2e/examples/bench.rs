@@ -75,6 +75,22 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat` (fields 14 and 15,
+/// in clock ticks; `proc(5)`), to say which process the convergence time goes to.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis
+    // start at field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    // USER_HZ is 100 on every Linux this runs on (sysconf(_SC_CLK_TCK)).
+    ticks as f64 / 100.0
+}
+
 async fn scrape(port: u16) -> Res<String> {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
@@ -326,7 +342,7 @@ async fn main() -> Res<()> {
 
     // The test API server, workloads ready at once (the operator is measured, not a kubelet).
     let api_port = free_port()?;
-    let _server = Proc(
+    let server = Proc(
         Command::new(bin_dir.join("miracolix-testapi"))
             .args([
                 "--port",
@@ -404,6 +420,7 @@ async fn main() -> Res<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = status_kib(operator.0.id(), "VmRSS:");
 
+    let cpu0 = (cpu_secs(operator.0.id()), cpu_secs(server.0.id()));
     let t0 = Instant::now();
     for (ns, name) in &sites {
         let mut s = site.clone();
@@ -415,6 +432,7 @@ async fn main() -> Res<()> {
     wait_all_ready(&client, n, Duration::from_secs(600)).await?;
     let converge = t0.elapsed();
     let pid = operator.0.id();
+    let cpu = (cpu_secs(pid) - cpu0.0, cpu_secs(server.0.id()) - cpu0.1);
     let peak = status_kib(pid, "VmHWM:");
     let after = counts(metrics).await?;
 
@@ -477,6 +495,13 @@ async fn main() -> Res<()> {
     println!(
         "  converge (all Ready):          {:.2} s",
         converge.as_secs_f64()
+    );
+    println!(
+        "  CPU while converging:          operator {:.1} s, test API server {:.1} s; {:.0} reconciles ({:.1} per site)",
+        cpu.0,
+        cpu.1,
+        after.reconciles,
+        after.reconciles / n as f64
     );
     println!("  operator RSS idle, no sites:   {:.1} MiB", mib(idle_rss));
     println!(
