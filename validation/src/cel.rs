@@ -146,7 +146,7 @@ fn strip_all_rules(schema: &mut Value) {
 thread_local! {
     /// Registering every Kubernetes CEL function is not free; one validator per thread.
     static CEL: Validator = Validator::new();
-    /// Compiled schemas by a hash of their JSON. The test API server validates every write
+    /// Compiled schemas by a hash of their JSON tree. The test API server validates every write
     /// against a handful of CRDs; compiling their rules once is what makes that cheap.
     static COMPILED: RefCell<HashMap<u64, Option<Rc<Node>>>> = RefCell::new(HashMap::new());
 }
@@ -156,7 +156,10 @@ const MAX_COMPILED: usize = 256;
 
 fn compiled(schema: &Value) -> Option<Rc<Node>> {
     let mut hasher = DefaultHasher::new();
-    schema.to_string().hash(&mut hasher);
+    // Hashed as a tree, not printed first: printing the schema (tens of kilobytes for a
+    // DizSite) on every validation was a tenth of the test API server's CPU and part of the
+    // operator's render (a `perf` profile, docs/performance.md).
+    schema.hash(&mut hasher);
     let key = hasher.finish();
     COMPILED.with(|cache| {
         let mut cache = cache.borrow_mut();
