@@ -83,8 +83,8 @@ async fn wait_reason(
     }
 }
 
-#[tokio::test]
-async fn endpoint_stalls_then_runs_the_gate_and_deletion_keeps_the_site() {
+/// The test API server with the CRDs and the site's namespace.
+fn start_server() -> TestApiServer {
     // The simulated kubelet holds the gate's pod to the operator image's `gate` contract
     // (catalog::own_image): Ready below means the pod as built would start.
     let server = TestApiServer::with_config(Config {
@@ -102,6 +102,154 @@ async fn endpoint_stalls_then_runs_the_gate_and_deletion_keeps_the_site() {
     server
         .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
         .expect("namespace");
+    server
+}
+
+fn gate_release(name: &str) -> ComponentRelease {
+    let image = |repo: &str| json!({"repository": repo, "digest": DIGEST, "version": "1"});
+    serde_json::from_value(json!({
+        "apiVersion": "diz.miracum.org/v1alpha1", "kind": "ComponentRelease",
+        "metadata": {"name": name},
+        "spec": {"version": "2026.9", "channel": "candidate", "components": {
+            "blaze": image("ghcr.io/samply/blaze"),
+            "flare": image("ghcr.io/medizininformatik-initiative/flare"),
+            "miracolix-gate": image("ghcr.io/miracum/miracolix-operator"),
+        }},
+    }))
+    .expect("release")
+}
+
+fn marburg_endpoint() -> FeasibilityEndpoint {
+    serde_json::from_value(json!({
+        "apiVersion": "diz.miracum.org/v1alpha1", "kind": "FeasibilityEndpoint",
+        "metadata": {"name": "marburg", "namespace": NS},
+        "spec": {
+            "siteRef": {"name": "marburg"},
+            "privacy": {"epsilon": 0.25, "suppressBelow": 10},
+            "portal": {
+                "dsfFhirUrl": "https://dsf.example/fhir",
+                "organizationIdentifier": "ukgm.de",
+                "clientCertificateSecretRef": {"name": "dsf-cert"}
+            }
+        },
+    }))
+    .expect("endpoint")
+}
+
+fn operator_context(server: &TestApiServer) -> Arc<Context> {
+    let trust = TrustStore::from_dir(&root().join("examples/trusted-keys")).expect("demo key");
+    Arc::new(Context::new(
+        server.client_as("miracolix-operator"),
+        Arc::new(trust),
+        Arc::new(SystemClock),
+    ))
+}
+
+/// The endpoint's site and release come from the operator's caches: once the endpoint is
+/// Ready, a reconcile of it (the periodic resync) makes no API request at all.
+#[tokio::test]
+async fn a_noop_reconcile_of_a_ready_endpoint_makes_no_request() {
+    let server = start_server();
+    let client = server.client_as("e2e-test");
+    Api::<ComponentRelease>::all(client.clone())
+        .create(&PostParams::default(), &gate_release("gate-test"))
+        .await
+        .expect("release created");
+    let site: DizSite = serde_json::from_value(json!({
+        "apiVersion": "diz.miracum.org/v1alpha1", "kind": "DizSite",
+        "metadata": {"name": "marburg", "namespace": NS},
+        "spec": {"siteId": "marburg", "release": {"name": "gate-test"},
+                 "components": {"blaze": {}, "flare": {}}},
+    }))
+    .expect("site");
+    let sites: Api<DizSite> = Api::namespaced(client.clone(), NS);
+    sites
+        .create(&PostParams::default(), &site)
+        .await
+        .expect("site created");
+    sites
+        .patch_status(
+            "marburg",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": {"currentRelease": "gate-test"}})),
+        )
+        .await
+        .expect("site status");
+    // The token the gate mounts (without it its pod would not start).
+    let token: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "marburg-gate-dsf-token", "namespace": NS},
+        "stringData": {"token": "0123456789abcdef"},
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &token)
+        .await
+        .expect("token Secret");
+    let endpoints: Api<FeasibilityEndpoint> = Api::namespaced(client.clone(), NS);
+    endpoints
+        .create(&PostParams::default(), &marburg_endpoint())
+        .await
+        .expect("endpoint created");
+
+    // No controller runs: each reconcile below is called directly, after the caches caught up
+    // with the API server, so nothing else makes requests meanwhile.
+    let ctx = operator_context(&server);
+    let reconcile = || async {
+        ctx.cache()
+            .wait_consistent(&client)
+            .await
+            .expect("the caches catch up with the API server");
+        let endpoint = endpoints.get("marburg").await.expect("endpoint");
+        feasibility::reconcile(Arc::new(endpoint), ctx.clone())
+            .await
+            .expect("reconcile succeeds");
+    };
+    // The gate's objects are applied; its pod becomes available; the next reconcile sees it.
+    reconcile().await;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), NS);
+    let available = await_condition(deployments, "marburg-gate", |d: Option<&Deployment>| {
+        feasibility::available(d)
+    });
+    within("the gate Deployment available", available)
+        .await
+        .expect("watch");
+    reconcile().await;
+    let ready = endpoints.get("marburg").await.expect("endpoint");
+    let cond = ready
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, conditions::READY))
+        .expect("Ready");
+    assert_eq!(
+        (cond.status.as_str(), cond.reason.as_str()),
+        ("True", reasons::READY_REASON)
+    );
+
+    ctx.cache()
+        .wait_consistent(&client)
+        .await
+        .expect("the caches catch up with the API server");
+    server.clear_requests();
+    feasibility::reconcile(Arc::new(ready), ctx.clone())
+        .await
+        .expect("no-op reconcile succeeds");
+    let made: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.user_agent.contains("miracolix-operator") && r.verb != "watch")
+        .map(|r| format!("{} {}/{} {}", r.verb, r.resource, r.subresource, r.name))
+        .collect();
+    assert_eq!(
+        made,
+        Vec::<String>::new(),
+        "a no-op reconcile of a Ready endpoint reads the caches, not the API server"
+    );
+}
+
+#[tokio::test]
+async fn endpoint_stalls_then_runs_the_gate_and_deletion_keeps_the_site() {
+    let server = start_server();
     let client = server.client_as("e2e-test");
     let image = |repo: &str| json!({"repository": repo, "digest": DIGEST, "version": "1"});
     let release: ComponentRelease = serde_json::from_value(json!({

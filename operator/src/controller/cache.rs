@@ -97,6 +97,89 @@ fn sync_key(what: &str, scope: Option<&Scope>) -> String {
     }
 }
 
+/// The names of a kind's cached objects by namespace and site label, so that a site's
+/// reconcile reads its own objects instead of filtering every cached object of the kind (a cost
+/// that grew with every site added; docs/performance.md). Kept by the watch task from the same
+/// events as the store, a relist replacing it whole on `InitDone` as it replaces the store.
+#[derive(Default)]
+struct SiteIndex(Mutex<IndexState>);
+
+#[derive(Default)]
+struct IndexState {
+    live: SiteNames,
+    /// What a relist (after `Init`) has seen so far.
+    relist: Option<SiteNames>,
+}
+
+/// `(namespace, site)` -> names, and the way back.
+#[derive(Default)]
+struct SiteNames {
+    by_site: HashMap<(String, String), std::collections::BTreeSet<String>>,
+    site_of: HashMap<(String, String), String>,
+}
+
+impl SiteNames {
+    fn insert(&mut self, meta: &kube::core::ObjectMeta) {
+        let (Some(ns), Some(name)) = (meta.namespace.as_ref(), meta.name.as_ref()) else {
+            return;
+        };
+        self.remove(meta);
+        if let Some(site) = meta.labels.as_ref().and_then(|l| l.get(SITE_LABEL)) {
+            self.by_site
+                .entry((ns.clone(), site.clone()))
+                .or_default()
+                .insert(name.clone());
+            self.site_of
+                .insert((ns.clone(), name.clone()), site.clone());
+        }
+    }
+
+    fn remove(&mut self, meta: &kube::core::ObjectMeta) {
+        let (Some(ns), Some(name)) = (meta.namespace.as_ref(), meta.name.as_ref()) else {
+            return;
+        };
+        let Some(site) = self.site_of.remove(&(ns.clone(), name.clone())) else {
+            return;
+        };
+        let key = (ns.clone(), site);
+        if let Some(names) = self.by_site.get_mut(&key) {
+            names.remove(name);
+            if names.is_empty() {
+                self.by_site.remove(&key);
+            }
+        }
+    }
+}
+
+impl SiteIndex {
+    fn event<K: Resource>(&self, ev: &watcher::Event<K>) {
+        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match ev {
+            watcher::Event::Init => st.relist = Some(SiteNames::default()),
+            watcher::Event::InitApply(o) => st
+                .relist
+                .get_or_insert_with(SiteNames::default)
+                .insert(o.meta()),
+            watcher::Event::InitDone => {
+                if let Some(names) = st.relist.take() {
+                    st.live = names;
+                }
+            }
+            watcher::Event::Apply(o) => st.live.insert(o.meta()),
+            watcher::Event::Delete(o) => st.live.remove(o.meta()),
+        }
+    }
+
+    fn names(&self, ns: &str, site: &str) -> Vec<String> {
+        let st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        st.live
+            .by_site
+            .get(&(ns.to_string(), site.to_string()))
+            .map(|n| n.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// One store per watched scope (a namespace, or all of them).
 struct Scoped<K: Resource + 'static>
 where
@@ -104,6 +187,9 @@ where
 {
     what: String,
     stores: Vec<(Scope, Store<K>)>,
+    /// Per store (same order), for the kinds read per site: children and pods.
+    indexes: Vec<Arc<SiteIndex>>,
+    dyntype: K::DynamicType,
 }
 
 impl<K> Scoped<K>
@@ -121,6 +207,35 @@ where
             .map(|(_, st)| st)
     }
 
+    /// The objects labelled as `site`'s in `ns`, through the index (unindexed kinds: none).
+    fn of_site(&self, ns: &str, site: &str) -> Vec<Arc<K>> {
+        let Some(i) = self.stores.iter().position(|(s, _)| match s {
+            Scope::AllNamespaces => true,
+            Scope::Namespace(n) => n == ns,
+        }) else {
+            return Vec::new();
+        };
+        let (Some((_, store)), Some(index)) = (self.stores.get(i), self.indexes.get(i)) else {
+            return Vec::new();
+        };
+        index
+            .names(ns, site)
+            .into_iter()
+            .filter_map(|name| {
+                store.get(&ObjectRef::new_with(&name, self.dyntype.clone()).within(ns))
+            })
+            // The store may already hold a newer version the index has not seen yet.
+            .filter(|o| {
+                o.meta()
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(SITE_LABEL))
+                    .map(String::as_str)
+                    == Some(site)
+            })
+            .collect()
+    }
+
     fn in_namespace(&self, ns: &str) -> Vec<Arc<K>> {
         self.for_namespace(ns)
             .map(|s| s.state_filter(|o| o.meta().namespace.as_deref() == Some(ns)))
@@ -132,10 +247,36 @@ where
     }
 }
 
+/// Streams of site references, one per subscriber, each receiving the sites in its scope.
+#[derive(Default)]
+struct Fanout(Mutex<Vec<(Scope, mpsc::UnboundedSender<ObjectRef<DizSite>>)>>);
+
+impl Fanout {
+    fn subscribe(&self, scope: &Scope) -> mpsc::UnboundedReceiver<ObjectRef<DizSite>> {
+        let (tx, rx) = mpsc::unbounded();
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((scope.clone(), tx));
+        rx
+    }
+
+    fn send(&self, site: &ObjectRef<DizSite>) {
+        let mut subs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        subs.retain(|(scope, tx)| {
+            let in_scope = match scope {
+                Scope::AllNamespaces => true,
+                Scope::Namespace(n) => site.namespace.as_deref() == Some(n.as_str()),
+            };
+            !in_scope || tx.unbounded_send(site.clone()).is_ok()
+        });
+    }
+}
+
 /// The site reconciles to run because something they read changed, and which of them have not
 /// started yet (the queue depth).
 struct Triggers {
-    subscribers: Mutex<Vec<(Scope, mpsc::UnboundedSender<ObjectRef<DizSite>>)>>,
+    subscribers: Fanout,
     pending: Mutex<std::collections::HashSet<ObjectRef<DizSite>>>,
     metrics: Metrics,
 }
@@ -155,14 +296,7 @@ impl Triggers {
                 self.metrics.queue_depth(p.len());
             }
         }
-        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
-        subs.retain(|(scope, tx)| {
-            let in_scope = match scope {
-                Scope::AllNamespaces => true,
-                Scope::Namespace(n) => site.namespace.as_deref() == Some(n.as_str()),
-            };
-            !in_scope || tx.unbounded_send(site.clone()).is_ok()
-        });
+        self.subscribers.send(&site);
     }
 }
 
@@ -218,6 +352,9 @@ struct Inner {
     scopes: Vec<Scope>,
     metrics: Metrics,
     triggers: Arc<Triggers>,
+    /// Sites whose own object, or a release or revocation, changed, sent once the stores hold
+    /// the change: what the FeasibilityEndpoint and ProposalInbox controllers react to.
+    site_changes: Arc<Fanout>,
     verified: Arc<Verified>,
     errors: Arc<Mutex<BTreeMap<String, String>>>,
     synced: SyncSet,
@@ -266,8 +403,9 @@ impl Cache {
     /// Starts every watch (in the background, on the current runtime) and returns at once;
     /// [`Cache::ready`] waits for their first lists.
     pub fn start(client: Client, scopes: Vec<Scope>, metrics: Metrics) -> Self {
+        let site_changes = Arc::new(Fanout::default());
         let triggers = Arc::new(Triggers {
-            subscribers: Mutex::default(),
+            subscribers: Fanout::default(),
             pending: Mutex::default(),
             metrics: metrics.clone(),
         });
@@ -285,6 +423,7 @@ impl Cache {
         // the release controller (which sites run a release).
         let mut sites_stores = Vec::new();
         for scope in &scopes {
+            let changes = site_changes.clone();
             let (store, task) = watch.reflect(
                 "DizSite",
                 Some(scope),
@@ -292,7 +431,8 @@ impl Cache {
                 (),
                 watcher::Config::default(),
                 |s: &mut DizSite| s.managed_fields_mut().clear(),
-                |_| {},
+                None,
+                move |s: &DizSite| changes.send(&ObjectRef::from_obj(s)),
             );
             tasks.push(task);
             sites_stores.push((scope.clone(), store));
@@ -300,14 +440,19 @@ impl Cache {
         let sites = Scoped {
             what: "DizSites".into(),
             stores: sites_stores,
+            indexes: Vec::new(),
+            dyntype: (),
         };
         let all_sites = {
             let stores: Vec<Store<DizSite>> = sites.stores.iter().map(|(_, s)| s.clone()).collect();
             let triggers = triggers.clone();
+            let changes = site_changes.clone();
             move || {
                 for s in &stores {
                     for site in s.state() {
-                        triggers.send(ObjectRef::from_obj(&*site));
+                        let site = ObjectRef::from_obj(&*site);
+                        changes.send(&site);
+                        triggers.send(site);
                     }
                 }
             }
@@ -322,9 +467,12 @@ impl Cache {
         // The site's pods (why a component is not ready) and the kubelet's FailedMount Events
         // (the only place a volume that cannot be mounted is named).
         let mut pods = Vec::new();
+        let mut pod_indexes = Vec::new();
         let mut events = Vec::new();
         for scope in &scopes {
             let t = triggers.clone();
+            let index = Arc::new(SiteIndex::default());
+            pod_indexes.push(index.clone());
             let (store, task) = watch.reflect(
                 "Pod",
                 Some(scope),
@@ -332,6 +480,7 @@ impl Cache {
                 (),
                 paged().labels(SITE_LABEL),
                 trim_pod,
+                Some(index),
                 move |pod: &Pod| {
                     if let Some(site) = site_of(pod.meta()) {
                         t.send(site);
@@ -348,6 +497,7 @@ impl Cache {
                 (),
                 paged().fields("reason=FailedMount"),
                 trim_event,
+                None,
                 move |ev: &Event| {
                     // The Event is about a pod; its site is the pod's.
                     let Some(regarding) = ev.regarding.as_ref() else {
@@ -379,6 +529,7 @@ impl Cache {
             (),
             watcher::Config::default(),
             |r: &mut ComponentRelease| r.managed_fields_mut().clear(),
+            None,
             move |_| trig(),
         );
         tasks.push(task);
@@ -390,6 +541,7 @@ impl Cache {
             (),
             watcher::Config::default(),
             |r: &mut ReleaseRevocation| r.managed_fields_mut().clear(),
+            None,
             move |_| trig(),
         );
         tasks.push(task);
@@ -408,6 +560,7 @@ impl Cache {
                 c.managed_fields_mut().clear();
                 c.annotations_mut().clear();
             },
+            None,
             move |_| {
                 notify.notify_one();
                 trig();
@@ -420,6 +573,7 @@ impl Cache {
             scopes,
             metrics: metrics.clone(),
             triggers,
+            site_changes,
             verified,
             errors,
             synced,
@@ -429,10 +583,14 @@ impl Cache {
             pods: Scoped {
                 what: "Pods".into(),
                 stores: pods,
+                indexes: pod_indexes,
+                dyntype: (),
             },
             mount_events: Scoped {
                 what: "FailedMount Events".into(),
                 stores: events,
+                indexes: Vec::new(),
+                dyntype: (),
             },
             releases,
             revocations,
@@ -500,14 +658,17 @@ impl Cache {
         &self,
         scope: &Scope,
     ) -> impl Stream<Item = ObjectRef<DizSite>> + Send + 'static {
-        let (tx, rx) = mpsc::unbounded();
-        self.0
-            .triggers
-            .subscribers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((scope.clone(), tx));
-        rx
+        self.0.triggers.subscribers.subscribe(scope)
+    }
+
+    /// A stream of the sites in `scope` whose DizSite changed, or all of them when a release
+    /// or a revocation changed; each sent once the caches hold the change, so a reconcile it
+    /// triggers reads at least that version.
+    pub fn site_changes(
+        &self,
+        scope: &Scope,
+    ) -> impl Stream<Item = ObjectRef<DizSite>> + Send + 'static {
+        self.0.site_changes.subscribe(scope)
     }
 
     /// Reconciles every known site (the feed follower's condition changed: each site's status
@@ -593,6 +754,23 @@ impl Cache {
         !self.0.cnpg_crd.is_empty()
     }
 
+    /// One DizSite, as last seen.
+    pub fn site(&self, ns: &str, name: &str) -> Option<DizSite> {
+        self.0
+            .sites
+            .for_namespace(ns)?
+            .get(&ObjectRef::new(name).within(ns))
+            .map(|s| (*s).clone())
+    }
+
+    /// One ComponentRelease, as last seen.
+    pub fn release(&self, name: &str) -> Option<ComponentRelease> {
+        self.0
+            .releases
+            .get(&ObjectRef::new(name))
+            .map(|r| (*r).clone())
+    }
+
     /// The DizSites of one namespace.
     pub fn sites_in(&self, ns: &str) -> Vec<DizSite> {
         self.0
@@ -626,12 +804,7 @@ impl Cache {
     /// The children of kind `ar` labelled as the site's and as managed by the operator.
     pub fn site_children(&self, ar: &ApiResource, ns: &str, site: &str) -> Vec<Arc<DynamicObject>> {
         self.children_of(ar)
-            .map(|c| {
-                c.in_namespace(ns)
-                    .into_iter()
-                    .filter(|o| o.labels().get(SITE_LABEL).map(String::as_str) == Some(site))
-                    .collect()
-            })
+            .map(|c| c.of_site(ns, site))
             .unwrap_or_default()
     }
 
@@ -639,9 +812,8 @@ impl Cache {
     pub fn pods(&self, ns: &str, site: &str) -> Vec<Pod> {
         self.0
             .pods
-            .in_namespace(ns)
+            .of_site(ns, site)
             .into_iter()
-            .filter(|p| p.labels().get(SITE_LABEL).map(String::as_str) == Some(site))
             .map(|p| (*p).clone())
             .collect()
     }
@@ -841,6 +1013,7 @@ impl Watch<'_> {
         dyntype: K::DynamicType,
         config: watcher::Config,
         trim: impl Fn(&mut K) + Send + Sync + 'static,
+        index: Option<Arc<SiteIndex>>,
         on_change: impl Fn(&K) + Send + 'static,
     ) -> (Store<K>, tokio::task::AbortHandle)
     where
@@ -865,6 +1038,9 @@ impl Watch<'_> {
             let mut stream = std::pin::pin!(stream);
             let mut listed = false;
             while let Some(ev) = stream.next().await {
+                if let (Some(index), Ok(ev)) = (&index, &ev) {
+                    index.event(ev);
+                }
                 match ev {
                     Ok(watcher::Event::Init) => {
                         // Every list after the first is a restart: the watch expired (410),
@@ -911,7 +1087,10 @@ impl Watch<'_> {
         tasks: &mut Vec<tokio::task::AbortHandle>,
     ) -> Scoped<DynamicObject> {
         let mut stores = Vec::new();
+        let mut indexes = Vec::new();
         for scope in scopes {
+            let index = Arc::new(SiteIndex::default());
+            indexes.push(index.clone());
             let api: Api<DynamicObject> = match scope {
                 Scope::AllNamespaces => Api::all_with(client.clone(), ar),
                 Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, ar),
@@ -937,6 +1116,9 @@ impl Watch<'_> {
                 let mut stream = std::pin::pin!(stream);
                 let mut listed = false;
                 while let Some(ev) = stream.next().await {
+                    if let Ok(ev) = &ev {
+                        index.event(ev);
+                    }
                     match ev {
                         Ok(watcher::Event::Init) => {
                             if listed {
@@ -983,6 +1165,8 @@ impl Watch<'_> {
         Scoped {
             what: ar.plural.clone(),
             stores,
+            indexes,
+            dyntype: ar.clone(),
         }
     }
 }
@@ -1220,6 +1404,45 @@ mod tests {
         assert_eq!(live_hash(&a), live_hash(&b));
         b.data["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = json!("evil");
         assert_ne!(live_hash(&a), live_hash(&b));
+    }
+
+    fn labelled(ns: &str, name: &str, site: Option<&str>) -> watcher::Event<Pod> {
+        let mut pod = Pod::default();
+        pod.metadata.namespace = Some(ns.into());
+        pod.metadata.name = Some(name.into());
+        pod.metadata.labels = site.map(|s| BTreeMap::from([(SITE_LABEL.to_string(), s.into())]));
+        watcher::Event::Apply(pod)
+    }
+
+    #[test]
+    fn the_site_index_follows_applies_relabels_deletes_and_relists() {
+        let index = SiteIndex::default();
+        index.event(&labelled("a", "p1", Some("s")));
+        index.event(&labelled("a", "p2", Some("s")));
+        index.event(&labelled("b", "p3", Some("s")));
+        index.event(&labelled("a", "p4", None));
+        assert_eq!(index.names("a", "s"), ["p1", "p2"]);
+        assert_eq!(index.names("b", "s"), ["p3"]);
+        // Relabelled to another site: it moves.
+        index.event(&labelled("a", "p2", Some("t")));
+        assert_eq!(index.names("a", "s"), ["p1"]);
+        assert_eq!(index.names("a", "t"), ["p2"]);
+        let watcher::Event::Apply(p1) = labelled("a", "p1", Some("s")) else {
+            unreachable!()
+        };
+        index.event(&watcher::Event::Delete(p1));
+        assert!(index.names("a", "s").is_empty());
+        // A relist replaces everything once it is done, not before.
+        index.event(&watcher::Event::<Pod>::Init);
+        let watcher::Event::Apply(p5) = labelled("a", "p5", Some("s")) else {
+            unreachable!()
+        };
+        index.event(&watcher::Event::InitApply(p5));
+        assert_eq!(index.names("a", "t"), ["p2"]);
+        index.event(&watcher::Event::<Pod>::InitDone);
+        assert_eq!(index.names("a", "s"), ["p5"]);
+        assert!(index.names("a", "t").is_empty());
+        assert!(index.names("b", "s").is_empty());
     }
 
     #[test]

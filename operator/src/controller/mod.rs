@@ -192,6 +192,16 @@ where
     }
 }
 
+/// `wc` narrowed to the objects the operator manages (its `managed-by` label): the
+/// controllers' watches of the Deployments they own need no one else's.
+pub(crate) fn managed_only(wc: watcher::Config) -> watcher::Config {
+    wc.labels(&format!(
+        "{}={}",
+        crate::catalog::MANAGED_BY.0,
+        crate::catalog::MANAGED_BY.1
+    ))
+}
+
 /// How many sites a DizSite controller reconciles at once unless told otherwise. A first
 /// reconcile holds a site's rendered children and the apply answers until it ends; unbounded
 /// (kube's default), every site of a large install does so at the same moment, which set the

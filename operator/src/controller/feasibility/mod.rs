@@ -20,6 +20,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
 
+use super::cache::Cache;
 use super::{Context, Scope, api_for};
 use crate::api::conditions::{self, DesiredCondition, READY, RECONCILING, STALLED};
 use crate::api::reasons;
@@ -35,12 +36,8 @@ const RESYNC: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {what}: {source}")]
-    Read {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error("the caches are not ready: {0}")]
+    NotSynced(#[from] super::cache::NotSynced),
     #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error("cannot build the gate: {0}")]
@@ -52,7 +49,7 @@ pub enum Error {
 impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::Read { .. } => reasons::READ_FAILED,
+            Error::NotSynced(_) => reasons::READ_FAILED,
             Error::Apply(e) => e.reason(),
             Error::Build(_) => reasons::INTERNAL_ERROR,
             Error::Status(_) => reasons::STATUS_WRITE_FAILED,
@@ -285,31 +282,14 @@ pub fn available(deployment: Option<&Deployment>) -> bool {
     observed && status.and_then(|s| s.available_replicas).unwrap_or(0) >= 1
 }
 
-async fn observe(
-    endpoint: &FeasibilityEndpoint,
-    ns: &str,
-    ctx: &Context,
-) -> Result<Observed, Error> {
-    let sites: Api<DizSite> = Api::namespaced(ctx.client.clone(), ns);
-    let site = by_name(&sites, &endpoint.spec.site_ref.name)
-        .await
-        .map_err(|source| Error::Read {
-            what: format!("DizSite {}", endpoint.spec.site_ref.name),
-            source,
-        })?;
-    let release = match site
+/// The endpoint's site and the release it runs, from the caches (no request).
+fn observe(endpoint: &FeasibilityEndpoint, ns: &str, ctx: &Context, cache: &Cache) -> Observed {
+    let site = cache.site(ns, &endpoint.spec.site_ref.name);
+    let release = site
         .as_ref()
         .and_then(|s| s.status.as_ref())
-        .and_then(|s| s.current_release.clone())
-    {
-        Some(name) => by_name(&Api::<ComponentRelease>::all(ctx.client.clone()), &name)
-            .await
-            .map_err(|source| Error::Read {
-                what: format!("ComponentRelease {name}"),
-                source,
-            })?,
-        None => None,
-    };
+        .and_then(|s| s.current_release.as_deref())
+        .and_then(|name| cache.release(name));
     // The floor counts only when the release's signature covers it.
     let floor = release.as_ref().and_then(|r| {
         let signed = ctx
@@ -322,21 +302,21 @@ async fn observe(
             None
         }
     });
-    Ok(Observed {
+    Observed {
         site,
         release,
         floor,
-    })
+    }
 }
 
-/// One object by name through `list` with a field selector: the operator's RBAC grants `list`
-/// and `watch` on DizSites and ComponentReleases, not `get`.
-async fn by_name<K>(api: &Api<K>, name: &str) -> Result<Option<K>, kube::Error>
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let lp = kube::api::ListParams::default().fields(&format!("metadata.name={name}"));
-    Ok(api.list(&lp).await?.items.into_iter().next())
+/// The key of an endpoint's failure backoff: namespace and name, so endpoints of the same name
+/// in two namespaces back off independently.
+pub fn backoff_key(endpoint: &FeasibilityEndpoint) -> String {
+    format!(
+        "feas/{}/{}",
+        endpoint.namespace().unwrap_or_default(),
+        endpoint.name_any()
+    )
 }
 
 pub async fn reconcile(
@@ -344,7 +324,8 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     let ns = endpoint.namespace().unwrap_or_default();
-    let observed = observe(&endpoint, &ns, &ctx).await?;
+    let cache = ctx.synced().await?;
+    let observed = observe(&endpoint, &ns, &ctx, cache);
     let plan = plan(&endpoint, &observed);
     let mut gate_available = false;
     if let Plan::Deploy {
@@ -360,7 +341,7 @@ pub async fn reconcile(
             site_ingress,
         })
         .map_err(|e| Error::Build(e.to_string()))?;
-        let outcome = apply::apply_children(&ctx.client, ctx.cache(), &ns, &children).await?;
+        let outcome = apply::apply_children(&ctx.client, cache, &ns, &children).await?;
         let deployment = outcome
             .live
             .iter()
@@ -372,7 +353,7 @@ pub async fn reconcile(
             let ingress =
                 kube::core::ApiResource::erase::<k8s_openapi::api::networking::v1::Ingress>(&());
             let name = build::gate_name(&endpoint);
-            if apply::delete_if_present(&ctx.client, ctx.cache(), &ns, &ingress, &name).await? {
+            if apply::delete_if_present(&ctx.client, cache, &ns, &ingress, &name).await? {
                 tracing::info!(endpoint = %endpoint.name_any(), "direct mode off: Ingress {name} deleted");
             }
         }
@@ -398,6 +379,7 @@ pub async fn reconcile(
             }
         }
     }
+    ctx.backoff.reset(&backoff_key(&endpoint));
     Ok(match plan {
         Plan::Deploy { .. } if !gate_available => Action::requeue(Duration::from_secs(10)),
         Plan::Wait { .. } => Action::requeue(Duration::from_secs(30)),
@@ -437,17 +419,18 @@ pub fn error_policy(
         error = %error,
         "reconcile failed"
     );
-    Action::requeue(ctx.backoff.next(&format!("feas/{}", endpoint.name_any())))
+    Action::requeue(ctx.backoff.next(&backoff_key(&endpoint)))
 }
 
 /// Runs the FeasibilityEndpoint controller for one scope until `shutdown` resolves.
 ///
-/// Besides its own endpoints and the gate Deployments it owns, it watches what a reconcile
-/// reads: the DizSites (an endpoint is reconciled when its site changes, e.g. starts running
-/// FLARE or moves to another release) and the ComponentReleases (a new release, or a changed
-/// privacy floor). The reconcile then reads the site and release from the API server, so it sees
-/// at least the version the watch reported. The DSF token Secret is not watched: the operator
-/// cannot read Secrets, and the gate reads it only at start (docs/feasibility.md).
+/// Besides its own endpoints and the gate Deployments it owns, it reacts to what a reconcile
+/// reads, from the caches: a DizSite changing (an endpoint is reconciled when its site starts
+/// running FLARE or moves to another release) and any ComponentRelease or ReleaseRevocation
+/// changing (a new release, a changed privacy floor). The caches send these once they hold the
+/// change, so the reconcile reads at least the version that triggered it. The DSF token Secret
+/// is not watched: the operator cannot read Secrets, and the gate reads it only at start
+/// (docs/feasibility.md).
 pub async fn run(
     ctx: Arc<Context>,
     scope: Scope,
@@ -456,26 +439,16 @@ pub async fn run(
     let client = ctx.client.clone();
     let wc = watcher::Config::default();
     let controller = Controller::new(api_for::<FeasibilityEndpoint>(&client, &scope), wc.clone())
-        .owns(api_for::<Deployment>(&client, &scope), wc.clone());
+        .owns(
+            api_for::<Deployment>(&client, &scope),
+            super::managed_only(wc),
+        );
     let endpoints = controller.store();
-    let of_site = endpoints.clone();
+    let site_changes = ctx.cache().site_changes(&scope).flat_map(move |site| {
+        futures::stream::iter(endpoints_of_site_ref(&endpoints.state(), &site))
+    });
     controller
-        .watches(
-            api_for::<DizSite>(&client, &scope),
-            wc.clone(),
-            move |site| endpoints_of_site(&of_site.state(), &site),
-        )
-        .watches(
-            Api::<ComponentRelease>::all(client.clone()),
-            wc,
-            move |_release| {
-                endpoints
-                    .state()
-                    .iter()
-                    .map(|e| ObjectRef::from_obj(&**e))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .reconcile_on(site_changes)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
@@ -487,10 +460,16 @@ pub fn endpoints_of_site(
     endpoints: &[Arc<FeasibilityEndpoint>],
     site: &DizSite,
 ) -> Vec<ObjectRef<FeasibilityEndpoint>> {
-    let (ns, name) = (site.namespace(), site.name_any());
+    endpoints_of_site_ref(endpoints, &ObjectRef::from_obj(site))
+}
+
+fn endpoints_of_site_ref(
+    endpoints: &[Arc<FeasibilityEndpoint>],
+    site: &ObjectRef<DizSite>,
+) -> Vec<ObjectRef<FeasibilityEndpoint>> {
     endpoints
         .iter()
-        .filter(|e| e.namespace() == ns && e.spec.site_ref.name == name)
+        .filter(|e| e.namespace() == site.namespace && e.spec.site_ref.name == site.name)
         .map(|e| ObjectRef::from_obj(&**e))
         .collect()
 }

@@ -566,3 +566,17 @@ fn a_site_change_reconciles_the_endpoints_that_name_it_in_its_namespace() {
         .collect();
     assert_eq!(hit, ["a", "b"]);
 }
+
+#[test]
+fn endpoints_of_one_name_in_two_namespaces_back_off_apart() {
+    let a = endpoint(json!({}));
+    let mut b = a.clone();
+    b.metadata.namespace = Some("diz-marburg".into());
+    assert_eq!(backoff_key(&a), "feas/diz-erlangen/erlangen");
+    assert_ne!(backoff_key(&a), backoff_key(&b));
+    // One failing does not lengthen the other's wait.
+    let backoff = crate::controller::Backoff::default();
+    assert_eq!(backoff.next(&backoff_key(&a)).as_secs(), 1);
+    assert_eq!(backoff.next(&backoff_key(&a)).as_secs(), 2);
+    assert_eq!(backoff.next(&backoff_key(&b)).as_secs(), 1);
+}

@@ -473,6 +473,7 @@ pub async fn reconcile(inbox: Arc<ProposalInbox>, ctx: Arc<Context>) -> Result<A
             }
         }
     }
+    ctx.backoff.reset(&backoff_key(&inbox));
     Ok(match (&plan, &health) {
         (Plan::Deploy(_), Health::Available) => Action::requeue(SUMMARY_INTERVAL),
         // The kubelet retries the mount; its Events are not watched here.
@@ -509,15 +510,21 @@ pub fn error_policy(inbox: Arc<ProposalInbox>, error: &Error, ctx: Arc<Context>)
         error = %error,
         "reconcile failed"
     );
-    Action::requeue(ctx.backoff.next(&format!(
+    Action::requeue(ctx.backoff.next(&backoff_key(&inbox)))
+}
+
+fn backoff_key(inbox: &ProposalInbox) -> String {
+    format!(
         "inbox/{}/{}",
         inbox.namespace().unwrap_or_default(),
         inbox.name_any()
-    )))
+    )
 }
 
 /// Runs the ProposalInbox controller for one scope until `shutdown` resolves. A change to an
-/// inbox's DizSite, to any ComponentRelease or to the inbox's Deployment reconciles it.
+/// inbox's DizSite, to any ComponentRelease or ReleaseRevocation (sent by the caches once they
+/// hold the change, so the reconcile reads at least that version) or to the inbox's Deployment
+/// reconciles it.
 pub async fn run(
     ctx: Arc<Context>,
     scope: Scope,
@@ -525,32 +532,22 @@ pub async fn run(
 ) {
     let client = ctx.client.clone();
     let wc = watcher::Config::default();
-    let controller = Controller::new(api_for::<ProposalInbox>(&client, &scope), wc.clone());
+    let controller = Controller::new(api_for::<ProposalInbox>(&client, &scope), wc.clone()).owns(
+        api_for::<Deployment>(&client, &scope),
+        super::managed_only(wc),
+    );
     let inboxes = controller.store();
-    let by_site = inboxes.clone();
+    let site_changes = ctx.cache().site_changes(&scope).flat_map(move |site| {
+        let refs: Vec<ObjectRef<ProposalInbox>> = inboxes
+            .state()
+            .into_iter()
+            .filter(|i| i.namespace() == site.namespace && i.spec.site_ref.name == site.name)
+            .map(|i| ObjectRef::from_obj(&*i))
+            .collect();
+        futures::stream::iter(refs)
+    });
     controller
-        .owns(api_for::<Deployment>(&client, &scope), wc.clone())
-        .watches(
-            api_for::<DizSite>(&client, &scope),
-            wc.clone(),
-            move |site| {
-                let ns = site.namespace();
-                let name = site.name_any();
-                by_site
-                    .state()
-                    .into_iter()
-                    .filter(|i| i.namespace() == ns && i.spec.site_ref.name == name)
-                    .map(|i| ObjectRef::from_obj(&*i))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .watches(Api::<ComponentRelease>::all(client), wc, move |_| {
-            inboxes
-                .state()
-                .into_iter()
-                .map(|i| ObjectRef::from_obj(&*i))
-                .collect::<Vec<_>>()
-        })
+        .reconcile_on(site_changes)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
