@@ -781,6 +781,20 @@ impl Cache {
             .collect()
     }
 
+    /// `<namespace>/<name>` of every watched DizSite for which `keep` holds, read in place:
+    /// the release controller asks this on every site change, and copying every site for it
+    /// made its cost grow with the square of the sites (docs/performance.md).
+    pub fn site_names_where(&self, keep: impl Fn(&DizSite) -> bool) -> Vec<String> {
+        self.0
+            .sites
+            .stores
+            .iter()
+            .flat_map(|(_, s)| s.state())
+            .filter(|s| keep(s))
+            .map(|s| format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()))
+            .collect()
+    }
+
     /// Every watched DizSite.
     pub fn sites(&self) -> Vec<DizSite> {
         self.0.sites.all().iter().map(|s| (**s).clone()).collect()

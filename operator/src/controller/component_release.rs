@@ -160,25 +160,20 @@ pub async fn reconcile(release: Arc<ComponentRelease>, ctx: Arc<Context>) -> Res
         Err(_) => declared_format(&release.spec),
     };
     let fp = fingerprint(&release.spec, format).unwrap_or_default();
-    let revocations = ctx.synced().await?.revocations();
+    let cache = ctx.synced().await?;
+    let revocations = cache.revocations();
     let revoked = revoked_by(&fp, &revocations, ctx.certifier.as_ref());
     // The sites of the watched namespaces: a namespaced install lists no others.
-    let sites: Vec<String> = ctx
-        .list_dizsites()
-        .await?
-        .iter()
-        // By content: a site running other content under this name does not run this release.
-        .filter(|s| {
-            s.status.as_ref().is_some_and(|st| {
-                st.current_release.as_deref() == Some(name.as_str())
-                    && st
-                        .current_release_fingerprint
-                        .as_deref()
-                        .is_none_or(|f| f == fp)
-            })
+    // By content: a site running other content under this name does not run this release.
+    let sites: Vec<String> = cache.site_names_where(|s| {
+        s.status.as_ref().is_some_and(|st| {
+            st.current_release.as_deref() == Some(name.as_str())
+                && st
+                    .current_release_fingerprint
+                    .as_deref()
+                    .is_none_or(|f| f == fp)
         })
-        .map(|s| format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any()))
-        .collect();
+    });
     let status = desired_status(&release, &verdict, &revoked, sites, &Time(ctx.clock.now()));
     if release.status.as_ref() == Some(&status) {
         return Ok(Action::requeue(RESYNC));
@@ -256,6 +251,9 @@ pub async fn run(
                 .map(|r| ObjectRef::from_obj(&*r))
                 .collect::<Vec<_>>()
         })
+        // Every status write of every site triggers its release: while many sites converge,
+        // a burst of them costs one reconcile of the release, not one each.
+        .with_config(kube::runtime::controller::Config::default().debounce(super::DEBOUNCE))
         .graceful_shutdown_on(shutdown)
         .run(reconcile_instrumented, error_policy, ctx)
         .for_each(|res| async move {
