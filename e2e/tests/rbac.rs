@@ -307,6 +307,64 @@ async fn exercised(mode: Mode, scopes: Vec<Scope>) -> Vec<Attributes> {
         .expect("reset the forged release's status");
     within("the repeated Warning", operator_event("patch")).await;
 
+    // A site's repeated Event is a patch in the site's namespace too: drift on one of its
+    // ConfigMaps, repaired twice, repeats "applied 1 object(s)" (an event series). Made
+    // explicit: with debounced reconciles no other site Event of this run repeats for certain.
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(admin.clone(), "diz-dresden");
+    let managed = cms
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/managed-by"))
+        .await
+        .expect("ConfigMaps");
+    let (cm, key, value) = managed
+        .items
+        .iter()
+        .filter(|c| {
+            c.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("app.kubernetes.io/component"))
+                .is_none_or(|v| v != "rollout-record")
+        })
+        .find_map(|c| {
+            let (k, v) = c.data.as_ref()?.iter().next()?;
+            Some((c.metadata.name.clone()?, k.clone(), v.clone()))
+        })
+        .expect("a ConfigMap of the site with data");
+    for round in 0..2 {
+        cms.patch(
+            &cm,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {key.as_str(): format!("drift {round}")}})),
+        )
+        .await
+        .expect("drift");
+        let (k, v) = (key.clone(), value.clone());
+        let repaired = await_condition(
+            cms.clone(),
+            &cm,
+            move |c: Option<&k8s_openapi::api::core::v1::ConfigMap>| {
+                c.and_then(|c| c.data.as_ref())
+                    .and_then(|d| d.get(&k))
+                    .is_some_and(|x| *x == v)
+            },
+        );
+        within("the drifted ConfigMap repaired", repaired)
+            .await
+            .expect("watch");
+    }
+    within("the site's repeated Event", async {
+        while !server.requests().iter().any(|r| {
+            r.user_agent.contains(OPERATOR)
+                && r.resource == "events"
+                && r.namespace == "diz-dresden"
+                && r.verb == "patch"
+        }) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+
     // Day-2: components and the ingress removed (their objects deleted), a site deleted with its
     // data.
     let dresden: Api<DizSite> = Api::namespaced(admin.clone(), "diz-dresden");
