@@ -35,9 +35,10 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::proposal::Verified;
 use crate::store::{
     AuditEntry, Change, ChangeError, ChannelStatus, Intake, OutboxItem, Pending, Planner, Record,
-    Store, StoreError, StoredVote, amount_from_db, amount_to_db, transition_detail,
+    Store, StoreError, StoredVote, amount_from_db, amount_to_db, transition_detail, vote_audit,
+    voting_open,
 };
-use crate::workflow::{self, Action, Choice, Illegal, State, Vote};
+use crate::workflow::{self, Action, Choice, State, Vote};
 
 /// Schema steps; `MIGRATIONS[i]` moves version i to i+1, the same steps as SQLite's
 /// (`store::MIGRATIONS`). Never edit a released step; add one.
@@ -559,13 +560,7 @@ impl Store for PostgresStore {
             let mut tx = c.transaction()?;
             let current =
                 get_in(&mut tx, id, true)?.ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
-            if !current.state.voting_open() {
-                return Err(ChangeError::Illegal(Illegal {
-                    from: current.state.as_str(),
-                    action: "vote",
-                    allowed: workflow::allowed(current.state),
-                }));
-            }
+            voting_open(current.state)?;
             let replaced = tx.execute(
                 "DELETE FROM votes WHERE proposal_id = $1 AND member = $2",
                 &[&id, &vote.member],
@@ -574,37 +569,21 @@ impl Store for PostgresStore {
                 "INSERT INTO votes (proposal_id, member, choice, conditions, reason, at) VALUES ($1, $2, $3, $4, $5, $6)",
                 &[&id, &vote.member, &vote.choice.as_str(), &vote.conditions, &vote.reason, &now],
             )?;
-            let text = vote
-                .conditions
-                .as_deref()
-                .or(vote.reason.as_deref())
-                .map(|t| format!(": {t}"))
-                .unwrap_or_default();
-            audit_in(
-                &mut tx,
-                id,
-                now,
-                &vote.member,
-                if replaced { "vote replaced" } else { "vote" },
-                &format!("{}{text}", vote.choice.as_str()),
-            )?;
+            let (action, detail) = vote_audit(&vote, replaced);
+            audit_in(&mut tx, id, now, &vote.member, action, &detail)?;
             let votes = votes_in(&mut tx, id)?
                 .into_iter()
                 .map(|v| v.vote)
                 .collect::<Vec<_>>();
             let change = match workflow::tally(&votes, quorum) {
                 Some(outcome) => {
-                    let texts = if outcome.action == Action::UacDecline {
-                        outcome.reasons
-                    } else {
-                        outcome.conditions
-                    };
+                    let action = outcome.action;
                     Some(transition_in(
                         &mut tx,
                         id,
-                        outcome.action,
+                        action,
                         &format!("UAC (quorum {quorum})"),
-                        texts,
+                        outcome.into_texts(),
                         None,
                         now,
                         plan,

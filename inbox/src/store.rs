@@ -306,6 +306,33 @@ pub fn amount_to_db(v: Option<u64>) -> Result<Option<i64>, ChangeError> {
     .transpose()
 }
 
+/// A vote is a transition too: refused unless the state is open for voting (the decision is
+/// taken, or the DIZ check is not done). Both backends ask this inside their transaction.
+pub fn voting_open(state: State) -> Result<(), ChangeError> {
+    if state.voting_open() {
+        return Ok(());
+    }
+    Err(ChangeError::Illegal(Illegal {
+        from: state.as_str(),
+        action: "vote",
+        allowed: workflow::allowed(state),
+    }))
+}
+
+/// The audit trail's action and detail for a vote: the choice, with its conditions or reason.
+pub fn vote_audit(vote: &Vote, replaced: bool) -> (&'static str, String) {
+    let text = vote
+        .conditions
+        .as_deref()
+        .or(vote.reason.as_deref())
+        .map(|t| format!(": {t}"))
+        .unwrap_or_default();
+    (
+        if replaced { "vote replaced" } else { "vote" },
+        format!("{}{text}", vote.choice.as_str()),
+    )
+}
+
 /// The audit line of a transition.
 pub fn transition_detail(from: State, to: State, texts: &[String], amount: Option<u64>) -> String {
     let mut detail = format!("{} → {}", from.as_str(), to.as_str());
@@ -524,15 +551,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<Change>, ChangeError> {
         let tx = self.immediate()?;
         let current = get_in(&tx, id)?.ok_or_else(|| ChangeError::NotFound(id.to_string()))?;
-        if !current.state.voting_open() {
-            // The decision is taken (or the DIZ check is not done): the vote would be a
-            // transition the state does not allow.
-            return Err(ChangeError::Illegal(Illegal {
-                from: current.state.as_str(),
-                action: "vote",
-                allowed: workflow::allowed(current.state),
-            }));
-        }
+        voting_open(current.state)?;
         let replaced = tx.execute(
             "DELETE FROM votes WHERE proposal_id = ?1 AND member = ?2",
             params![id, vote.member],
@@ -541,37 +560,21 @@ impl Store for SqliteStore {
             "INSERT INTO votes (proposal_id, member, choice, conditions, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![id, vote.member, vote.choice.as_str(), vote.conditions, vote.reason, ts(now)],
         )?;
-        let text = vote
-            .conditions
-            .as_deref()
-            .or(vote.reason.as_deref())
-            .map(|t| format!(": {t}"))
-            .unwrap_or_default();
-        audit_in(
-            &tx,
-            id,
-            now,
-            &vote.member,
-            if replaced { "vote replaced" } else { "vote" },
-            &format!("{}{text}", vote.choice.as_str()),
-        )?;
+        let (action, detail) = vote_audit(&vote, replaced);
+        audit_in(&tx, id, now, &vote.member, action, &detail)?;
         let votes = votes_in(&tx, id)?
             .into_iter()
             .map(|v| v.vote)
             .collect::<Vec<_>>();
         let change = match workflow::tally(&votes, quorum) {
             Some(outcome) => {
-                let texts = if outcome.action == Action::UacDecline {
-                    outcome.reasons
-                } else {
-                    outcome.conditions
-                };
+                let action = outcome.action;
                 Some(transition_in(
                     &tx,
                     id,
-                    outcome.action,
+                    action,
                     &format!("UAC (quorum {quorum})"),
-                    texts,
+                    outcome.into_texts(),
                     None,
                     now,
                     plan,

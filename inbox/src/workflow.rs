@@ -305,6 +305,17 @@ pub struct Outcome {
     pub reasons: Vec<String>,
 }
 
+impl Outcome {
+    /// The texts the decision carries: the decline reasons of a decline, else the conditions.
+    pub fn into_texts(self) -> Vec<String> {
+        if self.action == Action::UacDecline {
+            self.reasons
+        } else {
+            self.conditions
+        }
+    }
+}
+
 /// Rule 2: `None` until `quorum` votes are cast.
 pub fn tally(votes: &[Vote], quorum: u32) -> Option<Outcome> {
     if votes.is_empty() || (votes.len() as u64) < quorum as u64 {
