@@ -771,6 +771,22 @@ impl Cache {
             .map(|r| (*r).clone())
     }
 
+    /// A DizSite and the ComponentRelease it runs (`status.currentRelease`), each if found: what
+    /// the FeasibilityEndpoint and ProposalInbox controllers read about the site they serve.
+    pub fn site_and_release(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> (Option<DizSite>, Option<ComponentRelease>) {
+        let site = self.site(ns, name);
+        let release = site
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .and_then(|s| s.current_release.as_deref())
+            .and_then(|name| self.release(name));
+        (site, release)
+    }
+
     /// The DizSites of one namespace.
     pub fn sites_in(&self, ns: &str) -> Vec<DizSite> {
         self.0

@@ -284,12 +284,7 @@ pub fn available(deployment: Option<&Deployment>) -> bool {
 
 /// The endpoint's site and the release it runs, from the caches (no request).
 fn observe(endpoint: &FeasibilityEndpoint, ns: &str, ctx: &Context, cache: &Cache) -> Observed {
-    let site = cache.site(ns, &endpoint.spec.site_ref.name);
-    let release = site
-        .as_ref()
-        .and_then(|s| s.status.as_ref())
-        .and_then(|s| s.current_release.as_deref())
-        .and_then(|name| cache.release(name));
+    let (site, release) = cache.site_and_release(ns, &endpoint.spec.site_ref.name);
     // The floor counts only when the release's signature covers it.
     let floor = release.as_ref().and_then(|r| {
         let signed = ctx

@@ -393,16 +393,7 @@ pub fn status_for(
 }
 
 fn observe(inbox: &ProposalInbox, ns: &str, cache: &super::cache::Cache) -> Observed {
-    let site = cache
-        .sites_in(ns)
-        .into_iter()
-        .find(|s| s.name_any() == inbox.spec.site_ref.name);
-    let current = site
-        .as_ref()
-        .and_then(|s| s.status.as_ref())
-        .and_then(|s| s.current_release.clone());
-    let release =
-        current.and_then(|name| cache.releases().into_iter().find(|r| r.name_any() == name));
+    let (site, release) = cache.site_and_release(ns, &inbox.spec.site_ref.name);
     Observed {
         site,
         release,
