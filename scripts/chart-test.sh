@@ -8,7 +8,8 @@
 #   4. kubectl kustomize manifests/ (namespaced base) and manifests/cluster-wide/: validated the same way
 #   5. chart = kustomize, both modes: default values = manifests/ (namespaced), ci/cluster-wide-values.yaml
 #      = manifests/cluster-wide/: same objects, RBAC, pod spec, Service, NetworkPolicy; and
-#      ci/feed-values.yaml = manifests/base/ with the component manifests/feed/ (the release feed)
+#      ci/feed-values.yaml = manifests/base/ with the component manifests/feed/ (the release feed);
+#      ci/hub-values.yaml = manifests/base/ + manifests/hub/ (the consortium hub)
 #   6. the release's edit of values.yaml (image.digest) makes the chart pull by digest
 #   7. invalid values are refused (values.schema.json and template checks); a private key given as
 #      a trusted key is refused without helm printing it
@@ -116,6 +117,24 @@ else
     fail "kubectl kustomize of manifests/base/ with manifests/feed/"
 fi
 
+step "kubectl kustomize manifests/hub/ (the consortium hub, standalone) and manifests/base/ + manifests/hub/"
+if "$KUBECTL" kustomize manifests/hub >"$out/kustomize-hub-alone.yaml" 2>"$out/kustomize-hub.log"; then
+    echo "  ok ($(grep -c '^kind:' "$out/kustomize-hub-alone.yaml") objects)"
+else
+    cat "$out/kustomize-hub.log" >&2
+    fail "kubectl kustomize manifests/hub/"
+fi
+mkdir -p "$out/hub-overlay"
+rel=$(realpath --relative-to="$out/hub-overlay" manifests)
+printf 'resources: [%s/base, %s/hub]\n' "$rel" "$rel" >"$out/hub-overlay/kustomization.yaml"
+if "$KUBECTL" kustomize "$out/hub-overlay" >"$out/kustomize-hub.yaml" 2>"$out/kustomize-hub.log"; then
+    rendered+=("$out/kustomize-hub.yaml")
+    echo "  ok"
+else
+    cat "$out/kustomize-hub.log" >&2
+    fail "kubectl kustomize of manifests/base/ + manifests/hub/"
+fi
+
 step "Validate every rendered object against Kubernetes $K8S_VERSION (strict) + install invariants"
 if python3 scripts/chart_check.py validate "$K8S_VERSION" "${rendered[@]}"; then
     echo "  ok"
@@ -146,6 +165,14 @@ else
     fail "chart (feed.url) and kustomize with manifests/feed/ differ (see above)"
 fi
 
+step "Chart (hub.enabled) and kustomize (manifests/base/ + manifests/hub/) install the same thing"
+if [ -s "$out/helm-hub-values.yaml" ] && [ -s "$out/kustomize-hub.yaml" ] &&
+    python3 scripts/chart_check.py compare "$out/helm-hub-values.yaml" "$out/kustomize-hub.yaml"; then
+    echo "  ok"
+else
+    fail "chart (hub.enabled) and kustomize with manifests/hub/ differ (see above)"
+fi
+
 step "Rendered values reach the objects (ci/*.yaml)"
 before=${#failures[@]}
 ha="$out/helm-ha-namespaced-values.yaml"
@@ -170,6 +197,18 @@ tk="$out/helm-trusted-keys-values.yaml"
 for want in 'miracum-2025.pem: |' 'miracum-2026.pem: |' 'checksum/trusted-keys:' 'type: Recreate'; do
     grep -qF -- "$want" "$tk" 2>/dev/null || fail "trusted-keys render lacks: $want"
 done
+ho="$out/helm-hub-options-values.yaml"
+for want in 'kind: Ingress' 'host: "hub.miracum.example"' 'secretName: "hub-tls"' 'ingressClassName: "nginx"' \
+    'claimName: hub-reports' '- --public-read' '- --signature-threshold' 'name: miracolix-operator-hub-sites' \
+    'checksum/hub-sites:' 'kubernetes.io/metadata.name: ingress-nginx' '"siteId": "erlangen"'; do
+    grep -qF -- "$want" "$ho" 2>/dev/null || fail "hub-options render lacks: $want"
+done
+for unwanted in 'kind: PersistentVolumeClaim' '- --readers'; do
+    ! grep -qF -- "$unwanted" "$ho" 2>/dev/null || fail "hub-options render has: $unwanted"
+done
+grep -qF 'kind: PersistentVolumeClaim' "$out/helm-hub-values.yaml" ||
+    fail "hub render (default hub values) lacks its PersistentVolumeClaim"
+! grep -qF 'miracolix-hub' "$out/helm-default.yaml" || fail "the default render has hub objects (hub.enabled is off)"
 [ ${#failures[@]} -eq "$before" ] && echo "  ok"
 
 step "The release pins the chart's default image by digest (the edit .github/workflows/release.yml makes)"
@@ -223,6 +262,11 @@ done
 refuse both-secrets 'either existingSecret or keys' 'trustedKeys: {existingSecret: s, keys: {k1: "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"}}'
 refuse api-cidr apiServerCIDR 'networkPolicy: {apiServerCIDR: everywhere}'
 refuse feed-url /feed/url 'feed: {url: hub.example}'
+refuse hub-ingress-host 'hub.ingress.host is required' 'hub: {enabled: true, ingress: {enabled: true}}'
+refuse hub-public-and-readers 'hub.readers' 'hub: {enabled: true, readers: {publicRead: true, existingSecret: r}}'
+refuse hub-sites-both 'hub.sites' 'hub: {enabled: true, sites: {existingConfigMap: s, registry: {sites: []}}}'
+refuse hub-site-key ed25519 'hub: {enabled: true, sites: {registry: {sites: [{siteId: erlangen, keys: [{keyId: k, ed25519: "not-a-key"}]}]}}}'
+refuse hub-threshold signatureThreshold 'hub: {feed: {signatureThreshold: 0}}'
 
 elapsed=$(( $(date +%s) - start ))
 if [ ${#failures[@]} -ne 0 ]; then

@@ -76,21 +76,12 @@ def check_custom(path, o):
             problem(where, "ServiceMonitor must scrape the named port `metrics`")
 
 
-def check_invariants(path, docs):
-    """What every rendering of the install must satisfy, whatever the values."""
-    deps = by_kind(docs, "Deployment")
-    if len(deps) != 1:
-        problem(path, f"expected exactly one Deployment, found {len(deps)}")
-        return
-    dep = deps[0]
-    spec = dep["spec"]
-    pod = spec["template"]["spec"]
-    where = f"{path} Deployment/{dep['metadata']['name']}"
-    containers = pod.get("containers", [])
-    if [c.get("name") for c in containers] != ["operator"]:
-        problem(where, "must have exactly one container named `operator` (scripts/e2e-kind.sh)")
-        return
-    c = containers[0]
+def container_names(dep):
+    return [c.get("name") for c in dep["spec"]["template"]["spec"].get("containers", [])]
+
+
+def check_restricted(where, pod, c):
+    """The pod and container security settings of the restricted Pod Security Standard and more."""
     psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
     for key, want in (("runAsNonRoot", True), ("runAsUser", 65532), ("runAsGroup", 65532)):
         if psc.get(key) != want:
@@ -103,11 +94,42 @@ def check_invariants(path, docs):
             problem(where, f"container securityContext.{key} must be {want}")
     if csc.get("capabilities", {}).get("drop") != ["ALL"]:
         problem(where, "container must drop ALL capabilities")
-    if pod.get("automountServiceAccountToken") is not True:
-        problem(where, "automountServiceAccountToken must be true (the operator needs the API)")
     for res in ("requests", "limits"):
         if not c.get("resources", {}).get(res):
             problem(where, f"resources.{res} missing")
+
+
+def selects(np, dep):
+    sel = np["spec"]["podSelector"].get("matchLabels", {})
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    return bool(sel) and all(labels.get(k) == v for k, v in sel.items())
+
+
+def check_invariants(path, docs):
+    """What every rendering of the install must satisfy, whatever the values."""
+    deps = by_kind(docs, "Deployment")
+    operators = [d for d in deps if container_names(d) == ["operator"]]
+    hubs = [d for d in deps if container_names(d) == ["hub"]]
+    for d in deps:
+        if d not in operators and d not in hubs:
+            problem(f"{path} Deployment/{d['metadata']['name']}",
+                    "a Deployment must be the operator (one container `operator`, scripts/e2e-kind.sh) "
+                    "or the hub (one container `hub`)")
+    if len(operators) != 1 or len(hubs) > 1:
+        problem(path, f"expected exactly one operator Deployment and at most one hub, found "
+                      f"{len(operators)} and {len(hubs)}")
+        return
+    for hub in hubs:
+        check_hub(path, docs, hub)
+    dep = operators[0]
+    spec = dep["spec"]
+    pod = spec["template"]["spec"]
+    where = f"{path} Deployment/{dep['metadata']['name']}"
+    c = pod["containers"][0]
+    check_restricted(where, pod, c)
+    psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
+    if pod.get("automountServiceAccountToken") is not True:
+        problem(where, "automountServiceAccountToken must be true (the operator needs the API)")
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
     if set(ports) != {"http", "metrics"} or len(set(ports.values())) != 2:
         problem(where, f"ports must be http and metrics on different numbers, got {ports}")
@@ -188,8 +210,9 @@ def check_invariants(path, docs):
     # the NetworkPolicy, when present, selects the operator pod and opens only what it should
     for np in by_kind(docs, "NetworkPolicy"):
         w = f"{path} {ident(np)}"
-        sel = np["spec"]["podSelector"].get("matchLabels", {})
-        if not sel or any(spec["template"]["metadata"]["labels"].get(k) != v for k, v in sel.items()):
+        if any(selects(np, h) for h in hubs):
+            continue  # the hub's, checked by check_hub
+        if not selects(np, dep):
             problem(w, "podSelector does not select the operator pod")
         if sorted(np["spec"].get("policyTypes", [])) != ["Egress", "Ingress"]:
             problem(w, "policyTypes must be Ingress and Egress")
@@ -215,6 +238,101 @@ def check_invariants(path, docs):
         for s in b.get("subjects", []):
             if s.get("kind") != "ServiceAccount" or s.get("name") != sa or s.get("namespace") != ns:
                 problem(f"{path} {ident(b)}", f"subject is not the operator's ServiceAccount: {s}")
+
+
+def check_hub(path, docs, dep):
+    """The consortium hub (hub.enabled, manifests/hub/): restricted, no API token, one writer of
+    its volume, every path it is given mounted from where it should be, only its two ports open."""
+    spec = dep["spec"]
+    pod = spec["template"]["spec"]
+    where = f"{path} Deployment/{dep['metadata']['name']}"
+    c = pod["containers"][0]
+    check_restricted(where, pod, c)
+    if pod.get("automountServiceAccountToken") is not False:
+        problem(where, "the hub needs no API token: automountServiceAccountToken must be false")
+    sa = pod.get("serviceAccountName")
+    for s in by_kind(docs, "ServiceAccount"):
+        if s["metadata"]["name"] == sa and s.get("automountServiceAccountToken") is not False:
+            problem(where, f"the hub's ServiceAccount {sa} must not automount a token")
+    for b in by_kind(docs, "ClusterRoleBinding") + by_kind(docs, "RoleBinding"):
+        if any(s.get("name") == sa for s in b.get("subjects", [])):
+            problem(f"{path} {ident(b)}", "the hub must hold no RBAC rights")
+    if spec.get("replicas", 1) != 1 or spec.get("strategy", {}).get("type") != "Recreate":
+        problem(where, "one writer of the hub's volume: replicas 1 and strategy Recreate")
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    if set(ports) != {"http", "ops"} or len(set(ports.values())) != 2:
+        problem(where, f"ports must be http and ops on different numbers, got {ports}")
+    for probe, path_ in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"),
+                         ("readinessProbe", "/readyz")):
+        get = c.get(probe, {}).get("httpGet", {})
+        if get.get("path") != path_ or get.get("port") != "ops":
+            problem(where, f"{probe} must GET {path_} on port ops")
+    args = c.get("args", [])
+    if args[:1] != ["hub"]:
+        problem(where, f"args must start with the subcommand hub: {args}")
+        return
+    flags = {args[i]: args[i + 1] for i in range(1, len(args) - 1) if args[i].startswith("--")
+             and not args[i + 1].startswith("--")}
+    for flag, port in (("--listen", "http"), ("--ops-listen", "ops")):
+        if flags.get(flag, "").rsplit(":", 1)[-1] != str(ports.get(port)):
+            problem(where, f"{flag} {flags.get(flag)} is not the container port {port} ({ports.get(port)})")
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = c.get("volumeMounts", [])
+
+    def source_of(file_path):
+        best = None
+        for m in mounts:
+            mp = m["mountPath"].rstrip("/")
+            if file_path == mp or file_path.startswith(mp + "/"):
+                if best is None or len(mp) > len(best["mountPath"]):
+                    best = m
+        return best
+
+    # flag -> (volume source kind, read-only)
+    wanted = {"--state-dir": ("persistentVolumeClaim", False), "--sites": ("configMap", True),
+              "--readers": ("secret", True), "--feed-dir": ("configMap", True),
+              "--trusted-keys": ("secret", True)}
+    for flag, (kind, ro) in wanted.items():
+        if flag not in flags:
+            if flag in ("--state-dir", "--sites"):
+                problem(where, f"the hub needs {flag}")
+            continue
+        m = source_of(flags[flag])
+        if not m:
+            problem(where, f"{flag} {flags[flag]} is on no mounted volume")
+            continue
+        if kind not in vols.get(m["name"], {}):
+            problem(where, f"{flag} must come from a {kind} volume, not {vols.get(m['name'])}")
+        if bool(m.get("readOnly")) != ro:
+            problem(where, f"{flag}'s mount must {'' if ro else 'not '}be read-only")
+    if ("--readers" in flags) == ("--public-read" in args):
+        problem(where, "exactly one of --readers and --public-read")
+    if ("--feed-dir" in flags) != ("--trusted-keys" in flags):
+        problem(where, "--feed-dir needs --trusted-keys (the hub verifies what it serves)")
+    if not any(m["mountPath"] == "/tmp" for m in mounts):
+        problem(where, "a writable /tmp (emptyDir) for SQLite's temporary files on a read-only root")
+    nps = [np for np in by_kind(docs, "NetworkPolicy") if selects(np, dep)]
+    if by_kind(docs, "NetworkPolicy") and len(nps) != 1:
+        problem(where, f"with NetworkPolicies on, exactly one must select the hub, found {len(nps)}")
+    for np in nps:
+        w = f"{path} {ident(np)}"
+        if sorted(np["spec"].get("policyTypes", [])) != ["Egress", "Ingress"]:
+            problem(w, "policyTypes must be Ingress and Egress")
+        ing = [(p.get("port"), bool(r.get("from"))) for r in np["spec"].get("ingress", [])
+               for p in r.get("ports", [])]
+        if sorted(p for p, _ in ing) != ["http", "ops"] or ("ops", True) not in ing:
+            problem(w, f"ingress must open only http and ops (ops for the scrapers only), got {ing}")
+        for r in np["spec"].get("egress", []):
+            if not r.get("ports"):
+                problem(w, f"egress rule without ports: {r}")
+    services = [s for s in by_kind(docs, "Service")
+                if s["spec"].get("selector") == spec["selector"]["matchLabels"]]
+    if len(services) != 1:
+        problem(where, f"exactly one Service must select the hub, found {len(services)}")
+    for s in services:
+        for p in s["spec"].get("ports", []):
+            if p.get("targetPort") not in ports:
+                problem(f"{path} {ident(s)}", f"targetPort {p.get('targetPort')} is no hub port")
 
 
 def validate(version, files):

@@ -255,3 +255,34 @@ The operator reads DizSites only in the namespaces it watches (Context::list_diz
   resources: ["leases"]
   verbs: ["get", "create", "update"]
 {{- end }}
+
+{{/* The hub's objects (hub.enabled): name, labels, selector labels. */}}
+{{- define "miracolix-operator.hubName" -}}
+{{- printf "%s-hub" (include "miracolix-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "miracolix-operator.hubSelectorLabels" -}}
+app.kubernetes.io/name: miracolix-hub
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "miracolix-operator.hubLabels" -}}
+helm.sh/chart: {{ include "miracolix-operator.chart" . }}
+{{ include "miracolix-operator.hubSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: hub
+app.kubernetes.io/part-of: miracolix
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* The hub's sites registry ConfigMap: the chart's (hub.sites.registry) or one you create. */}}
+{{- define "miracolix-operator.hubSitesConfigMap" -}}
+{{- if and .Values.hub.sites.registry .Values.hub.sites.existingConfigMap }}
+{{- fail "hub.sites: set either existingConfigMap or registry, not both" }}
+{{- end }}
+{{- if .Values.hub.sites.registry }}
+{{- printf "%s-sites" (include "miracolix-operator.hubName" .) | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- default "miracolix-hub-sites" .Values.hub.sites.existingConfigMap }}
+{{- end }}
+{{- end }}
