@@ -554,6 +554,24 @@ pub struct NetworkPolicySpec {
     #[schemars(length(max = 20))]
     #[x_kube(validation = Rule::new("self.all(c, isCIDR(c))").message("externalDatabaseCIDRs must be CIDRs such as 10.20.0.0/24"))]
     pub external_database_cidrs: Vec<String>,
+    /// Where the consortium hub is (`spec.reporting`): the CIDRs (the hub's, or the proxy's the
+    /// hospital sends outbound HTTPS through) the reporter may reach on the hub's port. Empty:
+    /// any address, which the `NetworkRestricted` condition reports.
+    #[serde(default, rename = "hubCIDRs", skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    #[x_kube(validation = Rule::new("self.all(c, isCIDR(c))").message("hubCIDRs must be CIDRs such as 192.0.2.10/32"))]
+    pub hub_cidrs: Vec<String>,
+    /// Where the Kubernetes API server's endpoints are (the control plane's addresses after the
+    /// `kubernetes` Service's DNAT): the reporter reads its own DizSite there on 443 and 6443.
+    /// Empty: any address, which the `NetworkRestricted` condition reports.
+    #[serde(
+        default,
+        rename = "apiServerCIDRs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schemars(length(max = 20))]
+    #[x_kube(validation = Rule::new("self.all(c, isCIDR(c))").message("apiServerCIDRs must be CIDRs such as 10.0.0.0/24"))]
+    pub api_server_cidrs: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

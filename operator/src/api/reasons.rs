@@ -517,8 +517,8 @@ reasons! {
     }
     EGRESS_UNRESTRICTED = "EgressUnrestricted" {
         seen: [Seen::Site(NETWORK_RESTRICTED, false), WARNING],
-        meaning: "egress to the OIDC issuer (443) or to external databases (the engine's port) goes to any address; the message names each NetworkPolicy and port",
-        action: "list where they are in `spec.networkPolicy.oidcIssuerCIDRs` and `externalDatabaseCIDRs`",
+        meaning: "egress to the OIDC issuer (443), to external databases (the engine's port), or the reporter's to the consortium hub and the API server goes to any address; the message names each NetworkPolicy and port",
+        action: "list where they are in `spec.networkPolicy.oidcIssuerCIDRs`, `externalDatabaseCIDRs`, `hubCIDRs` and `apiServerCIDRs`",
     }
     NETWORK_POLICIES_DISABLED = "NetworkPoliciesDisabled" {
         seen: [Seen::Site(NETWORK_RESTRICTED, false), WARNING],

@@ -141,13 +141,13 @@ pub(crate) fn build(site: &SiteInput) -> Result<Vec<Child>, CatalogError> {
     Ok(children)
 }
 
-fn spec_of<'a>(site: &SiteInput<'a>) -> Option<&'a crate::api::NetworkPolicySpec> {
+pub(super) fn spec_of<'a>(site: &SiteInput<'a>) -> Option<&'a crate::api::NetworkPolicySpec> {
     site.spec.network_policy.as_ref()
 }
 
 /// `to` of an egress rule towards something outside the cluster: the CIDRs the site lists, or
 /// any address (`None`) when it lists none.
-fn external_peers(cidrs: &[String]) -> Option<Vec<NetworkPolicyPeer>> {
+pub(super) fn external_peers(cidrs: &[String]) -> Option<Vec<NetworkPolicyPeer>> {
     (!cidrs.is_empty()).then(|| {
         cidrs
             .iter()
@@ -317,6 +317,10 @@ pub fn open_egress(site: &SiteInput) -> Vec<(String, Vec<i32>)> {
                 out.push((policy.metadata.name.unwrap_or_default(), ports));
             }
         }
+    }
+    // The reporter (spec.reporting) reaches the hub and the API server outside the site.
+    if let Some((name, ports)) = super::reporter::open_egress(site) {
+        out.push((name, ports));
     }
     out
 }

@@ -356,11 +356,11 @@ fn hub_port(url: &str) -> i32 {
 }
 
 fn network_policy(site: &SiteInput, spec: &ReportingSpec) -> NetworkPolicy {
-    let mut outside: Vec<i32> = API_PORTS.to_vec();
-    let hub = hub_port(&spec.hub_url);
-    if !outside.contains(&hub) {
-        outside.push(hub);
-    }
+    let listed = super::network_policy::spec_of(site);
+    let hub_cidrs = listed.map(|n| n.hub_cidrs.as_slice()).unwrap_or_default();
+    let api_cidrs = listed
+        .map(|n| n.api_server_cidrs.as_slice())
+        .unwrap_or_default();
     NetworkPolicy {
         metadata: meta(site),
         spec: Some(NetworkPolicySpec {
@@ -382,14 +382,46 @@ fn network_policy(site: &SiteInput, spec: &ReportingSpec) -> NetworkPolicy {
                     }]),
                     ports: Some(vec![tcp_port(BLAZE_PORT)]),
                 },
-                // The hub and the API server: outside the site, addresses unknown here.
+                // The hub: outside the site, at the CIDRs the site lists, else anywhere.
                 NetworkPolicyEgressRule {
-                    to: None,
-                    ports: Some(outside.into_iter().map(tcp_port).collect()),
+                    to: super::network_policy::external_peers(hub_cidrs),
+                    ports: Some(vec![tcp_port(hub_port(&spec.hub_url))]),
+                },
+                // The API server (the reporter reads its DizSite): its endpoints after DNAT.
+                NetworkPolicyEgressRule {
+                    to: super::network_policy::external_peers(api_cidrs),
+                    ports: Some(API_PORTS.iter().copied().map(tcp_port).collect()),
                 },
             ]),
         }),
     }
+}
+
+/// The reporter's NetworkPolicy name and the ports it may reach at any address (none when the
+/// site lists `hubCIDRs` and `apiServerCIDRs`), for the `NetworkRestricted` condition. `None`
+/// when the site runs no reporter or no NetworkPolicies.
+pub fn open_egress(site: &SiteInput) -> Option<(String, Vec<i32>)> {
+    let Ok(Some(spec)) = deployable(site) else {
+        return None;
+    };
+    if !super::network_policy::enabled(site) {
+        return None;
+    }
+    let policy = network_policy(site, spec);
+    let mut ports: Vec<i32> = policy
+        .spec
+        .iter()
+        .flat_map(|s| s.egress.iter().flatten())
+        .filter(|r| r.to.is_none())
+        .flat_map(|r| r.ports.iter().flatten())
+        .filter_map(|p| match p.port {
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => Some(n),
+            _ => None,
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    (!ports.is_empty()).then(|| (policy.metadata.name.unwrap_or_default(), ports))
 }
 
 /// The ingress rule Blaze's policy adds for the reporter (when the site reports).
@@ -587,14 +619,26 @@ mod tests {
                                 "resourceNames": ["erlangen"], "verbs": ["get"]}])
         );
         let np = json("NetworkPolicy");
-        let ports: Vec<i64> = np["spec"]["egress"][2]["ports"]
-            .as_array()
-            .expect("ports")
-            .iter()
-            .filter_map(|p| p["port"].as_i64())
-            .collect();
-        assert_eq!(ports, [443, 6443, 8443]);
+        let ports = |rule: usize| -> Vec<i64> {
+            np["spec"]["egress"][rule]["ports"]
+                .as_array()
+                .expect("ports")
+                .iter()
+                .filter_map(|p| p["port"].as_i64())
+                .collect()
+        };
+        assert_eq!(ports(2), [8443], "the hub's port");
+        assert_eq!(ports(3), [443, 6443], "the API server's ports");
+        assert_eq!(
+            np["spec"]["egress"][2].get("to"),
+            None,
+            "no hubCIDRs: anywhere"
+        );
         assert_eq!(np["spec"]["ingress"], serde_json::json!([]));
+        assert_eq!(
+            open_egress(&input_for(&with, &rel)),
+            Some(("erlangen-reporter".to_string(), vec![443, 6443, 8443]))
+        );
 
         let without = spec("components: {blaze: {}}\n");
         assert!(build(&input_for(&without, &rel)).expect("build").is_empty());
@@ -616,6 +660,46 @@ mod tests {
             })
         );
         assert!(build(&input_for(&with, &old)).expect("build").is_empty());
+    }
+
+    /// With `hubCIDRs` and `apiServerCIDRs` the reporter reaches only those addresses, and
+    /// nothing of it is open egress; either list alone leaves the other open.
+    #[test]
+    fn listed_cidrs_close_the_reporters_egress() {
+        let rel = release(true);
+        let both = spec(
+            "components: {blaze: {}}\nreporting: {hubUrl: 'https://hub.example.org'}\nnetworkPolicy: {hubCIDRs: [192.0.2.10/32], apiServerCIDRs: [10.0.0.0/24, 10.0.1.0/24]}\n",
+        );
+        let input = input_for(&both, &rel);
+        let np = build(&input)
+            .expect("build")
+            .into_iter()
+            .find(|c| c.key().1 == "NetworkPolicy")
+            .expect("policy");
+        let np = serde_json::to_value(&np.object).expect("json");
+        let cidrs = |rule: usize| -> Vec<String> {
+            np["spec"]["egress"][rule]["to"]
+                .as_array()
+                .expect("to")
+                .iter()
+                .map(|p| p["ipBlock"]["cidr"].as_str().expect("cidr").to_string())
+                .collect()
+        };
+        assert_eq!(cidrs(2), ["192.0.2.10/32"]);
+        assert_eq!(cidrs(3), ["10.0.0.0/24", "10.0.1.0/24"]);
+        assert_eq!(open_egress(&input), None);
+
+        let hub_only = spec(
+            "components: {blaze: {}}\nreporting: {hubUrl: 'https://hub.example.org'}\nnetworkPolicy: {hubCIDRs: [192.0.2.10/32]}\n",
+        );
+        assert_eq!(
+            open_egress(&input_for(&hub_only, &rel)),
+            Some(("erlangen-reporter".to_string(), vec![443, 6443]))
+        );
+        let off = spec(
+            "components: {blaze: {}}\nreporting: {hubUrl: 'https://hub.example.org'}\nnetworkPolicy: {enabled: false}\n",
+        );
+        assert_eq!(open_egress(&input_for(&off, &rel)), None);
     }
 
     #[test]

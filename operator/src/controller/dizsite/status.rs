@@ -450,7 +450,7 @@ pub fn network_condition(site: &SiteInput) -> DesiredCondition {
         false,
         reasons::EGRESS_UNRESTRICTED,
         format!(
-            "egress to any address: {}; list where the OIDC issuer (port 443) and the external databases are in spec.networkPolicy.oidcIssuerCIDRs and externalDatabaseCIDRs",
+            "egress to any address: {}; list where the OIDC issuer (port 443), the external databases, the consortium hub and the API server are in spec.networkPolicy.oidcIssuerCIDRs, externalDatabaseCIDRs, hubCIDRs and apiServerCIDRs",
             list.join(", ")
         ),
     )
