@@ -631,6 +631,56 @@ async fn the_hub_going_down_leaves_both_operators_on_the_last_good_feed() {
     }
 }
 
+/// An operator restarted without `--feed-url` removes the `ReleaseFeed` condition its earlier
+/// run wrote (it would tell of a feed nobody follows any more); one restarted with the feed keeps
+/// the condition until its own first round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_without_the_feed_removes_its_condition() {
+    let dir = FeedDir::new("restart");
+    dir.publish("10-miracolix-2026.1.json", &signed_release("2026.1", 'a'));
+    let hub = RunningHub::start(&dir.0, real_verifier());
+    let clock = ManualClock::new(at("2026-01-20T12:00:00Z"));
+    let mut erlangen = Site::new("erlangen", &clock, &hub.url(), erlangen_window()).await;
+    assert!(matches!(erlangen.follow().await, Round::Synced(_)));
+    let site = erlangen.settle().await;
+    assert_eq!(
+        condition(&site, conditions::RELEASE_FEED).1,
+        reasons::FEED_SYNCED
+    );
+    let restart = |followed: bool| {
+        let trust = TrustStore::from_dir(&root().join("examples/trusted-keys")).expect("keys");
+        let ctx = Context::new(
+            erlangen.server.client_as("miracolix-operator"),
+            Arc::new(trust),
+            Arc::new(clock.clone()),
+        );
+        Arc::new(if followed {
+            ctx.with_feed_followed()
+        } else {
+            ctx
+        })
+    };
+
+    erlangen.ctx = restart(true);
+    let site = erlangen.settle().await;
+    assert_eq!(
+        condition(&site, conditions::RELEASE_FEED).1,
+        reasons::FEED_SYNCED,
+        "kept until the restarted follower's first round"
+    );
+
+    erlangen.ctx = restart(false);
+    let site = erlangen.settle().await;
+    let st = site.status.expect("status");
+    assert!(
+        conditions::find(&st.conditions, conditions::RELEASE_FEED).is_none(),
+        "{:#?}",
+        st.conditions
+    );
+    assert!(conditions::is_true(&st.conditions, conditions::READY));
+    assert_eq!(st.current_release.as_deref(), Some("miracolix-2026.1"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_that_is_not_a_feed_changes_nothing() {
     let (_dir, hub, clock, site, _) = two_sites("invalid", real_verifier()).await;

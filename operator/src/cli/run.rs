@@ -360,12 +360,14 @@ async fn run_controllers(
     };
     health.set_api_reachable();
     let scopes = scopes(args);
-    let ctx = Arc::new(
-        Context::new(client.clone(), Arc::new(trust), Arc::new(SystemClock))
-            .with_metrics(metrics)
-            .with_scopes(scopes.clone())
-            .with_concurrency(args.max_concurrent_reconciles),
-    );
+    let mut ctx = Context::new(client.clone(), Arc::new(trust), Arc::new(SystemClock))
+        .with_metrics(metrics)
+        .with_scopes(scopes.clone())
+        .with_concurrency(args.max_concurrent_reconciles);
+    if feed.is_some() {
+        ctx = ctx.with_feed_followed();
+    }
+    let ctx = Arc::new(ctx);
     let manage_crds = args.manage_crds;
     let feed_interval = args.feed_interval;
     let work = |stopped: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>| {

@@ -95,6 +95,14 @@ impl Context {
         }
     }
 
+    /// This operator follows a release feed (`run --feed-url`): until the follower's first
+    /// round the sites keep the `ReleaseFeed` condition they have; without it they lose it.
+    #[must_use]
+    pub fn with_feed_followed(mut self) -> Self {
+        self.feed_condition = crate::feed::ConditionSlot::followed();
+        self
+    }
+
     /// Reads inbox summaries from `source` (tests: a stub server through
     /// [`inbox::summary::HttpSummary::with_resolver`]).
     #[must_use]

@@ -50,21 +50,59 @@ pub struct FeedConfig {
 /// The `ReleaseFeed` condition every watched DizSite carries, shared between the follower
 /// (which sets it) and the DizSite reconcile (which writes it with the site's status).
 #[derive(Clone, Debug, Default)]
-pub struct ConditionSlot(Arc<Mutex<Option<DesiredCondition>>>);
+pub struct ConditionSlot {
+    condition: Arc<Mutex<Option<DesiredCondition>>>,
+    /// Whether this operator follows a feed (`run --feed-url`).
+    followed: bool,
+}
+
+/// What a site's status write does with the `ReleaseFeed` condition.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FeedConditionUpdate {
+    /// Set it to the follower's last round.
+    Set(DesiredCondition),
+    /// Leave it as it is: the feed is followed but no round ended yet since the start, so the
+    /// condition of the previous process is the best there is.
+    Keep,
+    /// Remove it: this operator follows no feed (started without `--feed-url`), so a condition
+    /// left by an earlier run would tell of a feed nobody follows.
+    Remove,
+}
 
 impl ConditionSlot {
+    /// The slot of an operator that follows a feed.
+    pub fn followed() -> Self {
+        Self {
+            followed: true,
+            ..Self::default()
+        }
+    }
+
     pub fn get(&self) -> Option<DesiredCondition> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.condition
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Sets it; whether it changed.
     pub fn set(&self, c: DesiredCondition) -> bool {
-        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.condition.lock().unwrap_or_else(|p| p.into_inner());
         if slot.as_ref() == Some(&c) {
             return false;
         }
         *slot = Some(c);
         true
+    }
+
+    /// What the next status write does with the condition. A round that ended counts even when
+    /// the slot was not marked followed (a follower built on any context sets it).
+    pub fn update(&self) -> FeedConditionUpdate {
+        match (self.get(), self.followed) {
+            (Some(c), _) => FeedConditionUpdate::Set(c),
+            (None, true) => FeedConditionUpdate::Keep,
+            (None, false) => FeedConditionUpdate::Remove,
+        }
     }
 }
 
@@ -441,6 +479,22 @@ impl Follower {
 mod tests {
     use super::*;
     use crate::api::conditions::{FALSE, TRUE};
+
+    /// Without a feed the condition goes; with one it is kept until the first round, then set.
+    #[test]
+    fn the_status_keeps_the_feed_condition_only_while_a_feed_is_followed() {
+        let synced = DesiredCondition::new(RELEASE_FEED, true, reasons::FEED_SYNCED, "ok");
+        let off = ConditionSlot::default();
+        assert_eq!(off.update(), FeedConditionUpdate::Remove);
+        let on = ConditionSlot::followed();
+        assert_eq!(on.update(), FeedConditionUpdate::Keep);
+        assert!(on.set(synced.clone()));
+        assert!(!on.set(synced.clone()), "the same condition is no change");
+        assert_eq!(on.update(), FeedConditionUpdate::Set(synced.clone()));
+        // A follower built on a context whose slot was not marked still sets it.
+        assert!(off.set(synced.clone()));
+        assert_eq!(off.update(), FeedConditionUpdate::Set(synced));
+    }
 
     #[test]
     fn the_condition_says_what_the_round_did() {

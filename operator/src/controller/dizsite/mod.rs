@@ -29,11 +29,12 @@ use self::status::{
 use super::Context;
 use super::apply::{self, ApplyError};
 use crate::api::conditions::{
-    self, DesiredCondition, READY, RELEASE_CERTIFIED, RELEASE_UP_TO_DATE, STALLED,
+    self, DesiredCondition, READY, RELEASE_CERTIFIED, RELEASE_FEED, RELEASE_UP_TO_DATE, STALLED,
 };
 use crate::api::reasons;
 use crate::api::{ComponentRelease, DeletionPolicy, DizSite, DizSiteStatus, ReleaseRevocation};
 use crate::catalog::{self, CatalogError, FIELD_MANAGER, SiteInput};
+use crate::feed::FeedConditionUpdate;
 use crate::release::plan::{self, Decision, Facts, Site};
 use crate::release::record::{Record, RecordError, record_name};
 
@@ -646,9 +647,13 @@ async fn write_status(
     new.observed_generation = site.metadata.generation;
     update(&mut new);
     // The release feed's state, when the operator follows one (`crate::feed`): on every site,
-    // written with its status so that only a change writes.
-    if let Some(feed) = ctx.feed_condition.get() {
-        new.conditions = merge(site, &new.conditions, &[feed], ctx);
+    // written with its status so that only a change writes; gone when it follows none.
+    match ctx.feed_condition.update() {
+        FeedConditionUpdate::Set(feed) => {
+            new.conditions = merge(site, &new.conditions, &[feed], ctx);
+        }
+        FeedConditionUpdate::Keep => {}
+        FeedConditionUpdate::Remove => new.conditions.retain(|c| c.type_ != RELEASE_FEED),
     }
     if new == old && site.status.is_some() {
         return Ok(());
