@@ -200,12 +200,15 @@ done
 ho="$out/helm-hub-options-values.yaml"
 for want in 'kind: Ingress' 'host: "hub.miracum.example"' 'secretName: "hub-tls"' 'ingressClassName: "nginx"' \
     'claimName: hub-reports' '- --public-read' '- --signature-threshold' 'name: miracolix-operator-hub-sites' \
-    'checksum/hub-sites:' 'kubernetes.io/metadata.name: ingress-nginx' '"siteId": "erlangen"'; do
+    'checksum/hub-sites:' 'kubernetes.io/metadata.name: ingress-nginx' '"siteId": "erlangen"' \
+    'name: miracolix-operator-hub-sites' 'app.kubernetes.io/component: hub'; do
     grep -qF -- "$want" "$ho" 2>/dev/null || fail "hub-options render lacks: $want"
 done
 for unwanted in 'kind: PersistentVolumeClaim' '- --readers'; do
     ! grep -qF -- "$unwanted" "$ho" 2>/dev/null || fail "hub-options render has: $unwanted"
 done
+[ "$(python3 -c 'import sys,yaml; print(sum(1 for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ServiceMonitor" and d["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/name") == "miracolix-hub"))' "$ho")" = 1 ] ||
+    fail "hub-options render (serviceMonitor on) lacks the hub's ServiceMonitor"
 grep -qF 'kind: PersistentVolumeClaim' "$out/helm-hub-values.yaml" ||
     fail "hub render (default hub values) lacks its PersistentVolumeClaim"
 ! grep -qF 'miracolix-hub' "$out/helm-default.yaml" || fail "the default render has hub objects (hub.enabled is off)"
