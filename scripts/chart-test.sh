@@ -105,35 +105,31 @@ else
     fail "kubectl kustomize manifests/cluster-wide/"
 fi
 
+# overlay NAME RESOURCES [COMPONENTS]: an overlay of directories under manifests/, rendered into
+# $out/kustomize-NAME.yaml and validated with the rest.
+overlay() {
+    local dir="$out/$1-overlay" rel list=() comps=()
+    mkdir -p "$dir"
+    rel=$(realpath --relative-to="$dir" manifests)
+    for r in $2; do list+=("$rel/$r"); done
+    for c in ${3:-}; do comps+=("$rel/$c"); done
+    { printf 'resources: [%s]\n' "$(IFS=,; echo "${list[*]}")"
+      [ ${#comps[@]} -eq 0 ] || printf 'components: [%s]\n' "$(IFS=,; echo "${comps[*]}")"; } >"$dir/kustomization.yaml"
+    if "$KUBECTL" kustomize "$dir" >"$out/kustomize-$1.yaml" 2>"$out/kustomize-$1.log"; then
+        rendered+=("$out/kustomize-$1.yaml")
+        echo "  ok ($(grep -c '^kind:' "$out/kustomize-$1.yaml") objects)"
+    else
+        cat "$out/kustomize-$1.log" >&2
+        fail "kubectl kustomize of manifests/ $2 ${3:+with components $3}"
+    fi
+}
+
 step "kubectl kustomize manifests/base/ with the component manifests/feed/ (release feed)"
-mkdir -p "$out/feed-overlay"
-rel=$(realpath --relative-to="$out/feed-overlay" manifests)
-printf 'resources: [%s/base]\ncomponents: [%s/feed]\n' "$rel" "$rel" >"$out/feed-overlay/kustomization.yaml"
-if "$KUBECTL" kustomize "$out/feed-overlay" >"$out/kustomize-feed.yaml" 2>"$out/kustomize-feed.log"; then
-    rendered+=("$out/kustomize-feed.yaml")
-    echo "  ok"
-else
-    cat "$out/kustomize-feed.log" >&2
-    fail "kubectl kustomize of manifests/base/ with manifests/feed/"
-fi
+overlay feed base feed
 
 step "kubectl kustomize manifests/hub/ (the consortium hub, standalone) and manifests/base/ + manifests/hub/"
-if "$KUBECTL" kustomize manifests/hub >"$out/kustomize-hub-alone.yaml" 2>"$out/kustomize-hub.log"; then
-    echo "  ok ($(grep -c '^kind:' "$out/kustomize-hub-alone.yaml") objects)"
-else
-    cat "$out/kustomize-hub.log" >&2
-    fail "kubectl kustomize manifests/hub/"
-fi
-mkdir -p "$out/hub-overlay"
-rel=$(realpath --relative-to="$out/hub-overlay" manifests)
-printf 'resources: [%s/base, %s/hub]\n' "$rel" "$rel" >"$out/hub-overlay/kustomization.yaml"
-if "$KUBECTL" kustomize "$out/hub-overlay" >"$out/kustomize-hub.yaml" 2>"$out/kustomize-hub.log"; then
-    rendered+=("$out/kustomize-hub.yaml")
-    echo "  ok"
-else
-    cat "$out/kustomize-hub.log" >&2
-    fail "kubectl kustomize of manifests/base/ + manifests/hub/"
-fi
+overlay hub-alone hub
+overlay hub "base hub"
 
 step "Validate every rendered object against Kubernetes $K8S_VERSION (strict) + install invariants"
 if python3 scripts/chart_check.py validate "$K8S_VERSION" "${rendered[@]}"; then

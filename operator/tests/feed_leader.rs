@@ -5,11 +5,14 @@
 //! down it hands the Lease over and B's hub is asked from then on, and the release from the feed
 //! is in the cluster, applied by the follower.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{repo_root as root, temp_dir};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -23,20 +26,6 @@ use miracolix_operator::feed::plan::FEED_LABEL;
 use serde_json::{Value, json};
 
 const LEASE_NS: &str = "miracolix-system";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("parent")
-        .to_path_buf()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("feed-leader-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
 
 /// A hub serving the signed example release as its feed; returns it (for its metrics) and the
 /// feed URL.
@@ -153,7 +142,7 @@ async fn lease_holder(client: &kube::Client) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_follows_the_feed_and_the_next_leader_takes_over() {
-    let dir = temp_dir("run");
+    let dir = temp_dir("feed-leader-run");
     let feed = dir.join("feed");
     std::fs::create_dir_all(&feed).expect("feed dir");
     std::fs::copy(

@@ -6,6 +6,8 @@
 //! ports, after checking they are the container's ports. So a wrong flag, a path that is not
 //! mounted or a probe path the hub does not serve fails here, not on the consortium's cluster.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -13,25 +15,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::{repo_root as root, temp_dir};
 use http_body_util::{BodyExt, Full};
 use miracolix_hub::report::{self, ComponentHealth, ReleaseRef, Report};
 use miracolix_hub::testing;
 use miracolix_service::token::token_sha256;
 use serde_json::{Value, json};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("parent")
-        .to_path_buf()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hub-install-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -293,7 +282,7 @@ async fn until_ready(pod: &HubPod, hub: &mut Running, ops: u16, log: &Path) {
 #[tokio::test]
 async fn the_installed_hub_starts_serves_the_feed_and_keeps_reports_across_a_restart() {
     let pod = hub_pod();
-    let dir = temp_dir("run");
+    let dir = temp_dir("hub-install-run");
     let state = dir.join("pvc");
     std::fs::create_dir_all(&state).expect("pvc");
     let inputs = Inputs {

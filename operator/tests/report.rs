@@ -3,6 +3,8 @@
 //! (`miracolix_hub::testing`). The key comes from `report keygen`, its registration entry is
 //! what the hub is configured with.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::{repo_root as root, temp_dir};
 use http_body_util::{BodyExt, Empty, Full};
 use kube::api::{Api, PostParams};
 use miracolix_e2e::{Config, TestApiServer, WorkloadTiming};
@@ -23,20 +26,6 @@ use miracolix_operator::controller::{self, Context};
 use miracolix_operator::release::TrustStore;
 use miracolix_operator::report::{self, HttpClient, Posted, Retry};
 use serde_json::{Value, json};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("parent")
-        .to_path_buf()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("operator-report-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
 
 fn docs(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).expect("read");
@@ -285,7 +274,7 @@ fn counts() -> BTreeMap<&'static str, u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_reports_obfuscated_counts_and_a_wrong_key_is_refused() {
-    let dir = temp_dir("command");
+    let dir = temp_dir("operator-report-command");
     let server = cluster().await;
     let served = server
         .serve("127.0.0.1:0".parse().expect("addr"))
@@ -361,7 +350,7 @@ async fn the_command_reports_obfuscated_counts_and_a_wrong_key_is_refused() {
 /// receives a count from 1 to 4.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_report_per_period_whatever_is_retried() {
-    let dir = temp_dir("period");
+    let dir = temp_dir("operator-report-period");
     let server = cluster().await;
     let site = Api::<DizSite>::namespaced(server.client(), "diz")
         .get("erlangen")

@@ -302,17 +302,7 @@ pub fn open_egress(site: &SiteInput) -> Vec<(String, Vec<i32>)> {
     for component in enabled_components(site) {
         for part in component.parts() {
             let policy = part_policy(site, component, part);
-            let ports: Vec<i32> = policy
-                .spec
-                .iter()
-                .flat_map(|s| s.egress.iter().flatten())
-                .filter(|r| r.to.is_none())
-                .flat_map(|r| r.ports.iter().flatten())
-                .filter_map(|p| match p.port {
-                    Some(IntOrString::Int(n)) => Some(n),
-                    _ => None,
-                })
-                .collect();
+            let ports = any_address_ports(&policy);
             if !ports.is_empty() {
                 out.push((policy.metadata.name.unwrap_or_default(), ports));
             }
@@ -323,6 +313,21 @@ pub fn open_egress(site: &SiteInput) -> Vec<(String, Vec<i32>)> {
         out.push((name, ports));
     }
     out
+}
+
+/// The ports of `policy`'s egress rules that allow any address (no `to`).
+pub(super) fn any_address_ports(policy: &NetworkPolicy) -> Vec<i32> {
+    policy
+        .spec
+        .iter()
+        .flat_map(|s| s.egress.iter().flatten())
+        .filter(|r| r.to.is_none())
+        .flat_map(|r| r.ports.iter().flatten())
+        .filter_map(|p| match p.port {
+            Some(IntOrString::Int(n)) => Some(n),
+            _ => None,
+        })
+        .collect()
 }
 
 fn part_policy(site: &SiteInput, component: Component, part: &'static Part) -> NetworkPolicy {

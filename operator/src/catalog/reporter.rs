@@ -408,17 +408,7 @@ pub fn open_egress(site: &SiteInput) -> Option<(String, Vec<i32>)> {
         return None;
     }
     let policy = network_policy(site, spec);
-    let mut ports: Vec<i32> = policy
-        .spec
-        .iter()
-        .flat_map(|s| s.egress.iter().flatten())
-        .filter(|r| r.to.is_none())
-        .flat_map(|r| r.ports.iter().flatten())
-        .filter_map(|p| match p.port {
-            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => Some(n),
-            _ => None,
-        })
-        .collect();
+    let mut ports = super::network_policy::any_address_ports(&policy);
     ports.sort_unstable();
     ports.dedup();
     (!ports.is_empty()).then(|| (policy.metadata.name.unwrap_or_default(), ports))

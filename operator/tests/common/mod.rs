@@ -20,6 +20,14 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A fresh, empty directory for one test: `<tmp>/miracolix-<tag>-<pid>`.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("miracolix-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
 fn read_example<T: serde::de::DeserializeOwned>(file: &str) -> T {
     let path = repo_root().join("examples").join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
