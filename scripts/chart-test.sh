@@ -138,36 +138,20 @@ else
     fail "rendered manifests are invalid (see above)"
 fi
 
-step "Chart (default values) and kustomize (manifests/) install the same thing: namespaced"
-if [ -s "$out/helm-default.yaml" ] && [ -s "$out/kustomize.yaml" ] &&
-    python3 scripts/chart_check.py compare "$out/helm-default.yaml" "$out/kustomize.yaml"; then
-    echo "  ok"
-else
-    fail "chart and kustomize differ (see above)"
-fi
-step "Chart (clusterWide: true) and kustomize (manifests/cluster-wide/) install the same thing"
-if [ -s "$out/helm-cluster-wide-values.yaml" ] && [ -s "$out/kustomize-cluster-wide.yaml" ] &&
-    python3 scripts/chart_check.py compare "$out/helm-cluster-wide-values.yaml" "$out/kustomize-cluster-wide.yaml"; then
-    echo "  ok"
-else
-    fail "chart (clusterWide) and kustomize cluster-wide overlay differ (see above)"
-fi
-
-step "Chart (feed.url) and kustomize (manifests/base/ + manifests/feed/) install the same thing"
-if [ -s "$out/helm-feed-values.yaml" ] && [ -s "$out/kustomize-feed.yaml" ] &&
-    python3 scripts/chart_check.py compare "$out/helm-feed-values.yaml" "$out/kustomize-feed.yaml"; then
-    echo "  ok"
-else
-    fail "chart (feed.url) and kustomize with manifests/feed/ differ (see above)"
-fi
-
-step "Chart (hub.enabled) and kustomize (manifests/base/ + manifests/hub/) install the same thing"
-if [ -s "$out/helm-hub-values.yaml" ] && [ -s "$out/kustomize-hub.yaml" ] &&
-    python3 scripts/chart_check.py compare "$out/helm-hub-values.yaml" "$out/kustomize-hub.yaml"; then
-    echo "  ok"
-else
-    fail "chart (hub.enabled) and kustomize with manifests/hub/ differ (see above)"
-fi
+# same WHAT HELM KUSTOMIZE: the chart's render and kustomize's install the same objects.
+same() {
+    step "Chart and kustomize install the same thing: $1"
+    local helm="$out/helm-$2.yaml" kust="$out/kustomize${3:+-$3}.yaml"
+    if [ -s "$helm" ] && [ -s "$kust" ] && python3 scripts/chart_check.py compare "$helm" "$kust"; then
+        echo "  ok"
+    else
+        fail "chart ($2) and kustomize ($3) differ (see above)"
+    fi
+}
+same "namespaced, default values = manifests/" default ""
+same "clusterWide: true = manifests/cluster-wide/" cluster-wide-values cluster-wide
+same "feed.url = manifests/base/ + manifests/feed/" feed-values feed
+same "hub.enabled = manifests/base/ + manifests/hub/" hub-values hub
 
 step "Rendered values reach the objects (ci/*.yaml)"
 before=${#failures[@]}

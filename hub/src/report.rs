@@ -385,21 +385,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn sample(site: &str, sequence: u64, at: &str) -> Report {
-        Report {
-            site_id: site.into(),
-            sequence,
-            generated_at: at.parse().expect("time"),
-            release: ReleaseRef {
-                name: "miracolix-2026.1".into(),
-                fingerprint: "ab".repeat(32),
-            },
-            components: vec![ComponentHealth {
-                name: "blaze".into(),
-                version: Some("0.30.2".into()),
-                ready: true,
-            }],
-            data_map: BTreeMap::from([("Patient".into(), 1200), ("Specimen".into(), 5)]),
-        }
+        crate::testing::sample_report(site, sequence, at.parse().expect("time"))
     }
 
     fn registry() -> Registry {

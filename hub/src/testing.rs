@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use ring::error::KeyRejected;
 use ring::signature::Ed25519KeyPair;
 
+use chrono::{DateTime, Utc};
+
 use crate::Hub;
-use crate::report::public_key_base64;
+use crate::report::{ComponentHealth, ReleaseRef, Report, public_key_base64};
 use crate::sites::{KeyEntry, Registry, SiteEntry, SitesConfig};
 
 /// The key of demo site number `i`: derived from a fixed seed, so signatures (and screenshots)
@@ -46,4 +48,23 @@ pub async fn serve(hub: Hub) -> std::io::Result<(SocketAddr, SocketAddr)> {
     let addrs = (api.local_addr()?, ops.local_addr()?);
     tokio::spawn(hub.serve(api, ops, std::future::pending()));
     Ok(addrs)
+}
+
+/// A report of `site` running miracolix-2026.1 with a ready Blaze and two Data Map counts.
+pub fn sample_report(site: &str, sequence: u64, generated_at: DateTime<Utc>) -> Report {
+    Report {
+        site_id: site.into(),
+        sequence,
+        generated_at,
+        release: ReleaseRef {
+            name: "miracolix-2026.1".into(),
+            fingerprint: "ab".repeat(32),
+        },
+        components: vec![ComponentHealth {
+            name: "blaze".into(),
+            version: Some("0.30.2".into()),
+            ready: true,
+        }],
+        data_map: [("Patient".into(), 1200), ("Specimen".into(), 5)].into(),
+    }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::{repo_root as root, temp_dir};
 use http_body_util::{BodyExt, Full};
-use miracolix_hub::report::{self, ComponentHealth, ReleaseRef, Report};
+use miracolix_hub::report;
 use miracolix_hub::testing;
 use miracolix_service::token::token_sha256;
 use serde_json::{Value, json};
@@ -332,21 +332,7 @@ async fn the_installed_hub_starts_serves_the_feed_and_keeps_reports_across_a_res
     assert_eq!(request("GET", &matrix, Some("wrong"), vec![]).await.0, 401);
 
     // A registered site reports (sites ConfigMap).
-    let report = Report {
-        site_id: "erlangen".into(),
-        sequence: 1,
-        generated_at: chrono::Utc::now(),
-        release: ReleaseRef {
-            name: "miracolix-2026.1".into(),
-            fingerprint: "ab".repeat(32),
-        },
-        components: vec![ComponentHealth {
-            name: "blaze".into(),
-            version: Some("0.30.2".into()),
-            ready: true,
-        }],
-        data_map: [("Patient".to_string(), 1200)].into(),
-    };
+    let report = testing::sample_report("erlangen", 1, chrono::Utc::now());
     let signed = report::sign_report(
         &report,
         &testing::demo_key_id("erlangen"),
