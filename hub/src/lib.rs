@@ -20,6 +20,7 @@ pub mod feed;
 pub mod matrix;
 pub mod metrics;
 pub mod page;
+pub mod pgstore;
 pub mod report;
 pub mod server;
 pub mod sites;

@@ -364,15 +364,20 @@ pub fn check_fresh(
 /// Hub side: `sequence` must be greater than the last one stored for the site.
 pub fn check_sequence(report: &Report, last: Option<u64>) -> Result<(), Refused> {
     match last {
-        Some(last) if report.sequence <= last => Err(refuse(
-            Reason::Replayed,
-            format!(
-                "sequence {} is not greater than the last accepted {last} of site {:?}",
-                report.sequence, report.site_id
-            ),
-        )),
+        Some(last) if report.sequence <= last => Err(not_newer(report, last)),
         _ => Ok(()),
     }
+}
+
+/// The refusal of a report whose sequence is not above the site's last accepted `last`.
+pub fn not_newer(report: &Report, last: u64) -> Refused {
+    refuse(
+        Reason::Replayed,
+        format!(
+            "sequence {} is not greater than the last accepted {last} of site {:?}",
+            report.sequence, report.site_id
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crate::feed::{self, EntryVerifier, FeedError, LoadedFeed};
 use crate::metrics::Metrics;
 use crate::report::{self, Reason, Refused};
 use crate::sites::Registry;
-use crate::store::{NewReport, ReportStore, StoreError};
+use crate::store::{Inserted, NewReport, ReportStore, StoreError};
 use crate::{datamap, matrix, page};
 
 /// Where the matrix and the Data Map are served.
@@ -290,14 +290,21 @@ impl Hub {
             self.config.clock_skew,
         )?;
         report::check_sequence(&opened.report, store.last_sequence(site)?)?;
-        store.insert(&NewReport {
+        // The store checks both again with its write: another replica on the same database
+        // may have accepted this envelope or a higher sequence since.
+        match store.insert(&NewReport {
             report: &opened.report,
             payload: &opened.payload,
             envelope_sha256: &opened.envelope_sha256,
             received_at: now,
-        })?;
-        tracing::info!(site = %site, sequence = opened.report.sequence, "report accepted");
-        Ok(Accepted::New)
+        })? {
+            Inserted::New => {
+                tracing::info!(site = %site, sequence = opened.report.sequence, "report accepted");
+                Ok(Accepted::New)
+            }
+            Inserted::SameEnvelope => Ok(Accepted::Duplicate),
+            Inserted::NotNewer { last } => Err(report::not_newer(&opened.report, last).into()),
+        }
     }
 
     fn read(&self, req: &Request<Incoming>, path: &str) -> Answer {

@@ -43,11 +43,21 @@ pub fn demo_registry(sites: &[&str]) -> Result<Registry, Box<dyn std::error::Err
 
 /// Serves `hub` on two loopback ports until the runtime ends; returns (API, ops) addresses.
 pub async fn serve(hub: Hub) -> std::io::Result<(SocketAddr, SocketAddr)> {
+    serve_until(hub, std::future::pending())
+        .await
+        .map(|(api, ops, _)| (api, ops))
+}
+
+/// [`serve`] until `shutdown` completes (a restart in a test); the task ends with the hub.
+pub async fn serve_until(
+    hub: Hub,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, SocketAddr, tokio::task::JoinHandle<()>)> {
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let ops = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addrs = (api.local_addr()?, ops.local_addr()?);
-    tokio::spawn(hub.serve(api, ops, std::future::pending()));
-    Ok(addrs)
+    let (api_addr, ops_addr) = (api.local_addr()?, ops.local_addr()?);
+    let task = tokio::spawn(hub.serve(api, ops, shutdown));
+    Ok((api_addr, ops_addr, task))
 }
 
 /// A report of `site` running miracolix-2026.1 with a ready Blaze and two Data Map counts.

@@ -15,6 +15,7 @@ use crate::pgstore::{PostgresStore, connect_options};
 use crate::proposal::{CentralKeys, ed25519_keypair_from_pem};
 use crate::server::{Inbox, Parts};
 use crate::store::{SqliteStore, Store};
+use miracolix_service::pg::Database;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct InboxArgs {
@@ -71,7 +72,7 @@ pub struct InboxArgs {
 pub enum InboxError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("--database: {0}")]
+    #[error("{0}")]
     Database(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -104,44 +105,22 @@ pub fn main(args: InboxArgs) -> ExitCode {
     miracolix_service::process::main("inbox", run(args))
 }
 
-/// Where the database is, from `--database`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Database {
-    Sqlite(PathBuf),
-    Postgres(String),
-}
-
-pub fn parse_database(url: &str) -> Result<Database, String> {
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        if path.is_empty() {
-            return Err(
-                "sqlite:// needs a path, e.g. sqlite:///var/lib/miracolix-inbox/inbox.db".into(),
-            );
-        }
-        return Ok(Database::Sqlite(PathBuf::from(path)));
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Database::Postgres(url.to_string()));
-    }
-    Err(format!(
-        "{url:?} is neither sqlite:///path nor postgres://…"
-    ))
-}
-
 fn read(path: &Path) -> Result<Vec<u8>, InboxError> {
     std::fs::read(path).map_err(|e| InboxError::Read(path.display().to_string(), e))
 }
 
 async fn run(args: InboxArgs) -> Result<(), InboxError> {
+    // First: a flag that contradicts another is refused before anything is read.
+    let database = Database::parse(&args.database, args.database_ca_file.as_deref())
+        .map_err(InboxError::Database)?;
     let config = InboxConfig::load(&args.config)?;
-    let store: Box<dyn Store> =
-        match parse_database(&args.database).map_err(InboxError::Database)? {
-            Database::Sqlite(path) => Box::new(SqliteStore::open(&path)?),
-            Database::Postgres(url) => Box::new(PostgresStore::open(connect_options(
-                &url,
-                args.database_ca_file.as_deref(),
-            )?)?),
-        };
+    let store: Box<dyn Store> = match database {
+        Database::Sqlite(path) => Box::new(SqliteStore::open(&path)?),
+        Database::Postgres { url, ca_file } => Box::new(PostgresStore::open(connect_options(
+            &url,
+            ca_file.as_deref(),
+        )?)?),
+    };
     let keys = CentralKeys::load(&args.central_keys)?;
     if keys.is_empty() {
         return Err(InboxError::NoKeys(args.central_keys.display().to_string()));
@@ -191,23 +170,4 @@ async fn run(args: InboxArgs) -> Result<(), InboxError> {
     let _ = stop_tx.send(true);
     let _ = worker.await;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn database_urls() {
-        assert_eq!(
-            parse_database("sqlite:///var/lib/miracolix-inbox/inbox.db"),
-            Ok(Database::Sqlite("/var/lib/miracolix-inbox/inbox.db".into()))
-        );
-        assert!(matches!(
-            parse_database("postgres://inbox@db/inbox"),
-            Ok(Database::Postgres(_))
-        ));
-        assert!(parse_database("sqlite://").is_err());
-        assert!(parse_database("/var/lib/inbox.db").is_err());
-    }
 }

@@ -13,24 +13,16 @@
 //! inbox pods starting together migrate once. A database with a newer version than this
 //! program knows is refused (an older binary after a rollback must not write a newer schema).
 //!
-//! TLS: see [`connect_options`].
-//!
-//! The `postgres` crate is synchronous and drives its connection on a runtime of its own, which
-//! tokio forbids on a thread that already runs async tasks (the server calls the store from its
-//! handlers, like the SQLite store). [`off_runtime`] runs each call on a short scoped thread
-//! there; the store's own lock serialises calls, as the server's mutex already does.
+//! TLS, the connection and the migration runner are `miracolix_service::pg`'s (shared with the
+//! hub): see [`miracolix_service::pg::connect_options`].
 
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use miracolix_service::sqlite::MigrateError;
-use postgres::config::SslMode;
-use postgres::{Client, Config, GenericClient, Row, Transaction};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
-use tokio_postgres_rustls::MakeRustlsConnect;
+use miracolix_service::pg::{self, Connection, PgError, Schema};
+use postgres::{Client, GenericClient, Row, Transaction};
+
+pub use miracolix_service::pg::ConnectOptions;
 
 use crate::proposal::Verified;
 use crate::store::{
@@ -92,248 +84,40 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE proposals ADD COLUMN data_amount BIGINT;",
 ];
 
-/// `pg_advisory_xact_lock` key of the migration step: "MIRACOLX" in ASCII, so it does not
-/// collide with another program's lock on a shared server.
-const MIGRATION_LOCK: i64 = 0x4D49_5241_434F_4C58;
+/// The steps and where the applied versions are recorded (the inbox's first release named the
+/// table so; the hub has its own, so both may share one database).
+const SCHEMA: Schema = Schema {
+    migrations: MIGRATIONS,
+    versions_table: "schema_migrations",
+};
 
-/// How the store connects: the parsed URL and the TLS connector.
-#[derive(Clone)]
-pub struct ConnectOptions {
-    config: Config,
-    tls: MakeRustlsConnect,
-}
-
-impl std::fmt::Debug for ConnectOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Config's Debug redacts the password.
-        f.debug_struct("ConnectOptions")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-fn connect_error(message: impl Into<String>) -> StoreError {
-    StoreError::Connect(message.into())
-}
-
-/// Parses a libpq-style URL (`postgres://` or `postgresql://`) and decides TLS.
-///
-/// CloudNativePG (checked against its source and docs): the `<cluster>-app` Secret's `uri` is
-/// `postgresql://<owner>:<password>@<cluster>-rw.<namespace>:5432/<database>` without any
-/// `sslmode`; the server always has TLS on, with a certificate signed by the cluster's own CA
-/// (Secret `<cluster>-ca`, key `ca.crt`, "used as sslrootcert in clients" — CNPG docs,
-/// Certificates); its default pg_hba.conf ends in `host all all all scram-sha-256`
-/// (pkg/postgres/configuration.go, hbaTemplateString), so the server would also accept a plain
-/// connection. The inbox does not allow that when it has a CA: with `ca_file` (the controller
-/// mounts `<cluster>-ca` there) an unset `sslmode` becomes `require`, verified against that CA
-/// and the host name (the server certificate names the `-rw` Service).
-///
-/// `tokio-postgres` knows only `disable`, `prefer` and `require`; libpq's `verify-ca` and
-/// `verify-full` are read as `require`, which with rustls always verifies the chain and the host
-/// name (so `verify-ca` is stricter here than in libpq). `sslrootcert=<path>` in the URL is
-/// the CA file when `ca_file` is not given. Without a CA file the system's roots are used.
+/// [`pg::connect_options`] as the inbox connects (`application_name=miracolix-inbox`).
 pub fn connect_options(url: &str, ca_file: Option<&Path>) -> Result<ConnectOptions, StoreError> {
-    let mut parsed =
-        url::Url::parse(url).map_err(|e| connect_error(format!("--database is no URL: {e}")))?;
-    let mut ssl_mode: Option<String> = None;
-    let mut root_cert: Option<PathBuf> = None;
-    let mut kept = Vec::new();
-    for (k, v) in parsed.query_pairs() {
-        match k.as_ref() {
-            "sslmode" => ssl_mode = Some(v.into_owned()),
-            "sslrootcert" => root_cert = Some(PathBuf::from(v.as_ref())),
-            _ => kept.push((k.into_owned(), v.into_owned())),
-        }
-    }
-    let ca = ca_file.map(Path::to_path_buf).or(root_cert);
-    let mode = match ssl_mode.as_deref() {
-        None if ca.is_some() => SslMode::Require,
-        None | Some("prefer") => SslMode::Prefer,
-        Some("disable") => SslMode::Disable,
-        Some("require" | "verify-ca" | "verify-full") => SslMode::Require,
-        Some(other) => {
-            return Err(connect_error(format!(
-                "sslmode={other} is not supported; use disable, prefer, require, verify-ca or verify-full"
-            )));
-        }
-    };
-    if kept.is_empty() {
-        parsed.set_query(None);
-    } else {
-        parsed.query_pairs_mut().clear().extend_pairs(kept);
-    }
-    let mut config =
-        Config::from_str(parsed.as_str()).map_err(|e| connect_error(format!("--database: {e}")))?;
-    config.ssl_mode(mode);
-    if config.get_application_name().is_none() {
-        config.application_name("miracolix-inbox");
-    }
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(std::time::Duration::from_secs(10));
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    match &ca {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| connect_error(format!("CA file {}: {e}", path.display())))?;
-            if certs.is_empty() {
-                return Err(connect_error(format!(
-                    "CA file {} holds no certificate",
-                    path.display()
-                )));
-            }
-            for c in certs {
-                roots
-                    .add(c)
-                    .map_err(|e| connect_error(format!("CA file {}: {e}", path.display())))?;
-            }
-        }
-        None => {
-            // Unreadable system certificates are skipped, as every rustls client here does.
-            for c in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(c);
-            }
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| connect_error(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(ConnectOptions {
-        config,
-        tls: MakeRustlsConnect::new(tls),
-    })
-}
-
-/// Runs `f` where the synchronous client may block: directly outside a tokio runtime, else on
-/// a scoped thread (a panic in `f` is re-raised here, so a transaction's drop still rolls back).
-fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return f();
-    }
-    std::thread::scope(|s| match s.spawn(f).join() {
-        Ok(v) => v,
-        Err(panic) => std::panic::resume_unwind(panic),
-    })
-}
-
-pub struct PostgresStore {
-    options: ConnectOptions,
-    /// `None` only while dropping: the client's own drop blocks on its runtime, so it is
-    /// dropped off the async runtime too ([`Drop`] below).
-    client: Mutex<Option<Client>>,
-}
-
-impl Drop for PostgresStore {
-    fn drop(&mut self) {
-        let slot = self.client.get_mut().unwrap_or_else(|p| p.into_inner());
-        if let Some(client) = slot.take() {
-            off_runtime(move || drop(client));
-        }
-    }
+    Ok(pg::connect_options(url, ca_file, "miracolix-inbox")?)
 }
 
 /// Brings the database to `steps.len()`; returns how many steps were applied.
 pub fn migrate(client: &mut Client, steps: &[&str]) -> Result<usize, StoreError> {
-    let mut tx = client.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-            version INTEGER PRIMARY KEY,
-            applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-         )",
-    )?;
-    let found: i32 = tx
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-            &[],
-        )?
-        .get(0);
-    let known = steps.len() as i64;
-    if i64::from(found) > known {
-        return Err(StoreError::Migrate(MigrateError::TooNew {
-            found: found.into(),
-            known,
-        }));
-    }
-    let mut applied = 0;
-    for (i, sql) in steps.iter().enumerate().skip(found.max(0) as usize) {
-        tx.batch_execute(sql)?;
-        let version = i as i32 + 1;
-        tx.execute(
-            "INSERT INTO schema_migrations (version) VALUES ($1)",
-            &[&version],
-        )?;
-        applied += 1;
-    }
-    tx.commit()?;
-    Ok(applied)
+    Ok(pg::migrate(client, SCHEMA.versions_table, steps)?)
 }
 
-fn connect(options: &ConnectOptions) -> Result<Client, StoreError> {
-    let options = options.clone();
-    off_runtime(move || {
-        options
-            .config
-            .connect(options.tls)
-            .map_err(|e| connect_error(describe_connect_error(&e)))
-    })
-}
-
-/// The error with its causes: a TLS failure ("invalid peer certificate: UnknownIssuer") is the
-/// source, which `Display` alone does not show.
-fn describe_connect_error(e: &postgres::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+pub struct PostgresStore {
+    conn: Connection,
 }
 
 impl PostgresStore {
     /// Connects and migrates.
     pub fn open(options: ConnectOptions) -> Result<Self, StoreError> {
-        Self::open_with(options, MIGRATIONS)
-    }
-
-    /// [`Self::open`] with other steps (tests: a schema newer than the binary).
-    pub fn open_with(options: ConnectOptions, steps: &[&str]) -> Result<Self, StoreError> {
-        let mut client = connect(&options)?;
-        if let Err(e) = off_runtime(|| migrate(&mut client, steps)) {
-            off_runtime(move || drop(client));
-            return Err(e);
-        }
         Ok(Self {
-            options,
-            client: Mutex::new(Some(client)),
+            conn: Connection::open(options, SCHEMA)?,
         })
     }
 
-    /// Runs `f` with the connection, reconnecting first when the server closed it (a failover
-    /// of the CloudNativePG primary closes every connection).
-    fn with<T: Send, E: From<StoreError> + Send>(
+    fn with<T: Send, E: From<PgError> + Send>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, E> + Send,
     ) -> Result<T, E> {
-        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        let slot: &mut Option<Client> = &mut guard;
-        if slot.as_ref().is_none_or(Client::is_closed) {
-            let fresh = connect(&self.options)?;
-            if let Some(old) = slot.replace(fresh) {
-                off_runtime(move || drop(old));
-            }
-        }
-        match slot.as_mut() {
-            Some(client) => off_runtime(move || f(client)),
-            None => Err(connect_error("no connection").into()),
-        }
+        self.conn.with(f)
     }
 }
 
@@ -731,51 +515,5 @@ mod tests {
     #[test]
     fn the_same_numbered_steps_as_sqlite() {
         assert_eq!(MIGRATIONS.len(), crate::store::MIGRATIONS.len());
-    }
-
-    fn mode(url: &str, ca: Option<&Path>) -> Result<SslMode, String> {
-        connect_options(url, ca)
-            .map(|o| o.config.get_ssl_mode())
-            .map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn ssl_modes_from_the_url_and_the_ca_file() {
-        let dir = std::env::temp_dir().join(format!("pgstore-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let ca = dir.join("ca.crt");
-        let cert = rcgen::generate_simple_self_signed(vec!["db".into()]).expect("cert");
-        std::fs::write(&ca, cert.cert.pem()).expect("write");
-        // CloudNativePG's uri has no sslmode: with its CA mounted, TLS is required.
-        let cnpg = "postgresql://app:pw@inbox-inbox-db-rw.ns:5432/app";
-        assert_eq!(mode(cnpg, Some(&ca)), Ok(SslMode::Require));
-        assert_eq!(mode(cnpg, None), Ok(SslMode::Prefer));
-        assert_eq!(
-            mode(&format!("{cnpg}?sslmode=verify-full"), None),
-            Ok(SslMode::Require)
-        );
-        assert_eq!(
-            mode(
-                &format!("{cnpg}?sslmode=verify-ca&sslrootcert={}", ca.display()),
-                None
-            ),
-            Ok(SslMode::Require)
-        );
-        assert_eq!(
-            mode(&format!("{cnpg}?sslmode=disable"), Some(&ca)),
-            Ok(SslMode::Disable)
-        );
-        let err = mode(&format!("{cnpg}?sslmode=allow"), None).expect_err("allow");
-        assert!(err.contains("sslmode=allow"), "{err}");
-        let missing = dir.join("missing.crt");
-        let err = mode(cnpg, Some(&missing)).expect_err("missing CA");
-        assert!(err.contains("missing.crt"), "{err}");
-        std::fs::write(&missing, "not a certificate").expect("write");
-        let err = mode(cnpg, Some(&missing)).expect_err("empty CA");
-        assert!(err.contains("no certificate"), "{err}");
-        // The password never shows in the options' Debug output.
-        let shown = format!("{:?}", connect_options(cnpg, None).expect("options"));
-        assert!(!shown.contains("pw"), "{shown}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

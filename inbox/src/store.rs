@@ -94,6 +94,23 @@ pub enum ChangeError {
     Store(#[from] StoreError),
 }
 
+impl From<miracolix_service::pg::PgError> for StoreError {
+    fn from(e: miracolix_service::pg::PgError) -> Self {
+        use miracolix_service::pg::PgError;
+        match e {
+            PgError::Sql(e) => StoreError::Postgres(e),
+            PgError::Connect(text) => StoreError::Connect(text),
+            PgError::Migrate(e) => StoreError::Migrate(e),
+        }
+    }
+}
+
+impl From<miracolix_service::pg::PgError> for ChangeError {
+    fn from(e: miracolix_service::pg::PgError) -> Self {
+        ChangeError::Store(e.into())
+    }
+}
+
 impl From<postgres::Error> for ChangeError {
     fn from(e: postgres::Error) -> Self {
         ChangeError::Store(StoreError::Postgres(e))

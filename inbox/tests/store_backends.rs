@@ -15,7 +15,7 @@ use miracolix_inbox::store::{
 };
 use miracolix_inbox::workflow::{Action, Choice, State, Vote};
 
-use common::postgres::{PgServer, server_or_skip};
+use common::postgres::{PgServer, applied_versions, server_or_skip};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
@@ -395,7 +395,7 @@ fn postgres_store_contract_migrations_and_tls() {
     };
 
     // The contract, over TLS verified against the server's CA.
-    let url = server.database("contract");
+    server.database("contract");
     let mut store = PostgresStore::open(tls_options(&server, "contract")).expect("open");
     contract(&mut store);
     drop(store);
@@ -412,18 +412,8 @@ fn postgres_store_contract_migrations_and_tls() {
     assert_eq!(listed, 2);
 
     // Migrations: recorded once; re-running is a no-op; a newer schema is refused.
-    let mut admin = postgres::Client::connect(&format!("{url}?sslmode=disable"), postgres::NoTls)
-        .expect("admin connection");
-    let versions = |c: &mut postgres::Client| -> Vec<i32> {
-        c.query(
-            "SELECT version FROM schema_migrations ORDER BY version",
-            &[],
-        )
-        .expect("versions")
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-    };
+    let mut admin = server.admin("contract");
+    let versions = |c: &mut postgres::Client| applied_versions(c, "schema_migrations");
     let expected: Vec<i32> = (1..=pgstore::MIGRATIONS.len() as i32).collect();
     assert_eq!(versions(&mut admin), expected);
     assert_eq!(
@@ -446,9 +436,8 @@ fn postgres_store_contract_migrations_and_tls() {
     );
 
     // An inbox that ran the first schema is upgraded in place, its proposals kept.
-    let old_url = server.database("upgrade");
-    let mut old = postgres::Client::connect(&format!("{old_url}?sslmode=disable"), postgres::NoTls)
-        .expect("connect");
+    server.database("upgrade");
+    let mut old = server.admin("upgrade");
     assert_eq!(
         pgstore::migrate(&mut old, &pgstore::MIGRATIONS[..1]).expect("v1"),
         1

@@ -17,7 +17,7 @@ use miracolix_hub::access::Access;
 use miracolix_hub::feed::{EntryKind, EntryVerifier, Refusal, VerifiedEntry};
 use miracolix_hub::report::{self, ComponentHealth, ReleaseRef, Report};
 use miracolix_hub::sites::Registry;
-use miracolix_hub::store::SqliteStore;
+use miracolix_hub::store::{ReportStore, SqliteStore};
 use miracolix_hub::{Hub, HubConfig};
 use miracolix_service::token::{StaticToken, token_sha256};
 
@@ -108,6 +108,27 @@ pub fn temp_dir(name: &str) -> PathBuf {
 /// feed of `feed_dir` when given.
 pub async fn start(name: &str, public: bool, feed_dir: Option<&Path>) -> Running {
     let dir = temp_dir(name);
+    let store = SqliteStore::open(&dir.join("hub.db")).expect("store");
+    start_with(
+        dir,
+        public,
+        feed_dir,
+        Box::new(store),
+        std::future::pending(),
+    )
+    .await
+    .0
+}
+
+/// [`start`] with a given store; the hub serves until `shutdown` completes, then the returned
+/// task ends.
+pub async fn start_with(
+    dir: PathBuf,
+    public: bool,
+    feed_dir: Option<&Path>,
+    store: Box<dyn ReportStore>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (Running, tokio::task::JoinHandle<()>) {
     let access = if public {
         Access::Public
     } else {
@@ -118,7 +139,6 @@ pub async fn start(name: &str, public: bool, feed_dir: Option<&Path>) -> Running
         }])
         .expect("access")
     };
-    let store = SqliteStore::open(&dir.join("hub.db")).expect("store");
     let clock = Arc::new(AtomicI64::new(now().timestamp()));
     let read = clock.clone();
     let mut hub = Hub::new(HubConfig::default(), registry(), access, store).with_clock(move || {
@@ -129,16 +149,19 @@ pub async fn start(name: &str, public: bool, feed_dir: Option<&Path>) -> Running
             .with_feed(feed.to_path_buf(), Arc::new(FlagVerifier))
             .expect("feed");
     }
-    let (api, ops) = miracolix_hub::testing::serve(hub.clone())
+    let (api, ops, task) = miracolix_hub::testing::serve_until(hub.clone(), shutdown)
         .await
         .expect("serve");
-    Running {
-        hub,
-        clock,
-        api,
-        ops,
-        dir,
-    }
+    (
+        Running {
+            hub,
+            clock,
+            api,
+            ops,
+            dir,
+        },
+        task,
+    )
 }
 
 pub struct Answer {

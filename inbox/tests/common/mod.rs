@@ -29,7 +29,9 @@ use std::convert::Infallible;
 use std::future::Future;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-pub mod postgres;
+/// The throw-away PostgreSQL server of the store tests, shared with the hub's.
+#[allow(unused_imports)]
+pub use miracolix_service::pg_test_server as postgres;
 
 pub const SITE: &str = "erlangen";
 pub const MEMBERS: [&str; 3] = [

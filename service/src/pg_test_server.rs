@@ -1,4 +1,5 @@
-//! A throw-away PostgreSQL server for the store tests: `initdb` in a temp directory, started on a
+//! A throw-away PostgreSQL server for the services' store tests (feature `test-postgres`, a
+//! dev-dependency only): `initdb` in a temp directory, started on a
 //! free loopback port with TLS (a certificate from a test CA, as CloudNativePG's server has one
 //! from the cluster's CA) and password authentication (`scram-sha-256`, CloudNativePG's default
 //! pg_hba rule), stopped and removed on drop.
@@ -13,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub const USER: &str = "inbox";
-pub const PASSWORD: &str = "inbox-test-password";
+pub const USER: &str = "miracolix";
+pub const PASSWORD: &str = "miracolix-test-password";
 
 pub struct PgServer {
     bin: PathBuf,
@@ -88,7 +89,7 @@ impl PgServer {
         static N: AtomicUsize = AtomicUsize::new(0);
         let bin = bin_dir().ok_or("PostgreSQL's initdb was not found (Debian package postgresql; `make tools` installs it)")?;
         let dir = std::env::temp_dir().join(format!(
-            "inbox-pg-{}-{}",
+            "miracolix-pg-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
@@ -202,20 +203,34 @@ impl PgServer {
         Ok(())
     }
 
-    /// A fresh database on the server (each test its own, so tests do not share rows).
+    /// A fresh database on the server (each test its own, so tests do not share rows). Callable
+    /// from a tokio test too (the synchronous client runs off the runtime).
     pub fn database(&self, name: &str) -> String {
-        let mut client = postgres::Config::new()
-            .host("127.0.0.1")
-            .port(self.port)
-            .user(USER)
-            .password(PASSWORD)
-            .dbname("postgres")
-            .connect(postgres::NoTls)
-            .expect("connect to create a database");
-        client
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .expect("create database");
+        let port = self.port;
+        crate::pg::off_runtime(|| {
+            let mut client = postgres::Config::new()
+                .host("127.0.0.1")
+                .port(port)
+                .user(USER)
+                .password(PASSWORD)
+                .dbname("postgres")
+                .connect(postgres::NoTls)
+                .expect("connect to create a database");
+            client
+                .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                .expect("create database");
+        });
         self.url(name)
+    }
+
+    /// A plain connection to `database` as the owner, for a test to look at or prepare the
+    /// tables behind the store's back (call it off the async runtime).
+    pub fn admin(&self, database: &str) -> postgres::Client {
+        postgres::Client::connect(
+            &format!("{}?sslmode=disable", self.url(database)),
+            postgres::NoTls,
+        )
+        .expect("admin connection")
     }
 
     /// The URL as CloudNativePG's `-app` Secret writes it: no sslmode.
@@ -225,6 +240,19 @@ impl PgServer {
             self.port
         )
     }
+}
+
+/// The schema versions recorded in `versions_table`, in order.
+pub fn applied_versions(client: &mut postgres::Client, versions_table: &str) -> Vec<i32> {
+    client
+        .query(
+            &format!("SELECT version FROM {versions_table} ORDER BY version"),
+            &[],
+        )
+        .expect("versions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
