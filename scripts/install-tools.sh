@@ -13,7 +13,8 @@
 #   Chromium and         test, ShellCheck checks the workflows' run: steps (through actionlint),
 #                        headless Chromium renders the hub's page (hub/tests/page_chromium.rs,
 #                        which fails in CI without it). ca-certificates (the image's CA bundle)
-#   PostgreSQL           comes with them. PostgreSQL: the inbox's store tests start a server.
+#   PostgreSQL           comes with them. PostgreSQL: the inbox's and the hub's store tests start
+#                        a server.
 #
 # Nothing outside ./.tools is touched except the pip install of kubernetes-validate and the
 # Debian packages.
@@ -52,8 +53,8 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
 fi
 # The inbox's page test drives Chromium over WebDriver (inbox/tests/inbox_chromium.rs).
 command -v chromedriver >/dev/null 2>&1 || apt_missing+=(chromium-driver)
-# The inbox's PostgreSQL store is tested against a real server the test starts
-# (inbox/tests/store_backends.rs, which fails in CI without it). Debian puts initdb under
+# The inbox's and the hub's PostgreSQL stores are tested against a real server the test starts
+# ({inbox,hub}/tests/store_backends.rs, which fail in CI without it). Debian puts initdb under
 # /usr/lib/postgresql/<major>/bin, off PATH; the package also creates the `postgres` user the
 # test runs the server as when it runs as root.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_missing+=(postgresql)
