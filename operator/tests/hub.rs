@@ -47,10 +47,19 @@ async fn serve(hub: Hub) -> String {
 }
 
 async fn get(url: &str) -> (u16, Bytes) {
+    get_as(url, None).await
+}
+
+/// GET with `Authorization: Bearer <token>` when a token is given.
+async fn get_as(url: &str, token: Option<&str>) -> (u16, Bytes) {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Empty<Bytes>>();
+    let mut req = http::Request::get(url);
+    if let Some(token) = token {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
     let res = client
-        .get(url.parse().expect("uri"))
+        .request(req.body(Empty::new()).expect("request"))
         .await
         .expect("the hub answers");
     let status = res.status().as_u16();
@@ -130,6 +139,40 @@ async fn the_feed_serves_only_releases_the_operator_certifies() {
     let _ = std::fs::remove_dir_all(&feed);
 }
 
+/// Posts a signed report of `site` (demo key `i`) generated now; returns the status.
+async fn post_report(base: &str, i: usize, site: &str, sequence: u64, ready: bool) -> u16 {
+    let report = Report {
+        site_id: site.to_string(),
+        sequence,
+        generated_at: chrono::Utc::now(),
+        release: ReleaseRef {
+            name: "miracolix-2026.1".into(),
+            fingerprint: "ab".repeat(32),
+        },
+        components: vec![ComponentHealth {
+            name: "blaze".into(),
+            version: Some("0.30.2".into()),
+            ready,
+        }],
+        data_map: [("Patient".to_string(), 1200)].into(),
+    };
+    let signed = report::sign_report(
+        &report,
+        &testing::demo_key_id(site),
+        &testing::demo_key(i).expect("key"),
+    )
+    .expect("sign");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<Bytes>>();
+    let req = http::Request::post(format!("{base}/api/v1/reports"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(Bytes::from(
+            serde_json::to_vec(&signed).expect("json"),
+        )))
+        .expect("request");
+    client.request(req).await.expect("post").status().as_u16()
+}
+
 fn write_token(dir: &Path, token: &str) -> PathBuf {
     let path = dir.join("token");
     std::fs::write(&path, format!("{token}\n")).expect("token");
@@ -153,38 +196,7 @@ async fn release_status_reads_the_matrix_from_the_hub() {
     );
     let base = serve(hub).await;
     for (i, site) in SITES.iter().enumerate().take(2) {
-        let report = Report {
-            site_id: site.to_string(),
-            sequence: 1,
-            generated_at: chrono::Utc::now(),
-            release: ReleaseRef {
-                name: "miracolix-2026.1".into(),
-                fingerprint: "ab".repeat(32),
-            },
-            components: vec![ComponentHealth {
-                name: "blaze".into(),
-                version: Some("0.30.2".into()),
-                ready: i == 0,
-            }],
-            data_map: [("Patient".to_string(), 1200)].into(),
-        };
-        let signed = report::sign_report(
-            &report,
-            &testing::demo_key_id(site),
-            &testing::demo_key(i).expect("key"),
-        )
-        .expect("sign");
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<http_body_util::Full<Bytes>>();
-        let req = http::Request::post(format!("{base}/api/v1/reports"))
-            .header("content-type", "application/json")
-            .body(http_body_util::Full::new(Bytes::from(
-                serde_json::to_vec(&signed).expect("json"),
-            )))
-            .expect("request");
-        let res = client.request(req).await.expect("post");
-        assert_eq!(res.status(), 201);
+        assert_eq!(post_report(&base, i, site, 1, i == 0).await, 201);
     }
 
     let good = write_token(&dir, "s3cret");
@@ -270,6 +282,73 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// Starts `miracolix-operator hub` on two free loopback ports with nothing but `env` (as its
+/// Deployment would) and waits, at most 30 s, until /readyz answers 200; returns (API port, ops
+/// port, the process). Panics with its stderr when it exits or stays unready.
+async fn spawn_hub(env: &[(&str, std::ffi::OsString)]) -> (u16, u16, std::process::Child) {
+    let (api, ops) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_miracolix-operator"))
+        .arg("hub")
+        .env_clear()
+        .env("HUB_LISTEN", format!("127.0.0.1:{api}"))
+        .env("HUB_OPS_LISTEN", format!("127.0.0.1:{ops}"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // Bounded wait for readiness (start-up is a few milliseconds; a loaded CI machine is slower).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let ready = loop {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Empty<Bytes>>();
+        let probe = client
+            .get(
+                format!("http://127.0.0.1:{ops}/readyz")
+                    .parse()
+                    .expect("uri"),
+            )
+            .await;
+        if probe.is_ok_and(|r| r.status() == 200) {
+            break true;
+        }
+        if std::time::Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            break false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    if !ready {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("output");
+        panic!(
+            "the hub did not become ready within 30 s: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (api, ops, child)
+}
+
+/// SIGTERM, then a clean exit (status 0) within 10 s.
+async fn stop_hub(mut child: std::process::Child) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let exit = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hub did not stop within 10 s of SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(exit.code(), Some(0), "a clean stop on SIGTERM");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hub_subcommand_serves_the_feed_and_stops_on_sigterm() {
     let dir = temp_dir("binary");
@@ -308,49 +387,17 @@ async fn the_hub_subcommand_serves_the_feed_and_stops_on_sigterm() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let (api, ops) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_miracolix-operator"))
-        .arg("hub")
-        .env_clear()
-        .env("HUB_LISTEN", format!("127.0.0.1:{api}"))
-        .env("HUB_OPS_LISTEN", format!("127.0.0.1:{ops}"))
-        .env("HUB_STATE_DIR", dir.join("state"))
-        .env("HUB_SITES", dir.join("sites.json"))
-        .env("HUB_READERS", dir.join("readers.json"))
-        .env("HUB_FEED_DIR", &feed)
-        .env("HUB_TRUSTED_KEYS", root().join("examples/trusted-keys"))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("starts");
-    // Bounded wait for readiness (start-up is a few milliseconds; a loaded CI machine is slower).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let ready = loop {
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<Empty<Bytes>>();
-        let probe = client
-            .get(
-                format!("http://127.0.0.1:{ops}/readyz")
-                    .parse()
-                    .expect("uri"),
-            )
-            .await;
-        if probe.is_ok_and(|r| r.status() == 200) {
-            break true;
-        }
-        if std::time::Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
-            break false;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
-    if !ready {
-        let _ = child.kill();
-        let out = child.wait_with_output().expect("output");
-        panic!(
-            "the hub did not become ready within 30 s: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let (api, _, child) = spawn_hub(&[
+        ("HUB_STATE_DIR", dir.join("state").into_os_string()),
+        ("HUB_SITES", dir.join("sites.json").into_os_string()),
+        ("HUB_READERS", dir.join("readers.json").into_os_string()),
+        ("HUB_FEED_DIR", feed.clone().into_os_string()),
+        (
+            "HUB_TRUSTED_KEYS",
+            root().join("examples/trusted-keys").into_os_string(),
+        ),
+    ])
+    .await;
     let (status, body) = get(&format!("http://127.0.0.1:{api}/feed/v1")).await;
     assert_eq!(status, 200);
     let doc: Value = serde_json::from_slice(&body).expect("json");
@@ -358,22 +405,109 @@ async fn the_hub_subcommand_serves_the_feed_and_stops_on_sigterm() {
     let (status, _) = get(&format!("http://127.0.0.1:{api}/api/v1/matrix")).await;
     assert_eq!(status, 401, "reading needs the token");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let exit = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the hub did not stop within 10 s of SIGTERM"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    stop_hub(child).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The subcommand on PostgreSQL, configured only by environment as a Deployment would be
+/// (`HUB_DATABASE`, `HUB_DATABASE_CA_FILE` with the server's CA): a report accepted by one run is
+/// in the matrix of the next, and no SQLite file was written to the state directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_subcommand_on_postgres_keeps_reports_across_a_restart() {
+    let Some(server) = miracolix_service::pg_test_server::server_or_skip() else {
+        return;
     };
-    assert_eq!(exit.code(), Some(0), "a clean stop on SIGTERM");
+    let url = tokio::task::block_in_place(|| server.database("hub"));
+    let dir = temp_dir("binary-pg");
+    let sites = serde_json::json!({"sites": [{"siteId": "erlangen", "keys": [{"keyId": "erlangen-2026",
+        "ed25519": report::public_key_base64(&testing::demo_key(0).expect("key"))}]}]});
+    std::fs::write(dir.join("sites.json"), sites.to_string()).expect("write");
+    let token = write_token(&dir, "s3cret");
+    std::fs::write(
+        dir.join("readers.json"),
+        serde_json::json!({"tokens": [{"requester": "rm", "tokenFile": token}]}).to_string(),
+    )
+    .expect("write");
+    let env = [
+        ("HUB_STATE_DIR", dir.join("state").into_os_string()),
+        ("HUB_SITES", dir.join("sites.json").into_os_string()),
+        ("HUB_READERS", dir.join("readers.json").into_os_string()),
+        ("HUB_DATABASE", url.into()),
+        (
+            "HUB_DATABASE_CA_FILE",
+            server.ca_file.clone().into_os_string(),
+        ),
+    ];
+
+    let (api, _, first) = spawn_hub(&env).await;
+    let base = format!("http://127.0.0.1:{api}");
+    assert_eq!(post_report(&base, 0, "erlangen", 1, true).await, 201);
+    stop_hub(first).await;
+
+    let (api, _, second) = spawn_hub(&env).await;
+    let base = format!("http://127.0.0.1:{api}");
+    let (status, body) = get_as(&format!("{base}/api/v1/matrix"), Some("s3cret")).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let matrix: Value = serde_json::from_slice(&body).expect("json");
+    let erlangen = &matrix["sites"][0];
+    assert_eq!(erlangen["siteId"], "erlangen");
+    assert!(
+        erlangen["lastReport"].is_string(),
+        "the first run's report survived the restart: {matrix}"
+    );
+    assert_eq!(erlangen["release"]["name"], "miracolix-2026.1");
+    // The replay rule holds across the restart too.
+    assert_eq!(post_report(&base, 0, "erlangen", 1, true).await, 409);
+    stop_hub(second).await;
+    assert!(
+        !dir.join("state/hub.db").exists(),
+        "with --database postgres://… no SQLite file is written"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--database-ca-file` is a PostgreSQL setting: with a SQLite database the hub and the inbox
+/// refuse to start (2), naming the flag, instead of ignoring it.
+#[test]
+fn a_database_ca_file_with_sqlite_stops_the_hub_and_the_inbox() {
+    let dir = temp_dir("ca-with-sqlite");
+    let runs: [(&str, Vec<String>); 2] = [
+        (
+            "hub",
+            vec![
+                "--sites".into(),
+                dir.join("sites.json").display().to_string(),
+                "--public-read".into(),
+                "--state-dir".into(),
+                dir.join("state").display().to_string(),
+            ],
+        ),
+        (
+            "inbox",
+            vec![
+                "--database".into(),
+                format!("sqlite://{}", dir.join("inbox.db").display()),
+            ],
+        ),
+    ];
+    for (command, args) in runs {
+        let out = Command::new(env!("CARGO_BIN_EXE_miracolix-operator"))
+            .arg(command)
+            .args(&args)
+            .args(["--database-ca-file", "/etc/db/ca.crt"])
+            .env_clear()
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("--database-ca-file /etc/db/ca.crt"),
+            "{command}: {stderr}"
+        );
+        assert!(
+            !dir.join("state").exists() && !dir.join("inbox.db").exists(),
+            "{command} wrote nothing"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -253,6 +253,9 @@ pub fn migrate(
     steps: &[&str],
 ) -> Result<usize, PgError> {
     let mut tx = client.transaction()?;
+    // `CREATE TABLE IF NOT EXISTS` on every start would log the server's NOTICE "already
+    // exists, skipping" as an INFO line each time.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute(&format!(
         "CREATE TABLE IF NOT EXISTS {versions_table} (
