@@ -29,7 +29,7 @@ pub struct HubArgs {
     /// volume.
     #[arg(long, env = "HUB_STATE_DIR", default_value = "/var/lib/miracolix-hub")]
     pub state_dir: PathBuf,
-    /// Where the reports are kept: sqlite:///path/to/hub.db (default: <state-dir>/hub.db), or
+    /// Where the reports are kept: sqlite:///path/to/hub.db (default: `<state-dir>/hub.db`), or
     /// postgres://user:password@host:port/database (also postgresql://; sslmode and sslrootcert
     /// as libpq reads them, docs/consortium.md).
     #[arg(long, env = "HUB_DATABASE")]

@@ -42,7 +42,7 @@ pub struct InboxArgs {
     pub database: String,
     /// PEM CA the PostgreSQL server's certificate must chain to (CloudNativePG: the
     /// `<cluster>-ca` Secret's ca.crt); with it, TLS is required unless the URL says
-    /// sslmode=disable.
+    /// sslmode=disable. Only with a postgres:// --database.
     #[arg(long, env = "INBOX_DATABASE_CA_FILE")]
     pub database_ca_file: Option<PathBuf>,
     /// Directory of PEM Ed25519 public keys of the central office; file name = key id.
