@@ -49,7 +49,7 @@ pub const VERSIONS_TABLE: &str = "hub_schema_migrations";
 
 /// First key of `pg_advisory_xact_lock(int, int)` for a site's insert ("HUBR" in ASCII); the
 /// second is `hashtext(site_id)`. A hash collision only serialises two sites' inserts.
-const SITE_LOCK: i32 = 0x4855_4252;
+pub const SITE_LOCK: i32 = 0x4855_4252;
 
 /// [`pg::connect_options`] as the hub connects (`application_name=miracolix-hub`).
 pub fn connect_options(

@@ -170,7 +170,7 @@ impl Hub {
     }
 
     fn lock_store(&self) -> std::sync::MutexGuard<'_, Box<dyn ReportStore>> {
-        // SQLite keeps its state consistent across a panic (each insert is one statement).
+        // Both stores keep their state consistent across a panic (an insert is one transaction).
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -255,6 +255,65 @@ fn postgres_store_contract_migrations_and_connection_errors() {
     assert!(err.to_string().contains("ca.crt"), "{err}");
 }
 
+/// Two hub replicas on one database: while replica A is inside its insert of sequence 5 (the
+/// site's lock held, the row written, not committed), replica B's insert of sequence 4 waits for
+/// the lock and then sees A's row, so it is refused, not stored below A's. Without the lock B
+/// would not wait (the poll below fails) and would store 4 after 5.
+#[test]
+fn postgres_replicas_cannot_store_a_lower_sequence_after_a_higher() {
+    let Some(server) = server_or_skip() else {
+        return;
+    };
+    server.database("race");
+    let mut replica_b = open_pg(&server, "race").expect("open");
+    let erlangen = 1;
+    let site = SITES[erlangen];
+    let sent = report(erlangen, 5, now(), &[("Patient", 1200)]);
+    let mut a = server.admin("race");
+    let mut replica_a = a.transaction().expect("transaction");
+    replica_a
+        .execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&pgstore::SITE_LOCK, &site],
+        )
+        .expect("lock");
+    replica_a
+        .execute(
+            "INSERT INTO reports (site_id, sequence, envelope_sha256, generated_at, received_at, payload)
+             VALUES ($1, 5, 'a5', now(), now(), $2)",
+            &[&site, &serde_json::to_vec(&sent).expect("json")],
+        )
+        .expect("replica A's row");
+    let mut watcher = server.admin("race");
+    let outcome = std::thread::scope(|s| {
+        let b = s.spawn(|| insert(&mut replica_b, erlangen, 4, "b4", now()).1);
+        // Bounded wait until B is blocked on the site's lock.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                    &[],
+                )
+                .expect("pg_locks")
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                !b.is_finished() && std::time::Instant::now() < deadline,
+                "replica B did not wait for the site's lock held by replica A"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        replica_a.commit().expect("replica A commits");
+        b.join().expect("replica B")
+    });
+    assert_eq!(outcome, Inserted::NotNewer { last: 5 });
+    assert_eq!(replica_b.count().expect("count"), 1);
+    assert_eq!(replica_b.last_sequence(site).expect("last"), Some(5));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hub_on_postgres_keeps_its_reports_across_a_restart() {
     let Some(server) = server_or_skip() else {
