@@ -276,6 +276,20 @@ async fn release_status_reads_the_matrix_from_the_hub() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `dir`/sites.json registering erlangen with demo key 0, and `dir`/readers.json with the
+/// reader token "s3cret".
+fn write_hub_config(dir: &Path) {
+    let sites = serde_json::json!({"sites": [{"siteId": "erlangen", "keys": [{"keyId": "erlangen-2026",
+        "ed25519": report::public_key_base64(&testing::demo_key(0).expect("key"))}]}]});
+    std::fs::write(dir.join("sites.json"), sites.to_string()).expect("write");
+    let token = write_token(dir, "s3cret");
+    std::fs::write(
+        dir.join("readers.json"),
+        serde_json::json!({"tokens": [{"requester": "rm", "tokenFile": token}]}).to_string(),
+    )
+    .expect("write");
+}
+
 /// A free loopback port (bound, noted, released; the hub binds it right after).
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -359,15 +373,7 @@ async fn the_hub_subcommand_serves_the_feed_and_stops_on_sigterm() {
         feed.join("10-release.yaml"),
     )
     .expect("copy");
-    let sites = serde_json::json!({"sites": [{"siteId": "erlangen", "keys": [{"keyId": "erlangen-2026",
-        "ed25519": report::public_key_base64(&testing::demo_key(0).expect("key"))}]}]});
-    std::fs::write(dir.join("sites.json"), sites.to_string()).expect("write");
-    let token = write_token(&dir, "s3cret");
-    std::fs::write(
-        dir.join("readers.json"),
-        serde_json::json!({"tokens": [{"requester": "rm", "tokenFile": token}]}).to_string(),
-    )
-    .expect("write");
+    write_hub_config(&dir);
 
     // Without readers and without --public-read nobody could read: refused at start (2).
     let out = tokio::task::block_in_place(|| {
@@ -419,15 +425,7 @@ async fn the_hub_subcommand_on_postgres_keeps_reports_across_a_restart() {
     };
     let url = tokio::task::block_in_place(|| server.database("hub"));
     let dir = temp_dir("binary-pg");
-    let sites = serde_json::json!({"sites": [{"siteId": "erlangen", "keys": [{"keyId": "erlangen-2026",
-        "ed25519": report::public_key_base64(&testing::demo_key(0).expect("key"))}]}]});
-    std::fs::write(dir.join("sites.json"), sites.to_string()).expect("write");
-    let token = write_token(&dir, "s3cret");
-    std::fs::write(
-        dir.join("readers.json"),
-        serde_json::json!({"tokens": [{"requester": "rm", "tokenFile": token}]}).to_string(),
-    )
-    .expect("write");
+    write_hub_config(&dir);
     let env = [
         ("HUB_STATE_DIR", dir.join("state").into_os_string()),
         ("HUB_SITES", dir.join("sites.json").into_os_string()),
