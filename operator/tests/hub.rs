@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use miracolix_hub::access::Access;
-use miracolix_hub::report::{self, ComponentHealth, ReleaseRef, Report};
+use miracolix_hub::report;
 use miracolix_hub::sites::Registry;
 use miracolix_hub::store::SqliteStore;
 use miracolix_hub::testing;
@@ -141,21 +141,8 @@ async fn the_feed_serves_only_releases_the_operator_certifies() {
 
 /// Posts a signed report of `site` (demo key `i`) generated now; returns the status.
 async fn post_report(base: &str, i: usize, site: &str, sequence: u64, ready: bool) -> u16 {
-    let report = Report {
-        site_id: site.to_string(),
-        sequence,
-        generated_at: chrono::Utc::now(),
-        release: ReleaseRef {
-            name: "miracolix-2026.1".into(),
-            fingerprint: "ab".repeat(32),
-        },
-        components: vec![ComponentHealth {
-            name: "blaze".into(),
-            version: Some("0.30.2".into()),
-            ready,
-        }],
-        data_map: [("Patient".to_string(), 1200)].into(),
-    };
+    let mut report = testing::sample_report(site, sequence, chrono::Utc::now());
+    report.components[0].ready = ready;
     let signed = report::sign_report(
         &report,
         &testing::demo_key_id(site),
