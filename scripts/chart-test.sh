@@ -189,6 +189,14 @@ for unwanted in 'kind: PersistentVolumeClaim' '- --readers'; do
 done
 [ "$(python3 -c 'import sys,yaml; print(sum(1 for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ServiceMonitor" and d["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/name") == "miracolix-hub"))' "$ho")" = 1 ] ||
     fail "hub-options render (serviceMonitor on) lacks the hub's ServiceMonitor"
+hp="$out/helm-hub-postgres-values.yaml"
+for want in 'name: HUB_DATABASE' 'name: hub-database' '- --database-ca-file' 'name: hub-database-ca' \
+    'cidr: 10.40.12.0/24' 'port: 5432' 'type: RollingUpdate'; do
+    grep -qF -- "$want" "$hp" 2>/dev/null || fail "hub-postgres render lacks: $want"
+done
+for unwanted in 'kind: PersistentVolumeClaim' '- --state-dir'; do
+    ! grep -qF -- "$unwanted" "$hp" 2>/dev/null || fail "hub-postgres render has: $unwanted"
+done
 grep -qF 'kind: PersistentVolumeClaim' "$out/helm-hub-values.yaml" ||
     fail "hub render (default hub values) lacks its PersistentVolumeClaim"
 ! grep -qF 'miracolix-hub' "$out/helm-default.yaml" || fail "the default render has hub objects (hub.enabled is off)"
@@ -250,6 +258,8 @@ refuse hub-public-and-readers 'hub.readers' 'hub: {enabled: true, readers: {publ
 refuse hub-sites-both 'hub.sites' 'hub: {enabled: true, sites: {existingConfigMap: s, registry: {sites: []}}}'
 refuse hub-site-key ed25519 'hub: {enabled: true, sites: {registry: {sites: [{siteId: erlangen, keys: [{keyId: k, ed25519: "not-a-key"}]}]}}}'
 refuse hub-threshold signatureThreshold 'hub: {feed: {signatureThreshold: 0}}'
+refuse hub-replicas-sqlite 'hub.replicas > 1 needs hub.database' 'hub: {enabled: true, replicas: 2}'
+refuse hub-db-cidr egressCIDR 'hub: {database: {egressCIDR: db.example}}'
 
 elapsed=$(( $(date +%s) - start ))
 if [ ${#failures[@]} -ne 0 ]; then

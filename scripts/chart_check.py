@@ -259,7 +259,13 @@ def check_hub(path, docs, dep):
     for b in by_kind(docs, "ClusterRoleBinding") + by_kind(docs, "RoleBinding"):
         if any(s.get("name") == sa for s in b.get("subjects", [])):
             problem(f"{path} {ident(b)}", "the hub must hold no RBAC rights")
-    if spec.get("replicas", 1) != 1 or spec.get("strategy", {}).get("type") != "Recreate":
+    env = {e["name"]: e for e in c.get("env", [])}
+    # PostgreSQL (HUB_DATABASE): the URL holds a password, so only from a Secret; then replicas
+    # share the database. SQLite: one writer of the volume.
+    pg = "HUB_DATABASE" in env
+    if pg and "secretKeyRef" not in env["HUB_DATABASE"].get("valueFrom", {}):
+        problem(where, "HUB_DATABASE (with its password) must come from a Secret (secretKeyRef)")
+    if not pg and (spec.get("replicas", 1) != 1 or spec.get("strategy", {}).get("type") != "Recreate"):
         problem(where, "one writer of the hub's volume: replicas 1 and strategy Recreate")
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
     if set(ports) != {"http", "ops"} or len(set(ports.values())) != 2:
@@ -293,10 +299,10 @@ def check_hub(path, docs, dep):
     # flag -> (volume source kind, read-only)
     wanted = {"--state-dir": ("persistentVolumeClaim", False), "--sites": ("configMap", True),
               "--readers": ("secret", True), "--feed-dir": ("configMap", True),
-              "--trusted-keys": ("secret", True)}
+              "--trusted-keys": ("secret", True), "--database-ca-file": ("configMap", True)}
     for flag, (kind, ro) in wanted.items():
         if flag not in flags:
-            if flag in ("--state-dir", "--sites"):
+            if flag == "--sites" or (flag == "--state-dir" and not pg):
                 problem(where, f"the hub needs {flag}")
             continue
         m = source_of(flags[flag])
@@ -327,6 +333,8 @@ def check_hub(path, docs, dep):
         for r in np["spec"].get("egress", []):
             if not r.get("ports"):
                 problem(w, f"egress rule without ports: {r}")
+        if not pg and np["spec"].get("egress"):
+            problem(w, "with SQLite the hub calls nothing: no egress")
     services = [s for s in by_kind(docs, "Service")
                 if s["spec"].get("selector") == spec["selector"]["matchLabels"]]
     if len(services) != 1:
