@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use kube::core::cel::{CompiledSchema, RootContext, Validator, compile_schema};
 use serde_json::{Map, Value};
@@ -143,51 +144,88 @@ fn strip_all_rules(schema: &mut Value) {
     strip_descendant_rules(schema);
 }
 
+/// How a schema is found in the cache of compiled rules.
+#[derive(Clone, Copy)]
+pub enum SchemaId<'a> {
+    /// By its content: the schema's JSON tree is hashed on every lookup.
+    Tree,
+    /// By the identity of the CRD it belongs to, for a CRD shared in an `Arc` and never
+    /// changed in place (the test API server's store replaces a changed CRD by a new `Arc`),
+    /// and the version whose schema it is. The cache entry keeps the `Arc`, so its address
+    /// cannot be reused by another CRD while the entry exists; the lookup costs no walk of
+    /// the schema (hashing it was about 9 % of the test API server's CPU, `perf`).
+    SharedCrd(&'a Arc<Value>, &'a str),
+    /// A schema that lives as long as the process (the test API server's built-in kinds'
+    /// OpenAPI schemas, loaded once): its address is its identity.
+    Static(&'static Value),
+}
+
+#[derive(PartialEq, Eq, Hash)]
+enum Key {
+    Tree(u64),
+    SharedCrd(usize, String),
+    Static(usize),
+}
+
+/// A cache entry: the CRD it pins (for `SchemaId::SharedCrd`) and the compiled rules.
+type Entry = (Option<Arc<Value>>, Option<Rc<Node>>);
+
 thread_local! {
     /// Registering every Kubernetes CEL function is not free; one validator per thread.
     static CEL: Validator = Validator::new();
-    /// Compiled schemas by a hash of their JSON tree. The test API server validates every write
-    /// against a handful of CRDs; compiling their rules once is what makes that cheap.
-    static COMPILED: RefCell<HashMap<u64, Option<Rc<Node>>>> = RefCell::new(HashMap::new());
+    /// Compiled schemas by a hash of their JSON tree or by their CRD's identity. The test API
+    /// server validates every write against a handful of CRDs; compiling their rules once is
+    /// what makes that cheap.
+    static COMPILED: RefCell<HashMap<Key, Entry>> = RefCell::new(HashMap::new());
 }
 
 /// Bounds the cache for long-running servers whose tests create many throw-away CRDs.
 const MAX_COMPILED: usize = 256;
 
-fn compiled(schema: &Value) -> Option<Rc<Node>> {
-    let mut hasher = DefaultHasher::new();
-    // Hashed as a tree, not printed first: printing the schema (tens of kilobytes for a
-    // DizSite) on every validation was a tenth of the test API server's CPU and part of the
-    // operator's render (a `perf` profile, docs/performance.md).
-    schema.hash(&mut hasher);
-    let key = hasher.finish();
+fn compiled(schema: &Value, id: SchemaId<'_>) -> Option<Rc<Node>> {
+    let (key, pin) = match id {
+        SchemaId::Tree => {
+            let mut hasher = DefaultHasher::new();
+            // Hashed as a tree, not printed first: printing the schema (tens of kilobytes for
+            // a DizSite) on every validation was a tenth of the test API server's CPU and part
+            // of the operator's render (a `perf` profile, docs/performance.md).
+            schema.hash(&mut hasher);
+            (Key::Tree(hasher.finish()), None)
+        }
+        SchemaId::SharedCrd(crd, version) => (
+            Key::SharedCrd(Arc::as_ptr(crd) as usize, version.to_string()),
+            Some(crd),
+        ),
+        SchemaId::Static(schema) => (Key::Static(std::ptr::from_ref(schema) as usize), None),
+    };
     COMPILED.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some(node) = cache.get(&key) {
+        if let Some((_, node)) = cache.get(&key) {
             return node.clone();
         }
         if cache.len() >= MAX_COMPILED {
             cache.clear();
         }
         let node = Node::build(schema).map(Rc::new);
-        cache.insert(key, node.clone());
+        cache.insert(key, (pin.cloned(), node.clone()));
         node
     })
 }
 
 /// Whether the schema declares any CEL rule (the apiserver has a CEL validator for it).
-pub fn has_rules(schema: &Value) -> bool {
-    compiled(schema).is_some()
+pub fn has_rules(schema: &Value, id: SchemaId<'_>) -> bool {
+    compiled(schema, id).is_some()
 }
 
 /// Every failed rule of `obj` (already pruned and defaulted), as the apiserver reports them.
 pub fn errors(
     schema: &Value,
+    id: SchemaId<'_>,
     obj: &Value,
     old: Option<&Value>,
     root: Option<&RootContext>,
 ) -> Vec<FieldError> {
-    let Some(node) = compiled(schema) else {
+    let Some(node) = compiled(schema, id) else {
         return Vec::new();
     };
     let mut errors = Vec::new();

@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use kube::core::cel::RootContext;
 use regex::Regex;
@@ -17,6 +18,7 @@ use serde_json::{Map, Value, json};
 mod cel;
 pub mod cost;
 pub use cel::ROOT_PATH;
+use cel::SchemaId;
 
 /// What to do with fields the schema does not declare.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -226,6 +228,32 @@ pub fn validate_object_with(
     old: Option<&Value>,
     unknown: UnknownFields,
 ) -> Result<Value, ValidationFailure> {
+    validate_crd_object(crd, None, obj, old, unknown, &mut Vec::new())
+}
+
+/// Like [`validate_object_with`], for a CRD shared in an `Arc` that is never changed in place
+/// (a changed CRD is a new `Arc`), as the test API server stores them: its compiled CEL rules
+/// are found by the CRD's identity instead of by hashing its schema. Also returns the paths of
+/// the fields pruning dropped (what [`unknown_fields`] reports), found in the same pass.
+pub fn validate_shared_crd_object(
+    crd: &Arc<Value>,
+    obj: &Value,
+    old: Option<&Value>,
+    unknown: UnknownFields,
+) -> Result<(Value, Vec<String>), ValidationFailure> {
+    let mut pruned_paths = Vec::new();
+    let valid = validate_crd_object(crd, Some(crd), obj, old, unknown, &mut pruned_paths)?;
+    Ok((valid, pruned_paths))
+}
+
+fn validate_crd_object(
+    crd: &Value,
+    shared: Option<&Arc<Value>>,
+    obj: &Value,
+    old: Option<&Value>,
+    unknown: UnknownFields,
+    pruned_paths: &mut Vec<String>,
+) -> Result<Value, ValidationFailure> {
     let group = crd
         .pointer("/spec/group")
         .and_then(Value::as_str)
@@ -264,7 +292,11 @@ pub fn validate_object_with(
         api_group: group.clone(),
         kind: kind.clone(),
     };
-    validate_with_schema(schema, obj, old, unknown, Some(&root)).map_err(fail)
+    let id = match (shared, api_version.rsplit_once('/')) {
+        (Some(crd), Some((_, version))) => SchemaId::SharedCrd(crd, version),
+        _ => SchemaId::Tree,
+    };
+    validate_with_schema_id(schema, id, obj, old, unknown, Some(&root), pruned_paths).map_err(fail)
 }
 
 /// The paths of the fields of `obj` its CRD's schema does not declare (what pruning drops),
@@ -321,13 +353,56 @@ pub fn validate_with_schema(
     unknown: UnknownFields,
     root: Option<&RootContext>,
 ) -> Result<Value, Vec<FieldError>> {
+    validate_with_schema_id(
+        schema,
+        SchemaId::Tree,
+        obj,
+        old,
+        unknown,
+        root,
+        &mut Vec::new(),
+    )
+}
+
+/// Like [`validate_with_schema`], for a schema that lives as long as the process: its compiled
+/// CEL rules (or their absence) are found by its address instead of by hashing it, which for
+/// the large built-in schemas was a large part of every write (`perf`). Also collects the
+/// paths of the fields pruning dropped (what [`unknown_fields_in`] reports) into
+/// `unknown_paths`.
+pub fn validate_with_static_schema(
+    schema: &'static Value,
+    obj: &Value,
+    old: Option<&Value>,
+    unknown: UnknownFields,
+    root: Option<&RootContext>,
+    unknown_paths: &mut Vec<String>,
+) -> Result<Value, Vec<FieldError>> {
+    validate_with_schema_id(
+        schema,
+        SchemaId::Static(schema),
+        obj,
+        old,
+        unknown,
+        root,
+        unknown_paths,
+    )
+}
+
+fn validate_with_schema_id(
+    schema: &Value,
+    id: SchemaId<'_>,
+    obj: &Value,
+    old: Option<&Value>,
+    unknown: UnknownFields,
+    root: Option<&RootContext>,
+    unknown_paths: &mut Vec<String>,
+) -> Result<Value, Vec<FieldError>> {
     let mut pruned = obj.clone();
-    let mut unknown_paths = Vec::new();
-    prune(schema, &mut pruned, "", true, &mut unknown_paths);
+    prune(schema, &mut pruned, "", true, unknown_paths);
     if unknown == UnknownFields::Strict && !unknown_paths.is_empty() {
         return Err(unknown_paths
-            .into_iter()
-            .map(|p| FieldError::new(&p, FieldErrorKind::UnknownField, None, String::new()))
+            .iter()
+            .map(|p| FieldError::new(p, FieldErrorKind::UnknownField, None, String::new()))
             .collect());
     }
     let mut defaulted = pruned;
@@ -347,7 +422,7 @@ pub fn validate_with_schema(
                 | FieldErrorKind::TypeInvalid
         )
     });
-    if blocking && cel::has_rules(schema) {
+    if blocking && cel::has_rules(schema, id) {
         errors.push(FieldError::new(
             cel::ROOT_PATH,
             FieldErrorKind::Invalid,
@@ -362,6 +437,7 @@ pub fn validate_with_schema(
         });
         errors.extend(cel::errors(
             schema,
+            id,
             &defaulted,
             old_defaulted.as_ref(),
             root,

@@ -636,3 +636,49 @@ mod cost {
         assert!(c < 300, "{c}");
     }
 }
+
+#[test]
+fn a_shared_crd_validates_as_the_same_crd_by_value_and_a_changed_one_is_compiled_again() {
+    let obj = json!({"apiVersion": "diz.miracum.org/v1alpha1", "kind": "DizSite",
+        "metadata": {"name": "erlangen"}, "spec": {"min": 5, "max": 1, "unknown": 1}});
+    let shared = Arc::new(crd());
+    let by_value = validate_object(&crd(), &obj, None).expect_err("min > max");
+    let by_identity = validate_shared_crd_object(&shared, &obj, None, UnknownFields::Pruning)
+        .expect_err("min > max");
+    assert_eq!(by_identity, by_value);
+    // Twice: the second answer comes from the cache.
+    let again = validate_shared_crd_object(&shared, &obj, None, UnknownFields::Pruning)
+        .expect_err("min > max");
+    assert_eq!(again, by_value);
+    // A changed CRD is a new `Arc`: its rules (none here) apply, not the cached ones.
+    let mut relaxed = crd();
+    relaxed["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = json!({"type": "object",
+        "properties": {"spec": {"type": "object", "properties": {
+            "min": {"type": "integer"}, "max": {"type": "integer"}}}}});
+    let relaxed = Arc::new(relaxed);
+    let (stored, pruned) = validate_shared_crd_object(&relaxed, &obj, None, UnknownFields::Pruning)
+        .expect("no rule left");
+    assert_eq!(stored["spec"], json!({"min": 5, "max": 1}));
+    assert_eq!(pruned, vec!["spec.unknown".to_string()]);
+    assert_eq!(pruned, unknown_fields(&relaxed, &obj));
+}
+
+#[test]
+fn a_static_schema_validates_as_the_same_schema_by_value() {
+    static SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let schema = SCHEMA.get_or_init(cel_schema);
+    let obj = json!({"spec": {"min": 5, "max": 1, "unknown": 1}});
+    let by_value = validate_with_schema(schema, &obj, None, UnknownFields::Pruning, None);
+    let mut unknown = Vec::new();
+    let by_address = validate_with_static_schema(
+        schema,
+        &obj,
+        None,
+        UnknownFields::Pruning,
+        None,
+        &mut unknown,
+    );
+    assert_eq!(by_address, by_value);
+    assert!(by_value.is_err(), "min > max");
+    assert_eq!(unknown, unknown_fields_in(schema, &obj));
+}

@@ -185,19 +185,35 @@ pub fn is_item(path: &FieldPath) -> bool {
     matches!(path.last(), Some(Step::Key(_) | Step::Value(_)))
 }
 
-fn item_matches(item: &Value, step: &Step) -> bool {
-    match step {
-        Step::Key(k) => {
-            let Ok(Value::Object(key)) = serde_json::from_str::<Value>(k) else {
-                return false;
-            };
-            key.iter().all(|(field, want)| match item.get(field) {
+/// What selects a list item: a step's key, parsed once per lookup rather than once per item
+/// compared (parsing it for every item was a hotspot of every write's field sets, `perf`).
+enum ItemMatcher<'s> {
+    Key(Map<String, Value>),
+    Value(&'s str),
+    Nothing,
+}
+
+impl<'s> ItemMatcher<'s> {
+    fn new(step: &'s Step) -> Self {
+        match step {
+            Step::Key(k) => match serde_json::from_str::<Value>(k) {
+                Ok(Value::Object(key)) => Self::Key(key),
+                _ => Self::Nothing,
+            },
+            Step::Value(v) => Self::Value(v),
+            Step::Field(_) => Self::Nothing,
+        }
+    }
+
+    fn matches(&self, item: &Value) -> bool {
+        match self {
+            Self::Key(key) => key.iter().all(|(field, want)| match item.get(field) {
                 Some(v) => v == want,
                 None => field == "protocol" && want == "TCP",
-            })
+            }),
+            Self::Value(v) => item.to_string() == *v,
+            Self::Nothing => false,
         }
-        Step::Value(v) => &item.to_string() == v,
-        Step::Field(_) => false,
     }
 }
 
@@ -207,7 +223,10 @@ pub fn get<'a>(obj: &'a Value, path: &[Step]) -> Option<&'a Value> {
     for step in path {
         cur = match (step, cur) {
             (Step::Field(f), Value::Object(m)) => m.get(f)?,
-            (_, Value::Array(items)) => items.iter().find(|i| item_matches(i, step))?,
+            (_, Value::Array(items)) => {
+                let matcher = ItemMatcher::new(step);
+                items.iter().find(|i| matcher.matches(i))?
+            }
             _ => return None,
         };
     }
@@ -223,7 +242,10 @@ pub fn remove(obj: &mut Value, path: &[Step]) {
     for step in parent_path {
         let next = match (step, cur) {
             (Step::Field(f), Value::Object(m)) => m.get_mut(f),
-            (_, Value::Array(items)) => items.iter_mut().find(|i| item_matches(i, step)),
+            (_, Value::Array(items)) => {
+                let matcher = ItemMatcher::new(step);
+                items.iter_mut().find(|i| matcher.matches(i))
+            }
             _ => None,
         };
         match next {
@@ -235,7 +257,10 @@ pub fn remove(obj: &mut Value, path: &[Step]) {
         (Step::Field(f), Value::Object(m)) => {
             m.remove(f);
         }
-        (_, Value::Array(items)) => items.retain(|i| !item_matches(i, last)),
+        (_, Value::Array(items)) => {
+            let matcher = ItemMatcher::new(last);
+            items.retain(|i| !matcher.matches(i));
+        }
         _ => {}
     }
 }

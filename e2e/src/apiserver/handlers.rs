@@ -2,6 +2,7 @@
 //! tables or watch streams.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -305,6 +306,18 @@ fn with_type_meta(obj: &Value, res: &ResourceInfo) -> Value {
     o
 }
 
+/// A stored object as the answer: the stored one itself when it already carries the
+/// resource's apiVersion and kind (it nearly always does), else a copy that does.
+fn answer(obj: Arc<Value>, res: &ResourceInfo) -> Arc<Value> {
+    let typed = obj.get("apiVersion").and_then(Value::as_str) == Some(&res.api_version())
+        && obj.get("kind").and_then(Value::as_str) == Some(&res.kind);
+    if typed {
+        obj
+    } else {
+        Arc::new(with_type_meta(&obj, res))
+    }
+}
+
 fn selectors(q: &HashMap<String, String>, res: &ResourceInfo) -> Result<Selectors, ApiError> {
     Ok(Selectors {
         labels: LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?,
@@ -448,6 +461,8 @@ fn invalid_update_without_rv(res: &ResourceInfo, name: &str) -> ApiError {
 /// A reply before rendering: JSON to post-process, or a finished response (watch, table).
 enum Reply {
     Json(u16, Value),
+    /// A stored object, shared with the store: serialised without being copied first.
+    Object(u16, Arc<Value>),
     Raw(Response<Body>),
 }
 
@@ -530,8 +545,19 @@ fn run(
     if is_write && !dry_run {
         gc::sweep(store, &cfg, &ctx.now);
     }
+    // What a dry run or a metadata-only answer changes is a copy, never the stored object.
+    let reply = match reply {
+        Reply::Object(code, v) if dry_run || render(req) == Render::Metadata => {
+            Reply::Json(code, Arc::unwrap_or_clone(v))
+        }
+        other => other,
+    };
     let mut response = match reply {
         Reply::Raw(r) => r,
+        Reply::Object(code, v) => match protobuf_answer(req, &res, code, &v) {
+            Some(r) => r,
+            None => json_response(code, &v),
+        },
         Reply::Json(code, mut v) => {
             if dry_run && v["kind"] == res.kind.as_str() {
                 // Nothing was stored: a would-be new object has no resourceVersion yet, a
@@ -603,10 +629,12 @@ fn verb_reply(
         "get" => {
             let name = path.name.as_deref().unwrap_or_default();
             let obj = store
-                .get(&key(name))
+                .get_shared(&key(name))
+                .cloned()
                 .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
-            let obj = with_type_meta(obj, res);
+            let obj = answer(obj, res);
             if wants_table(req) {
+                let obj = Value::clone(&obj);
                 let rv = obj
                     .pointer("/metadata/resourceVersion")
                     .and_then(Value::as_str)
@@ -622,7 +650,7 @@ fn verb_reply(
                     ),
                 ));
             }
-            Ok(Reply::Json(200, obj))
+            Ok(Reply::Object(200, obj))
         }
         "list" => list(store, res, path, q, req),
         "watch" => {
@@ -658,7 +686,7 @@ fn verb_reply(
         "create" if part == Part::Main => {
             let obj = parse_body(body, false)?;
             let created = writes::create(store, cfg, res, &ns, obj, ctx, None)?;
-            Ok(Reply::Json(201, with_type_meta(&created, res)))
+            Ok(Reply::Object(201, answer(created, res)))
         }
         "update" => {
             let name = path.name.as_deref().unwrap_or_default();
@@ -675,14 +703,14 @@ fn verb_reply(
                     return Err(ApiError::not_found(&res.group, &res.plural, name));
                 }
                 let created = writes::create(store, cfg, res, &ns, obj, ctx, None)?;
-                return Ok(Reply::Json(201, with_type_meta(&created, res)));
+                return Ok(Reply::Object(201, answer(created, res)));
             }
             if !rv_given && !res.allow_unconditional_update() {
                 return Err(invalid_update_without_rv(res, name));
             }
             let updated =
                 writes::update(store, cfg, res, &key(name), obj, part, ctx, Managed::Update)?;
-            Ok(Reply::Json(200, with_type_meta(&updated, res)))
+            Ok(Reply::Object(200, answer(updated, res)))
         }
         "patch" => {
             let name = path.name.as_deref().unwrap_or_default();
@@ -694,16 +722,15 @@ fn verb_reply(
             } else {
                 let live = store
                     .get(&key(name))
-                    .cloned()
                     .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
-                let mut doc = with_type_meta(&live, res);
+                let mut doc = with_type_meta(live, res);
                 patch::patch(&mut doc, kind, body, res.is_custom())?;
                 (
                     200,
                     writes::update(store, cfg, res, &key(name), doc, part, ctx, Managed::Update)?,
                 )
             };
-            Ok(Reply::Json(code, with_type_meta(&obj, res)))
+            Ok(Reply::Object(code, answer(obj, res)))
         }
         "delete" if part == Part::Main => {
             let name = path.name.as_deref().unwrap_or_default();
@@ -800,7 +827,7 @@ fn apply_patch(
     body: &[u8],
     q: &HashMap<String, String>,
     ctx: &WriteCtx,
-) -> Result<(u16, Value), ApiError> {
+) -> Result<(u16, Arc<Value>), ApiError> {
     let Some(manager) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
         return Err(ApiError::bad_request(
             "PATCH /apply requires fieldManager: fieldManager is required for apply requests",
@@ -841,7 +868,7 @@ fn apply_patch(
         warn_unknown: ctx.warn_unknown,
         warnings: std::cell::RefCell::new(Vec::new()),
     };
-    let Some(live) = store.get(&key).cloned() else {
+    let Some(live) = store.get_shared(&key).cloned() else {
         if part == Part::Status {
             return Err(ApiError::not_found(&res.group, &res.plural, name));
         }

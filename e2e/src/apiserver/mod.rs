@@ -334,7 +334,7 @@ impl TestApiServer {
         // part (a fixture CRD is established, a fixture namespace has its service account).
         controllers::run(&mut store, &cfg);
         gc::sweep(&mut store, &cfg, &ctx.now);
-        Ok(created)
+        Ok(Value::clone(&created))
     }
 
     /// The resources currently served (built-ins plus established CRDs).

@@ -47,10 +47,12 @@ pub struct StoredEvent {
     pub rv: u64,
     pub key: ObjKey,
     pub type_: EventType,
-    pub object: Value,
+    /// The same allocation the store holds: a write copies an object neither into the
+    /// history nor into its answer.
+    pub object: Arc<Value>,
     /// The previous state, so that selector-filtered watches can turn a change that makes an
     /// object stop (start) matching into DELETED (ADDED), as the apiserver does.
-    pub old: Option<Value>,
+    pub old: Option<Arc<Value>>,
 }
 
 pub enum WatchMsg {
@@ -68,8 +70,10 @@ pub struct Watcher {
 
 pub struct Store {
     pub rv: u64,
-    /// Written only through `put` and `remove`, which keep `index` up to date.
-    objects: BTreeMap<ObjKey, Value>,
+    /// Written only through `put` and `remove`, which keep `index` up to date. Each object is
+    /// shared (never changed in place) with the watch history, the answer to its write and
+    /// the dry-run copies, so storing one costs no deep copy.
+    objects: BTreeMap<ObjKey, Arc<Value>>,
     /// Lookups by uid, owner and namespace, and the garbage collector's candidates.
     pub index: Indexes,
     pub history: VecDeque<Arc<StoredEvent>>,
@@ -157,38 +161,47 @@ impl Store {
     }
 
     pub fn get(&self, key: &ObjKey) -> Option<&Value> {
+        self.objects.get(key).map(|o| &**o)
+    }
+
+    /// The stored object itself, shared: for answers and caches that outlive the lock.
+    pub fn get_shared(&self, key: &ObjKey) -> Option<&Arc<Value>> {
         self.objects.get(key)
     }
 
     /// Every stored object, in key order (group, plural, namespace, name).
-    pub fn objects(&self) -> &BTreeMap<ObjKey, Value> {
-        &self.objects
+    pub fn objects(&self) -> impl Iterator<Item = (&ObjKey, &Value)> + use<'_> {
+        self.objects.iter().map(|(k, v)| (k, &**v))
     }
 
     /// Stores or removes (`None`) the object under `key`, keeping the indexes current.
-    fn set(&mut self, key: ObjKey, obj: Option<Value>) -> Option<Value> {
+    fn set(&mut self, key: ObjKey, obj: Option<Arc<Value>>) -> Option<Arc<Value>> {
         let old = match obj {
             Some(o) => self.objects.insert(key.clone(), o),
             None => self.objects.remove(&key),
         };
-        let new = self.objects.get(&key);
+        let new = self.objects.get(&key).map(|o| &**o);
         let finalizing = new.is_some_and(|o| super::gc::collector_finalizes(&key, o));
-        self.index.replace(&key, old.as_ref(), new, finalizing);
+        self.index.replace(&key, old.as_deref(), new, finalizing);
         old
     }
 
     /// The served resources changed: the collector looks at every owner reference again.
     pub fn resources_changed(&mut self) {
-        self.index.recheck_all(self.objects.iter());
+        let objects = self.objects.iter().map(|(k, v)| (k, &**v));
+        self.index.recheck_all(objects);
     }
 
-    /// Stores an object under a fresh resourceVersion and notifies watches.
-    pub fn put(&mut self, key: ObjKey, mut obj: Value, type_: EventType) -> Value {
+    /// Stores an object under a fresh resourceVersion and notifies watches. The answer is the
+    /// stored object itself (shared, not copied).
+    pub fn put(&mut self, key: ObjKey, mut obj: Value, type_: EventType) -> Arc<Value> {
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
+        let obj = Arc::new(obj);
         let old = self.set(key.clone(), Some(obj.clone()));
         // One stored object, two APIs: the other group's Event changes in the same write.
         if let Some((twin_key, twin)) = super::events_view::twin(&key, &obj) {
+            let twin = Arc::new(twin);
             let twin_old = self.set(twin_key.clone(), Some(twin.clone()));
             self.record(twin_key, type_, twin, twin_old);
         }
@@ -197,20 +210,31 @@ impl Store {
     }
 
     pub fn remove(&mut self, key: &ObjKey) -> Option<Value> {
-        let mut obj = self.set(key.clone(), None)?;
+        let removed = self.set(key.clone(), None)?;
         self.rv += 1;
+        // The DELETED event carries the deletion's resourceVersion: a copy, the stored
+        // object may still be shared with older events.
+        let mut obj = Arc::unwrap_or_clone(removed);
         obj["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
         if let Some(twin_key) = super::events_view::twin_key(key)
-            && let Some(mut twin) = self.set(twin_key.clone(), None)
+            && let Some(twin) = self.set(twin_key.clone(), None)
         {
+            let mut twin = Arc::unwrap_or_clone(twin);
             twin["metadata"]["resourceVersion"] = Value::String(self.rv.to_string());
-            self.record(twin_key, EventType::Deleted, twin, None);
+            self.record(twin_key, EventType::Deleted, Arc::new(twin), None);
         }
+        let obj = Arc::new(obj);
         self.record(key.clone(), EventType::Deleted, obj.clone(), None);
-        Some(obj)
+        Some(Arc::unwrap_or_clone(obj))
     }
 
-    fn record(&mut self, key: ObjKey, type_: EventType, object: Value, old: Option<Value>) {
+    fn record(
+        &mut self,
+        key: ObjKey,
+        type_: EventType,
+        object: Arc<Value>,
+        old: Option<Arc<Value>>,
+    ) {
         let event = Arc::new(StoredEvent {
             rv: self.rv,
             key,
@@ -281,5 +305,6 @@ impl Store {
                     && k.plural == start.plural
                     && (whole_resource || k.namespace == start.namespace)
             })
+            .map(|(k, v)| (k, &**v))
     }
 }

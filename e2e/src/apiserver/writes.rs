@@ -3,8 +3,9 @@
 //! finalizers, and the hooks that make CRDs servable and workloads progress.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::apply::{self, Part};
 use super::fieldset::Schema;
@@ -229,25 +230,28 @@ fn validate(
         return builtin::admit(store, res, obj, old, &decoding);
     };
     let crd = store
-        .get(&crd_key(crd_name))
+        .get_shared(&crd_key(crd_name))
         .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, ""))?;
     let metadata = obj.get("metadata").cloned();
+    // The stored CRD is shared and replaced (never changed in place) when it changes, so its
+    // compiled rules are found by its identity.
+    let (mut validated, pruned) =
+        validation::validate_shared_crd_object(crd, &obj, old, ctx.unknown_fields).map_err(
+            |f| {
+                let status = f.to_status();
+                ApiError {
+                    code: f.code(),
+                    body: status,
+                    retry_after: None,
+                }
+            },
+        )?;
     if ctx.warn_unknown && ctx.unknown_fields != UnknownFields::Strict {
-        ctx.warnings.borrow_mut().extend(
-            validation::unknown_fields(crd, &obj)
-                .into_iter()
-                .map(|p| format!("unknown field \"{p}\"")),
-        );
+        // The fields pruning dropped, found by the validation's own pruning pass.
+        ctx.warnings
+            .borrow_mut()
+            .extend(pruned.into_iter().map(|p| format!("unknown field \"{p}\"")));
     }
-    let mut validated = validation::validate_object_with(crd, &obj, old, ctx.unknown_fields)
-        .map_err(|f| {
-            let status = f.to_status();
-            ApiError {
-                code: f.code(),
-                body: status,
-                retry_after: None,
-            }
-        })?;
     if let Some(m) = metadata {
         validated["metadata"] = m;
     }
@@ -352,7 +356,7 @@ pub fn create(
     mut obj: Value,
     ctx: &WriteCtx,
     applied_by: Option<&str>,
-) -> Result<Value, ApiError> {
+) -> Result<Arc<Value>, ApiError> {
     go_numbers(&mut obj);
     ensure_type_meta(&mut obj, res);
     if res.namespaced {
@@ -501,36 +505,78 @@ pub fn create(
     Ok(stored)
 }
 
-/// Everything but metadata and status: what `generation` counts changes of.
-fn spec_of(obj: &Value) -> Value {
-    let mut v = obj.clone();
-    if let Some(m) = v.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-        m.remove("apiVersion");
-        m.remove("kind");
+/// Two objects (maps) are equal apart from the keys `skip` ignores, whose values `same`
+/// compares instead (`None`: not compared at all). Compared in place: copying both objects to
+/// strip the keys first cost two deep copies per write (a `perf` profile, docs/performance.md).
+fn equal_except(
+    a: &Map<String, Value>,
+    b: &Map<String, Value>,
+    special: impl Fn(&str) -> Option<fn(&Value, &Value) -> bool>,
+    skip: impl Fn(&str) -> bool,
+) -> bool {
+    let relevant = |m: &Map<String, Value>| m.keys().filter(|k| !skip(k)).count();
+    relevant(a) == relevant(b)
+        && a.iter().filter(|(k, _)| !skip(k)).all(|(k, va)| {
+            b.get(k).is_some_and(|vb| match special(k) {
+                Some(same) => same(va, vb),
+                None => va == vb,
+            })
+        })
+}
+
+/// Everything but metadata and status (and the type): what `generation` counts changes of.
+fn same_spec(a: &Value, b: &Value) -> bool {
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => equal_except(
+            a,
+            b,
+            |_| None,
+            |k| matches!(k, "metadata" | "status" | "apiVersion" | "kind"),
+        ),
+        _ => a == b,
     }
-    v
 }
 
 /// Equal apart from managedFields timestamps: such a write is a no-op and must not bump
 /// the resourceVersion (controllers count writes on a steady-state reconcile).
 fn same_content(a: &Value, b: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(entries) = v
-            .pointer_mut("/metadata/managedFields")
-            .and_then(Value::as_array_mut)
-        {
-            for e in entries {
-                if let Some(m) = e.as_object_mut() {
-                    m.remove("time");
-                }
-            }
+    fn same_entry(a: &Value, b: &Value) -> bool {
+        match (a.as_object(), b.as_object()) {
+            (Some(a), Some(b)) => equal_except(a, b, |_| None, |k| k == "time"),
+            _ => a == b,
         }
-        v
-    };
-    strip(a) == strip(b)
+    }
+    fn same_managed_fields(a: &Value, b: &Value) -> bool {
+        match (a.as_array(), b.as_array()) {
+            (Some(a), Some(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_entry(x, y))
+            }
+            _ => a == b,
+        }
+    }
+    fn same_metadata(a: &Value, b: &Value) -> bool {
+        match (a.as_object(), b.as_object()) {
+            (Some(a), Some(b)) => equal_except(
+                a,
+                b,
+                |k| {
+                    (k == "managedFields")
+                        .then_some(same_managed_fields as fn(&Value, &Value) -> bool)
+                },
+                |_| false,
+            ),
+            _ => a == b,
+        }
+    }
+    match (a.as_object(), b.as_object()) {
+        (Some(ma), Some(mb)) => equal_except(
+            ma,
+            mb,
+            |k| (k == "metadata").then_some(same_metadata as fn(&Value, &Value) -> bool),
+            |_| false,
+        ),
+        _ => a == b,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -543,9 +589,10 @@ pub fn update(
     part: Part,
     ctx: &WriteCtx,
     managed: Managed,
-) -> Result<Value, ApiError> {
+) -> Result<Arc<Value>, ApiError> {
+    // Shared with the store, not copied: most writes only read the old object.
     let old = store
-        .get(key)
+        .get_shared(key)
         .cloned()
         .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, &key.name))?;
     go_numbers(&mut candidate);
@@ -581,7 +628,7 @@ pub fn update(
     }
     let mut new = match part {
         Part::Status => {
-            let mut n = old.clone();
+            let mut n = Value::clone(&old);
             match candidate.get("status") {
                 Some(s) => n["status"] = s.clone(),
                 None => {
@@ -637,7 +684,7 @@ pub fn update(
     {
         m.remove("namespace");
     }
-    let mut new = validate(store, res, new, Some(&old), ctx)?;
+    let mut new = validate(store, res, new, Some(&*old), ctx)?;
     if is_namespace(res) {
         new["status"] = old
             .get("status")
@@ -665,7 +712,7 @@ pub fn update(
     if is_namespace(res) {
         new["metadata"]["labels"][NAMESPACE_NAME_LABEL] = Value::String(key.name.clone());
     }
-    if res.generation && spec_of(&new) != spec_of(&old) {
+    if res.generation && !same_spec(&new, &old) {
         let generation = old
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
@@ -684,7 +731,7 @@ pub fn update(
         let removed = store.remove(key).unwrap_or_default();
         gc::on_removed(store, cfg, &removed, &ctx.now);
         after_removal(store, cfg, res, key, &ctx.now);
-        return Ok(removed);
+        return Ok(Arc::new(removed));
     }
     let stored = store.put(key.clone(), new, EventType::Modified);
     after_write(store, cfg, res, key, &stored);
@@ -748,7 +795,11 @@ pub fn delete(
             "InstanceDeletionPending",
             "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
         );
-        return Ok(store.put(key.clone(), marked, EventType::Modified));
+        return Ok(Arc::unwrap_or_clone(store.put(
+            key.clone(),
+            marked,
+            EventType::Modified,
+        )));
     }
     let is_namespace = is_namespace(res);
     // The garbage collector's finalizers: the owner stays (deletionTimestamp set) until the
@@ -772,7 +823,7 @@ pub fn delete(
             if is_namespace {
                 marked["status"] = json!({"phase": "Terminating"});
             }
-            marked = store.put(key.clone(), marked, EventType::Modified);
+            marked = Arc::unwrap_or_clone(store.put(key.clone(), marked, EventType::Modified));
         }
         if is_namespace {
             gc::empty_namespace(store, cfg, &key.name, now);
@@ -885,4 +936,62 @@ pub fn server_write(store: &mut Store, cfg: &Config, key: &ObjKey, obj: Value) {
         return;
     }
     after_write(store, cfg, &res, key, &stored);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_content_ignores_only_the_times_of_managed_fields() {
+        let obj = |time: &str, image: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p",
+                "managedFields": [{"manager": "m", "time": time, "fieldsV1": {"f:spec": {}}}]},
+                "spec": {"image": image}})
+        };
+        assert!(same_content(&obj("t1", "a"), &obj("t2", "a")));
+        assert!(!same_content(&obj("t1", "a"), &obj("t1", "b")));
+        let mut other_manager = obj("t1", "a");
+        other_manager["metadata"]["managedFields"][0]["manager"] = json!("n");
+        assert!(!same_content(&obj("t1", "a"), &other_manager));
+        let mut one_more_entry = obj("t1", "a");
+        one_more_entry["metadata"]["managedFields"]
+            .as_array_mut()
+            .expect("an array")
+            .push(json!({"manager": "n"}));
+        assert!(!same_content(&obj("t1", "a"), &one_more_entry));
+        let mut time_only_here = obj("t1", "a");
+        time_only_here["metadata"]["managedFields"][0]
+            .as_object_mut()
+            .expect("an object")
+            .remove("time");
+        assert!(same_content(&obj("t1", "a"), &time_only_here));
+        let mut labelled = obj("t1", "a");
+        labelled["metadata"]["labels"] = json!({"a": "b"});
+        assert!(!same_content(&obj("t1", "a"), &labelled));
+        // A `time` outside managedFields counts.
+        let mut timed = obj("t1", "a");
+        timed["spec"]["time"] = json!("t1");
+        assert!(!same_content(&obj("t1", "a"), &timed));
+        assert!(same_content(&json!("x"), &json!("x")));
+        assert!(!same_content(&json!({}), &json!([])));
+    }
+
+    #[test]
+    fn same_spec_ignores_metadata_status_and_type() {
+        let obj = |replicas: i64, ready: i64, label: &str| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"labels": {"l": label}}, "spec": {"replicas": replicas},
+                "status": {"readyReplicas": ready}})
+        };
+        assert!(same_spec(&obj(1, 0, "a"), &obj(1, 1, "b")));
+        assert!(!same_spec(&obj(1, 0, "a"), &obj(2, 0, "a")));
+        let mut with_data = obj(1, 0, "a");
+        with_data["data"] = json!({"k": "v"});
+        assert!(!same_spec(&obj(1, 0, "a"), &with_data));
+        let mut other_kind = obj(1, 0, "a");
+        other_kind["kind"] = json!("StatefulSet");
+        other_kind["apiVersion"] = json!("apps/v2");
+        assert!(same_spec(&obj(1, 0, "a"), &other_kind));
+    }
 }

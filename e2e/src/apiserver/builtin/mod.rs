@@ -116,18 +116,36 @@ fn decode_error(res: &ResourceInfo, message: &str) -> ApiError {
 
 fn decode(
     res: &ResourceInfo,
-    schema: &Value,
+    schema: &'static Value,
     obj: Value,
     decoding: &Decoding<'_>,
 ) -> Result<Value, ApiError> {
     let meta_schema = schema::object_meta();
     let meta = obj.get("metadata").cloned().unwrap_or(Value::Null);
-    let mut unknown = validation::unknown_fields_in(schema, &obj);
-    unknown.extend(
-        validation::unknown_fields_in(meta_schema, &meta)
-            .into_iter()
-            .map(|p| format!("metadata.{p}")),
+    // One pass prunes, checks and reports the unknown fields (what `unknown_fields_in` finds);
+    // the strict decoding error still comes before any type error, as the decoder's does.
+    let mut unknown = Vec::new();
+    let checked = validation::validate_with_static_schema(
+        schema,
+        &obj,
+        None,
+        UnknownFields::Pruning,
+        None,
+        &mut unknown,
     );
+    let checked_meta = (!meta.is_null()).then(|| {
+        let mut meta_unknown = Vec::new();
+        let checked = validation::validate_with_static_schema(
+            meta_schema,
+            &meta,
+            None,
+            UnknownFields::Pruning,
+            None,
+            &mut meta_unknown,
+        );
+        unknown.extend(meta_unknown.into_iter().map(|p| format!("metadata.{p}")));
+        checked
+    });
     if !unknown.is_empty() {
         if decoding.unknown == UnknownFields::Strict {
             // The decoder's strict error, wrapped by transformDecodeError like any decode error.
@@ -145,18 +163,24 @@ fn decode(
                 .extend(unknown.iter().map(|p| format!("unknown field \"{p}\"")));
         }
     }
-    let mut decoded = shape(res, schema, &obj, "")?;
-    if !meta.is_null() {
-        decoded["metadata"] = shape(res, meta_schema, &meta, "metadata")?;
+    let mut decoded = shape(res, schema, &obj, "", checked)?;
+    if let Some(checked) = checked_meta {
+        decoded["metadata"] = shape(res, meta_schema, &meta, "metadata", checked)?;
     }
     quantities(res, schema, &mut decoded)?;
     Ok(decoded)
 }
 
-/// Prunes and checks JSON types against the schema; the first type error is the decode error
-/// Go's JSON decoder reports.
-fn shape(res: &ResourceInfo, schema: &Value, v: &Value, prefix: &str) -> Result<Value, ApiError> {
-    match validation::validate_with_schema(schema, v, None, UnknownFields::Pruning, None) {
+/// Turns the result of pruning and checking JSON types against the schema into the decoded
+/// object; the first type error is the decode error Go's JSON decoder reports.
+fn shape(
+    res: &ResourceInfo,
+    schema: &Value,
+    v: &Value,
+    prefix: &str,
+    checked: Result<Value, Vec<FieldError>>,
+) -> Result<Value, ApiError> {
+    match checked {
         Ok(pruned) => Ok(pruned),
         Err(errors) => {
             for e in &errors {
