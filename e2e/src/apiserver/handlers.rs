@@ -917,11 +917,11 @@ fn list(
         )));
     }
     let sel = selectors(q, res)?;
-    let mut items: Vec<Value> = store
+    // Selected and paged before anything is copied: a page of a long list copies its page.
+    let mut items: Vec<&Value> = store
         .list(&res.group, &res.plural, path.namespace.as_deref())
         .into_iter()
         .filter(|o| sel.matches(o))
-        .map(|o| with_type_meta(o, res))
         .collect();
     let after = q.get("continue").filter(|c| !c.is_empty()).cloned();
     let pos = |o: &Value| {
@@ -952,6 +952,7 @@ fn list(
             meta["remainingItemCount"] = json!(remaining);
         }
     }
+    let items: Vec<Value> = items.into_iter().map(|o| with_type_meta(o, res)).collect();
     if wants_table(req) {
         let include = q.get("includeObject").is_some_and(|v| v == "Object");
         let mut t = table::table(res, &items, &store.rv.to_string(), include);

@@ -44,6 +44,17 @@ pub fn to_json(v: &Value) -> String {
     out
 }
 
+/// A watch event `{"type": type_, "object": object}` exactly as [`to_json`] writes it, without
+/// building the event (and copying the object into it) first.
+pub fn watch_event_to_json(type_: &str, object: &Value) -> String {
+    let mut out = String::from("{\"type\":");
+    out.push_str(&Value::String(type_.to_string()).to_string());
+    out.push_str(",\"object\":");
+    write(&mut out, object, Shape::Top);
+    out.push('}');
+    out
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Shape {
     /// A response body or a list item: a typed object, a watch event, or anything else.
@@ -177,6 +188,10 @@ mod tests {
             to_json(&ev),
             r#"{"type":"ADDED","object":{"kind":"Deployment","apiVersion":"apps/v1","metadata":{"name":"d"}}}"#
         );
+        for object in [&ev["object"], &cr, &json!("not an object")] {
+            let event = json!({"type": "MODIFIED", "object": object});
+            assert_eq!(watch_event_to_json("MODIFIED", object), to_json(&event));
+        }
         let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "7"},
             "items": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}]});
         assert_eq!(
