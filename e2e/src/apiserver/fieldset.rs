@@ -189,7 +189,7 @@ pub fn is_item(path: &FieldPath) -> bool {
 /// compared (parsing it for every item was a hotspot of every write's field sets, `perf`).
 enum ItemMatcher<'s> {
     Key(Map<String, Value>),
-    Value(&'s str),
+    Value(&'s String),
     Nothing,
 }
 
@@ -211,7 +211,7 @@ impl<'s> ItemMatcher<'s> {
                 Some(v) => v == want,
                 None => field == "protocol" && want == "TCP",
             }),
-            Self::Value(v) => item.to_string() == *v,
+            Self::Value(v) => &item.to_string() == *v,
             Self::Nothing => false,
         }
     }
