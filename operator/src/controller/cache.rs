@@ -355,6 +355,8 @@ struct Inner {
     /// Sites whose own object, or a release or revocation, changed, sent once the stores hold
     /// the change: what the FeasibilityEndpoint and ProposalInbox controllers react to.
     site_changes: Arc<Fanout>,
+    /// Every DizSite version the stores take in, for the DizSite controllers.
+    own_sites: Arc<Fanout>,
     verified: Arc<Verified>,
     errors: Arc<Mutex<BTreeMap<String, String>>>,
     synced: SyncSet,
@@ -421,9 +423,15 @@ impl Cache {
 
         // DizSites: read for the neighbours of a site (a rollback halts a release there) and by
         // the release controller (which sites run a release).
+        // The DizSite controllers use this store too (`Cache::site_stream`): one copy of each
+        // site, without managedFields, where the controller's own reflector kept a second one
+        // with them (docs/performance.md).
         let mut sites_stores = Vec::new();
+        let own_sites = Arc::new(Fanout::default());
         for scope in &scopes {
             let changes = site_changes.clone();
+            let own = own_sites.clone();
+            let own_listed = own_sites.clone();
             let (store, task) = watch.reflect(
                 "DizSite",
                 Some(scope),
@@ -432,7 +440,18 @@ impl Cache {
                 watcher::Config::default(),
                 |s: &mut DizSite| s.managed_fields_mut().clear(),
                 None,
-                move |s: &DizSite| changes.send(&ObjectRef::from_obj(s)),
+                move |s: &DizSite| {
+                    let site = ObjectRef::from_obj(s);
+                    own.send(&site);
+                    changes.send(&site);
+                },
+                // A (re)list's sites are in the store only now: each is sent again, as kube's
+                // own reflector does for its controller.
+                move |store: &Store<DizSite>| {
+                    for s in store.state() {
+                        own_listed.send(&ObjectRef::from_obj(&*s));
+                    }
+                },
             );
             tasks.push(task);
             sites_stores.push((scope.clone(), store));
@@ -486,6 +505,7 @@ impl Cache {
                         t.send(site);
                     }
                 },
+                |_| (),
             );
             tasks.push(task);
             pods.push((scope.clone(), store.clone()));
@@ -515,6 +535,7 @@ impl Cache {
                         t.send(site);
                     }
                 },
+                |_| (),
             );
             tasks.push(task);
             events.push((scope.clone(), ev_store));
@@ -531,6 +552,7 @@ impl Cache {
             |r: &mut ComponentRelease| r.managed_fields_mut().clear(),
             None,
             move |_| trig(),
+            |_| (),
         );
         tasks.push(task);
         let trig = all_sites.clone();
@@ -543,6 +565,7 @@ impl Cache {
             |r: &mut ReleaseRevocation| r.managed_fields_mut().clear(),
             None,
             move |_| trig(),
+            |_| (),
         );
         tasks.push(task);
         // CloudNativePG installed or removed: sites that want a database are rebuilt. Metadata
@@ -565,6 +588,7 @@ impl Cache {
                 notify.notify_one();
                 trig();
             },
+            |_| (),
         );
         tasks.push(task);
 
@@ -574,6 +598,7 @@ impl Cache {
             metrics: metrics.clone(),
             triggers,
             site_changes,
+            own_sites,
             verified,
             errors,
             synced,
@@ -669,6 +694,39 @@ impl Cache {
         scope: &Scope,
     ) -> impl Stream<Item = ObjectRef<DizSite>> + Send + 'static {
         self.0.site_changes.subscribe(scope)
+    }
+
+    /// The DizSite controller's input for `scope`: the store of its sites and a stream of each
+    /// site the store takes in (a change, or every site once a (re)list is in), starting with
+    /// the sites it already holds. `None` when the cache does not watch exactly this scope.
+    pub fn site_stream(
+        &self,
+        scope: &Scope,
+    ) -> Option<(
+        impl Stream<Item = Arc<DizSite>> + Send + 'static,
+        Store<DizSite>,
+    )> {
+        let store = self
+            .0
+            .sites
+            .stores
+            .iter()
+            .find(|(s, _)| s == scope)
+            .map(|(_, st)| st.clone())?;
+        // Subscribed before the replay: a site stored in between is sent twice, never missed.
+        let changes = self.0.own_sites.subscribe(scope);
+        let already = futures::stream::iter(
+            store
+                .state()
+                .iter()
+                .map(|s| ObjectRef::from_obj(&**s))
+                .collect::<Vec<_>>(),
+        );
+        let reader = store.clone();
+        let stream = already
+            .chain(changes)
+            .filter_map(move |r| futures::future::ready(reader.get(&r)));
+        Some((stream, store))
     }
 
     /// Reconciles every known site (the feed follower's condition changed: each site's status
@@ -1033,7 +1091,8 @@ struct Watch<'a> {
 
 impl Watch<'_> {
     /// A reflector of `api` whose objects are trimmed by `trim` before they are stored;
-    /// `on_change` sees each object once the store holds it.
+    /// `on_change` sees each object once the store holds it (a (re)list's objects as they
+    /// arrive, before the store swaps them in), `on_listed` the store once a (re)list is in.
     #[allow(clippy::too_many_arguments)]
     fn reflect<K>(
         &self,
@@ -1045,6 +1104,7 @@ impl Watch<'_> {
         trim: impl Fn(&mut K) + Send + Sync + 'static,
         index: Option<Arc<SiteIndex>>,
         on_change: impl Fn(&K) + Send + 'static,
+        on_listed: impl Fn(&Store<K>) + Send + 'static,
     ) -> (Store<K>, tokio::task::AbortHandle)
     where
         K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -1052,6 +1112,7 @@ impl Watch<'_> {
     {
         let writer = Writer::new(dyntype);
         let store = writer.as_reader();
+        let reader = store.clone();
         let metrics = self.metrics.clone();
         let errors = self.errors.clone();
         let what = what.to_string();
@@ -1086,6 +1147,7 @@ impl Watch<'_> {
                             .unwrap_or_else(|p| p.into_inner())
                             .remove(&what);
                         synced.listed(&key);
+                        on_listed(&reader);
                     }
                     Ok(
                         watcher::Event::Apply(o)

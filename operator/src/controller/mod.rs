@@ -69,6 +69,9 @@ pub struct Context {
     /// The `ReleaseFeed` condition the feed follower reports (none without `--feed-url`); the
     /// DizSite reconcile writes it with each site's status.
     pub feed_condition: crate::feed::ConditionSlot,
+    /// What each site's last successful apply read and wrote, so that a reconcile whose
+    /// render would give the same children skips it (`dizsite::last_applied`).
+    pub last_applied: dizsite::last_applied::Memory,
     /// The watches every read comes from, started on first use (so a test that calls a
     /// reconcile directly gets them too).
     cache: std::sync::OnceLock<cache::Cache>,
@@ -91,6 +94,7 @@ impl Context {
             concurrency: DEFAULT_CONCURRENCY,
             inbox_summaries: Arc::new(inbox::summary::HttpSummary::default()),
             feed_condition: crate::feed::ConditionSlot::default(),
+            last_applied: dizsite::last_applied::Memory::default(),
             cache: std::sync::OnceLock::new(),
         }
     }
@@ -236,7 +240,12 @@ pub async fn run_dizsite(
     // Every child, pod, FailedMount Event, release, revocation and the CloudNativePG CRD is
     // watched once, by the cache; a change there triggers the sites it concerns.
     let triggers = ctx.cache().triggers(&scope);
-    Controller::new(sites, watcher::Config::default())
+    // The sites themselves come from the cache's store too, so each is held once.
+    let controller = match ctx.cache().site_stream(&scope) {
+        Some((stream, store)) => Controller::for_shared_stream(stream, store),
+        None => Controller::new(sites, watcher::Config::default()),
+    };
+    controller
         .with_config(
             kube::runtime::controller::Config::default()
                 .concurrency(ctx.concurrency)

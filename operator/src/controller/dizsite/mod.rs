@@ -1,5 +1,6 @@
 //! DizSite controller: dereference → validate → build → apply → status.
 
+pub mod last_applied;
 pub mod reporting;
 pub mod rollout;
 pub mod select;
@@ -273,11 +274,61 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
         .deploy
         .as_ref()
         .and_then(|id| releases.iter().find(|r| r.fingerprint == id.fingerprint));
-    let built = match deploy {
-        Some(release) => {
+    let cnpg = ctx.synced().await?.cnpg_available();
+    let uid = site.uid().unwrap_or_default();
+    let memo_key = backoff_key(site);
+    // Whether this reconcile may report on what was applied last instead of rendering the site
+    // again (last_applied.rs): most reconciles of a converging site are triggered by its pods
+    // and workloads becoming ready, which change nothing the render reads.
+    // A release whose content cannot be encoded has no fingerprint to compare: always render.
+    let inputs = deploy.filter(|r| !r.fingerprint.is_empty()).map(|release| {
+        last_applied::Inputs::new(&uid, &site.spec, &release.name, &release.fingerprint, cnpg)
+    });
+    let unchanged = match &inputs {
+        Some(inputs) => {
+            let last = ctx.last_applied.get(&memo_key);
+            let cache = ctx.cache();
+            let present: Vec<(u8, String)> = workload_kinds()
+                .iter()
+                .filter_map(|ar| Some((last_applied::kind_index(ar)?, ar)))
+                .flat_map(|(i, ar)| {
+                    cache
+                        .site_children(ar, ns, &name)
+                        .into_iter()
+                        .filter_map(move |o| Some((i, o.metadata.name.clone()?)))
+                })
+                .collect();
+            let kinds = last_applied::kinds();
+            let decision = last_applied::decide(
+                last.as_deref(),
+                inputs,
+                plan.record != record,
+                |c| {
+                    let ar = kinds.get(usize::from(c.kind))?;
+                    last_applied::Hashes::of(&*cache.child(ar, ns, &c.name)?)
+                },
+                &present,
+            );
+            tracing::trace!(site = %memo_key, ?decision, "render decision");
+            match decision {
+                last_applied::Render::Skip => last,
+                _ => None,
+            }
+        }
+        None => None,
+    };
+    let built = match (deploy, &unchanged) {
+        (Some(release), Some(last)) => {
+            // Nothing to build: the last render said this, and its children are as applied.
+            Some((
+                release.name.clone(),
+                None,
+                last.notices.clone(),
+                last.reporting.clone(),
+            ))
+        }
+        (Some(release), None) => {
             let resolved = select::resolve(release);
-            let cnpg = ctx.synced().await?.cnpg_available();
-            let uid = site.uid().unwrap_or_default();
             let input = SiteInput {
                 name: &name,
                 namespace: ns,
@@ -292,7 +343,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                 Ok(children) => {
                     let notices = status::notice_conditions(&input);
                     let reporting = catalog::reporter::deployable(&input).map(|r| r.cloned());
-                    Some((resolved.clone(), children, notices, reporting))
+                    Some((resolved.name.clone(), Some(children), notices, reporting))
                 }
                 Err(errors) => {
                     let reason = errors
@@ -320,7 +371,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                 }
             }
         }
-        None => None,
+        (None, _) => None,
     };
 
     // The record next: it is never older than what runs, so a reconcile interrupted between
@@ -347,33 +398,57 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
 
     // apply what the plan deploys; nothing at all when it deploys nothing
     let (health, mut conds) = match built {
-        Some((resolved, mut children, notices, reporting)) => {
-            let outcome = async {
-                let mut outcome =
-                    apply::apply_children(&ctx.client, ctx.cache(), ns, &children).await?;
-                // The record is desired too: it must survive the orphan sweep.
-                children.extend(record_child.clone());
-                apply::delete_orphans(
-                    &ctx.client,
-                    ctx.cache(),
-                    ns,
-                    &name,
-                    &workload_kinds(),
-                    &children,
-                    &mut outcome,
-                )
-                .await?;
-                Ok::<_, ApplyError>(outcome)
-            }
-            .await;
-            let outcome = match outcome {
-                Ok(o) => o,
-                Err(e) => return retry_later(site, ns, ctx, &plan, e).await,
+        Some((release_name, children, notices, reporting)) => {
+            let outcome = match (children, &unchanged) {
+                (Some(mut children), _) => {
+                    let outcome = async {
+                        let mut outcome =
+                            apply::apply_children(&ctx.client, ctx.cache(), ns, &children).await?;
+                        // The record is desired too: it must survive the orphan sweep.
+                        children.extend(record_child.clone());
+                        apply::delete_orphans(
+                            &ctx.client,
+                            ctx.cache(),
+                            ns,
+                            &name,
+                            &workload_kinds(),
+                            &children,
+                            &mut outcome,
+                        )
+                        .await?;
+                        Ok::<_, ApplyError>((outcome, children))
+                    }
+                    .await;
+                    match outcome {
+                        Ok((o, kept)) => {
+                            let last = inputs.and_then(|inputs| {
+                                last_applied::LastApplied::new(
+                                    inputs,
+                                    &o.live,
+                                    kept.into_iter().map(|c| {
+                                        let name = c.object.metadata.name.unwrap_or_default();
+                                        (c.resource, name)
+                                    }),
+                                    notices.clone(),
+                                    reporting.clone(),
+                                )
+                            });
+                            ctx.last_applied.set(&memo_key, last);
+                            o
+                        }
+                        Err(e) => {
+                            ctx.last_applied.set(&memo_key, None);
+                            return retry_later(site, ns, ctx, &plan, e).await;
+                        }
+                    }
+                }
+                (None, Some(last)) => unchanged_outcome(ctx.cache(), ns, last),
+                (None, None) => apply::ApplyOutcome::default(),
             };
             if !outcome.applied.is_empty() || !outcome.deleted.is_empty() {
                 let note = format!(
                     "release {}: applied {} object(s), removed {}",
-                    resolved.name,
+                    release_name,
                     outcome.applied.len(),
                     outcome.deleted.len()
                 );
@@ -381,7 +456,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
             }
             let problems = pod_problems_of(site, ns, ctx).await;
             let health = with_problems(workloads(&outcome.live), &problems);
-            let mut conds = applied_conditions(&resolved.name, &health);
+            let mut conds = applied_conditions(&release_name, &health);
             let cronjob = ctx.cache().child(
                 &ApiResource::erase::<CronJob>(&()),
                 ns,
@@ -503,6 +578,29 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
     )))
 }
 
+/// The children applied last, as the cache holds them now: what a reconcile that skips the
+/// render reports on.
+fn unchanged_outcome(
+    cache: &super::cache::Cache,
+    ns: &str,
+    last: &last_applied::LastApplied,
+) -> apply::ApplyOutcome {
+    let kinds = last_applied::kinds();
+    let live = last
+        .children
+        .iter()
+        .filter_map(|c| {
+            let ar = kinds.get(usize::from(c.kind))?;
+            let obj = cache.child(ar, ns, &c.name)?;
+            Some((ar.clone(), (*obj).clone()))
+        })
+        .collect();
+    apply::ApplyOutcome {
+        live,
+        ..Default::default()
+    }
+}
+
 /// A transient error interrupted applying: the status still reports the plan (the record was
 /// written already), and the reconcile is retried with backoff.
 async fn retry_later(
@@ -595,6 +693,7 @@ async fn stall(
 
 async fn cleanup_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, Error> {
     let name = site.name_any();
+    ctx.last_applied.set(&backoff_key(site), None);
     let cache = ctx.synced().await?;
     let mut removed = apply::delete_all(&ctx.client, cache, ns, &name, &workload_kinds()).await?;
     if site.spec.deletion_policy == DeletionPolicy::Delete {
