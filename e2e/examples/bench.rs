@@ -131,6 +131,8 @@ struct Counts {
     writes: f64,
     watches: f64,
     reconciles: f64,
+    /// Reconciles that rendered the site (the others computed only its status).
+    renders: f64,
     by_verb: BTreeMap<String, f64>,
 }
 
@@ -147,11 +149,17 @@ async fn counts(port: u16) -> Res<Counts> {
     let reconciles = sum_by(&text, "miracolix_reconcile_total", "result")
         .values()
         .sum();
+    let renders = text
+        .lines()
+        .find_map(|l| l.strip_prefix("miracolix_site_renders_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
     Ok(Counts {
         requests,
         writes,
         watches,
         reconciles,
+        renders,
         by_verb,
     })
 }
@@ -497,11 +505,12 @@ async fn main() -> Res<()> {
         converge.as_secs_f64()
     );
     println!(
-        "  CPU while converging:          operator {:.1} s, test API server {:.1} s; {:.0} reconciles ({:.1} per site)",
+        "  CPU while converging:          operator {:.1} s, test API server {:.1} s; {:.0} reconciles ({:.1} per site), {:.1} renders per site",
         cpu.0,
         cpu.1,
         after.reconciles,
-        after.reconciles / n as f64
+        after.reconciles / n as f64,
+        after.renders / n as f64
     );
     println!("  operator RSS idle, no sites:   {:.1} MiB", mib(idle_rss));
     println!(

@@ -264,6 +264,11 @@ async fn site_becomes_ready_and_a_noop_resync_writes_nothing() {
     controller::dizsite::reconcile(Arc::new(site.clone()), ctx.clone())
         .await
         .expect("first reconcile succeeds");
+    assert_eq!(
+        renders(&ctx),
+        1,
+        "a new operator renders the site on its first reconcile"
+    );
     let first = h.operator_requests();
     assert!(
         !first.is_empty() && first.iter().all(|r| r.starts_with("get ")),
@@ -285,11 +290,59 @@ async fn site_becomes_ready_and_a_noop_resync_writes_nothing() {
         Vec::<String>::new(),
         "a no-op reconcile at steady state makes no API request but the watches"
     );
+    assert_eq!(
+        renders(&ctx),
+        1,
+        "nothing the render reads changed and the children are as applied: no render"
+    );
+
+    // Drift after a skipped render: the next reconcile sees the child's content changed in
+    // its cache, renders and takes the field back.
+    let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
+    deployments
+        .patch(
+            "marburg-flare",
+            &PatchParams::apply("someone-else").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "spec": {"template": {"spec": {"containers": [{"name": "flare", "image": "evil/flare:latest"}]}}}
+            })),
+        )
+        .await
+        .expect("drift");
+    ctx.cache()
+        .wait_consistent(&h.client)
+        .await
+        .expect("the caches see the drift");
+    let site = h.sites().get("marburg").await.expect("site");
+    controller::dizsite::reconcile(Arc::new(site), ctx.clone())
+        .await
+        .expect("reconcile after drift succeeds");
+    assert_eq!(renders(&ctx), 2, "drift makes the reconcile render");
+    let image = deployments
+        .get("marburg-flare")
+        .await
+        .expect("flare")
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|p| p.containers[0].image.clone())
+        .unwrap_or_default();
+    assert!(image.contains("@sha256:"), "drift taken back: {image}");
     assert_ne!(
         format!("{action:?}"),
         "",
         "requeues for the periodic resync"
     );
+}
+
+/// DizSite reconciles that rendered the site, from the operator's metrics.
+fn renders(ctx: &controller::Context) -> u64 {
+    ctx.metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix("miracolix_site_renders_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The server stores quantities canonically (`0.5` → `500m`, `1.5Gi` → `1536Mi`) and fills in

@@ -117,6 +117,7 @@ struct Inner {
     watch_restarts: Family<KindLabels, Counter>,
     watch_failures: Family<KindLabels, Counter>,
     queue_depth: Gauge,
+    site_renders: Counter,
     feed_fetches: Family<OutcomeLabels, Counter>,
     feed_fetch_errors: Family<ErrorLabels, Counter>,
     feed_entries: Family<OutcomeLabels, Counter>,
@@ -163,6 +164,7 @@ impl Metrics {
         let watch_restarts = Family::<KindLabels, Counter>::default();
         let watch_failures = Family::<KindLabels, Counter>::default();
         let queue_depth = Gauge::default();
+        let site_renders = Counter::default();
         let feed_fetches = Family::<OutcomeLabels, Counter>::default();
         let feed_fetch_errors = Family::<ErrorLabels, Counter>::default();
         let feed_entries = Family::<OutcomeLabels, Counter>::default();
@@ -202,6 +204,11 @@ impl Metrics {
             "miracolix_reconcile_duration_seconds",
             "Time spent in one reconcile",
             durations.clone(),
+        );
+        registry.register(
+            "miracolix_site_renders",
+            "DizSite reconciles that rendered and applied the site; the others found nothing the render reads changed and only computed the status",
+            site_renders.clone(),
         );
         registry.register(
             "miracolix_site_ready",
@@ -244,6 +251,7 @@ impl Metrics {
             watch_restarts,
             watch_failures,
             queue_depth,
+            site_renders,
             feed_fetches,
             feed_fetch_errors,
             feed_entries,
@@ -275,6 +283,11 @@ impl Metrics {
                 kind: kind.to_string(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// A DizSite reconcile rendered the site (see `controller::dizsite::last_applied`).
+    pub fn site_rendered(&self) {
+        self.0.site_renders.inc();
     }
 
     /// Records one request to the API server (`code` 0: no answer came).

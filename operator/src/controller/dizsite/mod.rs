@@ -328,6 +328,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
             ))
         }
         (Some(release), None) => {
+            ctx.metrics.site_rendered();
             let resolved = select::resolve(release);
             let input = SiteInput {
                 name: &name,
