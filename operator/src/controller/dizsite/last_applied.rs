@@ -283,6 +283,16 @@ mod tests {
         }
     }
 
+    /// What was applied, inputs now, record written, cache, site children present, decision.
+    type Case<'a> = (
+        Option<&'a LastApplied>,
+        Inputs,
+        bool,
+        &'a BTreeMap<(u8, &'a str), Hashes>,
+        &'a [(u8, String)],
+        Render,
+    );
+
     #[test]
     fn renders_unless_inputs_record_and_children_are_as_applied() {
         let as_applied: BTreeMap<(u8, &str), Hashes> = [
@@ -329,14 +339,7 @@ mod tests {
         let extra: Vec<(u8, String)> = vec![(0, "blaze".into()), (1, "stray".into())];
         let last = last();
         // (what was applied, inputs now, record written, cache, site children present, decision)
-        let cases: Vec<(
-            Option<&LastApplied>,
-            Inputs,
-            bool,
-            &BTreeMap<_, _>,
-            &[_],
-            Render,
-        )> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (
                 Some(&last),
                 inputs(),
