@@ -417,7 +417,7 @@ mod tests {
     #[test]
     fn every_served_metric_has_help_and_every_label_a_description() {
         let families = families();
-        assert_eq!(families.len(), 13, "one per registered family");
+        assert_eq!(families.len(), 14, "one per registered family");
         for f in &families {
             assert!(!f.help.is_empty() && !f.type_.is_empty(), "{}", f.name);
             for l in &f.labels {
