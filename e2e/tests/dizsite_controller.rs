@@ -216,6 +216,22 @@ where
     v
 }
 
+/// Someone else (another field manager, forced) changes FLARE's image: drift the operator
+/// must take back.
+async fn drift_flare_image(deployments: &Api<Deployment>) {
+    deployments
+        .patch(
+            "marburg-flare",
+            &PatchParams::apply("someone-else").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "spec": {"template": {"spec": {"containers": [{"name": "flare", "image": "evil/flare:latest"}]}}}
+            })),
+        )
+        .await
+        .expect("drift");
+}
+
 #[tokio::test]
 async fn site_becomes_ready_and_a_noop_resync_writes_nothing() {
     let mut h = Harness::start().await;
@@ -299,17 +315,7 @@ async fn site_becomes_ready_and_a_noop_resync_writes_nothing() {
     // Drift after a skipped render: the next reconcile sees the child's content changed in
     // its cache, renders and takes the field back.
     let deployments: Api<Deployment> = Api::namespaced(h.client.clone(), NS);
-    deployments
-        .patch(
-            "marburg-flare",
-            &PatchParams::apply("someone-else").force(),
-            &Patch::Apply(json!({
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "spec": {"template": {"spec": {"containers": [{"name": "flare", "image": "evil/flare:latest"}]}}}
-            })),
-        )
-        .await
-        .expect("drift");
+    drift_flare_image(&deployments).await;
     ctx.cache()
         .wait_consistent(&h.client)
         .await
@@ -509,17 +515,7 @@ async fn drift_is_restored() {
         .as_ref()
         .and_then(|s| s.template.spec.as_ref())
         .map(|p| p.containers[0].image.clone());
-    deployments
-        .patch(
-            "marburg-flare",
-            &PatchParams::apply("someone-else").force(),
-            &Patch::Apply(json!({
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "spec": {"template": {"spec": {"containers": [{"name": "flare", "image": "evil/flare:latest"}]}}}
-            })),
-        )
-        .await
-        .expect("drift");
+    drift_flare_image(&deployments).await;
     within("drift restored", async {
         loop {
             let d = deployments.get("marburg-flare").await.expect("get");
