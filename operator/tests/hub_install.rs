@@ -120,8 +120,8 @@ fn lay_out(pod: &HubPod, root_dir: &Path, state: &Path, inputs: &Inputs) -> Vec<
             continue;
         }
         std::fs::create_dir_all(&dir).expect("dir");
-        if volume.get("emptyDir").is_some() {
-        } else if let Some(cm) = volume.get("configMap") {
+        // An emptyDir stays the empty directory just made.
+        if let Some(cm) = volume.get("configMap") {
             match cm["name"].as_str().expect("configMap name") {
                 "miracolix-hub-sites" => project(
                     &dir,
@@ -145,7 +145,7 @@ fn lay_out(pod: &HubPod, root_dir: &Path, state: &Path, inputs: &Inputs) -> Vec<
                 ),
                 other => panic!("a Secret this test does not know: {other}"),
             }
-        } else {
+        } else if volume.get("emptyDir").is_none() {
             panic!("a volume source this test does not know: {volume}");
         }
         mounts.push((path, dir));

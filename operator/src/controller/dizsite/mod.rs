@@ -317,14 +317,13 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
         }
         None => None,
     };
-    let built = match (deploy, &unchanged) {
+    let built = match (deploy, unchanged) {
         (Some(release), Some(last)) => {
             // Nothing to build: the last render said this, and its children are as applied.
             Some((
                 release.name.clone(),
-                None,
-                last.notices.clone(),
-                last.reporting.clone(),
+                (last.notices.clone(), last.reporting.clone()),
+                Children::AsLastApplied(last),
             ))
         }
         (Some(release), None) => {
@@ -344,7 +343,11 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                 Ok(children) => {
                     let notices = status::notice_conditions(&input);
                     let reporting = catalog::reporter::deployable(&input).map(|r| r.cloned());
-                    Some((resolved.name.clone(), Some(children), notices, reporting))
+                    Some((
+                        resolved.name.clone(),
+                        (notices, reporting),
+                        Children::Rendered(children),
+                    ))
                 }
                 Err(errors) => {
                     let reason = errors
@@ -399,9 +402,9 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
 
     // apply what the plan deploys; nothing at all when it deploys nothing
     let (health, mut conds) = match built {
-        Some((release_name, children, notices, reporting)) => {
-            let outcome = match (children, &unchanged) {
-                (Some(mut children), _) => {
+        Some((release_name, (notices, reporting), children)) => {
+            let outcome = match children {
+                Children::Rendered(mut children) => {
                     let outcome = async {
                         let mut outcome =
                             apply::apply_children(&ctx.client, ctx.cache(), ns, &children).await?;
@@ -443,8 +446,7 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                         }
                     }
                 }
-                (None, Some(last)) => unchanged_outcome(ctx.cache(), ns, last),
-                (None, None) => apply::ApplyOutcome::default(),
+                Children::AsLastApplied(last) => unchanged_outcome(ctx.cache(), ns, &last),
             };
             if !outcome.applied.is_empty() || !outcome.deleted.is_empty() {
                 let note = format!(
@@ -577,6 +579,13 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
         now,
         RESYNC,
     )))
+}
+
+/// What a reconcile deploys: the children it just rendered, or those of the last apply, which
+/// nothing has changed since (`last_applied::decide`).
+enum Children {
+    Rendered(Vec<catalog::Child>),
+    AsLastApplied(std::sync::Arc<last_applied::LastApplied>),
 }
 
 /// The children applied last, as the cache holds them now: what a reconcile that skips the
