@@ -85,12 +85,11 @@ impl Operator {
     }
 
     /// SIGTERM, as the kubelet stops a pod; waits (bounded) for the exit.
-    fn terminate(&mut self) {
+    async fn terminate(&mut self) {
         let pid = self.0.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
+        let status =
+            tokio::task::block_in_place(|| Command::new("kill").args(["-TERM", &pid]).status())
+                .expect("kill runs");
         assert!(status.success(), "kill -TERM {pid}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.0.try_wait().expect("wait").is_none() {
@@ -98,7 +97,7 @@ impl Operator {
                 Instant::now() < deadline,
                 "the operator did not stop within 30 s of SIGTERM"
             );
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
@@ -225,7 +224,7 @@ async fn only_the_leader_follows_the_feed_and_the_next_leader_takes_over() {
     );
 
     // A stops (hands the Lease over): B leads and follows from then on; A asks no more.
-    a.terminate();
+    a.terminate().await;
     let after_a = feed_requests(&hub_a);
     until("B leads", &logs, async || {
         lease_holder(&client).await.as_deref() == Some("pod-b")
