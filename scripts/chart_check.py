@@ -129,7 +129,6 @@ def check_invariants(path, docs):
     where = f"{path} Deployment/{dep['metadata']['name']}"
     c = pod["containers"][0]
     check_restricted(where, pod, c)
-    psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
     if pod.get("automountServiceAccountToken") is not True:
         problem(where, "automountServiceAccountToken must be true (the operator needs the API)")
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
