@@ -102,6 +102,11 @@ async fn scrape(port: u16) -> Res<String> {
 
 /// Counter values summed by one label's value, e.g. requests by verb.
 fn sum_by(text: &str, family: &str, label: &str) -> BTreeMap<String, f64> {
+    sum_by_labels(text, family, &[label])
+}
+
+/// Counter values summed by several labels' values, joined by a space (e.g. "patch Service").
+fn sum_by_labels(text: &str, family: &str, labels: &[&str]) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix(family) else {
@@ -115,12 +120,16 @@ fn sum_by(text: &str, family: &str, label: &str) -> BTreeMap<String, f64> {
             .next()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0);
-        let key = rest
-            .split(&format!("{label}=\""))
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or_default()
-            .to_string();
+        let key = labels
+            .iter()
+            .map(|label| {
+                rest.split(&format!("{label}=\""))
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
         *out.entry(key).or_insert(0.0) += value;
     }
     out
@@ -134,6 +143,8 @@ struct Counts {
     /// Reconciles that rendered the site (the others computed only its status).
     renders: f64,
     by_verb: BTreeMap<String, f64>,
+    /// Writes by verb and resource ("patch services"), which say what converging costs the server.
+    writes_by_kind: BTreeMap<String, f64>,
 }
 
 async fn counts(port: u16) -> Res<Counts> {
@@ -144,6 +155,21 @@ async fn counts(port: u16) -> Res<Counts> {
         .iter()
         .map(|v| get(v))
         .sum();
+    let writes_by_kind =
+        sum_by_labels(&text, "miracolix_api_requests_total", &["verb", "resource"])
+            .into_iter()
+            .filter(|(k, _)| {
+                [
+                    "create ",
+                    "update ",
+                    "patch ",
+                    "delete ",
+                    "deletecollection ",
+                ]
+                .iter()
+                .any(|v| k.starts_with(v))
+            })
+            .collect();
     let watches = get("watch");
     let requests = by_verb.values().sum::<f64>() - watches;
     let reconciles = sum_by(&text, "miracolix_reconcile_total", "result")
@@ -161,6 +187,7 @@ async fn counts(port: u16) -> Res<Counts> {
         reconciles,
         renders,
         by_verb,
+        writes_by_kind,
     })
 }
 
@@ -239,6 +266,7 @@ async fn wait_all_ready(client: &Client, n: usize, limit: Duration) -> Res<Durat
 
 fn start_operator(bin: &Path, kubeconfig: &Path, metrics: u16, log: &Path) -> Res<Proc> {
     let probe = free_port()?;
+    let out = std::fs::File::create(log)?;
     let child = Command::new(bin)
         .args([
             "run",
@@ -257,8 +285,9 @@ fn start_operator(bin: &Path, kubeconfig: &Path, metrics: u16, log: &Path) -> Re
             "RUST_LOG",
             std::env::var("BENCH_OPERATOR_LOG").unwrap_or("warn".into()),
         )
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log)?)
+        // The operator logs to stdout; keep both streams in the log.
+        .stdout(out.try_clone()?)
+        .stderr(out)
         .spawn()?;
     Ok(Proc(child))
 }
@@ -522,6 +551,15 @@ async fn main() -> Res<()> {
     println!(
         "  requests to converge:          {:.0} ({:.0} writes, {:.0} watches)",
         after.requests, after.writes, after.watches
+    );
+    println!(
+        "  writes per site to converge:   {}",
+        after
+            .writes_by_kind
+            .iter()
+            .map(|(k, v)| format!("{k} {:.1}", v / n as f64))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "  per no-op resync of a site:    {:.2} requests, {:.2} writes {:?}",
