@@ -7,7 +7,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject};
 
-use super::cache::{Cache, LIVE_HASH, child_key, live_hash};
+use super::cache::{Cache, LIVE_HASH, child_key};
 use super::diff::{self, DESIRED_HASH_ANNOTATION};
 use crate::api::reasons;
 use crate::catalog::{Child, FIELD_MANAGER, MANAGED_BY, SITE_LABEL};
@@ -172,8 +172,9 @@ pub async fn apply_children(
                             source,
                         })?;
                     if diff::unchanged(&desired, &live_json) {
-                        cache.verified().record(key, want, live_hash(&live));
-                        out.live.push((child.resource.clone(), trimmed(live)));
+                        let (live, hash) = trimmed(live);
+                        cache.verified().record(key, want, hash);
+                        out.live.push((child.resource.clone(), live));
                         continue;
                     }
                 }
@@ -190,19 +191,28 @@ pub async fn apply_children(
                 name: name.clone(),
                 source,
             })?;
-        cache.verified().record(key, want, live_hash(&applied));
+        let (applied, hash) = trimmed(applied);
+        cache.verified().record(key, want, hash);
         out.applied.push(format!("{kind}/{name}"));
-        out.live.push((child.resource.clone(), trimmed(applied)));
+        out.live.push((child.resource.clone(), applied));
     }
     Ok(out)
 }
 
 /// The answer trimmed as the cache trims children: the status reads the same few fields from
 /// either, and a site's full answers (managed fields, pod templates) would otherwise be held
-/// until its reconcile ends, for every site converging at once.
-fn trimmed(mut obj: DynamicObject) -> DynamicObject {
+/// until its reconcile ends, for every site converging at once. With its [`LIVE_HASH`], which
+/// trimming computed: each answer is hashed once.
+fn trimmed(mut obj: DynamicObject) -> (DynamicObject, String) {
     super::cache::trim_child(&mut obj);
-    obj
+    let hash = obj
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LIVE_HASH))
+        .cloned()
+        .unwrap_or_default();
+    (obj, hash)
 }
 
 /// Label selector of everything the operator manages for one site.

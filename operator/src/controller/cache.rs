@@ -1267,22 +1267,113 @@ impl Watch<'_> {
 /// controllers change on their own (status, resourceVersion, managedFields, generation): equal
 /// hashes mean nobody changed the object's content.
 pub fn live_hash(obj: &DynamicObject) -> String {
-    let mut v = match serde_json::to_value(obj) {
-        Ok(v) => v,
-        Err(_) => return String::new(),
-    };
-    if let Some(o) = v.as_object_mut() {
-        o.remove("status");
-        if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-            for k in ["resourceVersion", "managedFields", "generation"] {
-                m.remove(k);
-            }
-            if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
-                a.remove(LIVE_HASH);
-            }
+    super::diff::fnv_hex(&LiveView(obj))
+}
+
+/// An object as [`live_hash`] reads it, encoded without building a copy: the full watched
+/// object carries managedFields and status, several times the size of what is hashed.
+struct LiveView<'a>(&'a DynamicObject);
+
+impl serde::Serialize for LiveView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let obj = self.0;
+        let mut map = s.serialize_map(None)?;
+        if let Some(t) = &obj.types {
+            map.serialize_entry("apiVersion", &t.api_version)?;
+            map.serialize_entry("kind", &t.kind)?;
         }
+        map.serialize_entry("metadata", &MetaView(&obj.metadata))?;
+        match obj.data.as_object() {
+            Some(data) => {
+                for (k, v) in data.iter().filter(|(k, _)| k.as_str() != "status") {
+                    map.serialize_entry(k, v)?;
+                }
+            }
+            None => map.serialize_entry("data", &obj.data)?,
+        }
+        map.end()
     }
-    super::diff::desired_hash(&v)
+}
+
+/// Metadata without what the server changes on its own (resourceVersion, managedFields,
+/// generation) and without the cache's own [`LIVE_HASH`] annotation.
+struct MetaView<'a>(&'a kube::core::ObjectMeta);
+
+impl serde::Serialize for MetaView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        // Every other field of ObjectMeta, spelled out: a field added to ObjectMeta is then
+        // not hashed until it is listed here, which errs towards "unchanged".
+        let kube::core::ObjectMeta {
+            annotations,
+            creation_timestamp,
+            deletion_grace_period_seconds,
+            deletion_timestamp,
+            finalizers,
+            generate_name,
+            generation: _,
+            labels,
+            managed_fields: _,
+            name,
+            namespace,
+            owner_references,
+            resource_version: _,
+            self_link,
+            uid,
+        } = self.0;
+        let mut map = s.serialize_map(None)?;
+        if let Some(a) = annotations {
+            let kept = a.iter().filter(|(k, _)| k.as_str() != LIVE_HASH);
+            map.serialize_entry("annotations", &Entries(std::cell::Cell::new(Some(kept))))?;
+        }
+        if let Some(v) = creation_timestamp {
+            map.serialize_entry("creationTimestamp", v)?;
+        }
+        if let Some(v) = deletion_grace_period_seconds {
+            map.serialize_entry("deletionGracePeriodSeconds", v)?;
+        }
+        if let Some(v) = deletion_timestamp {
+            map.serialize_entry("deletionTimestamp", v)?;
+        }
+        if let Some(v) = finalizers {
+            map.serialize_entry("finalizers", v)?;
+        }
+        if let Some(v) = generate_name {
+            map.serialize_entry("generateName", v)?;
+        }
+        if let Some(v) = labels {
+            map.serialize_entry("labels", v)?;
+        }
+        if let Some(v) = name {
+            map.serialize_entry("name", v)?;
+        }
+        if let Some(v) = namespace {
+            map.serialize_entry("namespace", v)?;
+        }
+        if let Some(v) = owner_references {
+            map.serialize_entry("ownerReferences", v)?;
+        }
+        if let Some(v) = self_link {
+            map.serialize_entry("selfLink", v)?;
+        }
+        if let Some(v) = uid {
+            map.serialize_entry("uid", v)?;
+        }
+        map.end()
+    }
+}
+
+/// Map entries serialized once from an iterator.
+struct Entries<I>(std::cell::Cell<Option<I>>);
+
+impl<'a, I> serde::Serialize for Entries<I>
+where
+    I: Iterator<Item = (&'a String, &'a String)>,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.take().into_iter().flatten())
+    }
 }
 
 /// Paths of a child the status reads; everything else is dropped before the child is stored.
@@ -1494,8 +1585,35 @@ mod tests {
         b.metadata.resource_version = Some("8".into());
         b.metadata.managed_fields = None;
         assert_eq!(live_hash(&a), live_hash(&b));
-        b.data["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = json!("evil");
-        assert_ne!(live_hash(&a), live_hash(&b));
+        b.metadata.generation = Some(9);
+        // The cache's own annotation is not content.
+        b.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(LIVE_HASH.into(), "0123".into());
+        assert_eq!(live_hash(&a), live_hash(&b));
+        let content: [fn(&mut DynamicObject); 5] = [
+            |o| o.data["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = json!("evil"),
+            |o| {
+                o.metadata
+                    .labels
+                    .get_or_insert_default()
+                    .insert("x".into(), "y".into());
+            },
+            |o| {
+                o.metadata
+                    .annotations
+                    .get_or_insert_default()
+                    .insert("other".into(), "z".into());
+            },
+            |o| o.metadata.finalizers = Some(vec!["f".into()]),
+            |o| o.metadata.owner_references = Some(vec![Default::default()]),
+        ];
+        for (i, change) in content.iter().enumerate() {
+            let mut c = b.clone();
+            change(&mut c);
+            assert_ne!(live_hash(&a), live_hash(&c), "change {i}");
+        }
     }
 
     fn labelled(ns: &str, name: &str, site: Option<&str>) -> watcher::Event<Pod> {

@@ -11,11 +11,15 @@
 //!    apply failed);
 //! 2. the render's inputs are the same: the site's uid and spec, the release it deploys (name
 //!    and fingerprint, i.e. its signed content), whether CloudNativePG is installed;
-//! 3. the rollout record is not written by this reconcile (an upgrade starts or moves on);
-//! 4. every child applied last is still in the cache, with the desired hash applied last and
+//! 3. every child applied last is still in the cache, with the desired hash applied last and
 //!    the live content last seen to match it (nobody changed it: no drift, nothing deleted);
-//! 5. the cache holds no other child of the site of a kind the orphan sweep removes (someone
+//! 4. the cache holds no other child of the site of a kind the orphan sweep removes (someone
 //!    labelled an object as the site's, or a removal has not been seen yet).
+//!
+//! The rollout record is not an input. What it decides for the render, the release deployed,
+//! is (rule 2); a record that moves on without changing that release (an install or an upgrade
+//! completing, a halt) changes no child. Rendering on every record write was the second render
+//! of every site while it converged (half the operator's renders).
 //!
 //! Anything else renders and applies as before, which repairs drift and recreates what was
 //! deleted; the apply's own per-child checks ([`crate::controller::apply`]) are unchanged.
@@ -145,19 +149,16 @@ pub enum Render {
     Skip,
     FirstApply,
     InputsChanged,
-    RecordWritten,
     ChildChanged(String),
     ChildMissing(String),
     Unexpected(String),
 }
 
-/// The decision, from what was applied last, the render's inputs now, whether the record is
-/// written now, a child's hashes as cached (`None`: not cached), and the site's cached children
+/// The decision, from what was applied last, the render's inputs now, a child's hashes as cached (`None`: not cached), and the site's cached children
 /// of the orphan sweep's kinds. Rules in the module docs.
 pub fn decide(
     last: Option<&LastApplied>,
     now: &Inputs,
-    record_written: bool,
     cached: impl Fn(&AppliedChild) -> Option<Hashes>,
     present: &[(u8, String)],
 ) -> Render {
@@ -166,9 +167,6 @@ pub fn decide(
     };
     if last.inputs != *now {
         return Render::InputsChanged;
-    }
-    if record_written {
-        return Render::RecordWritten;
     }
     for child in &last.children {
         match cached(child) {
@@ -283,18 +281,17 @@ mod tests {
         }
     }
 
-    /// What was applied, inputs now, record written, cache, site children present, decision.
+    /// What was applied, inputs now, cache, site children present, decision.
     type Case<'a> = (
         Option<&'a LastApplied>,
         Inputs,
-        bool,
         &'a BTreeMap<(u8, &'a str), Hashes>,
         &'a [(u8, String)],
         Render,
     );
 
     #[test]
-    fn renders_unless_inputs_record_and_children_are_as_applied() {
+    fn renders_unless_inputs_and_children_are_as_applied() {
         let as_applied: BTreeMap<(u8, &str), Hashes> = [
             (
                 (0, "blaze"),
@@ -338,12 +335,11 @@ mod tests {
         let kept: Vec<(u8, String)> = vec![(0, "blaze".into()), (4, "record".into())];
         let extra: Vec<(u8, String)> = vec![(0, "blaze".into()), (1, "stray".into())];
         let last = last();
-        // (what was applied, inputs now, record written, cache, site children present, decision)
+        // (what was applied, inputs now, cache, site children present, decision)
         let cases: Vec<Case<'_>> = vec![
             (
                 Some(&last),
                 inputs(),
-                false,
                 &as_applied,
                 &kept,
                 Render::Skip,
@@ -351,7 +347,6 @@ mod tests {
             (
                 None,
                 inputs(),
-                false,
                 &as_applied,
                 &kept,
                 Render::FirstApply,
@@ -359,7 +354,6 @@ mod tests {
             (
                 Some(&last),
                 with(|i| i.spec = 8),
-                false,
                 &as_applied,
                 &kept,
                 Render::InputsChanged,
@@ -367,7 +361,6 @@ mod tests {
             (
                 Some(&last),
                 with(|i| i.uid = "u2".into()),
-                false,
                 &as_applied,
                 &kept,
                 Render::InputsChanged,
@@ -375,7 +368,6 @@ mod tests {
             (
                 Some(&last),
                 with(|i| i.release_fingerprint = "f2".into()),
-                false,
                 &as_applied,
                 &kept,
                 Render::InputsChanged,
@@ -383,7 +375,6 @@ mod tests {
             (
                 Some(&last),
                 with(|i| i.release_name = "2026.3".into()),
-                false,
                 &as_applied,
                 &kept,
                 Render::InputsChanged,
@@ -391,7 +382,6 @@ mod tests {
             (
                 Some(&last),
                 with(|i| i.cnpg_available = false),
-                false,
                 &as_applied,
                 &kept,
                 Render::InputsChanged,
@@ -399,15 +389,6 @@ mod tests {
             (
                 Some(&last),
                 inputs(),
-                true,
-                &as_applied,
-                &kept,
-                Render::RecordWritten,
-            ),
-            (
-                Some(&last),
-                inputs(),
-                false,
                 &drifted,
                 &kept,
                 Render::ChildChanged("blaze".into()),
@@ -415,7 +396,6 @@ mod tests {
             (
                 Some(&last),
                 inputs(),
-                false,
                 &stale,
                 &kept,
                 Render::ChildChanged("blaze".into()),
@@ -423,7 +403,6 @@ mod tests {
             (
                 Some(&last),
                 inputs(),
-                false,
                 &deleted,
                 &kept,
                 Render::ChildMissing("blaze".into()),
@@ -431,7 +410,6 @@ mod tests {
             (
                 Some(&last),
                 inputs(),
-                false,
                 &as_applied,
                 &extra,
                 Render::Unexpected("stray".into()),
@@ -440,17 +418,15 @@ mod tests {
             (
                 Some(&last),
                 with(|i| i.spec = 8),
-                true,
                 &deleted,
                 &extra,
                 Render::InputsChanged,
             ),
         ];
-        for (i, (last, now, record, cache, present, want)) in cases.into_iter().enumerate() {
+        for (i, (last, now, cache, present, want)) in cases.into_iter().enumerate() {
             let got = decide(
                 last,
                 &now,
-                record,
                 |c| cache.get(&(c.kind, c.name.as_str())).copied(),
                 present,
             );

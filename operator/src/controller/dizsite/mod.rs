@@ -302,7 +302,6 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
             let decision = last_applied::decide(
                 last.as_deref(),
                 inputs,
-                plan.record != record,
                 |c| {
                     let ar = kinds.get(usize::from(c.kind))?;
                     last_applied::Hashes::of(&*cache.child(ar, ns, &c.name)?)
