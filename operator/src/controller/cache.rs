@@ -31,6 +31,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::Value;
 
 use super::Scope;
+use super::child_store::ChildStore;
 use super::diff::DESIRED_HASH_ANNOTATION;
 use crate::api::{ComponentRelease, DizSite, ReleaseRevocation};
 use crate::catalog::{self, MANAGED_BY, SITE_LABEL};
@@ -185,7 +186,6 @@ struct Scoped<K: Resource + 'static>
 where
     K::DynamicType: std::hash::Hash + Eq + Clone,
 {
-    what: String,
     stores: Vec<(Scope, Store<K>)>,
     /// Per store (same order), for the kinds read per site: children and pods.
     indexes: Vec<Arc<SiteIndex>>,
@@ -244,6 +244,67 @@ where
 
     fn all(&self) -> Vec<Arc<K>> {
         self.stores.iter().flat_map(|(_, s)| s.state()).collect()
+    }
+}
+
+/// The compact stores of one child kind, one per watched scope (see `child_store.rs`).
+struct ScopedChildren {
+    what: String,
+    stores: Vec<(Scope, Arc<ChildStore>)>,
+    /// Per store (same order).
+    indexes: Vec<Arc<SiteIndex>>,
+}
+
+impl ScopedChildren {
+    fn position(&self, ns: &str) -> Option<usize> {
+        self.stores.iter().position(|(s, _)| match s {
+            Scope::AllNamespaces => true,
+            Scope::Namespace(n) => n == ns,
+        })
+    }
+
+    fn get(&self, ns: &str, name: &str) -> Option<Arc<DynamicObject>> {
+        let (_, store) = self.stores.get(self.position(ns)?)?;
+        store.get(ns, name)
+    }
+
+    /// The objects labelled as `site`'s in `ns`, through the index.
+    fn of_site(&self, ns: &str, site: &str) -> Vec<Arc<DynamicObject>> {
+        let Some(i) = self.position(ns) else {
+            return Vec::new();
+        };
+        let (Some((_, store)), Some(index)) = (self.stores.get(i), self.indexes.get(i)) else {
+            return Vec::new();
+        };
+        index
+            .names(ns, site)
+            .into_iter()
+            .filter_map(|name| store.get(ns, &name))
+            // The store may already hold a newer version the index has not seen yet.
+            .filter(|o| {
+                o.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(SITE_LABEL))
+                    .map(String::as_str)
+                    == Some(site)
+            })
+            .collect()
+    }
+
+    fn len(&self) -> usize {
+        self.stores.iter().map(|(_, s)| s.len()).sum()
+    }
+
+    fn versions_in(&self, scope: &Scope) -> Vec<String> {
+        let mut v = self
+            .stores
+            .iter()
+            .find(|(s, _)| s == scope)
+            .map(|(_, s)| s.versions())
+            .unwrap_or_default();
+        v.sort();
+        v
     }
 }
 
@@ -361,8 +422,8 @@ struct Inner {
     errors: Arc<Mutex<BTreeMap<String, String>>>,
     synced: SyncSet,
     sites: Scoped<DizSite>,
-    children: BTreeMap<(String, String), Scoped<DynamicObject>>,
-    cnpg_clusters: OnceLock<Scoped<DynamicObject>>,
+    children: BTreeMap<(String, String), ScopedChildren>,
+    cnpg_clusters: OnceLock<ScopedChildren>,
     pods: Scoped<Pod>,
     mount_events: Scoped<Event>,
     releases: Store<ComponentRelease>,
@@ -457,7 +518,6 @@ impl Cache {
             sites_stores.push((scope.clone(), store));
         }
         let sites = Scoped {
-            what: "DizSites".into(),
             stores: sites_stores,
             indexes: Vec::new(),
             dyntype: (),
@@ -606,13 +666,11 @@ impl Cache {
             children,
             cnpg_clusters: OnceLock::new(),
             pods: Scoped {
-                what: "Pods".into(),
                 stores: pods,
                 indexes: pod_indexes,
                 dyntype: (),
             },
             mount_events: Scoped {
-                what: "FailedMount Events".into(),
                 stores: events,
                 indexes: Vec::new(),
                 dyntype: (),
@@ -874,7 +932,7 @@ impl Cache {
         self.0.sites.all().iter().map(|s| (**s).clone()).collect()
     }
 
-    fn children_of(&self, ar: &ApiResource) -> Option<&Scoped<DynamicObject>> {
+    fn children_of(&self, ar: &ApiResource) -> Option<&ScopedChildren> {
         let key = (ar.group.clone(), ar.kind.clone());
         self.0
             .children
@@ -884,9 +942,7 @@ impl Cache {
 
     /// A child as last seen (trimmed), `None` when it does not exist or its kind is not watched.
     pub fn child(&self, ar: &ApiResource, ns: &str, name: &str) -> Option<Arc<DynamicObject>> {
-        self.children_of(ar)?
-            .for_namespace(ns)?
-            .get(&ObjectRef::new_with(name, ar.clone()).within(ns))
+        self.children_of(ar)?.get(ns, name)
     }
 
     /// The children of kind `ar` labelled as the site's and as managed by the operator.
@@ -924,12 +980,11 @@ impl Cache {
     pub fn sizes(&self) -> BTreeMap<String, usize> {
         let i = &self.0;
         let mut out = BTreeMap::new();
-        let count = |s: &[(Scope, Store<DynamicObject>)]| s.iter().map(|(_, s)| s.len()).sum();
         for ((_, kind), c) in &i.children {
-            out.insert(kind.clone(), count(&c.stores));
+            out.insert(kind.clone(), c.len());
         }
         if let Some(c) = i.cnpg_clusters.get() {
-            out.insert("Cluster".into(), count(&c.stores));
+            out.insert("Cluster".into(), c.len());
         }
         out.insert("DizSite".into(), i.sites.all().len());
         out.insert("Pod".into(), i.pods.all().len());
@@ -985,14 +1040,7 @@ impl Cache {
                 Scope::AllNamespaces => None,
                 Scope::Namespace(n) => Some(n.as_str()),
             };
-            let store_of = |stores: &[(Scope, Store<DynamicObject>)]| {
-                stores
-                    .iter()
-                    .find(|(s, _)| s == scope)
-                    .map(|(_, s)| s.state())
-                    .unwrap_or_default()
-            };
-            let mut kinds: Vec<(ApiResource, &Scoped<DynamicObject>)> = child_kinds()
+            let mut kinds: Vec<(ApiResource, &ScopedChildren)> = child_kinds()
                 .into_iter()
                 .filter_map(|ar| {
                     let c = i.children.get(&(ar.group.clone(), ar.kind.clone()))?;
@@ -1012,7 +1060,7 @@ impl Cache {
                     continue;
                 };
                 let want = versions::<DynamicObject>(list.items.iter().map(Wrap));
-                let have = versions::<DynamicObject>(store_of(&c.stores));
+                let have = c.versions_in(scope);
                 if want != have {
                     diff.push(ar.kind.clone());
                 }
@@ -1177,7 +1225,7 @@ impl Watch<'_> {
         triggers: &Arc<Triggers>,
         verified: &Arc<Verified>,
         tasks: &mut Vec<tokio::task::AbortHandle>,
-    ) -> Scoped<DynamicObject> {
+    ) -> ScopedChildren {
         let mut stores = Vec::new();
         let mut indexes = Vec::new();
         for scope in scopes {
@@ -1190,25 +1238,24 @@ impl Watch<'_> {
             let t = triggers.clone();
             let v = verified.clone();
             let kind = ar.clone();
-            let writer = Writer::new(ar.clone());
-            let store = writer.as_reader();
+            let store = Arc::new(ChildStore::new(ar.clone()));
+            let writer = store.clone();
             let metrics = self.metrics.clone();
             let errors = self.errors.clone();
             let what = ar.plural.clone();
             let key = sync_key(&what, Some(scope));
             let synced = self.synced.clone();
             synced.register(&key);
-            let stream = reflector::reflector(
-                writer,
-                watcher(api, managed())
-                    .map_ok(|ev| ev.modify(trim_child))
-                    .default_backoff(),
-            );
+            let stream = watcher(api, managed())
+                .map_ok(|ev| ev.modify(trim_child))
+                .default_backoff();
             let task = tokio::spawn(async move {
                 let mut stream = std::pin::pin!(stream);
                 let mut listed = false;
                 while let Some(ev) = stream.next().await {
+                    // Stored before anyone is told: a triggered reconcile reads the change.
                     if let Ok(ev) = &ev {
+                        writer.apply(ev);
                         index.event(ev);
                     }
                     match ev {
@@ -1254,11 +1301,10 @@ impl Watch<'_> {
             tasks.push(task.abort_handle());
             stores.push((scope.clone(), store));
         }
-        Scoped {
+        ScopedChildren {
             what: ar.plural.clone(),
             stores,
             indexes,
-            dyntype: ar.clone(),
         }
     }
 }
@@ -1449,7 +1495,7 @@ pub fn trim_child(obj: &mut DynamicObject) {
 
 /// The labels the reconcile reads: the site's, the component's and the part's role (the rollout
 /// record's `rollout-record`); other labels are not stored.
-const KEPT_LABELS: &[&str] = &[
+pub const KEPT_LABELS: &[&str] = &[
     SITE_LABEL,
     catalog::COMPONENT_LABEL,
     "app.kubernetes.io/component",
@@ -1593,7 +1639,10 @@ mod tests {
             .insert(LIVE_HASH.into(), "0123".into());
         assert_eq!(live_hash(&a), live_hash(&b));
         let content: [fn(&mut DynamicObject); 5] = [
-            |o| o.data["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = json!("evil"),
+            |o| {
+                o.data["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] =
+                    json!("evil")
+            },
             |o| {
                 o.metadata
                     .labels

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod cache;
 pub mod certification;
+pub mod child_store;
 pub mod component_release;
 pub mod diff;
 pub mod dizsite;

@@ -337,20 +337,8 @@ mod tests {
         let last = last();
         // (what was applied, inputs now, cache, site children present, decision)
         let cases: Vec<Case<'_>> = vec![
-            (
-                Some(&last),
-                inputs(),
-                &as_applied,
-                &kept,
-                Render::Skip,
-            ),
-            (
-                None,
-                inputs(),
-                &as_applied,
-                &kept,
-                Render::FirstApply,
-            ),
+            (Some(&last), inputs(), &as_applied, &kept, Render::Skip),
+            (None, inputs(), &as_applied, &kept, Render::FirstApply),
             (
                 Some(&last),
                 with(|i| i.spec = 8),
