@@ -14,7 +14,11 @@
 //!   `field.Forbidden`/`Required`/`Duplicate`.
 //!
 //! Each CRD schema is compiled once per thread and kept, as the apiserver keeps its compiled
-//! rules, instead of once per object.
+//! rules, instead of once per object. Below the root, each node also remembers the outcome of
+//! its rules for the values it saw (`Memo`): most writes of a custom resource (status writes,
+//! a re-apply) leave most of it as it was, and evaluating the rules again, `matches()`
+//! compiling its regular expression on every call, was a fifth of the test API server's CPU
+//! (`perf`, docs/performance.md).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -23,7 +27,7 @@ use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use kube::core::cel::{CompiledSchema, RootContext, Validator, compile_schema};
+use kube::core::cel::{CompiledSchema, RootContext, ValidationError, Validator, compile_schema};
 use serde_json::{Map, Value};
 
 use crate::{FieldError, FieldErrorKind, go_quote, index, join};
@@ -43,6 +47,65 @@ struct Node {
     /// For `x-kubernetes-list-type: map` lists: the keys that correlate old and new items.
     map_keys: Option<Vec<String>>,
     additional: Option<Box<Node>>,
+    /// Outcomes of `rules` by value, for nodes below the root (see `Memo`).
+    memo: RefCell<Memo>,
+}
+
+/// The outcome of a node's rules for the (value, old value) pairs it was evaluated with.
+///
+/// Exact, not a heuristic: the outcome of `Validator::validate_compiled_with_context` is a
+/// pure function of the compiled rules (the node's, fixed), `self`, `oldSelf` and the root
+/// context. kube-cel 0.8 evaluates with a context built afresh per call from its validator's
+/// registered functions, none of which reads the clock, randomness or any state kept between
+/// calls (there is no `now()` in CEL; kube-cel enforces no runtime cost budget, so no budget
+/// carries over; the only thread-local is its default validator). The root node is not
+/// memoized: its value is the whole object, whose metadata changes on every write, so its
+/// entries would never be hit, and it alone sees the root context.
+///
+/// Entries are found by a hash of the values and keep the values themselves, compared on a
+/// hit, so a hash collision cannot return another value's outcome. The outcome is kube-cel's
+/// errors relative to the node, made into field errors at the path of each use (one node
+/// serves every item of a list).
+#[derive(Default)]
+struct Memo {
+    entries: HashMap<u64, Vec<MemoEntry>>,
+    len: usize,
+}
+
+struct MemoEntry {
+    value: Value,
+    old: Option<Value>,
+    failures: Vec<ValidationError>,
+}
+
+/// Bounds each node's memo (cleared when full, as `COMPILED` is): a few entries per object of
+/// the kind (its value as created, as updated), for a few hundred objects.
+const MAX_MEMO: usize = 1024;
+
+impl Memo {
+    fn key(value: &Value, old: Option<&Value>) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        value.hash(&mut hasher);
+        old.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    fn get(&self, key: u64, value: &Value, old: Option<&Value>) -> Option<&[ValidationError]> {
+        self.entries
+            .get(&key)?
+            .iter()
+            .find(|e| e.value == *value && e.old.as_ref() == old)
+            .map(|e| e.failures.as_slice())
+    }
+
+    fn insert(&mut self, key: u64, entry: MemoEntry) {
+        if self.len >= MAX_MEMO {
+            self.entries.clear();
+            self.len = 0;
+        }
+        self.entries.entry(key).or_default().push(entry);
+        self.len += 1;
+    }
 }
 
 const RULES: &str = "x-kubernetes-validations";
@@ -97,6 +160,7 @@ impl Node {
             items,
             map_keys,
             additional,
+            memo: RefCell::default(),
         })
     }
 }
@@ -249,12 +313,33 @@ fn walk(
     }
     let old = old.filter(|o| !o.is_null());
     if let Some(rules) = &node.rules {
-        let ctx = if path.is_empty() { root } else { None };
-        let result = CEL.with(|v| v.validate_compiled_with_context(rules, value, old, ctx));
-        if let Err(failures) = result {
+        if path.is_empty() {
+            errors.extend(
+                evaluate(rules, value, old, root)
+                    .into_iter()
+                    .map(|e| field_error(path, &node.type_name, e)),
+            );
+        } else {
+            let key = Memo::key(value, old);
+            let hit = node
+                .memo
+                .borrow()
+                .get(key, value, old)
+                .map(<[ValidationError]>::to_vec);
+            let failures = hit.unwrap_or_else(|| {
+                let failures = evaluate(rules, value, old, None);
+                node.memo.borrow_mut().insert(
+                    key,
+                    MemoEntry {
+                        value: value.clone(),
+                        old: old.cloned(),
+                        failures: failures.clone(),
+                    },
+                );
+                failures
+            });
             errors.extend(
                 failures
-                    .into_vec()
                     .into_iter()
                     .map(|e| field_error(path, &node.type_name, e)),
             );
@@ -290,6 +375,19 @@ fn walk(
     }
 }
 
+/// The node's own rules (its descendants' were stripped) for one value.
+fn evaluate(
+    rules: &CompiledSchema,
+    value: &Value,
+    old: Option<&Value>,
+    root: Option<&RootContext>,
+) -> Vec<ValidationError> {
+    CEL.with(|v| v.validate_compiled_with_context(rules, value, old, root))
+        .err()
+        .map(|f| f.into_vec())
+        .unwrap_or_default()
+}
+
 /// The old item of a map-list with the same key values; no old item in other lists.
 fn correlated<'a>(keys: Option<&[String]>, item: &Value, old: &'a Value) -> Option<&'a Value> {
     let keys = keys?;
@@ -320,5 +418,136 @@ fn field_error(path: &str, type_name: &str, e: kube::core::cel::ValidationError)
             FieldError::new(&full, kind, Some(go_quote(type_name)), String::new())
         }
         _ => FieldError::new(&full, kind, Some(go_quote(type_name)), e.message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Rules on a list's items (one node, many paths), passing and failing, with a transition
+    /// rule and a messageExpression.
+    fn schema() -> Value {
+        json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "waves": {"type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+                "items": {"type": "object", "properties": {
+                    "name": {"type": "string", "x-kubernetes-validations": [
+                        {"rule": "self.matches('^[a-z]+$')", "message": "lowercase letters only"}]},
+                    "size": {"type": "integer", "x-kubernetes-validations": [
+                        {"rule": "self >= oldSelf", "message": "size cannot shrink"},
+                        {"rule": "self < 100", "messageExpression": "'size ' + string(self) + ' too big'"}]},
+                }}},
+        }}}})
+    }
+
+    /// Errors of `obj` walked with `node`, whose memo is kept between calls.
+    fn walked(node: &Node, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        walk(node, obj, old, "", None, &mut errors);
+        errors
+    }
+
+    fn memo_len(node: &Node) -> usize {
+        let spec = &node.properties[0].1;
+        let waves = &spec.properties[0].1;
+        let item = waves.items.as_deref().expect("items have rules");
+        item.properties
+            .iter()
+            .map(|(_, n)| n.memo.borrow().len)
+            .sum()
+    }
+
+    #[test]
+    fn a_memoized_outcome_is_the_evaluated_one_for_passing_failing_and_transition_rules() {
+        let old = json!({"spec": {"waves": [{"name": "a", "size": 5}, {"name": "b", "size": 1}]}});
+        let cases = [
+            (json!({"spec": {"waves": [{"name": "a", "size": 5}]}}), None),
+            (
+                json!({"spec": {"waves": [{"name": "a", "size": 5}]}}),
+                Some(&old),
+            ),
+            // Failing: a non-matching name, a shrunk size (oldSelf), a size too big.
+            (
+                json!({"spec": {"waves": [{"name": "B", "size": 4}, {"name": "b", "size": 150}]}}),
+                Some(&old),
+            ),
+            // The same failing item at another position: same outcome, another path.
+            (
+                json!({"spec": {"waves": [{"name": "c", "size": 1}, {"name": "B", "size": 4}]}}),
+                Some(&old),
+            ),
+        ];
+        let s = schema();
+        let shared = Node::build(&s).expect("schema has rules");
+        for (obj, old) in &cases {
+            // A fresh node evaluates everything (no memo yet); the shared one may answer from
+            // what earlier cases left in its memo, and answers the repeat from it.
+            let fresh = walked(&Node::build(&s).expect("rules"), obj, *old);
+            assert_eq!(walked(&shared, obj, *old), fresh, "{obj}");
+            let entries = memo_len(&shared);
+            assert_eq!(walked(&shared, obj, *old), fresh, "{obj} again");
+            assert_eq!(
+                memo_len(&shared),
+                entries,
+                "the repeat is answered by the memo"
+            );
+        }
+        let failing = walked(&shared, &cases[2].0, cases[2].1);
+        let rendered: Vec<String> = failing.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            rendered,
+            [
+                r#"spec.waves[0].name: Invalid value: "string": lowercase letters only"#,
+                r#"spec.waves[1].size: Invalid value: "integer": size 150 too big"#,
+            ]
+        );
+        let moved = walked(&shared, &cases[3].0, cases[3].1);
+        assert_eq!(
+            moved[0].to_string(),
+            r#"spec.waves[1].name: Invalid value: "string": lowercase letters only"#
+        );
+    }
+
+    #[test]
+    fn a_memo_hit_needs_an_equal_value_and_old_value() {
+        let s = schema();
+        let node = Node::build(&s).expect("schema has rules");
+        let size = |n: i64| json!({"spec": {"waves": [{"name": "a", "size": n}]}});
+        let (four, five, six) = (size(4), size(5), size(6));
+        assert!(walked(&node, &five, Some(&four)).is_empty());
+        let after_first = memo_len(&node);
+        assert_eq!(after_first, 2, "one entry for name, one for size");
+        // An equal value (another allocation) is a hit.
+        assert!(walked(&node, &size(5), Some(&size(4))).is_empty());
+        assert_eq!(memo_len(&node), after_first);
+        // The same value with another old value is not: the transition rule fails.
+        let shrunk = walked(&node, &five, Some(&six));
+        assert_eq!(shrunk.len(), 1, "{shrunk:?}");
+        assert_eq!(memo_len(&node), after_first + 1, "name hit, size evaluated");
+        // Without an old value neither is a hit; the transition rule does not run.
+        assert!(walked(&node, &five, None).is_empty());
+        assert_eq!(memo_len(&node), after_first + 3);
+    }
+
+    #[test]
+    fn a_full_memo_is_cleared() {
+        let mut memo = Memo::default();
+        for i in 0..=MAX_MEMO {
+            let v = json!(i);
+            memo.insert(
+                Memo::key(&v, None),
+                MemoEntry {
+                    value: v,
+                    old: None,
+                    failures: Vec::new(),
+                },
+            );
+        }
+        assert_eq!(memo.len, 1);
+        let last = json!(MAX_MEMO);
+        assert!(memo.get(Memo::key(&last, None), &last, None).is_some());
     }
 }
