@@ -33,6 +33,39 @@ pub struct Indexes {
     pub finalizing: BTreeSet<ObjKey>,
     /// May have a dangling owner reference (see the module docs).
     pub recheck: BTreeSet<ObjKey>,
+    /// `spec.clusterIP` of the stored Services -> how many Services hold it.
+    cluster_ips: HashMap<String, usize>,
+    /// `spec.ports[].nodePort` of the stored Services -> how many ports hold it.
+    node_ports: HashMap<i64, usize>,
+}
+
+fn is_service(key: &ObjKey) -> bool {
+    key.group.is_empty() && key.plural == "services"
+}
+
+fn cluster_ip(service: &Value) -> Option<&str> {
+    service.pointer("/spec/clusterIP").and_then(Value::as_str)
+}
+
+fn node_ports(service: &Value) -> impl Iterator<Item = i64> + '_ {
+    service
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
+}
+
+/// Counts `k` once more (`up`) or once less, forgetting it at zero.
+fn count<K: Eq + std::hash::Hash>(map: &mut HashMap<K, usize>, k: K, up: bool) {
+    if up {
+        *map.entry(k).or_default() += 1;
+    } else if let Some(n) = map.get_mut(&k) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(&k);
+        }
+    }
 }
 
 pub fn uid(obj: &Value) -> Option<&str> {
@@ -72,6 +105,9 @@ impl Indexes {
         new: Option<&Value>,
         finalizing: bool,
     ) {
+        if is_service(key) {
+            self.replace_service(old, new);
+        }
         if let Some(old) = old {
             if let Some(u) = uid(old) {
                 remove_from(&mut self.by_uid, u, key);
@@ -127,6 +163,28 @@ impl Indexes {
                 }
             }
         }
+    }
+
+    fn replace_service(&mut self, old: Option<&Value>, new: Option<&Value>) {
+        for (service, up) in [(old, false), (new, true)] {
+            let Some(service) = service else { continue };
+            if let Some(ip) = cluster_ip(service) {
+                count(&mut self.cluster_ips, ip.to_string(), up);
+            }
+            for port in node_ports(service) {
+                count(&mut self.node_ports, port, up);
+            }
+        }
+    }
+
+    /// Whether a stored Service has this `spec.clusterIP`.
+    pub fn cluster_ip_taken(&self, ip: &str) -> bool {
+        self.cluster_ips.contains_key(ip)
+    }
+
+    /// Whether a port of a stored Service has this `nodePort`.
+    pub fn node_port_taken(&self, port: i64) -> bool {
+        self.node_ports.contains_key(&port)
     }
 
     /// The served resources changed: any reference may resolve differently now.
@@ -230,6 +288,45 @@ mod tests {
 
         ix.replace(&owner, Some(&obj("u1", &[])), None, false);
         assert_eq!(ix.recheck.iter().collect::<Vec<_>>(), vec![&dep]);
+    }
+
+    #[test]
+    fn service_allocations_are_counted_per_service() {
+        let mut ix = Indexes::default();
+        let svc = |name: &str| ObjKey {
+            group: String::new(),
+            plural: "services".into(),
+            namespace: "a".into(),
+            name: name.into(),
+        };
+        let spec = |ip: &str, ports: &[i64]| {
+            let ports: Vec<Value> = ports.iter().map(|p| json!({"nodePort": p})).collect();
+            json!({"metadata": {"uid": ip}, "spec": {"clusterIP": ip, "ports": ports}})
+        };
+        let (x1, x2) = (
+            spec("10.96.0.5", &[30000, 30001]),
+            spec("10.96.0.6", &[30001]),
+        );
+        ix.replace(&svc("x"), None, Some(&x1), false);
+        // Two Services may hold the same value (a client's choice): one going frees nothing.
+        ix.replace(&svc("y"), None, Some(&spec("10.96.0.5", &[30000])), false);
+        assert!(ix.cluster_ip_taken("10.96.0.5") && !ix.cluster_ip_taken("10.96.0.6"));
+        ix.replace(&svc("y"), Some(&spec("10.96.0.5", &[30000])), None, false);
+        assert!(ix.cluster_ip_taken("10.96.0.5") && ix.node_port_taken(30000));
+        // An update releases what the old object held and takes what the new one holds.
+        ix.replace(&svc("x"), Some(&x1), Some(&x2), false);
+        assert!(!ix.cluster_ip_taken("10.96.0.5") && ix.cluster_ip_taken("10.96.0.6"));
+        assert!(!ix.node_port_taken(30000) && ix.node_port_taken(30001));
+        // Other resources' fields of the same name are not allocations.
+        ix.replace(
+            &key("a", "cm"),
+            None,
+            Some(&spec("10.96.0.7", &[30002])),
+            false,
+        );
+        assert!(!ix.cluster_ip_taken("10.96.0.7") && !ix.node_port_taken(30002));
+        ix.replace(&svc("x"), Some(&x2), None, false);
+        assert!(ix.cluster_ips.is_empty() && ix.node_ports.is_empty());
     }
 
     #[test]

@@ -16,14 +16,6 @@ const FIRST: u32 = (10 << 24) | (96 << 16) | 2;
 const SIZE: u32 = (1 << 20) - 3;
 const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
 
-fn used(store: &Store, field: impl Fn(&Value) -> Vec<String>) -> HashSet<String> {
-    store
-        .list("", "services", None)
-        .into_iter()
-        .flat_map(field)
-        .collect()
-}
-
 /// A stable start point per Service, so allocations do not depend on creation order.
 fn seed(obj: &Value) -> u32 {
     let key = format!(
@@ -75,16 +67,10 @@ pub fn service(store: &Store, obj: &mut Value, old: Option<&Value>) {
         .unwrap_or("")
         .to_string();
     let cluster_ip = if cluster_ip.is_empty() {
-        let taken = used(store, |s| {
-            s.pointer("/spec/clusterIP")
-                .and_then(Value::as_str)
-                .map(String::from)
-                .into_iter()
-                .collect()
-        });
+        // The stored Services' addresses are counted by the store's index.
         let chosen = (0..SIZE)
             .map(|i| ip(FIRST + (start + i) % SIZE))
-            .find(|candidate| !taken.contains(candidate))
+            .find(|candidate| !store.index.cluster_ip_taken(candidate))
             .unwrap_or_default();
         spec.insert("clusterIP".into(), json!(chosen));
         chosen
@@ -107,18 +93,10 @@ pub fn service(store: &Store, obj: &mut Value, old: Option<&Value>) {
         spec.insert("ipFamilyPolicy".into(), json!("SingleStack"));
     }
     if matches!(type_.as_str(), "NodePort" | "LoadBalancer") {
-        let mut taken: HashSet<i64> = used(store, |s| {
-            s.pointer("/spec/ports")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
-                .map(|n| n.to_string())
-                .collect()
-        })
-        .into_iter()
-        .filter_map(|s| s.parse().ok())
-        .collect();
+        // Stored Services' ports are counted by the store's index; this write's own are here.
+        let mut taken: HashSet<i64> = HashSet::new();
+        let free =
+            |n: &i64, taken: &HashSet<i64>| !taken.contains(n) && !store.index.node_port_taken(*n);
         let old_ports = old_spec
             .and_then(|s| s.get("ports"))
             .and_then(Value::as_array)
@@ -133,12 +111,81 @@ pub fn service(store: &Store, obj: &mut Value, old: Option<&Value>) {
                     o.get("port") == port.get("port") && o.get("protocol") == port.get("protocol")
                 });
                 let carried = same.and_then(|o| o.get("nodePort")).and_then(Value::as_i64);
-                let n = carried.or_else(|| NODE_PORTS.clone().find(|n| !taken.contains(n)));
+                let n = carried.or_else(|| NODE_PORTS.clone().find(|n| free(n, &taken)));
                 if let Some(n) = n {
                     taken.insert(n);
                     port.insert("nodePort".into(), json!(n));
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::store::{EventType, ObjKey};
+
+    fn key(name: &str) -> ObjKey {
+        ObjKey {
+            group: String::new(),
+            plural: "services".into(),
+            namespace: "a".into(),
+            name: name.into(),
+        }
+    }
+
+    fn service_named(name: &str, type_: &str, ports: &[i64]) -> Value {
+        let ports: Vec<Value> = ports
+            .iter()
+            .map(|p| json!({"port": p, "protocol": "TCP"}))
+            .collect();
+        json!({"metadata": {"namespace": "a", "name": name},
+            "spec": {"type": type_, "ports": ports}})
+    }
+
+    fn allocated(store: &Store, obj: &Value) -> Value {
+        let mut obj = obj.clone();
+        service(store, &mut obj, None);
+        obj["spec"].clone()
+    }
+
+    #[test]
+    fn the_first_free_address_from_the_seeded_start_is_chosen() {
+        let mut store = Store::new(100);
+        let x = service_named("x", "ClusterIP", &[80]);
+        let start = seed(&x) % SIZE;
+        let first = ip(FIRST + start);
+        assert_eq!(allocated(&store, &x)["clusterIP"], json!(first));
+        // Another Service holds it: the next address.
+        let mut other = service_named("other", "ClusterIP", &[80]);
+        other["spec"]["clusterIP"] = json!(first);
+        store.put(key("other"), other, EventType::Added);
+        let spec = allocated(&store, &x);
+        assert_eq!(spec["clusterIP"], json!(ip(FIRST + (start + 1) % SIZE)));
+        assert_eq!(spec["clusterIPs"], json!([spec["clusterIP"]]));
+        // It goes: the address is free again.
+        store.remove(&key("other"));
+        assert_eq!(allocated(&store, &x)["clusterIP"], json!(first));
+    }
+
+    #[test]
+    fn node_ports_are_the_lowest_free_ones_and_distinct_within_a_service() {
+        let mut store = Store::new(100);
+        let mut held = service_named("held", "NodePort", &[80]);
+        held["spec"]["clusterIP"] = json!("10.96.0.9");
+        held["spec"]["ports"][0]["nodePort"] = json!(30000);
+        store.put(key("held"), held, EventType::Added);
+        let spec = allocated(&store, &service_named("x", "NodePort", &[80, 443]));
+        let ports: Vec<&Value> = spec["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| &p["nodePort"])
+            .collect();
+        assert_eq!(ports, [&json!(30001), &json!(30002)]);
+        // A ClusterIP Service gets none.
+        let spec = allocated(&store, &service_named("y", "ClusterIP", &[80]));
+        assert!(spec["ports"][0].get("nodePort").is_none());
     }
 }
