@@ -27,7 +27,9 @@ use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use kube::core::cel::{CompiledSchema, RootContext, ValidationError, Validator, compile_schema};
+use kube::core::cel::{
+    CompiledSchema, RootContext, SchemaFormat, ValidationError, Validator, compile_schema,
+};
 use serde_json::{Map, Value};
 
 use crate::{FieldError, FieldErrorKind, go_quote, index, join};
@@ -147,7 +149,9 @@ impl Node {
         let rules = own.then(|| {
             let mut shallow = schema.clone();
             strip_descendant_rules(&mut shallow);
-            compile_schema(&shallow)
+            let mut compiled = compile_schema(&shallow);
+            trim(&mut compiled);
+            compiled
         });
         Some(Node {
             rules,
@@ -199,6 +203,63 @@ fn strip_descendant_rules(schema: &mut Value) {
             branches.iter_mut().for_each(strip_descendant_rules);
         }
     }
+}
+
+/// Drops from a node's compiled schema the descendants that kube-cel's walk would only convert
+/// to CEL values, evaluating nothing (their rules were stripped), and whose values convert
+/// exactly as kube-cel converts a value it has no schema for (`json_to_cel`: field names
+/// escaped, strings as strings). kube-cel 0.8's `walk_compiled` converts the subtree of every
+/// schema node it visits, so a rule on the root converted the whole object once per level of
+/// nesting: a tenth of the test API server's CPU after the memo (`perf`).
+///
+/// What the conversion reads from a node (kube-cel 0.8, `values::json_to_cel_with_compiled`,
+/// `defaults::apply_defaults_compiled`): `format` (date-time, duration and byte strings become
+/// timestamps, durations and bytes; int-or-string and none stay strings), `is_map` (a map's keys
+/// are not escaped), `embedded_resource` (type meta filled in), `default`, and which children
+/// are declared. A node none of that applies to, with no rules and no kept descendants,
+/// converts as schema-less; a declared property is only dropped when its parent has no
+/// `additionalProperties` schema, which its value would otherwise be converted with.
+fn trim(node: &mut CompiledSchema) {
+    if let Some(additional) = node.additional_properties.as_deref_mut() {
+        trim(additional);
+        if plain(additional) {
+            node.additional_properties = None;
+        }
+    }
+    let declared_only = node.additional_properties.is_none();
+    node.properties.retain(|_, child| {
+        trim(child);
+        !(declared_only && plain(child))
+    });
+    if let Some(items) = node.items.as_deref_mut() {
+        trim(items);
+        if plain(items) {
+            node.items = None;
+        }
+    }
+    for branch in node
+        .all_of
+        .iter_mut()
+        .chain(node.one_of.iter_mut())
+        .chain(node.any_of.iter_mut())
+    {
+        trim(branch);
+    }
+}
+
+/// A trimmed node that converts and defaults as no schema at all and evaluates nothing.
+fn plain(node: &CompiledSchema) -> bool {
+    node.validations.is_empty()
+        && matches!(node.format, SchemaFormat::None | SchemaFormat::IntOrString)
+        && !node.is_map
+        && !node.embedded_resource
+        && node.default.is_none()
+        && node.properties.is_empty()
+        && node.items.is_none()
+        && node.additional_properties.is_none()
+        && node.all_of.is_empty()
+        && node.one_of.is_empty()
+        && node.any_of.is_empty()
 }
 
 fn strip_all_rules(schema: &mut Value) {
@@ -530,6 +591,76 @@ mod tests {
         // Without an old value neither is a hit; the transition rule does not run.
         assert!(walked(&node, &five, None).is_empty());
         assert_eq!(memo_len(&node), after_first + 3);
+    }
+
+    /// Root rules that see each thing the conversion takes from the schema below the root.
+    fn conversion_schema() -> Value {
+        json!({"type": "object", "x-kubernetes-validations": [
+            {"rule": "self.metadata.name.matches('^[a-z]+$')"},
+            {"rule": "self.spec.when < timestamp('2030-01-01T00:00:00Z')"},
+            {"rule": "self.spec.wait > duration('1s')"},
+            {"rule": "size(self.spec.data) == 3"},
+            {"rule": "'a.b/c' in self.spec.labels"},
+            {"rule": "self.spec.nested.x__dash__y == 1 && self.spec.quantity == '1Gi'"},
+            {"rule": "self.spec.emb.kind == '' && self.spec.defaulted.v == 'dflt'"},
+            {"rule": "self.spec.list.all(i, i.at < timestamp('2030-01-01T00:00:00Z'))"},
+        ], "properties": {
+            "metadata": {"type": "object"},
+            "spec": {"type": "object", "properties": {
+                "when": {"type": "string", "format": "date-time"},
+                "wait": {"type": "string", "format": "duration"},
+                "data": {"type": "string", "format": "byte"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "nested": {"type": "object", "properties": {"x-y": {"type": "integer"}}},
+                "quantity": {"x-kubernetes-int-or-string": true},
+                "emb": {"type": "object", "x-kubernetes-embedded-resource": true,
+                    "x-kubernetes-preserve-unknown-fields": true},
+                "defaulted": {"type": "object", "properties": {
+                    "v": {"type": "string", "default": "dflt"}}},
+                "list": {"type": "array", "items": {"type": "object", "properties": {
+                    "at": {"type": "string", "format": "date-time"},
+                    "n": {"type": "integer"}}}},
+            }},
+        }})
+    }
+
+    #[test]
+    fn trimming_keeps_what_the_conversion_reads_and_the_outcome() {
+        let schema = conversion_schema();
+        let untrimmed = compile_schema(&schema);
+        let mut trimmed = compile_schema(&schema);
+        trim(&mut trimmed);
+        assert!(!trimmed.properties.contains_key("metadata"));
+        let spec = &trimmed.properties["spec"];
+        let kept: std::collections::BTreeSet<&str> =
+            spec.properties.keys().map(String::as_str).collect();
+        assert_eq!(
+            kept,
+            ["data", "defaulted", "emb", "labels", "list", "wait", "when"].into(),
+            "plain subtrees dropped"
+        );
+        assert!(spec.properties["list"].items.as_ref().is_some_and(|i| {
+            i.properties.contains_key("at") && !i.properties.contains_key("n")
+        }));
+        let passing = json!({"metadata": {"name": "x"}, "spec": {
+            "when": "2026-01-01T00:00:00Z", "wait": "5s", "data": "YWJj",
+            "labels": {"a.b/c": "1"}, "nested": {"x-y": 1}, "quantity": "1Gi",
+            "emb": {}, "defaulted": {}, "list": [{"at": "2026-01-01T00:00:00Z", "n": 1}]}});
+        let failing = json!({"metadata": {"name": "X"}, "spec": {
+            "when": "2031-01-01T00:00:00Z", "wait": "1s", "data": "YWJjZA==",
+            "labels": {"a": "1"}, "nested": {"x-y": 2}, "quantity": 1,
+            "emb": {"kind": "K"}, "defaulted": {"v": "other"},
+            "list": [{"at": "2031-01-01T00:00:00Z"}]}});
+        let messages = |compiled: &CompiledSchema, obj: &Value| -> Vec<String> {
+            evaluate(compiled, obj, None, None)
+                .into_iter()
+                .map(|e| e.message)
+                .collect()
+        };
+        assert!(messages(&untrimmed, &passing).is_empty());
+        assert!(messages(&trimmed, &passing).is_empty());
+        assert_eq!(messages(&untrimmed, &failing).len(), 8);
+        assert_eq!(messages(&trimmed, &failing), messages(&untrimmed, &failing));
     }
 
     #[test]
