@@ -429,7 +429,9 @@ fn validate_with_schema_id(
             Some(go_quote("null")),
             "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation".to_string(),
         ));
-    } else if !blocking {
+    } else if !blocking && cel::has_rules(schema, id) {
+        // Defaulting a copy of the old object is for the rules' `oldSelf`: schemas without
+        // rules (most built-in kinds') skip it.
         let old_defaulted = old.map(|o| {
             let mut o = o.clone();
             apply_defaults(schema, &mut o);
