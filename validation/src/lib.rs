@@ -515,55 +515,78 @@ fn prune(
     resource_root: bool,
     unknown: &mut Vec<String>,
 ) {
+    let mut buf = path.to_string();
+    prune_at(schema, value, &mut buf, resource_root, unknown);
+}
+
+/// `prune` with the path in a buffer that each level extends and truncates again: a path is
+/// only made into a string of its own for a field that is dropped (one allocation per field
+/// visited was a visible share of the test API server's CPU, `perf`).
+fn prune_at(
+    schema: &Value,
+    value: &mut Value,
+    path: &mut String,
+    resource_root: bool,
+    unknown: &mut Vec<String>,
+) {
+    let base = path.len();
     match value {
         Value::Object(map) => {
             let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
             let props = schema.get("properties").and_then(Value::as_object);
             let additional = schema.get("additionalProperties");
-            let keys: Vec<String> = map.keys().cloned().collect();
-            for key in keys {
-                let child_path = join(path, &key);
+            map.retain(|key, child| {
                 if resource_root && key == "metadata" {
-                    continue;
+                    return true;
                 }
                 let child_schema = props
-                    .and_then(|p| p.get(&key))
+                    .and_then(|p| p.get(key))
                     .or_else(|| additional.filter(|a| a.is_object()));
-                match child_schema {
+                push_key(path, base, key);
+                let keep = match child_schema {
+                    // Null in a non-nullable field is dropped before defaulting, as the
+                    // apiserver does, so that a default can take its place.
+                    Some(cs) if child.is_null() && !flag(cs, "nullable") => false,
                     Some(cs) => {
-                        // Null in a non-nullable field is dropped before defaulting, as the
-                        // apiserver does, so that a default can take its place.
-                        if map.get(&key).is_some_and(Value::is_null) && !flag(cs, "nullable") {
-                            map.remove(&key);
-                            continue;
-                        }
-                        if let Some(child) = map.get_mut(&key) {
-                            let embedded = flag(cs, "x-kubernetes-embedded-resource");
-                            prune(cs, child, &child_path, embedded, unknown);
-                        }
+                        let embedded = flag(cs, "x-kubernetes-embedded-resource");
+                        prune_at(cs, child, path, embedded, unknown);
+                        true
                     }
                     None => {
                         let allowed = preserve
                             || additional.and_then(Value::as_bool) == Some(true)
-                            || is_meta_key(&key, resource_root);
+                            || is_meta_key(key, resource_root);
                         if !allowed {
-                            map.remove(&key);
-                            unknown.push(child_path);
+                            unknown.push(path.clone());
                         }
+                        allowed
                     }
-                }
-            }
+                };
+                path.truncate(base);
+                keep
+            });
         }
         Value::Array(items) => {
             if let Some(item_schema) = schema.get("items") {
                 let embedded = flag(item_schema, "x-kubernetes-embedded-resource");
                 for (i, item) in items.iter_mut().enumerate() {
-                    prune(item_schema, item, &index(path, i), embedded, unknown);
+                    use std::fmt::Write as _;
+                    let _ = write!(path, "[{i}]");
+                    prune_at(item_schema, item, path, embedded, unknown);
+                    path.truncate(base);
                 }
             }
         }
         _ => {}
     }
+}
+
+/// Appends `.key` (or `key` at the root) to the path whose own length is `base`.
+fn push_key(path: &mut String, base: usize, key: &str) {
+    if base > 0 {
+        path.push('.');
+    }
+    path.push_str(key);
 }
 
 /// The JSON type name the apiserver uses in messages (`"string"`, `"object"`, ...).
@@ -696,15 +719,20 @@ thread_local! {
 fn pattern_matches(pattern: &str, s: &str) -> Option<bool> {
     REGEX_CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
-        let re = cache
-            .entry(pattern.to_string())
-            .or_insert_with(|| Regex::new(pattern).ok());
-        re.as_ref().map(|re| re.is_match(s))
+        if let Some(re) = cache.get(pattern) {
+            return re.as_ref().map(|re| re.is_match(s));
+        }
+        let re = Regex::new(pattern).ok();
+        let matched = re.as_ref().map(|re| re.is_match(s));
+        cache.insert(pattern.to_string(), re);
+        matched
     })
 }
 
 fn check_string(schema: &Value, s: &str, path: &str, errors: &mut Vec<FieldError>) {
-    let quoted = Some(go_quote(s));
+    // Printed only with an error: quoting every string checked was a visible share of the
+    // test API server's CPU (`perf`).
+    let quoted = || Some(go_quote(s));
     // The apiserver counts characters, not bytes, for minLength/maxLength.
     let len = s.chars().count() as u64;
     if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
@@ -723,7 +751,7 @@ fn check_string(schema: &Value, s: &str, path: &str, errors: &mut Vec<FieldError
         errors.push(FieldError::new(
             path,
             FieldErrorKind::Invalid,
-            quoted.clone(),
+            quoted(),
             format!("{path} in body should be at least {min} chars long"),
         ));
     }
@@ -733,13 +761,13 @@ fn check_string(schema: &Value, s: &str, path: &str, errors: &mut Vec<FieldError
             Some(false) => errors.push(FieldError::new(
                 path,
                 FieldErrorKind::Invalid,
-                quoted.clone(),
+                quoted(),
                 format!("{path} in body should match '{pattern}'"),
             )),
             None => errors.push(FieldError::new(
                 path,
                 FieldErrorKind::Invalid,
-                quoted.clone(),
+                quoted(),
                 format!("the schema pattern '{pattern}' does not compile"),
             )),
         }
@@ -750,7 +778,7 @@ fn check_string(schema: &Value, s: &str, path: &str, errors: &mut Vec<FieldError
         errors.push(FieldError::new(
             path,
             FieldErrorKind::Invalid,
-            quoted,
+            quoted(),
             format!("{path} in body must be of type {format}: {}", go_quote(s)),
         ));
     }
@@ -873,8 +901,13 @@ fn check_array(schema: &Value, items: &[Value], path: &str, errors: &mut Vec<Fie
     check_list_type(schema, items, path, errors);
     if let Some(item_schema) = schema.get("items") {
         let embedded = flag(item_schema, "x-kubernetes-embedded-resource");
+        // One path buffer for all items rather than a string per item (`perf`).
+        let mut item_path = String::with_capacity(path.len() + 8);
         for (i, item) in items.iter().enumerate() {
-            check(item_schema, item, &index(path, i), embedded, errors);
+            use std::fmt::Write as _;
+            item_path.clear();
+            let _ = write!(item_path, "{path}[{i}]");
+            check(item_schema, item, &item_path, embedded, errors);
         }
     }
 }
@@ -950,6 +983,8 @@ fn check_object(
     );
     let props = schema.get("properties").and_then(Value::as_object);
     let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+    // One path buffer for all fields rather than a string per field (`perf`).
+    let mut child_path = String::with_capacity(path.len() + 32);
     for (key, child) in map {
         if resource_root && key == "metadata" {
             continue;
@@ -957,7 +992,10 @@ fn check_object(
         let child_schema = props.and_then(|p| p.get(key)).or(additional);
         if let Some(cs) = child_schema {
             let embedded = flag(cs, "x-kubernetes-embedded-resource");
-            check(cs, child, &join(path, key), embedded, errors);
+            child_path.clear();
+            child_path.push_str(path);
+            push_key(&mut child_path, path.len(), key);
+            check(cs, child, &child_path, embedded, errors);
         }
     }
 }
