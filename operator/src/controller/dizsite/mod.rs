@@ -6,6 +6,7 @@ pub mod rollout;
 pub mod select;
 pub mod status;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
-use kube::core::ApiResource;
+use kube::core::{ApiResource, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizer, finalizer};
@@ -299,30 +300,49 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                 })
                 .collect();
             let kinds = last_applied::kinds();
+            // Each child applied last as the cache holds it now, read once: for the decision,
+            // and on a skip for the status.
+            let mut cached: HashMap<(u8, &str), Arc<DynamicObject>> = last
+                .iter()
+                .flat_map(|l| l.children.iter())
+                .filter_map(|c| {
+                    let ar = kinds.get(usize::from(c.kind))?;
+                    Some(((c.kind, c.name.as_str()), cache.child(ar, ns, &c.name)?))
+                })
+                .collect();
             let decision = last_applied::decide(
                 last.as_deref(),
                 inputs,
-                |c| {
-                    let ar = kinds.get(usize::from(c.kind))?;
-                    last_applied::Hashes::of(&*cache.child(ar, ns, &c.name)?)
-                },
+                |c| last_applied::Hashes::of(cached.get(&(c.kind, c.name.as_str()))?),
                 &present,
             );
             tracing::trace!(site = %memo_key, ?decision, "render decision");
-            match decision {
-                last_applied::Render::Skip => last,
+            match (decision, &last) {
+                (last_applied::Render::Skip, Some(l)) => {
+                    // The skip found every child cached (rule 3).
+                    let live = l
+                        .children
+                        .iter()
+                        .filter_map(|c| {
+                            let ar = kinds.get(usize::from(c.kind))?;
+                            let obj = cached.remove(&(c.kind, c.name.as_str()))?;
+                            Some((ar.clone(), Arc::unwrap_or_clone(obj)))
+                        })
+                        .collect();
+                    Some((l.clone(), live))
+                }
                 _ => None,
             }
         }
         None => None,
     };
     let built = match (deploy, unchanged) {
-        (Some(release), Some(last)) => {
+        (Some(release), Some((last, live))) => {
             // Nothing to build: the last render said this, and its children are as applied.
             Some((
                 release.name.clone(),
                 (last.notices.clone(), last.reporting.clone()),
-                Children::AsLastApplied(last),
+                Children::AsLastApplied(live),
             ))
         }
         (Some(release), None) => {
@@ -445,7 +465,10 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
                         }
                     }
                 }
-                Children::AsLastApplied(last) => unchanged_outcome(ctx.cache(), ns, &last),
+                Children::AsLastApplied(live) => apply::ApplyOutcome {
+                    live,
+                    ..Default::default()
+                },
             };
             if !outcome.applied.is_empty() || !outcome.deleted.is_empty() {
                 let note = format!(
@@ -580,34 +603,11 @@ async fn apply_site(site: &DizSite, ns: &str, ctx: &Context) -> Result<Action, E
     )))
 }
 
-/// What a reconcile deploys: the children it just rendered, or those of the last apply, which
-/// nothing has changed since (`last_applied::decide`).
+/// What a reconcile deploys: the children it just rendered, or those of the last apply as the
+/// cache holds them now, which nothing has changed since (`last_applied::decide`).
 enum Children {
     Rendered(Vec<catalog::Child>),
-    AsLastApplied(std::sync::Arc<last_applied::LastApplied>),
-}
-
-/// The children applied last, as the cache holds them now: what a reconcile that skips the
-/// render reports on.
-fn unchanged_outcome(
-    cache: &super::cache::Cache,
-    ns: &str,
-    last: &last_applied::LastApplied,
-) -> apply::ApplyOutcome {
-    let kinds = last_applied::kinds();
-    let live = last
-        .children
-        .iter()
-        .filter_map(|c| {
-            let ar = kinds.get(usize::from(c.kind))?;
-            let obj = cache.child(ar, ns, &c.name)?;
-            Some((ar.clone(), (*obj).clone()))
-        })
-        .collect();
-    apply::ApplyOutcome {
-        live,
-        ..Default::default()
-    }
+    AsLastApplied(Vec<(ApiResource, DynamicObject)>),
 }
 
 /// A transient error interrupted applying: the status still reports the plan (the record was
