@@ -200,19 +200,13 @@ where
     fn for_namespace(&self, ns: &str) -> Option<&Store<K>> {
         self.stores
             .iter()
-            .find(|(s, _)| match s {
-                Scope::AllNamespaces => true,
-                Scope::Namespace(n) => n == ns,
-            })
+            .find(|(s, _)| s.covers(ns))
             .map(|(_, st)| st)
     }
 
     /// The objects labelled as `site`'s in `ns`, through the index (unindexed kinds: none).
     fn of_site(&self, ns: &str, site: &str) -> Vec<Arc<K>> {
-        let Some(i) = self.stores.iter().position(|(s, _)| match s {
-            Scope::AllNamespaces => true,
-            Scope::Namespace(n) => n == ns,
-        }) else {
+        let Some(i) = self.stores.iter().position(|(s, _)| s.covers(ns)) else {
             return Vec::new();
         };
         let (Some((_, store)), Some(index)) = (self.stores.get(i), self.indexes.get(i)) else {
@@ -224,15 +218,7 @@ where
             .filter_map(|name| {
                 store.get(&ObjectRef::new_with(&name, self.dyntype.clone()).within(ns))
             })
-            // The store may already hold a newer version the index has not seen yet.
-            .filter(|o| {
-                o.meta()
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(SITE_LABEL))
-                    .map(String::as_str)
-                    == Some(site)
-            })
+            .filter(|o| labelled_as(o.meta(), site))
             .collect()
     }
 
@@ -247,6 +233,22 @@ where
     }
 }
 
+/// Whether an object found through a [`SiteIndex`] is still labelled as `site`'s: the store may
+/// already hold a newer version the index has not seen yet.
+fn labelled_as(meta: &kube::core::ObjectMeta, site: &str) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(SITE_LABEL))
+        .map(String::as_str)
+        == Some(site)
+}
+
+/// `namespace/name@resourceVersion`: how [`Cache::wait_consistent`] compares a store with a
+/// list.
+pub fn version_key(ns: &str, name: &str, resource_version: &str) -> String {
+    format!("{ns}/{name}@{resource_version}")
+}
+
 /// The compact stores of one child kind, one per watched scope (see `child_store.rs`).
 struct ScopedChildren {
     what: String,
@@ -257,10 +259,7 @@ struct ScopedChildren {
 
 impl ScopedChildren {
     fn position(&self, ns: &str) -> Option<usize> {
-        self.stores.iter().position(|(s, _)| match s {
-            Scope::AllNamespaces => true,
-            Scope::Namespace(n) => n == ns,
-        })
+        self.stores.iter().position(|(s, _)| s.covers(ns))
     }
 
     fn get(&self, ns: &str, name: &str) -> Option<Arc<DynamicObject>> {
@@ -280,15 +279,7 @@ impl ScopedChildren {
             .names(ns, site)
             .into_iter()
             .filter_map(|name| store.get(ns, &name))
-            // The store may already hold a newer version the index has not seen yet.
-            .filter(|o| {
-                o.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(SITE_LABEL))
-                    .map(String::as_str)
-                    == Some(site)
-            })
+            .filter(|o| labelled_as(&o.metadata, site))
             .collect()
     }
 
@@ -1021,11 +1012,10 @@ impl Cache {
                 .into_iter()
                 .map(|o| {
                     let m = o.as_ref().meta();
-                    format!(
-                        "{}/{}@{}",
-                        m.namespace.clone().unwrap_or_default(),
-                        m.name.clone().unwrap_or_default(),
-                        m.resource_version.clone().unwrap_or_default()
+                    version_key(
+                        m.namespace.as_deref().unwrap_or_default(),
+                        m.name.as_deref().unwrap_or_default(),
+                        m.resource_version.as_deref().unwrap_or_default(),
                     )
                 })
                 .collect();
@@ -1369,56 +1359,48 @@ impl serde::Serialize for MetaView<'_> {
             uid,
         } = self.0;
         let mut map = s.serialize_map(None)?;
-        if let Some(a) = annotations {
-            let kept = a.iter().filter(|(k, _)| k.as_str() != LIVE_HASH);
-            map.serialize_entry("annotations", &Entries(std::cell::Cell::new(Some(kept))))?;
-        }
-        if let Some(v) = creation_timestamp {
-            map.serialize_entry("creationTimestamp", v)?;
-        }
-        if let Some(v) = deletion_grace_period_seconds {
-            map.serialize_entry("deletionGracePeriodSeconds", v)?;
-        }
-        if let Some(v) = deletion_timestamp {
-            map.serialize_entry("deletionTimestamp", v)?;
-        }
-        if let Some(v) = finalizers {
-            map.serialize_entry("finalizers", v)?;
-        }
-        if let Some(v) = generate_name {
-            map.serialize_entry("generateName", v)?;
-        }
-        if let Some(v) = labels {
-            map.serialize_entry("labels", v)?;
-        }
-        if let Some(v) = name {
-            map.serialize_entry("name", v)?;
-        }
-        if let Some(v) = namespace {
-            map.serialize_entry("namespace", v)?;
-        }
-        if let Some(v) = owner_references {
-            map.serialize_entry("ownerReferences", v)?;
-        }
-        if let Some(v) = self_link {
-            map.serialize_entry("selfLink", v)?;
-        }
-        if let Some(v) = uid {
-            map.serialize_entry("uid", v)?;
-        }
+        entry(
+            &mut map,
+            "annotations",
+            &annotations.as_ref().map(WithoutLiveHash),
+        )?;
+        entry(&mut map, "creationTimestamp", creation_timestamp)?;
+        entry(
+            &mut map,
+            "deletionGracePeriodSeconds",
+            deletion_grace_period_seconds,
+        )?;
+        entry(&mut map, "deletionTimestamp", deletion_timestamp)?;
+        entry(&mut map, "finalizers", finalizers)?;
+        entry(&mut map, "generateName", generate_name)?;
+        entry(&mut map, "labels", labels)?;
+        entry(&mut map, "name", name)?;
+        entry(&mut map, "namespace", namespace)?;
+        entry(&mut map, "ownerReferences", owner_references)?;
+        entry(&mut map, "selfLink", self_link)?;
+        entry(&mut map, "uid", uid)?;
         map.end()
     }
 }
 
-/// Map entries serialized once from an iterator.
-struct Entries<I>(std::cell::Cell<Option<I>>);
+/// A map entry for a field that is set; none for one that is not (as ObjectMeta encodes).
+fn entry<M: serde::ser::SerializeMap, T: serde::Serialize>(
+    map: &mut M,
+    key: &str,
+    value: &Option<T>,
+) -> Result<(), M::Error> {
+    match value {
+        Some(v) => map.serialize_entry(key, v),
+        None => Ok(()),
+    }
+}
 
-impl<'a, I> serde::Serialize for Entries<I>
-where
-    I: Iterator<Item = (&'a String, &'a String)>,
-{
+/// Annotations without the cache's own [`LIVE_HASH`].
+struct WithoutLiveHash<'a>(&'a BTreeMap<String, String>);
+
+impl serde::Serialize for WithoutLiveHash<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.take().into_iter().flatten())
+        s.collect_map(self.0.iter().filter(|(k, _)| k.as_str() != LIVE_HASH))
     }
 }
 

@@ -22,13 +22,12 @@ use kube::core::{ApiResource, DynamicObject, ObjectMeta, TypeMeta};
 use kube::runtime::watcher;
 use serde_json::Value;
 
-use super::cache::{KEPT_LABELS, LIVE_HASH};
+use super::cache::{KEPT_LABELS, LIVE_HASH, version_key};
 use super::diff::DESIRED_HASH_ANNOTATION;
 
-/// A trimmed child without its maps.
+/// A trimmed child without its maps; its namespace and name are the store's key.
 #[derive(Debug, PartialEq)]
 pub struct CompactChild {
-    name: String,
     resource_version: Option<String>,
     generation: Option<i64>,
     typed: bool,
@@ -94,8 +93,9 @@ impl CompactChild {
             managed_fields: m.managed_fields.clone(),
             ..ObjectMeta::default()
         };
+        // Only a named object has a key to be found by.
+        m.name.as_ref()?;
         Some(Self {
-            name: m.name.clone()?,
             resource_version: m.resource_version.clone(),
             generation: m.generation,
             typed: obj.types.is_some(),
@@ -109,9 +109,9 @@ impl CompactChild {
     }
 
     /// The trimmed object again, as `from_trimmed` read it.
-    pub fn to_object(&self, ar: &ApiResource, namespace: &str) -> DynamicObject {
+    pub fn to_object(&self, ar: &ApiResource, namespace: &str, name: &str) -> DynamicObject {
         let mut metadata = self.rest.as_deref().cloned().unwrap_or_default();
-        metadata.name = Some(self.name.clone());
+        metadata.name = Some(name.to_string());
         metadata.namespace = Some(namespace.to_string());
         metadata.resource_version = self.resource_version.clone();
         metadata.generation = self.generation;
@@ -172,9 +172,9 @@ impl Stored {
         }
     }
 
-    fn object(&self, ar: &ApiResource, ns: &str) -> Arc<DynamicObject> {
+    fn object(&self, ar: &ApiResource, ns: &str, name: &str) -> Arc<DynamicObject> {
         match self {
-            Stored::Compact(c) => Arc::new(c.to_object(ar, ns)),
+            Stored::Compact(c) => Arc::new(c.to_object(ar, ns, name)),
             Stored::Whole(o) => o.clone(),
         }
     }
@@ -259,7 +259,7 @@ impl ChildStore {
     pub fn get(&self, ns: &str, name: &str) -> Option<Arc<DynamicObject>> {
         let live = self.live.read().unwrap_or_else(|p| p.into_inner());
         live.get(&(ns.to_string(), name.to_string()))
-            .map(|s| s.object(&self.ar, ns))
+            .map(|s| s.object(&self.ar, ns, name))
     }
 
     pub fn len(&self) -> usize {
@@ -274,9 +274,7 @@ impl ChildStore {
     pub fn versions(&self) -> Vec<String> {
         let live = self.live.read().unwrap_or_else(|p| p.into_inner());
         live.iter()
-            .map(|((ns, name), s)| {
-                format!("{ns}/{name}@{}", s.resource_version().unwrap_or_default())
-            })
+            .map(|((ns, name), s)| version_key(ns, name, s.resource_version().unwrap_or_default()))
             .collect()
     }
 }
@@ -343,6 +341,7 @@ mod tests {
         for (i, trimmed) in cases.into_iter().enumerate() {
             let c = CompactChild::from_trimmed(&trimmed).expect("compact");
             let ns = trimmed.metadata.namespace.clone().unwrap_or_default();
+            let name = trimmed.metadata.name.clone().unwrap_or_default();
             let kind = ApiResource {
                 kind: trimmed
                     .types
@@ -356,7 +355,7 @@ mod tests {
                     .unwrap_or_default(),
                 ..ar()
             };
-            assert_eq!(c.to_object(&kind, &ns), trimmed, "case {i}");
+            assert_eq!(c.to_object(&kind, &ns, &name), trimmed, "case {i}");
         }
     }
 

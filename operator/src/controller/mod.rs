@@ -175,6 +175,14 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Whether objects of namespace `ns` are in this scope.
+    pub fn covers(&self, ns: &str) -> bool {
+        match self {
+            Scope::AllNamespaces => true,
+            Scope::Namespace(n) => n == ns,
+        }
+    }
+
     /// One scope per namespace, or all namespaces when none is named. kube's `Controller` watches
     /// through one `Api`, which is either one namespace or all of them, so several namespaces
     /// take one controller each. Blank entries (a trailing comma in `WATCH_NAMESPACES`) and
